@@ -1,0 +1,92 @@
+package config
+
+import "time"
+
+// Skill is a validated skill specification: everything a build or a run
+// needs to know, with no flags, files or environment left to read.
+type Skill struct {
+	// ID is the skill's identifier (lowercase letters, digits, '-', '_', '.').
+	ID string `json:"id"`
+	// Version is a positive integer or dotted numbers ("3", "1.2.0").
+	Version string `json:"version"`
+	// Repo is the image repository name; the tag is Repo:ID-vVersion.
+	Repo string `json:"repo"`
+	// Base is a fully-qualified image reference with a python3 on PATH.
+	Base string `json:"base"`
+	// Requirements are the validated PEP 508 requirement lines.
+	Requirements []Requirement `json:"requirements"`
+	// Index says where packages come from.
+	Index Index `json:"index"`
+	// Build limits apply to every build step that runs package code.
+	Build BuildLimits `json:"build"`
+	// Run limits apply to skill code executed by `skillbuild run`.
+	Run RunLimits `json:"run"`
+	// Policy is the vulnerability policy.
+	Policy Policy `json:"policy"`
+}
+
+// Requirement is one PEP 508 requirement line.
+type Requirement struct {
+	// Line is the 1-based line number in Source (0 for command-line args).
+	Line int `json:"line,omitempty"`
+	// Source names where the line came from (a file path or "args").
+	Source string `json:"source,omitempty"`
+	// Raw is the requirement as written, trimmed of comments and blanks.
+	Raw string `json:"raw"`
+	// Name is the PEP 503-normalized project name.
+	Name string `json:"name"`
+	// Extras in the order written.
+	Extras []string `json:"extras,omitempty"`
+	// Specifier is the version specifier set, e.g. ">=1.0,<2".
+	Specifier string `json:"specifier,omitempty"`
+	// Marker is the environment marker, without the leading ';'.
+	Marker string `json:"marker,omitempty"`
+}
+
+// Index is the package-index configuration. It never comes from the
+// requirement lines themselves.
+type Index struct {
+	URL        string   `json:"url,omitempty"`         // --index-url; empty means PyPI
+	ExtraURLs  []string `json:"extra_urls,omitempty"`  // --extra-index-url
+	FindLinks  []string `json:"find_links,omitempty"`  // local wheel directories (absolute paths)
+	AllowSdist bool     `json:"allow_sdist,omitempty"` // allow source distributions
+}
+
+// BuildLimits bound the build steps that run package code.
+type BuildLimits struct {
+	MemoryBytes int64         `json:"memory_bytes"`
+	CPUs        float64       `json:"cpus"`
+	Pids        int64         `json:"pids"`
+	Timeout     time.Duration `json:"timeout"`
+}
+
+// RunLimits bound a single run of skill code.
+type RunLimits struct {
+	MemoryBytes      int64         `json:"memory_bytes"`
+	CPUs             float64       `json:"cpus"`
+	Pids             int64         `json:"pids"`
+	Timeout          time.Duration `json:"timeout"`
+	TmpfsBytes       int64         `json:"tmpfs_bytes"`
+	OutputLimitBytes int64         `json:"output_limit_bytes"`
+}
+
+// Policy is the vulnerability policy for a skill.
+type Policy struct {
+	NoScan       bool          `json:"no_scan,omitempty"`
+	MinSeverity  string        `json:"min_severity,omitempty"` // "", low, medium, high, critical
+	Allow        []AllowEntry  `json:"allow,omitempty"`
+	AllowStaleDB bool          `json:"allow_stale_db,omitempty"`
+	WarnAge      time.Duration `json:"warn_age,omitempty"`
+	MaxAge       time.Duration `json:"max_age,omitempty"`
+}
+
+// AllowEntry accepts one known vulnerability until it expires.
+type AllowEntry struct {
+	ID      string    `json:"id"`
+	Package string    `json:"package,omitempty"`
+	Reason  string    `json:"reason"`
+	Expires time.Time `json:"expires"`
+}
+
+// Tag is the image reference of the skill, Repo:ID-vVersion.
+func (s Skill) Tag() string { return s.Repo + ":" + s.ID + "-v" + s.Version }

@@ -1,0 +1,76 @@
+// Command skillbuild builds a container image per agent skill from its
+// Python requirements with an embedded BuildKit, refuses vulnerable
+// dependency sets, and runs skill code in those images through containerd.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containerd/errdefs"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes. They are part of the CLI contract (see README).
+const (
+	exitOK         = 0
+	exitFailed     = 1  // the build or run failed
+	exitBadInput   = 2  // invalid flags, skill.yaml or requirements
+	exitVulnerable = 3  // refused: known vulnerabilities
+	exitNotFound   = 4  // image, skill or database not found
+	exitTempFail   = 75 // temporary: containerd unreachable, lock busy; try again
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "skillbuild",
+		Usage: "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "address", Value: "/run/containerd/containerd.sock", EnvVars: []string{"CONTAINERD_ADDRESS"}, Usage: "containerd socket"},
+			&cli.StringFlag{Name: "namespace", Value: "skillbuild", EnvVars: []string{"SKILLBUILD_NAMESPACE"}, Usage: "containerd namespace"},
+			&cli.StringFlag{Name: "root", Value: "/var/lib/skillbuild", EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory"},
+			&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
+		},
+		Commands:        commands(),
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // errors are printed once, in main
+	}
+	err := app.Run(os.Args)
+	os.Exit(report(err))
+}
+
+// report prints err once on stderr (unless it was already reported) and maps
+// it to the process exit code.
+func report(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "skillbuild:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(os.Stderr, "skillbuild:", err)
+	return exitCode(err)
+}
+
+// exitCode classifies an error into an exit code.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case isVulnerable(err):
+		return exitVulnerable
+	case errdefs.IsInvalidArgument(err):
+		return exitBadInput
+	case errdefs.IsNotFound(err):
+		return exitNotFound
+	case errdefs.IsUnavailable(err), errdefs.IsAborted(err):
+		return exitTempFail
+	default:
+		return exitFailed
+	}
+}
