@@ -1,0 +1,52 @@
+// Package pyindex builds Python package fixtures in pure Go and serves them
+// from a local PEP 503 "simple" index, so integration tests and benchmarks
+// can install packages without PyPI and without a Python toolchain to build
+// them.
+//
+// Building:
+//
+//	BuildWheel(dir string, w Wheel) (path string, err error)
+//	BuildSdist(dir string, s Sdist) (path string, err error)
+//	GenerateSet(dir, prefix string, n int) ([]string, error)
+//	CopyDebianWheels(dst string) ([]string, error)
+//
+// BuildWheel writes a PEP 427 wheel (name-version-py3-none-any.whl) with a
+// package, extra files, METADATA, WHEEL, entry_points.txt and a RECORD whose
+// hashes and sizes match. BuildSdist writes name-version.tar.gz with PKG-INFO
+// and a setup.py (ConnectProbe makes a setup.py prelude that records whether
+// a TCP connection succeeded). Both are deterministic: the same input gives
+// the same bytes, and so the same sha256. GenerateSet writes n small distinct
+// wheels for tests that need many packages. CopyDebianWheels copies Debian's
+// pip, setuptools and wheel wheels (the build backend an sdist needs under
+// build isolation) into an index directory.
+//
+// Serving:
+//
+//	Serve(dir string, opts ...Opt) (*Server, error)
+//	WithoutCoreMetadata() Opt        // no PEP 658 metadata files (pip downloads wheels to resolve)
+//	(*Server).URL() string           // http://127.0.0.1:PORT/simple
+//	(*Server).Addr() string          // 127.0.0.1:PORT
+//	(*Server).Requests() []string    // every request path, in order
+//	(*Server).Downloads() []string   // distribution files served (not .metadata, not 404s)
+//	(*Server).ResetRequests()
+//	(*Server).Close() error
+//
+// The server rescans dir on every request, so tests may add files after it
+// started. It serves:
+//
+//	/simple/                      links to every project (PEP 503-normalized names)
+//	/simple/<name>/               one anchor per file: href="../../files/<file>#sha256=<hex>",
+//	                              data-requires-python when the metadata has Requires-Python,
+//	                              and, for wheels, PEP 658/714 data-dist-info-metadata and
+//	                              data-core-metadata so pip can resolve without downloading
+//	/files/<file>                 the distribution file
+//	/files/<wheel>.metadata       the wheel's METADATA (PEP 658)
+//
+// pip 23.0.x (Debian 12's) rejects PEP 658 metadata whose Name is spelled
+// differently from the requirement ("Foo.Bar" asked for as "foo-bar"); see
+// WithoutCoreMetadata.
+//
+// A project page requested under a non-normalized name, or without its
+// trailing slash, redirects (301) to the normalized URL, as PyPI does; an
+// unknown project is 404.
+package pyindex
