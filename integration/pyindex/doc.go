@@ -23,7 +23,7 @@
 // Serving:
 //
 //	Serve(dir string, opts ...Opt) (*Server, error)
-//	WithoutCoreMetadata() Opt        // no PEP 658 metadata files (pip downloads wheels to resolve)
+//	WithCoreMetadata() Opt           // also serve wheels' METADATA (PEP 658/714), like PyPI
 //	(*Server).URL() string           // http://127.0.0.1:PORT/simple
 //	(*Server).Addr() string          // 127.0.0.1:PORT
 //	(*Server).Requests() []string    // every request path, in order
@@ -36,15 +36,10 @@
 //
 //	/simple/                      links to every project (PEP 503-normalized names)
 //	/simple/<name>/               one anchor per file: href="../../files/<file>#sha256=<hex>",
-//	                              data-requires-python when the metadata has Requires-Python,
-//	                              and, for wheels, PEP 658/714 data-dist-info-metadata and
-//	                              data-core-metadata so pip can resolve without downloading
+//	                              and data-requires-python when the metadata has Requires-Python
 //	/files/<file>                 the distribution file
-//	/files/<wheel>.metadata       the wheel's METADATA (PEP 658)
-//
-// pip 23.0.x (Debian 12's) rejects PEP 658 metadata whose Name is spelled
-// differently from the requirement ("Foo.Bar" asked for as "foo-bar"); see
-// WithoutCoreMetadata.
+//	/files/<wheel>.metadata       with WithCoreMetadata: the wheel's METADATA (PEP 658), and
+//	                              the anchors carry data-dist-info-metadata/data-core-metadata
 //
 // A project page requested under a non-normalized name, or without its
 // trailing slash, redirects (301) to the normalized URL, as PyPI does; an

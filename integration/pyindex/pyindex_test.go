@@ -284,11 +284,14 @@ func TestServe(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644))
 
-	s, err := Serve(dir)
+	s, err := Serve(dir, WithCoreMetadata())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	base := "http://" + s.Addr()
 	assert.Equal(t, base+"/simple", s.URL())
+	plain, err := Serve(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = plain.Close() })
 
 	code, hdr, body := get(t, s.URL()+"/")
 	require.Equal(t, http.StatusOK, code)
@@ -305,6 +308,13 @@ func TestServe(t *testing.T) {
 		`" data-core-metadata="sha256=`+hex.EncodeToString(metaSum[:])+`">foo_bar-1.0-py3-none-any.whl</a>`)
 	assert.Contains(t, body, `<a href="../../files/foo_bar-0.9.tar.gz#sha256=`+sha256Hex(t, sd)+`">foo_bar-0.9.tar.gz</a>`,
 		"no data-requires-python without Requires-Python")
+
+	code, _, body = get(t, plain.URL()+"/foo-bar/")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `<a href="../../files/foo_bar-1.0-py3-none-any.whl#sha256=`+sha256Hex(t, whl)+
+		`" data-requires-python="&gt;=3.8,&lt;4">foo_bar-1.0-py3-none-any.whl</a>`, "plain PEP 503 without WithCoreMetadata")
+	code, _, _ = get(t, "http://"+plain.Addr()+"/files/foo_bar-1.0-py3-none-any.whl.metadata")
+	assert.Equal(t, http.StatusNotFound, code)
 
 	for _, tc := range []struct{ path, location string }{
 		{"/simple/Foo_Bar/", "/simple/foo-bar/"},
@@ -423,9 +433,9 @@ func TestPipDownload(t *testing.T) {
 		dist string // Name in METADATA
 		req  string // as asked for
 	}{
-		{name: "core metadata", dist: "down-load", req: "down-load==3.1"},
+		{name: "plain", dist: "Down.Load", req: "down-load==3.1"},
 		// pip 23.0 wants PEP 658 metadata to spell the name as asked.
-		{name: "no core metadata", opts: []Opt{WithoutCoreMetadata()}, dist: "Down.Load", req: "down-load==3.1"},
+		{name: "core metadata", opts: []Opt{WithCoreMetadata()}, dist: "down-load", req: "down-load==3.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -454,11 +464,11 @@ func TestPipResolvesTransitiveDependency(t *testing.T) {
 		libReq       string
 		wantMetadata bool
 	}{
+		{name: "plain", libReq: "Lib_Core>=1.0"},
 		// pip reads dependencies from the PEP 658 metadata files. (pip
 		// 23.0 still downloads every wheel afterwards, even with --dry-run,
 		// so the test does not assert that nothing was downloaded.)
-		{name: "core metadata", libReq: "lib-core>=1.0", wantMetadata: true},
-		{name: "no core metadata", opts: []Opt{WithoutCoreMetadata()}, libReq: "Lib_Core>=1.0"},
+		{name: "core metadata", opts: []Opt{WithCoreMetadata()}, libReq: "lib-core>=1.0", wantMetadata: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

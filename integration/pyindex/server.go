@@ -44,18 +44,21 @@ type Server struct {
 // Opt configures Serve.
 type Opt func(*Server) error
 
-// WithoutCoreMetadata stops the index from offering wheels' METADATA as
-// separate files (PEP 658/714), so pip has to download each wheel to read
-// its dependencies, as with an index that predates PEP 658. By default the
-// metadata is offered, as PyPI does.
+// WithCoreMetadata makes the index offer each wheel's METADATA as a
+// separate file, /files/<wheel>.metadata, announced on the project page with
+// data-dist-info-metadata (PEP 658) and data-core-metadata (PEP 714), as
+// PyPI does. Without it the index is plain PEP 503 and pip downloads a wheel
+// to read its dependencies.
 //
-// pip 23.0.x (Debian 12's) then checks that the Name in METADATA equals the
-// requirement as the user spelled it, not its normalized form, and rejects a
-// wheel whose METADATA says "Foo.Bar" when asked for "foo-bar"; later pips
-// compare normalized names. This option works around that old behaviour.
-func WithoutCoreMetadata() Opt {
+// Two pip 23.0.x behaviours (Debian 12's pip) show with it: pip checks that
+// the Name in METADATA equals the requirement as spelled, not normalized, so
+// it rejects a wheel whose METADATA says "Foo.Bar" when asked for "foo-bar";
+// and `pip install --dry-run` still downloads every resolved wheel, twice.
+// (measured here). Later pips are said to fix both; check before relying
+// on either.
+func WithCoreMetadata() Opt {
 	return func(s *Server) error {
-		s.coreMetadata = false
+		s.coreMetadata = true
 		return nil
 	}
 }
@@ -86,7 +89,7 @@ func Serve(dir string, opts ...Opt) (*Server, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("serve index: %s is not a directory: %w", dir, errdefs.ErrInvalidArgument)
 	}
-	s := &Server{dir: dir, coreMetadata: true, cache: map[string]*distFile{}}
+	s := &Server{dir: dir, cache: map[string]*distFile{}}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, fmt.Errorf("serve index: %w", err)
@@ -125,7 +128,7 @@ func (s *Server) Downloads() []string {
 	return append([]string(nil), s.downloads...)
 }
 
-// ResetRequests forgets the requests recorded so far.
+// ResetRequests forgets the requests and downloads recorded so far.
 func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
