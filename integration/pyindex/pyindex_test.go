@@ -571,3 +571,33 @@ func splitPort(t *testing.T, addr string) (string, int) {
 	require.Positive(t, i)
 	return addr[:i], atoi(t, addr[i+1:])
 }
+
+func TestConnectProbe(t *testing.T) {
+	t.Parallel()
+	s, err := Serve(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, open := splitPort(t, s.Addr())
+	// A port that was free a moment ago: nothing listens on it.
+	closedSrv, err := Serve(t.TempDir())
+	require.NoError(t, err)
+	_, closed := splitPort(t, closedSrv.Addr())
+	require.NoError(t, closedSrv.Close())
+
+	for _, tc := range []struct {
+		name string
+		port int
+		want string
+	}{
+		{"listening", open, "connected\n"},
+		{"closed", closed, "failed: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			home := t.TempDir()
+			out := filepath.Join(home, "probe.txt")
+			run(t, home, python(t), "-c", ConnectProbe("127.0.0.1", tc.port, out))
+			assert.True(t, strings.HasPrefix(string(mustRead(t, out)), tc.want), string(mustRead(t, out)))
+		})
+	}
+}
