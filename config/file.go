@@ -131,7 +131,7 @@ var (
 	yamlLineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	unknownKeyRE  = regexp.MustCompile(`^field (\S+) not found in type (.*)$`)
 	yamlPrefixRE  = regexp.MustCompile(`^yaml: `)
-	yamlUnmarshal = regexp.MustCompile(`^cannot unmarshal (!!\w+) ` + "`" + `?(.*?)` + "`" + `? into (.*)$`)
+	yamlUnmarshal = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.*)$")
 )
 
 // decodeFile parses a skill.yaml document strictly: unknown fields,

@@ -181,6 +181,9 @@ func Load(in Input) (Skill, error) {
 		}
 	}
 	s.Requirements = l.requirements()
+	if s.Requirements == nil {
+		s.Requirements = []Requirement{} // a skill with no packages
+	}
 	s.Index = l.index()
 	s.Build = BuildLimits{
 		MemoryBytes: l.size(l.pick(FlagBuildMemory, in.BuildMemory, fs.Build.Memory, "build.memory", DefaultBuildMemory)),
