@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -46,6 +47,16 @@ func (e *Error) Unwrap() error { return errdefs.ErrInvalidArgument }
 // invalidf builds an *Error with a formatted message.
 func invalidf(source string, line int, field, format string, args ...any) *Error {
 	return &Error{Source: source, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// redactURL masks a URL's whole userinfo (a lone user name is often a
+// token); text that does not parse as a URL is masked by pattern.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		u.User = url.User("xxxxx")
+		return u.String()
+	}
+	return userinfoRE.ReplaceAllString(s, "${1}xxxxx@")
 }
 
 var userinfoRE = regexp.MustCompile(`(://)[^/@\s]*@`)

@@ -29,7 +29,6 @@ var (
 		`(\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?$`)
 	// wildcardRE is the prefix of a "==1.2.*" or "!=1.*" specifier.
 	wildcardRE = regexp.MustCompile(`^v?(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*$`)
-	envVarRE   = regexp.MustCompile(`\$\{?[A-Za-z_]`)
 	urlRE      = regexp.MustCompile(`(?i)[a-z][a-z0-9+.-]*://`)
 )
 
@@ -250,9 +249,10 @@ func rejectNonRequirement(text string) error {
 		opt, _, _ := strings.Cut(text, " ")
 		opt, _, _ = strings.Cut(opt, "=")
 		switch {
-		case opt == "-i" || strings.HasPrefix(opt, "--index-url") || strings.HasPrefix(opt, "--extra-index-url") ||
-			strings.HasPrefix(opt, "-f") || strings.HasPrefix(opt, "--find-links") || strings.HasPrefix(opt, "--no-index") ||
-			strings.HasPrefix(opt, "--trusted-host") || strings.HasPrefix(opt, "-i"):
+		case strings.HasPrefix(opt, "-i") || strings.HasPrefix(opt, "-f") ||
+			strings.HasPrefix(opt, "--index-url") || strings.HasPrefix(opt, "--extra-index-url") ||
+			strings.HasPrefix(opt, "--find-links") || strings.HasPrefix(opt, "--no-index") ||
+			strings.HasPrefix(opt, "--trusted-host"):
 			return fmt.Errorf("pip option %s is not allowed in requirements: set the package index in skill.yaml (index:) or with --index-url, --extra-index-url and --find-links", opt)
 		case strings.HasPrefix(opt, "-r") || strings.HasPrefix(opt, "--requirement") || strings.HasPrefix(opt, "-c") || strings.HasPrefix(opt, "--constraint"):
 			return fmt.Errorf("pip option %s is not allowed: nested requirement and constraint files are not supported; list the requirements directly or pass -r FILE to skillbuild", opt)
@@ -262,8 +262,8 @@ func rejectNonRequirement(text string) error {
 			return fmt.Errorf("pip option %s is not allowed in requirements: only PEP 508 requirements (name[extras] specifiers ; markers) are accepted", opt)
 		}
 	}
-	if envVarRE.MatchString(text) {
-		return errors.New("environment variables ($VAR, ${VAR}) are not expanded and not allowed")
+	if strings.Contains(text, "$") {
+		return errors.New("'$' is not allowed: environment variables ($VAR, ${VAR}) are not expanded; write the value")
 	}
 	if urlRE.MatchString(text) {
 		return errors.New("URLs are not allowed in requirements: publish the package to the index or a --find-links directory and require it by name")

@@ -103,6 +103,7 @@ func TestParseRequirementsRejects(t *testing.T) {
 		{"continuation hiding option", `requests \`, "line continuations"},
 		{"env var braces", "requests==${VERSION}", "environment variables"},
 		{"env var plain", "$PKG", "environment variables"},
+		{"dollar", "foo==$1", "'$' is not allowed"},
 		{"control char", "requests\x00", "control character U+0000"},
 		{"escape", "requests\x1b[2K", "control character U+001B"},
 		{"del", "requests\x7f", "control character U+007F"},

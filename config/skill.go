@@ -52,6 +52,18 @@ type Index struct {
 	AllowSdist bool     `json:"allow_sdist,omitempty"` // allow source distributions
 }
 
+// Redacted returns a copy with any credentials in the index URLs masked,
+// for logs and --json output.
+func (i Index) Redacted() Index {
+	out := i
+	out.URL = redactURL(i.URL)
+	out.ExtraURLs = nil
+	for _, u := range i.ExtraURLs {
+		out.ExtraURLs = append(out.ExtraURLs, redactURL(u))
+	}
+	return out
+}
+
 // BuildLimits bound the build steps that run package code.
 type BuildLimits struct {
 	MemoryBytes int64         `json:"memory_bytes"`

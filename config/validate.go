@@ -228,10 +228,10 @@ func ValidateIndexURL(s string) error {
 		return invalidf("", 0, "", "index URL %s is invalid", quote(s))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return invalidf("", 0, "", "index URL %s must be http or https", quote(u.Redacted()))
+		return invalidf("", 0, "", "index URL %s must be http or https", quote(redactURL(s)))
 	}
 	if u.Host == "" {
-		return invalidf("", 0, "", "index URL %s has no host", quote(u.Redacted()))
+		return invalidf("", 0, "", "index URL %s has no host", quote(redactURL(s)))
 	}
 	return nil
 }

@@ -230,3 +230,12 @@ func TestParseAllow(t *testing.T) {
 		assert.Contains(t, err.Error(), want, in)
 	}
 }
+
+func TestIndexRedacted(t *testing.T) {
+	t.Parallel()
+	idx := Index{URL: "https://user:s3cret@idx.example/simple", ExtraURLs: []string{"https://x.example/simple", "https://tok@y.example/simple"}}
+	r := idx.Redacted()
+	assert.Equal(t, "https://xxxxx@idx.example/simple", r.URL)
+	assert.Equal(t, []string{"https://x.example/simple", "https://xxxxx@y.example/simple"}, r.ExtraURLs)
+	assert.Equal(t, "https://user:s3cret@idx.example/simple", idx.URL, "original unchanged")
+}
