@@ -176,7 +176,7 @@ func checkAge(v *Verdict, m Manifest, policy config.Policy, now time.Time) error
 // allowedBy returns the first allow entry matching f.
 func allowedBy(f Finding, allow []config.AllowEntry) (config.AllowEntry, bool) {
 	for _, a := range allow {
-		if a.Package != "" && NormalizeName(a.Package) != NormalizeName(f.Package) {
+		if a.Package != "" && config.NormalizeName(a.Package) != config.NormalizeName(f.Package) {
 			continue
 		}
 		if strings.EqualFold(a.ID, f.ID) {
@@ -201,7 +201,7 @@ func (db *DB) Match(pkgs []Package) ([]Finding, error) {
 		if err != nil {
 			return nil, fmt.Errorf("package %s: version %q is not a PEP 440 version: %w", p.Name, p.Version, errdefs.ErrInvalidArgument)
 		}
-		name := NormalizeName(p.Name)
+		name := config.NormalizeName(p.Name)
 		var hits []Finding
 		for i := range db.index[name] {
 			e := &db.index[name][i]

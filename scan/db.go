@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/config"
 )
 
 // DefaultURL is osv.dev's bulk export of every PyPI advisory.
@@ -145,7 +146,7 @@ func load(data []byte) (*DB, error) {
 	for _, rec := range recs {
 		for i := range rec.Affected {
 			a := &rec.Affected[i]
-			name := NormalizeName(a.Package.Name)
+			name := config.NormalizeName(a.Package.Name)
 			db.index[name] = append(db.index[name], compile(rec, a))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/skillbuild/skillbuild/config"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -234,11 +235,11 @@ func TestWholeDatabase(t *testing.T) {
 	assert.Contains(t, junk, "PYSEC-2020-341 -class.-jw.util.version.Version-")
 }
 
-func TestNormalizeName(t *testing.T) {
+func TestNormalizeNameDataNames(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
 		"PyYAML": "pyyaml", "jw.util": "jw-util", "Foo__Bar.-baz": "foo-bar-baz", "zope.interface": "zope-interface",
 	} {
-		assert.Equal(t, want, NormalizeName(in), in)
+		assert.Equal(t, want, config.NormalizeName(in), in)
 	}
 }

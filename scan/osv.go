@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"regexp"
 	"strings"
 	"time"
 
@@ -65,14 +64,6 @@ type Severity struct {
 
 // ecosystem is the only OSV ecosystem this scanner accepts.
 const ecosystem = "PyPI"
-
-var nameSeparators = regexp.MustCompile(`[-_.]+`)
-
-// NormalizeName returns the PEP 503 normalized form of a project name:
-// lowercase, with runs of '-', '_' and '.' replaced by one '-'.
-func NormalizeName(name string) string {
-	return nameSeparators.ReplaceAllString(strings.ToLower(strings.TrimSpace(name)), "-")
-}
 
 // parseExport reads every member of an OSV bulk export and checks it: each
 // member is <ID>.json holding one record whose id is ID and whose affected

@@ -1,0 +1,67 @@
+package scan
+
+import (
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/skillbuild/skillbuild/config"
+)
+
+// BenchmarkLoad measures parsing and indexing the full test export.
+func BenchmarkLoad(b *testing.B) {
+	data, err := os.ReadFile(testExport)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := load(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheck200 measures one Check of 200 pinned packages: the 200
+// packages with the most entries in the data, each at a version listed as
+// affected (the worst case: many hits to merge and classify).
+func BenchmarkCheck200(b *testing.B) {
+	db := mustRealDB(b)
+	names := make([]string, 0, len(db.index))
+	for n := range db.index {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if len(db.index[names[i]]) != len(db.index[names[j]]) {
+			return len(db.index[names[i]]) > len(db.index[names[j]])
+		}
+		return names[i] < names[j]
+	})
+	var pkgs []Package
+	for _, n := range names {
+		if len(pkgs) == 200 {
+			break
+		}
+		for _, e := range db.index[n] {
+			if len(e.aff.Versions) > 0 {
+				if _, err := parseVersion(e.aff.Versions[len(e.aff.Versions)-1]); err == nil {
+					pkgs = append(pkgs, Package{Name: n, Version: e.aff.Versions[len(e.aff.Versions)-1]})
+					break
+				}
+			}
+		}
+	}
+	if len(pkgs) != 200 {
+		b.Fatalf("only %d packages", len(pkgs))
+	}
+	dbc := *db
+	dbc.manifest.CheckedAt = now
+	policy := config.Policy{AllowStaleDB: true}
+	b.ResetTimer()
+	var findings int
+	for b.Loop() {
+		v, _ := Check(&dbc, pkgs, policy, now)
+		findings = len(v.Findings)
+	}
+	b.ReportMetric(float64(findings), "findings")
+}
