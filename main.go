@@ -6,9 +6,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/containerd/errdefs"
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 )
 
@@ -33,6 +35,16 @@ func main() {
 			&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
 		},
 		Commands:        commands(),
+		Before: func(c *cli.Context) error {
+			// BuildKit and containerd log through logrus; their chatter is
+			// only for --debug, errors reach the user through return values.
+			logrus.SetOutput(io.Discard)
+			if c.Bool("debug") {
+				logrus.SetOutput(os.Stderr)
+				logrus.SetLevel(logrus.DebugLevel)
+			}
+			return nil
+		},
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // errors are printed once, in main
 	}

@@ -1,0 +1,16 @@
+// Package llb compiles a validated skill into BuildKit LLB graphs.
+//
+// It is pure: values in, llb.State out. Nothing here talks to a daemon,
+// the network or containerd. There are two graphs per skill:
+//
+//   - Resolve: base image ─► venv (--without-pip) ─► pip install --dry-run
+//     --report, whose output directory holds report.json. The build
+//     package solves it, reads the report back and turns it into a Lock
+//     (ParseReport).
+//   - Install: the Lock's files fetched by hash (llb.HTTP with a checksum,
+//     or a local find-links directory), installed with the network off,
+//     --no-index --no-deps --require-hashes, into the same venv.
+//
+// Every exec sets its network mode explicitly and carries the build limits
+// (memory, swap = memory, CPU quota) as op metadata.
+package llb

@@ -1,0 +1,204 @@
+package llb
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/skillbuild/skillbuild/config"
+)
+
+// IndexSocketID is the session socket ID through which the resolve step
+// reaches the package index (see WithIndexAccess).
+const IndexSocketID = "skillbuild-index"
+
+// stepEnv is the whole environment of every step: nothing from the host
+// or the base image's pip configuration leaks in.
+var stepEnv = [][2]string{
+	{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+	{"HOME", "/tmp"},
+	{"LANG", "C.UTF-8"},
+	{"PIP_CONFIG_FILE", "/dev/null"},
+	{"PIP_DISABLE_PIP_VERSION_CHECK", "1"},
+	{"PIP_NO_INPUT", "1"},
+	{"PIP_NO_CACHE_DIR", "1"},
+	{"PIP_ROOT_USER_ACTION", "ignore"},
+	{"PYTHONNOUSERSITE", "1"},
+	{"SOURCE_DATE_EPOCH", "0"},
+}
+
+// Base is the skill's base image, taken from containerd's image store when
+// it is there and from its registry otherwise. ref should be pinned by
+// digest so the cache key does not depend on a moving tag.
+func Base(ref string) llb.State {
+	return llb.Image(ref, llb.ResolveModePreferLocal, llb.WithCustomNamef("base %s", ref))
+}
+
+// limits are the build limits as op metadata (not part of the cache key).
+func limits(l config.BuildLimits) []llb.RunOption {
+	var opts []llb.RunOption
+	if l.MemoryBytes > 0 {
+		opts = append(opts, llb.MemoryLimit(l.MemoryBytes), llb.MemorySwapLimit(l.MemoryBytes))
+	}
+	if l.CPUs > 0 {
+		const period = 100000
+		opts = append(opts, llb.CPUPeriod(period), llb.CPUQuota(int64(l.CPUs*period)))
+	}
+	return opts
+}
+
+func step(name string, argv []string, l config.BuildLimits, extra ...llb.RunOption) []llb.RunOption {
+	opts := []llb.RunOption{llb.Args(argv), llb.WithCustomName(name), llb.Dir("/")}
+	for _, kv := range stepEnv {
+		opts = append(opts, llb.AddEnv(kv[0], kv[1]))
+	}
+	opts = append(opts, limits(l)...)
+	// Network last-but-extra: callers may only tighten it (WithIndexAccess
+	// also says NONE).
+	opts = append(opts, llb.Network(pb.NetMode_NONE))
+	return append(opts, extra...)
+}
+
+// Venv creates the skill's virtual environment without pip (the base's pip
+// drives installs through --python), with the network off.
+func Venv(base llb.State, s config.Skill) llb.State {
+	argv := []string{"python3", "-m", "venv", "--without-pip", VenvDir}
+	return base.Run(step("create venv "+VenvDir, argv, s.Build)...).Root()
+}
+
+// pipArgs are the arguments every pip invocation shares.
+func pipArgs(sub string) []string {
+	return []string{"python3", "-m", "pip", "--python", VenvDir + "/bin/python", sub, "--no-input", "--disable-pip-version-check"}
+}
+
+// FindLinksName is the session local-directory name of find-links dir i.
+func FindLinksName(i int) string { return "find-links-" + strconv.Itoa(i) }
+
+// Resolve runs pip's resolver in the venv with --dry-run and returns the
+// state of the output directory, which holds ReportFile. It needs the
+// index: the step has no network and reaches the index only through the
+// session socket IndexSocketID (when an index URL is configured).
+// ResolveOpts tune the resolve step.
+type ResolveOpts struct {
+	// Trusted are hosts pip may reach over plain http (--trusted-host).
+	Trusted []string
+	// Refresh ignores a cached resolution (the index may have changed).
+	Refresh bool
+}
+
+// Resolve runs pip's resolver; see the package doc.
+func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
+	var reqs strings.Builder
+	for _, r := range s.Requirements {
+		reqs.WriteString(r.Raw)
+		reqs.WriteByte('\n')
+	}
+	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, []byte(reqs.String())), llb.WithCustomName("requirements.txt"))
+
+	argv := append(pipArgs("install"), "--dry-run", "--ignore-installed", "--quiet",
+		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", "/sb/in/requirements.txt")
+	if !s.Index.AllowSdist {
+		argv = append(argv, "--only-binary=:all:")
+	}
+	argv = append(argv, indexArgs(s.Index)...)
+	for _, h := range o.Trusted {
+		argv = append(argv, "--trusted-host", h)
+	}
+	var extra []llb.RunOption
+	for i := range s.Index.FindLinks {
+		extra = append(extra, llb.AddMount(path.Join(FindLinksDir, strconv.Itoa(i)), llb.Local(FindLinksName(i), llb.SharedKeyHint(s.Index.FindLinks[i])), llb.Readonly))
+	}
+	extra = append(extra, llb.AddMount("/sb/in", in, llb.Readonly))
+	if UsesIndex(s.Index) {
+		var netOpts []llb.RunOption
+		argv = append(argv, "--proxy", "{proxy}")
+		argv, netOpts = WithIndexAccess(IndexSocketID, argv)
+		extra = append(extra, netOpts...)
+	}
+	if o.Refresh {
+		extra = append(extra, llb.IgnoreCache)
+	}
+	run := venv.Run(step("resolve requirements", argv, s.Build, extra...)...)
+	return run.AddMount(reportDir, llb.Scratch())
+}
+
+// UsesIndex reports whether resolution talks to a package index (rather
+// than only local find-links directories).
+func UsesIndex(ix config.Index) bool {
+	return ix.URL != "" || len(ix.ExtraURLs) > 0 || len(ix.FindLinks) == 0
+}
+
+func indexArgs(ix config.Index) []string {
+	var a []string
+	switch {
+	case ix.URL != "":
+		a = append(a, "--index-url", ix.URL)
+	case len(ix.FindLinks) > 0 && len(ix.ExtraURLs) == 0:
+		a = append(a, "--no-index")
+	}
+	for _, u := range ix.ExtraURLs {
+		a = append(a, "--extra-index-url", u)
+	}
+	for i := range ix.FindLinks {
+		a = append(a, "--find-links", path.Join(FindLinksDir, strconv.Itoa(i)))
+	}
+	return a
+}
+
+// Fetch returns a state holding exactly d's file at /<filename>, verified
+// against its sha256. Index files are fetched by the engine over HTTP with
+// the checksum pinned; find-links files come from the local directory.
+func Fetch(d Dist, findLinks []string) (llb.State, error) {
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return llb.State{}, err
+	}
+	switch u.Scheme {
+	case "http", "https":
+		return llb.HTTP(d.URL, llb.Checksum(d.Digest()), llb.Filename(d.Filename), llb.WithCustomNamef("fetch %s==%s", d.Name, d.Version)), nil
+	case "file":
+		rel, ok := strings.CutPrefix(u.Path, FindLinksDir+"/")
+		if !ok {
+			return llb.State{}, fmt.Errorf("%s resolved to a local file outside the find-links directories: %s", d.Name, d.URL)
+		}
+		idx, file, _ := strings.Cut(rel, "/")
+		i, err := strconv.Atoi(idx)
+		if err != nil || i >= len(findLinks) || file != d.Filename {
+			return llb.State{}, fmt.Errorf("%s resolved to an unexpected local file %s", d.Name, d.URL)
+		}
+		return llb.Local(FindLinksName(i), llb.IncludePatterns([]string{d.Filename}), llb.SharedKeyHint(findLinks[i]),
+			llb.WithCustomNamef("fetch %s==%s from find-links", d.Name, d.Version)), nil
+	default:
+		return llb.State{}, fmt.Errorf("%s resolved to unsupported URL scheme %q", d.Name, u.Scheme)
+	}
+}
+
+// Install installs exactly the lock into the venv: each file mounted
+// read-only from its fetch state, --no-index --no-deps --require-hashes,
+// with the network off and the build limits.
+func Install(venv llb.State, s config.Skill, lock Lock) (llb.State, error) {
+	if len(lock) == 0 {
+		return venv, nil
+	}
+	lockFile := llb.Scratch().File(llb.Mkfile("/lock.txt", 0o644, []byte(lock.Text())), llb.WithCustomName("lock.txt"))
+	argv := append(pipArgs("install"), "--no-index", "--no-deps", "--require-hashes", "-r", "/sb/in/lock.txt")
+	if !s.Index.AllowSdist {
+		argv = append(argv, "--only-binary=:all:")
+	}
+	extra := []llb.RunOption{llb.AddMount("/sb/in", lockFile, llb.Readonly)}
+	for i, d := range lock {
+		st, err := Fetch(d, s.Index.FindLinks)
+		if err != nil {
+			return llb.State{}, err
+		}
+		dir := "/sb/files/" + strconv.Itoa(i)
+		extra = append(extra, llb.AddMount(dir, st, llb.Readonly))
+		argv = append(argv, "--find-links", dir)
+	}
+	name := fmt.Sprintf("install %d distributions", len(lock))
+	return venv.Run(step(name, argv, s.Build, extra...)...).Root(), nil
+}
