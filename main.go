@@ -34,7 +34,7 @@ func main() {
 			&cli.StringFlag{Name: "root", Value: "/var/lib/skillbuild", EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory"},
 			&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
 		},
-		Commands:        commands(),
+		Commands: commands(),
 		Before: func(c *cli.Context) error {
 			// BuildKit and containerd log through logrus; their chatter is
 			// only for --debug, errors reach the user through return values.
