@@ -1,0 +1,236 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The suite runs the real thing: a private containerd (own root, state
+// and socket under a temporary directory), runc, the skillbuild binary with
+// its embedded BuildKit, and real pip. A daemon that does not start fails
+// the suite; nothing here is skipped silently.
+var env struct {
+	dir     string // everything the suite creates lives here
+	socket  string // the private containerd's socket
+	root    string // skillbuild --root
+	bin     string // the skillbuild binary under test
+	base    string // base image reference (a Debian bookworm python3)
+	ctdLog  string
+	ctdProc *exec.Cmd
+}
+
+// Namespace is the containerd namespace the suite's skillbuild uses.
+const namespace = "skillbuild-test"
+
+// baseRef is the tag the suite imports the cached Debian rootfs under.
+const baseRef = "localhost/skillbuild/python:3.11-bookworm"
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code, err := setup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration setup:", err)
+		dumpLog()
+		teardown()
+		os.Exit(1)
+	}
+	code = m.Run()
+	if code != 0 {
+		dumpLog()
+	}
+	teardown()
+	os.Exit(code)
+}
+
+func setup() (int, error) {
+	if os.Geteuid() != 0 {
+		return 0, fmt.Errorf("the integration suite drives containerd and runc and must run as root")
+	}
+	for _, bin := range []string{"containerd", "runc", "ctr"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return 0, fmt.Errorf("%s not found (apt-get install containerd runc; or run `make test`, which installs them)", bin)
+		}
+	}
+	rootfs := os.Getenv("SKILLBUILD_TEST_ROOTFS")
+	if rootfs == "" {
+		rootfs = "/var/cache/skillbuild/rootfs-bookworm"
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "usr/bin/python3")); err != nil {
+		return 0, fmt.Errorf("no python rootfs at %s (run `make base-rootfs`, or set SKILLBUILD_TEST_ROOTFS)", rootfs)
+	}
+	dir, err := os.MkdirTemp("", "skillbuild-it-")
+	if err != nil {
+		return 0, err
+	}
+	env.dir = dir
+	env.socket = filepath.Join(dir, "containerd.sock")
+	env.root = filepath.Join(dir, "sbroot")
+	env.ctdLog = filepath.Join(dir, "containerd.log")
+	env.base = baseRef
+
+	cfg := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = %q
+[ttrpc]
+  address = %q
+`, filepath.Join(dir, "ctd-root"), filepath.Join(dir, "ctd-state"), env.socket, env.socket+".ttrpc")
+	if err := os.WriteFile(filepath.Join(dir, "containerd.toml"), []byte(cfg), 0o600); err != nil {
+		return 0, err
+	}
+	logf, err := os.Create(env.ctdLog)
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command("containerd", "--config", filepath.Join(dir, "containerd.toml"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start containerd: %w", err)
+	}
+	env.ctdProc = cmd
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if exec.Command("ctr", "--address", env.socket, "version").Run() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("containerd did not answer on %s within 20s", env.socket)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	env.bin = filepath.Join(dir, "skillbuild")
+	gobuild := exec.Command("go", "build", "-o", env.bin, "..")
+	gobuild.Stderr = os.Stderr
+	if err := gobuild.Run(); err != nil {
+		return 0, fmt.Errorf("go build: %w", err)
+	}
+	if out, err := sbCmd("base", "import", "--rootfs", rootfs, "--name", baseRef).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("base import: %v: %s", err, out)
+	}
+	db := filepath.Join("..", "scan", "testdata", "PyPI-pypa-20241010.zip")
+	if out, err := sbCmd("db", "import", db).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("db import: %v: %s", err, out)
+	}
+	return 0, nil
+}
+
+func teardown() {
+	if env.ctdProc != nil && env.ctdProc.Process != nil {
+		env.ctdProc.Process.Signal(syscall.SIGTERM) //nolint:errcheck
+		done := make(chan struct{})
+		go func() { env.ctdProc.Wait(); close(done) }() //nolint:errcheck
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			syscall.Kill(-env.ctdProc.Process.Pid, syscall.SIGKILL) //nolint:errcheck
+		}
+	}
+	if env.dir != "" && os.Getenv("SKILLBUILD_TEST_KEEP") == "" {
+		// Unmount anything the daemon left behind before removing its root.
+		if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+			var mps []string
+			for _, l := range strings.Split(string(b), "\n") {
+				f := strings.Fields(l)
+				if len(f) > 4 && strings.HasPrefix(f[4], env.dir) {
+					mps = append(mps, f[4])
+				}
+			}
+			for i := len(mps) - 1; i >= 0; i-- {
+				syscall.Unmount(mps[i], syscall.MNT_DETACH) //nolint:errcheck
+			}
+		}
+		os.RemoveAll(env.dir)
+	}
+}
+
+func dumpLog() {
+	if env.ctdLog == "" {
+		return
+	}
+	b, err := os.ReadFile(env.ctdLog)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
+	}
+	fmt.Fprintf(os.Stderr, "--- last lines of the private containerd's log (%s):\n%s\n", env.ctdLog, strings.Join(lines, "\n"))
+}
+
+// cleanEnv is the whole environment of every process the suite starts:
+// the host's PIP_* and proxy variables never leak in.
+func cleanEnv() []string {
+	return []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + env.dir, "LANG=C.UTF-8"}
+}
+
+func sbCmd(args ...string) *exec.Cmd {
+	full := append([]string{"--address", env.socket, "--namespace", namespace, "--root", env.root}, args...)
+	cmd := exec.Command(env.bin, full...)
+	cmd.Env = cleanEnv()
+	return cmd
+}
+
+// result is what a skillbuild invocation did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// sb runs the skillbuild binary with the suite's daemon and root.
+func sb(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := sbCmd(args...)
+	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	cmd.Env = cleanEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("skillbuild %v: %v", args, err)
+	}
+	t.Logf("skillbuild %s → exit %d\nstderr (tail): %s", strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
+	return r
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// ctrRun runs argv in image with ctr (not skillbuild's runtime), so the
+// build tests do not depend on the runtime package. It returns stdout.
+func ctrRun(t *testing.T, image string, argv ...string) (string, error) {
+	t.Helper()
+	id := fmt.Sprintf("it-%d", time.Now().UnixNano())
+	args := append([]string{"--address", env.socket, "-n", namespace, "run", "--rm", image, id}, argv...)
+	cmd := exec.Command("ctr", args...)
+	cmd.Env = cleanEnv()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("ctr run %v: %w: %s", argv, err, errb.String())
+	}
+	return out.String(), nil
+}
