@@ -49,7 +49,9 @@ type AllowedFinding struct {
 type DBInfo struct {
 	Manifest
 	// Age is how long ago the source last confirmed the data current.
-	Age time.Duration `json:"age_ns"`
+	Age time.Duration `json:"-"`
+	// AgeSeconds is Age in whole seconds, for JSON.
+	AgeSeconds int64 `json:"age_seconds"`
 	// Stale is set when Age exceeds the warn age.
 	Stale bool `json:"stale"`
 	// StaleAllowed is set when Age exceeds the max age and the policy's
@@ -158,6 +160,7 @@ func checkAge(v *Verdict, m Manifest, policy config.Policy, now time.Time) error
 		checked = m.FetchedAt
 	}
 	v.DB = DBInfo{Manifest: m, Age: now.Sub(checked)}
+	v.DB.AgeSeconds = int64(v.DB.Age / time.Second)
 	days := func(d time.Duration) string { return fmt.Sprintf("%.1f days", d.Hours()/24) }
 	if v.DB.Age > warn {
 		v.DB.Stale = true

@@ -1,8 +1,12 @@
 package scan
 
 import (
+	"go/parser"
+	"go/token"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -241,5 +245,67 @@ func TestNormalizeNameDataNames(t *testing.T) {
 		"PyYAML": "pyyaml", "jw.util": "jw-util", "Foo__Bar.-baz": "foo-bar-baz", "zope.interface": "zope-interface",
 	} {
 		assert.Equal(t, want, config.NormalizeName(in), in)
+	}
+}
+
+// TestMatchSyntheticEvents covers event shapes that the 2024-10-10 snapshot
+// does not contain: limit events, several ECOSYSTEM ranges in one affected
+// entry, a junk introduced event, and GIT ranges next to ECOSYSTEM ones.
+func TestMatchSyntheticEvents(t *testing.T) {
+	t.Parallel()
+	rec := &Record{ID: "TEST-1"}
+	cases := []struct {
+		name    string
+		aff     Affected
+		version string
+		want    bool
+	}{
+		{"limit caps the range: below", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Limit: "2.0"}}}}}, "1.9", true},
+		{"limit caps the range: at", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Limit: "2.0"}}}}}, "2.0", false},
+		{"limit with fixed: fixed still applies", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.5"}, {Limit: "2.0"}}}}}, "1.6", false},
+		{"limit * means no limit", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1.0"}, {Limit: "*"}}}}}, "9.0", true},
+		{"second range object matches", Affected{Ranges: []Range{
+			{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.0"}}},
+			{Type: "ECOSYSTEM", Events: []Event{{Introduced: "2.0"}, {Fixed: "2.1"}}},
+		}}, "2.0.5", true},
+		{"between range objects", Affected{Ranges: []Range{
+			{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.0"}}},
+			{Type: "ECOSYSTEM", Events: []Event{{Introduced: "2.0"}, {Fixed: "2.1"}}},
+		}}, "1.5", false},
+		{"GIT range ignored", Affected{Ranges: []Range{{Type: "GIT", Events: []Event{{Introduced: "0"}, {Fixed: "abc123"}}}}}, "1.0", false},
+		{"junk introduced: conservatively affected", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "junk!"}, {Fixed: "1.0"}}}}}, "5.0", true},
+		{"last_affected and fixed in one range", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {LastAffected: "1.2"}, {Introduced: "2.0"}, {Fixed: "2.3"}}}}}, "1.3", false},
+		{"epoch orders above", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1!0"}}}}}, "2024.1", false},
+		{"epoch introduced, at", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1!0"}}}}}, "1!0.1", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := compile(rec, &tc.aff)
+			v, err := parseVersion(tc.version)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, e.affects(v))
+		})
+	}
+}
+
+// TestImportBoundaries keeps scan/ away from the build engine and runtime.
+func TestImportBoundaries(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("*.go")
+	require.NoError(t, err)
+	fset := token.NewFileSet()
+	for _, f := range files {
+		af, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
+		require.NoError(t, err)
+		for _, imp := range af.Imports {
+			p := strings.Trim(imp.Path.Value, `"`)
+			for _, banned := range []string{"/build", "/runtime", "/llb", "github.com/containerd/containerd", "github.com/moby/buildkit"} {
+				if strings.HasPrefix(banned, "/") {
+					banned = "github.com/skillbuild/skillbuild" + banned
+				}
+				assert.False(t, p == banned || strings.HasPrefix(p, banned+"/"), "%s imports %s", f, p)
+			}
+		}
 	}
 }

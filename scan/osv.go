@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -73,16 +76,29 @@ func parseExport(data []byte) ([]*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read osv export: %w: %w", err, errdefs.ErrFailedPrecondition)
 	}
-	recs := make([]*Record, 0, len(zr.File))
+	// Members are independent: decompress and decode them on every core.
+	files := make([]*zip.File, 0, len(zr.File))
 	for _, f := range zr.File {
-		if f.FileInfo().IsDir() {
-			continue
+		if !f.FileInfo().IsDir() {
+			files = append(files, f)
 		}
-		rec, err := parseMember(f)
+	}
+	recs := make([]*Record, len(files))
+	errs := make([]error, len(files))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
+				recs[i], errs[i] = parseMember(files[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("osv export member %s: %w: %w", f.Name, err, errdefs.ErrFailedPrecondition)
+			return nil, fmt.Errorf("osv export member %s: %w: %w", files[i].Name, err, errdefs.ErrFailedPrecondition)
 		}
-		recs = append(recs, rec)
 	}
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("osv export holds no records: %w", errdefs.ErrFailedPrecondition)
@@ -108,7 +124,10 @@ func parseMember(f *zip.File) (*Record, error) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	rec.Details = "" // never used; don't keep it in memory
+	if rec.Summary == "" {
+		rec.Summary = firstLine(rec.Details, 120)
+	}
+	rec.Details = "" // only the summary is reported; don't keep it in memory
 	if want := strings.TrimSuffix(base, ".json"); rec.ID != want {
 		return nil, fmt.Errorf("record id %q does not match file name", rec.ID)
 	}
@@ -128,4 +147,14 @@ func parseMember(f *zip.File) (*Record, error) {
 func modifiedTime(s string) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	return t, err == nil
+}
+
+// firstLine returns the first line of s, shortened to at most n runes.
+func firstLine(s string, n int) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	s = strings.TrimSpace(s)
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
