@@ -1,10 +1,15 @@
 package build
 
 import (
+	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -409,4 +414,113 @@ func TestNewIndexProxyRejects(t *testing.T) {
 			assert.NotContains(t, err.Error(), ":2@")
 		})
 	}
+}
+
+// TestIndexProxyPipReport runs what the resolve step runs, on the host: pip
+// --dry-run --report through the bridge against an index whose pages link
+// the files to another host, which is allowed explicitly.
+func TestIndexProxyPipReport(t *testing.T) {
+	t.Parallel()
+	requireTools(t, "python3")
+	if err := exec.Command("python3", "-m", "pip", "--version").Run(); err != nil {
+		t.Skipf("pip not available to python3: %v", err)
+	}
+	whl := tinyWheel(t, "demo", "1.0")
+	sum := sha256.Sum256(whl)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/demo-1.0-py3-none-any.whl" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(whl)
+	}))
+	t.Cleanup(files.Close)
+	index := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/simple/demo/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<html><body><a href="%s/demo-1.0-py3-none-any.whl#sha256=%s">demo-1.0-py3-none-any.whl</a></body></html>`,
+			files.URL, hex.EncodeToString(sum[:]))
+	}))
+	t.Cleanup(index.Close)
+
+	pip := func(t *testing.T, p *IndexProxy) (string, string, int) {
+		sock := forwardedSocket(t, p, "index")
+		return runBridged(t, sock, "python3", "-m", "pip", "install", "--dry-run", "--ignore-installed",
+			"--no-cache-dir", "--disable-pip-version-check", "--no-input", "--quiet", "--report", "-",
+			"--retries", "0", "--index-url", p.StepURLs()[0], "--proxy", "{proxy}", "demo")
+	}
+
+	t.Run("files host allowed", func(t *testing.T) {
+		t.Parallel()
+		p, err := NewIndexProxy([]string{index.URL + "/simple"}, WithAllowedHosts(hostOf(files)))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, p.Close()) })
+		stdout, stderr, code := pip(t, p)
+		require.Equal(t, 0, code, "stderr: %s", stderr)
+		var report struct {
+			Install []struct {
+				Metadata struct {
+					Name    string `json:"name"`
+					Version string `json:"version"`
+				} `json:"metadata"`
+				DownloadInfo struct {
+					URL         string `json:"url"`
+					ArchiveInfo struct {
+						Hashes map[string]string `json:"hashes"`
+					} `json:"archive_info"`
+				} `json:"download_info"`
+			} `json:"install"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(stdout), &report), "stdout must be the report alone: %q", stdout)
+		require.Len(t, report.Install, 1)
+		assert.Equal(t, "demo", report.Install[0].Metadata.Name)
+		assert.Equal(t, "1.0", report.Install[0].Metadata.Version)
+		assert.Equal(t, hex.EncodeToString(sum[:]), report.Install[0].DownloadInfo.ArchiveInfo.Hashes["sha256"])
+		assert.Contains(t, p.Allowed(), "GET "+index.URL+"/simple/demo/")
+		assert.Contains(t, p.Allowed(), "GET "+files.URL+"/demo-1.0-py3-none-any.whl")
+		assert.Empty(t, p.Denied())
+	})
+	t.Run("files host not allowed", func(t *testing.T) {
+		t.Parallel()
+		p, err := NewIndexProxy([]string{index.URL + "/simple"})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, p.Close()) })
+		stdout, stderr, code := pip(t, p)
+		assert.NotEqual(t, 0, code)
+		assert.Contains(t, stderr, "403")
+		assert.Empty(t, stdout)
+		assert.Contains(t, p.Denied(), "GET "+files.URL+"/demo-1.0-py3-none-any.whl: host not allowed")
+	})
+}
+
+// tinyWheel builds a pure-Python wheel with nothing but its metadata.
+func tinyWheel(t *testing.T, name, version string) []byte {
+	t.Helper()
+	info := name + "-" + version + ".dist-info/"
+	entries := []struct{ name, body string }{
+		{name + "/__init__.py", ""},
+		{info + "METADATA", "Metadata-Version: 2.1\nName: " + name + "\nVersion: " + version + "\n"},
+		{info + "WHEEL", "Wheel-Version: 1.0\nGenerator: skillbuild-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	var record strings.Builder
+	for _, e := range entries {
+		w, err := zw.Create(e.name)
+		require.NoError(t, err)
+		_, err = io.WriteString(w, e.body)
+		require.NoError(t, err)
+		h := sha256.Sum256([]byte(e.body))
+		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", e.name, base64.RawURLEncoding.EncodeToString(h[:]), len(e.body))
+	}
+	record.WriteString(info + "RECORD,,\n")
+	w, err := zw.Create(info + "RECORD")
+	require.NoError(t, err)
+	_, err = io.WriteString(w, record.String())
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
 }
