@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -562,13 +563,15 @@ func (p *IndexProxy) connect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	var act activity
+	act.touch()
 	done := make(chan struct{})
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		defer close(done)
 		// client -> upstream; the client's half-close is passed on.
-		if p.copyIdle(up, client) == nil {
+		if p.copyIdle(up, client, &act) == nil {
 			if cw, ok := up.(interface{ CloseWrite() error }); ok {
 				_ = cw.CloseWrite()
 				return
@@ -577,28 +580,43 @@ func (p *IndexProxy) connect(w http.ResponseWriter, r *http.Request) {
 		up.Close()
 	}()
 	// upstream -> client; its end ends the tunnel.
-	_ = p.copyIdle(client, up)
+	_ = p.copyIdle(client, up, &act)
 	client.Close()
 	up.Close()
 	<-done
+	if act.idleFor() >= p.o.idle {
+		p.logf("cut tunnel to %s: idle for %s", key, p.o.idle)
+	}
 }
 
-// copyIdle copies src to dst, cutting when src is idle for the idle
-// timeout. It returns nil on src's EOF.
-func (p *IndexProxy) copyIdle(dst, src net.Conn) error {
+// activity is the time of a tunnel's last byte, in either direction.
+type activity struct{ last atomic.Int64 }
+
+func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
+
+func (a *activity) idleFor() time.Duration { return time.Since(time.Unix(0, a.last.Load())) }
+
+// copyIdle copies src to dst until src's EOF (nil) or an error, or until
+// the tunnel moved no byte in either direction for the idle timeout.
+func (p *IndexProxy) copyIdle(dst, src net.Conn, act *activity) error {
 	buf := make([]byte, 32<<10)
 	for {
 		_ = src.SetReadDeadline(time.Now().Add(p.o.idle))
 		n, err := src.Read(buf)
 		if n > 0 {
+			act.touch()
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return werr
 			}
 		}
-		if errors.Is(err, io.EOF) {
+		var ne net.Error
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
 			return nil
-		}
-		if err != nil {
+		case errors.As(err, &ne) && ne.Timeout() && act.idleFor() < p.o.idle:
+			// Only this direction was quiet: a download with nothing to send.
+		default:
 			return err
 		}
 	}

@@ -524,3 +524,53 @@ func tinyWheel(t *testing.T, name, version string) []byte {
 	require.NoError(t, zw.Close())
 	return buf.Bytes()
 }
+
+// TestIndexProxyTunnelLimits opens a CONNECT tunnel that never carries a
+// byte: a limit must cut it (without one, ReadAll would never return).
+func TestIndexProxyTunnelLimits(t *testing.T) {
+	t.Parallel()
+	tlsIndex := newIndex(t, true, nil)
+	tests := []struct {
+		name    string
+		opts    []IndexProxyOpt
+		wantLog string
+	}{
+		{
+			name:    "total time",
+			opts:    []IndexProxyOpt{WithConnLimits(1<<20, 300*time.Millisecond), WithIdleTimeout(time.Hour)},
+			wantLog: "cut connection: open longer than 300ms",
+		},
+		{
+			name:    "idle time",
+			opts:    []IndexProxyOpt{WithIdleTimeout(300 * time.Millisecond)},
+			wantLog: "cut tunnel to " + hostOf(tlsIndex) + ": idle for 300ms",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			var mu sync.Mutex
+			p, err := NewIndexProxy([]string{tlsIndex.URL}, append(tt.opts, WithProxyLog(lockedWriter{&mu, &logs}))...)
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, p.Close()) })
+			sock := forwardedSocket(t, p, "index")
+
+			c, err := net.Dial("unix", sock)
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hostOf(tlsIndex), hostOf(tlsIndex))
+			require.NoError(t, err)
+			resp, err := http.ReadResponse(bufio.NewReader(oneByteReader{c}), nil)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			_, err = io.ReadAll(c)
+			assert.NoError(t, err)
+			require.Eventually(t, func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return strings.Contains(logs.String(), tt.wantLog)
+			}, 10*time.Second, 10*time.Millisecond, "log: %s", &logs)
+		})
+	}
+}
