@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -29,7 +30,7 @@ func dbCommand() *cli.Command {
 					if c.NArg() > 0 {
 						return fmt.Errorf("db update takes no arguments: %w", errdefs.ErrInvalidArgument)
 					}
-					m, changed, err := scan.Update(c.Context, c.String("root"), c.String("url"), nil)
+					m, changed, err := scan.Update(c.Context, c.String("root"), c.String("url"), &http.Client{Timeout: 10 * time.Minute})
 					if err != nil {
 						return err
 					}

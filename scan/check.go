@@ -72,6 +72,9 @@ type Verdict struct {
 	Below    []Finding `json:"below_threshold"`
 	DB       DBInfo    `json:"db"`
 	Warnings []string  `json:"warnings,omitempty"`
+	// Skipped is set when the policy disabled scanning (NoScan); nothing
+	// was matched and Safe is true.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // VulnerableError refuses a package set; callers branch on it with errors.As.
@@ -102,6 +105,14 @@ func Check(db *DB, pkgs []Package, policy config.Policy, now time.Time) (Verdict
 	v := Verdict{Packages: slices.Clone(pkgs), Findings: []Finding{}, Allowed: []AllowedFinding{}, Below: []Finding{}}
 	if v.Packages == nil {
 		v.Packages = []Package{}
+	}
+	if policy.NoScan {
+		v.Safe, v.Skipped = true, true
+		v.Warnings = append(v.Warnings, "vulnerability scan disabled by policy (no_scan)")
+		return v, nil
+	}
+	if db == nil {
+		return v, fmt.Errorf("no vulnerability database loaded: %s: %w", fixHint, errdefs.ErrFailedPrecondition)
 	}
 	min, err := ParseSeverity(policy.MinSeverity)
 	if err != nil {
@@ -200,6 +211,9 @@ func allowedBy(f Finding, allow []config.AllowEntry) (config.AllowEntry, bool) {
 func (db *DB) Match(pkgs []Package) ([]Finding, error) {
 	var out []Finding
 	for _, p := range pkgs {
+		if p.Name == "" {
+			return nil, fmt.Errorf("package with version %q has no name: %w", p.Version, errdefs.ErrInvalidArgument)
+		}
 		ver, err := parseVersion(p.Version)
 		if err != nil {
 			return nil, fmt.Errorf("package %s: version %q is not a PEP 440 version: %w", p.Name, p.Version, errdefs.ErrInvalidArgument)

@@ -171,3 +171,14 @@ func TestCheckStaleness(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckNoScan(t *testing.T) {
+	t.Parallel()
+	v, err := Check(nil, []Package{{Name: "pip", Version: "23.0.1"}}, config.Policy{NoScan: true}, now)
+	require.NoError(t, err)
+	assert.True(t, v.Safe)
+	assert.True(t, v.Skipped)
+	assert.NotEmpty(t, v.Warnings)
+	_, err = Check(nil, []Package{{Name: "pip", Version: "23.0.1"}}, config.Policy{}, now)
+	require.ErrorIs(t, err, errdefs.ErrFailedPrecondition)
+}

@@ -92,19 +92,32 @@ func Status(root string) (Manifest, error) {
 // ErrNotFound, an empty or corrupt one (including a zip whose digest does
 // not match the manifest) ErrFailedPrecondition; both say how to fix it.
 func Open(root string) (*DB, error) {
-	m, err := Status(root)
+	var (
+		m    Manifest
+		data []byte
+		err  error
+	)
+	// An update replaces the zip, then the manifest: a reader caught in
+	// between sees a mismatch once, and a consistent pair on the retry.
+	for attempt := 0; attempt < 2; attempt++ {
+		if m, err = Status(root); err != nil {
+			return nil, err
+		}
+		data, err = os.ReadFile(zipPath(root))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("vulnerability database %s is missing: %s: %w", zipPath(root), fixHint, errdefs.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read vulnerability database: %w", err)
+		}
+		if sum := digest(data); sum != m.SHA256 {
+			err = fmt.Errorf("vulnerability database %s is corrupt (sha256 %s, manifest says %s): %s: %w", zipPath(root), sum, m.SHA256, fixHint, errdefs.ErrFailedPrecondition)
+			continue
+		}
+		break
+	}
 	if err != nil {
 		return nil, err
-	}
-	data, err := os.ReadFile(zipPath(root))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("vulnerability database %s is missing: %s: %w", zipPath(root), fixHint, errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read vulnerability database: %w", err)
-	}
-	if sum := digest(data); sum != m.SHA256 {
-		return nil, fmt.Errorf("vulnerability database %s is corrupt (sha256 %s, manifest says %s): %s: %w", zipPath(root), sum, m.SHA256, fixHint, errdefs.ErrFailedPrecondition)
 	}
 	db, err := load(data)
 	if err != nil {

@@ -118,17 +118,19 @@ func TestImportRejectsBadExports(t *testing.T) {
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			root := t.TempDir()
-			_, err := Import(root, testExport)
+			root, dir := t.TempDir(), t.TempDir()
+			good := filepath.Join(dir, "good.zip")
+			require.NoError(t, os.WriteFile(good, makeZip(t, map[string]string{"PYSEC-0000-1.json": goodRecord}), 0o644))
+			installed, err := Import(root, good)
 			require.NoError(t, err)
-			file := filepath.Join(t.TempDir(), "export.zip")
+			file := filepath.Join(dir, "export.zip")
 			require.NoError(t, os.WriteFile(file, data, 0o644))
 			_, err = Import(root, file)
 			require.ErrorIs(t, err, errdefs.ErrFailedPrecondition)
 			// The installed database is untouched.
 			m, err := Status(root)
 			require.NoError(t, err)
-			assert.Equal(t, testExportSHA, m.SHA256)
+			assert.Equal(t, installed.SHA256, m.SHA256)
 			_, err = Open(root)
 			require.NoError(t, err)
 		})
