@@ -15,8 +15,10 @@ var indexBridgeScript []byte
 
 const (
 	// IndexBridgeDir is where WithIndexAccess mounts the bridge script,
-	// read-only, inside the step.
-	IndexBridgeDir = "/sb"
+	// read-only, inside the step. It is a leaf of its own: a read-only
+	// mount at /sb would make runc fail to create other mounts under /sb
+	// (/sb/in, /sb/out) with "read-only file system".
+	IndexBridgeDir = "/sb/bridge"
 	// IndexBridgeScript is the path of the bridge script inside the step.
 	IndexBridgeScript = IndexBridgeDir + "/indexbridge.py"
 	// IndexSocketTarget is where WithIndexAccess mounts the forwarded
