@@ -281,11 +281,12 @@ func Update(ctx context.Context, root, url string, client *http.Client) (m Manif
 	if err != nil {
 		return Manifest{}, false, fmt.Errorf("update from %s: %w: %w", url, err, errdefs.ErrInvalidArgument)
 	}
+	// Send validators only for an intact copy of the same source: a 304
+	// must never bless a damaged or different file.
 	haveOld := oldErr == nil && old.Source == url
 	if haveOld {
-		if _, err := os.Stat(zipPath(root)); err != nil {
-			haveOld = false
-		}
+		data, err := os.ReadFile(zipPath(root))
+		haveOld = err == nil && digest(data) == old.SHA256
 	}
 	if haveOld {
 		if old.ETag != "" {

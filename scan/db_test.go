@@ -211,6 +211,16 @@ func TestUpdate(t *testing.T) {
 
 	_, err = Open(root)
 	require.NoError(t, err)
+
+	// A damaged local copy is downloaded again, not revalidated.
+	require.NoError(t, os.WriteFile(filepath.Join(root, "osv", "PyPI.zip"), []byte("garbage"), 0o644))
+	m3, changed, err := Update(ctx, root, url, srv.Client())
+	require.NoError(t, err)
+	assert.True(t, changed)
+	assert.Equal(t, testExportSHA, m3.SHA256)
+	assert.Equal(t, int32(2), full.Load())
+	_, err = Open(root)
+	require.NoError(t, err)
 }
 
 func TestUpdateFailuresKeepDatabase(t *testing.T) {
