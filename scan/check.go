@@ -82,6 +82,7 @@ type VulnerableError struct {
 	Findings []Finding
 }
 
+// Error lists the refused packages and advisory ids (the first five).
 func (e *VulnerableError) Error() string {
 	ids := make([]string, 0, len(e.Findings))
 	for _, f := range e.Findings {
