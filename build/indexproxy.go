@@ -69,8 +69,16 @@ const maxLog = 1024
 // links on its pages that are relative stay on the virtual host, absolute
 // links to the real host go through CONNECT without credentials.
 //
-// Every connection is bounded in bytes, total time and idle time. Close
-// ends every connection and waits for every goroutine the proxy started.
+// Every connection is bounded in bytes, total time and idle time (idle is
+// checked on tunnels and between requests; a plain-HTTP body that stalls is
+// cut by the total time). Close ends every connection and waits for every
+// goroutine the proxy started.
+//
+// Limits: redirects are checked like any request, so an index that
+// redirects downloads to another host (object storage) needs that host in
+// WithAllowedHosts; Denied shows which. The proxy dials directly and never
+// uses the host's proxy environment. An index on the host's loopback is
+// reached (the dial happens on the host), which is what tests rely on.
 type IndexProxy struct {
 	allowed  map[string]bool     // canonical host:port
 	auth     map[string]string   // host:port -> Authorization value

@@ -574,3 +574,15 @@ func TestIndexProxyTunnelLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestIndexBridgeWithoutSocket: with no forwarded socket the command still
+// runs, its connections fail, and the bridge says why on stderr only.
+func TestIndexBridgeWithoutSocket(t *testing.T) {
+	t.Parallel()
+	requireTools(t, "python3", "curl")
+	missing := filepath.Join(t.TempDir(), "absent.sock")
+	stdout, stderr, code := runBridged(t, missing, "curl", "-sS", "-x", "{proxy}", "http://127.0.0.1:9/")
+	assert.NotEqual(t, 0, code)
+	assert.Empty(t, stdout)
+	assert.Contains(t, stderr, "indexbridge: cannot reach "+missing)
+}
