@@ -122,7 +122,7 @@ func install(c *cli.Context) error {
 	if err != nil {
 		return emitInstall(c, &installResult{SkillID: in.ID, Version: in.Version}, err)
 	}
-	out := &installResult{SkillID: skill.ID, Version: skill.Version, ImageTag: skill.Tag(), Packages: []build.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
+	out := &installResult{SkillID: skill.ID, Version: skill.Version, ImageTag: build.Familiar(skill.Tag()), Packages: []build.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
 
 	req := build.Request{Skill: skill, Refresh: c.Bool("refresh")}
 	if skill.Policy.NoScan {

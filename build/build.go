@@ -127,16 +127,22 @@ func (e *Engine) Build(ctx context.Context, req Request) (res *Result, retErr er
 
 	var (
 		lock      sbllb.Lock
-		gateErr   error
+		funcErr   error // an error of our own, returned with its type intact
 		gateLabel map[string]string
 		baseDgst  digest.Digest
 	)
+	// Errors returned from buildFn cross BuildKit's gateway as strings; keep
+	// our own typed errors aside and return them as they are.
+	fail := func(err error) error {
+		funcErr = err
+		return err
+	}
 	buildFn := func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 		_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, sourceresolver.Opt{
 			ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: "prefer-local"},
 		})
 		if err != nil {
-			return nil, baseMissing(s.Base, err)
+			return nil, fail(baseMissing(s.Base, err))
 		}
 		baseDgst = dgst
 		pinned := pinRef(s.Base, dgst)
@@ -156,28 +162,24 @@ func (e *Engine) Build(ctx context.Context, req Request) (res *Result, retErr er
 		}
 		b, err := ref.ReadFile(ctx, gateway.ReadRequest{Filename: sbllb.ReportFile})
 		if err != nil {
-			return nil, fmt.Errorf("read resolution report: %w", err)
+			return nil, err // the resolve step failed: explained from its log
 		}
 		lock, err = sbllb.ParseReport(b)
 		if err != nil {
-			gateErr = err
-			return nil, err
+			return nil, fail(err)
 		}
 		if err := checkSdists(lock, s.Index.AllowSdist); err != nil {
-			gateErr = err
-			return nil, err
+			return nil, fail(err)
 		}
 		if req.Gate != nil {
 			gateLabel, err = req.Gate(ctx, lock)
 			if err != nil {
-				gateErr = err
-				return nil, err
+				return nil, fail(err)
 			}
 		}
 		installed, err := sbllb.Install(venv, s, lock)
 		if err != nil {
-			gateErr = err
-			return nil, err
+			return nil, fail(err)
 		}
 		def, err = installed.Marshal(ctx)
 		if err != nil {
@@ -196,7 +198,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (res *Result, retErr er
 		}
 		cfg, err := imageConfig(cfgBytes, s, lock, pinned, dgst, labels)
 		if err != nil {
-			return nil, err
+			return nil, fail(err)
 		}
 		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
 		return res, nil
@@ -231,8 +233,8 @@ func (e *Engine) Build(ctx context.Context, req Request) (res *Result, retErr er
 	resp, err := e.client.Build(ctx, solveOpt, "skillbuild", buildFn, statusCh)
 	wg.Wait()
 	if err != nil {
-		if gateErr != nil {
-			return nil, gateErr
+		if funcErr != nil {
+			return nil, funcErr
 		}
 		return nil, explain(ctx, err, s, origIndex, col)
 	}
@@ -262,7 +264,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (res *Result, retErr er
 	}
 	cached, executed := col.counts()
 	return &Result{
-		ImageTag:  familiar(finalName),
+		ImageTag:  Familiar(finalName),
 		ImageName: finalName,
 		Digest:    dgst,
 		Lock:      lock,
@@ -304,8 +306,8 @@ func imageName(tag string) (string, error) {
 	return named.String(), nil
 }
 
-// familiar is the short form of an image name (atom-skill:x-v1).
-func familiar(name string) string {
+// Familiar is the short form of an image name (atom-skill:x-v1).
+func Familiar(name string) string {
 	named, err := reference.ParseNormalizedNamed(name)
 	if err != nil {
 		return name

@@ -230,7 +230,7 @@ func explainResolve(ctx context.Context, se *StepError, log string, s config.Ski
 				return
 			}
 			se.Reason = fmt.Sprintf("no distribution of %s found for requirement %q%s", name, req, where)
-			se.Hint = "check the project name and that the index (" + strings.Join(redactAll(index), ", ") + ") has wheels for this Python and platform"
+			se.Hint = "check the project name and that " + sources(s, index) + " has wheels for this Python and platform"
 			return
 		}
 		se.Reason = fmt.Sprintf("no version of %s matches %q%s; the index has: %s", name, req, where, versions)
@@ -242,6 +242,18 @@ func explainResolve(ctx context.Context, se *StepError, log string, s config.Ski
 		return
 	}
 	se.Reason = "pip could not resolve the requirements: " + lastErrorLine(log)
+}
+
+// sources names where packages came from, without credentials.
+func sources(s config.Skill, index []string) string {
+	var out []string
+	for _, u := range index {
+		out = append(out, "index "+redact(u))
+	}
+	for _, d := range s.Index.FindLinks {
+		out = append(out, "find-links "+d)
+	}
+	return strings.Join(out, " or ")
 }
 
 func requirementLine(s config.Skill, name string) string {
@@ -295,14 +307,6 @@ func unwrapNet(err error) error {
 		}
 		err = u
 	}
-}
-
-func redactAll(us []string) []string {
-	out := make([]string, len(us))
-	for i, u := range us {
-		out[i] = redact(u)
-	}
-	return out
 }
 
 func tail(s string, n int) []string {

@@ -100,7 +100,7 @@ func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
 	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, []byte(reqs.String())), llb.WithCustomName("requirements.txt"))
 
 	argv := append(pipArgs("install"), "--dry-run", "--ignore-installed", "--quiet",
-		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", "/sb/in/requirements.txt")
+		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
 	}
@@ -112,7 +112,7 @@ func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
 	for i := range s.Index.FindLinks {
 		extra = append(extra, llb.AddMount(path.Join(FindLinksDir, strconv.Itoa(i)), llb.Local(FindLinksName(i), llb.SharedKeyHint(s.Index.FindLinks[i])), llb.Readonly))
 	}
-	extra = append(extra, llb.AddMount("/sb/in", in, llb.Readonly))
+	extra = append(extra, llb.AddMount(inputDir, in, llb.Readonly))
 	if UsesIndex(s.Index) {
 		var netOpts []llb.RunOption
 		argv = append(argv, "--proxy", "{proxy}")
@@ -185,17 +185,17 @@ func Install(venv llb.State, s config.Skill, lock Lock) (llb.State, error) {
 		return venv, nil
 	}
 	lockFile := llb.Scratch().File(llb.Mkfile("/lock.txt", 0o644, []byte(lock.Text())), llb.WithCustomName("lock.txt"))
-	argv := append(pipArgs("install"), "--no-index", "--no-deps", "--require-hashes", "-r", "/sb/in/lock.txt")
+	argv := append(pipArgs("install"), "--no-index", "--no-deps", "--require-hashes", "-r", inputDir+"/lock.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
 	}
-	extra := []llb.RunOption{llb.AddMount("/sb/in", lockFile, llb.Readonly)}
+	extra := []llb.RunOption{llb.AddMount(inputDir, lockFile, llb.Readonly)}
 	for i, d := range lock {
 		st, err := Fetch(d, s.Index.FindLinks)
 		if err != nil {
 			return llb.State{}, err
 		}
-		dir := "/sb/files/" + strconv.Itoa(i)
+		dir := filesDir + "/" + strconv.Itoa(i)
 		extra = append(extra, llb.AddMount(dir, st, llb.Readonly))
 		argv = append(argv, "--find-links", dir)
 	}

@@ -16,8 +16,10 @@ import (
 const (
 	VenvDir      = "/opt/skill/venv"
 	WorkDir      = "/opt/skill"
-	FindLinksDir = "/sb/find-links" // find-links directory N is mounted at FindLinksDir/N
-	reportDir    = "/sb/out"
+	FindLinksDir = "/run/skillbuild/find-links" // find-links directory N is mounted at FindLinksDir/N
+	inputDir     = "/run/skillbuild/in"
+	filesDir     = "/run/skillbuild/files"
+	reportDir    = "/run/skillbuild/out"
 	// ReportFile is the path of the resolution report inside the resolve
 	// graph's output state.
 	ReportFile = "/report.json"
