@@ -1,0 +1,41 @@
+// Package runtime runs skill code in its image through containerd, in a
+// container that lets it compute and nothing else, and reports a result a
+// platform can rely on.
+//
+// # What a run is
+//
+// Runner.Run creates a container on a read-only snapshot view of the image,
+// with a hardened spec (specOpts: one list of oci.SpecOpts on containerd's
+// defaults): read-only root, capped tmpfs at /tmp and /dev/shm, memory
+// limit with no swap, CPU quota, pids limit, the image's USER but never
+// root unless the caller insists (DefaultUID:DefaultGID otherwise), no new
+// privileges, no capabilities, containerd's default seccomp profile,
+// extra masked paths, a network namespace of its own with only loopback,
+// rlimits for open files, file size and core dumps, and none of the host's
+// environment.
+//
+// # The protocol
+//
+// The code is never spliced into a string. runner.py, embedded in this
+// package, is mounted read-only at SandboxDir with the code file next to
+// it. It reads the inputs (a JSON object) from stdin, runs the code as
+// __main__ with a global `inputs` dict and, if the code sets a global
+// `result`, encodes it as JSON. Its report goes through a FIFO of its own,
+// not stdout, so nothing the code prints can break it; stdout and stderr
+// are captured separately, each cut at the output limit.
+//
+// # Limits are reported, not guessed
+//
+// At the timeout every process of the container is killed (SIGKILL to all
+// of them, then the end of its PID namespace) and Result.TimedOut is set.
+// Result.OOMKilled comes from the memory cgroup's OOM-kill counter as the
+// shim reports it, not from exit status 137. Result.Truncated says output
+// was cut. Output that is not UTF-8 is made valid (U+FFFD).
+//
+// # Cleanup
+//
+// The task, container, snapshot and state files of a run are removed on
+// every path, including cancellation of ctx (cleanup runs on a context
+// that outlives it). Containers and views carry LabelRun and
+// LabelDeadline; New sweeps those of dead processes (Sweep).
+package runtime

@@ -1,0 +1,162 @@
+package runtime
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// Limits bound one run. A zero field takes its default (DefaultLimits).
+// Its fields match config.RunLimits, so a skill's limits convert with
+// runtime.Limits(skill.Run).
+type Limits struct {
+	MemoryBytes      int64         `json:"memory_bytes"`
+	CPUs             float64       `json:"cpus"`
+	Pids             int64         `json:"pids"`
+	Timeout          time.Duration `json:"timeout"`
+	TmpfsBytes       int64         `json:"tmpfs_bytes"`
+	OutputLimitBytes int64         `json:"output_limit_bytes"`
+}
+
+// DefaultLimits are the limits of a run that sets none: --memory 256m
+// --cpus 0.5 --pids 64 --timeout 30s --tmpfs-size 64m --output-limit 1m.
+func DefaultLimits() Limits {
+	return Limits{
+		MemoryBytes:      256 << 20,
+		CPUs:             0.5,
+		Pids:             64,
+		Timeout:          30 * time.Second,
+		TmpfsBytes:       64 << 20,
+		OutputLimitBytes: 1 << 20,
+	}
+}
+
+// withDefaults fills zero fields from DefaultLimits and rejects negative
+// ones.
+func (l Limits) withDefaults() (Limits, error) {
+	d := DefaultLimits()
+	if l.MemoryBytes < 0 || l.CPUs < 0 || l.Pids < 0 || l.Timeout < 0 || l.TmpfsBytes < 0 || l.OutputLimitBytes < 0 {
+		return l, fmt.Errorf("limits must not be negative (%+v): %w", l, errdefs.ErrInvalidArgument)
+	}
+	if l.MemoryBytes == 0 {
+		l.MemoryBytes = d.MemoryBytes
+	}
+	if l.CPUs == 0 {
+		l.CPUs = d.CPUs
+	}
+	if l.Pids == 0 {
+		l.Pids = d.Pids
+	}
+	if l.Timeout == 0 {
+		l.Timeout = d.Timeout
+	}
+	if l.TmpfsBytes == 0 {
+		l.TmpfsBytes = d.TmpfsBytes
+	}
+	if l.OutputLimitBytes == 0 {
+		l.OutputLimitBytes = d.OutputLimitBytes
+	}
+	if l.MemoryBytes < 8<<20 {
+		return l, fmt.Errorf("memory limit %d bytes is below the 8 MiB a Python process needs: %w", l.MemoryBytes, errdefs.ErrInvalidArgument)
+	}
+	if l.Pids < 2 {
+		return l, fmt.Errorf("pids limit %d is below 2: %w", l.Pids, errdefs.ErrInvalidArgument)
+	}
+	return l, nil
+}
+
+type options struct {
+	stateDir       string
+	snapshotter    string
+	runtime        string
+	maxResultBytes int64
+	sweepGrace     time.Duration
+	loopbackUp     bool
+}
+
+func defaultOptions() options {
+	return options{
+		stateDir:       "/var/lib/skillbuild/runs",
+		snapshotter:    "overlayfs",
+		runtime:        "io.containerd.runc.v2",
+		maxResultBytes: 16 << 20,
+		sweepGrace:     30 * time.Second,
+		loopbackUp:     true,
+	}
+}
+
+// Opt configures a Runner.
+type Opt func(*options) error
+
+// WithStateDir sets the host directory that holds each run's sandbox files
+// (runner, code, report FIFO, I/O FIFOs) while it runs. It is created with
+// mode 0700. Default: /var/lib/skillbuild/runs.
+func WithStateDir(dir string) Opt {
+	return func(o *options) error {
+		if dir == "" || !filepath.IsAbs(dir) {
+			return fmt.Errorf("state directory %q must be an absolute path: %w", dir, errdefs.ErrInvalidArgument)
+		}
+		o.stateDir = filepath.Clean(dir)
+		return nil
+	}
+}
+
+// WithSnapshotter sets the containerd snapshotter of the read-only root
+// filesystem views. Default: overlayfs.
+func WithSnapshotter(name string) Opt {
+	return func(o *options) error {
+		if name == "" {
+			return fmt.Errorf("snapshotter name is empty: %w", errdefs.ErrInvalidArgument)
+		}
+		o.snapshotter = name
+		return nil
+	}
+}
+
+// WithRuntime sets the containerd runtime (shim). Default:
+// io.containerd.runc.v2.
+func WithRuntime(name string) Opt {
+	return func(o *options) error {
+		if name == "" {
+			return fmt.Errorf("runtime name is empty: %w", errdefs.ErrInvalidArgument)
+		}
+		o.runtime = name
+		return nil
+	}
+}
+
+// WithMaxResultBytes bounds the size of the JSON result a run may report.
+// Default: 16 MiB.
+func WithMaxResultBytes(n int64) Opt {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("result size limit must be positive, got %d: %w", n, errdefs.ErrInvalidArgument)
+		}
+		o.maxResultBytes = n
+		return nil
+	}
+}
+
+// WithSweepGrace sets how long past its deadline a run's container must be
+// before Sweep treats it as orphaned. Default: 30s.
+func WithSweepGrace(d time.Duration) Opt {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("sweep grace must not be negative, got %s: %w", d, errdefs.ErrInvalidArgument)
+		}
+		o.sweepGrace = d
+		return nil
+	}
+}
+
+// WithLoopbackDown leaves the loopback device of a run's network namespace
+// down (by default it is brought up, so code can use 127.0.0.1 inside its
+// own sandbox). Either way the sandbox reaches nothing outside itself.
+func WithLoopbackDown() Opt {
+	return func(o *options) error {
+		o.loopbackUp = false
+		return nil
+	}
+}

@@ -1,0 +1,472 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+)
+
+//go:embed runner.py
+var runnerSource []byte
+
+// RunnerSource returns the runner program mounted into every run.
+func RunnerSource() []byte { return bytes.Clone(runnerSource) }
+
+// Labels on every container (and root filesystem view) a run creates.
+const (
+	// LabelRun marks a run's container and snapshot; its value is "1".
+	LabelRun = "org.skillbuild.run"
+	// LabelDeadline is when the run must be over (RFC 3339, UTC): past it
+	// plus the sweep grace, the container counts as orphaned.
+	LabelDeadline = "org.skillbuild.run.deadline"
+)
+
+// idPrefix starts the ID of every run's container, snapshot and state
+// directory.
+const idPrefix = "sbrun-"
+
+// ErrImageNotFound says the image of a run is not in containerd; it wraps
+// errdefs.ErrNotFound.
+var ErrImageNotFound = fmt.Errorf("image not found: %w", errdefs.ErrNotFound)
+
+// Error types of Result.Error that the runtime itself reports. Any other
+// type is the Python exception's (module-qualified unless a builtin).
+const (
+	// ErrorTimeout: the run hit its timeout; every process was killed.
+	ErrorTimeout = "Timeout"
+	// ErrorOutOfMemory: the kernel's OOM killer ended a process of the run.
+	ErrorOutOfMemory = "OutOfMemory"
+	// ErrorResultNotSerializable: the code set a result json.dumps refuses.
+	ErrorResultNotSerializable = "ResultNotSerializable"
+	// ErrorResultTooLarge: the JSON result was larger than allowed.
+	ErrorResultTooLarge = "ResultTooLarge"
+	// ErrorNoReport: the process ended without the runner reporting
+	// (os._exit, a signal, a crash of the interpreter).
+	ErrorNoReport = "NoReport"
+	// ErrorInput: the runner could not decode the inputs.
+	ErrorInput = "InputError"
+)
+
+// Request is one run of skill code.
+type Request struct {
+	// Image is the image reference, fully qualified as containerd stores it
+	// (docker.io/library/atom-skill:hello-v1).
+	Image string
+	// Code is the Python source to run.
+	Code []byte
+	// Inputs is a JSON object, given to the code as the global `inputs`
+	// dict. Empty means {}.
+	Inputs json.RawMessage
+	// Limits bound the run; zero fields take DefaultLimits.
+	Limits Limits
+	// User overrides the image's USER (uid[:gid] or a name in the image's
+	// /etc/passwd). Only an explicit User can be root.
+	User string
+	// Stdout and Stderr, if set, receive the code's output as it happens,
+	// cut at the output limit like Result.Stdout and Result.Stderr.
+	Stdout, Stderr io.Writer
+}
+
+// CodeError describes why the code failed.
+type CodeError struct {
+	// Type is the Python exception type, or one of the Error* constants.
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	// Traceback is Python's formatted traceback, when there is one.
+	Traceback string `json:"traceback,omitempty"`
+}
+
+// Result is what a run did. Stdout, Stderr and Error are valid UTF-8
+// (invalid bytes become U+FFFD).
+type Result struct {
+	// ExitCode is the runner's exit status: 0, 1 after an exception, the
+	// code's SystemExit status, or 128+signal when it was killed.
+	ExitCode int `json:"exit_code"`
+	// Stdout and Stderr are the code's output, each cut at the output
+	// limit.
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+	// Result is the JSON of the code's global `result`; nil (JSON null)
+	// when the code set none or it could not be reported.
+	Result json.RawMessage `json:"result"`
+	// Error is nil when the code finished without an exception, within its
+	// limits, and its result (if any) was reported.
+	Error *CodeError `json:"error"`
+	// TimedOut: the run reached its timeout and was killed.
+	TimedOut bool `json:"timed_out"`
+	// OOMKilled: the memory cgroup's OOM killer killed a process of the run.
+	OOMKilled bool `json:"oom_killed"`
+	// Truncated: stdout or stderr was cut at the output limit.
+	Truncated bool `json:"truncated"`
+	// Duration is from the start of the process to its exit.
+	Duration time.Duration `json:"-"`
+}
+
+// Runner runs skill code through a containerd client. It is safe for
+// concurrent use.
+type Runner struct {
+	client *client.Client
+	opts   options
+}
+
+// New returns a Runner using c (whose default namespace, or the one in ctx,
+// holds the images) and sweeps away orphaned runs: containers of runs whose
+// deadline passed, left behind by a skillbuild process that died.
+func New(ctx context.Context, c *client.Client, opts ...Opt) (*Runner, error) {
+	if c == nil {
+		return nil, fmt.Errorf("containerd client is nil: %w", errdefs.ErrInvalidArgument)
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("run state directory: %w", err)
+	}
+	r := &Runner{client: c, opts: o}
+	if _, err := r.Sweep(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Run is New followed by Runner.Run, for a single run.
+func Run(ctx context.Context, c *client.Client, req Request, opts ...Opt) (Result, error) {
+	r, err := New(ctx, c, opts...)
+	if err != nil {
+		return Result{}, err
+	}
+	return r.Run(ctx, req)
+}
+
+// namespaced returns ctx with the client's default namespace unless it
+// already names one.
+func (r *Runner) namespaced(ctx context.Context) context.Context {
+	if _, ok := namespaces.Namespace(ctx); !ok && r.client.DefaultNamespace() != "" {
+		return namespaces.WithNamespace(ctx, r.client.DefaultNamespace())
+	}
+	return ctx
+}
+
+// cleanupTimeout bounds the cleanup of one run.
+const cleanupTimeout = 30 * time.Second
+
+// Run runs req.Code in a container of req.Image and reports what happened.
+// The error is for failures of the run itself (bad request, image not
+// found, containerd trouble, ctx cancelled); what the code did, including
+// exceptions, timeouts and OOM kills, is in the Result. Whatever happens,
+// the task, the container, its snapshot and the state files are removed
+// before Run returns, even when ctx is cancelled.
+func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error) {
+	ctx = r.namespaced(ctx)
+	limits, err := req.Limits.withDefaults()
+	if err != nil {
+		return res, err
+	}
+	inputs, err := normalizeInputs(req.Inputs)
+	if err != nil {
+		return res, err
+	}
+	if req.Image == "" {
+		return res, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
+	}
+	img, err := r.client.GetImage(ctx, req.Image)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return res, fmt.Errorf("image %s: %w", req.Image, ErrImageNotFound)
+		}
+		return res, fmt.Errorf("image %s: %w", req.Image, err)
+	}
+	if ok, err := img.IsUnpacked(ctx, r.opts.snapshotter); err != nil {
+		return res, fmt.Errorf("image %s: %w", req.Image, err)
+	} else if !ok {
+		if err := img.Unpack(ctx, r.opts.snapshotter); err != nil {
+			return res, fmt.Errorf("unpack image %s: %w", req.Image, err)
+		}
+	}
+	ispec, err := img.Spec(ctx)
+	if err != nil {
+		return res, fmt.Errorf("image %s config: %w", req.Image, err)
+	}
+
+	id := newID()
+	dir := filepath.Join(r.opts.stateDir, id)
+	cleanCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	}
+	var cleanups []func(context.Context) error
+	defer func() {
+		cctx, cancel := cleanCtx()
+		defer cancel()
+		var errs []error
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			if err := cleanups[i](cctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			retErr = errors.Join(retErr, fmt.Errorf("clean up run %s: %w", id, err))
+		}
+	}()
+
+	// The sandbox files: runner and code read-only, the report FIFO.
+	box := filepath.Join(dir, "box")
+	cleanups = append(cleanups, func(context.Context) error { return os.RemoveAll(dir) })
+	if err := prepareBox(dir, box, req.Code); err != nil {
+		return res, err
+	}
+	report, err := openReport(filepath.Join(box, reportName), r.opts.maxResultBytes)
+	if err != nil {
+		return res, err
+	}
+	cleanups = append(cleanups, func(context.Context) error { report.close(); return nil })
+
+	deadline := time.Now().Add(limits.Timeout).UTC()
+	labels := map[string]string{LabelRun: "1", LabelDeadline: deadline.Format(time.RFC3339Nano)}
+	plan := specPlan{
+		limits:     limits,
+		env:        ispec.Config.Env,
+		cwd:        ispec.Config.WorkingDir,
+		imageUser:  ispec.Config.User,
+		user:       req.User,
+		sandboxDir: box,
+		hostname:   "skill",
+	}
+	container, err := r.client.NewContainer(ctx, id,
+		client.WithImage(img),
+		client.WithSnapshotter(r.opts.snapshotter),
+		client.WithNewSnapshotView(id, img, snapshots.WithLabels(labels)),
+		client.WithRuntime(r.opts.runtime, nil),
+		client.WithContainerLabels(labels),
+		client.WithNewSpec(specOpts(plan)...),
+	)
+	if err != nil {
+		// NewContainer leases what it creates; a failed one leaves the view
+		// to containerd's garbage collector, but remove it now.
+		cctx, cancel := cleanCtx()
+		defer cancel()
+		if sn := r.client.SnapshotService(r.opts.snapshotter); sn != nil {
+			_ = sn.Remove(cctx, id)
+		}
+		return res, fmt.Errorf("create container: %w", err)
+	}
+	cleanups = append(cleanups, func(cctx context.Context) error {
+		if err := container.Delete(cctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete container: %w", err)
+		}
+		return nil
+	})
+
+	stdout := newCappedBuffer(limits.OutputLimitBytes, req.Stdout)
+	stderr := newCappedBuffer(limits.OutputLimitBytes, req.Stderr)
+	ioDir := filepath.Join(dir, "io")
+	task, err := container.NewTask(ctx, cio.NewCreator(cio.WithStreams(bytes.NewReader(inputs), stdout, stderr), cio.WithFIFODir(ioDir)))
+	if err != nil {
+		return res, fmt.Errorf("create task: %w", err)
+	}
+	cleanups = append(cleanups, func(cctx context.Context) error {
+		_, err := task.Delete(cctx, client.WithProcessKill)
+		if task.IO() != nil {
+			task.IO().Close()
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task: %w", err)
+		}
+		return nil
+	})
+	// Wait outlives ctx: after a cancellation the exit is still collected.
+	exitC, err := task.Wait(context.WithoutCancel(ctx))
+	if err != nil {
+		return res, fmt.Errorf("wait task: %w", err)
+	}
+	if r.opts.loopbackUp {
+		if err := loopbackUp(int(task.Pid())); err != nil {
+			return res, fmt.Errorf("network namespace of run %s: %w", id, err)
+		}
+	}
+
+	start := time.Now()
+	if err := task.Start(ctx); err != nil {
+		return res, fmt.Errorf("start task: %w", err)
+	}
+	timer := time.NewTimer(limits.Timeout)
+	defer timer.Stop()
+	var status client.ExitStatus
+	select {
+	case status = <-exitC:
+	case <-timer.C:
+		res.TimedOut = true
+		status, err = r.killAndWait(ctx, task, exitC)
+		if err != nil {
+			return res, err
+		}
+	case <-ctx.Done():
+		if _, err := r.killAndWait(ctx, task, exitC); err != nil {
+			return res, errors.Join(ctx.Err(), err)
+		}
+		return res, fmt.Errorf("run cancelled: %w", ctx.Err())
+	}
+	res.Duration = time.Since(start)
+
+	cctx, cancel := cleanCtx()
+	defer cancel()
+	res.OOMKilled, err = oomKilled(cctx, task)
+	if err != nil {
+		return res, err
+	}
+	// Collect the output: the shim closes the pipes once every process of
+	// the container is gone, which the end of its PID namespace ensures.
+	if _, err := task.Delete(cctx); err != nil && !errdefs.IsNotFound(err) {
+		return res, fmt.Errorf("delete task: %w", err)
+	}
+	rep, repErr := report.finish()
+
+	res.ExitCode = int(status.ExitCode())
+	res.Stdout = toValidUTF8(stdout.Bytes())
+	res.Stderr = toValidUTF8(stderr.Bytes())
+	res.Truncated = stdout.Truncated() || stderr.Truncated()
+	res.Result, res.Error = interpret(res, limits, rep, repErr, r.opts.maxResultBytes)
+	return res, nil
+}
+
+// killAndWait kills every process of the task and waits for its exit.
+func (r *Runner) killAndWait(ctx context.Context, task client.Task, exitC <-chan client.ExitStatus) (client.ExitStatus, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := task.Kill(cctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return client.ExitStatus{}, fmt.Errorf("kill task: %w", err)
+	}
+	select {
+	case st := <-exitC:
+		return st, nil
+	case <-cctx.Done():
+		return client.ExitStatus{}, fmt.Errorf("task did not exit after SIGKILL: %w", cctx.Err())
+	}
+}
+
+// interpret turns the runner's report and what the runtime saw into the
+// result and error of a run.
+func interpret(res Result, limits Limits, rep *runnerReport, repErr error, maxResult int64) (json.RawMessage, *CodeError) {
+	var result json.RawMessage
+	var cerr *CodeError
+	if rep != nil {
+		if rep.ResultSet {
+			result = rep.Result
+		}
+		cerr = rep.Error
+	}
+	switch {
+	case res.TimedOut:
+		return result, &CodeError{Type: ErrorTimeout, Message: fmt.Sprintf("the run did not finish within its %s timeout; every process was killed", limits.Timeout)}
+	case res.OOMKilled:
+		return result, &CodeError{Type: ErrorOutOfMemory, Message: fmt.Sprintf("the kernel killed a process that exceeded the %s memory limit", humanBytes(limits.MemoryBytes))}
+	case errors.Is(repErr, errResultTooLarge):
+		return nil, &CodeError{Type: ErrorResultTooLarge, Message: fmt.Sprintf("the result is larger than %s", humanBytes(maxResult))}
+	case repErr != nil:
+		return nil, &CodeError{Type: ErrorNoReport, Message: fmt.Sprintf("the runner's report is unreadable: %v", repErr)}
+	case rep == nil:
+		return nil, &CodeError{Type: ErrorNoReport, Message: fmt.Sprintf("the process exited with status %d before the runner reported (os._exit, a signal or an interpreter crash)", res.ExitCode)}
+	}
+	if cerr != nil {
+		cerr.Message = strings.ToValidUTF8(cerr.Message, "\uFFFD")
+		cerr.Traceback = strings.ToValidUTF8(cerr.Traceback, "\uFFFD")
+	}
+	return result, cerr
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func toValidUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// normalizeInputs checks that in is one JSON object (empty means {}) and
+// encodes it as the runner reads it: compact, on one line.
+func normalizeInputs(in json.RawMessage) ([]byte, error) {
+	trimmed := bytes.TrimSpace(in)
+	if len(trimmed) == 0 {
+		return []byte("{}\n"), nil
+	}
+	if trimmed[0] != '{' || !json.Valid(trimmed) {
+		return nil, fmt.Errorf("inputs must be one JSON object: %w", errdefs.ErrInvalidArgument)
+	}
+	// One line for the runner: compact JSON has no raw newline.
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, trimmed); err != nil {
+		return nil, fmt.Errorf("inputs: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}
+
+func newID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return idPrefix + hex.EncodeToString(b[:])
+}
+
+// prepareBox creates the run's state directory and the sandbox directory
+// mounted into the container: the runner, the code, and the report FIFO.
+func prepareBox(dir, box string, code []byte) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("run state directory: %w", err)
+	}
+	// Mounted as the container's SandboxDir: searchable by the run's user.
+	if err := os.Mkdir(box, 0o755); err != nil {
+		return fmt.Errorf("sandbox directory: %w", err)
+	}
+	if err := os.Chmod(box, 0o755); err != nil { // despite the umask
+		return err
+	}
+	for name, data := range map[string][]byte{runnerName: runnerSource, codeName: code} {
+		p := filepath.Join(box, name)
+		if err := os.WriteFile(p, data, 0o444); err != nil {
+			return fmt.Errorf("sandbox file %s: %w", name, err)
+		}
+		if err := os.Chmod(p, 0o444); err != nil {
+			return err
+		}
+	}
+	// Write-only for the run's user, whoever it is; only the container
+	// reaches it (dir is 0700).
+	p := filepath.Join(box, reportName)
+	if err := syscall.Mkfifo(p, 0o622); err != nil {
+		return fmt.Errorf("report fifo: %w", err)
+	}
+	return os.Chmod(p, 0o622)
+}

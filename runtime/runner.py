@@ -1,0 +1,168 @@
+"""skillbuild runner: runs skill code inside its sandbox and reports.
+
+skillbuild ships this file inside its binary and bind-mounts it read-only
+into every run, next to the skill code; it works with any image that has a
+python3 on PATH and uses the standard library only.
+
+    python3 -B runner.py CODE_FILE REPORT_PATH
+
+* stdin carries the inputs: one JSON object, UTF-8, compact (no raw
+  newline), then a newline. The code's stdin is /dev/null.
+* CODE_FILE is executed as __main__ with a global ``inputs`` (that object,
+  as a dict). The code is never spliced into another source string.
+* If the code sets a global ``result``, it is encoded as JSON (no NaN or
+  Infinity, ASCII only) and reported.
+* The report, one JSON object, goes to REPORT_PATH (a FIFO the host reads),
+  never to stdout or stderr: whatever the code prints stays the code's
+  output and cannot break the report.
+
+    {"exit_code": 0, "error": null | {"type", "message", "traceback"},
+     "result_set": true | false, "result": <the result JSON>}
+
+The runner exits with the code's exit status (0, 1 after an exception,
+or the SystemExit status), without waiting for threads the code left
+running.
+"""
+
+import json
+import os
+import sys
+import traceback
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _type_name(exc):
+    t = type(exc)
+    mod = getattr(t, "__module__", "builtins")
+    if mod in ("builtins", "__main__", None):
+        return t.__qualname__
+    return mod + "." + t.__qualname__
+
+
+def _describe(exc, tb):
+    try:
+        message = str(exc)
+    except BaseException:  # a broken __str__ must not hide the error
+        message = "<unprintable %s>" % type(exc).__name__
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return {"type": _type_name(exc), "message": message, "traceback": text}
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:
+            pass
+
+
+def main():
+    code_path, report_path = sys.argv[1], sys.argv[2]
+    # The runner's directory (which holds the code file) is not an import
+    # location: `import code` must find the standard library module.
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or ".") == here:
+        del sys.path[0]
+
+    # Open the report channel before any skill code runs; keep private
+    # references to what reporting needs, so the code cannot break them by
+    # accident (it shares this interpreter and can of course lie about its
+    # own result on purpose).
+    report_fd = os.open(report_path, os.O_WRONLY)
+    dumps, write_all, exit_now = json.dumps, _write_all, os._exit
+
+    exit_code = 0
+    error = None
+    result_json = None
+
+    try:
+        # One line: the host sends compact JSON (no raw newline) and a
+        # newline, and never closes the pipe, so do not wait for EOF.
+        raw = sys.stdin.buffer.readline()
+        inputs = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        if not isinstance(inputs, dict):
+            raise TypeError("inputs must be a JSON object, got %s" % type(inputs).__name__)
+    except BaseException as exc:
+        inputs = None
+        error = {"type": "InputError", "message": "cannot decode the inputs: %s" % exc, "traceback": ""}
+        exit_code = 2
+
+    # The code's stdin is empty, like a batch job's.
+    try:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        sys.stdin = open(0, "r", closefd=False)
+    except BaseException:
+        pass
+
+    if error is None:
+        namespace = {
+            "__name__": "__main__",
+            "__file__": code_path,
+            "__builtins__": __builtins__,
+            "inputs": inputs,
+        }
+        try:
+            with open(code_path, "rb") as f:
+                source = f.read()
+            code = compile(source, code_path, "exec", dont_inherit=True)
+            exec(code, namespace)
+        except SystemExit as exc:
+            status = exc.code
+            if status is None:
+                exit_code = 0
+            elif isinstance(status, int):
+                exit_code = status & 0xFF
+            else:
+                try:
+                    print(status, file=sys.stderr)
+                except BaseException:
+                    pass
+                exit_code = 1
+        except BaseException as exc:
+            # Drop the runner's own frame: the traceback starts in the code
+            # (a SyntaxError from compile has no frame of the code at all).
+            tb = exc.__traceback__
+            tb = tb.tb_next if tb is not None else None
+            error = _describe(exc, tb)
+            try:
+                sys.stderr.write(error["traceback"])
+            except BaseException:
+                pass
+            exit_code = 1
+
+        if "result" in namespace:
+            try:
+                result_json = dumps(namespace["result"], allow_nan=False, ensure_ascii=True)
+            except BaseException as exc:
+                result_json = None
+                if error is None:
+                    error = {
+                        "type": "ResultNotSerializable",
+                        "message": "result is not JSON-serializable: %s: %s" % (type(exc).__name__, exc),
+                        "traceback": "",
+                    }
+                    if exit_code == 0:
+                        exit_code = 1
+
+    _flush()
+    head = dumps({"exit_code": exit_code, "error": error, "result_set": result_json is not None}, ensure_ascii=True)
+    report = head[:-1] + ', "result": ' + (result_json if result_json is not None else "null") + "}"
+    try:
+        write_all(report_fd, report.encode("ascii"))
+        os.close(report_fd)
+    except BaseException:
+        pass
+    exit_now(exit_code)
+
+
+if __name__ == "__main__":
+    main()

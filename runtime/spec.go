@@ -1,0 +1,271 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Paths inside the sandbox.
+const (
+	// SandboxDir is where the runner, the code and the report FIFO are
+	// mounted (read-only) inside the container. It lives on the /run tmpfs
+	// of containerd's default mounts, so the read-only image needs no
+	// mountpoint of its own.
+	SandboxDir = "/run/skillbuild"
+	runnerName = "runner.py"
+	codeName   = "code.py"
+	reportName = "report"
+	// HomeDir is $HOME inside the sandbox: the only writable directory.
+	HomeDir = "/tmp"
+)
+
+// DefaultUID and DefaultGID are the user a run gets when the image names no
+// USER, or names root and the caller did not insist on root.
+const (
+	DefaultUID = 65532
+	DefaultGID = 65532
+)
+
+// nofileLimit is RLIMIT_NOFILE inside the sandbox.
+const nofileLimit = 1024
+
+// specPlan is everything the spec of one run depends on.
+type specPlan struct {
+	limits     Limits
+	env        []string // the image's environment
+	cwd        string   // the image's working directory
+	imageUser  string   // the image's USER ("" when unset)
+	user       string   // the caller's explicit user ("" to use the image's)
+	sandboxDir string   // host directory mounted at SandboxDir
+	hostname   string
+}
+
+// specOpts is the hardened spec of a run, applied in order on containerd's
+// default spec (namespaces pid, ipc, uts, mount and network; default
+// mounts, masked and read-only paths; no devices).
+func specOpts(p specPlan) []oci.SpecOpts {
+	argv := []string{"python3", "-B", path.Join(SandboxDir, runnerName), path.Join(SandboxDir, codeName), path.Join(SandboxDir, reportName)}
+	return []oci.SpecOpts{
+		// What runs: the runner under the image's python3, in the image's
+		// environment and working directory; nothing of the host's
+		// environment comes in.
+		oci.WithProcessArgs(argv...),
+		WithImageEnv(p.env),
+		oci.WithEnv([]string{"HOME=" + HomeDir}),
+		oci.WithProcessCwd(orDefault(p.cwd, "/")),
+		oci.WithHostname(p.hostname),
+
+		// Who: the image's USER, never root unless the caller says so.
+		WithRunUser(p.imageUser, p.user),
+
+		// Filesystem: the image read-only, a capped tmpfs for /tmp and
+		// /dev/shm, the sandbox files read-only.
+		oci.WithRootFSReadonly(),
+		WithTmpfs(HomeDir, p.limits.TmpfsBytes),
+		oci.WithDevShmSize(p.limits.TmpfsBytes / 1024),
+		WithSandboxMount(p.sandboxDir),
+
+		// Resources.
+		WithMemory(p.limits.MemoryBytes),
+		WithCPUQuota(p.limits.CPUs),
+		oci.WithPidsLimit(p.limits.Pids),
+		oci.WithRlimit(&specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: nofileLimit, Soft: nofileLimit}),
+		oci.WithRlimit(&specs.POSIXRlimit{Type: "RLIMIT_FSIZE", Hard: fsizeLimit(p.limits), Soft: fsizeLimit(p.limits)}),
+		oci.WithRlimit(&specs.POSIXRlimit{Type: "RLIMIT_CORE", Hard: 0, Soft: 0}),
+
+		// Privileges: none. The seccomp profile is computed from the
+		// capabilities, so it must come after them.
+		oci.WithNoNewPrivileges,
+		WithoutCapabilities(),
+		seccomp.WithDefaultProfile(),
+		WithMaskedPaths("/proc/interrupts", "/proc/kcore"),
+
+		// Network: a fresh namespace of its own (loopback only), never the
+		// host's.
+		WithPrivateNetwork(),
+	}
+}
+
+// fsizeLimit is RLIMIT_FSIZE: a little above the tmpfs size, so that a
+// full /tmp reports ENOSPC rather than EFBIG.
+func fsizeLimit(l Limits) uint64 { return uint64(l.TmpfsBytes) + 1<<20 }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// WithImageEnv sets the process environment to the image's, keeping
+// containerd's default PATH when the image has none. It replaces whatever
+// environment the spec had.
+func WithImageEnv(env []string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		out := []string{}
+		hasPath := false
+		for _, e := range env {
+			if strings.HasPrefix(e, "PATH=") {
+				hasPath = true
+			}
+			out = append(out, e)
+		}
+		if !hasPath {
+			out = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, out...)
+		}
+		s.Process.Env = out
+		return nil
+	}
+}
+
+// WithRunUser sets the user of the process. An explicit user (uid[:gid] or
+// a name from the image's /etc/passwd) is used as given, root included: the
+// caller insisted. Otherwise the image's USER is used, except that an image
+// without USER, or with a USER resolving to uid 0, runs as
+// DefaultUID:DefaultGID. Supplementary groups are never added: the process
+// has its primary group only.
+func WithRunUser(imageUser, explicit string) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		user := explicit
+		if user == "" {
+			user = imageUser
+		}
+		if user == "" {
+			s.Process.User = specs.User{UID: DefaultUID, GID: DefaultGID, AdditionalGids: []uint32{DefaultGID}}
+			return nil
+		}
+		if err := oci.WithUser(user)(ctx, client, c, s); err != nil {
+			return fmt.Errorf("user %q: %w", user, err)
+		}
+		if explicit == "" && s.Process.User.UID == 0 {
+			s.Process.User = specs.User{UID: DefaultUID, GID: DefaultGID}
+		}
+		s.Process.User.AdditionalGids = []uint32{s.Process.User.GID}
+		return nil
+	}
+}
+
+// WithTmpfs mounts a tmpfs of size bytes at dest (nosuid, nodev, mode
+// 1777), replacing any mount at dest.
+func WithTmpfs(dest string, size int64) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if size <= 0 {
+			return fmt.Errorf("tmpfs %s: size must be positive, got %d: %w", dest, size, errdefs.ErrInvalidArgument)
+		}
+		m := specs.Mount{
+			Destination: dest,
+			Type:        "tmpfs",
+			Source:      "tmpfs",
+			Options:     []string{"nosuid", "nodev", "mode=1777", fmt.Sprintf("size=%d", size)},
+		}
+		s.Mounts = slices.DeleteFunc(s.Mounts, func(o specs.Mount) bool { return path.Clean(o.Destination) == path.Clean(dest) })
+		s.Mounts = append(s.Mounts, m)
+		return nil
+	}
+}
+
+// WithSandboxMount bind-mounts the host directory dir read-only (nosuid,
+// nodev, noexec) at SandboxDir. The mount comes after /run's, so runc
+// creates its mountpoint on that tmpfs rather than in the read-only image.
+func WithSandboxMount(dir string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if dir == "" {
+			return fmt.Errorf("sandbox directory is empty: %w", errdefs.ErrInvalidArgument)
+		}
+		s.Mounts = slices.DeleteFunc(s.Mounts, func(o specs.Mount) bool { return path.Clean(o.Destination) == SandboxDir })
+		s.Mounts = append(s.Mounts, specs.Mount{
+			Destination: SandboxDir,
+			Type:        "bind",
+			Source:      dir,
+			Options:     []string{"rbind", "ro", "nosuid", "nodev", "noexec"},
+		})
+		return nil
+	}
+}
+
+// WithMemory limits memory to limit bytes, with memory+swap equal to it
+// (no swap).
+func WithMemory(limit int64) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
+		if limit <= 0 {
+			return fmt.Errorf("memory limit must be positive, got %d: %w", limit, errdefs.ErrInvalidArgument)
+		}
+		if err := oci.WithMemoryLimit(uint64(limit))(ctx, client, c, s); err != nil {
+			return err
+		}
+		return oci.WithMemorySwap(limit)(ctx, client, c, s)
+	}
+}
+
+// cfsPeriod is the CFS period, in microseconds, of the CPU quota.
+const cfsPeriod = 100000
+
+// WithCPUQuota limits the process to cpus CPUs through a CFS quota.
+func WithCPUQuota(cpus float64) oci.SpecOpts {
+	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
+		if cpus <= 0 {
+			return fmt.Errorf("cpus must be positive, got %g: %w", cpus, errdefs.ErrInvalidArgument)
+		}
+		quota := int64(cpus * cfsPeriod)
+		if quota < 1000 {
+			quota = 1000 // the kernel's minimum quota is 1ms
+		}
+		return oci.WithCPUCFS(quota, cfsPeriod)(ctx, client, c, s)
+	}
+}
+
+// WithoutCapabilities drops every capability from every set (bounding,
+// effective, permitted, inheritable, ambient).
+func WithoutCapabilities() oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		s.Process.Capabilities = &specs.LinuxCapabilities{
+			Bounding:    []string{},
+			Effective:   []string{},
+			Permitted:   []string{},
+			Inheritable: []string{},
+			Ambient:     []string{},
+		}
+		return nil
+	}
+}
+
+// WithMaskedPaths adds paths to the spec's masked paths (containerd's
+// defaults stay).
+func WithMaskedPaths(paths ...string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		for _, p := range paths {
+			if !slices.Contains(s.Linux.MaskedPaths, p) {
+				s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, p)
+			}
+		}
+		return nil
+	}
+}
+
+// WithPrivateNetwork gives the container a new, empty network namespace
+// (only a loopback device): any path to an existing namespace, the host's
+// included, is dropped.
+func WithPrivateNetwork() oci.SpecOpts {
+	return oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace})
+}
