@@ -107,6 +107,7 @@ type installResult struct {
 	Scan            string                `json:"scan"` // passed | disabled | refused
 	Warnings        []string              `json:"warnings,omitempty"`
 	Cached          bool                  `json:"cached"`
+	Steps           []string              `json:"executed_steps"`
 	Error           string                `json:"error,omitempty"`
 	Hint            string                `json:"hint,omitempty"`
 	BuildLogs       []string              `json:"build_logs"`
@@ -165,7 +166,8 @@ func install(c *cli.Context) error {
 	out.Digest = res.Digest.String()
 	out.Packages = res.Packages
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
-	out.Cached = res.Executed == 0
+	out.Cached = len(res.Executed) == 0
+	out.Steps = res.Executed
 	return emitInstall(c, out, nil)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
@@ -63,127 +64,244 @@ type Package struct {
 
 // Result describes a finished build.
 type Result struct {
-	ImageTag  string        `json:"image_tag"` // as given, e.g. atom-skill:weather-v3
+	ImageTag  string        `json:"image_tag"` // short form, e.g. atom-skill:weather-v3
 	ImageName string        `json:"image_name"`
 	Digest    digest.Digest `json:"digest"`
 	Lock      sbllb.Lock    `json:"lock"`
 	Packages  []Package     `json:"packages"`
 	Labels    map[string]string
 	// Cached counts the steps BuildKit answered from cache; Executed the
-	// steps it ran.
-	Cached, Executed int
-	Logs             []string
+	// steps it ran, by name.
+	Cached   int
+	Executed []string
+	Logs     []string
 }
 
-// Build resolves, gates, installs and exports the skill, and tags the
-// image only after everything succeeded.
-func (e *Engine) Build(ctx context.Context, req Request) (res *Result, retErr error) {
-	s := req.Skill
-	if req.Status != nil {
-		defer close(req.Status)
+// session is what one solve needs besides the graph: the index proxy, the
+// local find-links directories and the progress collector.
+type solveSession struct {
+	skill       config.Skill // with index URLs as the step sees them
+	origIndex   []string     // the configured index URLs (may carry credentials)
+	trusted     []string
+	attachables []session.Attachable
+	locals      map[string]fsutil.FS
+	col         *collector
+	closers     []func() error
+}
+
+func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
+	ss := &solveSession{skill: s, locals: map[string]fsutil.FS{}, col: newCollector()}
+	if sbllb.UsesIndex(s.Index) {
+		urls := indexURLs(s.Index)
+		ss.origIndex = urls
+		proxy, err := NewIndexProxy(urls, proxyOpts(urls)...)
+		if err != nil {
+			return nil, err
+		}
+		ss.closers = append(ss.closers, proxy.Close)
+		step := proxy.StepURLs()
+		ss.skill.Index.URL, ss.skill.Index.ExtraURLs = step[0], step[1:]
+		ss.trusted = proxy.TrustedHosts()
+		ss.attachables = append(ss.attachables, proxy.Attachable(sbllb.IndexSocketID))
 	}
-	finalName, err := imageName(s.Tag())
-	if err != nil {
-		return nil, err
+	for i, dir := range s.Index.FindLinks {
+		fs, err := fsutil.NewFS(dir)
+		if err != nil {
+			ss.close()
+			return nil, fmt.Errorf("find-links directory %s: %w", dir, errdefs.ErrInvalidArgument)
+		}
+		ss.locals[sbllb.FindLinksName(i)] = fs
 	}
+	return ss, nil
+}
+
+func (ss *solveSession) close() {
+	for _, c := range ss.closers {
+		c() //nolint:errcheck
+	}
+}
+
+// run solves buildFn with progress going to the collector and to status
+// (closed when done). Errors of our own (set through fail) come back with
+// their type; a failed step is explained from its log.
+func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.ExportEntry, status chan *bkclient.SolveStatus,
+	buildFn func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error)) (*bkclient.SolveResponse, error) {
+	if status != nil {
+		defer close(status)
+	}
+	s := ss.skill
 	if s.Build.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, s.Build.Timeout, errBuildTimeout)
 		defer cancel()
 	}
-
-	var attachables []session.Attachable
-	var origIndex []string
-	var trusted []string
-	if sbllb.UsesIndex(s.Index) {
-		urls := indexURLs(s.Index)
-		origIndex = urls
-		proxy, err := NewIndexProxy(urls, proxyOpts(urls)...)
-		if err != nil {
-			return nil, err
-		}
-		defer proxy.Close()
-		step := proxy.StepURLs()
-		s.Index.URL, s.Index.ExtraURLs = step[0], step[1:]
-		trusted = proxy.TrustedHosts()
-		attachables = append(attachables, proxy.Attachable(sbllb.IndexSocketID))
+	if err := e.cg.setPids(s.Build.Pids); err != nil {
+		return nil, err
 	}
-
-	locals := map[string]fsutil.FS{}
-	for i, dir := range s.Index.FindLinks {
-		fs, err := fsutil.NewFS(dir)
-		if err != nil {
-			return nil, fmt.Errorf("find-links directory %s: %w", dir, errdefs.ErrInvalidArgument)
-		}
-		locals[sbllb.FindLinksName(i)] = fs
-	}
-
-	staging := stagingName(s.ID)
-	cs := e.ctd.ImageService()
-	defer func() {
-		// The staging name never outlives the build.
-		cs.Delete(context.WithoutCancel(ctx), staging) //nolint:errcheck
-	}()
-
-	var (
-		lock      sbllb.Lock
-		funcErr   error // an error of our own, returned with its type intact
-		gateLabel map[string]string
-		baseDgst  digest.Digest
-	)
 	// Errors returned from buildFn cross BuildKit's gateway as strings; keep
 	// our own typed errors aside and return them as they are.
+	var funcErr error
 	fail := func(err error) error {
 		funcErr = err
 		return err
 	}
-	buildFn := func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-		_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, sourceresolver.Opt{
-			ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: "prefer-local"},
-		})
-		if err != nil {
-			return nil, fail(baseMissing(s.Base, err))
+	statusCh := make(chan *bkclient.SolveStatus)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for st := range statusCh {
+			ss.col.add(st)
+			if status != nil {
+				status <- st
+			}
 		}
-		baseDgst = dgst
-		pinned := pinRef(s.Base, dgst)
-		venv := sbllb.Venv(sbllb.Base(pinned), s)
-		out := sbllb.Resolve(venv, s, sbllb.ResolveOpts{Trusted: trusted, Refresh: req.Refresh})
-		def, err := out.Marshal(ctx)
+	}()
+	resp, err := e.client.Build(ctx, bkclient.SolveOpt{
+		Exports:     exports,
+		LocalMounts: ss.locals,
+		Session:     ss.attachables,
+	}, "skillbuild", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		return buildFn(ctx, c, fail)
+	}, statusCh)
+	wg.Wait()
+	if err != nil {
+		if funcErr != nil {
+			return nil, funcErr
+		}
+		return nil, explain(ctx, err, ss.skill, ss.origIndex, ss.col)
+	}
+	return resp, nil
+}
+
+// resolved is the outcome of the resolve phase inside a build function.
+type resolved struct {
+	venv     llb.State
+	baseCfg  []byte
+	baseRef  string // pinned by digest
+	baseDgst digest.Digest
+	lock     sbllb.Lock
+}
+
+// resolve runs the venv and resolve steps and reads the lock back.
+func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh bool, fail func(error) error) (*resolved, error) {
+	s := ss.skill
+	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, sourceresolver.Opt{
+		ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: llb.ResolveModePreferLocal.String()},
+	})
+	if err != nil {
+		return nil, fail(baseMissing(s.Base, err))
+	}
+	r := &resolved{baseCfg: cfgBytes, baseRef: pinRef(s.Base, dgst), baseDgst: dgst}
+	r.venv = sbllb.Venv(sbllb.Base(r.baseRef), s)
+	if len(s.Requirements) == 0 {
+		return r, nil
+	}
+	out := sbllb.Resolve(r.venv, s, sbllb.ResolveOpts{Trusted: ss.trusted, Refresh: refresh})
+	def, err := out.Marshal(ctx)
+	if err != nil {
+		return nil, fail(err)
+	}
+	rr, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+	if err != nil {
+		return nil, err
+	}
+	ref, err := rr.SingleRef()
+	if err != nil {
+		return nil, fail(err)
+	}
+	b, err := ref.ReadFile(ctx, gateway.ReadRequest{Filename: sbllb.ReportFile})
+	if err != nil {
+		return nil, err // the resolve step failed: explained from its log
+	}
+	r.lock, err = sbllb.ParseReport(b)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if err := checkSdists(r.lock, s.Index.AllowSdist); err != nil {
+		return nil, fail(err)
+	}
+	return r, nil
+}
+
+// Resolve resolves the skill's requirements exactly as Build does and
+// returns the lock, without fetching or installing anything.
+func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkclient.SolveStatus) (sbllb.Lock, error) {
+	ss, err := e.newSession(s)
+	if err != nil {
+		return nil, err
+	}
+	defer ss.close()
+	var lock sbllb.Lock
+	_, err = e.run(ctx, ss, nil, status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
+		r, err := resolve(ctx, c, ss, false, fail)
 		if err != nil {
 			return nil, err
 		}
-		rr, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+		lock = r.lock
+		return gateway.NewResult(), nil
+	})
+	return lock, err
+}
+
+// Build resolves, gates, installs and exports the skill, and tags the
+// image only after everything succeeded.
+func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
+	s := req.Skill
+	finalName, err := imageName(s.Tag())
+	if err != nil {
+		if req.Status != nil {
+			close(req.Status)
+		}
+		return nil, err
+	}
+	ss, err := e.newSession(s)
+	if err != nil {
+		if req.Status != nil {
+			close(req.Status)
+		}
+		return nil, err
+	}
+	defer ss.close()
+
+	staging := stagingName(s.ID)
+	is := e.ctd.ImageService()
+	defer func() {
+		// The staging name never outlives the build.
+		is.Delete(context.WithoutCancel(ctx), staging) //nolint:errcheck
+	}()
+
+	var (
+		r         *resolved
+		gateLabel map[string]string
+	)
+	exports := []bkclient.ExportEntry{{
+		Type: bkclient.ExporterImage,
+		Attrs: map[string]string{
+			"name":              staging,
+			"unpack":            "true",
+			"store":             "true",
+			"source-date-epoch": "0",
+		},
+	}}
+	resp, err := e.run(ctx, ss, exports, req.Status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
+		var err error
+		r, err = resolve(ctx, c, ss, req.Refresh, fail)
 		if err != nil {
 			return nil, err
-		}
-		ref, err := rr.SingleRef()
-		if err != nil {
-			return nil, err
-		}
-		b, err := ref.ReadFile(ctx, gateway.ReadRequest{Filename: sbllb.ReportFile})
-		if err != nil {
-			return nil, err // the resolve step failed: explained from its log
-		}
-		lock, err = sbllb.ParseReport(b)
-		if err != nil {
-			return nil, fail(err)
-		}
-		if err := checkSdists(lock, s.Index.AllowSdist); err != nil {
-			return nil, fail(err)
 		}
 		if req.Gate != nil {
-			gateLabel, err = req.Gate(ctx, lock)
-			if err != nil {
+			if gateLabel, err = req.Gate(ctx, r.lock); err != nil {
 				return nil, fail(err)
 			}
 		}
-		installed, err := sbllb.Install(venv, s, lock)
+		installed, err := sbllb.Install(r.venv, ss.skill, r.lock, sbllb.InstallOpts{Trusted: ss.trusted})
 		if err != nil {
 			return nil, fail(err)
 		}
-		def, err = installed.Marshal(ctx)
+		def, err := installed.Marshal(ctx)
 		if err != nil {
-			return nil, err
+			return nil, fail(err)
 		}
 		res, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
 		if err != nil {
@@ -196,83 +314,51 @@ func (e *Engine) Build(ctx context.Context, req Request) (res *Result, retErr er
 		for k, v := range gateLabel {
 			labels[k] = v
 		}
-		cfg, err := imageConfig(cfgBytes, s, lock, pinned, dgst, labels)
+		cfg, err := imageConfig(r.baseCfg, s, r.lock, r.baseRef, r.baseDgst, labels)
 		if err != nil {
 			return nil, fail(err)
 		}
 		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
 		return res, nil
-	}
-
-	statusCh := make(chan *bkclient.SolveStatus)
-	col := newCollector()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for st := range statusCh {
-			col.add(st)
-			if req.Status != nil {
-				req.Status <- st
-			}
-		}
-	}()
-	solveOpt := bkclient.SolveOpt{
-		Exports: []bkclient.ExportEntry{{
-			Type: bkclient.ExporterImage,
-			Attrs: map[string]string{
-				"name":              staging,
-				"unpack":            "true",
-				"store":             "true",
-				"source-date-epoch": "0",
-			},
-		}},
-		LocalMounts: locals,
-		Session:     attachables,
-	}
-	resp, err := e.client.Build(ctx, solveOpt, "skillbuild", buildFn, statusCh)
-	wg.Wait()
+	})
 	if err != nil {
-		if funcErr != nil {
-			return nil, funcErr
-		}
-		return nil, explain(ctx, err, s, origIndex, col)
+		return nil, err
 	}
 
 	dgst, err := digest.Parse(resp.ExporterResponse[exptypes.ExporterImageDigestKey])
 	if err != nil {
 		return nil, fmt.Errorf("exporter returned no image digest: %w", err)
 	}
-	img, err := cs.Get(ctx, staging)
+	img, err := is.Get(ctx, staging)
 	if err != nil {
 		return nil, fmt.Errorf("exported image %s: %w", staging, err)
 	}
-	pkgs := make([]Package, len(lock))
-	for i, d := range lock {
+	pkgs := make([]Package, len(r.lock))
+	for i, d := range r.lock {
 		pkgs[i] = Package{Name: d.Name, Version: d.Version}
 	}
 	recordLabels := map[string]string{
 		LabelSkillID:      s.ID,
 		LabelSkillVersion: s.Version,
-		LabelLockDigest:   lock.Digest().String(),
-		LabelPackages:     fmt.Sprint(len(lock)),
-		LabelBaseDigest:   baseDgst.String(),
+		LabelLockDigest:   r.lock.Digest().String(),
+		LabelPackages:     fmt.Sprint(len(r.lock)),
+		LabelBaseDigest:   r.baseDgst.String(),
 	}
 	// Tag last: only now does the skill's name point at the new image.
 	if err := setTag(ctx, e.ctd, images.Image{Name: finalName, Target: img.Target, Labels: recordLabels}); err != nil {
 		return nil, err
 	}
-	cached, executed := col.counts()
+	cached, executed := ss.col.counts()
 	return &Result{
 		ImageTag:  Familiar(finalName),
 		ImageName: finalName,
 		Digest:    dgst,
-		Lock:      lock,
+		Lock:      r.lock,
 		Packages:  pkgs,
 		Labels:    gateLabel,
 		Cached:    cached,
 		Executed:  executed,
-		Logs:      col.logLines(),
+		Logs:      ss.col.logLines(),
 	}, nil
 }
 
@@ -306,6 +392,9 @@ func imageName(tag string) (string, error) {
 	return named.String(), nil
 }
 
+// ImageName is the containerd name of a skill's image (fully qualified).
+func ImageName(tag string) (string, error) { return imageName(tag) }
+
 // Familiar is the short form of an image name (atom-skill:x-v1).
 func Familiar(name string) string {
 	named, err := reference.ParseNormalizedNamed(name)
@@ -315,10 +404,13 @@ func Familiar(name string) string {
 	return reference.FamiliarString(named)
 }
 
+// stagingPrefix names the images a build exports before tagging.
+const stagingPrefix = "localhost/skillbuild-staging/"
+
 func stagingName(id string) string {
 	var b [8]byte
 	rand.Read(b[:]) //nolint:errcheck
-	return "localhost/skillbuild-staging/" + id + ":" + hex.EncodeToString(b[:])
+	return stagingPrefix + id + ":" + hex.EncodeToString(b[:])
 }
 
 func pinRef(ref string, dgst digest.Digest) string {

@@ -47,6 +47,7 @@ type Engine struct {
 	oldTmp string
 	hadTmp bool
 	closed bool
+	cg     *buildCgroup
 }
 
 // New starts an embedded BuildKit engine against the containerd at the
@@ -97,6 +98,15 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 	os.Setenv("TMPDIR", tmpDir)
 
 	e := &Engine{opts: o, lock: lk, ctd: c, tmpDir: tmpDir, oldTmp: oldTmp, hadTmp: hadTmp}
+	if e.opts.cgroupParent == "" {
+		cg, err := newBuildCgroup(o.root)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.cg = cg
+		e.opts.cgroupParent = cg.name
+	}
 	if err := e.start(ctx, stateDir); err != nil {
 		e.Close()
 		return nil, err
@@ -137,7 +147,7 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 		Address:         o.address,
 		SnapshotterName: o.snapshotter,
 		Namespace:       o.namespace,
-		CgroupParent:    o.cgroupParent,
+		CgroupParent:    e.opts.cgroupParent,
 		Labels:          map[string]string{"org.skillbuild.worker": "embedded"},
 		// Every exec sets its network mode explicitly; "host" here only
 		// avoids probing for CNI, which skillbuild never uses.
@@ -249,6 +259,7 @@ func (e *Engine) Close() error {
 		os.Unsetenv("TMPDIR")
 	}
 	os.RemoveAll(e.tmpDir)
+	e.cg.remove()
 	e.lock.release()
 	return errors.Join(errs...)
 }

@@ -88,11 +88,12 @@ func (c *collector) add(st *bkclient.SolveStatus) {
 	}
 }
 
-// counts returns how many steps (execs) were answered from cache and how
-// many were run.
-func (c *collector) counts() (cached, executed int) {
+// counts returns how many exec steps were answered from cache, and the
+// names of those that ran.
+func (c *collector) counts() (cached int, executed []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	executed = []string{}
 	for _, d := range c.order {
 		v := c.vertices[d]
 		if !isStep(v.name) || !v.completed {
@@ -101,29 +102,16 @@ func (c *collector) counts() (cached, executed int) {
 		if v.cached {
 			cached++
 		} else {
-			executed++
+			executed = append(executed, v.name)
 		}
 	}
+	sort.Strings(executed)
 	return cached, executed
 }
 
-// Steps lists the names of the exec steps that ran (not cached).
-func (c *collector) executedSteps() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, d := range c.order {
-		v := c.vertices[d]
-		if isStep(v.name) && v.completed && !v.cached {
-			out = append(out, v.name)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
+// isStep tells exec steps (which run code) from sources and file ops.
 func isStep(name string) bool {
-	for _, p := range []string{"create venv", "resolve requirements", "install "} {
+	for _, p := range []string{"create venv", "resolve requirements", "install ", "build wheel "} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}
@@ -190,7 +178,7 @@ func explain(ctx context.Context, err error, s config.Skill, index []string, col
 		code = m[1]
 	}
 	switch {
-	case code == "137":
+	case code == "137" || strings.Contains(log, "exit code: -9") || strings.Contains(log, "Killed"):
 		se.Reason = fmt.Sprintf("was killed (exit code 137): it exceeded the build memory limit of %s", humanBytes(s.Build.MemoryBytes))
 		se.Hint = "raise it with --build-memory (or build.memory in skill.yaml)"
 	case strings.HasPrefix(v.name, "create venv"):

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
@@ -23,6 +25,7 @@ type installJSON struct {
 	} `json:"vulnerabilities"`
 	Scan      string   `json:"scan"`
 	Cached    bool     `json:"cached"`
+	Steps     []string `json:"executed_steps"`
 	Error     string   `json:"error"`
 	Hint      string   `json:"hint"`
 	BuildLogs []string `json:"build_logs"`
@@ -62,7 +65,6 @@ func install(t *testing.T, srv *pyindex.Server, id string, extra []string, reqs 
 	r := sb(t, args...)
 	return parseInstall(t, r), r
 }
-
 
 func TestInstallConflictingVersionsEachGetTheirs(t *testing.T) {
 	srv, _ := index(t,
@@ -184,3 +186,57 @@ func TestInstallErrorsAreActionable(t *testing.T) {
 	})
 }
 
+// listener counts the TCP connections made to a port on the host's
+// 127.0.0.1 while a test runs.
+func listener(t *testing.T) (port int, accepted func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var n atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().(*net.TCPAddr).Port, func() int { return int(n.Load()) }
+}
+
+func TestInstallSdistCodeHasNoNetwork(t *testing.T) {
+	port, accepted := listener(t)
+	srv, dir := index(t)
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{
+		Name: "phones-home", Version: "1.0",
+		Prelude: pyindex.ConnectProbe("127.0.0.1", port, "/tmp/probe.txt"),
+	})
+	require.NoError(t, err)
+
+	out, r := install(t, srv, "sdist-net", []string{"--allow-sdist"}, "phones-home==1.0")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, out.Steps, "build wheel phones-home==1.0 from source", "the sdist was built in its own step")
+	assert.Zero(t, accepted(), "setup.py reached a listener on the host")
+
+	got, err := ctrRun(t, "docker.io/library/"+out.ImageTag, "python3", "-c", "import phones_home; print(phones_home.__version__)")
+	require.NoError(t, err)
+	assert.Equal(t, "1.0\n", got)
+}
+
+func TestInstallStepOverMemoryLimitFails(t *testing.T) {
+	srv, dir := index(t)
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{
+		Name: "balloon", Version: "1.0",
+		Prelude: "big = b'x' * (600 << 20)\n",
+	})
+	require.NoError(t, err)
+	out, r := install(t, srv, "balloon", []string{"--allow-sdist", "--build-memory", "128m"}, "balloon==1.0")
+	assert.Equal(t, 1, r.code)
+	assert.False(t, out.Success)
+	assert.Contains(t, out.Error, "128m")
+	assert.Contains(t, out.Error+out.Hint, "--build-memory")
+	assert.False(t, imageExists(t, "atom-skill:balloon-v1"), "no tag after a failed build")
+}

@@ -108,14 +108,10 @@ func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
 	for _, h := range o.Trusted {
 		argv = append(argv, "--trusted-host", h)
 	}
-	var extra []llb.RunOption
-	for i := range s.Index.FindLinks {
-		extra = append(extra, llb.AddMount(path.Join(FindLinksDir, strconv.Itoa(i)), llb.Local(FindLinksName(i), llb.SharedKeyHint(s.Index.FindLinks[i])), llb.Readonly))
-	}
-	extra = append(extra, llb.AddMount(inputDir, in, llb.Readonly))
+	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, in, llb.Readonly))
 	if UsesIndex(s.Index) {
 		var netOpts []llb.RunOption
-		argv = append(argv, "--proxy", "{proxy}")
+		argv = append(argv, "--proxy", ProxyPlaceholder)
 		argv, netOpts = WithIndexAccess(IndexSocketID, argv)
 		extra = append(extra, netOpts...)
 	}
@@ -124,6 +120,16 @@ func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
 	}
 	run := venv.Run(step("resolve requirements", argv, s.Build, extra...)...)
 	return run.AddMount(reportDir, llb.Scratch())
+}
+
+// findLinksMounts mounts each find-links directory read-only where pip
+// is told to look (FindLinksDir/N).
+func findLinksMounts(ix config.Index) []llb.RunOption {
+	var opts []llb.RunOption
+	for i, dir := range ix.FindLinks {
+		opts = append(opts, llb.AddMount(path.Join(FindLinksDir, strconv.Itoa(i)), llb.Local(FindLinksName(i), llb.SharedKeyHint(dir)), llb.Readonly))
+	}
+	return opts
 }
 
 // UsesIndex reports whether resolution talks to a package index (rather
@@ -177,28 +183,86 @@ func Fetch(d Dist, findLinks []string) (llb.State, error) {
 	}
 }
 
-// Install installs exactly the lock into the venv: each file mounted
-// read-only from its fetch state, --no-index --no-deps --require-hashes,
-// with the network off and the build limits.
-func Install(venv llb.State, s config.Skill, lock Lock) (llb.State, error) {
-	if len(lock) == 0 {
-		return venv, nil
+// InstallOpts tune the install steps.
+type InstallOpts struct {
+	// Trusted are hosts pip may reach over plain http (--trusted-host); a
+	// source distribution's build step fetches its build backend from the
+	// index.
+	Trusted []string
+}
+
+// Install installs exactly the lock into the venv, with the network off:
+// wheels in one step, hash-checked (--no-index --no-deps
+// --require-hashes), each file mounted read-only from its fetch state.
+// Source distributions (only with --allow-sdist) are first built into
+// wheels, each in its own step that reaches only the index (for its build
+// backend), then installed in a last network-off step.
+func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (llb.State, error) {
+	var wheels, sdists Lock
+	for _, d := range lock {
+		if d.Sdist {
+			sdists = append(sdists, d)
+		} else {
+			wheels = append(wheels, d)
+		}
 	}
-	lockFile := llb.Scratch().File(llb.Mkfile("/lock.txt", 0o644, []byte(lock.Text())), llb.WithCustomName("lock.txt"))
-	argv := append(pipArgs("install"), "--no-index", "--no-deps", "--require-hashes", "-r", inputDir+"/lock.txt")
-	if !s.Index.AllowSdist {
-		argv = append(argv, "--only-binary=:all:")
+	st := venv
+	if len(wheels) > 0 {
+		lockFile := llb.Scratch().File(llb.Mkfile("/lock.txt", 0o644, []byte(wheels.Text())), llb.WithCustomName("lock.txt"))
+		argv := append(pipArgs("install"), "--no-index", "--no-deps", "--require-hashes", "--only-binary=:all:", "-r", inputDir+"/lock.txt")
+		extra := []llb.RunOption{llb.AddMount(inputDir, lockFile, llb.Readonly)}
+		for i, d := range wheels {
+			f, err := Fetch(d, s.Index.FindLinks)
+			if err != nil {
+				return llb.State{}, err
+			}
+			dir := filesDir + "/" + strconv.Itoa(i)
+			extra = append(extra, llb.AddMount(dir, f, llb.Readonly))
+			argv = append(argv, "--find-links", dir)
+		}
+		st = st.Run(step(fmt.Sprintf("install %d distributions", len(wheels)), argv, s.Build, extra...)...).Root()
 	}
-	extra := []llb.RunOption{llb.AddMount(inputDir, lockFile, llb.Readonly)}
-	for i, d := range lock {
-		st, err := Fetch(d, s.Index.FindLinks)
+	if len(sdists) == 0 {
+		return st, nil
+	}
+	argv := append(pipArgs("install"), "--no-index", "--no-deps")
+	var extra []llb.RunOption
+	for i, d := range sdists {
+		built, err := buildWheel(venv, s, d, o)
 		if err != nil {
 			return llb.State{}, err
 		}
-		dir := filesDir + "/" + strconv.Itoa(i)
-		extra = append(extra, llb.AddMount(dir, st, llb.Readonly))
+		dir := "/run/skillbuild/built/" + strconv.Itoa(i)
+		extra = append(extra, llb.AddMount(dir, built, llb.Readonly))
 		argv = append(argv, "--find-links", dir)
 	}
-	name := fmt.Sprintf("install %d distributions", len(lock))
-	return venv.Run(step(name, argv, s.Build, extra...)...).Root(), nil
+	for _, d := range sdists {
+		argv = append(argv, d.Name+"=="+d.Version)
+	}
+	return st.Run(step(fmt.Sprintf("install %d wheels built from source", len(sdists)), argv, s.Build, extra...)...).Root(), nil
+}
+
+// buildWheel turns one hash-checked source distribution into a wheel. Its
+// code runs with the build limits and reaches only the package index.
+func buildWheel(venv llb.State, s config.Skill, d Dist, o InstallOpts) (llb.State, error) {
+	f, err := Fetch(d, s.Index.FindLinks)
+	if err != nil {
+		return llb.State{}, err
+	}
+	req := llb.Scratch().File(llb.Mkfile("/sdist.txt", 0o644, []byte(d.LockLine()+"\n")), llb.WithCustomName("sdist.txt"))
+	argv := append(pipArgs("wheel"), "--no-deps", "--require-hashes", "--quiet", "--retries", "1", "--timeout", "30",
+		"-r", inputDir+"/sdist.txt", "--find-links", filesDir+"/0", "-w", "/run/skillbuild/wheel")
+	argv = append(argv, indexArgs(s.Index)...)
+	for _, h := range o.Trusted {
+		argv = append(argv, "--trusted-host", h)
+	}
+	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, req, llb.Readonly), llb.AddMount(filesDir+"/0", f, llb.Readonly))
+	if UsesIndex(s.Index) {
+		var netOpts []llb.RunOption
+		argv = append(argv, "--proxy", ProxyPlaceholder)
+		argv, netOpts = WithIndexAccess(IndexSocketID, argv)
+		extra = append(extra, netOpts...)
+	}
+	run := venv.Run(step(fmt.Sprintf("build wheel %s==%s from source", d.Name, d.Version), argv, s.Build, extra...)...)
+	return run.AddMount("/run/skillbuild/wheel", llb.Scratch()), nil
 }
