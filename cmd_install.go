@@ -139,27 +139,21 @@ func install(c *cli.Context) error {
 		req.Gate = scanGate(db, skill.Policy, out)
 	}
 
-	eng, err := build.New(c.Context, build.WithAddress(c.String("address")), build.WithNamespace(c.String("namespace")),
-		build.WithRoot(c.String("root")), build.WithLockWait(10*time.Minute, func() {
-			fmt.Fprintf(os.Stderr, "waiting for another skillbuild process using %s (up to 10m)...\n", c.String("root"))
-		}))
+	eng, err := newEngine(c)
 	if err != nil {
 		return emitInstall(c, out, err)
 	}
 	defer eng.Close()
 
-	mode := c.String("progress")
-	ch := make(chan *bkclient.SolveStatus)
+	ch, done := progress(c)
 	req.Status = ch
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		renderProgress(c.Context, mode, ch)
-	}()
 	res, err := eng.Build(c.Context, req)
-	wg.Wait()
+	done()
 	if err != nil {
+		if res != nil {
+			out.Steps = res.Executed
+			out.BuildLogs = append(out.BuildLogs, res.Logs...)
+		}
 		return emitInstall(c, out, err)
 	}
 	out.Success = true
@@ -169,6 +163,28 @@ func install(c *cli.Context) error {
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
 	return emitInstall(c, out, nil)
+}
+
+// newEngine starts the embedded BuildKit engine for the global flags.
+func newEngine(c *cli.Context) (*build.Engine, error) {
+	root := c.String("root")
+	return build.New(c.Context, build.WithAddress(c.String("address")), build.WithNamespace(c.String("namespace")),
+		build.WithRoot(root), build.WithLockWait(10*time.Minute, func() {
+			fmt.Fprintf(os.Stderr, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
+		}))
+}
+
+// progress starts rendering build progress on stderr; done waits for the
+// renderer after the library closed the channel.
+func progress(c *cli.Context) (chan *bkclient.SolveStatus, func()) {
+	ch := make(chan *bkclient.SolveStatus)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		renderProgress(c.Context, c.String("progress"), ch)
+	}()
+	return ch, wg.Wait
 }
 
 // renderProgress draws BuildKit's progress on stderr, draining ch always.

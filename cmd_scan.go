@@ -17,10 +17,31 @@ import (
 )
 
 // resolveRequirements turns requirements into the exact set `install` would
-// install. It is the seam the build engine plugs into; until then scans need
-// --no-resolve.
-var resolveRequirements = func(c *cli.Context, reqs []config.Requirement) ([]scan.Package, error) {
-	return nil, fmt.Errorf("resolution not available yet; use --no-resolve with name==version pins: %w", errdefs.ErrNotImplemented)
+// install, with the same resolve step in the same base image.
+func resolveRequirements(c *cli.Context, _ []config.Requirement) ([]scan.Package, error) {
+	in := skillInput(c)
+	in.ID, in.Version = "scan", "1"
+	in.Requirements = c.Args().Slice()
+	skill, err := config.Load(in)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := newEngine(c)
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	ch, done := progress(c)
+	lock, err := eng.Resolve(c.Context, skill, ch)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	pkgs := make([]scan.Package, len(lock))
+	for i, d := range lock {
+		pkgs[i] = scan.Package{Name: d.Name, Version: d.Version}
+	}
+	return pkgs, nil
 }
 
 func scanCommand() *cli.Command {
@@ -33,6 +54,12 @@ func scanCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "requirement", Aliases: []string{"r"}, Usage: "read requirements from `FILE`"},
 			&cli.BoolFlag{Name: "no-resolve", Usage: "scan the given name==version pins as the complete set"},
+			&cli.StringFlag{Name: config.FlagIndexURL, Usage: "package index `URL` used to resolve (as for install)"},
+			&cli.StringSliceFlag{Name: config.FlagExtraIndexURL, Usage: "extra package index `URL`"},
+			&cli.StringSliceFlag{Name: config.FlagFindLinks, Usage: "local `DIR` of wheels"},
+			&cli.BoolFlag{Name: config.FlagAllowSdist, Usage: "allow source distributions while resolving"},
+			&cli.StringFlag{Name: config.FlagBase, Value: config.DefaultBase, Usage: "base image `REF` to resolve in"},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "resolve progress on stderr: auto|tty|plain|rawjson|quiet"},
 			&cli.StringFlag{Name: "db", Usage: "database `PATH`: an OSV PyPI export zip, or a state root holding osv/ (default: --root)"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "accept a vulnerability: `ID`, or ID[@PACKAGE]:YYYY-MM-DD:REASON"},
 			&cli.StringFlag{Name: "min-severity", Usage: "block only findings at or above `S` (low, medium, high, critical); unknown severity always blocks"},

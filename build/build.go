@@ -245,7 +245,8 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 }
 
 // Build resolves, gates, installs and exports the skill, and tags the
-// image only after everything succeeded.
+// image only after everything succeeded. On failure it still returns a
+// Result with the steps that ran and their logs (no image).
 func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 	s := req.Skill
 	finalName, err := imageName(s.Tag())
@@ -322,7 +323,10 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		return res, nil
 	})
 	if err != nil {
-		return nil, err
+		// What ran before the failure is part of the answer (a refusal
+		// must show that nothing was installed).
+		cached, executed := ss.col.counts()
+		return &Result{Cached: cached, Executed: executed, Logs: ss.col.logLines()}, err
 	}
 
 	dgst, err := digest.Parse(resp.ExporterResponse[exptypes.ExporterImageDigestKey])
