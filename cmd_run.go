@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -172,7 +173,14 @@ func runAction(c *cli.Context) error {
 	defer client.Close()
 	res, err := runtime.Run(ctx, client, req, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")))
 	if errors.Is(err, runtime.ErrImageNotFound) {
-		err = fmt.Errorf("image %s not found, run `skillbuild install %s` first: %w", tag, skill.ID, err)
+		hint := "skillbuild install " + skill.ID
+		if skill.Version != "1" {
+			hint = "skillbuild install --version " + skill.Version + " " + skill.ID
+		}
+		if c.String("image") != "" {
+			hint = "skillbuild base import, or pull it into containerd,"
+		}
+		err = &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
 	}
 	out.ExitCode = res.ExitCode
 	out.Stdout, out.Stderr = res.Stdout, res.Stderr
@@ -197,12 +205,12 @@ func emitRun(c *cli.Context, out *runOutput, err error) error {
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "skillbuild:", err)
-			return cli.Exit("", exitCode(err))
+			return cli.Exit("", runExitCode(err))
 		}
 		return nil
 	}
 	if err != nil {
-		return err
+		return cli.Exit(err.Error(), runExitCode(err))
 	}
 	if out.Result != nil {
 		fmt.Println(string(out.Result))
@@ -225,3 +233,20 @@ func emitRun(c *cli.Context, out *runOutput, err error) error {
 	}
 	return nil
 }
+
+// exitInterrupted is the exit status after Ctrl-C or SIGTERM (128+SIGINT).
+const exitInterrupted = 130
+
+// runExitCode is exitCode, plus a status for an interrupted run.
+func runExitCode(err error) int {
+	if errors.Is(err, context.Canceled) {
+		return exitInterrupted
+	}
+	return exitCode(err)
+}
+
+// notFoundError is a not-found error that says only what to do.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
+func (e *notFoundError) Unwrap() error { return errdefs.ErrNotFound }

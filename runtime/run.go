@@ -378,7 +378,9 @@ func interpret(res Result, limits Limits, rep *runnerReport, repErr error, maxRe
 	switch {
 	case res.TimedOut:
 		return result, &CodeError{Type: ErrorTimeout, Message: fmt.Sprintf("the run did not finish within its %s timeout; every process was killed", limits.Timeout)}
-	case res.OOMKilled:
+	case res.OOMKilled && (rep == nil || res.ExitCode != 0):
+		// A child killed while the code went on and reported is only
+		// flagged (OOMKilled); here the code itself did not finish.
 		return result, &CodeError{Type: ErrorOutOfMemory, Message: fmt.Sprintf("the kernel killed a process that exceeded the %s memory limit", humanBytes(limits.MemoryBytes))}
 	case errors.Is(repErr, errResultTooLarge):
 		return nil, &CodeError{Type: ErrorResultTooLarge, Message: fmt.Sprintf("the result is larger than %s", humanBytes(maxResult))}

@@ -1,0 +1,266 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/config"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultLimitsMatchConfig(t *testing.T) {
+	t.Parallel()
+	mem, err := config.ParseSize(config.DefaultRunMemory)
+	require.NoError(t, err)
+	cpus, err := config.ParseCPUs(config.DefaultRunCPUs)
+	require.NoError(t, err)
+	pids, err := config.ParsePids(config.DefaultRunPids)
+	require.NoError(t, err)
+	timeout, err := config.ParseDuration(config.DefaultRunTimeout)
+	require.NoError(t, err)
+	tmpfs, err := config.ParseSize(config.DefaultRunTmpfsSize)
+	require.NoError(t, err)
+	out, err := config.ParseSize(config.DefaultRunOutputLimit)
+	require.NoError(t, err)
+	assert.Equal(t, Limits{MemoryBytes: mem, CPUs: cpus, Pids: pids, Timeout: timeout, TmpfsBytes: tmpfs, OutputLimitBytes: out}, DefaultLimits())
+	// A skill's limits convert as they are.
+	assert.Equal(t, DefaultLimits(), Limits(config.RunLimits{MemoryBytes: mem, CPUs: cpus, Pids: pids, Timeout: timeout, TmpfsBytes: tmpfs, OutputLimitBytes: out}))
+}
+
+func TestNormalizeInputs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, want string
+		bad      bool
+	}{
+		{in: "", want: "{}\n"},
+		{in: "  \n", want: "{}\n"},
+		{in: "{\n  \"a\": \"x\\ny\",\n  \"b\": [1,\n 2]\n}\n", want: `{"a":"x\ny","b":[1,2]}` + "\n"},
+		{in: `{"nul": "\u0000", "q": "'''\"\"\""}`, want: `{"nul":"\u0000","q":"'''\"\"\""}` + "\n"},
+		{in: `[1]`, bad: true},
+		{in: `"x"`, bad: true},
+		{in: `{"a": }`, bad: true},
+		{in: `{} {}`, bad: true},
+	} {
+		got, err := normalizeInputs(json.RawMessage(tc.in))
+		if tc.bad {
+			assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, "%q", tc.in)
+			continue
+		}
+		require.NoError(t, err, "%q", tc.in)
+		assert.Equal(t, tc.want, string(got))
+		assert.Equal(t, 1, bytes.Count(got, []byte("\n")), "one line")
+	}
+}
+
+func TestCappedBuffer(t *testing.T) {
+	t.Parallel()
+	var tee bytes.Buffer
+	b := newCappedBuffer(5, &tee)
+	for _, s := range []string{"ab", "cde", "fgh", ""} {
+		n, err := b.Write([]byte(s))
+		require.NoError(t, err, "a capped buffer never fails a write")
+		assert.Equal(t, len(s), n)
+	}
+	assert.Equal(t, "abcde", string(b.Bytes()))
+	assert.Equal(t, "abcde", tee.String(), "the tee sees the kept bytes only")
+	assert.True(t, b.Truncated())
+
+	b = newCappedBuffer(5, failingWriter{})
+	_, err := b.Write([]byte("abc"))
+	require.NoError(t, err, "a failing tee does not stop the capture")
+	assert.False(t, b.Truncated())
+	assert.Equal(t, "abc", string(b.Bytes()))
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("closed") }
+
+func TestToValidUTF8(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, "ok é", toValidUTF8([]byte("ok é")))
+	s := toValidUTF8([]byte("a\xff\xfeb\xc3"))
+	assert.Equal(t, "a\uFFFDb\uFFFD", s)
+	_, err := json.Marshal(s)
+	assert.NoError(t, err)
+}
+
+func TestInterpret(t *testing.T) {
+	t.Parallel()
+	limits := DefaultLimits()
+	rep := &runnerReport{ResultSet: true, Result: json.RawMessage(`{"a":1}`)}
+	for _, tc := range []struct {
+		name       string
+		res        Result
+		rep        *runnerReport
+		repErr     error
+		wantType   string
+		wantResult string
+	}{
+		{name: "ok", rep: rep, wantResult: `{"a":1}`},
+		{name: "no result", rep: &runnerReport{}, wantResult: ""},
+		{name: "exception", rep: &runnerReport{ExitCode: 1, Error: &CodeError{Type: "ValueError", Message: "x\xff"}}, res: Result{ExitCode: 1}, wantType: "ValueError"},
+		{name: "timeout wins", res: Result{TimedOut: true, ExitCode: 137}, wantType: ErrorTimeout},
+		{name: "oom of the code", res: Result{OOMKilled: true, ExitCode: 137}, wantType: ErrorOutOfMemory},
+		{name: "oom of a child, code reported", res: Result{OOMKilled: true}, rep: rep, wantResult: `{"a":1}`},
+		{name: "result too large", rep: nil, repErr: errResultTooLarge, wantType: ErrorResultTooLarge},
+		{name: "no report", res: Result{ExitCode: 3}, wantType: ErrorNoReport},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			result, cerr := interpret(tc.res, limits, tc.rep, tc.repErr, 16<<20)
+			if tc.wantType == "" {
+				assert.Nil(t, cerr)
+			} else if assert.NotNil(t, cerr) {
+				assert.Equal(t, tc.wantType, cerr.Type)
+				assert.NotContains(t, cerr.Message, "\xff", "messages are valid UTF-8")
+			}
+			assert.Equal(t, tc.wantResult, string(result))
+		})
+	}
+}
+
+func TestPrepareBox(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "sbrun-x")
+	box := filepath.Join(dir, "box")
+	require.NoError(t, prepareBox(dir, box, []byte("print(1)")))
+	for name, mode := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, box: 0o755 | os.ModeDir, filepath.Join(box, runnerName): 0o444, filepath.Join(box, codeName): 0o444, filepath.Join(box, reportName): 0o622 | os.ModeNamedPipe} {
+		fi, err := os.Stat(name)
+		require.NoError(t, err)
+		assert.Equal(t, mode, fi.Mode(), name)
+	}
+	code, err := os.ReadFile(filepath.Join(box, codeName))
+	require.NoError(t, err)
+	assert.Equal(t, "print(1)", string(code))
+	assert.Equal(t, RunnerSource(), mustRead(t, filepath.Join(box, runnerName)))
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return b
+}
+
+// TestRunnerProtocol runs runner.py with the host's python3 (no container):
+// the report channel and the code's output stay apart whatever the code
+// does.
+func TestRunnerProtocol(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 on the host: the protocol is still covered by the integration suite")
+	}
+	for _, tc := range []struct {
+		name, code, inputs string
+		exit               int
+		errType            string
+		result             string // "" for none
+		stdout, stderr     string // substrings
+	}{
+		{name: "result", code: `result = {"sum": inputs["a"] + inputs["b"]}`, inputs: `{"a":1,"b":2}`, result: `{"sum": 3}`},
+		{name: "prints cannot forge the report", code: "import os\nprint('{\"exit_code\": 9, \"result\": 666}')\nos.write(1, b'}')\nresult = 1", result: "1", stdout: `"result": 666`},
+		{name: "no result", code: "print('hi')", stdout: "hi"},
+		{name: "exception", code: "print('before')\ndef f():\n    raise ValueError('bad \"v\"')\nf()", exit: 1, errType: "ValueError", stdout: "before", stderr: "line 3, in f"},
+		{name: "module-qualified exception", code: "import json\njson.loads('{')", exit: 1, errType: "json.decoder.JSONDecodeError"},
+		{name: "syntax error", code: "x = (", exit: 1, errType: "SyntaxError", stderr: "never closed"},
+		{name: "sys.exit status", code: "import sys\nresult = 'r'\nsys.exit(7)", exit: 7, result: `"r"`},
+		{name: "sys.exit message", code: "import sys\nsys.exit('bye')", exit: 1, stderr: "bye"},
+		{name: "not serializable", code: "result = object()", exit: 1, errType: ErrorResultNotSerializable},
+		{name: "NaN is not JSON", code: "result = float('nan')", exit: 1, errType: ErrorResultNotSerializable},
+		{name: "circular", code: "result = []\nresult.append(result)", exit: 1, errType: ErrorResultNotSerializable},
+		{name: "stdin is empty for the code", code: "import sys\nresult = sys.stdin.read()", result: `""`},
+		{name: "stdlib code module is importable", code: "import code\nresult = hasattr(code, 'InteractiveConsole')", result: "true"},
+		{name: "inputs are a dict", code: "result = type(inputs).__name__", inputs: `{}`, result: `"dict"`},
+		{name: "bad inputs", code: "result = 1", inputs: `[1]`, exit: 2, errType: ErrorInput},
+		{name: "os._exit skips the report", code: "import os\nos._exit(3)", exit: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "sbrun-t")
+			box := filepath.Join(dir, "box")
+			require.NoError(t, prepareBox(dir, box, []byte(tc.code)))
+			rr, err := openReport(filepath.Join(box, reportName), 1<<20)
+			require.NoError(t, err)
+			defer rr.close()
+			inputs := tc.inputs + "\n"
+			cmd := exec.Command(python, "-B", filepath.Join(box, runnerName), filepath.Join(box, codeName), filepath.Join(box, reportName))
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
+			cmd.Dir = dir
+			cmd.Stdin = strings.NewReader(inputs)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err = cmd.Run()
+			exit := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				exit = ee.ExitCode()
+			} else {
+				require.NoError(t, err)
+			}
+			rep, err := rr.finish()
+			require.NoError(t, err)
+			assert.Equal(t, tc.exit, exit, "stderr: %s", stderr.String())
+			assert.Contains(t, stdout.String(), tc.stdout)
+			assert.Contains(t, stderr.String(), tc.stderr)
+			if tc.name == "os._exit skips the report" {
+				assert.Nil(t, rep)
+				return
+			}
+			require.NotNil(t, rep, "stderr: %s", stderr.String())
+			assert.Equal(t, tc.exit, rep.ExitCode)
+			if tc.errType == "" {
+				assert.Nil(t, rep.Error)
+			} else if assert.NotNil(t, rep.Error) {
+				assert.Equal(t, tc.errType, rep.Error.Type)
+			}
+			if tc.result == "" {
+				assert.False(t, rep.ResultSet)
+			} else {
+				assert.True(t, rep.ResultSet)
+				assert.JSONEq(t, tc.result, string(rep.Result))
+			}
+		})
+	}
+}
+
+func TestReportTooLarge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "fifo")
+	require.NoError(t, syscall.Mkfifo(p, 0o600))
+	rr, err := openReport(p, 10)
+	require.NoError(t, err)
+	defer rr.close()
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	// More than a pipe holds: the reader drains while the writer writes.
+	_, err = w.Write(bytes.Repeat([]byte("x"), 1<<20))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	_, err = rr.finish()
+	assert.ErrorIs(t, err, errResultTooLarge)
+}
+
+func TestReportNothingWritten(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "fifo")
+	require.NoError(t, syscall.Mkfifo(p, 0o600))
+	rr, err := openReport(p, 10)
+	require.NoError(t, err)
+	defer rr.close()
+	rep, err := rr.finish()
+	assert.NoError(t, err)
+	assert.Nil(t, rep)
+}
