@@ -1,0 +1,47 @@
+# skillbuild — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN ?= bin/skillbuild
+ROOTFS ?= /var/cache/skillbuild/rootfs-bookworm
+BASE_REF ?= localhost/skillbuild/python:3.11-bookworm
+DEMO_DIR ?= /tmp/skillbuild-demo
+TESTFLAGS ?= -count=1 -timeout 60m
+
+.PHONY: help
+help: ## show this help
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## install containerd, runc, debootstrap and Debian's wheels if missing (apt)
+	@hack/deps.sh
+
+.PHONY: base-rootfs
+base-rootfs: deps ## build the offline python base rootfs once (cached in $(ROOTFS))
+	@hack/base-rootfs.sh $(ROOTFS)
+
+.PHONY: build
+build: ## build bin/skillbuild
+	$(GO) build -o $(BIN) .
+
+.PHONY: lint
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: test
+test: base-rootfs lint ## run every test: unit and integration (private containerd, real runc, BuildKit, pip)
+	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) test $(TESTFLAGS) ./...
+
+.PHONY: demo
+demo: base-rootfs build ## build two skills with conflicting versions of a package and run Python in each
+	@hack/demo.sh $(BIN) $(DEMO_DIR) $(ROOTFS) $(BASE_REF)
+
+.PHONY: bench
+bench: base-rootfs build ## benchmarks against host pip, buildah, ctr and podman; writes BENCHMARKS.md
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./scan/
+	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) run ./bench -bin $(BIN) -rootfs $(ROOTFS) -out BENCHMARKS.md
+
+.PHONY: clean
+clean: ## remove build output and stop the demo containerd
+	rm -rf bin
+	-@[ -f $(DEMO_DIR)/containerd.pid ] && kill $$(cat $(DEMO_DIR)/containerd.pid) 2>/dev/null; true
