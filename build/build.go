@@ -308,6 +308,17 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(r.lock) > 1 {
+			vdef, err := sbllb.Verify(installed, ss.skill).Marshal(ctx)
+			if err != nil {
+				return nil, fail(err)
+			}
+			vres, err := c.Solve(ctx, gateway.SolveRequest{Definition: vdef.ToPB(), Evaluate: true})
+			if err != nil {
+				return nil, err
+			}
+			_ = vres
+		}
 		labels := map[string]string{}
 		for k, v := range req.Labels {
 			labels[k] = v

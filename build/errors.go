@@ -111,7 +111,7 @@ func (c *collector) counts() (cached int, executed []string) {
 
 // isStep tells exec steps (which run code) from sources and file ops.
 func isStep(name string) bool {
-	for _, p := range []string{"create venv", "resolve requirements", "install ", "build wheel "} {
+	for _, p := range []string{"create venv", "resolve requirements", "install ", "build wheel ", "check layers"} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}
@@ -186,6 +186,15 @@ func explain(ctx context.Context, err error, s config.Skill, index []string, col
 		se.Hint = "use a base with python3 and its venv module (Debian: python3-venv), e.g. `skillbuild base import --rootfs DIR --name REF`"
 	case strings.HasPrefix(v.name, "resolve"):
 		explainResolve(ctx, se, log, s, index)
+	case strings.HasPrefix(v.name, "check layers"):
+		var conflicts []string
+		for _, l := range strings.Split(log, "\n") {
+			if _, c, ok := strings.Cut(l, "conflict: "); ok {
+				conflicts = append(conflicts, c)
+			}
+		}
+		se.Reason = "distributions overwrite each other's files: " + strings.Join(conflicts, "; ")
+		se.Hint = "remove one of the conflicting distributions from the requirements"
 	default:
 		se.Reason = "failed: " + firstLine(v.err)
 		if len(se.Log) > 0 {

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// client connects to the suite's containerd in the suite's namespace.
-func client(t *testing.T) *ctd.Client {
+// suiteClient connects to the suite's containerd in the suite's namespace.
+func suiteClient(t *testing.T) *ctd.Client {
 	t.Helper()
 	c, err := ctd.New(env.socket, ctd.WithDefaultNamespace(namespace), ctd.WithTimeout(10*time.Second))
 	require.NoError(t, err)
@@ -33,7 +33,7 @@ func fullName(t *testing.T, ref string) string {
 // imageExists reports whether containerd has an image named ref.
 func imageExists(t *testing.T, ref string) bool {
 	t.Helper()
-	_, err := client(t).ImageService().Get(context.Background(), fullName(t, ref))
+	_, err := suiteClient(t).ImageService().Get(context.Background(), fullName(t, ref))
 	if errdefs.IsNotFound(err) {
 		return false
 	}
@@ -45,7 +45,7 @@ func imageExists(t *testing.T, ref string) bool {
 func imageConfig(t *testing.T, ref string) ocispec.Image {
 	t.Helper()
 	ctx := context.Background()
-	c := client(t)
+	c := suiteClient(t)
 	img, err := c.GetImage(ctx, fullName(t, ref))
 	require.NoError(t, err)
 	desc, err := img.Config(ctx)

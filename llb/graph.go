@@ -1,7 +1,9 @@
 package llb
 
 import (
+	_ "embed"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"path"
 	"strconv"
@@ -189,17 +191,106 @@ type InstallOpts struct {
 	// source distribution's build step fetches its build backend from the
 	// index.
 	Trusted []string
+	// MaxLayers bounds the number of distribution layers; past it,
+	// distributions share layers in stable buckets (see Layers). Zero
+	// means DefaultMaxLayers.
+	MaxLayers int
+	// SingleLayer installs the whole lock in one step and one layer (the
+	// pre-layering pipeline, kept for comparison).
+	SingleLayer bool
 }
 
-// Install installs exactly the lock into the venv, with the network off:
-// wheels in one step, hash-checked (--no-index --no-deps
-// --require-hashes), each file mounted read-only from its fetch state.
-// Source distributions (only with --allow-sdist) are first built into
-// wheels, each in its own step that reaches only the index (for its build
-// backend), then installed in a last network-off step.
-func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (llb.State, error) {
-	var wheels, sdists Lock
+// DefaultMaxLayers is how many distribution layers a skill image gets at
+// most. Docker refuses images with more than 127 layers and overlayfs
+// mounts get slower with every lower directory; the base and the venv
+// take a few.
+const DefaultMaxLayers = 100
+
+// Layers groups the lock into install layers. Each distribution is its
+// own layer while they fit in maxLayers, so a layer is keyed only by the
+// base, the venv and that one file, and every skill pinning the same file
+// shares it. Past maxLayers, distributions go into maxLayers buckets by a
+// hash of their name: a bucket changes only when one of its members does,
+// so most layers are still shared.
+func Layers(lock Lock, maxLayers int) []Lock {
+	if maxLayers <= 0 {
+		maxLayers = DefaultMaxLayers
+	}
+	if len(lock) <= maxLayers {
+		out := make([]Lock, len(lock))
+		for i, d := range lock {
+			out[i] = Lock{d}
+		}
+		return out
+	}
+	buckets := make([]Lock, maxLayers)
 	for _, d := range lock {
+		h := fnv.New32a()
+		h.Write([]byte(d.Name))
+		b := int(h.Sum32() % uint32(maxLayers))
+		buckets[b] = append(buckets[b], d)
+	}
+	out := buckets[:0]
+	for _, b := range buckets {
+		if len(b) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Install installs exactly the lock into the venv and returns the skill's
+// root filesystem: llb.Merge of the venv and one llb.Diff per layer (see
+// Layers), in lock order. Each layer is a pip install --no-index --no-deps
+// --require-hashes of its own files, mounted read-only from their fetch
+// states, on top of the same venv, with the network off and the build
+// limits; BuildKit runs independent layers in parallel. Source
+// distributions (only with --allow-sdist) are first built into wheels,
+// each in its own step that reaches only the index for its build backend.
+func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (llb.State, error) {
+	if len(lock) == 0 {
+		return venv, nil
+	}
+	if o.SingleLayer {
+		st, err := installLayer(venv, s, lock, o, fmt.Sprintf("install %d distributions", len(lock)))
+		if err != nil {
+			return llb.State{}, err
+		}
+		return st, nil
+	}
+	layers := Layers(lock, o.MaxLayers)
+	parts := []llb.State{venv}
+	for _, l := range layers {
+		name := "install " + l[0].Name + "==" + l[0].Version
+		if len(l) > 1 {
+			name = fmt.Sprintf("install %d distributions (%s…)", len(l), l[0].Name)
+		}
+		st, err := installLayer(venv, s, l, o, name)
+		if err != nil {
+			return llb.State{}, err
+		}
+		parts = append(parts, llb.Diff(venv, st, llb.WithCustomNamef("layer %s", strings.TrimPrefix(name, "install "))))
+	}
+	return llb.Merge(parts, llb.WithCustomNamef("merge %d layers", len(layers))), nil
+}
+
+//go:embed verify.py
+var verifyScript []byte
+
+// Verify is a check over the merged venv (its result is not part of the
+// image): it fails, naming the paths and distributions, when two layers
+// wrote the same file, so a merge never silently shadows a file.
+func Verify(merged llb.State, s config.Skill) llb.State {
+	script := llb.Scratch().File(llb.Mkfile("/verify.py", 0o644, verifyScript), llb.WithCustomName("skillbuild layer check"))
+	argv := []string{"python3", "/run/skillbuild/check/verify.py", VenvDir}
+	return merged.Run(step("check layers for conflicting files", argv, s.Build,
+		llb.AddMount("/run/skillbuild/check", script, llb.Readonly))...).Root()
+}
+
+// installLayer installs the distributions of one layer on top of venv.
+func installLayer(venv llb.State, s config.Skill, l Lock, o InstallOpts, name string) (llb.State, error) {
+	var wheels, sdists Lock
+	for _, d := range l {
 		if d.Sdist {
 			sdists = append(sdists, d)
 		} else {
@@ -220,7 +311,11 @@ func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (llb.Stat
 			extra = append(extra, llb.AddMount(dir, f, llb.Readonly))
 			argv = append(argv, "--find-links", dir)
 		}
-		st = st.Run(step(fmt.Sprintf("install %d distributions", len(wheels)), argv, s.Build, extra...)...).Root()
+		stepName := name
+		if len(sdists) > 0 {
+			stepName = fmt.Sprintf("install %d wheels", len(wheels))
+		}
+		st = st.Run(step(stepName, argv, s.Build, extra...)...).Root()
 	}
 	if len(sdists) == 0 {
 		return st, nil
@@ -239,7 +334,7 @@ func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (llb.Stat
 	for _, d := range sdists {
 		argv = append(argv, d.Name+"=="+d.Version)
 	}
-	return st.Run(step(fmt.Sprintf("install %d wheels built from source", len(sdists)), argv, s.Build, extra...)...).Root(), nil
+	return st.Run(step(fmt.Sprintf("install %d wheels built from source (%s…)", len(sdists), sdists[0].Name), argv, s.Build, extra...)...).Root(), nil
 }
 
 // buildWheel turns one hash-checked source distribution into a wheel. Its
