@@ -10,5 +10,8 @@ func commands() []*cli.Command {
 		scanCommand(),
 		dbCommand(),
 		baseCommand(),
+		lsCommand(),
+		rmCommand(),
+		pruneCommand(),
 	}
 }
