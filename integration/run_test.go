@@ -342,7 +342,7 @@ while True:
 			check: requireTimedOut,
 		},
 		{
-			name:  "write to / and to the standard library is EROFS",
+			name: "write to / and to the standard library is EROFS",
 			code: `import errno, json, os
 out = {}
 for p in ["/evil", "/usr/evil", os.path.join(os.path.dirname(json.__file__), "evil.py"), "/usr/lib/python3/dist-packages/evil.py", "/run/skillbuild/code.py"]:
