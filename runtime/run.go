@@ -270,18 +270,18 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 		}
 		return res, fmt.Errorf("create container: %w", err)
 	}
-	cleanups = append(cleanups, func(cctx context.Context) error {
-		if err := container.Delete(cctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("delete container: %w", err)
-		}
-		return nil
-	})
+	// removeContainer also kills and deletes a task the client lost track
+	// of (a NewTask cancelled half-way).
+	cleanups = append(cleanups, func(cctx context.Context) error { return removeContainer(cctx, container) })
 
 	stdout := newCappedBuffer(limits.OutputLimitBytes, req.Stdout)
 	stderr := newCappedBuffer(limits.OutputLimitBytes, req.Stderr)
 	ioDir := filepath.Join(dir, "io")
 	task, err := container.NewTask(ctx, cio.NewCreator(cio.WithStreams(bytes.NewReader(inputs), stdout, stderr), cio.WithFIFODir(ioDir)))
 	if err != nil {
+		if strings.Contains(err.Error(), "executable file not found") {
+			return res, fmt.Errorf("image %s has no python3 on PATH: %w", req.Image, errdefs.ErrFailedPrecondition)
+		}
 		return res, fmt.Errorf("create task: %w", err)
 	}
 	cleanups = append(cleanups, func(cctx context.Context) error {

@@ -185,6 +185,8 @@ func TestRunnerProtocol(t *testing.T) {
 		{name: "inputs are a dict", code: "result = type(inputs).__name__", inputs: `{}`, result: `"dict"`},
 		{name: "bad inputs", code: "result = 1", inputs: `[1]`, exit: 2, errType: ErrorInput},
 		{name: "os._exit skips the report", code: "import os\nos._exit(3)", exit: 3},
+		{name: "closed descriptors do not lose the report", code: "import os\nos.closerange(3, 1024)\nresult = 'kept'", result: `"kept"`},
+		{name: "the report does not go to a file that reused its descriptor", code: "import os\nos.closerange(3, 1024)\nf = open('mine', 'w')\nresult = f.fileno()", result: "3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

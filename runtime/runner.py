@@ -37,6 +37,14 @@ def _write_all(fd, data):
         view = view[n:]
 
 
+def _identity(fd):
+    try:
+        st = os.fstat(fd)
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return None
+
+
 def _type_name(exc):
     t = type(exc)
     mod = getattr(t, "__module__", "builtins")
@@ -76,6 +84,7 @@ def main():
     # accident (it shares this interpreter and can of course lie about its
     # own result on purpose).
     report_fd = os.open(report_path, os.O_WRONLY)
+    report_id = _identity(report_fd)
     dumps, write_all, exit_now = json.dumps, _write_all, os._exit
 
     exit_code = 0
@@ -157,6 +166,11 @@ def main():
     head = dumps({"exit_code": exit_code, "error": error, "result_set": result_json is not None}, ensure_ascii=True)
     report = head[:-1] + ', "result": ' + (result_json if result_json is not None else "null") + "}"
     try:
+        # Code that closed every descriptor (as daemonizing code does) may
+        # have closed this one, or reused its number for a file of its own:
+        # write only to the FIFO itself.
+        if _identity(report_fd) != report_id:
+            report_fd = os.open(report_path, os.O_WRONLY)
         write_all(report_fd, report.encode("ascii"))
         os.close(report_fd)
     except BaseException:
