@@ -196,7 +196,7 @@ func runAction(c *cli.Context) error {
 func emitRun(c *cli.Context, out *runOutput, err error) error {
 	if c.Bool("json") {
 		if err != nil && out.Error == nil {
-			out.Error = &runtime.CodeError{Type: "RunFailed", Message: err.Error()}
+			out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -239,10 +239,30 @@ const exitInterrupted = 130
 
 // runExitCode is exitCode, plus a status for an interrupted run.
 func runExitCode(err error) int {
-	if errors.Is(err, context.Canceled) {
+	if isInterrupted(err) {
 		return exitInterrupted
 	}
 	return exitCode(err)
+}
+
+func isInterrupted(err error) bool {
+	return errors.Is(err, context.Canceled) || errdefs.IsCanceled(err)
+}
+
+// runErrorType is the --json error type of a run that did not happen.
+func runErrorType(err error) string {
+	switch {
+	case errdefs.IsNotFound(err):
+		return "ImageNotFound"
+	case errdefs.IsInvalidArgument(err):
+		return "InvalidRequest"
+	case isInterrupted(err):
+		return "Interrupted"
+	case errdefs.IsUnavailable(err):
+		return "Unavailable"
+	default:
+		return "RunFailed"
+	}
 }
 
 // notFoundError is a not-found error that says only what to do.

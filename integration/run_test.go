@@ -850,5 +850,8 @@ func TestRunBadInput(t *testing.T) {
 	assert.Equal(t, 4, r.code)
 	d := decodeRun(t, r.stdout)
 	require.NotNil(t, d.Error)
+	assert.Equal(t, "ImageNotFound", d.Error.Type)
 	assert.Equal(t, "image atom-skill:nosuchskill-v1 not found, run `skillbuild install nosuchskill` first", d.Error.Message)
+	assert.Equal(t, "nosuchskill", d.SkillID)
+	assert.Equal(t, "atom-skill:nosuchskill-v1", d.ImageTag)
 }
