@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/build"
@@ -33,6 +34,11 @@ type rmResult struct {
 
 func rm(c *cli.Context) error {
 	if c.NArg() != 1 {
+		for _, a := range c.Args().Slice() {
+			if strings.HasPrefix(a, "-") {
+				return fmt.Errorf("rm: put flags before SKILL_ID (skillbuild rm --version N SKILL_ID): %w", errdefs.ErrInvalidArgument)
+			}
+		}
 		return fmt.Errorf("rm takes exactly one SKILL_ID: %w", errdefs.ErrInvalidArgument)
 	}
 	client, err := build.Dial(c.Context, c.String("address"), c.String("namespace"))

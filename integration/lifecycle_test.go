@@ -157,14 +157,14 @@ func TestRmRemovesTags(t *testing.T) {
 		require.Equal(t, 0, r.code, r.stderr)
 	}
 
-	out, r := rmSkill(t, "rm-skill", "--version", "1")
+	out, r := rmSkill(t, "--version", "1", "rm-skill")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Len(t, out.Removed, 1)
 	assert.Equal(t, "atom-skill:rm-skill-v1", out.Removed[0].Tag)
 	assert.False(t, imageExists(t, "atom-skill:rm-skill-v1"))
 	assert.True(t, imageExists(t, "atom-skill:rm-skill-v2"), "other versions stay")
 
-	_, r = rmSkill(t, "rm-skill", "--version", "1")
+	_, r = rmSkill(t, "--version", "1", "rm-skill")
 	assert.Equal(t, 4, r.code, "that version is gone")
 
 	// Without --version every version of the id goes.
@@ -227,13 +227,25 @@ func TestPruneFreesUnsharedKeepsShared(t *testing.T) {
 
 	_, r = rmSkill(t, "prune-a")
 	require.Equal(t, 0, r.code, r.stderr)
+	// rm releases what only the image held; the build cache may still
+	// hold skill a's layers until prune.
+	var heldA []string
+	for _, d := range uniqueA {
+		if hasBlob(t, d) {
+			heldA = append(heldA, d)
+		}
+	}
+	t.Logf("%d of skill a's %d own blobs still held after rm", len(heldA), len(uniqueA))
+	require.NotEmpty(t, heldA, "the build cache holds skill a's layers until prune")
 
 	rep := pruneSkills(t)
 	assert.Contains(t, rep.Staging, staging)
 	assert.False(t, imageExists(t, staging), "staging leftovers are removed")
 	assert.Contains(t, rep.KeptImages, fullName(t, baseRef), "the base image is kept, and said so")
-	assert.GreaterOrEqual(t, rep.Freed.Blobs, len(uniqueA))
-	assert.Positive(t, rep.Freed.ContentBytes)
+	assert.GreaterOrEqual(t, rep.Freed.Blobs, len(heldA), "the report counts what prune freed")
+	if len(heldA) > 0 {
+		assert.Positive(t, rep.Freed.ContentBytes)
+	}
 
 	for _, d := range uniqueA {
 		assert.False(t, hasBlob(t, d), "blob %s only skill a used is freed", d)
