@@ -1,0 +1,113 @@
+// Command bench measures skillbuild side by side with the tools a user would
+// otherwise reach for, on the same machine and in the same run, and writes
+// the tables to BENCHMARKS.md (issue 6, and the benchmark sections of issues
+// 2, 4 and 5).
+//
+//	go run ./bench -bin bin/skillbuild -rootfs /var/cache/skillbuild/rootfs-bookworm -out BENCHMARKS.md
+//
+// It sets up everything it needs under a fresh directory in /tmp: a private
+// containerd (own root, state and socket), skillbuild state roots, a
+// buildah/podman storage, a local PEP 503 index of generated wheels, and the
+// Debian python base imported into containerd and into buildah/podman
+// storage. buildah and podman are installed with apt-get when missing. It
+// warms every tool up once, runs each row -runs times (at least 5) and
+// reports median, min and max and the ratio to skillbuild. It never asserts
+// on time: a row that fails is reported as failed, the rest still runs.
+//
+// Every process it starts gets an explicit environment (PATH, HOME, LANG):
+// the host's PIP_* and proxy variables never leak into a measurement.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	bin         string
+	rootfs      string
+	out         string
+	db          string
+	dir         string
+	runs        int
+	runLatency  int
+	concurrency int
+	keep        bool
+	skip30      bool
+	skipBuildah bool
+	buildah30   bool
+	noProfile   bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin/skillbuild", "skillbuild binary to measure")
+	flag.StringVar(&o.rootfs, "rootfs", "/var/cache/skillbuild/rootfs-bookworm", "Debian python base rootfs (make base-rootfs)")
+	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the report here (empty: stdout only)")
+	flag.StringVar(&o.db, "db", "scan/testdata/PyPI-pypa-20241010.zip", "OSV PyPI export the scans run against")
+	flag.StringVar(&o.dir, "dir", "", "work directory (default: a new /tmp/sb-bench-*; removed at the end unless -keep)")
+	flag.IntVar(&o.runs, "runs", 5, "timed runs per row (at least 5 for a report)")
+	flag.IntVar(&o.runLatency, "latency-runs", 50, "runs for the print(1) latency percentiles")
+	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent runs for the throughput row")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory and the private containerd's data")
+	flag.BoolVar(&o.skip30, "skip-30", false, "skip the 30-distribution rows (issue 5)")
+	flag.BoolVar(&o.buildah30, "buildah-30", false, "also measure buildah in the 30-distribution rows")
+	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")
+	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the slowest row")
+	flag.Parse()
+	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, stdout io.Writer) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the benchmark drives containerd, runc, buildah and podman and must run as root")
+	}
+	var err error
+	if o.bin, err = filepath.Abs(o.bin); err != nil {
+		return err
+	}
+	if o.db, err = filepath.Abs(o.db); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(o.rootfs, "usr/bin/python3")); err != nil {
+		return fmt.Errorf("no python rootfs at %s (run `make base-rootfs`): %w", o.rootfs, err)
+	}
+	start := time.Now()
+	b, err := newBench(ctx, o, stdout)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	rep, err := b.all(ctx)
+	if err != nil {
+		return err
+	}
+	rep.total = time.Since(start)
+	text := rep.markdown()
+	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, text)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nwrote %s (work directory %s)\n", o.out, b.dir)
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// profileSlowest finds the build row where skillbuild is slowest relative
+// to its best peer, runs that scenario once more with BuildKit's rawjson
+// progress (per-vertex start and completion times) and once under
+// `perf record` (on-CPU samples of the skillbuild process and its
+// children), and says where the time goes.
+func (b *bench) profileSlowest(ctx context.Context, rep *report, sb *sbBuilder, tools []builder, states map[string]string, ex *extras) string {
+	var worst *buildRow
+	var worstRatio float64
+	var worstPeer string
+	for _, rows := range [][]buildRow{rep.builds, rep.builds30} {
+		for i := range rows {
+			r := &rows[i]
+			ref := r.cells[colSB]
+			if ref == nil || len(ref.samples) == 0 {
+				continue
+			}
+			for _, c := range rep.buildCols {
+				cell := r.cells[c]
+				if c == colSB || cell == nil || len(cell.samples) == 0 {
+					continue
+				}
+				ratio := median(ref.walls()).Seconds() / median(cell.walls()).Seconds()
+				if worst == nil || ratio > worstRatio {
+					worst, worstRatio, worstPeer = r, ratio, c
+				}
+			}
+		}
+	}
+	if worst == nil {
+		return "no row to profile (every skillbuild row failed)\n"
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "Slowest row relative to its best peer: **%s** — skillbuild %s vs %s %s (skillbuild takes %.2f× as long).\n\n",
+		worst.sc.name, secs(median(worst.cells[colSB].walls())), worstPeer, secs(median(worst.cells[worstPeer].walls())), worstRatio)
+
+	once := func(i int) (sample, error) {
+		state := states[colSB]
+		if worst.sc.cold {
+			s, err := sb.newState(ctx)
+			if err != nil {
+				return sample{}, err
+			}
+			state = s
+		}
+		return worst.sc.run(ctx, sb, state, i, ex.forTool(colSB))
+	}
+
+	sb.progress = "rawjson"
+	smp, err := once(b.o.runs)
+	sb.progress = ""
+	if err != nil {
+		fmt.Fprintf(&out, "rawjson run failed: %s\n", oneLine(err.Error()))
+	} else {
+		out.WriteString(vertexReport(smp))
+	}
+
+	if _, err := exec.LookPath("perf"); err != nil {
+		out.WriteString("\n(perf not installed: no CPU profile; `apt-get install linux-perf` adds it.)\n")
+		return out.String()
+	}
+	data := filepath.Join(b.dir, "perf.data")
+	sb.wrap = []string{"perf", "record", "-q", "-g", "-F", "499", "-o", data, "--"}
+	psmp, err := once(b.o.runs + 1)
+	sb.wrap = nil
+	if err != nil {
+		fmt.Fprintf(&out, "\nperf run failed: %s\n", oneLine(err.Error()))
+		return out.String()
+	}
+	fmt.Fprintf(&out, "\nUnder `perf record -g -F 499` (the skillbuild process and the processes it forks; the containers'\n"+
+		"processes are children of containerd's shims, not of skillbuild, so they do not appear here): wall %s,\n"+
+		"skillbuild process CPU (user+sys, rusage) %s.\n\n", secs(psmp.wall), secs(psmp.cpu))
+	for _, rp := range []struct{ title, flags string }{
+		{"self time by binary", "--no-children --sort dso --percent-limit 2"},
+		{"self time by function", "--no-children --sort sym --percent-limit 2"},
+		{"time including callees, by function (Go frame pointers)", "--children --sort sym --percent-limit 15"},
+	} {
+		argv := append([]string{"perf", "report", "-i", data, "--stdio", "-g", "none"}, strings.Fields(rp.flags)...)
+		r, err := b.exec(ctx, nil, argv)
+		if err != nil {
+			fmt.Fprintf(&out, "perf report %s failed: %s\n", rp.flags, oneLine(err.Error()))
+			continue
+		}
+		fmt.Fprintf(&out, "%s (`perf report %s`):\n\n```\n%s```\n\n", rp.title, rp.flags, perfLines(r.stdout, 24))
+	}
+	return out.String()
+}
+
+// perfLines keeps the sample lines of a perf report.
+func perfLines(out []byte, n int) string {
+	var keep []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#") || strings.TrimSpace(l) == "" {
+			if strings.HasPrefix(l, "# Samples") || strings.HasPrefix(l, "# Event count") {
+				keep = append(keep, l)
+			}
+			continue
+		}
+		keep = append(keep, l)
+		if len(keep) >= n {
+			break
+		}
+	}
+	return strings.Join(keep, "\n") + "\n"
+}
+
+// vertex is the part of a BuildKit progress vertex the profile reads.
+type vertex struct {
+	Digest    string     `json:"digest"`
+	Name      string     `json:"name"`
+	Started   *time.Time `json:"started"`
+	Completed *time.Time `json:"completed"`
+	Cached    bool       `json:"cached"`
+}
+
+type span struct {
+	name       string
+	start, end time.Time
+	cached     bool
+}
+
+// vertexReport turns a rawjson progress stream into a timeline: time
+// before the first vertex (process and engine start), inside vertices by
+// kind, gaps between them, and after the last (export bookkeeping, exit).
+func vertexReport(s sample) string {
+	spans := map[string]*span{}
+	sc := bufio.NewScanner(bytes.NewReader(s.stderr))
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var st struct {
+			Vertexes []vertex `json:"vertexes"`
+		}
+		if json.Unmarshal(sc.Bytes(), &st) != nil {
+			continue
+		}
+		for _, v := range st.Vertexes {
+			sp := spans[v.Digest]
+			if sp == nil {
+				sp = &span{name: v.Name}
+				spans[v.Digest] = sp
+			}
+			if v.Started != nil && (sp.start.IsZero() || v.Started.Before(sp.start)) {
+				sp.start = *v.Started
+			}
+			if v.Completed != nil && v.Completed.After(sp.end) {
+				sp.end = *v.Completed
+			}
+			sp.cached = sp.cached || v.Cached
+		}
+	}
+	var list []*span
+	for _, sp := range spans {
+		if !sp.start.IsZero() && !sp.end.IsZero() {
+			list = append(list, sp)
+		}
+	}
+	if len(list) == 0 {
+		return "no vertex timings in the rawjson stream\n"
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].start.Before(list[j].start) })
+	end := s.start.Add(s.wall)
+	first, last := list[0].start, list[0].end
+	var busy, gaps time.Duration
+	curStart, curEnd := list[0].start, list[0].end
+	for _, sp := range list[1:] {
+		last = maxTime(last, sp.end)
+		if sp.start.After(curEnd) {
+			busy += curEnd.Sub(curStart)
+			gaps += sp.start.Sub(curEnd)
+			curStart, curEnd = sp.start, sp.end
+			continue
+		}
+		curEnd = maxTime(curEnd, sp.end)
+	}
+	busy += curEnd.Sub(curStart)
+
+	type group struct {
+		n, cached int
+		sum, max  time.Duration
+	}
+	groups := map[string]*group{}
+	for _, sp := range list {
+		k := kind(sp.name)
+		g := groups[k]
+		if g == nil {
+			g = &group{}
+			groups[k] = g
+		}
+		g.n++
+		if sp.cached {
+			g.cached++
+		}
+		d := sp.end.Sub(sp.start)
+		g.sum += d
+		g.max = max(g.max, d)
+	}
+	var kinds []string
+	for k := range groups {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return groups[kinds[i]].sum > groups[kinds[j]].sum })
+
+	var out strings.Builder
+	fmt.Fprintf(&out, "One more run with `--progress rawjson` (BuildKit's per-vertex start/completion): wall %s, skillbuild\n"+
+		"process CPU (user+sys) %s, %d vertices (%d executed steps reported).\n\n", secs(s.wall), secs(s.cpu), len(list), s.steps)
+	out.WriteString("| part of the wall time | time |\n|---|---|\n")
+	fmt.Fprintf(&out, "| process start → first vertex (exec, engine start, lock, resolve set-up) | %s |\n", secs(first.Sub(s.start)))
+	fmt.Fprintf(&out, "| inside vertices (union of their intervals) | %s |\n", secs(busy))
+	fmt.Fprintf(&out, "| gaps between vertices (between solves: reading the report, scan, planning) | %s |\n", secs(gaps))
+	fmt.Fprintf(&out, "| last vertex → exit (export bookkeeping, tag, engine shutdown) | %s |\n\n", secs(end.Sub(last)))
+	out.WriteString("Vertices by kind (sums overlap when BuildKit runs them in parallel):\n\n| kind | count (cached) | sum | longest |\n|---|---|---|---|\n")
+	for _, k := range kinds {
+		g := groups[k]
+		fmt.Fprintf(&out, "| %s | %d (%d) | %s | %s |\n", k, g.n, g.cached, secs(g.sum), secs(g.max))
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].end.Sub(list[i].start) > list[j].end.Sub(list[j].start) })
+	out.WriteString("\nLongest vertices:\n\n| vertex | start (from process start) | duration |\n|---|---|---|\n")
+	for _, sp := range list[:min(8, len(list))] {
+		fmt.Fprintf(&out, "| %s | +%s | %s |\n", strings.ReplaceAll(oneLine(sp.name), "`", "'"), secs(sp.start.Sub(s.start)), secs(sp.end.Sub(sp.start)))
+	}
+	return out.String()
+}
+
+// kind groups vertex names: "install sbbench-core-001==1.0.0" → "install".
+func kind(name string) string {
+	name = strings.TrimPrefix(name, "[internal] ")
+	f := strings.Fields(name)
+	if len(f) == 0 {
+		return "(unnamed)"
+	}
+	if len(f) > 1 && (f[0] == "exporting" || f[0] == "resolve" || f[0] == "copy") {
+		return f[0] + " " + f[1]
+	}
+	return f[0]
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

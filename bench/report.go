@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// report is everything one run measured.
+type report struct {
+	runs        int
+	machine     []string
+	setup       []string
+	buildCols   []string
+	builds      []buildRow // issue 6 (and 2)
+	builds30    []buildRow // issue 5
+	runOrder    []string
+	runCells    map[string]*runCell
+	runErr      error
+	concurrency int
+	latencyRuns int
+	scans       []scanRow
+	goBench     string
+	profile     string
+	total       time.Duration
+}
+
+// all sets the tools up, warms them, and measures every table.
+func (b *bench) all(ctx context.Context) (*report, error) {
+	rep := &report{runs: b.o.runs, concurrency: b.o.concurrency, latencyRuns: b.o.runLatency}
+	rep.machine = b.machine(ctx)
+	for _, l := range rep.machine {
+		b.say("%s", l)
+	}
+	rep.setup = append(rep.setup,
+		fmt.Sprintf("wheels: %d distinct generated pure-Python wheels (integration/pyindex), each with %d modules, %.0f KB of Python unpacked, served as a PEP 503 index on 127.0.0.1",
+			b.index.count, modules, float64(b.index.unpacked)/1e3),
+		"base: the Debian bookworm rootfs ("+b.o.rootfs+") imported into the private containerd with `skillbuild base import --rootfs` and into buildah/podman storage with `tar | podman import`",
+		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
+	)
+
+	b.say("scan: go test -bench ./scan/")
+	rep.goBench = b.goBench(ctx)
+
+	sb := &sbBuilder{b: b}
+	tools := []builder{sb, &hostBuilder{b: b}}
+	if b.podman {
+		tools = append(tools, &buildahBuilder{b: b})
+	}
+	for _, t := range tools {
+		rep.buildCols = append(rep.buildCols, t.key())
+	}
+	b.say("warm-up: one cold 10-distribution build per tool")
+	for _, t := range tools {
+		st, err := t.newState(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s, err := t.build(ctx, st, "warmup", pins(core(10)), true)
+		if err != nil {
+			return nil, fmt.Errorf("warm-up of %s: %w", t.key(), err)
+		}
+		b.say("  %-28s %s", t.key(), s.wall.Round(time.Millisecond))
+	}
+
+	states := map[string]string{}
+	for _, t := range tools {
+		st, err := t.newState(ctx)
+		if err != nil {
+			return nil, err
+		}
+		states[t.key()] = st
+	}
+	ex := &extras{next: map[string]int{}}
+	table := []scenario{coldScenario(10, "6, 2"), cachedScenario(10, "6, 2"), addOneScenario(20, "6"), secondScenario(10, "6")}
+	for _, sc := range table {
+		b.say("build: %s", sc.name)
+		rep.builds = append(rep.builds, b.measureBuild(ctx, sc, tools, states, ex))
+	}
+	if !b.o.skip30 {
+		for _, sc := range []scenario{coldScenario(30, "5"), secondScenario(30, "5"), addOneScenario(30, "5")} {
+			sc.noBuildah = !b.o.buildah30
+			b.say("build: %s", sc.name)
+			rep.builds30 = append(rep.builds30, b.measureBuild(ctx, sc, tools, states, ex))
+		}
+	}
+
+	b.say("run: print(1) latency over %d runs, then %d concurrent", b.o.runLatency, b.o.concurrency)
+	rep.runCells, rep.runOrder, rep.runErr = b.runTable(ctx, states[colSB])
+	if rep.runErr != nil {
+		b.say("  run table failed: %v", rep.runErr)
+	}
+
+	b.say("scan: skillbuild scan --no-resolve, 200 pins, whole process")
+	rep.scans = b.scanTable(ctx, states[colSB])
+
+	if !b.o.noProfile {
+		b.say("profile: the slowest skillbuild row relative to its best peer")
+		rep.profile = b.profileSlowest(ctx, rep, sb, tools, states, ex)
+	}
+	rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+	return rep, nil
+}
+
+func median(d []time.Duration) time.Duration { return pct(d, 50) }
+
+// pct is the nearest-rank percentile of d.
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration{}, d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if p == 50 && len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	k := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(k, len(s)-1))]
+}
+
+func minMax(d []time.Duration) (time.Duration, time.Duration) {
+	lo, hi := d[0], d[0]
+	for _, x := range d {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return lo, hi
+}
+
+func secs(d time.Duration) string {
+	switch {
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	default:
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	}
+}
+
+// cell renders "median (min–max)" and, for peers, the ratio to skillbuild.
+func (rep *report) cell(s *series, ref *series, isRef bool) string {
+	if s == nil {
+		return "—"
+	}
+	if s.err != nil && len(s.samples) < rep.runs {
+		return "failed: " + oneLine(s.err.Error())
+	}
+	w := s.walls()
+	lo, hi := minMax(w)
+	txt := fmt.Sprintf("%s (%s–%s)", secs(median(w)), secs(lo), secs(hi))
+	if isRef {
+		if s.samples[0].steps >= 0 {
+			steps := make([]time.Duration, len(s.samples))
+			for i, x := range s.samples {
+				steps[i] = time.Duration(x.steps)
+			}
+			txt += fmt.Sprintf(", %d steps run", int(median(steps)))
+		}
+		return txt
+	}
+	if ref != nil && ref.err == nil && len(ref.samples) > 0 {
+		txt += fmt.Sprintf(", **%.2f×**", median(w).Seconds()/median(ref.walls()).Seconds())
+	}
+	return txt
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return strings.ReplaceAll(s, "|", "/")
+}
+
+func (rep *report) buildTable(sb *strings.Builder, rows []buildRow) {
+	sb.WriteString("| scenario |")
+	for _, c := range rep.buildCols {
+		sb.WriteString(" " + c + " |")
+	}
+	sb.WriteString("\n|---|")
+	for range rep.buildCols {
+		sb.WriteString("---|")
+	}
+	sb.WriteString("\n")
+	for _, r := range rows {
+		fmt.Fprintf(sb, "| %s |", r.sc.name)
+		ref := r.cells[colSB]
+		for _, c := range rep.buildCols {
+			fmt.Fprintf(sb, " %s |", rep.cell(r.cells[c], ref, c == colSB))
+		}
+		sb.WriteString("\n")
+	}
+}
+
+func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
+
+// markdown renders BENCHMARKS.md.
+func (rep *report) markdown() string {
+	var sb strings.Builder
+	sb.WriteString("# Benchmarks\n\n")
+	sb.WriteString("Written by `make bench` (`go run ./bench`); rerun it to refresh. Times are wall clock of the whole\n" +
+		"command (process start to exit). Each cell is the median of " + fmt.Sprint(rep.runs) + " runs with (min–max); a peer's\n" +
+		"**ratio** is its median divided by skillbuild's (above 1×: skillbuild is faster). The tools run interleaved,\n" +
+		"run by run, after one warm-up each, so drift on a shared machine hits every column alike.\n\n")
+	sb.WriteString("## Machine\n\n")
+	for _, l := range rep.machine {
+		sb.WriteString(l + "\n")
+	}
+	fmt.Fprintf(&sb, "- whole benchmark: %s\n\n", rep.total.Round(time.Second))
+	sb.WriteString("## Set-up\n\n")
+	for _, l := range rep.setup {
+		sb.WriteString("- " + l + "\n")
+	}
+	sb.WriteString("- skillbuild: `skillbuild install --json --progress quiet --base BASE --index-url URL ID REQ...` with its embedded BuildKit\n" +
+		"  against a private containerd; cold runs get a fresh `--root` (fresh BuildKit cache, vulnerability database\n" +
+		"  imported untimed); the vulnerability scan is on, as by default. \"steps run\" is the median length of `executed_steps`.\n" +
+		"- host venv + pip --no-index: `python3 -m venv` (when the skill's venv does not exist yet) and\n" +
+		"  `pip install --no-index --find-links WHEELHOUSE -r requirements.txt` on the host: no container, no image, no\n" +
+		"  isolation — the lower bound for the install work itself. \"Add one\" installs into the existing venv.\n" +
+		"- buildah bud: the seed's Dockerfile (`FROM base` / `RUN python3 -m venv /opt/venv` / `COPY requirements.txt` /\n" +
+		"  `RUN /opt/venv/bin/pip install --index-url URL -r requirements.txt`), `buildah bud --layers --network host`\n" +
+		"  (`--no-cache` for cold rows), runc, overlay storage in the work directory.\n" +
+		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
+		"  30-distribution predecessor was built untimed first.\n\n")
+
+	sb.WriteString("## Build (issues 6 and 2)\n\n")
+	rep.buildTable(&sb, rep.builds)
+	if len(rep.builds30) > 0 {
+		sb.WriteString("\n## Build, 30 distributions (issue 5)\n\n")
+		rep.buildTable(&sb, rep.builds30)
+		sb.WriteString("\n(The single-layer pipeline column issue 5 also asks for needs a skillbuild built from before per-distribution\n" +
+			"layers; rerun with `-bin` pointing at such a binary to get it.)\n")
+	}
+
+	sb.WriteString("\n## Run (issue 4)\n\n")
+	if rep.runErr != nil {
+		fmt.Fprintf(&sb, "failed: %s\n", oneLine(rep.runErr.Error()))
+	} else {
+		rep.runTable(&sb)
+	}
+
+	sb.WriteString("\n## Scan: 200 pinned packages against the full database\n\n")
+	sb.WriteString("`skillbuild scan --no-resolve --json PIN...` (whole process, database in --root):\n\n")
+	sb.WriteString("| set | median (min–max) | findings |\n|---|---|---|\n")
+	for _, r := range rep.scans {
+		if r.err != nil {
+			fmt.Fprintf(&sb, "| %s | failed: %s | |\n", r.name, oneLine(r.err.Error()))
+			continue
+		}
+		lo, hi := minMax(r.walls)
+		fmt.Fprintf(&sb, "| %s | %s (%s–%s) | %d |\n", r.name, secs(median(r.walls)), secs(lo), secs(hi), r.findings)
+	}
+	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
+
+	if rep.profile != "" {
+		sb.WriteString("\n## Profile of the slowest row\n\n" + rep.profile)
+	}
+	return sb.String()
+}
+
+func (rep *report) runTable(sb *strings.Builder) {
+	sb.WriteString("| scenario |")
+	for _, c := range rep.runOrder {
+		sb.WriteString(" " + c + " |")
+	}
+	sb.WriteString("\n|---|")
+	for range rep.runOrder {
+		sb.WriteString("---|")
+	}
+	ref := rep.runCells[colSBRun]
+	fmt.Fprintf(sb, "\n| `print(1)` latency p50 / p95 (%d runs, create → result → cleanup) |", rep.latencyRuns)
+	for _, c := range rep.runOrder {
+		cell := rep.runCells[c]
+		if cell.err != nil && len(cell.latency) < rep.latencyRuns {
+			fmt.Fprintf(sb, " failed: %s |", oneLine(cell.err.Error()))
+			continue
+		}
+		txt := fmt.Sprintf("%s / %s", secs(pct(cell.latency, 50)), secs(pct(cell.latency, 95)))
+		if c != colSBRun && ref.err == nil && len(ref.latency) > 0 {
+			txt += fmt.Sprintf(", **%.2f×**", pct(cell.latency, 50).Seconds()/pct(ref.latency, 50).Seconds())
+		}
+		fmt.Fprintf(sb, " %s |", txt)
+	}
+	fmt.Fprintf(sb, "\n| %d concurrent runs: runs per second (%d started together, first start to last exit; median (min–max) of %d batches) |", rep.concurrency, rep.concurrency, rep.runs)
+	for _, c := range rep.runOrder {
+		cell := rep.runCells[c]
+		if len(cell.throughput) == 0 {
+			msg := "not measured"
+			if cell.err != nil {
+				msg = "failed: " + oneLine(cell.err.Error())
+			}
+			fmt.Fprintf(sb, " %s |", msg)
+			continue
+		}
+		m, lo, hi := floatStats(cell.throughput)
+		txt := fmt.Sprintf("%.2f (%.2f–%.2f)", m, lo, hi)
+		if c != colSBRun && len(ref.throughput) > 0 {
+			rm, _, _ := floatStats(ref.throughput)
+			txt += fmt.Sprintf(", **%.2f×**", m/rm)
+		}
+		fmt.Fprintf(sb, " %s |", txt)
+	}
+	sb.WriteString("\n| peak RSS of the skillbuild process (wait4 ru_maxrss): median / max |")
+	for i, c := range rep.runOrder {
+		if i > 0 {
+			sb.WriteString(" — |")
+			continue
+		}
+		_ = c
+		fmt.Fprintf(sb, " build (all %d-run build rows): %s; run: %s |", rep.runs, rep.buildRSS(), rssStats(ref.rss))
+	}
+	sb.WriteString("\n\nRun ratios: the peer's p50 over skillbuild's (above 1×: skillbuild is faster); for throughput the peer's\n" +
+		"rate over skillbuild's (below 1×: skillbuild does more runs per second). All three run the same skill image\n" +
+		"(`ctr images export` → `podman load`) as its non-root USER; podman with `--runtime runc --ulimit\n" +
+		"nofile=1024:1024 --ulimit nproc=1024:1024 --cgroup-manager cgroupfs`. skillbuild run also applies its hardened\n" +
+		"spec (memory/CPU/pids limits, seccomp, no capabilities, tmpfs /tmp, loopback-only netns) and its runner protocol.\n")
+}
+
+func (rep *report) buildRSS() string {
+	var all []int64
+	for _, rows := range [][]buildRow{rep.builds, rep.builds30} {
+		for _, r := range rows {
+			if c := r.cells[colSB]; c != nil {
+				for _, s := range c.samples {
+					all = append(all, s.rss)
+				}
+			}
+		}
+	}
+	return rssStats(all)
+}
+
+func rssStats(k []int64) string {
+	if len(k) == 0 {
+		return "n/a"
+	}
+	s := append([]int64{}, k...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return fmt.Sprintf("%s / %s", mib(s[len(s)/2]), mib(s[len(s)-1]))
+}
+
+func floatStats(f []float64) (med, lo, hi float64) {
+	s := append([]float64{}, f...)
+	sort.Float64s(s)
+	med = s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return med, s[0], s[len(s)-1]
+}
