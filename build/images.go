@@ -34,9 +34,9 @@ type SkillImage struct {
 	LockDigest string `json:"lock_digest,omitempty"`
 	// Size is the content size of the manifest, config and layers.
 	Size int64 `json:"size"`
-	// Unpacked is the disk usage of the image's snapshots; -1 when not
-	// measured (see WithUnpackedSize).
-	Unpacked int64     `json:"unpacked_size"`
+	// Unpacked is the disk usage of the image's snapshots, measured only
+	// with WithUnpackedSize (zero otherwise, or when not unpacked).
+	Unpacked int64     `json:"unpacked_size,omitempty"`
 	Created  time.Time `json:"created"`
 	Updated  time.Time `json:"updated"`
 }
@@ -57,7 +57,6 @@ func skillImage(img images.Image) (SkillImage, bool) {
 		Digest:     img.Target.Digest,
 		Packages:   n,
 		LockDigest: img.Labels[LabelLockDigest],
-		Unpacked:   -1,
 		Created:    img.CreatedAt,
 		Updated:    img.UpdatedAt,
 	}, true
@@ -435,7 +434,9 @@ func FormatSize(n int64) string {
 	}
 	v := float64(n)
 	i := -1
-	for v >= unit && i < 4 {
+	// Divide until the value shows below 1024 once rounded ("1.0 MiB",
+	// never "1024 KiB").
+	for (v >= unit-0.5 || i < 0) && i < 4 {
 		v /= unit
 		i++
 	}

@@ -280,4 +280,13 @@ func TestPruneFreesUnsharedKeepsShared(t *testing.T) {
 		pruneSkills(t, "--keep-storage", "1g")
 		assert.True(t, imageExists(t, "atom-skill:prune-b-v1"))
 	})
+
+	t.Run("text", func(t *testing.T) {
+		r := sb(t, "prune")
+		require.Equal(t, 0, r.code, r.stderr)
+		t.Logf("prune says:\n%s", r.stdout)
+		assert.Contains(t, r.stdout, "build cache records")
+		assert.Contains(t, r.stdout, "freed ")
+		assert.Contains(t, r.stdout, baseRef, "says which images it kept")
+	})
 }
