@@ -171,7 +171,15 @@ func runAction(c *cli.Context) error {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
-	res, err := runtime.Run(ctx, client, req, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")))
+	runner, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep())
+	if err != nil {
+		return emitRun(c, out, err)
+	}
+	// An orphan that cannot be removed is worth a warning, not a refusal.
+	if _, err := runner.Sweep(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "skillbuild: warning: sweeping orphaned runs:", err)
+	}
+	res, err := runner.Run(ctx, req)
 	if errors.Is(err, runtime.ErrImageNotFound) {
 		hint := "skillbuild install " + skill.ID
 		if skill.Version != "1" {

@@ -73,6 +73,7 @@ type options struct {
 	runtime        string
 	maxResultBytes int64
 	sweepGrace     time.Duration
+	sweepOnNew     bool
 	loopbackUp     bool
 }
 
@@ -83,6 +84,7 @@ func defaultOptions() options {
 		runtime:        "io.containerd.runc.v2",
 		maxResultBytes: 16 << 20,
 		sweepGrace:     30 * time.Second,
+		sweepOnNew:     true,
 		loopbackUp:     true,
 	}
 }
@@ -157,6 +159,16 @@ func WithSweepGrace(d time.Duration) Opt {
 func WithLoopbackDown() Opt {
 	return func(o *options) error {
 		o.loopbackUp = false
+		return nil
+	}
+}
+
+// WithoutSweep makes New skip its sweep of orphaned runs; the caller runs
+// Runner.Sweep itself (the CLI does, to warn rather than fail when an
+// orphan cannot be removed).
+func WithoutSweep() Opt {
+	return func(o *options) error {
+		o.sweepOnNew = false
 		return nil
 	}
 }

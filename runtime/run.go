@@ -129,7 +129,8 @@ type Runner struct {
 
 // New returns a Runner using c (whose default namespace, or the one in ctx,
 // holds the images) and sweeps away orphaned runs: containers of runs whose
-// deadline passed, left behind by a skillbuild process that died.
+// deadline passed, left behind by a skillbuild process that died. A sweep
+// that fails fails New, unless WithoutSweep.
 func New(ctx context.Context, c *client.Client, opts ...Opt) (*Runner, error) {
 	if c == nil {
 		return nil, fmt.Errorf("containerd client is nil: %w", errdefs.ErrInvalidArgument)
@@ -144,8 +145,10 @@ func New(ctx context.Context, c *client.Client, opts ...Opt) (*Runner, error) {
 		return nil, fmt.Errorf("run state directory: %w", err)
 	}
 	r := &Runner{client: c, opts: o}
-	if _, err := r.Sweep(ctx); err != nil {
-		return nil, err
+	if o.sweepOnNew {
+		if _, err := r.Sweep(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
