@@ -492,7 +492,9 @@ func imageConfig(baseCfg []byte, s config.Skill, lock sbllb.Lock, baseRef string
 	labels := img.Config.Labels
 	labels[LabelSkillID] = s.ID
 	labels[LabelSkillVersion] = s.Version
-	labels[LabelLock] = lock.Text()
+	if l := lockLabel(lock); l != "" {
+		labels[LabelLock] = l
+	}
 	labels[LabelLockDigest] = lock.Digest().String()
 	labels[LabelPackages] = fmt.Sprint(len(lock))
 	labels[LabelBase] = baseRef
@@ -503,6 +505,27 @@ func imageConfig(baseCfg []byte, s config.Skill, lock sbllb.Lock, baseRef string
 	epoch := time.Unix(0, 0).UTC()
 	img.Created = &epoch
 	return json.Marshal(img)
+}
+
+// maxLabel keeps a label under containerd's 4096-byte limit on a label's
+// key and value (tools such as ctr copy image labels onto containers).
+const maxLabel = 3072
+
+// lockLabel is the lock for the image's labels: the hash-pinned lock when
+// it fits, else just the name==version pins, else nothing. The full lock
+// is always in the image at llb.LockFile, and its digest in LabelLockDigest.
+func lockLabel(lock sbllb.Lock) string {
+	if t := lock.Text(); len(t) <= maxLabel {
+		return t
+	}
+	var b strings.Builder
+	for _, d := range lock {
+		b.WriteString(d.Name + "==" + d.Version + "\n")
+	}
+	if b.Len() <= maxLabel {
+		return b.String()
+	}
+	return ""
 }
 
 func firstLine(s string) string {

@@ -248,15 +248,17 @@ func Layers(lock Lock, maxLayers int) []Lock {
 // distributions (only with --allow-sdist) are first built into wheels,
 // each in its own step that reaches only the index for its build backend.
 func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (llb.State, error) {
+	lockFile := llb.Scratch().File(llb.Mkdir(WorkDir, 0o755, llb.WithParents(true)), llb.WithCustomName("requirements.lock")).
+		File(llb.Mkfile(LockFile, 0o644, []byte(lock.Text())), llb.WithCustomName("requirements.lock"))
 	if len(lock) == 0 {
-		return venv, nil
+		return llb.Merge([]llb.State{venv, lockFile}), nil
 	}
 	if o.SingleLayer {
 		st, err := installLayer(venv, s, lock, o, fmt.Sprintf("install %d distributions", len(lock)))
 		if err != nil {
 			return llb.State{}, err
 		}
-		return st, nil
+		return llb.Merge([]llb.State{st, lockFile}), nil
 	}
 	layers := Layers(lock, o.MaxLayers)
 	parts := []llb.State{venv}
@@ -271,6 +273,7 @@ func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (llb.Stat
 		}
 		parts = append(parts, llb.Diff(venv, st, llb.WithCustomNamef("layer %s", strings.TrimPrefix(name, "install "))))
 	}
+	parts = append(parts, lockFile)
 	return llb.Merge(parts, llb.WithCustomNamef("merge %d layers", len(layers))), nil
 }
 

@@ -14,8 +14,10 @@ import (
 
 // Fixed paths inside every skill image.
 const (
-	VenvDir      = "/opt/skill/venv"
-	WorkDir      = "/opt/skill"
+	VenvDir = "/opt/skill/venv"
+	WorkDir = "/opt/skill"
+	// LockFile is the hash-pinned lock inside every skill image.
+	LockFile     = "/opt/skill/requirements.lock"
 	FindLinksDir = "/run/skillbuild/find-links" // find-links directory N is mounted at FindLinksDir/N
 	inputDir     = "/run/skillbuild/in"
 	filesDir     = "/run/skillbuild/files"
