@@ -128,8 +128,10 @@ func TestLsListsSkillImages(t *testing.T) {
 	}
 
 	t.Run("table", func(t *testing.T) {
-		r := sb(t, "ls")
+		r := sb(t, "ls", "--unpacked")
 		require.Equal(t, 0, r.code, r.stderr)
+		t.Logf("ls says:\n%s", r.stdout)
+		assert.Contains(t, r.stdout, "UNPACKED")
 		assert.Contains(t, r.stdout, "SKILL")
 		assert.Contains(t, r.stdout, "atom-skill:ls-skill-v2")
 		assert.NotContains(t, r.stdout, baseRef)
@@ -239,6 +241,7 @@ func TestPruneFreesUnsharedKeepsShared(t *testing.T) {
 	require.NotEmpty(t, heldA, "the build cache holds skill a's layers until prune")
 
 	rep := pruneSkills(t)
+	t.Logf("prune after rm: %+v", rep)
 	assert.Contains(t, rep.Staging, staging)
 	assert.False(t, imageExists(t, staging), "staging leftovers are removed")
 	assert.Contains(t, rep.KeptImages, fullName(t, baseRef), "the base image is kept, and said so")
