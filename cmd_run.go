@@ -125,12 +125,6 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 		}
 		req.Inputs = b
 	}
-	if len(req.Inputs) > 0 {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(req.Inputs, &obj); err != nil || obj == nil {
-			return req, skill, "", fmt.Errorf("inputs must be one JSON object: %w", errdefs.ErrInvalidArgument)
-		}
-	}
 
 	tag := skill.Tag()
 	ref := tag

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -854,4 +855,49 @@ func TestRunBadInput(t *testing.T) {
 	assert.Equal(t, "image atom-skill:nosuchskill-v1 not found, run `skillbuild install nosuchskill` first", d.Error.Message)
 	assert.Equal(t, "nosuchskill", d.SkillID)
 	assert.Equal(t, "atom-skill:nosuchskill-v1", d.ImageTag)
+}
+
+// TestRunAPI drives the Go API the platform embeds: live output writers,
+// typed errors, and cancellation through ctx.
+func TestRunAPI(t *testing.T) {
+	ctx := context.Background()
+	c := ctdClient(t)
+	r, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
+	require.NoError(t, err)
+
+	var out, errb bytes.Buffer
+	res, err := r.Run(ctx, sbruntime.Request{
+		Image:  env.base,
+		Code:   []byte("import sys\nprint('to out')\nprint('to err', file=sys.stderr)\nresult = {'got': inputs['x']}"),
+		Inputs: json.RawMessage(`{"x": [1, 2]}`),
+		Limits: sbruntime.Limits{MemoryBytes: 64 << 20, Timeout: 20 * time.Second},
+		Stdout: &out,
+		Stderr: &errb,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.ExitCode)
+	assert.Nil(t, res.Error)
+	assert.JSONEq(t, `{"got": [1, 2]}`, string(res.Result))
+	assert.Equal(t, "to out\n", res.Stdout)
+	assert.Equal(t, "to out\n", out.String(), "the writer saw the same output")
+	assert.Equal(t, "to err\n", errb.String())
+	assert.Positive(t, res.Duration)
+
+	_, err = r.Run(ctx, sbruntime.Request{Image: "docker.io/library/atom-skill:nope-v1", Code: []byte("pass")})
+	assert.ErrorIs(t, err, sbruntime.ErrImageNotFound)
+
+	// Cancel once the code runs: the error says so and nothing is left.
+	cctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	go func() {
+		line, _ := bufio.NewReader(pr).ReadString('\n')
+		if line == "running\n" {
+			cancel()
+		}
+		io.Copy(io.Discard, pr) //nolint:errcheck
+	}()
+	_, err = r.Run(cctx, sbruntime.Request{Image: env.base, Code: []byte("import time\nprint('running', flush=True)\ntime.sleep(3600)"), Stdout: pw})
+	pw.Close()
+	assert.ErrorIs(t, err, context.Canceled)
+	assertNoRunLeftovers(t)
 }
