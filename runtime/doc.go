@@ -18,11 +18,19 @@
 //
 // The code is never spliced into a string. runner.py, embedded in this
 // package, is mounted read-only at SandboxDir with the code file next to
-// it. It reads the inputs (a JSON object) from stdin, runs the code as
-// __main__ with a global `inputs` dict and, if the code sets a global
-// `result`, encodes it as JSON. Its report goes through a FIFO of its own,
-// not stdout, so nothing the code prints can break it; stdout and stderr
-// are captured separately, each cut at the output limit.
+// it. It reads the inputs (a JSON object, compact, on one line: the shim
+// never closes a task's stdin) from stdin, runs the code as __main__ with a
+// global `inputs` dict and stdin on /dev/null and, if the code sets a
+// global `result`, encodes it as JSON. Its report goes through a FIFO of
+// its own (bind-mounted with the runner; a FIFO on a read-only mount stays
+// writable), not stdout, so nothing the code prints can break it; stdout
+// and stderr are captured separately, each cut at the output limit, and
+// the host never buffers more than the limits.
+//
+// The network namespace is new and empty; its loopback is brought up
+// (WithLoopbackDown leaves it down), so the code reaches its own 127.0.0.1
+// and nothing else: connects elsewhere fail with ENETUNREACH at once and
+// DNS fails fast whatever resolv.conf the image has.
 //
 // # Limits are reported, not guessed
 //

@@ -61,6 +61,10 @@ func (l Limits) withDefaults() (Limits, error) {
 	if l.MemoryBytes < 8<<20 {
 		return l, fmt.Errorf("memory limit %d bytes is below the 8 MiB a Python process needs: %w", l.MemoryBytes, errdefs.ErrInvalidArgument)
 	}
+	if l.TmpfsBytes < 1<<20 {
+		// tmpfs reads size=0 as "no limit": never get near it.
+		return l, fmt.Errorf("tmpfs size %d bytes is below 1 MiB: %w", l.TmpfsBytes, errdefs.ErrInvalidArgument)
+	}
 	if l.Pids < 2 {
 		return l, fmt.Errorf("pids limit %d is below 2: %w", l.Pids, errdefs.ErrInvalidArgument)
 	}

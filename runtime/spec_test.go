@@ -253,7 +253,7 @@ func TestLimitsWithDefaults(t *testing.T) {
 	assert.Equal(t, int64(64<<20), l.MemoryBytes)
 	assert.Equal(t, time.Second, l.Timeout)
 	assert.Equal(t, int64(64), l.Pids)
-	for _, bad := range []Limits{{MemoryBytes: -1}, {Timeout: -time.Second}, {MemoryBytes: 1 << 20}, {Pids: 1}} {
+	for _, bad := range []Limits{{MemoryBytes: -1}, {Timeout: -time.Second}, {MemoryBytes: 1 << 20}, {Pids: 1}, {TmpfsBytes: 1000}} {
 		_, err := bad.withDefaults()
 		assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, "%+v", bad)
 	}
