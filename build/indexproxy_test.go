@@ -27,11 +27,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	bkclient "github.com/moby/buildkit/client"
-	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/sshforward"
-	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -588,73 +585,4 @@ func TestIndexBridgeWithoutSocket(t *testing.T) {
 	assert.NotEqual(t, 0, code)
 	assert.Empty(t, stdout)
 	assert.Contains(t, stderr, "indexbridge: cannot reach "+missing)
-}
-
-// TestIndexProxyInSolve runs the bridge in a real step of the embedded
-// BuildKit engine. It needs a containerd and a base image with python3 in
-// it: SKILLBUILD_TEST_CONTAINERD (socket), SKILLBUILD_TEST_BASE (image
-// reference) and optionally SKILLBUILD_TEST_NAMESPACE (default
-// "skillbuild"). Not parallel: the engine points TMPDIR at its state root.
-func TestIndexProxyInSolve(t *testing.T) {
-	address, base := os.Getenv("SKILLBUILD_TEST_CONTAINERD"), os.Getenv("SKILLBUILD_TEST_BASE")
-	if address == "" || base == "" {
-		t.Skip("SKILLBUILD_TEST_CONTAINERD and SKILLBUILD_TEST_BASE not set: no containerd to solve with")
-	}
-	ns := os.Getenv("SKILLBUILD_TEST_NAMESPACE")
-	if ns == "" {
-		ns = "skillbuild"
-	}
-	index := newIndex(t, false, nil)
-	other, hits := forbidden(t)
-	_, indexPort, err := net.SplitHostPort(hostOf(index))
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	root := t.TempDir()
-	e, err := New(ctx, WithAddress(address), WithNamespace(ns), WithRoot(root))
-	require.NoError(t, err, "the engine was asked for and must start")
-	defer e.Close()
-
-	// Inside the step: the index through the proxy, 403 for another host,
-	// and no route to the host's loopback around the proxy.
-	script := fmt.Sprintf(`
-import os, socket, sys, urllib.request, urllib.error
-proxy = os.environ["http_proxy"]
-op = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
-body = op.open(%[1]q + "/simple/").read()
-assert body == b"index ok\n", body
-try:
-    op.open(%[2]q + "/x")
-    sys.exit("another host was reached")
-except urllib.error.HTTPError as e:
-    assert e.code == 403, e.code
-s = socket.socket()
-s.settimeout(5)
-try:
-    s.connect(("127.0.0.1", %[3]s))
-    sys.exit("the host's index port was reached directly")
-except OSError as e:
-    sys.stderr.write("direct connect refused: %%s\n" %% e)
-`, index.URL, other.URL, indexPort)
-	argv, opts := sbllb.WithIndexAccess("index", []string{"python3", "-c", script})
-	st := llb.Image(base).Run(append(opts, llb.Args(argv), llb.IgnoreCache)...).Root()
-	def, err := st.Marshal(ctx)
-	require.NoError(t, err)
-
-	t.Run("with the proxy attached", func(t *testing.T) {
-		p, err := NewIndexProxy([]string{index.URL + "/simple"})
-		require.NoError(t, err)
-		defer p.Close()
-		_, err = e.Client().Solve(ctx, def, bkclient.SolveOpt{Session: []session.Attachable{p.Attachable("index")}}, nil)
-		require.NoError(t, err)
-		assert.Contains(t, p.Allowed(), "GET "+index.URL+"/simple/")
-		assert.Contains(t, p.Denied(), "GET "+other.URL+"/x: host not allowed")
-		assert.Zero(t, hits.Load())
-	})
-	t.Run("without it", func(t *testing.T) {
-		_, err := e.Client().Solve(ctx, def, bkclient.SolveOpt{}, nil)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), `no SSH key "index" forwarded from the client`)
-	})
 }
