@@ -41,6 +41,10 @@ bench: base-rootfs build ## benchmarks against host pip, buildah, ctr and podman
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./scan/
 	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) run ./bench -bin $(BIN) -rootfs $(ROOTFS) -out BENCHMARKS.md
 
+.PHONY: docs
+docs: ## regenerate docs/cli.md from the CLI
+	SKILLBUILD_UPDATE_DOCS=1 $(GO) test -run TestCLIDocsUpToDate .
+
 .PHONY: clean
 clean: ## remove build output and stop the demo containerd
 	rm -rf bin

@@ -1,10 +1,17 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/urfave/cli/v2"
+)
 
 // commands lists the subcommands; each lives in cmd_<name>.go.
 func commands() []*cli.Command {
-	return []*cli.Command{
+	cmds := []*cli.Command{
 		installCommand(),
 		runCommand(),
 		scanCommand(),
@@ -13,5 +20,50 @@ func commands() []*cli.Command {
 		lsCommand(),
 		rmCommand(),
 		pruneCommand(),
+		docsCommand(),
+	}
+	for _, c := range cmds {
+		if c.Action != nil && c.Before == nil {
+			c.Before = flagsFirst
+		}
+	}
+	return cmds
+}
+
+// flagsFirst turns urfave/cli's silent "flags after the first argument are
+// arguments" into a clear error: `install skill-a pkgx --json` would
+// otherwise read --json as a requirement.
+func flagsFirst(c *cli.Context) error {
+	known := map[string]bool{}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			known[n] = true
+		}
+	}
+	for i, a := range c.Args().Slice() {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && known[name] {
+			return fmt.Errorf("%s: flag %s comes after the argument %q; flags go before the arguments: skillbuild %s %s ... %s: %w",
+				c.Command.Name, a, c.Args().Get(max(i-1, 0)), c.Command.Name, a, strings.Join(c.Args().Slice()[:i], " "), errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// docsCommand writes the CLI reference, generated from this app, so the
+// docs never drift from the flags.
+func docsCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "docs",
+		Usage:  "print the CLI reference as Markdown",
+		Hidden: true,
+		Action: func(c *cli.Context) error {
+			md, err := c.App.ToMarkdown()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(os.Stdout, md)
+			return err
+		},
 	}
 }

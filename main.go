@@ -25,15 +25,16 @@ const (
 )
 
 func main() {
-	app := &cli.App{
-		Name:  "skillbuild",
-		Usage: "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "address", Value: "/run/containerd/containerd.sock", EnvVars: []string{"CONTAINERD_ADDRESS"}, Usage: "containerd socket"},
-			&cli.StringFlag{Name: "namespace", Value: "skillbuild", EnvVars: []string{"SKILLBUILD_NAMESPACE"}, Usage: "containerd namespace"},
-			&cli.StringFlag{Name: "root", Value: "/var/lib/skillbuild", EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory"},
-			&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
-		},
+	err := newApp().Run(os.Args)
+	os.Exit(report(err))
+}
+
+// newApp is the CLI: global flags, commands and logging set-up.
+func newApp() *cli.App {
+	return &cli.App{
+		Name:     "skillbuild",
+		Usage:    "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
+		Flags:    globalFlags(),
 		Commands: commands(),
 		Before: func(c *cli.Context) error {
 			// BuildKit and containerd log through logrus; their chatter is
@@ -48,8 +49,16 @@ func main() {
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // errors are printed once, in main
 	}
-	err := app.Run(os.Args)
-	os.Exit(report(err))
+}
+
+// globalFlags are the flags every command shares.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "address", Value: "/run/containerd/containerd.sock", EnvVars: []string{"CONTAINERD_ADDRESS"}, Usage: "containerd socket"},
+		&cli.StringFlag{Name: "namespace", Value: "skillbuild", EnvVars: []string{"SKILLBUILD_NAMESPACE"}, Usage: "containerd namespace"},
+		&cli.StringFlag{Name: "root", Value: "/var/lib/skillbuild", EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory"},
+		&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
+	}
 }
 
 // report prints err once on stderr (unless it was already reported) and maps
