@@ -264,10 +264,13 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 		client.WithNewSpec(specOpts(plan)...),
 	)
 	if err != nil {
-		// NewContainer leases what it creates; a failed one leaves the view
-		// to containerd's garbage collector, but remove it now.
+		// A cancelled NewContainer may still have created the container or
+		// its view on the daemon's side: remove whatever exists.
 		cctx, cancel := cleanCtx()
 		defer cancel()
+		if c, lerr := r.client.LoadContainer(cctx, id); lerr == nil {
+			_ = removeContainer(cctx, c)
+		}
 		if sn := r.client.SnapshotService(r.opts.snapshotter); sn != nil {
 			_ = sn.Remove(cctx, id)
 		}
