@@ -901,3 +901,27 @@ func TestRunAPI(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assertNoRunLeftovers(t)
 }
+
+// TestRunCancelAnywhere cancels runs at moments spread over their whole
+// life (before the container exists, while the task is created, while the
+// code runs): whatever the moment, nothing is left behind and the next run
+// works.
+func TestRunCancelAnywhere(t *testing.T) {
+	ctx := context.Background()
+	c := ctdClient(t)
+	r, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
+	require.NoError(t, err)
+	req := sbruntime.Request{Image: env.base, Code: []byte("import time\ntime.sleep(0.2)")}
+	for i := range 30 {
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(i)*15*time.Millisecond)
+		_, err := r.Run(cctx, req)
+		cancel()
+		if err != nil {
+			assert.ErrorIs(t, err, context.DeadlineExceeded, "cancelled after %d ms", i*15)
+		}
+		assertNoRunLeftovers(t)
+	}
+	res, err := r.Run(ctx, sbruntime.Request{Image: env.base, Code: []byte("result = 'ok'")})
+	require.NoError(t, err)
+	assert.Equal(t, `"ok"`, string(res.Result))
+}

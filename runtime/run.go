@@ -174,6 +174,9 @@ func (r *Runner) namespaced(ctx context.Context) context.Context {
 // cleanupTimeout bounds the cleanup of one run.
 const cleanupTimeout = 30 * time.Second
 
+// stepTimeout bounds the creation of a run's container and task together.
+const stepTimeout = 2 * time.Minute
+
 // Run runs req.Code in a container of req.Image and reports what happened.
 // The error is for failures of the run itself (bad request, image not
 // found, containerd trouble, ctx cancelled); what the code did, including
@@ -255,7 +258,19 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 		sandboxDir: box,
 		hostname:   "skill",
 	}
-	container, err := r.client.NewContainer(ctx, id,
+	// Creating the container, creating the task and starting it are not
+	// interrupted half-way (a cancelled request can leave the daemon to
+	// finish it after our cleanup, leaking a view or cgroups): each runs to
+	// its end, bounded, and a cancellation is honoured between them.
+	stepCtx, stepCancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
+	defer stepCancel()
+	cancelled := func() error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("run cancelled: %w", err)
+		}
+		return nil
+	}
+	container, err := r.client.NewContainer(stepCtx, id,
 		client.WithImage(img),
 		client.WithSnapshotter(r.opts.snapshotter),
 		client.WithNewSnapshotView(id, img, snapshots.WithLabels(labels)),
@@ -277,13 +292,16 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 		return res, fmt.Errorf("create container: %w", err)
 	}
 	// removeContainer also kills and deletes a task the client lost track
-	// of (a NewTask cancelled half-way).
+	// of (a NewTask that failed half-way).
 	cleanups = append(cleanups, func(cctx context.Context) error { return removeContainer(cctx, container) })
+	if err := cancelled(); err != nil {
+		return res, err
+	}
 
 	stdout := newCappedBuffer(limits.OutputLimitBytes, req.Stdout)
 	stderr := newCappedBuffer(limits.OutputLimitBytes, req.Stderr)
 	ioDir := filepath.Join(dir, "io")
-	task, err := container.NewTask(ctx, cio.NewCreator(cio.WithStreams(bytes.NewReader(inputs), stdout, stderr), cio.WithFIFODir(ioDir)))
+	task, err := container.NewTask(stepCtx, cio.NewCreator(cio.WithStreams(bytes.NewReader(inputs), stdout, stderr), cio.WithFIFODir(ioDir)))
 	if err != nil {
 		if strings.Contains(err.Error(), "executable file not found") {
 			return res, fmt.Errorf("image %s has no python3 on PATH: %w", req.Image, errdefs.ErrFailedPrecondition)
@@ -310,11 +328,15 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 			return res, fmt.Errorf("network namespace of run %s: %w", id, err)
 		}
 	}
+	if err := cancelled(); err != nil {
+		return res, err
+	}
 
 	start := time.Now()
-	if err := task.Start(ctx); err != nil {
+	if err := task.Start(stepCtx); err != nil {
 		return res, fmt.Errorf("start task: %w", err)
 	}
+	stepCancel()
 	timer := time.NewTimer(limits.Timeout)
 	defer timer.Stop()
 	var status client.ExitStatus
