@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/skillbuild/skillbuild/build"
 	"github.com/skillbuild/skillbuild/config"
+	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/urfave/cli/v2"
 )
@@ -50,6 +51,8 @@ func installCommand() *cli.Command {
 			&cli.StringFlag{Name: config.FlagBuildTimeout, Value: config.DefaultBuildTimeout, Usage: "wall-clock limit of the whole build"},
 			&cli.BoolFlag{Name: config.FlagNoScan, Usage: "skip the vulnerability scan (loud, and recorded in the image labels)"},
 			&cli.BoolFlag{Name: "refresh", Usage: "resolve again even if the requirements did not change"},
+			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
+			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
 		),
 		Action: install,
@@ -125,7 +128,8 @@ func install(c *cli.Context) error {
 	}
 	out := &installResult{SkillID: skill.ID, Version: skill.Version, ImageTag: build.Familiar(skill.Tag()), Packages: []build.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
 
-	req := build.Request{Skill: skill, Refresh: c.Bool("refresh")}
+	req := build.Request{Skill: skill, Refresh: c.Bool("refresh"),
+		Layers: sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")}}
 	if skill.Policy.NoScan {
 		out.Scan = "disabled"
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+labelScan+"=disabled")

@@ -54,6 +54,10 @@ type Request struct {
 	Status chan *bkclient.SolveStatus
 	// Refresh re-runs resolution even when its inputs are unchanged.
 	Refresh bool
+	// Layers tunes the install layers (llb.InstallOpts: MaxLayers,
+	// SingleLayer); the zero value is one layer per distribution up to
+	// llb.DefaultMaxLayers.
+	Layers sbllb.InstallOpts
 }
 
 // Package is a name and version in a built image.
@@ -296,7 +300,9 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 				return nil, fail(err)
 			}
 		}
-		installed, err := sbllb.Install(r.venv, ss.skill, r.lock, sbllb.InstallOpts{Trusted: ss.trusted})
+		lo := req.Layers
+		lo.Trusted = ss.trusted
+		installed, err := sbllb.Install(r.venv, ss.skill, r.lock, lo)
 		if err != nil {
 			return nil, fail(err)
 		}

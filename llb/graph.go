@@ -14,6 +14,9 @@ import (
 	"github.com/skillbuild/skillbuild/config"
 )
 
+// pipCacheDir is where the resolve step's shared pip cache is mounted.
+const pipCacheDir = "/run/skillbuild/pip-cache"
+
 // IndexSocketID is the session socket ID through which the resolve step
 // reaches the package index (see WithIndexAccess).
 const IndexSocketID = "skillbuild-index"
@@ -27,7 +30,6 @@ var stepEnv = [][2]string{
 	{"PIP_CONFIG_FILE", "/dev/null"},
 	{"PIP_DISABLE_PIP_VERSION_CHECK", "1"},
 	{"PIP_NO_INPUT", "1"},
-	{"PIP_NO_CACHE_DIR", "1"},
 	{"PIP_ROOT_USER_ACTION", "ignore"},
 	{"PYTHONNOUSERSITE", "1"},
 	{"SOURCE_DATE_EPOCH", "0"},
@@ -74,7 +76,7 @@ func Venv(base llb.State, s config.Skill) llb.State {
 
 // pipArgs are the arguments every pip invocation shares.
 func pipArgs(sub string) []string {
-	return []string{"python3", "-m", "pip", "--python", VenvDir + "/bin/python", sub, "--no-input", "--disable-pip-version-check"}
+	return []string{"python3", "-m", "pip", "--python", VenvDir + "/bin/python", sub, "--no-input", "--disable-pip-version-check", "--no-cache-dir"}
 }
 
 // FindLinksName is the session local-directory name of find-links dir i.
@@ -119,6 +121,19 @@ func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
 	}
 	if o.Refresh {
 		extra = append(extra, llb.IgnoreCache)
+	}
+	if !s.Index.AllowSdist {
+		// pip's HTTP cache, shared by every skill's resolution: index pages
+		// and wheel metadata are downloaded once per host, not per skill.
+		// Only when no package code runs in the step (no sdists), so no
+		// build script can write into what other skills read.
+		extra = append(extra, llb.AddMount(pipCacheDir, llb.Scratch(), llb.AsPersistentCacheDir("skillbuild-pip-http", llb.CacheMountShared)))
+		for i, a := range argv {
+			if a == "--no-cache-dir" {
+				argv = append(argv[:i:i], append([]string{"--cache-dir", pipCacheDir}, argv[i+1:]...)...)
+				break
+			}
+		}
 	}
 	run := venv.Run(step("resolve requirements", argv, s.Build, extra...)...)
 	return run.AddMount(reportDir, llb.Scratch())
