@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -20,7 +19,6 @@ func commands() []*cli.Command {
 		lsCommand(),
 		rmCommand(),
 		pruneCommand(),
-		docsCommand(),
 	}
 	for _, c := range cmds {
 		if c.Action != nil && c.Before == nil {
@@ -48,22 +46,4 @@ func flagsFirst(c *cli.Context) error {
 		}
 	}
 	return nil
-}
-
-// docsCommand writes the CLI reference, generated from this app, so the
-// docs never drift from the flags.
-func docsCommand() *cli.Command {
-	return &cli.Command{
-		Name:   "docs",
-		Usage:  "print the CLI reference as Markdown",
-		Hidden: true,
-		Action: func(c *cli.Context) error {
-			md, err := c.App.ToMarkdown()
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprint(os.Stdout, md)
-			return err
-		},
-	}
 }
