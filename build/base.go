@@ -121,25 +121,33 @@ func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snap
 	if err != nil {
 		return nil, fmt.Errorf("import archive: %w", err)
 	}
+	if name != "" {
+		// Everything was imported under temporary digest names; the
+		// archive must hold exactly one image for --name to mean anything.
+		targets := map[digest.Digest]images.Image{}
+		for _, img := range imgs {
+			targets[img.Target.Digest] = img
+			defer c.ImageService().Delete(context.WithoutCancel(ctx), img.Name) //nolint:errcheck
+		}
+		if len(targets) != 1 {
+			return nil, fmt.Errorf("archive holds %d images; import it without --name to keep their own names: %w", len(targets), errdefs.ErrInvalidArgument)
+		}
+		for _, img := range targets {
+			if err := unpackAndTag(ctx, c, name, img.Target, snapshotter); err != nil {
+				return nil, err
+			}
+			return []ImportedImage{{Name: name, Digest: img.Target.Digest}}, nil
+		}
+	}
 	var out []ImportedImage
 	for _, img := range imgs {
 		if img.Name == "" {
 			continue
 		}
-		target := name
-		if target == "" {
-			target = img.Name
-		}
-		if name != "" && len(out) > 0 {
-			return out, fmt.Errorf("archive holds more than one image; import without --name: %w", errdefs.ErrInvalidArgument)
-		}
-		if err := unpackAndTag(ctx, c, target, img.Target, snapshotter); err != nil {
+		if err := unpackAndTag(ctx, c, img.Name, img.Target, snapshotter); err != nil {
 			return out, err
 		}
-		if target != img.Name {
-			c.ImageService().Delete(ctx, img.Name) //nolint:errcheck
-		}
-		out = append(out, ImportedImage{Name: target, Digest: img.Target.Digest})
+		out = append(out, ImportedImage{Name: img.Name, Digest: img.Target.Digest})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("archive holds no named image; pass --name: %w", errdefs.ErrInvalidArgument)

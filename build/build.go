@@ -269,7 +269,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	defer ss.close()
 
-	staging := stagingName(s.ID)
+	staging := stagingName(e.opts.root, s.ID)
 	is := e.ctd.ImageService()
 	defer func() {
 		// The staging name never outlives the build.
@@ -428,10 +428,17 @@ func Familiar(name string) string {
 // stagingPrefix names the images a build exports before tagging.
 const stagingPrefix = "localhost/skillbuild-staging/"
 
-func stagingName(id string) string {
+// stagingName is a fresh staging name for skill id built with state root
+// root; with an empty id it is the prefix of all of the root's staging
+// names (the root's hash keeps roots sharing a namespace apart).
+func stagingName(root, id string) string {
+	prefix := stagingPrefix + digest.FromString(root).Encoded()[:12] + "-"
+	if id == "" {
+		return prefix
+	}
 	var b [8]byte
 	rand.Read(b[:]) //nolint:errcheck
-	return stagingPrefix + id + ":" + hex.EncodeToString(b[:])
+	return prefix + id + ":" + hex.EncodeToString(b[:])
 }
 
 func pinRef(ref string, dgst digest.Digest) string {

@@ -88,6 +88,9 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 	// BuildKit creates per-mount temporary directories (SSH sockets) in
 	// $TMPDIR; keep them inside our state root instead of littering /tmp.
 	tmpDir := filepath.Join(o.root, "tmp")
+	if err := unmountState(o.root); err != nil {
+		return nil, fmt.Errorf("unmount leftovers of an interrupted build under %s: %w", o.root, err)
+	}
 	if err := os.RemoveAll(tmpDir); err != nil {
 		return nil, fmt.Errorf("clean tmp dir: %w", err)
 	}
@@ -110,6 +113,12 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 	if err := e.start(ctx, stateDir); err != nil {
 		e.Close()
 		return nil, err
+	}
+	// A process killed mid-build leaves step containers, staging images
+	// and mounts; clear them before building again.
+	if err := e.sweep(ctx); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("clean up after an interrupted build: %w", err)
 	}
 	return e, nil
 }
@@ -251,6 +260,9 @@ func (e *Engine) Close() error {
 		errs = append(errs, e.ctrl.Close())
 	}
 	if e.ctd != nil {
+		// A cancelled build returns before BuildKit has torn its steps
+		// down; finish that here, before the process can exit.
+		errs = append(errs, e.sweep(context.Background()))
 		errs = append(errs, e.ctd.Close())
 	}
 	if e.hadTmp {
@@ -258,7 +270,11 @@ func (e *Engine) Close() error {
 	} else {
 		os.Unsetenv("TMPDIR")
 	}
-	os.RemoveAll(e.tmpDir)
+	if err := unmountState(e.opts.root); err != nil {
+		errs = append(errs, err)
+	} else {
+		os.RemoveAll(e.tmpDir)
+	}
 	e.cg.remove()
 	e.lock.release()
 	return errors.Join(errs...)

@@ -1,0 +1,140 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/images/archive"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestInstallFailureLeavesGoodImageUntouched(t *testing.T) {
+	srv, _ := index(t, pyindex.Wheel{Name: "steady", Version: "1.0"})
+	good, r := install(t, srv, "steady", nil, "steady==1.0")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	bad, r := install(t, srv, "steady", nil, "steady==1.0", "not-there")
+	assert.Equal(t, 1, r.code)
+	assert.False(t, bad.Success)
+
+	img, err := suiteClient(t).ImageService().Get(context.Background(), fullName(t, "atom-skill:steady-v1"))
+	require.NoError(t, err)
+	assert.Equal(t, good.Digest, img.Target.Digest.String(), "the failed rebuild did not move the tag")
+}
+
+func TestInstallConcurrentBuildsOnOneRootWait(t *testing.T) {
+	srv, _ := index(t, pyindex.Wheel{Name: "conc-a", Version: "1.0"}, pyindex.Wheel{Name: "conc-b", Version: "1.0"})
+	var wg sync.WaitGroup
+	results := make([]result, 2)
+	for i, pkg := range []string{"conc-a", "conc-b"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = sb(t, "install", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "concurrent-"+pkg, pkg)
+		}()
+	}
+	wg.Wait()
+	waited := 0
+	for _, r := range results {
+		assert.Equal(t, 0, r.code, r.stderr)
+		if strings.Contains(r.stderr, "waiting for another skillbuild process") {
+			waited++
+		}
+	}
+	assert.Equal(t, 1, waited, "exactly one of the two waited for the other's lock")
+	assert.True(t, imageExists(t, "atom-skill:concurrent-conc-a-v1"))
+	assert.True(t, imageExists(t, "atom-skill:concurrent-conc-b-v1"))
+}
+
+func TestInstallBuildTimeout(t *testing.T) {
+	srv, dir := index(t)
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "sleepy", Version: "1.0", Prelude: "import time\ntime.sleep(120)\n"})
+	require.NoError(t, err)
+	out, r := install(t, srv, "sleepy", []string{"--allow-sdist", "--build-timeout", "8s"}, "sleepy")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, out.Error, "build timeout of 8s")
+	assert.Contains(t, out.Error, "--build-timeout")
+	assert.False(t, imageExists(t, "atom-skill:sleepy-v1"))
+}
+
+func TestContainerdUnreachable(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "nothing.sock")
+	cmd := exec.Command(env.bin, "--address", sock, "--root", t.TempDir(), "install", "--json", "--no-scan", "--base", env.base, "nodaemon")
+	cmd.Env = cleanEnv()
+	out, err := cmd.Output()
+	code := 0
+	if ee, ok := err.(interface{ ExitCode() int }); ok {
+		code = ee.ExitCode()
+	}
+	assert.Equal(t, 75, code, "temporary failure: try again when containerd runs")
+	assert.Contains(t, string(out), sock)
+}
+
+func TestBaseImport(t *testing.T) {
+	t.Run("rootfs without python", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
+		r := sb(t, "base", "import", "--rootfs", dir, "--name", "localhost/nopython:1")
+		assert.Equal(t, 2, r.code)
+		assert.Contains(t, r.stderr, "no python3")
+		assert.Contains(t, r.stderr, "debootstrap")
+		assert.False(t, imageExists(t, "localhost/nopython:1"))
+	})
+	t.Run("oci archive round trip", func(t *testing.T) {
+		ctx := context.Background()
+		c := suiteClient(t)
+		img, err := c.ImageService().Get(ctx, fullName(t, env.base))
+		require.NoError(t, err)
+		path := filepath.Join(t.TempDir(), "base.tar")
+		f, err := os.Create(path)
+		require.NoError(t, err)
+		require.NoError(t, c.Export(ctx, f, archive.WithImage(c.ImageService(), img.Name), archive.WithPlatform(nil)))
+		require.NoError(t, f.Close())
+
+		r := sb(t, "base", "import", "--json", "--oci-archive", path, "--name", "localhost/reimported/python:1")
+		require.Equal(t, 0, r.code, r.stderr)
+		got, err := c.ImageService().Get(ctx, "localhost/reimported/python:1")
+		require.NoError(t, err)
+		assert.Equal(t, img.Target.Digest, got.Target.Digest)
+		out, err := ctrRun(t, "localhost/reimported/python:1", "python3", "-c", "print('ok')")
+		require.NoError(t, err)
+		assert.Equal(t, "ok\n", out)
+	})
+}
+
+// TestZZNoBuildLeftovers runs after the build tests (file and name order):
+// no staging image, no build container and no build cgroup survives them.
+func TestZZNoBuildLeftovers(t *testing.T) {
+	ctx := context.Background()
+	c := suiteClient(t)
+	imgs, err := c.ImageService().List(ctx)
+	require.NoError(t, err)
+	for _, img := range imgs {
+		assert.False(t, strings.Contains(img.Name, "skillbuild-staging"), "staging image left: %s", img.Name)
+	}
+	// BuildKit's containerd worker runs steps as containers in the same
+	// namespace; all of them are gone once the builds returned.
+	cs, err := c.Containers(ctx)
+	require.NoError(t, err)
+	for _, ct := range cs {
+		labels, _ := ct.Labels(ctx)
+		assert.NotEmpty(t, labels["org.skillbuild.run"], "container %s left behind", ct.ID())
+	}
+	// The build cgroup of the suite's root (see build/cgroup.go).
+	name := "skillbuild-" + digest.FromString(env.root).Encoded()[:12]
+	entries, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+	more, _ := filepath.Glob("/sys/fs/cgroup/" + name)
+	assert.Empty(t, append(entries, more...), "build cgroups left behind")
+	// Nothing stays mounted under the state root.
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), env.root, "mounts left under the state root")
+}
