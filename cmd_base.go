@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 
@@ -68,7 +67,7 @@ func baseImport(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		return json.NewEncoder(os.Stdout).Encode(imgs)
+		return writeJSON(os.Stdout, imgs)
 	}
 	for _, img := range imgs {
 		fmt.Printf("%s %s\n", img.Name, img.Digest)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,9 +76,7 @@ func printManifest(w io.Writer, asJSON bool, m scan.Manifest, what string, chang
 			scan.Manifest
 			Changed *bool `json:"changed,omitempty"`
 		}{m, changed}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(doc)
+		return writeJSON(w, doc)
 	}
 	age := time.Since(m.CheckedAt).Round(time.Minute)
 	fmt.Fprintf(w, "vulnerability database %s\n", what)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -233,15 +232,7 @@ func emitInstall(c *cli.Context, out *installResult, err error) error {
 		if out.BuildLogs == nil {
 			out.BuildLogs = []string{}
 		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if e := enc.Encode(out); e != nil {
-			return e
-		}
-		if err != nil {
-			return cli.Exit("", exitCode(err))
-		}
-		return nil
+		return jsonResult(out, err, exitCode)
 	}
 	if err != nil {
 		var ve *scan.VulnerableError

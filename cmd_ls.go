@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -42,9 +41,7 @@ func ls(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(imgs)
+		return writeJSON(os.Stdout, imgs)
 	}
 	printImages(imgs, c.Bool("unpacked"))
 	return nil

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -55,15 +53,7 @@ func rm(c *cli.Context) error {
 		if err != nil {
 			out.Error = err.Error()
 		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if e := enc.Encode(out); e != nil {
-			return e
-		}
-		if err != nil {
-			return cli.Exit("", exitCode(err))
-		}
-		return nil
+		return jsonResult(out, err, exitCode)
 	}
 	for _, s := range removed {
 		fmt.Printf("removed %s (%s)\n", s.Tag, s.Digest)

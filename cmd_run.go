@@ -200,16 +200,10 @@ func emitRun(c *cli.Context, out *runOutput, err error) error {
 		if err != nil && out.Error == nil {
 			out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
 		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if e := enc.Encode(out); e != nil {
-			return e
-		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "skillbuild:", err)
-			return cli.Exit("", runExitCode(err))
 		}
-		return nil
+		return jsonResult(out, err, runExitCode)
 	}
 	if err != nil {
 		return cli.Exit(err.Error(), runExitCode(err))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,9 +90,7 @@ func runScan(c *cli.Context) error {
 		fmt.Fprintln(c.App.ErrWriter, "skillbuild: warning:", w)
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		if perr := enc.Encode(verdict); perr != nil {
+		if perr := writeJSON(c.App.Writer, verdict); perr != nil {
 			return perr
 		}
 	} else {

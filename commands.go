@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -26,6 +29,25 @@ func commands() []*cli.Command {
 		}
 	}
 	return cmds
+}
+
+// writeJSON prints v as a command's one JSON document.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// jsonResult prints v (which carries err, if any) on stdout and turns err
+// into its exit code without printing it a second time.
+func jsonResult(v any, err error, code func(error) int) error {
+	if e := writeJSON(os.Stdout, v); e != nil {
+		return e
+	}
+	if err != nil {
+		return cli.Exit("", code(err))
+	}
+	return nil
 }
 
 // flagsFirst turns urfave/cli's silent "flags after the first argument are
