@@ -13,6 +13,7 @@ import (
 // Column keys of the build table.
 const (
 	colSB      = "skillbuild"
+	colSingle  = "skillbuild, single-layer pipeline"
 	colHost    = "host venv + pip --no-index"
 	colBuildah = "buildah bud"
 )
@@ -42,13 +43,20 @@ type builder interface {
 // sbBuilder drives `skillbuild install`.
 type sbBuilder struct {
 	b        *bench
+	bin      string   // another skillbuild binary (the single-layer column); empty: -bin
+	col      string   // column key; empty: colSB
 	progress string   // --progress mode
 	wrap     []string // argv prefix (perf record)
 }
 
-func (s *sbBuilder) key() string { return colSB }
+func (s *sbBuilder) key() string {
+	if s.col != "" {
+		return s.col
+	}
+	return colSB
+}
 
-func (s *sbBuilder) newState(ctx context.Context) (string, error) { return s.b.newRoot(ctx) }
+func (s *sbBuilder) newState(ctx context.Context) (string, error) { return s.b.newRoot(ctx, s.bin) }
 
 // installJSON is the part of `skillbuild install --json` the bench reads.
 type installJSON struct {
@@ -67,7 +75,7 @@ func (s *sbBuilder) build(ctx context.Context, root, id string, reqs []string, _
 	if progress == "" {
 		progress = "quiet"
 	}
-	argv := s.b.sbArgs(root, append([]string{"install", "--json", "--progress", progress,
+	argv := s.b.sbArgsBin(s.bin, root, append([]string{"install", "--json", "--progress", progress,
 		"--base", baseRef, "--index-url", s.b.index.srv.URL(), id}, reqs...)...)
 	r, err := s.b.exec(ctx, nil, append(append([]string{}, s.wrap...), argv...))
 	if err != nil {
@@ -107,19 +115,20 @@ func (h *hostBuilder) build(ctx context.Context, state, id string, reqs []string
 	}
 	t0 := time.Now()
 	var rss int64
+	var cpu time.Duration
 	if _, err := os.Stat(venv); err != nil {
 		r, err := h.b.exec(ctx, nil, []string{"python3", "-m", "venv", venv})
 		if err != nil {
 			return sample{}, err
 		}
-		rss = r.maxRSS
+		rss, cpu = r.maxRSS, r.cpu
 	}
 	r, err := h.b.exec(ctx, nil, []string{filepath.Join(venv, "bin/pip"), "install", "--disable-pip-version-check",
 		"--no-index", "--find-links", h.b.index.dir, "-r", req})
 	if err != nil {
 		return sample{}, err
 	}
-	return sample{wall: time.Since(t0), rss: max(rss, r.maxRSS)}, nil
+	return sample{wall: time.Since(t0), rss: max(rss, r.maxRSS), cpu: cpu + r.cpu}, nil
 }
 
 // buildahBuilder is the seed's Dockerfile approach, built with buildah.
@@ -161,7 +170,7 @@ func (bb *buildahBuilder) build(ctx context.Context, state, id string, reqs []st
 	if err != nil {
 		return sample{}, err
 	}
-	return sample{wall: r.wall, rss: r.maxRSS}, nil
+	return sample{wall: r.wall, rss: r.maxRSS, cpu: r.cpu}, nil
 }
 
 // scenario is one row of a build table.
@@ -180,6 +189,8 @@ type scenario struct {
 	// noBuildah: leave the buildah column out (issue 5's rows compare with
 	// the host only, and the whole bench must fit in 20 minutes).
 	noBuildah bool
+	// noSingle: leave the single-layer skillbuild column out.
+	noSingle bool
 }
 
 // series is one cell: the samples of one tool in one scenario.
@@ -290,7 +301,7 @@ func (b *bench) measureBuild(ctx context.Context, sc scenario, tools []builder, 
 	row := buildRow{sc: sc, cells: map[string]*series{}}
 	active := []builder{}
 	for _, t := range tools {
-		if (sc.noHost && t.key() == colHost) || (sc.noBuildah && t.key() == colBuildah) {
+		if (sc.noHost && t.key() == colHost) || (sc.noBuildah && t.key() == colBuildah) || (sc.noSingle && t.key() == colSingle) {
 			continue
 		}
 		row.cells[t.key()] = &series{}
@@ -327,7 +338,7 @@ func (b *bench) measureBuild(ctx context.Context, sc scenario, tools []builder, 
 			smp.stderr = nil
 			cell.samples = append(cell.samples, smp)
 			extra := ""
-			if t.key() == colSB {
+			if t.key() == colSB || t.key() == colSingle {
 				extra = fmt.Sprintf(" (%d steps executed, cached=%v, maxrss %d MiB)", smp.steps, smp.cached, smp.rss/1024)
 			}
 			b.say("  %-28s run %d: %s%s", t.key(), i+1, smp.wall.Round(time.Millisecond), extra)

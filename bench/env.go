@@ -57,6 +57,9 @@ func newBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return nil, err
+	}
 	b.dir = dir
 	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o755); err != nil {
 		return nil, err
@@ -184,32 +187,23 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.say("containerd on %s", b.sock)
+	// The two imports are independent: run them side by side.
+	podmanErr := make(chan error, 1)
+	go func() {
+		if !b.podman {
+			podmanErr <- nil
+			return
+		}
+		podmanErr <- b.podmanImport(ctx)
+	}()
 	r, err := b.exec(ctx, nil, b.sbArgs("", "base", "import", "--rootfs", b.o.rootfs, "--name", baseRef))
+	if perr := <-podmanErr; perr != nil {
+		return fmt.Errorf("import the base into podman/buildah storage: %w", perr)
+	}
 	if err != nil {
 		return fmt.Errorf("import the base into containerd: %w", err)
 	}
-	b.say("base imported into containerd in %s", r.wall.Round(time.Millisecond))
-	if b.podman {
-		t0 := time.Now()
-		argv := append(b.podmanArgs(), "import", "-", baseRef)
-		tarCmd := exec.CommandContext(ctx, "tar", "-C", b.o.rootfs, "--numeric-owner", "-c", ".")
-		tarCmd.Env = b.cleanEnv()
-		pipe, err := tarCmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := tarCmd.Start(); err != nil {
-			return err
-		}
-		_, err = b.exec(ctx, pipe, argv)
-		if werr := tarCmd.Wait(); err == nil && werr != nil {
-			err = fmt.Errorf("tar %s: %w", b.o.rootfs, werr)
-		}
-		if err != nil {
-			return fmt.Errorf("import the base into podman/buildah storage: %w", err)
-		}
-		b.say("base imported into buildah/podman storage in %s", time.Since(t0).Round(time.Millisecond))
-	}
+	b.say("base imported into containerd (%s) and buildah/podman storage", r.wall.Round(time.Millisecond))
 	ix, err := newIndex(filepath.Join(b.dir, "wheels"))
 	if err != nil {
 		return err
@@ -217,6 +211,25 @@ func (b *bench) setup(ctx context.Context) error {
 	b.index = ix
 	b.say("index %s: %d wheels, %.1f MB (%.0f KB of Python each, unpacked)", ix.srv.URL(), ix.count, float64(ix.bytes)/1e6, float64(ix.unpacked)/1e3)
 	return nil
+}
+
+// podmanImport imports the base rootfs into buildah/podman storage.
+func (b *bench) podmanImport(ctx context.Context) error {
+	argv := append(b.podmanArgs(), "import", "-", baseRef)
+	tarCmd := exec.CommandContext(ctx, "tar", "-C", b.o.rootfs, "--numeric-owner", "-c", ".")
+	tarCmd.Env = b.cleanEnv()
+	pipe, err := tarCmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := tarCmd.Start(); err != nil {
+		return err
+	}
+	_, err = b.exec(ctx, pipe, argv)
+	if werr := tarCmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("tar %s: %w", b.o.rootfs, werr)
+	}
+	return err
 }
 
 // ensureTools installs buildah and podman with apt-get when missing.
@@ -351,21 +364,27 @@ func unmountUnder(dir string) {
 
 // newRoot returns a fresh skillbuild --root with the vulnerability database
 // imported (untimed).
-func (b *bench) newRoot(ctx context.Context) (string, error) {
+func (b *bench) newRoot(ctx context.Context, bin string) (string, error) {
 	b.roots++
 	root := filepath.Join(b.dir, fmt.Sprintf("sbroot-%02d", b.roots))
-	if _, err := b.exec(ctx, nil, b.sbArgs(root, "db", "import", b.o.db)); err != nil {
+	if _, err := b.exec(ctx, nil, b.sbArgsBin(bin, root, "db", "import", b.o.db)); err != nil {
 		return "", fmt.Errorf("db import: %w", err)
 	}
 	return root, nil
 }
 
 // sbArgs is the skillbuild argv with the private containerd and root.
-func (b *bench) sbArgs(root string, args ...string) []string {
+func (b *bench) sbArgs(root string, args ...string) []string { return b.sbArgsBin("", root, args...) }
+
+// sbArgsBin is sbArgs for another skillbuild binary (empty: -bin).
+func (b *bench) sbArgsBin(bin, root string, args ...string) []string {
+	if bin == "" {
+		bin = b.o.bin
+	}
 	if root == "" {
 		root = filepath.Join(b.dir, "sbroot-setup")
 	}
-	return append([]string{b.o.bin, "--address", b.sock, "--namespace", namespace, "--root", root}, args...)
+	return append([]string{bin, "--address", b.sock, "--namespace", namespace, "--root", root}, args...)
 }
 
 // ctrArgs is the ctr argv for the private containerd.

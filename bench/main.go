@@ -44,6 +44,9 @@ type options struct {
 	skip30      bool
 	skipBuildah bool
 	buildah30   bool
+	single      string
+	only30      bool
+	appendOut   bool
 	noProfile   bool
 }
 
@@ -60,6 +63,9 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory and the private containerd's data")
 	flag.BoolVar(&o.skip30, "skip-30", false, "skip the 30-distribution rows (issue 5)")
 	flag.BoolVar(&o.buildah30, "buildah-30", false, "also measure buildah in the 30-distribution rows")
+	flag.StringVar(&o.single, "single-layer-bin", "", "also measure this skillbuild binary (e.g. one built from before per-distribution layers) in the 30-distribution rows")
+	flag.BoolVar(&o.only30, "only-30", false, "measure only the 30-distribution rows (no issue 6 table, run table or scan)")
+	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")
 	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the slowest row")
 	flag.Parse()
@@ -86,6 +92,14 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if o.db, err = filepath.Abs(o.db); err != nil {
 		return err
 	}
+	if o.single != "" {
+		if o.single, err = filepath.Abs(o.single); err != nil {
+			return err
+		}
+	}
+	if o.only30 && o.skip30 {
+		return fmt.Errorf("-only-30 and -skip-30 exclude each other")
+	}
 	if _, err := os.Stat(filepath.Join(o.rootfs, "usr/bin/python3")); err != nil {
 		return fmt.Errorf("no python rootfs at %s (run `make base-rootfs`): %w", o.rootfs, err)
 	}
@@ -104,6 +118,13 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, text)
 	if o.out != "" {
+		if o.appendOut {
+			old, err := os.ReadFile(o.out)
+			if err != nil && !os.IsNotExist(err) {
+				return err
+			}
+			text = string(old) + "\n" + text
+		}
 		if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
 			return err
 		}

@@ -4,20 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // profileSlowest finds the build row where skillbuild is slowest relative
 // to its best peer, runs that scenario once more with BuildKit's rawjson
-// progress (per-vertex start and completion times) and once under
-// `perf record` (on-CPU samples of the skillbuild process and its
-// children), and says where the time goes.
+// progress (per-vertex start and completion times) under `perf record`
+// (on-CPU samples of the skillbuild process and its children), and says
+// where the time goes.
 func (b *bench) profileSlowest(ctx context.Context, rep *report, sb *sbBuilder, tools []builder, states map[string]string, ex *extras) string {
 	var worst *buildRow
 	var worstRatio float64
@@ -31,7 +35,7 @@ func (b *bench) profileSlowest(ctx context.Context, rep *report, sb *sbBuilder, 
 			}
 			for _, c := range rep.buildCols {
 				cell := r.cells[c]
-				if c == colSB || cell == nil || len(cell.samples) == 0 {
+				if c == colSB || c == colSingle || cell == nil || len(cell.samples) == 0 {
 					continue
 				}
 				ratio := median(ref.walls()).Seconds() / median(cell.walls()).Seconds()
@@ -48,42 +52,55 @@ func (b *bench) profileSlowest(ctx context.Context, rep *report, sb *sbBuilder, 
 	fmt.Fprintf(&out, "Slowest row relative to its best peer: **%s** — skillbuild %s vs %s %s (skillbuild takes %.2f× as long).\n\n",
 		worst.sc.name, secs(median(worst.cells[colSB].walls())), worstPeer, secs(median(worst.cells[worstPeer].walls())), worstRatio)
 
-	once := func(i int) (sample, error) {
-		state := states[colSB]
-		if worst.sc.cold {
-			s, err := sb.newState(ctx)
-			if err != nil {
-				return sample{}, err
-			}
-			state = s
+	state := states[colSB]
+	if worst.sc.cold {
+		s, err := sb.newState(ctx)
+		if err != nil {
+			return out.String() + "profiling run failed: " + oneLine(err.Error()) + "\n"
 		}
-		return worst.sc.run(ctx, sb, state, i, ex.forTool(colSB))
+		state = s
 	}
 
+	// One run gives both: BuildKit's vertex timings on stderr and perf's
+	// samples of the skillbuild process (perf samples only the process tree
+	// it starts, at a low rate, so the wall time stays representative).
+	data := filepath.Join(b.dir, "perf.data")
+	_, perfErr := exec.LookPath("perf")
 	sb.progress = "rawjson"
-	smp, err := once(b.o.runs)
-	sb.progress = ""
-	if err != nil {
-		fmt.Fprintf(&out, "rawjson run failed: %s\n", oneLine(err.Error()))
-	} else {
-		out.WriteString(vertexReport(smp))
+	if perfErr == nil {
+		sb.wrap = []string{"perf", "record", "-q", "-g", "-F", "199", "-o", data, "--"}
 	}
-
-	if _, err := exec.LookPath("perf"); err != nil {
+	stepsCPU := watchStepsCPU(state)
+	smp, err := worst.sc.run(ctx, sb, state, b.o.runs, ex.forTool(colSB))
+	stepCPU, stepCPUOK := stepsCPU()
+	sb.progress, sb.wrap = "", nil
+	if err != nil {
+		fmt.Fprintf(&out, "profiling run failed: %s\n", oneLine(err.Error()))
+		return out.String()
+	}
+	out.WriteString(vertexReport(smp))
+	out.WriteString("\nCPU time, where the wall time is spent on a 2-core machine:\n\n")
+	if stepCPUOK {
+		fmt.Fprintf(&out, "- the build steps (every process in the containers BuildKit ran: pip, python; read from the cpuacct\n"+
+			"  usage of skillbuild's build cgroup while it ran): **%s** of CPU\n", secs(stepCPU))
+	} else {
+		out.WriteString("- the build steps: not measured (skillbuild's build cgroup was not found)\n")
+	}
+	fmt.Fprintf(&out, "- the skillbuild process itself (rusage user+sys): %s\n", secs(smp.cpu))
+	if peer := worst.cells[worstPeer]; peer != nil && len(peer.samples) > 0 {
+		cpus := make([]time.Duration, len(peer.samples))
+		for i, p := range peer.samples {
+			cpus[i] = p.cpu
+		}
+		fmt.Fprintf(&out, "- %s doing the same row (rusage of its processes, median of its runs): %s\n", worstPeer, secs(median(cpus)))
+	}
+	if perfErr != nil {
 		out.WriteString("\n(perf not installed: no CPU profile; `apt-get install linux-perf` adds it.)\n")
 		return out.String()
 	}
-	data := filepath.Join(b.dir, "perf.data")
-	sb.wrap = []string{"perf", "record", "-q", "-g", "-F", "499", "-o", data, "--"}
-	psmp, err := once(b.o.runs + 1)
-	sb.wrap = nil
-	if err != nil {
-		fmt.Fprintf(&out, "\nperf run failed: %s\n", oneLine(err.Error()))
-		return out.String()
-	}
-	fmt.Fprintf(&out, "\nUnder `perf record -g -F 499` (the skillbuild process and the processes it forks; the containers'\n"+
-		"processes are children of containerd's shims, not of skillbuild, so they do not appear here): wall %s,\n"+
-		"skillbuild process CPU (user+sys, rusage) %s.\n\n", secs(psmp.wall), secs(psmp.cpu))
+	fmt.Fprintf(&out, "\nThe same run under `perf record -g -F 199` samples the skillbuild process and what it forks; the\n"+
+		"containers' processes (pip) are children of containerd's shims, not of skillbuild, and do not appear.\n"+
+		"skillbuild's own CPU (user+sys, rusage) was %s of the %s wall time.\n\n", secs(smp.cpu), secs(smp.wall))
 	for _, rp := range []struct{ title, flags string }{
 		{"self time by binary", "--no-children --sort dso --percent-limit 2"},
 		{"self time by function", "--no-children --sort sym --percent-limit 2"},
@@ -255,4 +272,55 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// watchStepsCPU polls the CPU usage of skillbuild's build cgroup for state
+// root (the parent of every build step: build.newBuildCgroup names it
+// skillbuild-<first 12 hex of sha256(root)>) until the returned function
+// is called, and returns the last value seen. cgroup v1 cpuacct and v2
+// cpu.stat both charge a child's usage to its parents, so the parent's
+// counter is the sum over all steps; skillbuild removes the parent on
+// exit, hence the polling.
+func watchStepsCPU(root string) func() (time.Duration, bool) {
+	sum := sha256.Sum256([]byte(root))
+	name := "skillbuild-" + hex.EncodeToString(sum[:])[:12]
+	read := func() (time.Duration, bool) {
+		if data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct", name, "cpuacct.usage")); err == nil {
+			ns, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+			return time.Duration(ns), err == nil
+		}
+		if data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", name, "cpu.stat")); err == nil {
+			for _, l := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(l, "usage_usec "); ok {
+					us, err := strconv.ParseInt(v, 10, 64)
+					return time.Duration(us) * time.Microsecond, err == nil
+				}
+			}
+		}
+		return 0, false
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var last time.Duration
+	var seen bool
+	go func() {
+		defer close(done)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, ok := read(); ok && v >= last {
+				last, seen = v, true
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (time.Duration, bool) {
+		close(stop)
+		<-done
+		return last, seen
+	}
 }

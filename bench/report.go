@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type report struct {
 	goBench     string
 	profile     string
 	total       time.Duration
+	only30      bool
 }
 
 // all sets the tools up, warms them, and measures every table.
@@ -42,13 +44,19 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
 	)
 
-	b.say("scan: go test -bench ./scan/")
-	rep.goBench = b.goBench(ctx)
+	rep.only30 = b.o.only30
+	if !b.o.only30 {
+		b.say("scan: go test -bench ./scan/")
+		rep.goBench = b.goBench(ctx)
+	}
 
 	sb := &sbBuilder{b: b}
 	tools := []builder{sb, &hostBuilder{b: b}}
-	if b.podman {
+	if b.podman && (!b.o.only30 || b.o.buildah30) {
 		tools = append(tools, &buildahBuilder{b: b})
+	}
+	if b.o.single != "" {
+		tools = append(tools, &sbBuilder{b: b, bin: b.o.single, col: colSingle})
 	}
 	for _, t := range tools {
 		rep.buildCols = append(rep.buildCols, t.key())
@@ -75,10 +83,13 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		states[t.key()] = st
 	}
 	ex := &extras{next: map[string]int{}}
-	table := []scenario{coldScenario(10, "6, 2"), cachedScenario(10, "6, 2"), addOneScenario(20, "6"), secondScenario(10, "6")}
-	for _, sc := range table {
-		b.say("build: %s", sc.name)
-		rep.builds = append(rep.builds, b.measureBuild(ctx, sc, tools, states, ex))
+	if !b.o.only30 {
+		table := []scenario{coldScenario(10, "6, 2"), cachedScenario(10, "6, 2"), addOneScenario(20, "6"), secondScenario(10, "6")}
+		for _, sc := range table {
+			sc.noSingle = true
+			b.say("build: %s", sc.name)
+			rep.builds = append(rep.builds, b.measureBuild(ctx, sc, tools, states, ex))
+		}
 	}
 	if !b.o.skip30 {
 		for _, sc := range []scenario{coldScenario(30, "5"), secondScenario(30, "5"), addOneScenario(30, "5")} {
@@ -88,14 +99,16 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		}
 	}
 
-	b.say("run: print(1) latency over %d runs, then %d concurrent", b.o.runLatency, b.o.concurrency)
-	rep.runCells, rep.runOrder, rep.runErr = b.runTable(ctx, states[colSB])
-	if rep.runErr != nil {
-		b.say("  run table failed: %v", rep.runErr)
-	}
+	if !b.o.only30 {
+		b.say("run: print(1) latency over %d runs, then %d concurrent", b.o.runLatency, b.o.concurrency)
+		rep.runCells, rep.runOrder, rep.runErr = b.runTable(ctx, states[colSB])
+		if rep.runErr != nil {
+			b.say("  run table failed: %v", rep.runErr)
+		}
 
-	b.say("scan: skillbuild scan --no-resolve, 200 pins, whole process")
-	rep.scans = b.scanTable(ctx, states[colSB])
+		b.say("scan: skillbuild scan --no-resolve, 200 pins, whole process")
+		rep.scans = b.scanTable(ctx, states[colSB])
+	}
 
 	if !b.o.noProfile {
 		b.say("profile: the slowest skillbuild row relative to its best peer")
@@ -200,7 +213,11 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 // markdown renders BENCHMARKS.md.
 func (rep *report) markdown() string {
 	var sb strings.Builder
-	sb.WriteString("# Benchmarks\n\n")
+	if rep.only30 {
+		sb.WriteString("# Benchmarks: 30-distribution rows (issue 5), separate run\n\n")
+	} else {
+		sb.WriteString("# Benchmarks\n\n")
+	}
 	sb.WriteString("Written by `make bench` (`go run ./bench`); rerun it to refresh. Times are wall clock of the whole\n" +
 		"command (process start to exit). Each cell is the median of " + fmt.Sprint(rep.runs) + " runs with (min–max); a peer's\n" +
 		"**ratio** is its median divided by skillbuild's (above 1×: skillbuild is faster). The tools run interleaved,\n" +
@@ -226,13 +243,26 @@ func (rep *report) markdown() string {
 		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
 		"  30-distribution predecessor was built untimed first.\n\n")
 
-	sb.WriteString("## Build (issues 6 and 2)\n\n")
-	rep.buildTable(&sb, rep.builds)
+	if len(rep.builds) > 0 {
+		sb.WriteString("## Build (issues 6 and 2)\n\n")
+		rep.buildTable(&sb, rep.builds)
+	}
 	if len(rep.builds30) > 0 {
 		sb.WriteString("\n## Build, 30 distributions (issue 5)\n\n")
 		rep.buildTable(&sb, rep.builds30)
-		sb.WriteString("\n(The single-layer pipeline column issue 5 also asks for needs a skillbuild built from before per-distribution\n" +
-			"layers; rerun with `-bin` pointing at such a binary to get it.)\n")
+		if slices.Contains(rep.buildCols, colSingle) {
+			sb.WriteString("\nThe single-layer column is a skillbuild binary from before per-distribution layers (`-single-layer-bin`),\n" +
+				"run against the same containerd and index; its ratio is its median over the current skillbuild's.\n")
+		} else {
+			sb.WriteString("\n(For issue 5's single-layer pipeline column, rerun with `-only-30 -single-layer-bin BIN -append`, BIN a\n" +
+				"skillbuild built from before per-distribution layers.)\n")
+		}
+	}
+	if rep.only30 {
+		if rep.profile != "" {
+			sb.WriteString("\n## Profile of the slowest row\n\n" + rep.profile)
+		}
+		return sb.String()
 	}
 
 	sb.WriteString("\n## Run (issue 4)\n\n")
