@@ -187,8 +187,10 @@ type resolved struct {
 	lock     sbllb.Lock
 }
 
-// resolve runs the venv and resolve steps and reads the lock back.
-func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh bool, fail func(error) error) (*resolved, error) {
+// resolve runs the resolve step (in the base image: it needs no venv) and
+// reads the lock back. With prepareVenv the venv step is solved meanwhile,
+// so it is ready (cached) when the install steps need it.
+func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, fail func(error) error) (*resolved, error) {
 	s := ss.skill
 	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, sourceresolver.Opt{
 		ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: llb.ResolveModePreferLocal.String()},
@@ -197,11 +199,18 @@ func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh bo
 		return nil, fail(baseMissing(s.Base, err))
 	}
 	r := &resolved{baseCfg: cfgBytes, baseRef: pinRef(s.Base, dgst), baseDgst: dgst}
-	r.venv = sbllb.Venv(sbllb.Base(r.baseRef), s)
+	base := sbllb.Base(r.baseRef)
+	r.venv = sbllb.Venv(base, s)
 	if len(s.Requirements) == 0 {
 		return r, nil
 	}
-	out := sbllb.Resolve(r.venv, s, sbllb.ResolveOpts{Trusted: ss.trusted, Refresh: refresh})
+	if prepareVenv {
+		if vdef, err := r.venv.Marshal(ctx); err == nil {
+			// A failure here resurfaces, explained, in the install solve.
+			go c.Solve(ctx, gateway.SolveRequest{Definition: vdef.ToPB(), Evaluate: true}) //nolint:errcheck
+		}
+	}
+	out := sbllb.Resolve(base, s, sbllb.ResolveOpts{Trusted: ss.trusted, Refresh: refresh})
 	def, err := out.Marshal(ctx)
 	if err != nil {
 		return nil, fail(err)
@@ -238,7 +247,7 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 	defer ss.close()
 	var lock sbllb.Lock
 	_, err = e.run(ctx, ss, nil, status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
-		r, err := resolve(ctx, c, ss, false, fail)
+		r, err := resolve(ctx, c, ss, false, false, fail)
 		if err != nil {
 			return nil, err
 		}
@@ -291,7 +300,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 	}}
 	resp, err := e.run(ctx, ss, exports, req.Status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
 		var err error
-		r, err = resolve(ctx, c, ss, req.Refresh, fail)
+		r, err = resolve(ctx, c, ss, req.Refresh, true, fail)
 		if err != nil {
 			return nil, err
 		}

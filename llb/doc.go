@@ -3,8 +3,9 @@
 // It is pure: values in, llb.State out. Nothing here talks to a daemon,
 // the network or containerd. There are two graphs per skill:
 //
-//   - Resolve: base image ─► venv (--without-pip) ─► pip install --dry-run
-//     --report, whose output directory holds report.json. The build
+//   - Resolve: base image ─► pip install --dry-run --report (the base's own
+//     python3, which is also the venv's), whose output directory holds
+//     report.json. The build
 //     package solves it, reads the report back and turns it into a Lock
 //     (ParseReport).
 //   - Install: the Lock's files fetched by hash (llb.HTTP with a checksum,

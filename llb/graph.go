@@ -74,9 +74,20 @@ func Venv(base llb.State, s config.Skill) llb.State {
 	return base.Run(step("create venv "+VenvDir, argv, s.Build)...).Root()
 }
 
-// pipArgs are the arguments every pip invocation shares.
+// pipArgs runs the base's pip on the venv (pip --python, pip ≥ 22.3).
 func pipArgs(sub string) []string {
-	return []string{"python3", "-m", "pip", "--python", VenvDir + "/bin/python", sub, "--no-input", "--disable-pip-version-check", "--no-cache-dir"}
+	return append([]string{"python3", "-m", "pip", "--python", VenvDir + "/bin/python"}, pipCommon(sub)...)
+}
+
+// basePipArgs runs the base's pip on its own interpreter, which is the
+// venv's (the venv was made by this python3). Resolving and building
+// wheels need no venv, and skipping --python saves pip's re-exec (~0.3 s).
+func basePipArgs(sub string) []string {
+	return append([]string{"python3", "-m", "pip"}, pipCommon(sub)...)
+}
+
+func pipCommon(sub string) []string {
+	return []string{sub, "--no-input", "--disable-pip-version-check", "--no-cache-dir"}
 }
 
 // FindLinksName is the session local-directory name of find-links dir i.
@@ -95,7 +106,7 @@ type ResolveOpts struct {
 }
 
 // Resolve runs pip's resolver; see the package doc.
-func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
+func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 	var reqs strings.Builder
 	for _, r := range s.Requirements {
 		reqs.WriteString(r.Raw)
@@ -103,7 +114,7 @@ func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
 	}
 	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, []byte(reqs.String())), llb.WithCustomName("requirements.txt"))
 
-	argv := append(pipArgs("install"), "--dry-run", "--ignore-installed", "--quiet",
+	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed", "--quiet",
 		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
@@ -135,7 +146,7 @@ func Resolve(venv llb.State, s config.Skill, o ResolveOpts) llb.State {
 			}
 		}
 	}
-	run := venv.Run(step("resolve requirements", argv, s.Build, extra...)...)
+	run := base.Run(step("resolve requirements", argv, s.Build, extra...)...)
 	return run.AddMount(reportDir, llb.Scratch())
 }
 
@@ -389,7 +400,7 @@ func buildWheel(venv llb.State, s config.Skill, d Dist, o InstallOpts) (llb.Stat
 		return llb.State{}, err
 	}
 	req := llb.Scratch().File(llb.Mkfile("/sdist.txt", 0o644, []byte(d.LockLine()+"\n")), llb.WithCustomName("sdist.txt"))
-	argv := append(pipArgs("wheel"), "--no-deps", "--require-hashes", "--quiet", "--retries", "1", "--timeout", "30",
+	argv := append(basePipArgs("wheel"), "--no-deps", "--require-hashes", "--quiet", "--retries", "1", "--timeout", "30",
 		"-r", inputDir+"/sdist.txt", "--find-links", filesDir+"/0", "-w", "/run/skillbuild/wheel")
 	argv = append(argv, indexArgs(s.Index)...)
 	for _, h := range o.Trusted {

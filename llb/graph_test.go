@@ -68,9 +68,8 @@ var testLock = Lock{
 func TestResolveGraph(t *testing.T) {
 	t.Parallel()
 	s := testSkill(t)
-	venv := Venv(Base(s.Base), s)
-	g := marshal(t, Resolve(venv, s, ResolveOpts{Trusted: []string{"index.example"}}))
-	require.Len(t, g.execs, 2, "venv and resolve")
+	g := marshal(t, Resolve(Base(s.Base), s, ResolveOpts{Trusted: []string{"index.example"}}))
+	require.Len(t, g.execs, 1, "resolution runs in the base: it needs no venv")
 	for _, e := range g.execs {
 		assert.Equal(t, pb.NetMode_NONE, e.Network, "%s: every step has its network off", g.names[e])
 		md := g.execMD[e]
@@ -109,7 +108,7 @@ func TestResolveAllowsSdistWhenAsked(t *testing.T) {
 	t.Parallel()
 	s := testSkill(t)
 	s.Index.AllowSdist = true
-	g := marshal(t, Resolve(Venv(Base(s.Base), s), s, ResolveOpts{}))
+	g := marshal(t, Resolve(Base(s.Base), s, ResolveOpts{}))
 	for _, e := range g.execs {
 		assert.NotContains(t, strings.Join(e.Meta.Args, " "), "--only-binary")
 	}
