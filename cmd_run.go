@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -157,9 +154,9 @@ func runAction(c *cli.Context) error {
 		req.Stdout, req.Stderr = os.Stdout, os.Stderr
 	}
 
-	// Ctrl-C and SIGTERM cancel the run; the runtime still cleans up.
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Ctrl-C and SIGTERM cancel c.Context (see main); the runtime still
+	// cleans up.
+	ctx := c.Context
 	client, err := build.Dial(ctx, c.String("address"), c.String("namespace"))
 	if err != nil {
 		return emitRun(c, out, err)
@@ -203,10 +200,10 @@ func emitRun(c *cli.Context, out *runOutput, err error) error {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "skillbuild:", err)
 		}
-		return jsonResult(out, err, runExitCode)
+		return jsonResult(out, err, exitCode)
 	}
 	if err != nil {
-		return cli.Exit(err.Error(), runExitCode(err))
+		return cli.Exit(err.Error(), exitCode(err))
 	}
 	if out.Result != nil {
 		fmt.Println(string(out.Result))
@@ -228,21 +225,6 @@ func emitRun(c *cli.Context, out *runOutput, err error) error {
 		return cli.Exit("", out.ExitCode)
 	}
 	return nil
-}
-
-// exitInterrupted is the exit status after Ctrl-C or SIGTERM (128+SIGINT).
-const exitInterrupted = 130
-
-// runExitCode is exitCode, plus a status for an interrupted run.
-func runExitCode(err error) int {
-	if isInterrupted(err) {
-		return exitInterrupted
-	}
-	return exitCode(err)
-}
-
-func isInterrupted(err error) bool {
-	return errors.Is(err, context.Canceled) || errdefs.IsCanceled(err)
 }
 
 // runErrorType is the --json error type of a run that did not happen.

@@ -4,10 +4,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
@@ -16,16 +19,24 @@ import (
 
 // Exit codes. They are part of the CLI contract (see README).
 const (
-	exitOK         = 0
-	exitFailed     = 1  // the build or run failed
-	exitBadInput   = 2  // invalid flags, skill.yaml or requirements
-	exitVulnerable = 3  // refused: known vulnerabilities
-	exitNotFound   = 4  // image, skill or database not found
-	exitTempFail   = 75 // temporary: containerd unreachable, lock busy; try again
+	exitOK          = 0
+	exitFailed      = 1   // the build or run failed
+	exitBadInput    = 2   // invalid flags, skill.yaml or requirements
+	exitVulnerable  = 3   // refused: known vulnerabilities
+	exitNotFound    = 4   // image, skill or database not found
+	exitInterrupted = 130 // Ctrl-C or SIGTERM (128+SIGINT); what was started is cleaned up
+	exitTempFail    = 75  // temporary: containerd unreachable, lock busy; try again
 )
 
 func main() {
-	err := newApp().Run(os.Args)
+	// The first Ctrl-C or SIGTERM cancels the command, which then cleans up
+	// what it created (build steps, run containers); a second one kills.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	err := newApp().RunContext(ctx, os.Args)
 	os.Exit(report(err))
 }
 
@@ -78,6 +89,11 @@ func report(err error) int {
 	return exitCode(err)
 }
 
+// isInterrupted reports whether err comes from Ctrl-C or SIGTERM.
+func isInterrupted(err error) bool {
+	return errors.Is(err, context.Canceled) || errdefs.IsCanceled(err)
+}
+
 // exitCode classifies an error into an exit code.
 func exitCode(err error) int {
 	switch {
@@ -85,6 +101,8 @@ func exitCode(err error) int {
 		return exitOK
 	case isVulnerable(err):
 		return exitVulnerable
+	case isInterrupted(err):
+		return exitInterrupted
 	case errdefs.IsInvalidArgument(err):
 		return exitBadInput
 	case errdefs.IsNotFound(err):

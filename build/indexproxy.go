@@ -382,8 +382,19 @@ func (p *IndexProxy) serveStream(ctx context.Context, stream sshforward.Stream) 
 	defer cancel()
 	stop := context.AfterFunc(p.ctx, cancel)
 	defer stop()
-	cut := context.AfterFunc(ctx, func() { outer.Close() })
-	defer cut()
+	// Close outer when the stream's context ends; if that already began,
+	// wait for it, so no goroutine of the proxy outlives serveStream (and
+	// so Close, which waits for serveStream, leaves none behind).
+	cutDone := make(chan struct{})
+	cut := context.AfterFunc(ctx, func() {
+		defer close(cutDone)
+		outer.Close()
+	})
+	defer func() {
+		if !cut() {
+			<-cutDone
+		}
+	}()
 
 	var (
 		mu    sync.Mutex
