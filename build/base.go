@@ -117,17 +117,31 @@ func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snap
 			ctd.WithSkipDigestRef(func(string) bool { return false }),
 			ctd.WithImageRefTranslator(func(string) string { return "" }))
 	}
+	var before map[string]images.Image
+	if name != "" {
+		// containerd's import names images after the archive's own
+		// annotations too; with --name, those names must not appear or
+		// move, so remember what the store had.
+		before = map[string]images.Image{}
+		list, err := c.ImageService().List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range list {
+			before[img.Name] = img
+		}
+	}
 	imgs, err := c.Import(ctx, r, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("import archive: %w", err)
 	}
 	if name != "" {
-		// Everything was imported under temporary digest names; the
-		// archive must hold exactly one image for --name to mean anything.
+		// The archive must hold exactly one image for --name to mean
+		// anything; every name the import made is undone.
 		targets := map[digest.Digest]images.Image{}
 		for _, img := range imgs {
 			targets[img.Target.Digest] = img
-			defer c.ImageService().Delete(context.WithoutCancel(ctx), img.Name) //nolint:errcheck
+			defer restoreName(context.WithoutCancel(ctx), c, img.Name, before)
 		}
 		if len(targets) != 1 {
 			return nil, fmt.Errorf("archive holds %d images; import it without --name to keep their own names: %w", len(targets), errdefs.ErrInvalidArgument)
@@ -164,6 +178,16 @@ func ImportOCILayout(ctx context.Context, c *ctd.Client, dir, ref, snapshotter s
 	go func() { pw.CloseWithError(tarDir(pw, dir)) }()
 	defer pr.Close()
 	return ImportOCIArchive(ctx, c, pr, ref, snapshotter)
+}
+
+// restoreName puts an image name back as it was before an import: gone
+// if it did not exist, at its old target if the import moved it.
+func restoreName(ctx context.Context, c *ctd.Client, name string, before map[string]images.Image) {
+	if old, ok := before[name]; ok {
+		c.ImageService().Update(ctx, old) //nolint:errcheck
+		return
+	}
+	c.ImageService().Delete(ctx, name) //nolint:errcheck
 }
 
 // unpackAndTag unpacks the image for the snapshotter and only then points

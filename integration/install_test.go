@@ -81,7 +81,7 @@ func TestInstallConflictingVersionsEachGetTheirs(t *testing.T) {
 	assert.NotEqual(t, a.Digest, b.Digest)
 
 	for tag, want := range map[string]string{a.ImageTag: "1.0", b.ImageTag: "2.0"} {
-		out, err := ctrRun(t, "docker.io/library/"+tag, "python3", "-c", "import pkgx, sys; print(pkgx.__version__, sys.prefix)")
+		out, err := runIn(t, "docker.io/library/"+tag, "python3", "-c", "import pkgx, sys; print(pkgx.__version__, sys.prefix)")
 		require.NoError(t, err)
 		assert.Equal(t, want+" /opt/skill/venv\n", out, tag)
 	}
@@ -105,7 +105,7 @@ func TestInstallRecordsTransitiveDependencies(t *testing.T) {
 	assert.Contains(t, lock, "leaf-pkg==0.3 --hash=sha256:")
 	assert.Contains(t, lock, "lib-mid==1.2 --hash=sha256:")
 
-	got, err := ctrRun(t, "docker.io/library/"+out.ImageTag, "python3", "-c", "import leaf_pkg, lib_mid, app_top; print('ok')")
+	got, err := runIn(t, "docker.io/library/"+out.ImageTag, "python3", "-c", "import leaf_pkg, lib_mid, app_top; print('ok')")
 	require.NoError(t, err)
 	assert.Equal(t, "ok\n", got)
 }
@@ -127,7 +127,7 @@ func TestInstallImageShape(t *testing.T) {
 	out, r := install(t, srv, "shape", []string{"--version", "3"}, "shape")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, "atom-skill:shape-v3", out.ImageTag)
-	got, err := ctrRun(t, "docker.io/library/"+out.ImageTag, "sh", "-c", "id -u; id -g; pwd; command -v python3; echo $VIRTUAL_ENV")
+	got, err := runIn(t, "docker.io/library/"+out.ImageTag, "sh", "-c", "id -u; id -g; pwd; command -v python3; echo $VIRTUAL_ENV")
 	require.NoError(t, err)
 	assert.Equal(t, "65532\n65532\n/opt/skill\n/opt/skill/venv/bin/python3\n/opt/skill/venv\n", got)
 	assert.Equal(t, "shape", imageLabel(t, "docker.io/library/"+out.ImageTag, "org.skillbuild.skill.id"))
@@ -221,7 +221,7 @@ func TestInstallSdistCodeHasNoNetwork(t *testing.T) {
 	assert.Contains(t, out.Steps, "build wheel phones-home==1.0 from source", "the sdist was built in its own step")
 	assert.Zero(t, accepted(), "setup.py reached a listener on the host")
 
-	got, err := ctrRun(t, "docker.io/library/"+out.ImageTag, "python3", "-c", "import phones_home; print(phones_home.__version__)")
+	got, err := runIn(t, "docker.io/library/"+out.ImageTag, "python3", "-c", "import phones_home; print(phones_home.__version__)")
 	require.NoError(t, err)
 	assert.Equal(t, "1.0\n", got)
 }

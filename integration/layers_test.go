@@ -90,11 +90,11 @@ func TestLayersMergedImageBehavesLikeOneInstall(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	img := "docker.io/library/" + out.ImageTag
 
-	got, err := ctrRun(t, img, "cli-tool")
+	got, err := runIn(t, img, "cli-tool")
 	require.NoError(t, err)
 	assert.Equal(t, "cli-tool says hi\n", got, "console script from entry_points.txt")
 
-	got, err = ctrRun(t, img, "python3", "-c", `
+	got, err = runIn(t, img, "python3", "-c", `
 import importlib.metadata as m, sys
 import nsx.alpha, nsx.beta
 print(sorted((d.metadata["Name"], d.version) for d in m.distributions()))
@@ -103,7 +103,7 @@ print(nsx.alpha.NAME, nsx.beta.NAME, getattr(sys, "pth_user_loaded", False))
 	require.NoError(t, err)
 	assert.Equal(t, "[('cli-tool', '2.1'), ('nsa-alpha', '1.0'), ('nsa-beta', '1.1'), ('pth-user', '0.5')]\nalpha beta True\n", got)
 
-	got, err = ctrRun(t, img, "sh", "-c", "ls /opt/skill/venv/lib/python3*/site-packages/cli_tool/__pycache__/ | wc -l")
+	got, err = runIn(t, img, "sh", "-c", "ls /opt/skill/venv/lib/python3*/site-packages/cli_tool/__pycache__/ | wc -l")
 	require.NoError(t, err)
 	assert.Equal(t, "1\n", got, "bytecode compiled at build time")
 }
@@ -134,11 +134,11 @@ func TestLayersManyDistributions(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Len(t, out.Packages, 150)
 	assert.LessOrEqual(t, len(layers(t, out.ImageTag)), 110, "layer count stays under the policy bound")
-	got, err := ctrRun(t, "docker.io/library/"+out.ImageTag, "python3", "-c",
+	got, err := runIn(t, "docker.io/library/"+out.ImageTag, "python3", "-c",
 		"import importlib.metadata as m; print(len([d for d in m.distributions() if d.metadata['Name'].startswith('many')]))")
 	require.NoError(t, err)
 	assert.Equal(t, "150\n", got)
-	lock, err := ctrRun(t, "docker.io/library/"+out.ImageTag, "cat", "/opt/skill/requirements.lock")
+	lock, err := runIn(t, "docker.io/library/"+out.ImageTag, "cat", "/opt/skill/requirements.lock")
 	require.NoError(t, err)
 	assert.Equal(t, 150, strings.Count(lock, "--hash=sha256:"), "the full lock is in the image")
 }

@@ -268,7 +268,7 @@ func TestPruneFreesUnsharedKeepsShared(t *testing.T) {
 		for _, d := range append(layersB, baseLayers...) {
 			assert.True(t, hasBlob(t, d), "layer %s survives prune --all", d)
 		}
-		out, err := ctrRun(t, fullName(t, "atom-skill:prune-b-v1"), "python3", "-c", "import prune_shared, prune_only_b; print('ok')")
+		out, err := runIn(t, fullName(t, "atom-skill:prune-b-v1"), "python3", "-c", "import prune_shared, prune_only_b; print('ok')")
 		require.NoError(t, err)
 		assert.Equal(t, "ok\n", out)
 

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -12,6 +13,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/distribution/reference"
+	sbruntime "github.com/skillbuild/skillbuild/runtime"
 )
 
 // The suite runs the real thing: a private containerd (own root, state
@@ -218,19 +223,53 @@ func tailString(s string, n int) string {
 	return s
 }
 
-// ctrRun runs argv in image with ctr (not skillbuild's runtime), so the
-// build tests do not depend on the runtime package. It returns stdout.
-func ctrRun(t *testing.T, image string, argv ...string) (string, error) {
+// runIn runs argv in image through skillbuild's runtime (hardened spec,
+// the image's user, env and working directory) and returns its stdout. A
+// non-zero exit is an error carrying stderr. (ctr run --rm was used here
+// first; it loses the output of a process that exits fast now and then.)
+func runIn(t *testing.T, image string, argv ...string) (string, error) {
 	t.Helper()
-	id := fmt.Sprintf("it-%d", time.Now().UnixNano())
-	args := append([]string{"--address", env.socket, "-n", namespace, "run", "--rm", image, id}, argv...)
-	cmd := exec.Command("ctr", args...)
-	cmd.Env = cleanEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.New(env.socket, client.WithDefaultNamespace(namespace))
 	if err != nil {
-		return out.String(), fmt.Errorf("ctr run %v: %w: %s", argv, err, errb.String())
+		return "", err
 	}
-	return out.String(), nil
+	defer c.Close()
+	in, err := json.Marshal(map[string][]string{"argv": argv})
+	if err != nil {
+		return "", err
+	}
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return "", err
+	}
+	res, err := sbruntime.Run(ctx, c, sbruntime.Request{
+		Image:  named.String(),
+		Code:   []byte(runInCode),
+		Inputs: in,
+		Limits: sbruntime.Limits{MemoryBytes: 512 << 20, Timeout: time.Minute},
+	}, sbruntime.WithStateDir(filepath.Join(env.dir, "runin")), sbruntime.WithoutSweep())
+	if err != nil {
+		return "", err
+	}
+	if res.Error != nil {
+		return "", fmt.Errorf("run %v in %s: %s: %s", argv, image, res.Error.Type, res.Error.Message)
+	}
+	var out struct {
+		Out, Err string
+		RC       int
+	}
+	if err := json.Unmarshal(res.Result, &out); err != nil {
+		return "", fmt.Errorf("run %v in %s: result %s: %w", argv, image, res.Result, err)
+	}
+	if out.RC != 0 {
+		return out.Out, fmt.Errorf("run %v in %s: exit %d: %s", argv, image, out.RC, out.Err)
+	}
+	return out.Out, nil
 }
+
+const runInCode = `import subprocess
+r = subprocess.run(inputs["argv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+result = {"out": r.stdout.decode(), "err": r.stderr.decode(), "rc": r.returncode}
+`
