@@ -45,6 +45,7 @@ type sbBuilder struct {
 	b        *bench
 	bin      string   // another skillbuild binary (the single-layer column); empty: -bin
 	col      string   // column key; empty: colSB
+	flags    []string // extra install flags (--single-layer)
 	progress string   // --progress mode
 	wrap     []string // argv prefix (perf record)
 }
@@ -76,7 +77,7 @@ func (s *sbBuilder) build(ctx context.Context, root, id string, reqs []string, _
 		progress = "quiet"
 	}
 	argv := s.b.sbArgsBin(s.bin, root, append([]string{"install", "--json", "--progress", progress,
-		"--base", baseRef, "--index-url", s.b.index.srv.URL(), id}, reqs...)...)
+		"--base", baseRef, "--index-url", s.b.index.srv.URL()}, append(append(append([]string{}, s.flags...), id), reqs...)...)...)
 	r, err := s.b.exec(ctx, nil, append(append([]string{}, s.wrap...), argv...))
 	if err != nil {
 		return sample{}, err

@@ -491,3 +491,10 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// hasSingleLayerFlag says whether -bin's install knows --single-layer (a
+// hidden flag: probe it, unknown flags fail before --help is handled).
+func (b *bench) hasSingleLayerFlag(ctx context.Context) bool {
+	_, err := b.exec(ctx, nil, []string{b.o.bin, "install", "--single-layer", "--help"})
+	return err == nil
+}

@@ -46,6 +46,7 @@ type options struct {
 	buildah30   bool
 	single      string
 	only30      bool
+	noSingle    bool
 	appendOut   bool
 	noProfile   bool
 }
@@ -64,6 +65,7 @@ func main() {
 	flag.BoolVar(&o.skip30, "skip-30", false, "skip the 30-distribution rows (issue 5)")
 	flag.BoolVar(&o.buildah30, "buildah-30", false, "also measure buildah in the 30-distribution rows")
 	flag.StringVar(&o.single, "single-layer-bin", "", "also measure this skillbuild binary (e.g. one built from before per-distribution layers) in the 30-distribution rows")
+	flag.BoolVar(&o.noSingle, "no-single-layer", false, "leave out the single-layer column (by default measured when -bin has `install --single-layer`)")
 	flag.BoolVar(&o.only30, "only-30", false, "measure only the 30-distribution rows (no issue 6 table, run table or scan)")
 	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")

@@ -104,7 +104,7 @@ func (b *bench) profileSlowest(ctx context.Context, rep *report, sb *sbBuilder, 
 	for _, rp := range []struct{ title, flags string }{
 		{"self time by binary", "--no-children --sort dso --percent-limit 2"},
 		{"self time by function", "--no-children --sort sym --percent-limit 2"},
-		{"time including callees, by function (Go frame pointers)", "--children --sort sym --percent-limit 15"},
+		{"time including callees, skillbuild's and its libraries' functions only (Go frame pointers)", "--children --sort sym --percent-limit 3"},
 	} {
 		argv := append([]string{"perf", "report", "-i", data, "--stdio", "-g", "none"}, strings.Fields(rp.flags)...)
 		r, err := b.exec(ctx, nil, argv)
@@ -112,7 +112,11 @@ func (b *bench) profileSlowest(ctx context.Context, rep *report, sb *sbBuilder, 
 			fmt.Fprintf(&out, "perf report %s failed: %s\n", rp.flags, oneLine(err.Error()))
 			continue
 		}
-		fmt.Fprintf(&out, "%s (`perf report %s`):\n\n```\n%s```\n\n", rp.title, rp.flags, perfLines(r.stdout, 24))
+		lines := r.stdout
+		if strings.HasPrefix(rp.flags, "--children") {
+			lines = ownFrames(lines)
+		}
+		fmt.Fprintf(&out, "%s (`perf report %s`):\n\n```\n%s```\n\n", rp.title, rp.flags, perfLines(lines, 24))
 	}
 	return out.String()
 }
@@ -323,4 +327,19 @@ func watchStepsCPU(root string) func() (time.Duration, bool) {
 		<-done
 		return last, seen
 	}
+}
+
+// ownFrames keeps the report lines of skillbuild's own and its libraries'
+// functions, dropping the runtime, syscall and scheduling wrappers that
+// every goroutine sits under.
+func ownFrames(report []byte) []byte {
+	var keep [][]byte
+	for _, l := range bytes.Split(report, []byte("\n")) {
+		s := string(l)
+		if strings.HasPrefix(s, "#") || (strings.Contains(s, "github.com/") && !strings.Contains(s, "flightcontrol") &&
+			!strings.Contains(s, "errgroup") && !strings.Contains(s, "sync.(*Once)")) {
+			keep = append(keep, l)
+		}
+	}
+	return bytes.Join(keep, []byte("\n"))
 }
