@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Install what skillbuild's tests and demo need on Debian/Ubuntu, if missing:
-# containerd + runc (the engine), debootstrap (the offline python base) and
-# Debian's pip/setuptools/wheel wheels (real wheels for the test index).
+# containerd + runc (the engine), debootstrap (the offline python base),
+# Debian's pip/setuptools/wheel wheels (real wheels for the test index), and
+# the host's python3 with pip and venv plus curl (unit-test tools).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# The host's Debian python3 with pip and venv, and curl, drive the unit
+# tests of the index bridge and the wheel fixtures.
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+/usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v curl >/dev/null || need+=(curl)
 ls /usr/share/python-wheels/pip-*.whl >/dev/null 2>&1 || need+=(python3-pip-whl)
 ls /usr/share/python-wheels/setuptools-*.whl >/dev/null 2>&1 || need+=(python3-setuptools-whl)
 ls /usr/share/python-wheels/wheel-*.whl >/dev/null 2>&1 || need+=(python3-wheel-whl)
