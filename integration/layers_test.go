@@ -1,14 +1,11 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/platforms"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,17 +14,8 @@ import (
 // layers lists the layer digests of an image's manifest.
 func layers(t *testing.T, ref string) []string {
 	t.Helper()
-	ctx := context.Background()
-	c := suiteClient(t)
-	img, err := c.ImageService().Get(ctx, fullName(t, ref))
-	require.NoError(t, err)
-	m, err := images.Manifest(ctx, c.ContentStore(), img.Target, platforms.Default())
-	require.NoError(t, err)
-	var out []string
-	for _, l := range m.Layers {
-		out = append(out, l.Digest.String())
-	}
-	return out
+	l, _ := imageBlobs(t, ref)
+	return l
 }
 
 func installSteps(steps []string) []string {
