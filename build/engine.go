@@ -21,6 +21,7 @@ import (
 	"github.com/moby/buildkit/solver/bboltcachestorage"
 	"github.com/moby/buildkit/util/db/boltutil"
 	"github.com/moby/buildkit/util/disk"
+	"github.com/moby/buildkit/util/network/cniprovider"
 	"github.com/moby/buildkit/util/network/netproviders"
 	"github.com/moby/buildkit/util/resolver"
 	"github.com/moby/buildkit/worker"
@@ -48,6 +49,35 @@ type Engine struct {
 	hadTmp bool
 	closed bool
 	cg     *buildCgroup
+	worker *base.Worker
+	// gcPolicy is BuildKit's default cache policy for this disk, applied
+	// by dailyGC.
+	gcPolicy []bkclient.PruneInfo
+}
+
+// gcInterval is how often closing an engine applies the cache policy.
+const gcInterval = 24 * time.Hour
+
+// dailyGC applies the default cache policy when it last ran more than
+// gcInterval ago (bounded to a minute), recording when in the state root.
+func (e *Engine) dailyGC() error {
+	stamp := filepath.Join(e.opts.root, "gc.stamp")
+	if st, err := os.Stat(stamp); err == nil && time.Since(st.ModTime()) < gcInterval {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ch := make(chan bkclient.UsageInfo)
+	go func() {
+		for range ch {
+		}
+	}()
+	err := e.worker.Prune(ctx, ch, e.gcPolicy...)
+	close(ch)
+	if err != nil {
+		return fmt.Errorf("build cache gc: %w", err)
+	}
+	return os.WriteFile(stamp, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 }
 
 // New starts an embedded BuildKit engine against the containerd at the
@@ -160,14 +190,21 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 		Labels:          map[string]string{"org.skillbuild.worker": "embedded"},
 		// Every exec sets its network mode explicitly; "host" here only
 		// avoids probing for CNI, which skillbuild never uses.
-		NetworkOpt: netproviders.Opt{Mode: "host"},
+		// CNI.Root also roots BuildKit's proxy-network namespaces; left
+		// empty it would be the working directory.
+		NetworkOpt: netproviders.Opt{Mode: "host", CNI: cniprovider.Opt{Root: stateDir}},
 	}, ctd.WithTimeout(60*time.Second))
 	if err != nil {
 		return fmt.Errorf("containerd worker: %w", err)
 	}
+	// No background GC: BuildKit fires it a second after start and after
+	// solves, so in a CLI process it would compete with the build it serves
+	// (sizing every cache record) and race the database's close. The same
+	// policy runs instead when the engine closes, at most once a day (see
+	// Close), and on demand with `skillbuild prune`.
 	dstat, _ := disk.GetDiskStat(stateDir)
 	for _, rule := range config.DefaultGCPolicy(config.GCConfig{}, dstat) {
-		wopt.GCPolicy = append(wopt.GCPolicy, bkclient.PruneInfo{
+		e.gcPolicy = append(e.gcPolicy, bkclient.PruneInfo{
 			Filter:        rule.Filters,
 			All:           rule.All,
 			KeepDuration:  rule.KeepDuration.Duration,
@@ -181,6 +218,7 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 	if err != nil {
 		return fmt.Errorf("buildkit worker: %w", err)
 	}
+	e.worker = w
 	wc := &worker.Controller{}
 	if err := wc.Add(w); err != nil {
 		return err
@@ -255,6 +293,9 @@ func (e *Engine) Close() error {
 	}
 	if e.srv != nil {
 		e.srv.Stop()
+	}
+	if e.worker != nil {
+		errs = append(errs, e.dailyGC())
 	}
 	if e.ctrl != nil {
 		errs = append(errs, e.ctrl.Close())
