@@ -61,19 +61,20 @@ func (b *bench) profileSlowest(ctx context.Context, rep *report, sb *sbBuilder, 
 		state = s
 	}
 
-	// One run gives both: BuildKit's vertex timings on stderr and perf's
-	// samples of the skillbuild process (perf samples only the process tree
-	// it starts, at a low rate, so the wall time stays representative).
-	data := filepath.Join(b.dir, "perf.data")
-	_, perfErr := exec.LookPath("perf")
-	sb.progress = "rawjson"
-	if perfErr == nil {
-		sb.wrap = []string{"perf", "record", "-q", "-g", "-F", "199", "-o", data, "--"}
+	// Two more runs: one with rawjson progress only, for the timeline (perf
+	// would stretch the process's exit while it writes its data), and one
+	// under perf for the skillbuild process's CPU.
+	fresh := func() (string, error) {
+		if worst.sc.cold {
+			return sb.newState(ctx)
+		}
+		return states[colSB], nil
 	}
+	sb.progress = "rawjson"
 	stepsCPU := watchStepsCPU(state)
 	smp, err := worst.sc.run(ctx, sb, state, b.o.runs, ex.forTool(colSB))
 	stepCPU, stepCPUOK := stepsCPU()
-	sb.progress, sb.wrap = "", nil
+	sb.progress = ""
 	if err != nil {
 		fmt.Fprintf(&out, "profiling run failed: %s\n", oneLine(err.Error()))
 		return out.String()
@@ -94,13 +95,27 @@ func (b *bench) profileSlowest(ctx context.Context, rep *report, sb *sbBuilder, 
 		}
 		fmt.Fprintf(&out, "- %s doing the same row (rusage of its processes, median of its runs): %s\n", worstPeer, secs(median(cpus)))
 	}
-	if perfErr != nil {
+	if _, err := exec.LookPath("perf"); err != nil {
 		out.WriteString("\n(perf not installed: no CPU profile; `apt-get install linux-perf` adds it.)\n")
 		return out.String()
 	}
-	fmt.Fprintf(&out, "\nThe same run under `perf record -g -F 199` samples the skillbuild process and what it forks; the\n"+
-		"containers' processes (pip) are children of containerd's shims, not of skillbuild, and do not appear.\n"+
-		"skillbuild's own CPU (user+sys, rusage) was %s of the %s wall time.\n\n", secs(smp.cpu), secs(smp.wall))
+	data := filepath.Join(b.dir, "perf.data")
+	pstate, err := fresh()
+	if err == nil {
+		sb.wrap = []string{"perf", "record", "-q", "-g", "-F", "499", "-o", data, "--"}
+		var psmp sample
+		psmp, err = worst.sc.run(ctx, sb, pstate, b.o.runs+1, ex.forTool(colSB))
+		sb.wrap = nil
+		if err == nil {
+			fmt.Fprintf(&out, "\nOne more run under `perf record -g -F 499` samples the skillbuild process and what it forks (the\n"+
+				"containers' processes are children of containerd's shims and do not appear): skillbuild's own CPU\n"+
+				"(user+sys, rusage) was %s of that run's %s wall time.\n\n", secs(psmp.cpu), secs(psmp.wall))
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(&out, "\nperf run failed: %s\n", oneLine(err.Error()))
+		return out.String()
+	}
 	for _, rp := range []struct{ title, flags string }{
 		{"self time by binary", "--no-children --sort dso --percent-limit 2"},
 		{"self time by function", "--no-children --sort sym --percent-limit 2"},
@@ -241,7 +256,7 @@ func vertexReport(s sample) string {
 	fmt.Fprintf(&out, "One more run with `--progress rawjson` (BuildKit's per-vertex start/completion): wall %s, skillbuild\n"+
 		"process CPU (user+sys) %s, %d vertices (%d executed steps reported).\n\n", secs(s.wall), secs(s.cpu), len(list), s.steps)
 	out.WriteString("| part of the wall time | time |\n|---|---|\n")
-	fmt.Fprintf(&out, "| process start → first vertex (exec, engine start, lock, resolve set-up) | %s |\n", secs(first.Sub(s.start)))
+	fmt.Fprintf(&out, "| process start → first vertex (exec, vulnerability database load, lock, BuildKit engine start) | %s |\n", secs(first.Sub(s.start)))
 	fmt.Fprintf(&out, "| inside vertices (union of their intervals) | %s |\n", secs(busy))
 	fmt.Fprintf(&out, "| gaps between vertices (between solves: reading the report, scan, planning) | %s |\n", secs(gaps))
 	fmt.Fprintf(&out, "| last vertex → exit (export bookkeeping, tag, engine shutdown) | %s |\n\n", secs(end.Sub(last)))
