@@ -315,24 +315,16 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		if err != nil {
 			return nil, fail(err)
 		}
-		def, err := installed.Marshal(ctx)
+		if err := checkLayers(ctx, c, installed, ss.skill, len(r.lock), fail); err != nil {
+			return nil, err
+		}
+		def, err := installed.Root.Marshal(ctx)
 		if err != nil {
 			return nil, fail(err)
 		}
 		res, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
 		if err != nil {
 			return nil, err
-		}
-		if len(r.lock) > 1 {
-			vdef, err := sbllb.Verify(installed, ss.skill).Marshal(ctx)
-			if err != nil {
-				return nil, fail(err)
-			}
-			vres, err := c.Solve(ctx, gateway.SolveRequest{Definition: vdef.ToPB(), Evaluate: true})
-			if err != nil {
-				return nil, err
-			}
-			_ = vres
 		}
 		labels := map[string]string{}
 		for k, v := range req.Labels {

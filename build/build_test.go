@@ -109,3 +109,14 @@ func TestCheckSdists(t *testing.T) {
 	assert.Contains(t, err.Error(), "--allow-sdist")
 	assert.NoError(t, checkSdists(lock, true))
 }
+
+func TestFindConflicts(t *testing.T) {
+	t.Parallel()
+	lists := [][]byte{
+		[]byte("a-1.0\tlib/python3.11/site-packages/ns/__init__.py\na-1.0\tlib/python3.11/site-packages/a/x.py\n"),
+		[]byte("b-2.0\tlib/python3.11/site-packages/ns/__init__.py\nb-2.0\tlib/python3.11/site-packages/b/y.py\n"),
+		[]byte("c-1.0\tlib/python3.11/site-packages/c/z.py\n"),
+	}
+	assert.Equal(t, []string{"lib/python3.11/site-packages/ns/__init__.py is written by both a-1.0 and b-2.0"}, findConflicts(lists))
+	assert.Empty(t, findConflicts(lists[1:]), "namespace directories shared without a shared file are fine")
+}

@@ -273,35 +273,62 @@ func Layers(lock Lock, maxLayers int) []Lock {
 // limits; BuildKit runs independent layers in parallel. Source
 // distributions (only with --allow-sdist) are first built into wheels,
 // each in its own step that reaches only the index for its build backend.
-func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (llb.State, error) {
+func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (Installed, error) {
 	lockFile := llb.Scratch().File(llb.Mkdir(WorkDir, 0o755, llb.WithParents(true)), llb.WithCustomName("requirements.lock")).
 		File(llb.Mkfile(LockFile, 0o644, []byte(lock.Text())), llb.WithCustomName("requirements.lock"))
 	if len(lock) == 0 {
-		return llb.Merge([]llb.State{venv, lockFile}), nil
+		return Installed{Root: llb.Merge([]llb.State{venv, lockFile})}, nil
 	}
 	if o.SingleLayer {
-		st, err := installLayer(venv, s, lock, o, fmt.Sprintf("install %d distributions", len(lock)))
+		st, _, err := installLayer(venv, s, lock, o, fmt.Sprintf("install %d distributions", len(lock)))
 		if err != nil {
-			return llb.State{}, err
+			return Installed{}, err
 		}
-		return llb.Merge([]llb.State{st, lockFile}), nil
+		return Installed{Root: llb.Merge([]llb.State{st, lockFile}), Single: true}, nil
 	}
 	layers := Layers(lock, o.MaxLayers)
 	parts := []llb.State{venv}
+	var manifests []llb.State
+	complete := true
 	for _, l := range layers {
 		name := "install " + l[0].Name + "==" + l[0].Version
 		if len(l) > 1 {
 			name = fmt.Sprintf("install %d distributions (%s…)", len(l), l[0].Name)
 		}
-		st, err := installLayer(venv, s, l, o, name)
+		st, manifest, err := installLayer(venv, s, l, o, name)
 		if err != nil {
-			return llb.State{}, err
+			return Installed{}, err
+		}
+		if manifest == nil {
+			complete = false
+		} else {
+			manifests = append(manifests, *manifest)
 		}
 		parts = append(parts, llb.Diff(venv, st, llb.WithCustomNamef("layer %s", strings.TrimPrefix(name, "install "))))
 	}
 	parts = append(parts, lockFile)
-	return llb.Merge(parts, llb.WithCustomNamef("merge %d layers", len(layers))), nil
+	in := Installed{Root: llb.Merge(parts, llb.WithCustomNamef("merge %d layers", len(layers)))}
+	if complete {
+		in.Manifests = manifests
+	}
+	return in, nil
 }
+
+// Installed is the install graph of a skill.
+type Installed struct {
+	// Root is the skill's root filesystem.
+	Root llb.State
+	// Manifests hold, per layer, ManifestFile: every path the layer's
+	// distributions installed ("<dist>\t<path>" lines). Nil when a layer
+	// has none (wheels built from source are installed by pip); then
+	// Verify checks the merged tree instead.
+	Manifests []llb.State
+	// Single is set when the whole lock is one layer: nothing to check.
+	Single bool
+}
+
+// ManifestFile is the path of a layer's file list in its manifest state.
+const ManifestFile = "/files.txt"
 
 //go:embed verify.py
 var verifyScript []byte
@@ -323,7 +350,7 @@ var wheelInstallScript []byte
 // off. Per-layer installs use skillbuild's own wheel installer (one
 // interpreter start, ~0.1 s) rather than pip (~1 s: pip starts twice);
 // the single-layer pipeline keeps pip's --require-hashes install.
-func installWheels(st llb.State, s config.Skill, wheels Lock, o InstallOpts, name string) (llb.State, error) {
+func installWheels(st llb.State, s config.Skill, wheels Lock, o InstallOpts, name string) (llb.State, *llb.State, error) {
 	var argv []string
 	var extra []llb.RunOption
 	if o.SingleLayer {
@@ -332,13 +359,13 @@ func installWheels(st llb.State, s config.Skill, wheels Lock, o InstallOpts, nam
 		extra = append(extra, llb.AddMount(inputDir, lockFile, llb.Readonly))
 	} else {
 		script := llb.Scratch().File(llb.Mkfile("/wheelinstall.py", 0o644, wheelInstallScript), llb.WithCustomName("skillbuild wheel installer"))
-		argv = []string{VenvDir + "/bin/python", "-I", "/run/skillbuild/installer/wheelinstall.py"}
+		argv = []string{VenvDir + "/bin/python", "-I", "/run/skillbuild/installer/wheelinstall.py", "--manifest", manifestDir + ManifestFile}
 		extra = append(extra, llb.AddMount("/run/skillbuild/installer", script, llb.Readonly))
 	}
 	for i, d := range wheels {
 		f, err := Fetch(d, s.Index.FindLinks)
 		if err != nil {
-			return llb.State{}, err
+			return llb.State{}, nil, err
 		}
 		dir := filesDir + "/" + strconv.Itoa(i)
 		extra = append(extra, llb.AddMount(dir, f, llb.Readonly))
@@ -348,11 +375,21 @@ func installWheels(st llb.State, s config.Skill, wheels Lock, o InstallOpts, nam
 			argv = append(argv, d.SHA256, dir+"/"+d.Filename)
 		}
 	}
-	return st.Run(step(name, argv, s.Build, extra...)...).Root(), nil
+	run := st.Run(step(name, argv, s.Build, extra...)...)
+	if o.SingleLayer {
+		return run.Root(), nil, nil
+	}
+	manifest := run.AddMount(manifestDir, llb.Scratch())
+	return run.Root(), &manifest, nil
 }
 
-// installLayer installs the distributions of one layer on top of venv.
-func installLayer(venv llb.State, s config.Skill, l Lock, o InstallOpts, name string) (llb.State, error) {
+// manifestDir is where an install step writes its file list (an output
+// mount: not part of the layer).
+const manifestDir = "/run/skillbuild/manifest"
+
+// installLayer installs the distributions of one layer on top of venv and
+// returns its file list too when it has one (see Installed.Manifests).
+func installLayer(venv llb.State, s config.Skill, l Lock, o InstallOpts, name string) (llb.State, *llb.State, error) {
 	var wheels, sdists Lock
 	for _, d := range l {
 		if d.Sdist {
@@ -362,25 +399,26 @@ func installLayer(venv llb.State, s config.Skill, l Lock, o InstallOpts, name st
 		}
 	}
 	st := venv
+	var manifest *llb.State
 	if len(wheels) > 0 {
 		stepName := name
 		if len(sdists) > 0 {
 			stepName = fmt.Sprintf("install %d wheels", len(wheels))
 		}
 		var err error
-		if st, err = installWheels(st, s, wheels, o, stepName); err != nil {
-			return llb.State{}, err
+		if st, manifest, err = installWheels(st, s, wheels, o, stepName); err != nil {
+			return llb.State{}, nil, err
 		}
 	}
 	if len(sdists) == 0 {
-		return st, nil
+		return st, manifest, nil
 	}
 	argv := append(pipArgs("install"), "--no-index", "--no-deps")
 	var extra []llb.RunOption
 	for i, d := range sdists {
 		built, err := buildWheel(venv, s, d, o)
 		if err != nil {
-			return llb.State{}, err
+			return llb.State{}, nil, err
 		}
 		dir := "/run/skillbuild/built/" + strconv.Itoa(i)
 		extra = append(extra, llb.AddMount(dir, built, llb.Readonly))
@@ -389,7 +427,7 @@ func installLayer(venv llb.State, s config.Skill, l Lock, o InstallOpts, name st
 	for _, d := range sdists {
 		argv = append(argv, d.Name+"=="+d.Version)
 	}
-	return st.Run(step(fmt.Sprintf("install %d wheels built from source (%s…)", len(sdists), sdists[0].Name), argv, s.Build, extra...)...).Root(), nil
+	return st.Run(step(fmt.Sprintf("install %d wheels built from source (%s…)", len(sdists), sdists[0].Name), argv, s.Build, extra...)...).Root(), nil, nil
 }
 
 // buildWheel turns one hash-checked source distribution into a wheel. Its

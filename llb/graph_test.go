@@ -118,9 +118,10 @@ func TestInstallGraphLayers(t *testing.T) {
 	t.Parallel()
 	s := testSkill(t)
 	venv := Venv(Base(s.Base), s)
-	st, err := Install(venv, s, testLock, InstallOpts{})
+	in, err := Install(venv, s, testLock, InstallOpts{})
 	require.NoError(t, err)
-	g := marshal(t, st)
+	assert.Len(t, in.Manifests, 2, "every wheel layer lists its files")
+	g := marshal(t, in.Root)
 	assert.Equal(t, 2, g.diffs, "one diff per distribution")
 	assert.Equal(t, 1, g.merges)
 	installs := 0
@@ -151,9 +152,10 @@ func TestInstallGraphLayers(t *testing.T) {
 func TestInstallSingleLayerUsesPipRequireHashes(t *testing.T) {
 	t.Parallel()
 	s := testSkill(t)
-	st, err := Install(Venv(Base(s.Base), s), s, testLock, InstallOpts{SingleLayer: true})
+	in, err := Install(Venv(Base(s.Base), s), s, testLock, InstallOpts{SingleLayer: true})
 	require.NoError(t, err)
-	g := marshal(t, st)
+	assert.True(t, in.Single)
+	g := marshal(t, in.Root)
 	assert.Zero(t, g.diffs)
 	var args string
 	for _, e := range g.execs {

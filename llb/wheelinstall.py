@@ -1,6 +1,6 @@
 """Install wheels into the running virtual environment (PEP 427/491).
 
-Usage: VENV/bin/python wheelinstall.py SHA256 FILE [SHA256 FILE ...]
+Usage: VENV/bin/python wheelinstall.py [--manifest OUT] SHA256 FILE [SHA256 FILE ...]
 
 skillbuild installs each locked distribution into its own layer. Starting
 pip for that costs about a second per distribution (pip starts twice);
@@ -16,7 +16,11 @@ standard library in one interpreter start per layer:
   makes the .pyc reproducible);
 - INSTALLER is written and RECORD rewritten with every installed file.
 
-No network, no build code: wheels only. Errors go to stderr, exit 1.
+With --manifest, every installed path is also listed in OUT, one
+"<distribution>\t<path relative to the venv>" line each, so that skillbuild
+can tell, without merging the layers, whether two distributions write the
+same file. No network, no build code: wheels only. Errors go to stderr,
+exit 1.
 """
 import base64
 import compileall
@@ -76,7 +80,7 @@ def entry_points(text):
     return out
 
 
-def install(path, want):
+def install(path, want, manifest):
     with open(path, "rb") as f:
         data = f.read()
     got = hashlib.sha256(data).hexdigest()
@@ -152,15 +156,25 @@ def install(path, want):
         w = csv.writer(out, lineterminator="\n")
         for row in record:
             w.writerow(row)
+    if manifest is not None:
+        for row in record:
+            rel = os.path.relpath(os.path.normpath(os.path.join(root, row[0])), sys.prefix)
+            manifest.write("%s\t%s\n" % (distinfo[: -len(".dist-info")], rel))
 
 
 def main(argv):
+    manifest = None
+    if argv[:1] == ["--manifest"] and len(argv) > 1:
+        manifest = open(argv[1], "w", encoding="utf-8")
+        argv = argv[2:]
     if len(argv) % 2 or not argv:
-        fail("usage: wheelinstall.py SHA256 FILE [SHA256 FILE ...]")
+        fail("usage: wheelinstall.py [--manifest OUT] SHA256 FILE [SHA256 FILE ...]")
     if sys.prefix == sys.base_prefix:
         fail("must run with the virtual environment's python")
     for i in range(0, len(argv), 2):
-        install(argv[i + 1], argv[i])
+        install(argv[i + 1], argv[i], manifest)
+    if manifest is not None:
+        manifest.close()
 
 
 if __name__ == "__main__":
