@@ -135,11 +135,23 @@ func install(c *cli.Context) error {
 		fmt.Fprintln(os.Stderr, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
 		req.Labels = map[string]string{labelScan: "disabled"}
 	} else {
-		db, err := scan.Open(c.String("root"))
-		if err != nil {
+		// Fail closed at once when there is no database; load it (a few
+		// hundred ms) while the engine starts and the requirements resolve.
+		root := c.String("root")
+		if _, err := scan.Status(root); err != nil {
 			return emitInstall(c, out, err)
 		}
-		req.Gate = scanGate(db, skill.Policy, out)
+		loaded := make(chan struct{})
+		var db *scan.DB
+		var dbErr error
+		go func() {
+			defer close(loaded)
+			db, dbErr = scan.Open(root)
+		}()
+		req.Gate = scanGate(func() (*scan.DB, error) {
+			<-loaded
+			return db, dbErr
+		}, skill.Policy, out)
 	}
 
 	eng, err := newEngine(c)

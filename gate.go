@@ -22,8 +22,13 @@ const (
 
 // scanGate plugs the scanner between resolution and fetching: it scans
 // exactly the resolved lock and records the verdict in out and the image.
-func scanGate(db *scan.DB, policy config.Policy, out *installResult) build.Gate {
+// openDB waits for the database, which loads while the build starts.
+func scanGate(openDB func() (*scan.DB, error), policy config.Policy, out *installResult) build.Gate {
 	return func(ctx context.Context, lock sbllb.Lock) (map[string]string, error) {
+		db, err := openDB()
+		if err != nil {
+			return nil, err
+		}
 		pkgs := make([]scan.Package, len(lock))
 		for i, d := range lock {
 			pkgs[i] = scan.Package{Name: d.Name, Version: d.Version}
