@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/skillbuild/skillbuild/integration/ctdtest"
 )
 
 // baseRef is the tag of the Debian python base in containerd and in
@@ -30,7 +32,7 @@ type bench struct {
 	logf   *os.File // every command's output, for post-mortems
 	logMu  sync.Mutex
 	sock   string
-	ctd    *exec.Cmd
+	ctd    *ctdtest.Daemon
 	roots  int // skillbuild roots handed out
 	index  *index
 	podman bool // buildah and podman columns enabled
@@ -267,45 +269,12 @@ func (b *bench) ensureTools(ctx context.Context) error {
 // startContainerd starts a private containerd with its own root, state and
 // socket under the work directory.
 func (b *bench) startContainerd(ctx context.Context) error {
-	d := filepath.Join(b.dir, "containerd")
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return err
-	}
-	b.sock = filepath.Join(d, "containerd.sock")
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-`, filepath.Join(d, "root"), filepath.Join(d, "state"), b.sock, b.sock+".ttrpc")
-	if err := os.WriteFile(filepath.Join(d, "config.toml"), []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	logf, err := os.Create(filepath.Join(d, "containerd.log"))
+	d, err := ctdtest.Start(filepath.Join(b.dir, "containerd"), b.cleanEnv())
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("containerd", "--config", filepath.Join(d, "config.toml"))
-	cmd.Env = b.cleanEnv()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start containerd: %w", err)
-	}
-	b.ctd = cmd
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := b.exec(ctx, nil, []string{"ctr", "--address", b.sock, "version"}); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("containerd did not answer on %s within 20s (log: %s)", b.sock, logf.Name())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	b.ctd, b.sock = d, d.Socket
+	return nil
 }
 
 // close stops the daemons and, unless -keep, removes the work directory.
@@ -317,16 +286,7 @@ func (b *bench) close() {
 		// Unmount buildah/podman's overlay storage before removing it.
 		exec.Command("podman", append(b.podmanArgs(), "system", "reset", "--force")...).Run() //nolint:errcheck
 	}
-	if b.ctd != nil && b.ctd.Process != nil {
-		b.ctd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
-		done := make(chan struct{})
-		go func() { b.ctd.Wait(); close(done) }() //nolint:errcheck
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			syscall.Kill(-b.ctd.Process.Pid, syscall.SIGKILL) //nolint:errcheck
-		}
-	}
+	b.ctd.Stop()
 	if b.logf != nil {
 		b.logf.Close()
 	}

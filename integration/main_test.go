@@ -10,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/distribution/reference"
+	"github.com/skillbuild/skillbuild/integration/ctdtest"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
 )
 
@@ -24,13 +24,12 @@ import (
 // its embedded BuildKit, and real pip. A daemon that does not start fails
 // the suite; nothing here is skipped silently.
 var env struct {
-	dir     string // everything the suite creates lives here
-	socket  string // the private containerd's socket
-	root    string // skillbuild --root
-	bin     string // the skillbuild binary under test
-	base    string // base image reference (a Debian bookworm python3)
-	ctdLog  string
-	ctdProc *exec.Cmd
+	dir    string // everything the suite creates lives here
+	socket string // the private containerd's socket
+	root   string // skillbuild --root
+	bin    string // the skillbuild binary under test
+	base   string // base image reference (a Debian bookworm python3)
+	ctd    *ctdtest.Daemon
 }
 
 // Namespace is the containerd namespace the suite's skillbuild uses.
@@ -77,44 +76,15 @@ func setup() (int, error) {
 		return 0, err
 	}
 	env.dir = dir
-	env.socket = filepath.Join(dir, "containerd.sock")
 	env.root = filepath.Join(dir, "sbroot")
-	env.ctdLog = filepath.Join(dir, "containerd.log")
 	env.base = baseRef
 
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-`, filepath.Join(dir, "ctd-root"), filepath.Join(dir, "ctd-state"), env.socket, env.socket+".ttrpc")
-	if err := os.WriteFile(filepath.Join(dir, "containerd.toml"), []byte(cfg), 0o600); err != nil {
-		return 0, err
-	}
-	logf, err := os.Create(env.ctdLog)
+	ctd, err := ctdtest.Start(filepath.Join(dir, "containerd"), cleanEnv())
 	if err != nil {
 		return 0, err
 	}
-	cmd := exec.Command("containerd", "--config", filepath.Join(dir, "containerd.toml"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start containerd: %w", err)
-	}
-	env.ctdProc = cmd
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if exec.Command("ctr", "--address", env.socket, "version").Run() == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("containerd did not answer on %s within 20s", env.socket)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	env.ctd = ctd
+	env.socket = ctd.Socket
 
 	env.bin = filepath.Join(dir, "skillbuild")
 	gobuild := exec.Command("go", "build", "-o", env.bin, "..")
@@ -133,47 +103,18 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 }
 
 func teardown() {
-	if env.ctdProc != nil && env.ctdProc.Process != nil {
-		env.ctdProc.Process.Signal(syscall.SIGTERM) //nolint:errcheck
-		done := make(chan struct{})
-		go func() { env.ctdProc.Wait(); close(done) }() //nolint:errcheck
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			syscall.Kill(-env.ctdProc.Process.Pid, syscall.SIGKILL) //nolint:errcheck
-		}
-	}
+	env.ctd.Stop()
 	if env.dir != "" && os.Getenv("SKILLBUILD_TEST_KEEP") == "" {
 		// Unmount anything the daemon left behind before removing its root.
-		if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-			var mps []string
-			for _, l := range strings.Split(string(b), "\n") {
-				f := strings.Fields(l)
-				if len(f) > 4 && strings.HasPrefix(f[4], env.dir) {
-					mps = append(mps, f[4])
-				}
-			}
-			for i := len(mps) - 1; i >= 0; i-- {
-				syscall.Unmount(mps[i], syscall.MNT_DETACH) //nolint:errcheck
-			}
-		}
+		ctdtest.UnmountUnder(env.dir)
 		os.RemoveAll(env.dir)
 	}
 }
 
 func dumpLog() {
-	if env.ctdLog == "" {
-		return
+	if env.ctd != nil {
+		fmt.Fprintf(os.Stderr, "--- last lines of the private containerd's log (%s):\n%s\n", env.ctd.Log, env.ctd.Tail(60))
 	}
-	b, err := os.ReadFile(env.ctdLog)
-	if err != nil {
-		return
-	}
-	lines := strings.Split(string(b), "\n")
-	if len(lines) > 60 {
-		lines = lines[len(lines)-60:]
-	}
-	fmt.Fprintf(os.Stderr, "--- last lines of the private containerd's log (%s):\n%s\n", env.ctdLog, strings.Join(lines, "\n"))
 }
 
 // cleanEnv is the whole environment of every process the suite starts:
