@@ -91,16 +91,7 @@ func BenchmarkRunCLI(b *testing.B) {
 			b.Fatalf("skillbuild run: %v: %s", err, out)
 		}
 	}
-	one()
-	ds := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		t0 := time.Now()
-		one()
-		ds = append(ds, time.Since(t0))
-	}
-	b.StopTimer()
-	reportLatency(b, ds)
+	measure(b, one)
 }
 
 // BenchmarkCtrRun: `ctr run --rm` of the same image and program, for
@@ -117,16 +108,7 @@ func BenchmarkCtrRun(b *testing.B) {
 			b.Fatalf("ctr run: %v: %s", err, out)
 		}
 	}
-	one()
-	ds := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for range b.N {
-		t0 := time.Now()
-		one()
-		ds = append(ds, time.Since(t0))
-	}
-	b.StopTimer()
-	reportLatency(b, ds)
+	measure(b, one)
 }
 
 // BenchmarkRunConcurrent: b.N runs of print(1) through one Runner by 8 and
@@ -169,4 +151,20 @@ func BenchmarkRunConcurrent(b *testing.B) {
 			reportLatency(b, ds)
 		})
 	}
+}
+
+// measure warms up with one call, then times b.N sequential calls of one
+// and reports their latency percentiles.
+func measure(b *testing.B, one func()) {
+	b.Helper()
+	one()
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		one()
+		ds = append(ds, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatency(b, ds)
 }
