@@ -10,7 +10,6 @@ sb() { env -i PATH="$PATH" HOME="$dir" "$bin" --address "$sock" --root "$dir/roo
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "containerd on $sock (log: $dir/containerd/containerd.log)"
-if ! sb base import --help >/dev/null; then exit 1; fi
 if ! ctr --address "$sock" -n skillbuild images ls -q | grep -qx "$base"; then
   step "importing the python base rootfs as $base"
   sb base import --rootfs "$rootfs" --name "$base"
@@ -31,12 +30,7 @@ set +e; sb install --progress quiet --base "$base" --find-links "$dir/wheels" sk
 code='import pkgx; result = {"pkgx": pkgx.__version__, "greeting": pkgx.greet(inputs["who"])}'
 for s in skill-a skill-b; do
   step "run in $s"
-  if sb run --help >/dev/null 2>&1 && sb run --help | grep -q -- '--code'; then
-    sb run --json -c "$code" --inputs '{"who": "'"$s"'"}' "$s"
-  else
-    ctr --address "$sock" -n skillbuild run --rm "docker.io/library/atom-skill:$s-v1" "demo-$s-$$" \
-      python3 -c 'import pkgx; print(pkgx.__version__, pkgx.greet("'"$s"'"))'
-  fi
+  sb run --json -c "$code" --inputs '{"who": "'"$s"'"}' "$s"
 done
 step "done: images in containerd namespace skillbuild"
 ctr --address "$sock" -n skillbuild images ls -q | grep atom-skill
