@@ -41,15 +41,15 @@ func (s *sbRunner) run(ctx context.Context) (result, error) {
 		return r, err
 	}
 	var doc struct {
-		ExitCode int    `json:"exit_code"`
-		Stdout   string `json:"stdout"`
-		Error    string `json:"error"`
+		ExitCode int             `json:"exit_code"`
+		Stdout   string          `json:"stdout"`
+		Error    json.RawMessage `json:"error"` // null, or {type, message, traceback}
 	}
 	if err := json.Unmarshal(r.stdout, &doc); err != nil {
 		return r, fmt.Errorf("run --json output: %w", err)
 	}
 	if doc.ExitCode != 0 || strings.TrimSpace(doc.Stdout) != "1" {
-		return r, fmt.Errorf("run printed %q, exit %d, error %q", doc.Stdout, doc.ExitCode, doc.Error)
+		return r, fmt.Errorf("run printed %q, exit %d, error %s", doc.Stdout, doc.ExitCode, doc.Error)
 	}
 	return r, nil
 }
