@@ -68,17 +68,17 @@ type Package struct {
 
 // Result describes a finished build.
 type Result struct {
-	ImageTag  string        `json:"image_tag"` // short form, e.g. atom-skill:weather-v3
-	ImageName string        `json:"image_name"`
-	Digest    digest.Digest `json:"digest"`
-	Lock      sbllb.Lock    `json:"lock"`
-	Packages  []Package     `json:"packages"`
-	Labels    map[string]string
+	ImageTag  string            `json:"image_tag"` // short form, e.g. atom-skill:weather-v3
+	ImageName string            `json:"image_name"`
+	Digest    digest.Digest     `json:"digest"`
+	Lock      sbllb.Lock        `json:"lock"`
+	Packages  []Package         `json:"packages"`
+	Labels    map[string]string `json:"labels,omitempty"`
 	// Cached counts the steps BuildKit answered from cache; Executed the
 	// steps it ran, by name.
-	Cached   int
-	Executed []string
-	Logs     []string
+	Cached   int      `json:"cached_steps"`
+	Executed []string `json:"executed_steps"`
+	Logs     []string `json:"logs,omitempty"`
 }
 
 // session is what one solve needs besides the graph: the index proxy, the
