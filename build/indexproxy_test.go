@@ -340,14 +340,8 @@ func TestIndexProxyCloseEndsEverything(t *testing.T) {
 	sock := forwardedSocket(t, p, "index")
 
 	// An open CONNECT tunnel and an idle keep-alive connection.
-	tunnel, err := net.Dial("unix", sock)
-	require.NoError(t, err)
+	tunnel := openTunnel(t, sock, hostOf(tlsIndex))
 	defer tunnel.Close()
-	_, err = fmt.Fprintf(tunnel, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hostOf(tlsIndex), hostOf(tlsIndex))
-	require.NoError(t, err)
-	resp, err := http.ReadResponse(bufio.NewReader(oneByteReader{tunnel}), nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
 	idle, err := net.Dial("unix", sock)
 	require.NoError(t, err)
 	defer idle.Close()
@@ -360,6 +354,20 @@ func TestIndexProxyCloseEndsEverything(t *testing.T) {
 		assert.NoError(t, err)
 	}
 	require.NoError(t, p.Close(), "Close twice")
+}
+
+// openTunnel opens a CONNECT tunnel to host through the proxy socket and
+// returns the connection, positioned just after the 200 response.
+func openTunnel(t *testing.T, sock, host string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	require.NoError(t, err)
+	_, err = fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", host, host)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(oneByteReader{c}), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return c
 }
 
 // oneByteReader reads one byte at a time so that nothing past the
@@ -556,14 +564,8 @@ func TestIndexProxyTunnelLimits(t *testing.T) {
 			t.Cleanup(func() { require.NoError(t, p.Close()) })
 			sock := forwardedSocket(t, p, "index")
 
-			c, err := net.Dial("unix", sock)
-			require.NoError(t, err)
+			c := openTunnel(t, sock, hostOf(tlsIndex))
 			defer c.Close()
-			_, err = fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hostOf(tlsIndex), hostOf(tlsIndex))
-			require.NoError(t, err)
-			resp, err := http.ReadResponse(bufio.NewReader(oneByteReader{c}), nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, resp.StatusCode)
 			_, err = io.ReadAll(c)
 			assert.NoError(t, err)
 			require.Eventually(t, func() bool {
