@@ -194,16 +194,22 @@ func oneLine(s string) string {
 	return strings.ReplaceAll(s, "|", "/")
 }
 
-func (rep *report) buildTable(sb *strings.Builder, rows []buildRow) {
+// tableHeader writes a Markdown table's header row (scenario + cols) and
+// its separator row.
+func tableHeader(sb *strings.Builder, cols []string) {
 	sb.WriteString("| scenario |")
-	for _, c := range rep.buildCols {
+	for _, c := range cols {
 		sb.WriteString(" " + c + " |")
 	}
 	sb.WriteString("\n|---|")
-	for range rep.buildCols {
+	for range cols {
 		sb.WriteString("---|")
 	}
 	sb.WriteString("\n")
+}
+
+func (rep *report) buildTable(sb *strings.Builder, rows []buildRow) {
+	tableHeader(sb, rep.buildCols)
 	for _, r := range rows {
 		fmt.Fprintf(sb, "| %s |", r.sc.name)
 		ref := r.cells[colSB]
@@ -298,16 +304,9 @@ func (rep *report) markdown() string {
 }
 
 func (rep *report) runTable(sb *strings.Builder) {
-	sb.WriteString("| scenario |")
-	for _, c := range rep.runOrder {
-		sb.WriteString(" " + c + " |")
-	}
-	sb.WriteString("\n|---|")
-	for range rep.runOrder {
-		sb.WriteString("---|")
-	}
+	tableHeader(sb, rep.runOrder)
 	ref := rep.runCells[colSBRun]
-	fmt.Fprintf(sb, "\n| `print(1)` latency p50 / p95 (%d runs, create → result → cleanup) |", rep.latencyRuns)
+	fmt.Fprintf(sb, "| `print(1)` latency p50 / p95 (%d runs, create → result → cleanup) |", rep.latencyRuns)
 	for _, c := range rep.runOrder {
 		cell := rep.runCells[c]
 		if cell.err != nil && len(cell.latency) < rep.latencyRuns {
