@@ -9,12 +9,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
-	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
@@ -48,6 +47,12 @@ type Request struct {
 	// SingleLayer); the zero value is one layer per distribution up to
 	// llb.DefaultMaxLayers.
 	Layers sbllb.InstallOpts
+	// Outputs are where the image goes besides containerd (OCIArchive,
+	// OCILayout); a builder without containerd needs one, or Load.
+	Outputs []Output
+	// Load brings the result of an embedded-oci or remote build into the
+	// engine's containerd (the embedded builder always stores it there).
+	Load bool
 }
 
 // Package is a name and version in a built image.
@@ -81,6 +86,8 @@ type solveSession struct {
 	locals      map[string]fsutil.FS
 	col         *collector
 	closers     []func() error
+	base        baseImage                // where the base image is resolved
+	ociStores   map[string]content.Store // session content stores (a base archive or layout)
 }
 
 func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
@@ -105,6 +112,10 @@ func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 			return nil, fmt.Errorf("find-links directory %s: %w", dir, errdefs.ErrInvalidArgument)
 		}
 		ss.locals[sbllb.FindLinksName(i)] = fs
+	}
+	if err := e.useBase(ss); err != nil {
+		ss.close()
+		return nil, err
 	}
 	return ss, nil
 }
@@ -154,6 +165,7 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 	resp, err := e.client.Build(ctx, bkclient.SolveOpt{
 		Exports:     exports,
 		LocalMounts: ss.locals,
+		OCIStores:   ss.ociStores,
 		Session:     ss.attachables,
 	}, "skillbuild", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 		return buildFn(ctx, c, fail)
@@ -182,14 +194,12 @@ type resolved struct {
 // so it is ready (cached) when the install steps need it.
 func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, fail func(error) error) (*resolved, error) {
 	s := ss.skill
-	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, sourceresolver.Opt{
-		ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: llb.ResolveModePreferLocal.String()},
-	})
+	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, ss.base.resolveOpt())
 	if err != nil {
-		return nil, fail(baseMissing(s.Base, err))
+		return nil, fail(ss.base.missing(s.Base, err))
 	}
 	r := &resolved{baseCfg: cfgBytes, baseRef: pinRef(s.Base, dgst), baseDgst: dgst}
-	base := sbllb.Base(r.baseRef)
+	base := ss.base.state(r.baseRef)
 	r.venv = sbllb.Venv(base, s)
 	if len(s.Requirements) == 0 {
 		return r, nil
@@ -268,26 +278,23 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	defer ss.close()
 
-	staging := stagingName(e.opts.root, s.ID)
-	is := e.ctd.ImageService()
+	outs, exports, err := e.outputs(ctx, req, s.ID, finalName)
+	if err != nil {
+		if req.Status != nil {
+			close(req.Status)
+		}
+		return nil, err
+	}
 	defer func() {
-		// The staging name never outlives the build.
-		is.Delete(context.WithoutCancel(ctx), staging) //nolint:errcheck
+		for _, o := range outs {
+			o.discard(context.WithoutCancel(ctx))
+		}
 	}()
 
 	var (
 		r         *resolved
 		gateLabel map[string]string
 	)
-	exports := []bkclient.ExportEntry{{
-		Type: bkclient.ExporterImage,
-		Attrs: map[string]string{
-			"name":              staging,
-			"unpack":            "true",
-			"store":             "true",
-			"source-date-epoch": "0",
-		},
-	}}
 	resp, err := e.run(ctx, ss, exports, req.Status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
 		var err error
 		r, err = resolve(ctx, c, ss, req.Refresh, true, fail)
@@ -328,6 +335,9 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 			return nil, fail(err)
 		}
 		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+		// The base's layers are kept as they are when timestamps are
+		// rewritten (exportAttrs): only the skill's own layers are.
+		res.AddMeta(exptypes.ExporterImageBaseConfigKey, r.baseCfg)
 		return res, nil
 	})
 	if err != nil {
@@ -337,14 +347,6 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		return &Result{Cached: cached, Executed: executed, Logs: ss.col.logLines()}, err
 	}
 
-	dgst, err := digest.Parse(resp.ExporterResponse[exptypes.ExporterImageDigestKey])
-	if err != nil {
-		return nil, fmt.Errorf("exporter returned no image digest: %w", err)
-	}
-	img, err := is.Get(ctx, staging)
-	if err != nil {
-		return nil, fmt.Errorf("exported image %s: %w", staging, err)
-	}
 	pkgs := make([]Package, len(r.lock))
 	for i, d := range r.lock {
 		pkgs[i] = Package{Name: d.Name, Version: d.Version}
@@ -356,15 +358,21 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		labels.Packages:     fmt.Sprint(len(r.lock)),
 		labels.BaseDigest:   r.baseDgst.String(),
 	}
-	// Tag last: only now does the skill's name point at the new image.
-	if err := store.SetTag(ctx, e.ctd, images.Image{Name: finalName, Target: img.Target, Labels: recordLabels}); err != nil {
+	img, err := exportedImage(finalName, resp.ExporterResponse, recordLabels)
+	if err != nil {
 		return nil, err
+	}
+	// Tag last: only now does the skill's name appear anywhere.
+	for _, o := range outs {
+		if err := o.commit(ctx, img); err != nil {
+			return nil, err
+		}
 	}
 	cached, executed := ss.col.counts()
 	return &Result{
 		ImageTag:  store.Familiar(finalName),
 		ImageName: finalName,
-		Digest:    dgst,
+		Digest:    img.desc.Digest,
 		Lock:      r.lock,
 		Packages:  pkgs,
 		Labels:    gateLabel,

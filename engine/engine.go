@@ -50,6 +50,7 @@ type Engine struct {
 	closed bool
 	cg     *buildCgroup
 	worker *base.Worker
+	remote bool // a buildkitd elsewhere: only clients here (remote.go)
 	// gcPolicy is BuildKit's default cache policy for this disk, applied
 	// by dailyGC.
 	gcPolicy []bkclient.PruneInfo
@@ -91,7 +92,15 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 			return nil, err
 		}
 	}
+	if remoteBuilder(o.builder) {
+		return newRemote(ctx, o)
+	}
 	stateDir := filepath.Join(o.root, "buildkit")
+	if o.builder == BuilderEmbeddedOCI {
+		// Its own cache database: records of one worker mean nothing to
+		// the other.
+		stateDir = filepath.Join(stateDir, "oci")
+	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
@@ -105,15 +114,19 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 		}
 	}()
 
-	c, err := store.Dial(ctx, o.address, o.namespace)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if retErr != nil {
-			c.Close()
+	// The OCI worker needs no containerd; one is dialled only to load a
+	// result into it.
+	var c *ctd.Client
+	if o.builder == BuilderEmbedded {
+		if c, err = store.Dial(ctx, o.address, o.namespace); err != nil {
+			return nil, err
 		}
-	}()
+		defer func() {
+			if retErr != nil {
+				c.Close()
+			}
+		}()
+	}
 
 	// BuildKit creates per-mount temporary directories (SSH sockets) in
 	// $TMPDIR; keep them inside our state root instead of littering /tmp.
@@ -162,21 +175,26 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 	if err != nil {
 		return err
 	}
-	wopt, err := ctdworker.NewWorkerOpt(ctdworker.WorkerOptions{
-		Root:            stateDir,
-		Address:         o.address,
-		SnapshotterName: o.snapshotter,
-		Namespace:       o.namespace,
-		CgroupParent:    e.opts.cgroupParent,
-		Labels:          map[string]string{"org.skillbuild.worker": "embedded"},
-		// Every exec sets its network mode explicitly; "host" here only
-		// avoids probing for CNI, which skillbuild never uses.
-		// CNI.Root also roots BuildKit's proxy-network namespaces; left
-		// empty it would be the working directory.
-		NetworkOpt: netproviders.Opt{Mode: "host", CNI: cniprovider.Opt{Root: stateDir}},
-	}, ctd.WithTimeout(60*time.Second))
+	var wopt base.WorkerOpt
+	if o.builder == BuilderEmbeddedOCI {
+		wopt, err = e.ociWorkerOpt(stateDir)
+	} else {
+		wopt, err = ctdworker.NewWorkerOpt(ctdworker.WorkerOptions{
+			Root:            stateDir,
+			Address:         o.address,
+			SnapshotterName: o.snapshotter,
+			Namespace:       o.namespace,
+			CgroupParent:    e.opts.cgroupParent,
+			Labels:          map[string]string{"org.skillbuild.worker": "embedded"},
+			// Every exec sets its network mode explicitly; "host" here only
+			// avoids probing for CNI, which skillbuild never uses.
+			// CNI.Root also roots BuildKit's proxy-network namespaces; left
+			// empty it would be the working directory.
+			NetworkOpt: netproviders.Opt{Mode: "host", CNI: cniprovider.Opt{Root: stateDir}},
+		}, ctd.WithTimeout(60*time.Second))
+	}
 	if err != nil {
-		return fmt.Errorf("containerd worker: %w", err)
+		return fmt.Errorf("%s worker: %w", o.builder, err)
 	}
 	// No background GC: BuildKit fires it a second after start and after
 	// solves, so in a CLI process it would compete with the build it serves
@@ -268,6 +286,9 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	if e.remote {
+		return e.closeRemote()
+	}
 	var errs []error
 	if e.client != nil {
 		errs = append(errs, e.client.Close())
