@@ -175,6 +175,9 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 		if funcErr != nil {
 			return nil, funcErr
 		}
+		if gone := e.builderGone(ctx, err); gone != nil {
+			return nil, gone
+		}
 		return nil, explain(ctx, err, ss.skill, ss.origIndex, ss.col)
 	}
 	return resp, nil

@@ -135,6 +135,22 @@ func newRemote(ctx context.Context, o options) (*Engine, error) {
 	return &Engine{opts: o, client: cl, remote: true}, nil
 }
 
+// builderGone tells a remote builder that stopped answering during a
+// solve (killed, restarted, network cut) from a failed build: it is a
+// temporary failure, errdefs.ErrUnavailable with the builder's address.
+func (e *Engine) builderGone(ctx context.Context, solveErr error) error {
+	if !e.remote || ctx.Err() != nil {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), builderAnswerTimeout)
+	defer cancel()
+	if _, err := e.client.ListWorkers(actx); err == nil {
+		return nil
+	}
+	return fmt.Errorf("builder %s stopped answering during the build (%s); nothing was tagged, try again: %w",
+		e.opts.builder, firstLine(solveErr.Error()), errdefs.ErrUnavailable)
+}
+
 // containerd returns the engine's containerd client, connecting on first
 // use when the builder does not need one itself (embedded-oci and remote
 // builders reach containerd only to load a result).

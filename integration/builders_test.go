@@ -16,9 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images/archive"
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/mounts"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,10 +41,20 @@ var suiteBaseArchive struct {
 // baseArchive is the suite's base image exported from its containerd as
 // an OCI archive: the same image, so every builder starts from the same
 // base layer.
-func baseArchive(t *testing.T) string {
+func baseArchive(t testing.TB) string {
 	t.Helper()
 	suiteBaseArchive.once.Do(func() {
-		c := suiteClient(t)
+		c, err := client.New(env.socket, client.WithDefaultNamespace(namespace))
+		if err != nil {
+			suiteBaseArchive.err = err
+			return
+		}
+		defer c.Close()
+		named, err := reference.ParseNormalizedNamed(env.base)
+		if err != nil {
+			suiteBaseArchive.err = err
+			return
+		}
 		p := filepath.Join(env.dir, "base.oci.tar")
 		f, err := os.Create(p)
 		if err != nil {
@@ -48,7 +62,7 @@ func baseArchive(t *testing.T) string {
 			return
 		}
 		defer f.Close()
-		suiteBaseArchive.err = c.Export(context.Background(), f, archive.WithImage(c.ImageService(), fullName(t, env.base)))
+		suiteBaseArchive.err = c.Export(context.Background(), f, archive.WithImage(c.ImageService(), reference.TagNameOnly(named).String()))
 		suiteBaseArchive.path = p
 	})
 	require.NoError(t, suiteBaseArchive.err)
@@ -57,11 +71,14 @@ func baseArchive(t *testing.T) string {
 
 // newRoot is a fresh skillbuild state root holding the suite's
 // vulnerability database (another client of a shared builder).
-func newRoot(t *testing.T) string {
+func newRoot(t testing.TB) string {
 	t.Helper()
 	root, err := os.MkdirTemp(env.dir, "root-")
 	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(root) })
+	t.Cleanup(func() {
+		mounts.UnmountUnder(root) //nolint:errcheck // never remove through a mount
+		os.RemoveAll(root)
+	})
 	out, err := exec.Command("cp", "-a", scan.Dir(env.root), scan.Dir(root)).CombinedOutput()
 	require.NoError(t, err, string(out))
 	return root
@@ -140,12 +157,14 @@ func TestBuildersProduceTheSameImage(t *testing.T) {
 
 	// embedded-oci: no containerd reachable at all.
 	archiveFile := filepath.Join(t.TempDir(), "same-image.tar")
-	oci, r := installOn(t, []string{"--root", newRoot(t), "--address", noContainerd, "--builder", "embedded-oci", "--base-archive", baseArchive(t)},
+	ociRoot := newRoot(t)
+	oci, r := installOn(t, []string{"--root", ociRoot, "--address", noContainerd, "--builder", "embedded-oci", "--base-archive", baseArchive(t)},
 		srv, "same-image", []string{"--output", "oci-archive=" + archiveFile}, "same-a==1.0")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.True(t, oci.Success)
 	assert.Equal(t, want, archiveLayers(t, archiveFile), "embedded-oci layers")
 	assert.Equal(t, emb.Digest, oci.Digest, "embedded-oci image digest")
+	assertNoEngineLeftovers(t, ociRoot)
 
 	// A buildkitd on a unix socket, into an OCI layout and loaded into
 	// the suite's containerd under another repository.
@@ -251,8 +270,8 @@ func TestBuilderRemoteDyingMidBuildLeavesNoTag(t *testing.T) {
 	args = append(args, "install", "--json", "--progress", "plain", "--allow-sdist", "--base", env.base, "--index-url", srv.URL(),
 		"--load", "--repo", "dies", "--output", "oci-archive="+archiveFile, "--output", "oci-layout="+layout, "dies-mid-build", "slowremote")
 	cmd := sbCmd(args...)
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
+	stderr, stdout := &syncBuffer{}, &syncBuffer{}
+	cmd.Stderr, cmd.Stdout = stderr, stdout
 	require.NoError(t, cmd.Start())
 	// Wait until the sdist's code runs in a step on the builder, then kill
 	// the builder.
@@ -265,7 +284,9 @@ func TestBuilderRemoteDyingMidBuildLeavesNoTag(t *testing.T) {
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, stderr.String())
-	assert.NotEqual(t, 0, ee.ExitCode(), stderr.String())
+	assert.Equal(t, 75, ee.ExitCode(), "a builder that went away is a temporary failure: %s", stderr.String())
+	res := parseInstall(t, result{stdout: stdout.String()})
+	assert.Contains(t, res.Error, d.Addr, "the error names the builder")
 
 	assert.False(t, imageExists(t, "dies:dies-mid-build-v1"), "no tag in containerd")
 	entries, err := os.ReadDir(out)
@@ -275,4 +296,17 @@ func TestBuilderRemoteDyingMidBuildLeavesNoTag(t *testing.T) {
 	}
 	_, err = os.Stat(filepath.Join(layout, "index.json"))
 	assert.True(t, os.IsNotExist(err), "no name in the layout")
+}
+
+// assertNoEngineLeftovers checks that an embedded engine on root left no
+// mount under it and no build cgroup behind.
+func assertNoEngineLeftovers(t *testing.T, root string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), root, "mounts left under the state root")
+	name := "skillbuild-" + digest.FromString(root).Encoded()[:12]
+	entries, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+	more, _ := filepath.Glob("/sys/fs/cgroup/" + name)
+	assert.Empty(t, append(entries, more...), "build cgroups left behind")
 }

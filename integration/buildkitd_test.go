@@ -45,7 +45,7 @@ var buildkitdBin struct {
 // buildkitdBinary builds buildkitd from the BuildKit version in go.mod,
 // once per version and Go release (cached in the user cache directory:
 // a cold build takes minutes on two cores).
-func buildkitdBinary(t *testing.T) string {
+func buildkitdBinary(t testing.TB) string {
 	t.Helper()
 	buildkitdBin.once.Do(func() {
 		buildkitdBin.path, buildkitdBin.err = buildBuildkitd()
@@ -95,7 +95,7 @@ func buildBuildkitd() (string, error) {
 // startBuildkitd starts a buildkitd on a unix socket, or with tls on
 // 127.0.0.1 with mutual TLS from a fresh test CA. It is stopped, and its
 // root unmounted and removed, when the test ends.
-func startBuildkitd(t *testing.T, tls bool) *buildkitd {
+func startBuildkitd(t testing.TB, tls bool) *buildkitd {
 	t.Helper()
 	bin := buildkitdBinary(t)
 	dir, err := os.MkdirTemp(env.dir, "buildkitd-")
@@ -187,7 +187,7 @@ func tailFile(path string, n int) string {
 	return tailString(string(b), n)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -203,7 +203,7 @@ type testCerts struct {
 	OtherCA string
 }
 
-func newTestCerts(t *testing.T, dir string) *testCerts {
+func newTestCerts(t testing.TB, dir string) *testCerts {
 	t.Helper()
 	caKey, caCert, caPEM := newCA(t, "skillbuild test CA")
 	_, _, otherPEM := newCA(t, "another CA")
@@ -215,7 +215,7 @@ func newTestCerts(t *testing.T, dir string) *testCerts {
 	return c
 }
 
-func newCA(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
+func newCA(t testing.TB, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -231,7 +231,7 @@ func newCA(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byt
 	return key, cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-func leafCert(t *testing.T, dir, name string, caKey *ecdsa.PrivateKey, ca *x509.Certificate, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+func leafCert(t testing.TB, dir, name string, caKey *ecdsa.PrivateKey, ca *x509.Certificate, usage x509.ExtKeyUsage) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -251,7 +251,7 @@ func leafCert(t *testing.T, dir, name string, caKey *ecdsa.PrivateKey, ca *x509.
 		writePEM(t, dir, name+"-key.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
 }
 
-func writePEM(t *testing.T, dir, name string, b []byte) string {
+func writePEM(t testing.TB, dir, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	require.NoError(t, os.WriteFile(p, b, 0o600))
