@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/skillbuild/skillbuild/labels"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
+	"github.com/skillbuild/skillbuild/spec"
 	"github.com/skillbuild/skillbuild/store"
 	"github.com/tonistiigi/fsutil"
 )
@@ -251,99 +253,131 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 // image only after everything succeeded. On failure it still returns a
 // Result with the steps that ran and their logs (no image).
 func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
+	b, err := e.prepare(req)
+	if err != nil {
+		if req.Status != nil {
+			close(req.Status)
+		}
+		return nil, err
+	}
+	defer b.close(ctx)
+	resp, err := e.run(ctx, b.ss, b.exports(), req.Status, b.solve)
+	if err != nil {
+		// What ran before the failure is part of the answer (a refusal
+		// must show that nothing was installed).
+		cached, executed := b.ss.col.counts()
+		return &Result{Cached: cached, Executed: executed, Logs: b.ss.col.logLines()}, err
+	}
+	return e.tag(ctx, b, resp)
+}
+
+// build is one Build in progress: what prepare fixed, and what the solve
+// learnt (the resolution and the verdict's labels).
+type build struct {
+	req        Request
+	finalName  string
+	specDigest digest.Digest
+	staging    string
+	ss         *solveSession
+	is         images.Store
+	r          *resolved
+	gateLabel  map[string]string
+}
+
+// prepare names the image, digests the spec and opens the solve session.
+func (e *Engine) prepare(req Request) (*build, error) {
 	s := req.Skill
 	finalName, err := store.ImageName(s.Tag())
 	if err != nil {
-		if req.Status != nil {
-			close(req.Status)
-		}
 		return nil, err
+	}
+	sd, err := spec.Digest(s, spec.Layering{MaxLayers: req.Layers.MaxLayers, SingleLayer: req.Layers.SingleLayer})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	ss, err := e.newSession(s)
 	if err != nil {
-		if req.Status != nil {
-			close(req.Status)
-		}
 		return nil, err
 	}
-	defer ss.close()
+	return &build{req: req, finalName: finalName, specDigest: sd, staging: stagingName(e.opts.root, s.ID), ss: ss, is: e.ctd.ImageService()}, nil
+}
 
-	staging := stagingName(e.opts.root, s.ID)
-	is := e.ctd.ImageService()
-	defer func() {
-		// The staging name never outlives the build.
-		is.Delete(context.WithoutCancel(ctx), staging) //nolint:errcheck
-	}()
+// close ends the session; the staging name never outlives the build.
+func (b *build) close(ctx context.Context) {
+	b.is.Delete(context.WithoutCancel(ctx), b.staging) //nolint:errcheck
+	b.ss.close()
+}
 
-	var (
-		r         *resolved
-		gateLabel map[string]string
-	)
-	exports := []bkclient.ExportEntry{{
+// exports stores the image under its staging name, unpacked.
+func (b *build) exports() []bkclient.ExportEntry {
+	return []bkclient.ExportEntry{{
 		Type: bkclient.ExporterImage,
 		Attrs: map[string]string{
-			"name":              staging,
+			"name":              b.staging,
 			"unpack":            "true",
 			"store":             "true",
 			"source-date-epoch": "0",
 		},
 	}}
-	resp, err := e.run(ctx, ss, exports, req.Status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
-		var err error
-		r, err = resolve(ctx, c, ss, req.Refresh, true, fail)
-		if err != nil {
-			return nil, err
-		}
-		if req.Gate != nil {
-			if gateLabel, err = req.Gate(ctx, r.lock); err != nil {
-				return nil, fail(err)
-			}
-		}
-		lo := req.Layers
-		lo.Trusted = ss.trusted
-		installed, err := sbllb.Install(r.venv, ss.skill, r.lock, lo)
-		if err != nil {
-			return nil, fail(err)
-		}
-		if err := checkLayers(ctx, c, installed, ss.skill, len(r.lock), fail); err != nil {
-			return nil, err
-		}
-		def, err := installed.Root.Marshal(ctx)
-		if err != nil {
-			return nil, fail(err)
-		}
-		res, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
-		if err != nil {
-			return nil, err
-		}
-		extra := map[string]string{}
-		for k, v := range req.Labels {
-			extra[k] = v
-		}
-		for k, v := range gateLabel {
-			extra[k] = v
-		}
-		cfg, err := sbllb.ImageConfig(r.baseCfg, s, r.lock, r.baseRef, r.baseDgst, extra)
-		if err != nil {
-			return nil, fail(err)
-		}
-		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
-		return res, nil
-	})
-	if err != nil {
-		// What ran before the failure is part of the answer (a refusal
-		// must show that nothing was installed).
-		cached, executed := ss.col.counts()
-		return &Result{Cached: cached, Executed: executed, Logs: ss.col.logLines()}, err
-	}
+}
 
+// solve is the build function: resolve, gate, install, image config.
+func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
+	var err error
+	b.r, err = resolve(ctx, c, b.ss, b.req.Refresh, true, fail)
+	if err != nil {
+		return nil, err
+	}
+	if b.req.Gate != nil {
+		if b.gateLabel, err = b.req.Gate(ctx, b.r.lock); err != nil {
+			return nil, fail(err)
+		}
+	}
+	res, err := b.install(ctx, c, fail)
+	if err != nil {
+		return nil, err
+	}
+	extra := map[string]string{}
+	maps.Copy(extra, b.req.Labels)
+	maps.Copy(extra, b.gateLabel)
+	cfg, err := sbllb.ImageConfig(b.r.baseCfg, b.req.Skill, b.r.lock, b.r.baseRef, b.r.baseDgst, extra)
+	if err != nil {
+		return nil, fail(err)
+	}
+	res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+	return res, nil
+}
+
+// install solves the per-distribution layers over the venv, checked for
+// files two distributions write.
+func (b *build) install(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
+	lo := b.req.Layers
+	lo.Trusted = b.ss.trusted
+	installed, err := sbllb.Install(b.r.venv, b.ss.skill, b.r.lock, lo)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if err := checkLayers(ctx, c, installed, b.ss.skill, len(b.r.lock), fail); err != nil {
+		return nil, err
+	}
+	def, err := installed.Root.Marshal(ctx)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+}
+
+// tag points the skill's name at the exported image (tag last: only now
+// does the name change) and describes the result.
+func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse) (*Result, error) {
+	s, r := b.req.Skill, b.r
 	dgst, err := digest.Parse(resp.ExporterResponse[exptypes.ExporterImageDigestKey])
 	if err != nil {
 		return nil, fmt.Errorf("exporter returned no image digest: %w", err)
 	}
-	img, err := is.Get(ctx, staging)
+	img, err := b.is.Get(ctx, b.staging)
 	if err != nil {
-		return nil, fmt.Errorf("exported image %s: %w", staging, err)
+		return nil, fmt.Errorf("exported image %s: %w", b.staging, err)
 	}
 	pkgs := make([]Package, len(r.lock))
 	for i, d := range r.lock {
@@ -355,22 +389,22 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		labels.LockDigest:   r.lock.Digest().String(),
 		labels.Packages:     fmt.Sprint(len(r.lock)),
 		labels.BaseDigest:   r.baseDgst.String(),
+		labels.SpecDigest:   b.specDigest.String(),
 	}
-	// Tag last: only now does the skill's name point at the new image.
-	if err := store.SetTag(ctx, e.ctd, images.Image{Name: finalName, Target: img.Target, Labels: recordLabels}); err != nil {
+	if err := store.SetTag(ctx, e.ctd, images.Image{Name: b.finalName, Target: img.Target, Labels: recordLabels}); err != nil {
 		return nil, err
 	}
-	cached, executed := ss.col.counts()
+	cached, executed := b.ss.col.counts()
 	return &Result{
-		ImageTag:  store.Familiar(finalName),
-		ImageName: finalName,
+		ImageTag:  store.Familiar(b.finalName),
+		ImageName: b.finalName,
 		Digest:    dgst,
 		Lock:      r.lock,
 		Packages:  pkgs,
-		Labels:    gateLabel,
+		Labels:    b.gateLabel,
 		Cached:    cached,
 		Executed:  executed,
-		Logs:      ss.col.logLines(),
+		Logs:      b.ss.col.logLines(),
 	}, nil
 }
 
