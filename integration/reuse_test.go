@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,28 +42,6 @@ func osvExport(t *testing.T, records map[string][2]string) string {
 	path := filepath.Join(t.TempDir(), "osv.zip")
 	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
 	return path
-}
-
-// sbRoot runs skillbuild with its own state root, failing the test when
-// the command does not finish within limit.
-func sbRoot(t *testing.T, root string, limit time.Duration, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, env.bin, append([]string{"--address", env.socket, "--namespace", namespace, "--root", root}, args...)...)
-	cmd.Env = cleanEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	require.NoError(t, ctx.Err(), "skillbuild %v did not finish within %s; stderr: %s", args, limit, tailString(errb.String(), 1500))
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("skillbuild %v: %v", args, err)
-	}
-	t.Logf("skillbuild %s → exit %d\nstderr (tail): %s", strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
-	return r
 }
 
 // TestInstallUnchangedSkillStartsNoEngine: installing a skill again with

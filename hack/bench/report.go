@@ -362,17 +362,7 @@ func (rep *report) targets(sb *strings.Builder) {
 			fmt.Fprintf(sb, "| scan, %s | ≤ 50 ms | %s | %s |\n", r.name, secs(m), verdict(m <= 50*time.Millisecond))
 		}
 	}
-	var all []int64
-	for _, rows := range [][]buildRow{rep.builds, rep.builds30} {
-		for _, r := range rows {
-			if c := r.cells[colSB]; c != nil {
-				for _, s := range c.samples {
-					all = append(all, s.rss)
-				}
-			}
-		}
-	}
-	if len(all) > 0 {
+	if all := rep.buildRSSSamples(); len(all) > 0 {
 		peak := slices.Max(all)
 		fmt.Fprintf(sb, "| peak RSS of a build | ≤ 150 MiB | %s | %s |\n", mib(peak), verdict(peak <= 150*1024))
 	}
@@ -429,7 +419,10 @@ func (rep *report) runTable(sb *strings.Builder) {
 		"spec (memory/CPU/pids limits, seccomp, no capabilities, tmpfs /tmp, loopback-only netns) and its runner protocol.\n")
 }
 
-func (rep *report) buildRSS() string {
+func (rep *report) buildRSS() string { return rssStats(rep.buildRSSSamples()) }
+
+// buildRSSSamples is the peak RSS (KiB) of every skillbuild build run.
+func (rep *report) buildRSSSamples() []int64 {
 	var all []int64
 	for _, rows := range [][]buildRow{rep.builds, rep.builds30} {
 		for _, r := range rows {
@@ -440,7 +433,7 @@ func (rep *report) buildRSS() string {
 			}
 		}
 	}
-	return rssStats(all)
+	return all
 }
 
 func rssStats(k []int64) string {
