@@ -41,6 +41,10 @@ bench: base-rootfs build ## benchmarks against host pip, buildah, ctr and podman
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./scan/
 	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) run ./hack/bench -bin $(BIN) -rootfs $(ROOTFS) -out BENCHMARKS.md
 
+.PHONY: bench-quick
+bench-quick: base-rootfs build ## the benchmark for iteration: 3 runs a row, no 30-distribution rows, report on stdout only
+	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) run ./hack/bench -bin $(BIN) -rootfs $(ROOTFS) -runs 3 -skip-30 -out ''
+
 .PHONY: docs
 docs: ## regenerate docs/cli.md from the CLI
 	SKILLBUILD_UPDATE_DOCS=1 $(GO) test -run TestCLIDocsUpToDate ./cli

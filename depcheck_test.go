@@ -41,6 +41,11 @@ func TestArchitectureBoundaries(t *testing.T) {
 		"store": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", bk},
 		// the index proxy is the allow-list; it knows no build or image.
 		"indexproxy": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", ctdC, solver, control, workerBK},
+		// spec digests a skill's build inputs: a value, no daemon.
+		"spec": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", bk, ctd},
+		// reuse answers an unchanged skill from containerd alone: no BuildKit,
+		// so it can run before (instead of) starting an engine.
+		"reuse": {mod + "engine", mod + "llb", mod + "runtime", mod + "indexproxy", bk},
 		// engine owns BuildKit, not runs or verdicts.
 		"engine": {mod + "runtime", mod + "scan", mod + "cli"},
 	}

@@ -30,7 +30,7 @@ const (
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp()
 	app.Reader, app.Writer, app.ErrWriter = stdin, stdout, stderr
-	return report(stderr, app.RunContext(ctx, args))
+	return report(stderr, app.RunContext(ctx, interspersed(app, args)))
 }
 
 // newApp is the CLI: global flags, commands and logging set-up.

@@ -47,6 +47,13 @@ func builderOpts(c *cli.Context) ([]engine.Opt, error) {
 	return opts, nil
 }
 
+// embeddedBuilder reports whether builds run on the default builder,
+// whose image store is the local containerd.
+func embeddedBuilder(c *cli.Context) bool {
+	b := c.String("builder")
+	return b == "" || b == engine.BuilderEmbedded
+}
+
 // outputs parses --output and --load.
 func outputs(c *cli.Context) ([]engine.Output, bool, error) {
 	var outs []engine.Output

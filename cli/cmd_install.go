@@ -13,7 +13,9 @@ import (
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/engine"
 	sbllb "github.com/skillbuild/skillbuild/llb"
+	"github.com/skillbuild/skillbuild/reuse"
 	"github.com/skillbuild/skillbuild/scan"
+	"github.com/skillbuild/skillbuild/spec"
 	"github.com/skillbuild/skillbuild/store"
 	"github.com/urfave/cli/v2"
 )
@@ -110,10 +112,13 @@ type installResult struct {
 	Scan            string                `json:"scan"` // passed | disabled | refused
 	Warnings        []string              `json:"warnings,omitempty"`
 	Cached          bool                  `json:"cached"`
-	Steps           []string              `json:"executed_steps"`
-	Error           string                `json:"error,omitempty"`
-	Hint            string                `json:"hint,omitempty"`
-	BuildLogs       []string              `json:"build_logs"`
+	// Unchanged: the tagged image was built from the same spec and base
+	// and the database still passes its lock; no engine was started.
+	Unchanged bool     `json:"unchanged"`
+	Steps     []string `json:"executed_steps"`
+	Error     string   `json:"error,omitempty"`
+	Hint      string   `json:"hint,omitempty"`
+	BuildLogs []string `json:"build_logs"`
 }
 
 func install(c *cli.Context) error {
@@ -128,6 +133,7 @@ func install(c *cli.Context) error {
 	}
 	out := &installResult{SkillID: skill.ID, Version: skill.Version, ImageTag: store.Familiar(skill.Tag()), Packages: []engine.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
 
+	var dbOpener func() (*scan.DB, error)
 	req := engine.Request{Skill: skill, Refresh: c.Bool("refresh"),
 		Layers: sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")}}
 	if req.Outputs, req.Load, err = outputs(c); err != nil {
@@ -139,25 +145,28 @@ func install(c *cli.Context) error {
 		fmt.Fprintln(c.App.ErrWriter, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
 		req.Labels = map[string]string{scan.LabelScan: "disabled"}
 	} else {
-		// Fail closed at once when there is no database; load it (a few
-		// hundred ms) while the engine starts and the requirements resolve.
+		// Fail closed at once when there is no database; open it when the
+		// scan needs it (it reads only the packages it checks).
 		root := c.String("root")
 		if _, err := scan.Status(root); err != nil {
 			return emitInstall(c, out, err)
 		}
-		loaded := make(chan struct{})
-		var db *scan.DB
-		var dbErr error
-		go func() {
-			defer close(loaded)
-			db, dbErr = scan.Open(root)
-		}()
-		req.Gate = scanGate(func() (*scan.DB, error) {
-			<-loaded
-			return db, dbErr
-		}, skill.Policy, out, c.App.ErrWriter)
+		openDB := sync.OnceValues(func() (*scan.DB, error) { return scan.Open(root) })
+		req.Gate = scanGate(openDB, skill.Policy, out, c.App.ErrWriter)
+		dbOpener = openDB
 	}
 
+	// Only the embedded builder's own store can answer for it: other
+	// builders have none here, and outputs must be written anyway.
+	if !req.Refresh && len(req.Outputs) == 0 && embeddedBuilder(c) {
+		if done, err := installUnchanged(c, skill, req, out, dbOpener); done || err != nil {
+			return emitInstall(c, out, err)
+		}
+	}
+
+	if dbOpener != nil {
+		go dbOpener() //nolint:errcheck // warms the database while the engine starts; the gate reads the error
+	}
 	eng, err := newEngine(c)
 	if err != nil {
 		return emitInstall(c, out, err)
@@ -275,4 +284,40 @@ func printInstallFindings(w io.Writer, fs []scan.Finding) {
 		fmt.Fprintf(w, "  %s==%s  %s  %s  %s  %s\n", f.Package, f.Version, f.ID, f.Severity, fixed, f.Summary)
 	}
 	fmt.Fprintln(w, "upgrade the packages, or accept a finding with --allow ID[@PACKAGE]:YYYY-MM-DD:REASON")
+}
+
+// installUnchanged answers install from containerd's image store when the
+// tagged image was built from the same spec and base and the database
+// still passes its recorded lock (reuse.Find), without starting BuildKit.
+// done reports that out holds the answer; a lock the database now refuses
+// is an error (exit 3) even though the image exists.
+func installUnchanged(c *cli.Context, skill config.Skill, req engine.Request, out *installResult, openDB func() (*scan.DB, error)) (done bool, err error) {
+	ctd, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	if err != nil {
+		return false, err
+	}
+	defer ctd.Close()
+	opts := []reuse.Opt{reuse.WithLayering(spec.Layering{MaxLayers: req.Layers.MaxLayers, SingleLayer: req.Layers.SingleLayer})}
+	if openDB != nil {
+		opts = append(opts, reuse.WithDB(openDB))
+	}
+	img, why, err := reuse.Find(c.Context, ctd, skill, opts...)
+	if img != nil && !skill.Policy.NoScan {
+		recordVerdict(out, c.App.ErrWriter)(img.Verdict, err)
+	}
+	if err != nil || img == nil {
+		if why != "" && c.Bool("debug") {
+			fmt.Fprintf(c.App.ErrWriter, "building %s: %s\n", out.ImageTag, why)
+		}
+		return false, err
+	}
+	out.Success = true
+	out.Digest = img.Digest.String()
+	out.Packages = make([]engine.Package, len(img.Lock))
+	for i, d := range img.Lock {
+		out.Packages[i] = engine.Package{Name: d.Name, Version: d.Version}
+	}
+	out.Cached, out.Unchanged = true, true
+	out.Steps = []string{}
+	return true, nil
 }

@@ -80,7 +80,7 @@ type runOutput struct {
 func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 	in := skillInput(c)
 	if c.NArg() > 1 {
-		return runtime.Request{}, config.Skill{}, "", fmt.Errorf("expected one SKILL_ID, got %q (flags go before SKILL_ID): %w", c.Args().Slice(), errdefs.ErrInvalidArgument)
+		return runtime.Request{}, config.Skill{}, "", fmt.Errorf("expected one SKILL_ID, got %q: %w", c.Args().Slice(), errdefs.ErrInvalidArgument)
 	}
 	in.ID = c.Args().First()
 	skill, err := config.Load(in)

@@ -13,7 +13,13 @@ import (
 // scanGate is scan.Gate recording the verdict in out and printing its
 // warnings on stderr.
 func scanGate(openDB func() (*scan.DB, error), policy config.Policy, out *installResult, stderr io.Writer) engine.Gate {
-	return scan.Gate(openDB, policy, func(v scan.Verdict, err error) {
+	return scan.Gate(openDB, policy, recordVerdict(out, stderr))
+}
+
+// recordVerdict records a verdict (or a refusal) in out and prints its
+// warnings on stderr.
+func recordVerdict(out *installResult, stderr io.Writer) func(scan.Verdict, error) {
+	return func(v scan.Verdict, err error) {
 		out.Allowed = v.Allowed
 		out.Warnings = append(out.Warnings, v.Warnings...)
 		for _, w := range v.Warnings {
@@ -26,5 +32,5 @@ func scanGate(openDB func() (*scan.DB, error), policy config.Policy, out *instal
 		case err == nil:
 			out.Scan = "passed"
 		}
-	})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/skillbuild/skillbuild/labels"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
+	"github.com/skillbuild/skillbuild/spec"
 	"github.com/skillbuild/skillbuild/store"
 	"github.com/tonistiigi/fsutil"
 )
@@ -264,92 +266,121 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 // image only after everything succeeded. On failure it still returns a
 // Result with the steps that ran and their logs (no image).
 func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
-	s := req.Skill
-	finalName, err := store.ImageName(s.Tag())
+	b, err := e.prepare(ctx, req)
 	if err != nil {
 		if req.Status != nil {
 			close(req.Status)
 		}
+		return nil, err
+	}
+	defer b.close(ctx)
+	resp, err := e.run(ctx, b.ss, b.exports, req.Status, b.solve)
+	if err != nil {
+		// What ran before the failure is part of the answer (a refusal
+		// must show that nothing was installed).
+		cached, executed := b.ss.col.counts()
+		return &Result{Cached: cached, Executed: executed, Logs: b.ss.col.logLines()}, err
+	}
+	return e.tag(ctx, b, resp)
+}
+
+// build is one Build in progress: what prepare fixed, and what the solve
+// learnt (the resolution and the verdict's labels).
+type build struct {
+	req        Request
+	finalName  string
+	specDigest digest.Digest
+	outs       []Output
+	exports    []bkclient.ExportEntry
+	ss         *solveSession
+	r          *resolved
+	gateLabel  map[string]string
+}
+
+// prepare names the image, digests the spec and opens the solve session.
+func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
+	s := req.Skill
+	finalName, err := store.ImageName(s.Tag())
+	if err != nil {
+		return nil, err
+	}
+	sd, err := spec.Digest(s, spec.Layering{MaxLayers: req.Layers.MaxLayers, SingleLayer: req.Layers.SingleLayer})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	outs, exports, err := e.outputs(ctx, req, s.ID, finalName)
+	if err != nil {
 		return nil, err
 	}
 	ss, err := e.newSession(s)
 	if err != nil {
-		if req.Status != nil {
-			close(req.Status)
-		}
 		return nil, err
 	}
-	defer ss.close()
+	return &build{req: req, finalName: finalName, specDigest: sd, outs: outs, exports: exports, ss: ss}, nil
+}
 
-	outs, exports, err := e.outputs(ctx, req, s.ID, finalName)
+// close ends the session; what the outputs wrote is published (commit) or
+// gone: a staging name never outlives the build.
+func (b *build) close(ctx context.Context) {
+	for _, o := range b.outs {
+		o.discard(context.WithoutCancel(ctx))
+	}
+	b.ss.close()
+}
+
+// solve is the build function: resolve, gate, install, image config.
+func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
+	var err error
+	b.r, err = resolve(ctx, c, b.ss, b.req.Refresh, true, fail)
 	if err != nil {
-		if req.Status != nil {
-			close(req.Status)
-		}
 		return nil, err
 	}
-	defer func() {
-		for _, o := range outs {
-			o.discard(context.WithoutCancel(ctx))
-		}
-	}()
-
-	var (
-		r         *resolved
-		gateLabel map[string]string
-	)
-	resp, err := e.run(ctx, ss, exports, req.Status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
-		var err error
-		r, err = resolve(ctx, c, ss, req.Refresh, true, fail)
-		if err != nil {
-			return nil, err
-		}
-		if req.Gate != nil {
-			if gateLabel, err = req.Gate(ctx, r.lock); err != nil {
-				return nil, fail(err)
-			}
-		}
-		lo := req.Layers
-		lo.Trusted = ss.trusted
-		installed, err := sbllb.Install(r.venv, ss.skill, r.lock, lo)
-		if err != nil {
+	if b.req.Gate != nil {
+		if b.gateLabel, err = b.req.Gate(ctx, b.r.lock); err != nil {
 			return nil, fail(err)
 		}
-		if err := checkLayers(ctx, c, installed, ss.skill, len(r.lock), fail); err != nil {
-			return nil, err
-		}
-		def, err := installed.Root.Marshal(ctx)
-		if err != nil {
-			return nil, fail(err)
-		}
-		res, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
-		if err != nil {
-			return nil, err
-		}
-		extra := map[string]string{}
-		for k, v := range req.Labels {
-			extra[k] = v
-		}
-		for k, v := range gateLabel {
-			extra[k] = v
-		}
-		cfg, err := sbllb.ImageConfig(r.baseCfg, s, r.lock, r.baseRef, r.baseDgst, extra)
-		if err != nil {
-			return nil, fail(err)
-		}
-		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
-		// The base's layers are kept as they are when timestamps are
-		// rewritten (exportAttrs): only the skill's own layers are.
-		res.AddMeta(exptypes.ExporterImageBaseConfigKey, r.baseCfg)
-		return res, nil
-	})
-	if err != nil {
-		// What ran before the failure is part of the answer (a refusal
-		// must show that nothing was installed).
-		cached, executed := ss.col.counts()
-		return &Result{Cached: cached, Executed: executed, Logs: ss.col.logLines()}, err
 	}
+	res, err := b.install(ctx, c, fail)
+	if err != nil {
+		return nil, err
+	}
+	extra := map[string]string{}
+	maps.Copy(extra, b.req.Labels)
+	maps.Copy(extra, b.gateLabel)
+	cfg, err := sbllb.ImageConfig(b.r.baseCfg, b.req.Skill, b.r.lock, b.r.baseRef, b.r.baseDgst, extra)
+	if err != nil {
+		return nil, fail(err)
+	}
+	res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+	// The base's layers are kept as they are when timestamps are
+	// rewritten (exportAttrs): only the skill's own layers are.
+	res.AddMeta(exptypes.ExporterImageBaseConfigKey, b.r.baseCfg)
+	return res, nil
+}
 
+// install solves the per-distribution layers over the venv, checked for
+// files two distributions write.
+func (b *build) install(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
+	lo := b.req.Layers
+	lo.Trusted = b.ss.trusted
+	installed, err := sbllb.Install(b.r.venv, b.ss.skill, b.r.lock, lo)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if err := checkLayers(ctx, c, installed, b.ss.skill, len(b.r.lock), fail); err != nil {
+		return nil, err
+	}
+	def, err := installed.Root.Marshal(ctx)
+	if err != nil {
+		return nil, fail(err)
+	}
+	return c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+}
+
+// tag points the skill's name at the exported image (tag last: only now
+// does the name change) and describes the result.
+func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse) (*Result, error) {
+	s, r := b.req.Skill, b.r
 	pkgs := make([]Package, len(r.lock))
 	for i, d := range r.lock {
 		pkgs[i] = Package{Name: d.Name, Version: d.Version}
@@ -360,28 +391,28 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		labels.LockDigest:   r.lock.Digest().String(),
 		labels.Packages:     fmt.Sprint(len(r.lock)),
 		labels.BaseDigest:   r.baseDgst.String(),
+		labels.SpecDigest:   b.specDigest.String(),
 	}
-	img, err := exportedImage(finalName, resp.ExporterResponse, recordLabels)
+	img, err := exportedImage(b.finalName, resp.ExporterResponse, recordLabels)
 	if err != nil {
 		return nil, err
 	}
-	// Tag last: only now does the skill's name appear anywhere.
-	for _, o := range outs {
+	for _, o := range b.outs {
 		if err := o.commit(ctx, img); err != nil {
 			return nil, err
 		}
 	}
-	cached, executed := ss.col.counts()
+	cached, executed := b.ss.col.counts()
 	return &Result{
-		ImageTag:  store.Familiar(finalName),
-		ImageName: finalName,
+		ImageTag:  store.Familiar(b.finalName),
+		ImageName: b.finalName,
 		Digest:    img.desc.Digest,
 		Lock:      r.lock,
 		Packages:  pkgs,
-		Labels:    gateLabel,
+		Labels:    b.gateLabel,
 		Cached:    cached,
 		Executed:  executed,
-		Logs:      ss.col.logLines(),
+		Logs:      b.ss.col.logLines(),
 	}, nil
 }
 

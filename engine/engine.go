@@ -20,12 +20,9 @@ import (
 	"github.com/moby/buildkit/solver/bboltcachestorage"
 	"github.com/moby/buildkit/util/db/boltutil"
 	"github.com/moby/buildkit/util/disk"
-	"github.com/moby/buildkit/util/network/cniprovider"
-	"github.com/moby/buildkit/util/network/netproviders"
 	"github.com/moby/buildkit/util/resolver"
 	"github.com/moby/buildkit/worker"
 	"github.com/moby/buildkit/worker/base"
-	ctdworker "github.com/moby/buildkit/worker/containerd"
 	"github.com/skillbuild/skillbuild/store"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
@@ -157,53 +154,73 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 		e.Close()
 		return nil, err
 	}
-	// A process killed mid-build leaves step containers, staging images
-	// and mounts; clear them before building again.
-	if err := e.sweep(ctx); err != nil {
+	if err := e.sweepIfInterrupted(ctx); err != nil {
 		e.Close()
-		return nil, fmt.Errorf("clean up after an interrupted build: %w", err)
+		return nil, err
 	}
 	return e, nil
+}
+
+// cleanMarker names the file a closing engine leaves in the state root
+// once it has swept up after itself; the next engine removes it when it
+// starts, so its absence means the last engine did not close cleanly.
+const cleanMarker = "closed-clean"
+
+// sweepIfInterrupted clears what a process killed mid-build leaves (step
+// containers, staging images, mounts) before building again. After a
+// clean close there is nothing to clear, and the sweep (a containerd
+// round trip per container in the namespace) is skipped.
+func (e *Engine) sweepIfInterrupted(ctx context.Context) error {
+	if err := os.Remove(filepath.Join(e.opts.root, cleanMarker)); err == nil {
+		return nil
+	}
+	if err := e.sweep(ctx); err != nil {
+		return fmt.Errorf("clean up after an interrupted build: %w", err)
+	}
+	return nil
 }
 
 // historyEntries bounds BuildKit's build history kept in the state root.
 var historyEntries int64 = 50
 
+// start brings BuildKit up in stages: the worker on the engine's
+// containerd connection, the cache policy, the controller with its
+// databases, and the in-memory gRPC connection the client uses.
 func (e *Engine) start(ctx context.Context, stateDir string) error {
-	o := e.opts
-	sm, err := session.NewManager()
+	newWorkerOpt := e.workerOpt
+	if e.opts.builder == BuilderEmbeddedOCI {
+		newWorkerOpt = e.ociWorkerOpt
+	}
+	wopt, stats, err := newWorkerOpt(ctx, stateDir)
 	if err != nil {
+		return fmt.Errorf("%s worker: %w", e.opts.builder, err)
+	}
+	e.gcPolicy = gcPolicy(stateDir)
+	wopt.RegistryHosts = resolver.NewRegistryConfig(nil)
+	w, err := base.NewWorker(ctx, wopt)
+	stats.done()
+	if err != nil {
+		wopt.MetadataStore.Close()
+		return fmt.Errorf("buildkit worker: %w", err)
+	}
+	e.worker = w
+	if err := e.newController(ctx, stateDir); err != nil {
 		return err
 	}
-	var wopt base.WorkerOpt
-	if o.builder == BuilderEmbeddedOCI {
-		wopt, err = e.ociWorkerOpt(stateDir)
-	} else {
-		wopt, err = ctdworker.NewWorkerOpt(ctdworker.WorkerOptions{
-			Root:            stateDir,
-			Address:         o.address,
-			SnapshotterName: o.snapshotter,
-			Namespace:       o.namespace,
-			CgroupParent:    e.opts.cgroupParent,
-			Labels:          map[string]string{"org.skillbuild.worker": "embedded"},
-			// Every exec sets its network mode explicitly; "host" here only
-			// avoids probing for CNI, which skillbuild never uses.
-			// CNI.Root also roots BuildKit's proxy-network namespaces; left
-			// empty it would be the working directory.
-			NetworkOpt: netproviders.Opt{Mode: "host", CNI: cniprovider.Opt{Root: stateDir}},
-		}, ctd.WithTimeout(60*time.Second))
-	}
-	if err != nil {
-		return fmt.Errorf("%s worker: %w", o.builder, err)
-	}
-	// No background GC: BuildKit fires it a second after start and after
-	// solves, so in a CLI process it would compete with the build it serves
-	// (sizing every cache record) and race the database's close. The same
-	// policy runs instead when the engine closes, at most once a day (see
-	// Close), and on demand with `skillbuild prune`.
+	return e.serve(ctx)
+}
+
+// gcPolicy is BuildKit's default cache policy for the disk of stateDir.
+// No background GC: BuildKit fires it a second after start and after
+// solves, so in a CLI process it would compete with the build it serves
+// (sizing every cache record) and race the database's close. The policy
+// runs instead when the engine closes, at most once a day (see Close),
+// and on demand with `skillbuild prune`.
+func gcPolicy(stateDir string) []bkclient.PruneInfo {
+	var policy []bkclient.PruneInfo
 	dstat, _ := disk.GetDiskStat(stateDir)
 	for _, rule := range config.DefaultGCPolicy(config.GCConfig{}, dstat) {
-		e.gcPolicy = append(e.gcPolicy, bkclient.PruneInfo{
+		policy = append(policy, bkclient.PruneInfo{
 			Filter:        rule.Filters,
 			All:           rule.All,
 			KeepDuration:  rule.KeepDuration.Duration,
@@ -212,14 +229,20 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 			MinFreeSpace:  rule.MinFreeSpace.AsBytes(dstat),
 		})
 	}
-	wopt.RegistryHosts = resolver.NewRegistryConfig(nil)
-	w, err := base.NewWorker(ctx, wopt)
-	if err != nil {
-		return fmt.Errorf("buildkit worker: %w", err)
-	}
-	e.worker = w
+	return policy
+}
+
+// newController opens the build cache and history databases and starts
+// BuildKit's controller over the engine's one worker.
+func (e *Engine) newController(ctx context.Context, stateDir string) error {
+	w := e.worker
 	wc := &worker.Controller{}
 	if err := wc.Add(w); err != nil {
+		return err
+	}
+	sm, err := session.NewManager()
+	if err != nil {
+		wc.Close()
 		return err
 	}
 	cacheStorage, err := bboltcachestorage.NewStore(filepath.Join(stateDir, "cache.db"))
@@ -257,10 +280,15 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 		return fmt.Errorf("buildkit controller: %w", err)
 	}
 	e.ctrl = ctrl
+	return nil
+}
 
+// serve serves the controller on an in-memory listener and connects the
+// BuildKit client to it.
+func (e *Engine) serve(ctx context.Context) error {
 	e.lis = bufconn.Listen(1 << 20)
 	e.srv = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
-	ctrl.Register(e.srv)
+	e.ctrl.Register(e.srv)
 	go e.srv.Serve(e.lis) //nolint:errcheck // ends with Stop
 
 	cl, err := bkclient.New(ctx, "", bkclient.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
@@ -302,11 +330,13 @@ func (e *Engine) Close() error {
 	if e.ctrl != nil {
 		errs = append(errs, e.ctrl.Close())
 	}
+	swept := false
 	if e.ctd != nil {
 		// A cancelled build returns before BuildKit has torn its steps
 		// down; finish that here, before the process can exit.
-		errs = append(errs, e.sweep(context.Background()))
-		errs = append(errs, e.ctd.Close())
+		err := e.sweep(context.Background())
+		swept = err == nil
+		errs = append(errs, err, e.ctd.Close())
 	}
 	if e.hadTmp {
 		os.Setenv("TMPDIR", e.oldTmp)
@@ -317,6 +347,9 @@ func (e *Engine) Close() error {
 		errs = append(errs, err)
 	} else {
 		os.RemoveAll(e.tmpDir)
+		if swept && e.ctrl != nil {
+			errs = append(errs, os.WriteFile(filepath.Join(e.opts.root, cleanMarker), nil, 0o600))
+		}
 	}
 	e.cg.remove()
 	e.lock.release()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 
 	ctdsnapshot "github.com/containerd/containerd/v2/core/snapshots"
@@ -18,7 +19,7 @@ import (
 // runc runs the steps and a snapshotter of BuildKit's own (overlayfs when
 // the state root supports it, native copies otherwise) keeps their
 // filesystems under the state root. No containerd is involved.
-func (e *Engine) ociWorkerOpt(stateDir string) (base.WorkerOpt, error) {
+func (e *Engine) ociWorkerOpt(_ context.Context, stateDir string) (base.WorkerOpt, *startupStats, error) {
 	sn := runc.SnapshotterFactory{Name: "native", New: native.NewSnapshotter}
 	if overlayutils.Supported(stateDir) == nil {
 		sn = runc.SnapshotterFactory{Name: "overlayfs", New: func(root string) (ctdsnapshot.Snapshotter, error) {
@@ -33,7 +34,7 @@ func (e *Engine) ociWorkerOpt(stateDir string) (base.WorkerOpt, error) {
 		netproviders.Opt{Mode: "host", CNI: cniprovider.Opt{Root: stateDir}},
 		nil, "", "", false, nil, "", e.opts.cgroupParent, nil)
 	if err != nil {
-		return base.WorkerOpt{}, fmt.Errorf("OCI worker (runc, %s snapshotter): %w", sn.Name, err)
+		return base.WorkerOpt{}, nil, fmt.Errorf("runc, %s snapshotter: %w", sn.Name, err)
 	}
-	return wopt, nil
+	return wopt, &startupStats{}, nil
 }

@@ -140,14 +140,23 @@ type result struct {
 // sb runs the skillbuild binary with the suite's daemon and root.
 func sb(t *testing.T, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	return sbRoot(t, env.root, 10*time.Minute, args...)
+}
+
+// sbRoot runs skillbuild with the suite's daemon and state root root,
+// failing the test when the command does not finish within limit.
+func sbRoot(t *testing.T, root string, limit time.Duration, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := sbCmd(args...)
-	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	cmd := exec.CommandContext(ctx, env.bin, append([]string{"--address", env.socket, "--namespace", namespace, "--root", root}, args...)...)
 	cmd.Env = cleanEnv()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("skillbuild %v did not finish within %s; stderr: %s", args, limit, tailString(errb.String(), 1500))
+	}
 	r := result{stdout: out.String(), stderr: errb.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()

@@ -21,3 +21,9 @@ const (
 	// BaseDigest is the base image's manifest digest.
 	BaseDigest = "org.opencontainers.image.base.digest"
 )
+
+// SpecDigest is the digest of everything that determines a skill's build
+// (see spec.Digest). It is a label of the image record in containerd
+// only, not of the image config: it is a local cache key (it covers the
+// find-links directories' listings), not part of the image's identity.
+const SpecDigest = "org.skillbuild.spec.digest"

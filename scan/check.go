@@ -221,9 +221,13 @@ func (db *DB) Match(pkgs []Package) ([]Finding, error) {
 			return nil, fmt.Errorf("package %s: version %q is not a PEP 440 version: %w", p.Name, p.Version, errdefs.ErrInvalidArgument)
 		}
 		name := lock.NormalizeName(p.Name)
+		es, err := db.entries(name)
+		if err != nil {
+			return nil, err
+		}
 		var hits []Finding
-		for i := range db.index[name] {
-			e := &db.index[name][i]
+		for i := range es {
+			e := &es[i]
 			if e.rec.Withdrawn != "" || !e.affects(ver) {
 				continue
 			}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -53,11 +54,22 @@ type Manifest struct {
 	LastModified string `json:"last_modified,omitempty"`
 }
 
-// DB is a loaded database, indexed by PEP 503 normalized project name.
+// DB is a loaded database, indexed by PEP 503 normalized project name:
+// either the whole export in memory (index), or the per-package index on
+// disk that a scan reads one package at a time (pkgs).
 type DB struct {
 	manifest Manifest
 	index    map[string][]entry
+	pkgs     *pkgIndex
 	records  int
+}
+
+// entries are the compiled records that affect the package name.
+func (db *DB) entries(name string) ([]entry, error) {
+	if db.pkgs != nil {
+		return db.pkgs.entries(name)
+	}
+	return db.index[name], nil
 }
 
 // Manifest returns the manifest of the loaded database.
@@ -88,10 +100,32 @@ func Status(root string) (Manifest, error) {
 	return m, nil
 }
 
-// Open loads the database installed under root. A missing database is
+// Open opens the database installed under root: its per-package index
+// when that was made from the installed export (a scan then reads only the
+// packages it checks), the whole export otherwise. A missing database is
 // ErrNotFound, an empty or corrupt one (including a zip whose digest does
 // not match the manifest) ErrFailedPrecondition; both say how to fix it.
 func Open(root string) (*DB, error) {
+	m, err := Status(root)
+	if err != nil {
+		return nil, err
+	}
+	idx, ok, err := openPkgIndex(pkgIndexPath(root), zipPath(root), m.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		db := &DB{manifest: m, pkgs: idx, records: m.Records}
+		runtime.AddCleanup(db, func(f *os.File) { f.Close() }, idx.f)
+		return db, nil
+	}
+	return openExport(root)
+}
+
+// openExport loads the whole installed export, and leaves its per-package
+// index for the next Open (an export installed by an older skillbuild has
+// none).
+func openExport(root string) (*DB, error) {
 	var (
 		m    Manifest
 		data []byte
@@ -119,11 +153,12 @@ func Open(root string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := load(data)
+	db, recs, err := loadRecords(data)
 	if err != nil {
 		return nil, fmt.Errorf("vulnerability database %s is unusable: %w (%s)", zipPath(root), err, fixHint)
 	}
 	db.manifest = m
+	writePkgIndex(pkgIndexPath(root), recs, zipPath(root), m.SHA256) //nolint:errcheck // an optimisation: the next Open loads the export again
 	return db, nil
 }
 
@@ -151,9 +186,15 @@ func OpenFile(file string) (*DB, error) {
 
 // load parses and indexes an export.
 func load(data []byte) (*DB, error) {
+	db, _, err := loadRecords(data)
+	return db, err
+}
+
+// loadRecords parses and indexes an export, returning its records too.
+func loadRecords(data []byte) (*DB, []*Record, error) {
 	recs, err := parseExport(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	db := &DB{index: make(map[string][]entry), records: len(recs)}
 	for _, rec := range recs {
@@ -172,7 +213,7 @@ func load(data []byte) (*DB, error) {
 			db.manifest.NewestModified = t.UTC()
 		}
 	}
-	return db, nil
+	return db, recs, nil
 }
 
 // describe fills a manifest for data loaded into db.
@@ -209,7 +250,7 @@ func Import(root, file string) (Manifest, error) {
 
 // install verifies data, then atomically replaces the zip and the manifest.
 func install(root, source string, data []byte, now time.Time, etag, lastModified string) (Manifest, error) {
-	db, err := load(data)
+	db, recs, err := loadRecords(data)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("refusing export from %s: %w", source, err)
 	}
@@ -219,6 +260,11 @@ func install(root, source string, data []byte, now time.Time, etag, lastModified
 		return Manifest{}, fmt.Errorf("create database dir: %w", err)
 	}
 	if err := writeAtomic(zipPath(root), data); err != nil {
+		return Manifest{}, err
+	}
+	// The index before the manifest: it names the export it was made
+	// from, so until the manifest names that export too, readers ignore it.
+	if err := writePkgIndex(pkgIndexPath(root), recs, zipPath(root), m.SHA256); err != nil {
 		return Manifest{}, err
 	}
 	if err := writeManifest(root, m); err != nil {

@@ -1,9 +1,9 @@
 // Command bench measures skillbuild side by side with the tools a user would
 // otherwise reach for, on the same machine and in the same run, and writes
-// the tables to BENCHMARKS.md (issue 6, and the benchmark sections of issues
-// 2, 4 and 5).
+// the tables, the targets and the profiles of the rows that miss them to
+// BENCHMARKS.md.
 //
-//	go run ./bench -bin bin/skillbuild -rootfs /var/cache/skillbuild/rootfs-bookworm -out BENCHMARKS.md
+//	go run ./hack/bench -bin bin/skillbuild -rootfs /var/cache/skillbuild/rootfs-bookworm -out BENCHMARKS.md
 //
 // It sets up everything it needs under a fresh directory in /tmp: a private
 // containerd (own root, state and socket), skillbuild state roots, a
@@ -58,18 +58,18 @@ func main() {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "write the report here (empty: stdout only)")
 	flag.StringVar(&o.db, "db", "scan/testdata/PyPI-pypa-20241010.zip", "OSV PyPI export the scans run against")
 	flag.StringVar(&o.dir, "dir", "", "work directory (default: a new /tmp/sb-bench-*; removed at the end unless -keep)")
-	flag.IntVar(&o.runs, "runs", 5, "timed runs per row (at least 5 for a report)")
+	flag.IntVar(&o.runs, "runs", 5, "timed runs per row (5 for a report; 3 for make bench-quick)")
 	flag.IntVar(&o.runLatency, "latency-runs", 50, "runs for the print(1) latency percentiles")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent runs for the throughput row")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory and the private containerd's data")
-	flag.BoolVar(&o.skip30, "skip-30", false, "skip the 30-distribution rows (issue 5)")
+	flag.BoolVar(&o.skip30, "skip-30", false, "skip the 30-distribution rows")
 	flag.BoolVar(&o.buildah30, "buildah-30", false, "also measure buildah in the 30-distribution rows")
 	flag.StringVar(&o.single, "single-layer-bin", "", "also measure this skillbuild binary (e.g. one built from before per-distribution layers) in the 30-distribution rows")
 	flag.BoolVar(&o.noSingle, "no-single-layer", false, "leave out the single-layer column (by default measured when -bin has `install --single-layer`)")
-	flag.BoolVar(&o.only30, "only-30", false, "measure only the 30-distribution rows (no issue 6 table, run table or scan)")
+	flag.BoolVar(&o.only30, "only-30", false, "measure only the 30-distribution rows (no 10/20-distribution table, run table or scan)")
 	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")
-	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the slowest row")
+	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the rows that miss their target")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")

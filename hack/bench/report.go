@@ -16,8 +16,8 @@ type report struct {
 	machine     []string
 	setup       []string
 	buildCols   []string
-	builds      []buildRow // issue 6 (and 2)
-	builds30    []buildRow // issue 5
+	builds      []buildRow // 10- and 20-distribution rows
+	builds30    []buildRow // 30-distribution rows
 	runOrder    []string
 	runCells    map[string]*runCell
 	runErr      error
@@ -52,9 +52,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	}
 
 	sb := &sbBuilder{b: b}
-	tools := []builder{sb, &hostBuilder{b: b}}
+	tools := []builder{sb, &hostBuilder{b: b}, &hostBuilder{b: b, seed: true}}
 	if b.podman && (!b.o.only30 || b.o.buildah30) {
-		tools = append(tools, &buildahBuilder{b: b})
+		tools = append(tools, &buildahBuilder{b: b}, &buildahBuilder{b: b, fast: true})
 	}
 	switch {
 	case b.o.single != "":
@@ -90,7 +90,7 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	}
 	ex := &extras{next: map[string]int{}}
 	if !b.o.only30 {
-		table := []scenario{coldScenario(10, "6, 2"), cachedScenario(10, "6, 2"), addOneScenario(20, "6"), secondScenario(10, "6")}
+		table := []scenario{coldScenario(10), cachedScenario(10), addOneScenario(20), secondScenario(10)}
 		for _, sc := range table {
 			sc.noSingle = true
 			b.say("build: %s", sc.name)
@@ -98,7 +98,7 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		}
 	}
 	if !b.o.skip30 {
-		for _, sc := range []scenario{coldScenario(30, "5"), secondScenario(30, "5"), addOneScenario(30, "5")} {
+		for _, sc := range []scenario{coldScenario(30), secondScenario(30), addOneScenario(30)} {
 			sc.noBuildah = !b.o.buildah30
 			b.say("build: %s", sc.name)
 			rep.builds30 = append(rep.builds30, b.measureBuild(ctx, sc, tools, states, ex))
@@ -117,8 +117,8 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	}
 
 	if !b.o.noProfile {
-		b.say("profile: the slowest skillbuild row relative to its best peer")
-		rep.profile = b.profileSlowest(ctx, rep, sb, tools, states, ex)
+		b.say("profile: every build row that misses its target")
+		rep.profile = b.profileMissed(ctx, rep, sb, states, ex)
 	}
 	rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
 	return rep, nil
@@ -178,6 +178,15 @@ func (rep *report) cell(s *series, ref *series, isRef bool) string {
 			}
 			txt += fmt.Sprintf(", %d steps run", int(median(steps)))
 		}
+		unchanged := 0
+		for _, x := range s.samples {
+			if x.unchanged {
+				unchanged++
+			}
+		}
+		if unchanged == len(s.samples) {
+			txt += ", unchanged (no BuildKit)"
+		}
 		return txt
 	}
 	if ref != nil && ref.err == nil && len(ref.samples) > 0 {
@@ -226,11 +235,11 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 func (rep *report) markdown() string {
 	var sb strings.Builder
 	if rep.only30 {
-		sb.WriteString("# Benchmarks: 30-distribution rows (issue 5), separate run\n\n")
+		sb.WriteString("# Benchmarks: 30-distribution rows, separate run\n\n")
 	} else {
 		sb.WriteString("# Benchmarks\n\n")
 	}
-	sb.WriteString("Written by `make bench` (`go run ./bench`); rerun it to refresh. Times are wall clock of the whole\n" +
+	sb.WriteString("Written by `make bench` (`go run ./hack/bench`); rerun it to refresh. Times are wall clock of the whole\n" +
 		"command (process start to exit). Each cell is the median of " + fmt.Sprint(rep.runs) + " runs with (min–max); a peer's\n" +
 		"**ratio** is its median divided by skillbuild's (above 1×: skillbuild is faster). The tools run interleaved,\n" +
 		"run by run, after one warm-up each, so drift on a shared machine hits every column alike.\n\n")
@@ -245,39 +254,45 @@ func (rep *report) markdown() string {
 	}
 	sb.WriteString("- skillbuild: `skillbuild install --json --progress quiet --base BASE --index-url URL ID REQ...` with its embedded BuildKit\n" +
 		"  against a private containerd; cold runs get a fresh `--root` (fresh BuildKit cache, vulnerability database\n" +
-		"  imported untimed); the vulnerability scan is on, as by default. \"steps run\" is the median length of `executed_steps`.\n" +
-		"- host venv + pip --no-index: `python3 -m venv` (when the skill's venv does not exist yet) and\n" +
-		"  `pip install --no-index --find-links WHEELHOUSE -r requirements.txt` on the host: no container, no image, no\n" +
-		"  isolation — the lower bound for the install work itself. \"Add one\" installs into the existing venv.\n" +
-		"- buildah bud: the seed's Dockerfile (`FROM base` / `RUN python3 -m venv /opt/venv` / `COPY requirements.txt` /\n" +
-		"  `RUN /opt/venv/bin/pip install --index-url URL -r requirements.txt`), `buildah bud --layers --network host`\n" +
-		"  (`--no-cache` for cold rows), runc, overlay storage in the work directory.\n" +
+		"  imported untimed); the vulnerability scan is on, as by default. \"steps run\" is the median length of `executed_steps`;\n" +
+		"  \"unchanged\" means install answered from containerd's image store without starting BuildKit.\n" +
+		"- host floor: `python3 -m venv --without-pip V` (when the skill's venv does not exist yet) and\n" +
+		"  `python3 -m pip --python V/bin/python install --no-index --find-links WHEELHOUSE -r requirements.txt` on the host:\n" +
+		"  no container, no image, no isolation, no pip bootstrapped into the venv — the least work the install takes.\n" +
+		"  \"Add one\" installs into the existing venv.\n" +
+		"- seed-style host: the same with `python3 -m venv V` (ensurepip installs pip into every venv) and `V/bin/pip install`.\n" +
+		"- buildah bud, seed's Containerfile: `FROM base` / `RUN python3 -m venv /opt/venv` / `COPY requirements.txt` /\n" +
+		"  `RUN /opt/venv/bin/pip install --index-url URL -r requirements.txt`; fastest Containerfile: `RUN python3 -m venv\n" +
+		"  --without-pip /opt/venv` and `RUN python3 -m pip --python /opt/venv/bin/python install --index-url URL -r\n" +
+		"  requirements.txt` (the base's pip). Both `buildah bud --layers --network host` (`--no-cache` for cold rows), runc,\n" +
+		"  overlay storage in the work directory.\n" +
 		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
 		"  30-distribution predecessor was built untimed first.\n\n")
 
 	if len(rep.builds) > 0 {
-		sb.WriteString("## Build (issues 6 and 2)\n\n")
+		sb.WriteString("## Build\n\n")
 		rep.buildTable(&sb, rep.builds)
 	}
 	if len(rep.builds30) > 0 {
-		sb.WriteString("\n## Build, 30 distributions (issue 5)\n\n")
+		sb.WriteString("\n## Build, 30 distributions\n\n")
 		rep.buildTable(&sb, rep.builds30)
 		if slices.Contains(rep.buildCols, colSingle) {
 			sb.WriteString("\nThe single-layer column is " + rep.singleHow + ", run against the same containerd\n" +
 				"and index with its own --root; its ratio is its median over skillbuild's (per-distribution layers).\n")
 		} else {
-			sb.WriteString("\n(For issue 5's single-layer pipeline column, rerun with `-only-30 -single-layer-bin BIN -append`, BIN a\n" +
+			sb.WriteString("\n(For a single-layer pipeline column, rerun with `-only-30 -single-layer-bin BIN -append`, BIN a\n" +
 				"skillbuild built from before per-distribution layers.)\n")
 		}
 	}
 	if rep.only30 {
+		rep.targets(&sb)
 		if rep.profile != "" {
-			sb.WriteString("\n## Profile of the slowest row\n\n" + rep.profile)
+			sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
 		}
 		return sb.String()
 	}
 
-	sb.WriteString("\n## Run (issue 4)\n\n")
+	sb.WriteString("\n## Run\n\n")
 	if rep.runErr != nil {
 		fmt.Fprintf(&sb, "failed: %s\n", oneLine(rep.runErr.Error()))
 	} else {
@@ -297,10 +312,60 @@ func (rep *report) markdown() string {
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
 
+	rep.targets(&sb)
 	if rep.profile != "" {
-		sb.WriteString("\n## Profile of the slowest row\n\n" + rep.profile)
+		sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
 	}
 	return sb.String()
+}
+
+// targets lists every row that has a goal, with the measured ratio and
+// whether it is met.
+func (rep *report) targets(sb *strings.Builder) {
+	sb.WriteString("\n## Targets\n\n| row | goal | measured | |\n|---|---|---|---|\n")
+	verdict := func(met bool) string {
+		if met {
+			return "met"
+		}
+		return "**missed**"
+	}
+	for _, rows := range [][]buildRow{rep.builds, rep.builds30} {
+		for _, r := range rows {
+			if r.sc.target == nil {
+				continue
+			}
+			goal := fmt.Sprintf("≤ %.1f× %s", r.sc.target.factor, r.sc.target.peer)
+			ratio, met, ok := r.sc.target.check(r)
+			if !ok {
+				fmt.Fprintf(sb, "| %s | %s | not measured | |\n", r.sc.name, goal)
+				continue
+			}
+			fmt.Fprintf(sb, "| %s | %s | %.2f× | %s |\n", r.sc.name, goal, ratio, verdict(met))
+		}
+	}
+	if rep.only30 {
+		return
+	}
+	ref, ctr := rep.runCells[colSBRun], rep.runCells[colCtr]
+	if rep.runErr == nil && ref != nil && ctr != nil && len(ref.latency) > 0 && len(ctr.latency) > 0 {
+		ratio := pct(ref.latency, 50).Seconds() / pct(ctr.latency, 50).Seconds()
+		fmt.Fprintf(sb, "| `print(1)` latency p50 | ≤ 0.7× %s | %.2f× | %s |\n", colCtr, ratio, verdict(ratio <= 0.7))
+	}
+	if rep.runErr == nil && ref != nil && ctr != nil && len(ref.throughput) > 0 && len(ctr.throughput) > 0 {
+		m, _, _ := floatStats(ref.throughput)
+		c, _, _ := floatStats(ctr.throughput)
+		fmt.Fprintf(sb, "| %d concurrent runs, runs per second | ≥ 1× %s | %.2f× | %s |\n", rep.concurrency, colCtr, m/c, verdict(m >= c))
+	}
+	for _, r := range rep.scans {
+		if r.err == nil && len(r.walls) > 0 {
+			m := median(r.walls)
+			fmt.Fprintf(sb, "| scan, %s | ≤ 50 ms | %s | %s |\n", r.name, secs(m), verdict(m <= 50*time.Millisecond))
+		}
+	}
+	if all := rep.buildRSSSamples(); len(all) > 0 {
+		peak := slices.Max(all)
+		fmt.Fprintf(sb, "| peak RSS of a build | ≤ 150 MiB | %s | %s |\n", mib(peak), verdict(peak <= 150*1024))
+	}
 }
 
 func (rep *report) runTable(sb *strings.Builder) {
@@ -354,7 +419,10 @@ func (rep *report) runTable(sb *strings.Builder) {
 		"spec (memory/CPU/pids limits, seccomp, no capabilities, tmpfs /tmp, loopback-only netns) and its runner protocol.\n")
 }
 
-func (rep *report) buildRSS() string {
+func (rep *report) buildRSS() string { return rssStats(rep.buildRSSSamples()) }
+
+// buildRSSSamples is the peak RSS (KiB) of every skillbuild build run.
+func (rep *report) buildRSSSamples() []int64 {
 	var all []int64
 	for _, rows := range [][]buildRow{rep.builds, rep.builds30} {
 		for _, r := range rows {
@@ -365,7 +433,7 @@ func (rep *report) buildRSS() string {
 			}
 		}
 	}
-	return rssStats(all)
+	return all
 }
 
 func rssStats(k []int64) string {

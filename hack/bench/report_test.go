@@ -80,13 +80,13 @@ func TestVertexReport(t *testing.T) {
 	s := sample{start: t0, wall: 2500 * time.Millisecond, stderr: []byte(strings.Join(lines, "\n"))}
 	out := vertexReport(s)
 	require.Contains(t, out, "3 vertices")
-	assert.Contains(t, out, "| process start → first vertex (exec, vulnerability database load, lock, BuildKit engine start) | 500 ms |")
+	assert.Contains(t, out, "| process start → first vertex (exec, image-store check, lock, BuildKit engine start) | 500 ms |")
 	assert.Contains(t, out, "| inside vertices (union of their intervals) | 1.40 s |")
 	assert.Contains(t, out, "| gaps between vertices (between solves: reading the report, scan, planning) | 100 ms |")
 	assert.Contains(t, out, "| last vertex → exit (export bookkeeping, tag, engine shutdown) | 500 ms |")
 	assert.Contains(t, out, "| install | 2 (1) | 500 ms | 400 ms |")
 
-	assert.Equal(t, "no vertex timings in the rawjson stream\n", vertexReport(sample{stderr: []byte("{}")}))
+	assert.Contains(t, vertexReport(sample{wall: 40 * time.Millisecond, stderr: []byte("{}")}), "no vertex at all (answered without BuildKit): wall 40 ms")
 }
 
 func TestDockerfileIsTheSeedsApproach(t *testing.T) {
@@ -96,6 +96,37 @@ func TestDockerfileIsTheSeedsApproach(t *testing.T) {
 		"COPY requirements.txt /requirements.txt\n"+
 		"RUN /opt/venv/bin/pip install --disable-pip-version-check --index-url http://127.0.0.1:1/simple -r /requirements.txt\n",
 		dockerfile("http://127.0.0.1:1/simple"))
+}
+
+func TestFastDockerfileBootstrapsNoPip(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, "FROM "+baseRef+"\n"+
+		"RUN python3 -m venv --without-pip /opt/venv\n"+
+		"COPY requirements.txt /requirements.txt\n"+
+		"RUN python3 -m pip --python /opt/venv/bin/python install --disable-pip-version-check --index-url http://127.0.0.1:1/simple -r /requirements.txt\n",
+		fastDockerfile("http://127.0.0.1:1/simple"))
+}
+
+func TestTargetCheck(t *testing.T) {
+	t.Parallel()
+	cell := func(ms ...int) *series {
+		s := &series{}
+		for _, m := range ms {
+			s.samples = append(s.samples, sample{wall: time.Duration(m) * time.Millisecond})
+		}
+		return s
+	}
+	tg := target{peer: colHost, factor: 1.5}
+	row := buildRow{cells: map[string]*series{colSB: cell(300, 290, 310), colHost: cell(200, 210, 190)}}
+	ratio, met, ok := tg.check(row)
+	require.True(t, ok)
+	assert.InDelta(t, 1.5, ratio, 1e-9)
+	assert.True(t, met, "exactly the factor meets it")
+	row.cells[colSB] = cell(400)
+	_, met, _ = tg.check(row)
+	assert.False(t, met)
+	_, _, ok = tg.check(buildRow{cells: map[string]*series{colSB: cell(1)}})
+	assert.False(t, ok, "no peer samples: not measured")
 }
 
 func TestModuleIsDistinctAndSized(t *testing.T) {

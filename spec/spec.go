@@ -1,0 +1,104 @@
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/skillbuild/skillbuild/config"
+)
+
+// GraphVersion names the shape of the build graph skillbuild generates
+// for a skill (package llb). Images built by a graph of another version
+// are not reused. Bump it with every change to what a build produces from
+// the same skill; llb's TestGraphVersionPinned fails until you do.
+const GraphVersion = "1"
+
+// Layering is the part of the install options that shapes the graph
+// (llb.InstallOpts without the per-build trusted hosts).
+type Layering struct {
+	MaxLayers   int  `json:"max_layers,omitempty"`
+	SingleLayer bool `json:"single_layer,omitempty"`
+}
+
+// spec is everything that determines a build's result, as hashed.
+type spec struct {
+	Graph        string         `json:"graph"`
+	ID           string         `json:"id"`
+	Version      string         `json:"version"`
+	Repo         string         `json:"repo"`
+	Base         string         `json:"base"`
+	Requirements []string       `json:"requirements"`
+	IndexURL     string         `json:"index_url,omitempty"`
+	ExtraURLs    []string       `json:"extra_urls,omitempty"`
+	FindLinks    []findLinksDir `json:"find_links,omitempty"`
+	AllowSdist   bool           `json:"allow_sdist,omitempty"`
+	Layering     Layering       `json:"layering"`
+}
+
+// findLinksDir is a find-links directory as pip sees it: its top-level
+// files (pip does not recurse), each with size and modification time.
+type findLinksDir struct {
+	Path  string     `json:"path"`
+	Files []fileStat `json:"files"`
+}
+
+type fileStat struct {
+	Name  string `json:"name"`
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime_ns"`
+}
+
+// Digest is the digest of everything that determines what a build of
+// s produces, short of the base image's digest (recorded and compared on
+// its own) and the package index's content (a resolution is reused until
+// --refresh, as BuildKit's cache reuses it): the graph version, the tag,
+// the base reference, the requirement lines, the index settings with the
+// listing of every find-links directory, and the layering. Build limits
+// and the vulnerability policy are not in it: limits do not change the
+// result of a build that succeeded, and the policy is checked again on
+// every reuse.
+func Digest(s config.Skill, l Layering) (digest.Digest, error) {
+	sp := spec{
+		Graph: GraphVersion, ID: s.ID, Version: s.Version, Repo: s.Repo, Base: s.Base,
+		IndexURL: s.Index.URL, ExtraURLs: s.Index.ExtraURLs, AllowSdist: s.Index.AllowSdist,
+		Layering: l, Requirements: []string{},
+	}
+	for _, r := range s.Requirements {
+		sp.Requirements = append(sp.Requirements, r.Raw)
+	}
+	for _, dir := range s.Index.FindLinks {
+		fl, err := listDir(dir)
+		if err != nil {
+			return "", err
+		}
+		sp.FindLinks = append(sp.FindLinks, fl)
+	}
+	b, err := json.Marshal(sp)
+	if err != nil {
+		return "", err
+	}
+	return digest.FromBytes(b), nil
+}
+
+func listDir(dir string) (findLinksDir, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return findLinksDir{}, fmt.Errorf("find-links directory %s: %w", dir, err)
+	}
+	fl := findLinksDir{Path: dir, Files: []fileStat{}}
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return findLinksDir{}, fmt.Errorf("find-links directory %s: %w", dir, err)
+		}
+		fl.Files = append(fl.Files, fileStat{Name: e.Name(), Size: info.Size(), MTime: info.ModTime().UnixNano()})
+	}
+	sort.Slice(fl.Files, func(i, j int) bool { return fl.Files[i].Name < fl.Files[j].Name })
+	return fl, nil
+}
