@@ -310,3 +310,28 @@ func assertNoEngineLeftovers(t *testing.T, root string) {
 	more, _ := filepath.Glob("/sys/fs/cgroup/" + name)
 	assert.Empty(t, append(entries, more...), "build cgroups left behind")
 }
+
+func TestBuilderRemoteStepsKeepNetworkOffAndLimits(t *testing.T) {
+	port, accepted := listener(t)
+	srv, dir := index(t)
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "remote-phones-home", Version: "1.0", Prelude: pyindex.ConnectProbe("127.0.0.1", port, "/tmp/probe.txt")})
+	require.NoError(t, err)
+	_, err = pyindex.BuildSdist(dir, pyindex.Sdist{Name: "remote-balloon", Version: "1.0", Prelude: "big = b'x' * (600 << 20)\n"})
+	require.NoError(t, err)
+	d := startBuildkitd(t, false)
+	global := append([]string{"--root", newRoot(t), "--base-archive", baseArchive(t)}, d.BuilderFlags()...)
+
+	// Package code runs on the builder with no network: the resolve step
+	// reached the index only through the session, and the listener on
+	// the shared host saw nothing.
+	out, r := installOn(t, global, srv, "remote-net", []string{"--allow-sdist", "--output", "oci-archive=" + filepath.Join(t.TempDir(), "net.tar")}, "remote-phones-home==1.0")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, out.Steps, "build wheel remote-phones-home==1.0 from source")
+	assert.Zero(t, accepted(), "setup.py reached a listener on the host")
+
+	// The per-step memory limit travels with the step.
+	out, r = installOn(t, global, srv, "remote-balloon", []string{"--allow-sdist", "--build-memory", "128m", "--output", "oci-archive=" + filepath.Join(t.TempDir(), "b.tar")}, "remote-balloon==1.0")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, out.Error, "128 MiB")
+	assert.Contains(t, out.Error+out.Hint, "--build-memory")
+}
