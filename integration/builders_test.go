@@ -32,41 +32,33 @@ import (
 // the OCI worker must not need one.
 const noContainerd = "/nonexistent/containerd.sock"
 
-var suiteBaseArchive struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// baseArchive is the suite's base image exported from its containerd as
+// baseArchiveOnce exports the suite's base image from its containerd as
 // an OCI archive: the same image, so every builder starts from the same
 // base layer.
+var baseArchiveOnce = sync.OnceValues(func() (string, error) {
+	c, err := client.New(env.socket, client.WithDefaultNamespace(namespace))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	named, err := reference.ParseNormalizedNamed(env.base)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(env.dir, "base.oci.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return p, c.Export(context.Background(), f, archive.WithImage(c.ImageService(), reference.TagNameOnly(named).String()))
+})
+
 func baseArchive(t testing.TB) string {
 	t.Helper()
-	suiteBaseArchive.once.Do(func() {
-		c, err := client.New(env.socket, client.WithDefaultNamespace(namespace))
-		if err != nil {
-			suiteBaseArchive.err = err
-			return
-		}
-		defer c.Close()
-		named, err := reference.ParseNormalizedNamed(env.base)
-		if err != nil {
-			suiteBaseArchive.err = err
-			return
-		}
-		p := filepath.Join(env.dir, "base.oci.tar")
-		f, err := os.Create(p)
-		if err != nil {
-			suiteBaseArchive.err = err
-			return
-		}
-		defer f.Close()
-		suiteBaseArchive.err = c.Export(context.Background(), f, archive.WithImage(c.ImageService(), reference.TagNameOnly(named).String()))
-		suiteBaseArchive.path = p
-	})
-	require.NoError(t, suiteBaseArchive.err)
-	return suiteBaseArchive.path
+	p, err := baseArchiveOnce()
+	require.NoError(t, err, "export the base image")
+	return p
 }
 
 // newRoot is a fresh skillbuild state root holding the suite's

@@ -36,22 +36,16 @@ type buildkitd struct {
 	done chan struct{}
 }
 
-var buildkitdBin struct {
-	once sync.Once
-	path string
-	err  error
-}
+// buildkitdOnce builds buildkitd from the BuildKit version in go.mod,
+// once per suite run; the binary is cached per version and Go release in
+// the user cache directory (a cold build takes minutes on two cores).
+var buildkitdOnce = sync.OnceValues(buildBuildkitd)
 
-// buildkitdBinary builds buildkitd from the BuildKit version in go.mod,
-// once per version and Go release (cached in the user cache directory:
-// a cold build takes minutes on two cores).
 func buildkitdBinary(t testing.TB) string {
 	t.Helper()
-	buildkitdBin.once.Do(func() {
-		buildkitdBin.path, buildkitdBin.err = buildBuildkitd()
-	})
-	require.NoError(t, buildkitdBin.err, "build buildkitd")
-	return buildkitdBin.path
+	bin, err := buildkitdOnce()
+	require.NoError(t, err, "build buildkitd")
+	return bin
 }
 
 func buildBuildkitd() (string, error) {
