@@ -67,12 +67,12 @@ func newApp() *cli.App {
 
 // globalFlags are the flags every command shares.
 func globalFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "address", Value: config.DefaultAddress, EnvVars: []string{"CONTAINERD_ADDRESS"}, Usage: "containerd socket"},
 		&cli.StringFlag{Name: "namespace", Value: config.DefaultNamespace, EnvVars: []string{"SKILLBUILD_NAMESPACE"}, Usage: "containerd namespace"},
 		&cli.StringFlag{Name: "root", Value: config.DefaultRoot, EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory"},
 		&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
-	}
+	}, builderFlags()...)
 }
 
 // report prints err once on stderr (unless it was already reported) and maps

@@ -44,7 +44,7 @@ func installCommand() *cli.Command {
 		Name:      "install",
 		Usage:     "build (or reuse) the image of a skill: resolve, scan, install, tag atom-skill:<id>-v<version>",
 		ArgsUsage: "SKILL_ID [REQ...]",
-		Flags: append(skillFlags(),
+		Flags: append(append(skillFlags(),
 			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION` (positive integer or dotted numbers)"},
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
 			&cli.StringFlag{Name: config.FlagBuildMemory, Value: config.DefaultBuildMemory, Usage: "memory limit of each build step"},
@@ -56,7 +56,7 @@ func installCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
 			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
-		),
+		), outputFlags()...),
 		Action: install,
 	}
 }
@@ -136,6 +136,9 @@ func install(c *cli.Context) error {
 	var dbOpener func() (*scan.DB, error)
 	req := engine.Request{Skill: skill, Refresh: c.Bool("refresh"),
 		Layers: sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")}}
+	if req.Outputs, req.Load, err = outputs(c); err != nil {
+		return emitInstall(c, out, err)
+	}
 	if skill.Policy.NoScan {
 		out.Scan = "disabled"
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")
@@ -153,7 +156,9 @@ func install(c *cli.Context) error {
 		dbOpener = openDB
 	}
 
-	if !req.Refresh {
+	// Only the embedded builder's own store can answer for it: other
+	// builders have none here, and outputs must be written anyway.
+	if !req.Refresh && len(req.Outputs) == 0 && embeddedBuilder(c) {
 		if done, err := installUnchanged(c, skill, req, out, dbOpener); done || err != nil {
 			return emitInstall(c, out, err)
 		}
@@ -191,10 +196,14 @@ func install(c *cli.Context) error {
 // newEngine starts the embedded BuildKit engine for the global flags.
 func newEngine(c *cli.Context) (*engine.Engine, error) {
 	root := c.String("root")
-	return engine.New(c.Context, engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
+	bopts, err := builderOpts(c)
+	if err != nil {
+		return nil, err
+	}
+	return engine.New(c.Context, append([]engine.Opt{engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
 		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
-		}))
+		})}, bopts...)...)
 }
 
 // progress starts rendering build progress on stderr; done waits for the

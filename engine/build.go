@@ -10,12 +10,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
-	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
@@ -50,6 +49,12 @@ type Request struct {
 	// SingleLayer); the zero value is one layer per distribution up to
 	// llb.DefaultMaxLayers.
 	Layers sbllb.InstallOpts
+	// Outputs are where the image goes besides containerd (OCIArchive,
+	// OCILayout); a builder without containerd needs one, or Load.
+	Outputs []Output
+	// Load brings the result of an embedded-oci or remote build into the
+	// engine's containerd (the embedded builder always stores it there).
+	Load bool
 }
 
 // Package is a name and version in a built image.
@@ -83,6 +88,8 @@ type solveSession struct {
 	locals      map[string]fsutil.FS
 	col         *collector
 	closers     []func() error
+	base        baseImage                // where the base image is resolved
+	ociStores   map[string]content.Store // session content stores (a base archive or layout)
 }
 
 func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
@@ -107,6 +114,10 @@ func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 			return nil, fmt.Errorf("find-links directory %s: %w", dir, errdefs.ErrInvalidArgument)
 		}
 		ss.locals[sbllb.FindLinksName(i)] = fs
+	}
+	if err := e.useBase(ss); err != nil {
+		ss.close()
+		return nil, err
 	}
 	return ss, nil
 }
@@ -156,6 +167,7 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 	resp, err := e.client.Build(ctx, bkclient.SolveOpt{
 		Exports:     exports,
 		LocalMounts: ss.locals,
+		OCIStores:   ss.ociStores,
 		Session:     ss.attachables,
 	}, "skillbuild", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
 		return buildFn(ctx, c, fail)
@@ -166,6 +178,9 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 		// by it: the build function sees BuildKit's context, not ours.
 		if funcErr != nil && !errors.Is(context.Cause(ctx), errBuildTimeout) {
 			return nil, funcErr
+		}
+		if gone := e.builderGone(ctx, err); gone != nil {
+			return nil, gone
 		}
 		return nil, explain(ctx, err, ss.skill, ss.origIndex, ss.col)
 	}
@@ -186,14 +201,12 @@ type resolved struct {
 // so it is ready (cached) when the install steps need it.
 func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, fail func(error) error) (*resolved, error) {
 	s := ss.skill
-	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, sourceresolver.Opt{
-		ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: llb.ResolveModePreferLocal.String()},
-	})
+	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, ss.base.resolveOpt())
 	if err != nil {
-		return nil, fail(baseMissing(s.Base, err))
+		return nil, fail(ss.base.missing(s.Base, err))
 	}
 	r := &resolved{baseCfg: cfgBytes, baseRef: pinRef(s.Base, dgst), baseDgst: dgst}
-	base := sbllb.Base(r.baseRef)
+	base := ss.base.state(r.baseRef)
 	r.venv = sbllb.Venv(base, s)
 	if len(s.Requirements) == 0 {
 		return r, nil
@@ -255,7 +268,7 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 // image only after everything succeeded. On failure it still returns a
 // Result with the steps that ran and their logs (no image).
 func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
-	b, err := e.prepare(req)
+	b, err := e.prepare(ctx, req)
 	if err != nil {
 		if req.Status != nil {
 			close(req.Status)
@@ -263,7 +276,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer b.close(ctx)
-	resp, err := e.run(ctx, b.ss, b.exports(), req.Status, b.solve)
+	resp, err := e.run(ctx, b.ss, b.exports, req.Status, b.solve)
 	if err != nil {
 		// What ran before the failure is part of the answer (a refusal
 		// must show that nothing was installed).
@@ -279,15 +292,15 @@ type build struct {
 	req        Request
 	finalName  string
 	specDigest digest.Digest
-	staging    string
+	outs       []Output
+	exports    []bkclient.ExportEntry
 	ss         *solveSession
-	is         images.Store
 	r          *resolved
 	gateLabel  map[string]string
 }
 
 // prepare names the image, digests the spec and opens the solve session.
-func (e *Engine) prepare(req Request) (*build, error) {
+func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
 	s := req.Skill
 	finalName, err := store.ImageName(s.Tag())
 	if err != nil {
@@ -297,30 +310,24 @@ func (e *Engine) prepare(req Request) (*build, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
+	outs, exports, err := e.outputs(ctx, req, s.ID, finalName)
+	if err != nil {
+		return nil, err
+	}
 	ss, err := e.newSession(s)
 	if err != nil {
 		return nil, err
 	}
-	return &build{req: req, finalName: finalName, specDigest: sd, staging: stagingName(e.opts.root, s.ID), ss: ss, is: e.ctd.ImageService()}, nil
+	return &build{req: req, finalName: finalName, specDigest: sd, outs: outs, exports: exports, ss: ss}, nil
 }
 
-// close ends the session; the staging name never outlives the build.
+// close ends the session; what the outputs wrote is published (commit) or
+// gone: a staging name never outlives the build.
 func (b *build) close(ctx context.Context) {
-	b.is.Delete(context.WithoutCancel(ctx), b.staging) //nolint:errcheck
+	for _, o := range b.outs {
+		o.discard(context.WithoutCancel(ctx))
+	}
 	b.ss.close()
-}
-
-// exports stores the image under its staging name, unpacked.
-func (b *build) exports() []bkclient.ExportEntry {
-	return []bkclient.ExportEntry{{
-		Type: bkclient.ExporterImage,
-		Attrs: map[string]string{
-			"name":              b.staging,
-			"unpack":            "true",
-			"store":             "true",
-			"source-date-epoch": "0",
-		},
-	}}
 }
 
 // solve is the build function: resolve, gate, install, image config.
@@ -347,6 +354,9 @@ func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) er
 		return nil, fail(err)
 	}
 	res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+	// The base's layers are kept as they are when timestamps are
+	// rewritten (exportAttrs): only the skill's own layers are.
+	res.AddMeta(exptypes.ExporterImageBaseConfigKey, b.r.baseCfg)
 	return res, nil
 }
 
@@ -373,14 +383,6 @@ func (b *build) install(ctx context.Context, c gateway.Client, fail func(error) 
 // does the name change) and describes the result.
 func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse) (*Result, error) {
 	s, r := b.req.Skill, b.r
-	dgst, err := digest.Parse(resp.ExporterResponse[exptypes.ExporterImageDigestKey])
-	if err != nil {
-		return nil, fmt.Errorf("exporter returned no image digest: %w", err)
-	}
-	img, err := b.is.Get(ctx, b.staging)
-	if err != nil {
-		return nil, fmt.Errorf("exported image %s: %w", b.staging, err)
-	}
 	pkgs := make([]Package, len(r.lock))
 	for i, d := range r.lock {
 		pkgs[i] = Package{Name: d.Name, Version: d.Version}
@@ -393,14 +395,20 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 		labels.BaseDigest:   r.baseDgst.String(),
 		labels.SpecDigest:   b.specDigest.String(),
 	}
-	if err := store.SetTag(ctx, e.ctd, images.Image{Name: b.finalName, Target: img.Target, Labels: recordLabels}); err != nil {
+	img, err := exportedImage(b.finalName, resp.ExporterResponse, recordLabels)
+	if err != nil {
 		return nil, err
+	}
+	for _, o := range b.outs {
+		if err := o.commit(ctx, img); err != nil {
+			return nil, err
+		}
 	}
 	cached, executed := b.ss.col.counts()
 	return &Result{
 		ImageTag:  store.Familiar(b.finalName),
 		ImageName: b.finalName,
-		Digest:    dgst,
+		Digest:    img.desc.Digest,
 		Lock:      r.lock,
 		Packages:  pkgs,
 		Labels:    b.gateLabel,

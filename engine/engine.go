@@ -47,6 +47,7 @@ type Engine struct {
 	closed bool
 	cg     *buildCgroup
 	worker *base.Worker
+	remote bool // a buildkitd elsewhere: only clients here (remote.go)
 	// gcPolicy is BuildKit's default cache policy for this disk, applied
 	// by dailyGC.
 	gcPolicy []bkclient.PruneInfo
@@ -88,7 +89,15 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 			return nil, err
 		}
 	}
+	if remoteBuilder(o.builder) {
+		return newRemote(ctx, o)
+	}
 	stateDir := filepath.Join(o.root, "buildkit")
+	if o.builder == BuilderEmbeddedOCI {
+		// Its own cache database: records of one worker mean nothing to
+		// the other.
+		stateDir = filepath.Join(stateDir, "oci")
+	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
@@ -102,15 +111,19 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 		}
 	}()
 
-	c, err := store.Dial(ctx, o.address, o.namespace)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if retErr != nil {
-			c.Close()
+	// The OCI worker needs no containerd; one is dialled only to load a
+	// result into it.
+	var c *ctd.Client
+	if o.builder == BuilderEmbedded {
+		if c, err = store.Dial(ctx, o.address, o.namespace); err != nil {
+			return nil, err
 		}
-	}()
+		defer func() {
+			if retErr != nil {
+				c.Close()
+			}
+		}()
+	}
 
 	// BuildKit creates per-mount temporary directories (SSH sockets) in
 	// $TMPDIR; keep them inside our state root instead of littering /tmp.
@@ -174,9 +187,13 @@ var historyEntries int64 = 50
 // containerd connection, the cache policy, the controller with its
 // databases, and the in-memory gRPC connection the client uses.
 func (e *Engine) start(ctx context.Context, stateDir string) error {
-	wopt, stats, err := e.workerOpt(ctx, stateDir)
+	newWorkerOpt := e.workerOpt
+	if e.opts.builder == BuilderEmbeddedOCI {
+		newWorkerOpt = e.ociWorkerOpt
+	}
+	wopt, stats, err := newWorkerOpt(ctx, stateDir)
 	if err != nil {
-		return fmt.Errorf("containerd worker: %w", err)
+		return fmt.Errorf("%s worker: %w", e.opts.builder, err)
 	}
 	e.gcPolicy = gcPolicy(stateDir)
 	wopt.RegistryHosts = resolver.NewRegistryConfig(nil)
@@ -297,6 +314,9 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	if e.remote {
+		return e.closeRemote()
+	}
 	var errs []error
 	if e.client != nil {
 		errs = append(errs, e.client.Close())

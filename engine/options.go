@@ -17,6 +17,11 @@ type options struct {
 	cgroupParent string
 	lockTimeout  time.Duration
 	onLockWait   func()
+	// builder, tls and base are where builds run and where their base
+	// image comes from (see remote.go, ociworker.go, basesource.go).
+	builder string
+	tls     builderTLS
+	base    baseSource
 }
 
 func defaultOptions() options {
@@ -25,6 +30,7 @@ func defaultOptions() options {
 		namespace:   config.DefaultNamespace,
 		root:        config.DefaultRoot,
 		snapshotter: "overlayfs",
+		builder:     BuilderEmbedded,
 		lockTimeout: 10 * time.Minute,
 	}
 }

@@ -70,8 +70,15 @@ func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, err
 			return nil, err
 		}
 	}
-	c := e.ctd
 	rep := &PruneReport{Staging: []string{}, KeptImages: []string{}}
+	switch {
+	case e.remote:
+		return nil, fmt.Errorf("builder %s keeps its own build cache under its own policy; prune it there (buildctl prune): %w", e.opts.builder, errdefs.ErrFailedPrecondition)
+	case e.ctd == nil:
+		// The OCI worker's cache is all there is: no images, no containerd.
+		return rep, e.pruneCache(ctx, o, rep)
+	}
+	c := e.ctd
 	var err error
 	if rep.Before, err = store.DiskUsage(ctx, c, e.opts.snapshotter); err != nil {
 		return nil, err
@@ -93,6 +100,22 @@ func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, err
 		}
 	}
 
+	if err := e.pruneCache(ctx, o, rep); err != nil {
+		return nil, err
+	}
+
+	if err := store.CollectGarbage(ctx, c); err != nil {
+		return nil, err
+	}
+	if rep.After, err = store.DiskUsage(ctx, c, e.opts.snapshotter); err != nil {
+		return nil, err
+	}
+	rep.Freed = rep.Before.Sub(rep.After)
+	return rep, nil
+}
+
+// pruneCache removes BuildKit cache records as o says, counting them in rep.
+func (e *Engine) pruneCache(ctx context.Context, o pruneOptions, rep *PruneReport) error {
 	var popts []bkclient.PruneOption
 	if o.all {
 		popts = append(popts, bkclient.PruneAll)
@@ -109,19 +132,11 @@ func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, err
 			rep.CacheBytes += ui.Size
 		}
 	}()
-	err = e.client.Prune(ctx, ch, popts...)
+	err := e.client.Prune(ctx, ch, popts...)
 	close(ch)
 	<-done
 	if err != nil {
-		return nil, fmt.Errorf("prune build cache: %w", err)
+		return fmt.Errorf("prune build cache: %w", err)
 	}
-
-	if err := store.CollectGarbage(ctx, c); err != nil {
-		return nil, err
-	}
-	if rep.After, err = store.DiskUsage(ctx, c, e.opts.snapshotter); err != nil {
-		return nil, err
-	}
-	rep.Freed = rep.Before.Sub(rep.After)
-	return rep, nil
+	return nil
 }

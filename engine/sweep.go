@@ -23,6 +23,10 @@ import (
 func (e *Engine) sweep(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if e.ctd == nil {
+		// The OCI worker's steps are runc children of this process.
+		return mounts.UnmountUnder(e.tmpDir)
+	}
 	var errs []error
 	if e.opts.cgroupParent != "" {
 		errs = append(errs, e.sweepSteps(ctx, "/"+e.opts.cgroupParent+"/buildkit/"))

@@ -43,6 +43,14 @@ func Base(ref string) llb.State {
 	return llb.Image(ref, llb.ResolveModePreferLocal, llb.WithCustomNamef("base %s", ref))
 }
 
+// BaseLayout is the skill's base image read from the OCI layout content
+// store storeID of the client's session (an OCI archive or layout the
+// client has, for builders without containerd). ref must be pinned by
+// digest.
+func BaseLayout(ref, storeID string) llb.State {
+	return llb.OCILayout(ref, llb.OCIStore("", storeID), llb.WithCustomNamef("base %s", ref))
+}
+
 // limits are the build limits as op metadata (not part of the cache key).
 func limits(l config.BuildLimits) []llb.RunOption {
 	var opts []llb.RunOption

@@ -1,0 +1,302 @@
+package engine
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	ctd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/errdefs"
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/ociindex"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/skillbuild/skillbuild/store"
+)
+
+// An Output is where a built image goes. Each one contributes a BuildKit
+// exporter to the solve, and only publishes what it wrote (a tag, an
+// index entry, a file name) in commit, after the whole build succeeded;
+// discard removes what an unfinished or failed build left. A registry
+// push plugs in the same way: an image exporter with push set, or a
+// content-store exporter followed by a push in commit.
+type Output interface {
+	entry(ctx context.Context, name string) (bkclient.ExportEntry, error)
+	commit(ctx context.Context, img exported) error
+	discard(ctx context.Context)
+	// store reports whether the exporter writes into a content store of
+	// the client (BuildKit allows one such exporter per solve).
+	store() bool
+}
+
+// exported is what the solve produced, handed to every output's commit.
+type exported struct {
+	name   string // the image's final name
+	desc   ocispec.Descriptor
+	labels map[string]string // image record labels (containerd outputs)
+}
+
+// exportedImage reads the image descriptor from the exporters' response.
+func exportedImage(name string, resp map[string]string, labels map[string]string) (exported, error) {
+	dgst, err := digest.Parse(resp[exptypes.ExporterImageDigestKey])
+	if err != nil {
+		return exported{}, fmt.Errorf("exporter returned no image digest: %w", err)
+	}
+	img := exported{name: name, labels: labels, desc: ocispec.Descriptor{Digest: dgst}}
+	if b64 := resp[exptypes.ExporterImageDescriptorKey]; b64 != "" {
+		if b, err := base64.StdEncoding.DecodeString(b64); err == nil {
+			var d ocispec.Descriptor
+			if json.Unmarshal(b, &d) == nil && d.Digest == dgst {
+				img.desc = d
+			}
+		}
+	}
+	return img, nil
+}
+
+// exportAttrs are the attributes every exporter gets: the image name and
+// the epoch as every timestamp, in the image config and in the files of
+// the skill's layers (steps leave their own clock's times on the files
+// they write), so every builder exports the same bytes for one skill.
+func exportAttrs(name string) map[string]string {
+	return map[string]string{"name": name, "source-date-epoch": "0", "rewrite-timestamp": "true"}
+}
+
+// OCIArchive writes the image as an OCI image layout tar archive to path.
+// The file appears (renamed from a temporary file beside it) only when the
+// build succeeded; an existing file is replaced then.
+func OCIArchive(path string) (Output, error) {
+	if path == "" {
+		return nil, fmt.Errorf("oci-archive output: no file name: %w", errdefs.ErrInvalidArgument)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("oci-archive output %s: %w", path, errdefs.ErrInvalidArgument)
+	}
+	if st, err := os.Stat(filepath.Dir(abs)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("oci-archive output %s: directory %s does not exist: %w", path, filepath.Dir(abs), errdefs.ErrInvalidArgument)
+	}
+	return &archiveOutput{path: abs}, nil
+}
+
+type archiveOutput struct {
+	path string
+	tmp  *os.File
+}
+
+func (a *archiveOutput) store() bool { return false }
+
+func (a *archiveOutput) entry(_ context.Context, name string) (bkclient.ExportEntry, error) {
+	return bkclient.ExportEntry{
+		Type:  bkclient.ExporterOCI,
+		Attrs: exportAttrs(name),
+		Output: func(map[string]string) (io.WriteCloser, error) {
+			f, err := os.CreateTemp(filepath.Dir(a.path), "."+filepath.Base(a.path)+".tmp*")
+			if err != nil {
+				return nil, err
+			}
+			a.tmp = f
+			return f, nil
+		},
+	}, nil
+}
+
+func (a *archiveOutput) commit(context.Context, exported) error {
+	if a.tmp == nil {
+		return fmt.Errorf("oci-archive output %s: the exporter wrote nothing", a.path)
+	}
+	if err := a.tmp.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("oci-archive output %s: %w", a.path, err)
+	}
+	if err := os.Rename(a.tmp.Name(), a.path); err != nil {
+		return fmt.Errorf("oci-archive output: %w", err)
+	}
+	a.tmp = nil
+	return nil
+}
+
+func (a *archiveOutput) discard(context.Context) {
+	if a.tmp != nil {
+		a.tmp.Close()
+		os.Remove(a.tmp.Name())
+	}
+}
+
+// OCILayout writes the image into the OCI image layout directory dir
+// (created if missing; other images in it stay). Blobs are written during
+// the build; the index entry naming the image is added only when the build
+// succeeded, so a failed build leaves no new name in the layout.
+func OCILayout(dir string) (Output, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("oci-layout output: no directory: %w", errdefs.ErrInvalidArgument)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("oci-layout output %s: %w", dir, errdefs.ErrInvalidArgument)
+	}
+	if st, err := os.Stat(abs); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("oci-layout output %s is not a directory: %w", dir, errdefs.ErrInvalidArgument)
+	}
+	return &layoutOutput{dir: abs}, nil
+}
+
+type layoutOutput struct{ dir string }
+
+func (l *layoutOutput) store() bool { return true }
+
+func (l *layoutOutput) entry(_ context.Context, name string) (bkclient.ExportEntry, error) {
+	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+		return bkclient.ExportEntry{}, fmt.Errorf("oci-layout output: %w", err)
+	}
+	cs, err := local.NewStore(l.dir)
+	if err != nil {
+		return bkclient.ExportEntry{}, fmt.Errorf("oci-layout output %s: %w", l.dir, err)
+	}
+	attrs := exportAttrs(name)
+	attrs["tar"] = "false"
+	return bkclient.ExportEntry{Type: bkclient.ExporterOCI, Attrs: attrs, OutputStore: cs}, nil
+}
+
+func (l *layoutOutput) commit(_ context.Context, img exported) error {
+	desc := img.desc
+	if desc.Size == 0 || desc.MediaType == "" {
+		// Older exporters send only the digest: read the rest back.
+		b, err := os.ReadFile(filepath.Join(l.dir, "blobs", desc.Digest.Algorithm().String(), desc.Digest.Encoded()))
+		if err != nil {
+			return fmt.Errorf("oci-layout output %s: image %s: %w", l.dir, desc.Digest, err)
+		}
+		var m struct {
+			MediaType string `json:"mediaType"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("oci-layout output %s: image %s: %w", l.dir, desc.Digest, err)
+		}
+		desc.MediaType, desc.Size = m.MediaType, int64(len(b))
+	}
+	if err := ociindex.NewStoreIndex(l.dir).Put(desc, ociindex.Name(img.name)); err != nil {
+		return fmt.Errorf("oci-layout output %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+func (l *layoutOutput) discard(context.Context) {}
+
+// imageStoreOutput is the embedded builder's own target: BuildKit's image
+// exporter writes into containerd (unpacked) under a staging name, and
+// commit points the skill's tag at it.
+type imageStoreOutput struct {
+	c       *ctd.Client
+	staging string
+}
+
+func (o *imageStoreOutput) store() bool { return false }
+
+func (o *imageStoreOutput) entry(_ context.Context, _ string) (bkclient.ExportEntry, error) {
+	attrs := exportAttrs(o.staging)
+	attrs["unpack"], attrs["store"] = "true", "true"
+	return bkclient.ExportEntry{Type: bkclient.ExporterImage, Attrs: attrs}, nil
+}
+
+func (o *imageStoreOutput) commit(ctx context.Context, img exported) error {
+	rec, err := o.c.ImageService().Get(ctx, o.staging)
+	if err != nil {
+		return fmt.Errorf("exported image %s: %w", o.staging, err)
+	}
+	// Tag last: only now does the skill's name point at the new image.
+	return store.SetTag(ctx, o.c, images.Image{Name: img.name, Target: rec.Target, Labels: img.labels})
+}
+
+func (o *imageStoreOutput) discard(ctx context.Context) {
+	// The staging name never outlives the build.
+	o.c.ImageService().Delete(ctx, o.staging) //nolint:errcheck
+}
+
+// loadOutput brings a result of a builder without this containerd (the OCI
+// worker, a remote buildkitd) into it: the OCI exporter's stream is
+// imported and unpacked under a staging name while the build exports, and
+// commit tags it.
+type loadOutput struct {
+	imageStoreOutput
+	snapshotter string
+	done        chan struct{}
+	err         error
+}
+
+func (o *loadOutput) entry(ctx context.Context, name string) (bkclient.ExportEntry, error) {
+	return bkclient.ExportEntry{
+		Type:  bkclient.ExporterOCI,
+		Attrs: exportAttrs(name),
+		Output: func(map[string]string) (io.WriteCloser, error) {
+			pr, pw := io.Pipe()
+			o.done = make(chan struct{})
+			go func() {
+				defer close(o.done)
+				_, o.err = store.ImportOCIArchive(ctx, o.c, pr, o.staging, o.snapshotter)
+				pr.CloseWithError(o.err)
+			}()
+			return pw, nil
+		},
+	}, nil
+}
+
+func (o *loadOutput) commit(ctx context.Context, img exported) error {
+	if o.done == nil {
+		return fmt.Errorf("load into containerd: the exporter wrote nothing")
+	}
+	<-o.done
+	if o.err != nil {
+		return fmt.Errorf("load into containerd: %w", o.err)
+	}
+	return o.imageStoreOutput.commit(ctx, img)
+}
+
+func (o *loadOutput) discard(ctx context.Context) {
+	if o.done != nil {
+		<-o.done
+	}
+	o.imageStoreOutput.discard(ctx)
+}
+
+// outputs are the destinations of one build: the containerd store for the
+// embedded builder (or with load), then the request's own outputs. A
+// builder without containerd needs at least one.
+func (e *Engine) outputs(ctx context.Context, req Request, id, name string) ([]Output, []bkclient.ExportEntry, error) {
+	var outs []Output
+	switch {
+	case e.opts.builder == BuilderEmbedded:
+		outs = append(outs, &imageStoreOutput{c: e.ctd, staging: stagingName(e.opts.root, id)})
+	case req.Load:
+		c, err := e.containerd(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		outs = append(outs, &loadOutput{imageStoreOutput: imageStoreOutput{c: c, staging: stagingName(e.opts.root, id)}, snapshotter: e.opts.snapshotter})
+	case len(req.Outputs) == 0:
+		return nil, nil, fmt.Errorf("builder %s has no containerd of its own: say where the image goes with --output oci-archive=FILE, --output oci-layout=DIR or --load: %w",
+			e.opts.builder, errdefs.ErrInvalidArgument)
+	}
+	outs = append(outs, req.Outputs...)
+	var entries []bkclient.ExportEntry
+	stores := 0
+	for _, o := range outs {
+		if o.store() {
+			if stores++; stores > 1 {
+				return nil, nil, fmt.Errorf("at most one oci-layout output per build: %w", errdefs.ErrInvalidArgument)
+			}
+		}
+		ent, err := o.entry(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries = append(entries, ent)
+	}
+	return outs, entries, nil
+}
