@@ -359,7 +359,7 @@ func installWheels(st llb.State, s config.Skill, wheels Lock, o InstallOpts, nam
 		extra = append(extra, llb.AddMount(inputDir, lockFile, llb.Readonly))
 	} else {
 		script := llb.Scratch().File(llb.Mkfile("/wheelinstall.py", 0o644, wheelInstallScript), llb.WithCustomName("skillbuild wheel installer"))
-		argv = []string{VenvDir + "/bin/python", "-I", "/run/skillbuild/installer/wheelinstall.py", "--manifest", manifestDir + ManifestFile}
+		argv = []string{VenvDir + "/bin/python", "-I", "/run/skillbuild/installer/wheelinstall.py"}
 		extra = append(extra, llb.AddMount("/run/skillbuild/installer", script, llb.Readonly))
 	}
 	for i, d := range wheels {
@@ -372,7 +372,7 @@ func installWheels(st llb.State, s config.Skill, wheels Lock, o InstallOpts, nam
 		if o.SingleLayer {
 			argv = append(argv, "--find-links", dir)
 		} else {
-			argv = append(argv, d.SHA256, dir+"/"+d.Filename)
+			argv = append(argv, d.Name, d.Version, d.SHA256, dir+"/"+d.Filename)
 		}
 	}
 	run := st.Run(step(name, argv, s.Build, extra...)...)
