@@ -315,7 +315,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		if err != nil {
 			return nil, fail(err)
 		}
-		if err := checkLayers(ctx, c, installed, ss.skill, len(r.lock), fail); err != nil {
+		if err := checkLayers(ctx, c, r.venv, installed, ss.skill, fail); err != nil {
 			return nil, err
 		}
 		def, err := installed.Root.Marshal(ctx)

@@ -120,7 +120,8 @@ func TestInstallGraphLayers(t *testing.T) {
 	venv := Venv(Base(s.Base), s)
 	in, err := Install(venv, s, testLock, InstallOpts{})
 	require.NoError(t, err)
-	assert.Len(t, in.Manifests, 2, "every wheel layer lists its files")
+	require.Len(t, in.Layers, 2, "one layer per distribution")
+	assert.Equal(t, []Lock{{testLock[0]}, {testLock[1]}}, in.Locks)
 	g := marshal(t, in.Root)
 	assert.Equal(t, 2, g.diffs, "one diff per distribution")
 	assert.Equal(t, 1, g.merges)
@@ -154,7 +155,8 @@ func TestInstallSingleLayerUsesPipRequireHashes(t *testing.T) {
 	s := testSkill(t)
 	in, err := Install(Venv(Base(s.Base), s), s, testLock, InstallOpts{SingleLayer: true})
 	require.NoError(t, err)
-	assert.True(t, in.Single)
+	require.Len(t, in.Layers, 1, "the single layer is still checked")
+	assert.Equal(t, []Lock{testLock}, in.Locks)
 	g := marshal(t, in.Root)
 	assert.Zero(t, g.diffs)
 	var args string
@@ -164,6 +166,32 @@ func TestInstallSingleLayerUsesPipRequireHashes(t *testing.T) {
 		}
 	}
 	assert.Contains(t, args, "--no-index --no-deps --require-hashes")
+}
+
+func TestListLayersMountsEveryLayerReadOnly(t *testing.T) {
+	t.Parallel()
+	s := testSkill(t)
+	venv := Venv(Base(s.Base), s)
+	in, err := Install(venv, s, testLock, InstallOpts{})
+	require.NoError(t, err)
+	g := marshal(t, ListLayers(venv, in, s))
+	var list *pb.ExecOp
+	for _, e := range g.execs {
+		if strings.HasPrefix(g.names[e], "check layers: list the files of") {
+			list = e
+		}
+	}
+	require.NotNil(t, list, "a listing step")
+	assert.Equal(t, pb.NetMode_NONE, list.Network)
+	layers := 0
+	for _, m := range list.Mounts {
+		if strings.HasPrefix(m.Dest, "/run/skillbuild/layers/") {
+			layers++
+			assert.True(t, m.Readonly, "%s is read-only", m.Dest)
+		}
+	}
+	assert.Equal(t, len(in.Layers), layers)
+	assert.Equal(t, 2, g.diffs, "the listing reads the diffs themselves")
 }
 
 func TestLayersBucketsPastTheBound(t *testing.T) {
