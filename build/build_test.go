@@ -143,9 +143,9 @@ func TestCheckLayerContents(t *testing.T) {
 			[]string{"a==1.0 writes /opt/skill/venv2"}},
 		{"another distribution's dist-info", []sbllb.Lock{a}, [][]byte{list("d "+site+"/a-1.0.dist-info", "d "+site+"/evil-6.6.dist-info")},
 			[]string{"does not hold the distribution its lock entry names", "the layer of a==1.0 contains evil-6.6.dist-info"}},
-		{"wrong version", []sbllb.Lock{a}, [][]byte{list("d "+site+"/a-2.0.dist-info")},
+		{"wrong version", []sbllb.Lock{a}, [][]byte{list("d " + site + "/a-2.0.dist-info")},
 			[]string{"contains a-2.0.dist-info", "has no dist-info of a 1.0"}},
-		{"no dist-info", []sbllb.Lock{a}, [][]byte{list("f "+site+"/a.py")}, []string{"has no dist-info of a 1.0"}},
+		{"no dist-info", []sbllb.Lock{a}, [][]byte{list("f " + site + "/a.py")}, []string{"has no dist-info of a 1.0"}},
 		{"same file in two layers", []sbllb.Lock{a, b}, [][]byte{
 			list("d "+site+"/a-1.0.dist-info", "f "+site+"/ns/__init__.py"),
 			list("d "+site+"/b_c-2.0_1.dist-info", "f "+site+"/ns/__init__.py")},
