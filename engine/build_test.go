@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/config"
+	sbllb "github.com/skillbuild/skillbuild/llb"
+	"github.com/skillbuild/skillbuild/lock"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestExplainResolveFailures(t *testing.T) {
+	t.Parallel()
+	s := config.Skill{Requirements: []config.Requirement{{Name: "foo", Raw: "foo==9", Source: "requirements.txt", Line: 3}}, Build: config.BuildLimits{MemoryBytes: 128 << 20}}
+	cases := []struct {
+		name, vertex, verr, log string
+		want                    []string
+	}{
+		{"missing version", "resolve requirements", "exit code: 1",
+			"ERROR: Could not find a version that satisfies the requirement foo==9 (from versions: 1.0, 2.0)\nERROR: No matching distribution found for foo==9\n",
+			[]string{"foo", "requirements.txt:3", "1.0, 2.0"}},
+		{"conflict", "resolve requirements", "exit code: 1",
+			"ERROR: Cannot install a==1 and b==1 because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    a 1 depends on c==1\n    b 1 depends on c==2\n",
+			[]string{"a==1 and b==1", "a 1 depends on c==1", "b 1 depends on c==2"}},
+		{"oom", "install foo==9", "exit code: 137", "", []string{"128 MiB", "--build-memory"}},
+		{"child killed", "build wheel foo==9 from source", "exit code: 1", "error: subprocess-exited-with-error\n  exit code: -9\n", []string{"128 MiB"}},
+		{"no venv", "create venv /opt/skill/venv", "exit code: 1", "Error: ensurepip", []string{"venv"}},
+		{"unsafe wheel", "install evil==1.0", "exit code: 1", "wheelinstall: evil 1.0 (evil-1.0-py3-none-any.whl): refused: unsafe console script name '/etc/x'\n",
+			[]string{"refused an unsafe wheel: evil 1.0", "unsafe console script name '/etc/x'"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			col := newCollector()
+			v := col.get("sha256:1")
+			v.name, v.err, v.logs = tc.vertex, tc.verr, []byte(tc.log)
+			err := explain(context.Background(), errors.New("solve failed"), s, nil, col)
+			var se *StepError
+			require.ErrorAs(t, err, &se)
+			for _, w := range tc.want {
+				assert.Contains(t, se.Error(), w)
+			}
+		})
+	}
+}
+
+func TestBaseMissingIsNotFound(t *testing.T) {
+	t.Parallel()
+	err := baseMissing("docker.io/library/python:3.11-slim", errors.New("dial tcp: no such host"))
+	assert.True(t, errdefs.IsNotFound(err))
+	assert.Contains(t, err.Error(), "skillbuild base import --rootfs")
+}
+
+func TestCheckSdists(t *testing.T) {
+	t.Parallel()
+	locked := lock.Lock{{Name: "a", Version: "1", Filename: "a-1.tar.gz", Sdist: true}}
+	err := checkSdists(locked, false)
+	assert.True(t, errdefs.IsInvalidArgument(err))
+	assert.Contains(t, err.Error(), "--allow-sdist")
+	assert.NoError(t, checkSdists(locked, true))
+}
+
+func TestCheckLayerContents(t *testing.T) {
+	t.Parallel()
+	const site = sbllb.VenvDir + "/lib/python3.11/site-packages"
+	list := func(entries ...string) []byte {
+		var b strings.Builder
+		for _, e := range entries {
+			typ, p, _ := strings.Cut(e, " ")
+			fmt.Fprintf(&b, "[%q, %q]\n", typ, p)
+		}
+		return []byte(b.String())
+	}
+	a := lock.Lock{{Name: "a", Version: "1.0"}}
+	b := lock.Lock{{Name: "b-c", Version: "2.0-1"}}
+	good := [][]byte{
+		list("d /opt", "d /opt/skill", "d "+sbllb.VenvDir, "d "+site, "d "+site+"/a-1.0.dist-info", "f "+site+"/ns/__init__.py", "d "+site+"/ns"),
+		list("d "+site, "d "+site+"/B_c-2.0_1.dist-info", "d "+site+"/ns", "f "+site+"/ns/b.py",
+			"d "+site+"/b_c/_vendor/x-9.dist-info", "l "+sbllb.VenvDir+"/bin/b-link"),
+	}
+	require.NoError(t, checkLayerContents([]lock.Lock{a, b}, good))
+
+	tests := []struct {
+		name  string
+		locks []lock.Lock
+		lists [][]byte
+		want  []string
+	}{
+		{"file outside the venv", []lock.Lock{a}, [][]byte{list("d /etc", "f /etc/x", "d "+site+"/a-1.0.dist-info")},
+			[]string{"writes outside the virtual environment", "a==1.0 writes /etc/x", "a==1.0 writes /etc;"}},
+		{"link beside the venv", []lock.Lock{a}, [][]byte{list("l /opt/skill/venv2", "d "+site+"/a-1.0.dist-info")},
+			[]string{"a==1.0 writes /opt/skill/venv2"}},
+		{"another distribution's dist-info", []lock.Lock{a}, [][]byte{list("d "+site+"/a-1.0.dist-info", "d "+site+"/evil-6.6.dist-info")},
+			[]string{"does not hold the distribution its lock entry names", "the layer of a==1.0 contains evil-6.6.dist-info"}},
+		{"wrong version", []lock.Lock{a}, [][]byte{list("d " + site + "/a-2.0.dist-info")},
+			[]string{"contains a-2.0.dist-info", "has no dist-info of a 1.0"}},
+		{"no dist-info", []lock.Lock{a}, [][]byte{list("f " + site + "/a.py")}, []string{"has no dist-info of a 1.0"}},
+		{"same file in two layers", []lock.Lock{a, b}, [][]byte{
+			list("d "+site+"/a-1.0.dist-info", "f "+site+"/ns/__init__.py"),
+			list("d "+site+"/b_c-2.0_1.dist-info", "f "+site+"/ns/__init__.py")},
+			[]string{"overwrite each other's files", site + "/ns/__init__.py is written by both a==1.0 and b-c==2.0-1"}},
+		{"a file where another layer has a directory", []lock.Lock{a, b}, [][]byte{
+			list("d "+site+"/a-1.0.dist-info", "d "+site+"/x"),
+			list("d "+site+"/b_c-2.0_1.dist-info", "f "+site+"/x")},
+			[]string{site + "/x is written by both"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := checkLayerContents(tt.locks, tt.lists)
+			var se *StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, sbllb.StepCheckLayers, se.Step)
+			for _, w := range tt.want {
+				assert.Contains(t, se.Error(), w)
+			}
+		})
+	}
+}
+
+func TestCheckLayerContentsNamesAtMostTenProblems(t *testing.T) {
+	t.Parallel()
+	var entries []string
+	for i := range 500 {
+		entries = append(entries, fmt.Sprintf(`["f", "/etc/x%d"]`, i))
+	}
+	err := checkLayerContents([]lock.Lock{{{Name: "a", Version: "1"}}}, [][]byte{[]byte(strings.Join(entries, "\n"))})
+	require.Error(t, err)
+	assert.Equal(t, maxLayerProblems, strings.Count(err.Error(), " writes /etc/"))
+	assert.Contains(t, err.Error(), "and 490 more")
+}
