@@ -36,7 +36,7 @@ func checkLayers(ctx context.Context, c gateway.Client, venv llb.State, in sbllb
 	}
 	res, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
 	if err != nil {
-		return err // an install step failed: explained from its log
+		return err
 	}
 	ref, err := res.SingleRef()
 	if err != nil {
@@ -52,7 +52,7 @@ func checkLayers(ctx context.Context, c gateway.Client, venv llb.State, in sbllb
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return fail(fmt.Errorf("read the layers' file lists: %w", err))
+		return err // reading a list runs the install steps: a failure is explained from its log
 	}
 	if err := checkLayerContents(in.Locks, lists); err != nil {
 		return fail(err)
