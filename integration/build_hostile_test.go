@@ -25,7 +25,7 @@ import (
 // and never in a step without the report directory.
 func reportForger(project, url, sum string) string {
 	return fmt.Sprintf(`import os as _fg_os, json as _fg_json, time as _fg_time
-_fg_report = "/run/skillbuild/out/report.json"
+_fg_report = "/run/skillbuild/out/r/report.json"
 def _fg_forge():
     deadline = _fg_time.time() + 300
     while _fg_time.time() < deadline:
@@ -149,4 +149,27 @@ func TestBuildHostileWheelsAreRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestBuildSdistCodeRunsUnprivileged(t *testing.T) {
+	srv, dir := index(t)
+	// Fails the build wherever its setup.py runs as root (the resolve
+	// step builds its metadata, the build step its wheel), and checks it
+	// can use HOME and TMPDIR as an unprivileged user.
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{
+		Name: "not-root", Version: "1.0",
+		Prelude: `import os, tempfile
+if os.getuid() == 0 or os.geteuid() == 0:
+    raise SystemExit("setup.py runs as root")
+with tempfile.NamedTemporaryFile(dir=os.path.expanduser("~")) as f:
+    f.write(b"ok")
+`,
+	})
+	require.NoError(t, err)
+	out, r := install(t, srv, "not-root", []string{"--allow-sdist"}, "not-root==1.0")
+	require.Equal(t, 0, r.code, "stderr: %s\nerror: %s", r.stderr, out.Error)
+	assert.Contains(t, out.Steps, "build wheel not-root==1.0 from source")
+	got, err := runIn(t, "docker.io/library/"+out.ImageTag, "python3", "-c", "import not_root; print(not_root.__version__)")
+	require.NoError(t, err)
+	assert.Equal(t, "1.0\n", got)
 }

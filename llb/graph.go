@@ -124,7 +124,7 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, []byte(reqs.String())), llb.WithCustomName("requirements.txt"))
 
 	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed", "--quiet",
-		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
+		"--report", reportDir+reportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
 	}
@@ -133,10 +133,16 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 		argv = append(argv, "--trusted-host", h)
 	}
 	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, in, llb.Readonly))
+	var access []IndexAccessOpt
+	if s.Index.AllowSdist {
+		// Source distributions run their build code in this step.
+		extra = append(extra, llb.User(BuildUser))
+		access = append(access, WithSocketOwner(BuildUID, BuildGID))
+	}
 	if UsesIndex(s.Index) {
 		var netOpts []llb.RunOption
 		argv = append(argv, "--proxy", ProxyPlaceholder)
-		argv, netOpts = WithIndexAccess(IndexSocketID, argv)
+		argv, netOpts = WithIndexAccess(IndexSocketID, argv, access...)
 		extra = append(extra, netOpts...)
 	}
 	if o.Refresh {
@@ -156,7 +162,14 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 		}
 	}
 	run := base.Run(step(StepResolve, argv, s.Build, extra...)...)
-	return run.AddMount(reportDir, llb.Scratch())
+	return run.AddMount(reportDir, buildOutput(reportSub))
+}
+
+// buildOutput is the base of an output mount that a step running as
+// BuildUser can write: an empty directory sub owned by it (BuildKit
+// creates the mount point itself owned by root).
+func buildOutput(sub string) llb.State {
+	return llb.Scratch().File(llb.Mkdir(sub, 0o755, llb.WithUIDGID(BuildUID, BuildGID)), llb.WithCustomNamef("output directory %s", sub))
 }
 
 // findLinksMounts mounts each find-links directory read-only where pip
@@ -202,7 +215,8 @@ func Fetch(d lock.Dist, findLinks []string) (llb.State, error) {
 	}
 	switch u.Scheme {
 	case "http", "https":
-		return llb.HTTP(d.URL, llb.Checksum(d.Digest()), llb.Filename(d.Filename), llb.WithCustomNamef("fetch %s==%s", d.Name, d.Version)), nil
+		// 0644: a source distribution is read by a step running as BuildUser.
+		return llb.HTTP(d.URL, llb.Checksum(d.Digest()), llb.Filename(d.Filename), llb.Chmod(0o644), llb.WithCustomNamef("fetch %s==%s", d.Name, d.Version)), nil
 	case "file":
 		rel, ok := strings.CutPrefix(u.Path, FindLinksDir+"/")
 		if !ok {
@@ -424,7 +438,7 @@ func installLayer(venv llb.State, s config.Skill, l lock.Lock, o InstallOpts, na
 		}
 		dir := "/run/skillbuild/built/" + strconv.Itoa(i)
 		extra = append(extra, llb.AddMount(dir, built, llb.Readonly))
-		argv = append(argv, "--find-links", dir)
+		argv = append(argv, "--find-links", dir+wheelSub)
 	}
 	for _, d := range sdists {
 		argv = append(argv, d.Name+"=="+d.Version)
@@ -441,18 +455,26 @@ func buildWheel(venv llb.State, s config.Skill, d lock.Dist, o InstallOpts) (llb
 	}
 	req := llb.Scratch().File(llb.Mkfile("/sdist.txt", 0o644, []byte(d.LockLine()+"\n")), llb.WithCustomName("sdist.txt"))
 	argv := append(basePipArgs("wheel"), "--no-deps", "--require-hashes", "--quiet", "--retries", "1", "--timeout", "30",
-		"-r", inputDir+"/sdist.txt", "--find-links", filesDir+"/0", "-w", "/run/skillbuild/wheel")
+		"-r", inputDir+"/sdist.txt", "--find-links", filesDir+"/0", "-w", wheelDir+wheelSub)
 	argv = append(argv, indexArgs(s.Index)...)
 	for _, h := range o.Trusted {
 		argv = append(argv, "--trusted-host", h)
 	}
-	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, req, llb.Readonly), llb.AddMount(filesDir+"/0", f, llb.Readonly))
+	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, req, llb.Readonly), llb.AddMount(filesDir+"/0", f, llb.Readonly),
+		llb.User(BuildUser)) // the sdist's build code runs here
 	if UsesIndex(s.Index) {
 		var netOpts []llb.RunOption
 		argv = append(argv, "--proxy", ProxyPlaceholder)
-		argv, netOpts = WithIndexAccess(IndexSocketID, argv)
+		argv, netOpts = WithIndexAccess(IndexSocketID, argv, WithSocketOwner(BuildUID, BuildGID))
 		extra = append(extra, netOpts...)
 	}
 	run := venv.Run(step(fmt.Sprintf(StepBuildWheel+"%s==%s from source", d.Name, d.Version), argv, s.Build, extra...)...)
-	return run.AddMount("/run/skillbuild/wheel", llb.Scratch()), nil
+	return run.AddMount(wheelDir, buildOutput(wheelSub)), nil
 }
+
+// wheelDir is the output mount of a wheel build; the wheel is written to
+// its subdirectory wheelSub, which the build user owns.
+const (
+	wheelDir = "/run/skillbuild/wheel"
+	wheelSub = "/w"
+)
