@@ -94,6 +94,9 @@ func checkSource(d Dist, allowed map[string]bool, findLinks []string) error {
 	if d.Filename == "" || d.Filename != path.Base(u.Path) || strings.ContainsAny(d.Filename, "/\\") || d.Filename == "." || d.Filename == ".." {
 		return fmt.Errorf("whose file name %q is not the URL's last path element", d.Filename)
 	}
+	if p := filenameProject(d.Filename); NormalizeName(p) != d.Name {
+		return fmt.Errorf("whose file %s is not a distribution of %s", strconv.QuoteToASCII(d.Filename), d.Name)
+	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
 		o, err := Origin(d.URL)
@@ -120,4 +123,19 @@ func checkSource(d Dist, allowed map[string]bool, findLinks []string) error {
 	default:
 		return fmt.Errorf("whose scheme %q is not http, https or file", u.Scheme)
 	}
+}
+
+// filenameProject is the project part of a distribution file name: before
+// the first '-' of a wheel (names are escaped to '_' there), before the
+// last '-' of a source archive ("python-dateutil-2.8.2.tar.gz").
+func filenameProject(f string) string {
+	if strings.HasSuffix(f, ".whl") {
+		p, _, _ := strings.Cut(f, "-")
+		return p
+	}
+	i := strings.LastIndex(f, "-")
+	if i < 0 {
+		return ""
+	}
+	return f[:i]
 }

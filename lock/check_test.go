@@ -43,6 +43,8 @@ func TestLockCheck(t *testing.T) {
 		dist("file://localhost"+findLinksDir+"/0/"+whl, whl),
 	}
 	require.NoError(t, good.Check(src))
+	sdist := Dist{Name: "python-dateutil", Version: "2.8.2", URL: "http://127.0.0.1:8080/f/python-dateutil-2.8.2.tar.gz", Filename: "python-dateutil-2.8.2.tar.gz"}
+	require.NoError(t, Lock{sdist}.Check(src), "a source archive's project may contain '-'")
 	require.NoError(t, Lock{}.Check(Sources{}))
 
 	for name, d := range map[string]Dist{
@@ -61,6 +63,8 @@ func TestLockCheck(t *testing.T) {
 		"file name differs":              dist("http://127.0.0.1:8080/files/"+whl, "other-1.0-py3-none-any.whl"),
 		"unsupported scheme":             dist("ftp://127.0.0.1:8080/"+whl, whl),
 		"newline":                        dist("http://127.0.0.1:8080/files/"+whl+"\nx", whl),
+		"another project's wheel":        dist("http://127.0.0.1:8080/files/evil-1.0-py3-none-any.whl", "evil-1.0-py3-none-any.whl"),
+		"another project's sdist":        dist("http://127.0.0.1:8080/files/evil-1.0.tar.gz", "evil-1.0.tar.gz"),
 	} {
 		err := Lock{good[0], d}.Check(src)
 		require.Error(t, err, name)
