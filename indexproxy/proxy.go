@@ -74,6 +74,9 @@ const maxLog = 1024
 // cut by the total time). Close ends every connection and waits for every
 // goroutine the proxy started.
 //
+// The engine fetches the locked files through RoundTrip, under the same
+// policy: a file comes from nowhere the resolve step could not reach.
+//
 // Limits: redirects are checked like any request, so an index that
 // redirects downloads to another host (object storage) needs that host in
 // WithAllowedHosts; Denied shows which. The proxy dials directly and never

@@ -173,3 +173,17 @@ with tempfile.NamedTemporaryFile(dir=os.path.expanduser("~")) as f:
 	require.NoError(t, err)
 	assert.Equal(t, "1.0\n", got)
 }
+
+// A find-links directory is an allowed source: the report's file:// URLs
+// into it pass the lock check.
+func TestBuildFindLinksFilesPassTheLockCheck(t *testing.T) {
+	links := t.TempDir()
+	_, err := pyindex.BuildWheel(links, pyindex.Wheel{Name: "linked", Version: "2.0"})
+	require.NoError(t, err)
+	r := sb(t, "install", "--json", "--base", env.base, "--find-links", links, "--no-scan", "--progress", "plain", "linked", "linked==2.0")
+	out := parseInstall(t, r)
+	require.Equal(t, 0, r.code, "stderr: %s\nerror: %s", r.stderr, out.Error)
+	got, err := runIn(t, "docker.io/library/"+out.ImageTag, "python3", "-c", "import linked; print(linked.__version__)")
+	require.NoError(t, err)
+	assert.Equal(t, "2.0\n", got)
+}
