@@ -126,7 +126,7 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 	// Not --quiet: pip says why requirements conflict ("The conflict is
 	// caused by") only at its default verbosity.
 	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed",
-		"--report", reportDir+reportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
+		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
 	}

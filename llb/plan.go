@@ -11,10 +11,9 @@ const (
 	filesDir     = "/run/skillbuild/files"
 	reportDir    = "/run/skillbuild/out"
 	reportSub    = "/r" // owned by BuildUser, so pip can write there when the step runs as that user
-	reportFile   = reportSub + "/report.json"
 	// ReportFile is the path of the resolution report inside the resolve
 	// graph's output state.
-	ReportFile = reportFile
+	ReportFile = reportSub + "/report.json"
 	// User is the non-root user skill code runs as.
 	User = "65532:65532"
 	// BuildUser is the unprivileged user of the steps that run package
