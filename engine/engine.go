@@ -48,6 +48,8 @@ type Engine struct {
 	cg     *buildCgroup
 	worker *base.Worker
 	remote bool // a buildkitd elsewhere: only clients here (remote.go)
+	// fetch is the policy every llb.HTTP fetch goes through.
+	fetch *fetchPolicy
 	// gcPolicy is BuildKit's default cache policy for this disk, applied
 	// by dailyGC.
 	gcPolicy []bkclient.PruneInfo
@@ -204,6 +206,9 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 		return fmt.Errorf("buildkit worker: %w", err)
 	}
 	e.worker = w
+	if e.fetch, err = useFetchPolicy(w); err != nil {
+		return err
+	}
 	if err := e.newController(ctx, stateDir); err != nil {
 		return err
 	}
