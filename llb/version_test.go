@@ -45,10 +45,10 @@ func TestGraphVersionPinned(t *testing.T) {
 		inst, err := Install(venv, s, testLock, o)
 		require.NoError(t, err)
 		add(inst.Root)
-		for _, m := range inst.Manifests {
-			add(m)
+		for _, l := range inst.Layers {
+			add(l)
 		}
-		add(Verify(inst.Root, s))
+		add(ListLayers(venv, inst, s))
 	}
 	baseCfg, err := json.Marshal(ocispec.Image{Config: ocispec.ImageConfig{Env: []string{"PATH=/usr/bin:/bin"}}})
 	require.NoError(t, err)
