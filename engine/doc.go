@@ -7,6 +7,13 @@
 // policy, checks every layer's real contents, exports the result and tags
 // it last. It is the only package that links BuildKit's solver.
 //
+// WithBuilder picks where the graphs are solved: in-process with the
+// containerd worker (the default), in-process with the OCI worker and no
+// containerd (BuilderEmbeddedOCI), or on a running buildkitd (tcp://,
+// unix://) through the same client and session. Results go to Outputs
+// (OCIArchive, OCILayout) and, for the embedded builder or with Load, to
+// containerd; each output names the image only once the build succeeded.
+//
 // One call builds a skill:
 //
 //	e, err := engine.New(ctx, engine.WithAddress(sock), engine.WithRoot(dir))
