@@ -1,0 +1,78 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPoolOptions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opt  PoolOpt
+		ok   bool
+	}{
+		{"per image 1", WithWarmPerImage(1), true},
+		{"per image 0", WithWarmPerImage(0), false},
+		{"max warm 0 keeps none", WithMaxWarm(0), true},
+		{"max warm negative", WithMaxWarm(-1), false},
+		{"budget", WithMemoryBudget(1 << 30), true},
+		{"budget negative", WithMemoryBudget(-1), false},
+		{"idle", WithIdleTimeout(time.Second), true},
+		{"idle zero", WithIdleTimeout(0), false},
+	} {
+		var o poolOptions
+		err := tc.opt(&o)
+		if tc.ok {
+			assert.NoError(t, err, tc.name)
+		} else {
+			assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, tc.name)
+		}
+	}
+	_, err := NewPool(context.Background(), nil)
+	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
+}
+
+func TestLateWriter(t *testing.T) {
+	t.Parallel()
+	var l lateWriter
+	n, err := l.Write([]byte("before "))
+	require.NoError(t, err)
+	assert.Equal(t, 7, n)
+	var out bytes.Buffer
+	l.set(&out)
+	_, err = l.Write([]byte("after"))
+	require.NoError(t, err)
+	assert.Equal(t, "before after", out.String(), "what came before the run is forwarded first")
+
+	// Before a run, output is kept only up to a small limit.
+	var big lateWriter
+	n, err = big.Write(make([]byte, 2*lateWriterPre))
+	require.NoError(t, err)
+	assert.Equal(t, 2*lateWriterPre, n, "never a short write")
+	out.Reset()
+	big.set(&out)
+	assert.Equal(t, lateWriterPre, out.Len())
+}
+
+// TestPoolKeyIgnoresPerRunLimits: the timeout and the output limit apply
+// per run, so runs differing only in them share warm containers; anything
+// baked into the spec does not.
+func TestPoolKeyIgnoresPerRunLimits(t *testing.T) {
+	t.Parallel()
+	a, err := Limits{Timeout: time.Second, OutputLimitBytes: 10}.withDefaults()
+	require.NoError(t, err)
+	b, err := Limits{Timeout: time.Minute}.withDefaults()
+	require.NoError(t, err)
+	c, err := Limits{MemoryBytes: 64 << 20}.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, keyOf("img", a, ""), keyOf("img", b, ""))
+	assert.NotEqual(t, keyOf("img", a, ""), keyOf("img", c, ""))
+	assert.NotEqual(t, keyOf("img", a, ""), keyOf("img", a, "0"))
+}
