@@ -123,20 +123,28 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 		req.Inputs = b
 	}
 
-	tag := skill.Tag()
-	ref := tag
-	if img := c.String("image"); img != "" {
-		ref, tag = img, img
+	var tag string
+	req.Image, tag, err = runImage(skill, c.String("image"))
+	return req, skill, tag, err
+}
+
+// runImage is the image reference a run of skill uses (image, when given,
+// instead of the skill's tag) as containerd stores it, and as shown to the
+// user.
+func runImage(skill config.Skill, image string) (ref, tag string, err error) {
+	tag = skill.Tag()
+	ref = tag
+	if image != "" {
+		ref, tag = image, image
 	}
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return req, skill, "", fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+		return "", "", fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
 	}
-	req.Image = reference.TagNameOnly(named).String()
-	if c.String("image") == "" {
+	if image == "" {
 		tag = reference.FamiliarString(reference.TagNameOnly(named))
 	}
-	return req, skill, tag, nil
+	return reference.TagNameOnly(named).String(), tag, nil
 }
 
 func runAction(c *cli.Context) error {
@@ -171,22 +179,37 @@ func runAction(c *cli.Context) error {
 		fmt.Fprintln(os.Stderr, "skillbuild: warning: sweeping orphaned runs:", err)
 	}
 	res, err := runner.Run(ctx, req)
-	if errors.Is(err, runtime.ErrImageNotFound) {
-		hint := "skillbuild install " + skill.ID
-		if skill.Version != "1" {
-			hint = "skillbuild install --version " + skill.Version + " " + skill.ID
-		}
-		if c.String("image") != "" {
-			hint = "skillbuild base import, or pull it into containerd,"
-		}
-		err = &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
+	err = runError(err, skill, c.String("image"), tag)
+	out.fill(res, err)
+	return emitRun(c, out, err)
+}
+
+// runError turns a missing image into an error that says what to do.
+func runError(err error, skill config.Skill, image, tag string) error {
+	if !errors.Is(err, runtime.ErrImageNotFound) {
+		return err
 	}
+	hint := "skillbuild install " + skill.ID
+	if skill.Version != "1" {
+		hint = "skillbuild install --version " + skill.Version + " " + skill.ID
+	}
+	if image != "" {
+		hint = "skillbuild base import, or pull it into containerd,"
+	}
+	return &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
+}
+
+// fill records what a run did; err is the failure of the run itself, if
+// any (then the document's error says what it was).
+func (out *runOutput) fill(res runtime.Result, err error) {
 	out.ExitCode = res.ExitCode
 	out.Stdout, out.Stderr = res.Stdout, res.Stderr
 	out.Result, out.Error = res.Result, res.Error
 	out.TimedOut, out.OOMKilled, out.Truncated = res.TimedOut, res.OOMKilled, res.Truncated
 	out.DurationMS = res.Duration.Milliseconds()
-	return emitRun(c, out, err)
+	if err != nil && out.Error == nil {
+		out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
+	}
 }
 
 // emitRun prints the outcome of a run and returns what decides the exit

@@ -22,6 +22,7 @@ func commands() []*cli.Command {
 		lsCommand(),
 		rmCommand(),
 		pruneCommand(),
+		serveCommand(),
 	}
 	for _, c := range cmds {
 		if c.Action != nil && c.Before == nil {

@@ -12,10 +12,12 @@ import (
 	"time"
 )
 
-// Metric is one gauge sample an Ops adds to /metrics.
+// Metric is one sample an Ops adds to /metrics. Samples of one name come
+// together, the first one carrying Help and Type.
 type Metric struct {
 	Name   string
 	Help   string
+	Type   string // gauge (the default) or counter
 	Labels map[string]string
 	Value  float64
 }
@@ -96,7 +98,11 @@ func (m *metrics) write(w io.Writer, extra []Metric) {
 	for _, e := range extra {
 		if !seen[e.Name] {
 			seen[e.Name] = true
-			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", e.Name, e.Help, e.Name)
+			typ := e.Type
+			if typ == "" {
+				typ = "gauge"
+			}
+			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", e.Name, e.Help, e.Name, typ)
 		}
 		fmt.Fprintf(w, "%s%s %g\n", e.Name, labelString(e.Labels), e.Value)
 	}
