@@ -32,6 +32,7 @@ var runBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 type metrics struct {
 	mu       sync.Mutex
 	requests map[[2]string]int64 // endpoint, exit code
+	inflight map[string]int64    // endpoint
 	builds   map[string]int64    // exit code
 	runCount int64
 	runSum   float64
@@ -39,13 +40,25 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{requests: map[[2]string]int64{}, builds: map[string]int64{}, runHist: make([]int64, len(runBuckets))}
+	return &metrics{requests: map[[2]string]int64{}, inflight: map[string]int64{}, builds: map[string]int64{}, runHist: make([]int64, len(runBuckets))}
 }
 
 func (m *metrics) request(endpoint string, code int) {
 	m.mu.Lock()
 	m.requests[[2]string{endpoint, strconv.Itoa(code)}]++
 	m.mu.Unlock()
+}
+
+// begin counts a request of endpoint in flight until the returned func.
+func (m *metrics) begin(endpoint string) func() {
+	m.mu.Lock()
+	m.inflight[endpoint]++
+	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		m.inflight[endpoint]--
+		m.mu.Unlock()
+	}
 }
 
 func (m *metrics) build(code int) {
@@ -76,6 +89,11 @@ func (m *metrics) write(w io.Writer, extra []Metric) {
 	keys := slices.SortedFunc(maps.Keys(m.requests), func(a, b [2]string) int { return strings.Compare(a[0]+" "+a[1], b[0]+" "+b[1]) })
 	for _, k := range keys {
 		fmt.Fprintf(w, "skillbuild_requests_total{endpoint=%q,exit_code=%q} %d\n", k[0], k[1], m.requests[k])
+	}
+	fmt.Fprintln(w, "# HELP skillbuild_requests_in_flight API requests being answered, by endpoint.")
+	fmt.Fprintln(w, "# TYPE skillbuild_requests_in_flight gauge")
+	for _, k := range slices.Sorted(maps.Keys(m.inflight)) {
+		fmt.Fprintf(w, "skillbuild_requests_in_flight{endpoint=%q} %d\n", k, m.inflight[k])
 	}
 	fmt.Fprintln(w, "# HELP skillbuild_builds_total Installs by CLI exit code (3: refused, known vulnerabilities).")
 	fmt.Fprintln(w, "# TYPE skillbuild_builds_total counter")

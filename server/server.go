@@ -342,6 +342,7 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
+	defer s.metrics.begin("scan")()
 	var req ScanRequest
 	if !s.decode(w, r, &req) {
 		s.metrics.request("scan", exitBadInput)
@@ -352,6 +353,7 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) run(w http.ResponseWriter, r *http.Request) {
+	defer s.metrics.begin("run")()
 	var req RunRequest
 	if !s.decode(w, r, &req) {
 		s.metrics.request("run", exitBadInput)
@@ -372,6 +374,7 @@ type StreamEvent struct {
 }
 
 func (s *Server) install(w http.ResponseWriter, r *http.Request) {
+	defer s.metrics.begin("install")()
 	var req InstallRequest
 	if !s.decode(w, r, &req) {
 		s.metrics.request("install", exitBadInput)

@@ -201,6 +201,7 @@ func TestMetrics(t *testing.T) {
 		`skillbuild_build_refusals_total 1`,
 		`skillbuild_run_duration_seconds_bucket{le="+Inf"} 1`,
 		`skillbuild_run_duration_seconds_count 1`,
+		`skillbuild_requests_in_flight{endpoint="run"} 0`,
 		"# TYPE skillbuild_pool_warm gauge",
 		`skillbuild_pool_warm{image="a"} 2`,
 	} {
