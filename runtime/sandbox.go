@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/skillbuild/skillbuild/runtime/pid1"
 )
 
 // Prepared is a checked request with its image resolved and unpacked: the
@@ -76,20 +77,21 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 // everything it holds, whatever stage it reached; it must always be
 // called. A Sandbox is used by one goroutine.
 type Sandbox struct {
-	r        *Runner
-	ctx      context.Context // the namespaced context of Create, for cleanup
-	id       string
-	limits   Limits
-	image    string
-	report   *reportReader
-	stdout   *cappedBuffer
-	stderr   *cappedBuffer
-	task     client.Task
-	exitC    <-chan client.ExitStatus
-	start    time.Time
-	cleanups []func(context.Context) error
-	once     sync.Once
-	closeErr error
+	r         *Runner
+	ctx       context.Context // the namespaced context of Create, for cleanup
+	id        string
+	limits    Limits
+	image     string
+	report    *reportReader
+	stdout    *cappedBuffer
+	stderr    *cappedBuffer
+	container client.Container
+	task      client.Task
+	exitC     <-chan client.ExitStatus
+	start     time.Time
+	cleanups  []func(context.Context) error
+	once      sync.Once
+	closeErr  error
 }
 
 // ID is the ID of the sandbox's container, snapshot and state directory.
@@ -131,9 +133,15 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	s.report = report
 	s.cleanups = append(s.cleanups, func(context.Context) error { report.close(); return nil })
 
-	deadline := time.Now().Add(p.limits.Timeout).UTC()
-	labels := map[string]string{LabelRun: "1", LabelDeadline: deadline.Format(time.RFC3339Nano)}
+	// Until Start sets the real one, the deadline covers creating and
+	// starting too.
+	labels := map[string]string{LabelRun: "1", LabelDeadline: deadlineLabel(time.Now().Add(2*stepTimeout + p.limits.Timeout))}
+	init, err := selfInit()
+	if err != nil {
+		return nil, err
+	}
 	plan := specPlan{
+		init:       init,
 		limits:     p.limits,
 		env:        p.config.Env,
 		cwd:        p.config.WorkingDir,
@@ -167,6 +175,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	}
 	// removeContainer also kills and deletes a task the client lost track
 	// of (a NewTask that failed half-way).
+	s.container = container
 	s.cleanups = append(s.cleanups, func(cctx context.Context) error { return removeContainer(cctx, container) })
 	if err := cancelled(ctx); err != nil {
 		return nil, err
@@ -229,8 +238,16 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	if err := s.task.Start(stepCtx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
+	// The init's deadline counts from its own start, a little after this:
+	// the sweep grace covers the difference.
+	if _, err := s.container.SetLabels(stepCtx, map[string]string{LabelDeadline: deadlineLabel(time.Now().Add(s.limits.Timeout))}); err != nil {
+		return fmt.Errorf("label the run's deadline: %w", err)
+	}
 	return nil
 }
+
+// deadlineLabel is the value of LabelDeadline for t.
+func deadlineLabel(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // Exit is how a started sandbox's task ended (Sandbox.Wait).
 type Exit struct {
@@ -240,15 +257,18 @@ type Exit struct {
 	Duration time.Duration
 }
 
-// Wait waits for the task to exit, killing every process of it at the
-// timeout. When ctx is cancelled first, the processes are killed too and
-// the error says the run was cancelled.
+// Wait waits for the task to exit. At the timeout every process of it is
+// killed, by the init inside the container (which holds the deadline even
+// when this process is gone) or from here, whichever comes first. When ctx
+// is cancelled first, the processes are killed too and the error says the
+// run was cancelled.
 func (s *Sandbox) Wait(ctx context.Context) (Exit, error) {
 	var exit Exit
 	timer := time.NewTimer(s.limits.Timeout)
 	defer timer.Stop()
 	select {
 	case exit.Status = <-s.exitC:
+		exit.TimedOut = s.initKilled(exit.Status)
 	case <-timer.C:
 		exit.TimedOut = true
 		st, err := s.killAndWait()
@@ -264,6 +284,20 @@ func (s *Sandbox) Wait(ctx context.Context) (Exit, error) {
 	}
 	exit.Duration = time.Since(s.start)
 	return exit, nil
+}
+
+// initKilled reports whether the init ended the run at its deadline: it
+// exited with pid1.DeadlineStatus no earlier than the timeout after Start
+// (its own clock starts a little later than ours).
+func (s *Sandbox) initKilled(st client.ExitStatus) bool {
+	if int(st.ExitCode()) != pid1.DeadlineStatus {
+		return false
+	}
+	at := st.ExitTime()
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return at.Sub(s.start) >= s.limits.Timeout
 }
 
 // killAndWait kills every process of the task and waits for its exit.

@@ -47,6 +47,7 @@ type specPlan struct {
 	user       string   // the caller's explicit user ("" to use the image's)
 	sandboxDir string   // host directory mounted at SandboxDir
 	hostname   string
+	init       initBinary // PID 1, holding the deadline
 }
 
 // specOpts is the hardened spec of a run, applied in order on containerd's
@@ -73,6 +74,10 @@ func specOpts(p specPlan) []oci.SpecOpts {
 		WithTmpfs(HomeDir, p.limits.TmpfsBytes),
 		oci.WithDevShmSize(p.limits.TmpfsBytes / 1024),
 		WithSandboxMount(p.sandboxDir),
+
+		// PID 1 is skillbuild's init, the runner its child: the deadline
+		// holds inside the container even if the skillbuild process dies.
+		withInit(p.init, p.limits.Timeout),
 
 		// Resources.
 		WithMemory(p.limits.MemoryBytes),
