@@ -42,7 +42,7 @@ func baseImport(c *cli.Context) error {
 	if rootfs != "" && name == "" {
 		return fmt.Errorf("--rootfs needs --name REF: %w", errdefs.ErrInvalidArgument)
 	}
-	client, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	client, err := dial(c)
 	if err != nil {
 		return err
 	}

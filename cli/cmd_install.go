@@ -181,13 +181,21 @@ func install(c *cli.Context) error {
 	return emitInstall(c, out, nil)
 }
 
-// newEngine starts the embedded BuildKit engine for the global flags.
+// newEngine starts the embedded BuildKit engine for the global flags and
+// sweeps away what dead runs left behind (see dial).
 func newEngine(c *cli.Context) (*engine.Engine, error) {
 	root := c.String("root")
-	return engine.New(c.Context, engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
+	eng, err := engine.New(c.Context, engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
 		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
 		}))
+	if err != nil {
+		return nil, err
+	}
+	if client := eng.Containerd(); client != nil {
+		sweepRuns(c, client)
+	}
+	return eng, nil
 }
 
 // progress starts rendering build progress on stderr; done waits for the

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/runtime"
-	"github.com/skillbuild/skillbuild/store"
 	"github.com/urfave/cli/v2"
 )
 
@@ -157,18 +155,14 @@ func runAction(c *cli.Context) error {
 	// Ctrl-C and SIGTERM cancel c.Context (see main); the runtime still
 	// cleans up.
 	ctx := c.Context
-	client, err := store.Dial(ctx, c.String("address"), c.String("namespace"))
+	client, err := dial(c)
 	if err != nil {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
-	runner, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep())
+	runner, err := runtime.New(ctx, client, runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep())
 	if err != nil {
 		return emitRun(c, out, err)
-	}
-	// An orphan that cannot be removed is worth a warning, not a refusal.
-	if _, err := runner.Sweep(ctx); err != nil {
-		fmt.Fprintln(c.App.ErrWriter, "skillbuild: warning: sweeping orphaned runs:", err)
 	}
 	res, err := runner.Run(ctx, req)
 	if errors.Is(err, runtime.ErrImageNotFound) {
