@@ -184,7 +184,11 @@ const stepTimeout = 2 * time.Minute
 // before Run returns, even when ctx is cancelled.
 //
 // Run is its stages in order: Prepare, Create, Sandbox.Start,
-// Sandbox.Wait, Sandbox.Collect and Sandbox.Close.
+// Sandbox.Wait, Sandbox.Collect, Sandbox.Close and Sandbox.Flush. The
+// output reaches req.Stdout and req.Stderr as it happens, but a slow
+// reader never holds up the run or its teardown: what it has not taken yet
+// is written after the teardown, and Run returns once it is written or ctx
+// is done.
 func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error) {
 	p, err := r.Prepare(ctx, req)
 	if err != nil {
@@ -206,7 +210,16 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 	if err != nil {
 		return res, err
 	}
-	return sb.Collect(ctx, exit)
+	if res, err = sb.Collect(ctx, exit); err != nil {
+		return res, err
+	}
+	// The output is all collected: tear down first, then hand it to the
+	// caller's writers, however slowly they read.
+	if err := sb.Close(ctx); err != nil {
+		return res, err
+	}
+	sb.Flush(ctx)
+	return res, nil
 }
 
 // interpret turns the runner's report and what the runtime saw into the

@@ -346,6 +346,11 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 // call more than once.
 func (s *Sandbox) Close(ctx context.Context) error {
 	s.once.Do(func() {
+		for _, b := range []*cappedBuffer{s.stdout, s.stderr} {
+			if b != nil {
+				b.end() // the forwarders stop once their writers caught up
+			}
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(s.r.namespaced(ctx)), cleanupTimeout)
 		defer cancel()
 		var errs []error
@@ -359,4 +364,16 @@ func (s *Sandbox) Close(ctx context.Context) error {
 		}
 	})
 	return s.closeErr
+}
+
+// Flush waits until the request's Stdout and Stderr writers have received
+// all the output kept, or one of them failed, or ctx is done. Call it after
+// Collect (the output is complete) and preferably after Close, so the
+// teardown does not wait on the writers' readers.
+func (s *Sandbox) Flush(ctx context.Context) {
+	for _, b := range []*cappedBuffer{s.stdout, s.stderr} {
+		if b != nil {
+			_ = b.flush(ctx) // the writer's own error is its owner's to see
+		}
+	}
 }
