@@ -246,12 +246,20 @@ func (out *installResult) fail(err error) *installResult {
 	return out
 }
 
-// newEngine starts the embedded BuildKit engine for the global flags.
+// newEngine starts the embedded BuildKit engine for the global settings
+// and sweeps away what dead runs left behind (see dial).
 func newEngine(ctx context.Context, e env) (*engine.Engine, error) {
-	return engine.New(ctx, engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
+	eng, err := engine.New(ctx, engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
 		engine.WithRoot(e.root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(e.stderr, "waiting for another skillbuild process using %s (up to 10m)...\n", e.root)
 		}))
+	if err != nil {
+		return nil, err
+	}
+	if client := eng.Containerd(); client != nil {
+		sweepRuns(ctx, e, client)
+	}
+	return eng, nil
 }
 
 // progress starts rendering build progress on stderr; done waits for the

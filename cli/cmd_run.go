@@ -1,18 +1,17 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/runtime"
-	"github.com/skillbuild/skillbuild/store"
 	"github.com/urfave/cli/v2"
 )
 
@@ -95,9 +94,9 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 	case c.IsSet("c"):
 		req.Code = []byte(code)
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := config.ReadInput(file, config.MaxCodeSize)
 		if err != nil {
-			return req, skill, "", fmt.Errorf("--code: %w: %w", err, errdefs.ErrInvalidArgument)
+			return req, skill, "", fmt.Errorf("--code: %w", err)
 		}
 		req.Code = b
 	default:
@@ -113,12 +112,12 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 		var b []byte
 		var err error
 		if f := c.String("inputs-file"); f == "-" {
-			b, err = io.ReadAll(c.App.Reader)
+			b, err = readStdin(c.Context, c.App.Reader, config.MaxInputsSize)
 		} else {
-			b, err = os.ReadFile(f)
+			b, err = config.ReadInput(f, config.MaxInputsSize)
 		}
 		if err != nil {
-			return req, skill, "", fmt.Errorf("--inputs-file: %w: %w", err, errdefs.ErrInvalidArgument)
+			return req, skill, "", fmt.Errorf("--inputs-file: %w", err)
 		}
 		req.Inputs = b
 	}
@@ -158,27 +157,27 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return emitRun(c, out, err)
 	}
+	// Ctrl-C and SIGTERM cancel c.Context (see main), and so does a reader
+	// of the output that goes away (EPIPE); the runtime still cleans up.
+	ctx, cancel := context.WithCancelCause(c.Context)
+	defer cancel(nil)
 	if !asJSON {
-		req.Stdout, req.Stderr = c.App.Writer, c.App.ErrWriter
+		req.Stdout = pipeWatch{w: c.App.Writer, name: "stdout", cancel: cancel}
+		req.Stderr = pipeWatch{w: c.App.ErrWriter, name: "stderr", cancel: cancel}
 	}
-
-	// Ctrl-C and SIGTERM cancel c.Context (see main); the runtime still
-	// cleans up.
-	ctx := c.Context
-	client, err := store.Dial(ctx, c.String("address"), c.String("namespace"))
+	client, err := dial(c)
 	if err != nil {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
-	runner, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep())
+	runner, err := runtime.New(ctx, client, runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep())
 	if err != nil {
 		return emitRun(c, out, err)
 	}
-	// An orphan that cannot be removed is worth a warning, not a refusal.
-	if _, err := runner.Sweep(ctx); err != nil {
-		fmt.Fprintln(c.App.ErrWriter, "skillbuild: warning: sweeping orphaned runs:", err)
-	}
 	res, err := runner.Run(ctx, req)
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, syscall.EPIPE) {
+		err = fmt.Errorf("%w: the run was stopped and cleaned up", cause)
+	}
 	err = runError(err, skill, c.String("image"), tag)
 	out.fill(res, err)
 	return emitRun(c, out, err)
@@ -229,7 +228,9 @@ func emitRun(c *cli.Context, out *runOutput, err error) error {
 		return cli.Exit(err.Error(), exitCode(err))
 	}
 	if out.Result != nil {
-		fmt.Fprintln(c.App.Writer, string(out.Result))
+		if _, err := fmt.Fprintln(c.App.Writer, string(out.Result)); err != nil {
+			return cli.Exit("run: print the result: "+err.Error(), exitCode(err))
+		}
 	}
 	switch {
 	case out.TimedOut:
@@ -271,3 +272,40 @@ type notFoundError struct{ msg string }
 
 func (e *notFoundError) Error() string { return e.msg }
 func (e *notFoundError) Unwrap() error { return errdefs.ErrNotFound }
+
+// pipeWatch passes writes on to w and cancels the run, with the error as
+// the cause, once w's reader is gone (EPIPE): nobody reads what the run
+// would print.
+type pipeWatch struct {
+	w      io.Writer
+	name   string
+	cancel context.CancelCauseFunc
+}
+
+func (p pipeWatch) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if errors.Is(err, syscall.EPIPE) {
+		p.cancel(fmt.Errorf("%s closed by its reader: %w", p.name, err))
+	}
+	return n, err
+}
+
+// readStdin reads stdin (at most max bytes) unless ctx is done first: a
+// stdin nobody writes to must not make Ctrl-C and SIGTERM useless.
+func readStdin(ctx context.Context, r io.Reader, max int64) ([]byte, error) {
+	type read struct {
+		b   []byte
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		b, err := config.ReadLimited("stdin", r, max)
+		done <- read{b, err}
+	}()
+	select {
+	case rd := <-done:
+		return rd.b, rd.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("reading stdin: %w", context.Cause(ctx))
+	}
+}

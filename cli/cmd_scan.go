@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -196,15 +197,11 @@ func pinnedPackages(pins []config.Pin) ([]scan.Package, error) {
 }
 
 func readRequirements[T any](file string, parse func(string, io.Reader) ([]T, error)) ([]T, error) {
-	f, err := os.Open(file)
+	data, err := config.ReadInput(file, config.MaxRequirementsSize)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("requirements file %s: %w", file, errdefs.ErrInvalidArgument)
-		}
-		return nil, err
+		return nil, fmt.Errorf("requirements file: %w", err)
 	}
-	defer f.Close()
-	return parse(file, f)
+	return parse(file, bytes.NewReader(data))
 }
 
 func openScanDB(c *cli.Context) (*scan.DB, error) {

@@ -157,6 +157,17 @@ func (s *served) python(t *testing.T, script string) string {
 	return out.String()
 }
 
+// warm is the number of warm containers ready, from the health document.
+func (s *served) warm(t *testing.T) int {
+	t.Helper()
+	var h struct {
+		Warm int `json:"warm"`
+	}
+	_, _, b := s.call(t, http.MethodGet, "/v1/health", nil)
+	require.NoError(t, json.Unmarshal(b, &h), "%s", b)
+	return h.Warm
+}
+
 // metric returns the value of a sample line of /metrics.
 func (s *served) metric(t *testing.T, sample string) string {
 	t.Helper()
@@ -318,11 +329,7 @@ func TestServeHostile(t *testing.T) {
 				}
 				if i == 1 {
 					// Give the replacement time to start: this run is warm.
-					require.Eventually(t, func() bool {
-						var h map[string]any
-						_, _, b := s.call(t, http.MethodGet, "/v1/health", nil)
-						return json.Unmarshal(b, &h) == nil && h["warm"].(float64) >= 1
-					}, time.Minute, 50*time.Millisecond)
+					require.Eventually(t, func() bool { return s.warm(t) >= 1 }, time.Minute, 50*time.Millisecond)
 				}
 				tc.check(t, s.run(t, req))
 			}
@@ -419,7 +426,11 @@ func TestServeKilledServerIsSwept(t *testing.T) {
 	s := startServe(t, "--warm-per-skill", "2", "--max-warm", "2")
 	requireClean(t, s.run(t, map[string]any{"skill_id": "killed", "image": env.base, "code": "pass"}))
 	c := ctdClient(t)
-	require.Eventually(t, func() bool { return len(runContainers(t, c)) == 2 }, time.Minute, 50*time.Millisecond, "two warm containers")
+	// Both warm containers started (killing the server while containerd
+	// creates a task can leave the task behind where containerd no longer
+	// sees it: a different problem, not this test's).
+	require.Eventually(t, func() bool { return s.warm(t) == 2 }, time.Minute, 50*time.Millisecond, "two warm containers")
+	require.Len(t, runContainers(t, c), 2)
 	owner := func() map[string]bool {
 		m := map[string]bool{}
 		for _, ct := range runContainers(t, c) {

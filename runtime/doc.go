@@ -14,6 +14,16 @@
 // rlimits for open files, file size and core dumps, and none of the host's
 // environment.
 //
+// # Stages
+//
+// Runner.Run is its stages in order, each usable on its own (a pool of
+// warm sandboxes creates ahead and starts later): Runner.Prepare checks the
+// request and resolves the image; Runner.Create writes the sandbox files
+// and creates the container and its task, not started; Sandbox.Start,
+// Sandbox.Wait (kills at the timeout or on cancellation) and
+// Sandbox.Collect (OOM counter, output, report, Result) follow; and
+// Sandbox.Close removes everything, whatever stage was reached.
+//
 // # The protocol
 //
 // The code is never spliced into a string. runner.py, embedded in this

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,9 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 )
@@ -75,21 +72,11 @@ type warmSet struct {
 	lastUsed time.Time
 }
 
-// warmContainer is a started container whose runner waits for its job.
+// warmContainer is a started sandbox whose runner waits for its job.
 type warmContainer struct {
-	id        string
-	dir, box  string
-	container client.Container
-	task      client.Task
-	exitC     <-chan client.ExitStatus
-	stdin     *os.File // write end of the runner's stdin
-	stdinR    *os.File // its read end, which cio copies from
-	stdout    *lateWriter
-	stderr    *lateWriter
-	report    *reportReader
-	deadline  time.Time // LabelDeadline as set on the container
-	created   time.Time
-	memory    int64
+	sb      *Sandbox
+	created time.Time
+	memory  int64
 }
 
 // PoolStats counts what a pool did, for metrics.
@@ -340,12 +327,9 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 		}
 		p.destroy(w)
 	}
+	// No warm container (yet): a run of its own, while the set fills.
 	p.count(func(s *PoolStats) { s.Misses++ })
-	w, err := p.start(ctx, img, key)
-	if err != nil {
-		return Result{}, err
-	}
-	return p.runIn(ctx, w, req, limits, inputs)
+	return p.r.Run(ctx, req)
 }
 
 func (p *Pool) count(f func(*PoolStats)) {
@@ -399,14 +383,7 @@ func (p *Pool) fill(set *warmSet) {
 	defer p.bg.Done()
 	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), stepTimeout)
 	defer cancel()
-	var w *warmContainer
-	img, err := p.r.client.GetImage(ctx, set.key.image)
-	if err == nil && img.Target().Digest != set.digest {
-		err = fmt.Errorf("image %s changed", set.key.image)
-	}
-	if err == nil {
-		w, err = p.start(ctx, img, set.key)
-	}
+	w, err := p.start(ctx, set.key, set.digest)
 	p.mu.Lock()
 	set.starting--
 	if err != nil || p.sets[set.key] != set || p.closed {
@@ -547,101 +524,37 @@ func (p *Pool) Close(ctx context.Context) error {
 	return err
 }
 
-// warmDeadlineSlack is how far past its maximum age a warm container's
-// LabelDeadline lies: another process's Sweep leaves it alone while the
-// pool lives, and removes it once the pool is long gone.
-const warmDeadlineSlack = time.Minute
+// warmSlack is how much longer than its maximum age a warm container
+// waits for its job before its init ends it: the pool replaces it before,
+// and when the pool is gone (its process killed) it ends by itself.
+const warmSlack = time.Minute
 
-// start creates and starts a container for key whose runner waits for its
+// start creates and starts a sandbox for key whose runner waits for its
 // job. On error nothing of it is left.
-func (p *Pool) start(ctx context.Context, img client.Image, key poolKey) (w *warmContainer, retErr error) {
-	r := p.r
-	if ok, err := img.IsUnpacked(ctx, r.opts.snapshotter); err != nil {
-		return nil, fmt.Errorf("image %s: %w", key.image, err)
-	} else if !ok {
-		if err := img.Unpack(ctx, r.opts.snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack image %s: %w", key.image, err)
-		}
-	}
-	ispec, err := img.Spec(ctx)
+func (p *Pool) start(ctx context.Context, key poolKey, dg digest.Digest) (*warmContainer, error) {
+	prep, err := p.r.Prepare(ctx, Request{Image: key.image, Limits: key.limits, User: key.user})
 	if err != nil {
-		return nil, fmt.Errorf("image %s config: %w", key.image, err)
+		return nil, err
 	}
-	id := newID()
-	w = &warmContainer{id: id, dir: filepath.Join(r.opts.stateDir, id), created: time.Now(), memory: key.limits.MemoryBytes}
-	w.box = filepath.Join(w.dir, "box")
-	defer func() {
-		if retErr != nil {
-			p.destroy(w)
-			w = nil
-		}
-	}()
-	if err := prepareBox(w.dir, w.box, nil); err != nil {
-		return w, err
+	if prep.image.Target().Digest != dg {
+		return nil, fmt.Errorf("image %s changed: %w", key.image, errdefs.ErrAborted)
 	}
-	w.report, err = openReport(filepath.Join(w.box, reportName), r.opts.maxResultBytes)
+	prep.warm = p.opts.maxAge + warmSlack
+	prep.labels = map[string]string{LabelPool: p.owner}
+	sb, err := p.r.Create(ctx, prep)
 	if err != nil {
-		return w, err
+		return nil, err
 	}
-	w.deadline = w.created.Add(p.opts.maxAge + warmDeadlineSlack).UTC()
-	labels := map[string]string{LabelRun: "1", LabelPool: p.owner, LabelDeadline: w.deadline.Format(time.RFC3339Nano)}
-	plan := specPlan{
-		limits:     key.limits,
-		env:        ispec.Config.Env,
-		cwd:        ispec.Config.WorkingDir,
-		imageUser:  ispec.Config.User,
-		user:       key.user,
-		sandboxDir: w.box,
-		hostname:   "skill",
+	if err := sb.Start(ctx); err != nil {
+		return nil, errors.Join(err, sb.Close(ctx))
 	}
-	// Each step runs to its end (see Runner.Run): a cancelled caller must
-	// not leave the daemon half-way through creating something.
-	stepCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
-	defer cancel()
-	w.container, err = r.client.NewContainer(stepCtx, id,
-		client.WithImage(img),
-		client.WithSnapshotter(r.opts.snapshotter),
-		client.WithNewSnapshotView(id, img, snapshots.WithLabels(labels)),
-		client.WithRuntime(r.opts.runtime, nil),
-		client.WithContainerLabels(labels),
-		client.WithNewSpec(specOpts(plan)...),
-	)
-	if err != nil {
-		return w, fmt.Errorf("create container: %w", err)
-	}
-	stdinR, stdinW, err := os.Pipe()
-	if err != nil {
-		return w, err
-	}
-	w.stdin, w.stdinR = stdinW, stdinR
-	w.stdout, w.stderr = &lateWriter{}, &lateWriter{}
-	w.task, err = w.container.NewTask(stepCtx, cio.NewCreator(cio.WithStreams(stdinR, w.stdout, w.stderr), cio.WithFIFODir(filepath.Join(w.dir, "io"))))
-	if err != nil {
-		if strings.Contains(err.Error(), "executable file not found") {
-			return w, fmt.Errorf("image %s has no python3 on PATH: %w", key.image, errdefs.ErrFailedPrecondition)
-		}
-		return w, fmt.Errorf("create task: %w", err)
-	}
-	// The exit is collected whoever waits: a context of the pool's own.
-	w.exitC, err = w.task.Wait(p.r.namespaced(context.Background()))
-	if err != nil {
-		return w, fmt.Errorf("wait task: %w", err)
-	}
-	if r.opts.loopbackUp {
-		if err := loopbackUp(int(w.task.Pid())); err != nil {
-			return w, fmt.Errorf("network namespace of run %s: %w", id, err)
-		}
-	}
-	if err := w.task.Start(stepCtx); err != nil {
-		return w, fmt.Errorf("start task: %w", err)
-	}
-	return w, nil
+	return &warmContainer{sb: sb, created: time.Now(), memory: key.limits.MemoryBytes}, nil
 }
 
 // alive reports whether w's runner still waits (it has not exited).
 func (w *warmContainer) alive() bool {
 	select {
-	case <-w.exitC:
+	case <-w.sb.exitC:
 		return false
 	default:
 		return true
@@ -651,153 +564,79 @@ func (w *warmContainer) alive() bool {
 // runIn hands the job to w, waits for the end of the run within its
 // deadline and collects the result; w is destroyed on every path.
 func (p *Pool) runIn(ctx context.Context, w *warmContainer, req Request, limits Limits, inputs []byte) (res Result, retErr error) {
+	sb := w.sb
 	defer func() {
-		if err := p.destroy(w); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("clean up run %s: %w", w.id, err))
+		if err := sb.Close(ctx); err != nil {
+			retErr = errors.Join(retErr, err)
 		}
 	}()
-	stdout := newCappedBuffer(limits.OutputLimitBytes, req.Stdout)
-	stderr := newCappedBuffer(limits.OutputLimitBytes, req.Stderr)
-	w.stdout.set(stdout)
-	w.stderr.set(stderr)
-
-	// The runner reads its code only after the inputs line: the code file
-	// is complete (renamed into place) before the line is written.
-	tmp := filepath.Join(w.box, ".code")
-	if err := os.WriteFile(tmp, req.Code, 0o444); err != nil {
-		return res, fmt.Errorf("write code: %w", err)
-	}
-	if err := os.Chmod(tmp, 0o444); err != nil {
+	if err := sb.hand(ctx, req, limits, inputs); err != nil {
 		return res, err
 	}
-	if err := os.Rename(tmp, filepath.Join(w.box, codeName)); err != nil {
-		return res, fmt.Errorf("write code: %w", err)
-	}
-	// Another process's Sweep must not take a run past the warm
-	// container's deadline label for an orphan.
-	if d := time.Now().Add(limits.Timeout); d.After(w.deadline) {
-		labels := map[string]string{LabelDeadline: d.Add(warmDeadlineSlack).UTC().Format(time.RFC3339Nano)}
-		if _, err := w.container.SetLabels(ctx, labels); err != nil {
-			return res, fmt.Errorf("label run %s: %w", w.id, err)
-		}
-	}
-	start := time.Now()
-	timer := time.NewTimer(limits.Timeout)
-	defer timer.Stop()
-	if _, err := w.stdin.Write(inputs); err != nil {
-		return res, fmt.Errorf("hand the job to run %s: %w", w.id, err)
-	}
-
-	var status client.ExitStatus
-	select {
-	case status = <-w.exitC:
-	case <-timer.C:
-		res.TimedOut = true
-		var err error
-		status, err = p.r.killAndWait(ctx, w.task, w.exitC)
-		if err != nil {
-			return res, err
-		}
-	case <-ctx.Done():
-		if _, err := p.r.killAndWait(ctx, w.task, w.exitC); err != nil {
-			return res, errors.Join(ctx.Err(), err)
-		}
-		return res, fmt.Errorf("run cancelled: %w", ctx.Err())
-	}
-	res.Duration = time.Since(start)
-	if err := status.Error(); err != nil {
-		return res, fmt.Errorf("wait for run %s: %w", w.id, err)
-	}
-
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	oom, err := oomKilled(cctx, w.task)
+	exit, err := sb.Wait(ctx)
 	if err != nil {
 		return res, err
 	}
-	res.OOMKilled = oom
-	if _, err := w.task.Delete(cctx); err != nil && !errdefs.IsNotFound(err) {
-		return res, fmt.Errorf("delete task: %w", err)
+	if res, err = sb.Collect(ctx, exit); err != nil {
+		return res, err
 	}
-	rep, repErr := w.report.finish()
-	res.ExitCode = int(status.ExitCode())
-	res.Stdout = toValidUTF8(stdout.Bytes())
-	res.Stderr = toValidUTF8(stderr.Bytes())
-	res.Truncated = stdout.Truncated() || stderr.Truncated()
-	res.Result, res.Error = interpret(res, limits, rep, repErr, p.r.opts.maxResultBytes)
+	if err := sb.Close(ctx); err != nil {
+		return res, err
+	}
+	sb.Flush(ctx)
 	return res, nil
+}
+
+// hand gives a warm sandbox its job: the code file, the output limit and
+// writers, then the timeout line and the inputs line to its init, which
+// holds the deadline from that moment.
+func (s *Sandbox) hand(ctx context.Context, req Request, limits Limits, inputs []byte) error {
+	// The runner reads its code only after the inputs line: the code file
+	// is complete (renamed into place) before the line is written.
+	box := filepath.Join(s.r.opts.stateDir, s.id, "box")
+	tmp := filepath.Join(box, ".code")
+	if err := os.WriteFile(tmp, req.Code, 0o444); err != nil {
+		return fmt.Errorf("write code: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o444); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(box, codeName)); err != nil {
+		return fmt.Errorf("write code: %w", err)
+	}
+	s.limits.Timeout, s.limits.OutputLimitBytes = limits.Timeout, limits.OutputLimitBytes
+	s.stdout.bind(limits.OutputLimitBytes, req.Stdout)
+	s.stderr.bind(limits.OutputLimitBytes, req.Stderr)
+	// Another process's Sweep must not take the run for an orphan: move
+	// the deadline label when the run may outlast the warm one.
+	now := time.Now()
+	if until := now.Add(limits.Timeout); until.After(s.start.Add(s.warm)) {
+		if _, err := s.container.SetLabels(ctx, map[string]string{LabelDeadline: deadlineLabel(until)}); err != nil {
+			return fmt.Errorf("label the run's deadline: %w", err)
+		}
+	}
+	s.start = time.Now()
+	job := append([]byte(limits.Timeout.String()+"\n"), inputs...)
+	if _, err := s.job.Write(job); err != nil {
+		return fmt.Errorf("hand the job to run %s: %w", s.id, err)
+	}
+	return nil
+}
+
+// bind sets the buffer's limit and writer, before anything was written to
+// it (a warm sandbox's, when its job comes).
+func (b *cappedBuffer) bind(limit int64, tee io.Writer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.limit = limit
+	if tee != nil && b.tee == nil {
+		b.tee = tee
+		b.done = make(chan struct{})
+		go b.forward()
+	}
 }
 
 // destroy removes w's task, container, snapshot and state directory.
 func (p *Pool) destroy(w *warmContainer) error {
-	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), cleanupTimeout)
-	defer cancel()
-	var errs []error
-	if w.task != nil {
-		if _, err := w.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete task: %w", err))
-		}
-		if w.task.IO() != nil {
-			w.task.IO().Close()
-		}
-	}
-	if w.stdin != nil {
-		w.stdin.Close()
-		w.stdinR.Close()
-	}
-	if w.container != nil {
-		if err := removeContainer(ctx, w.container); err != nil {
-			errs = append(errs, err)
-		}
-	} else if w.id != "" {
-		// A NewContainer that failed half-way may have left its view.
-		if c, err := p.r.client.LoadContainer(ctx, w.id); err == nil {
-			_ = removeContainer(ctx, c)
-		}
-		if sn := p.r.client.SnapshotService(p.r.opts.snapshotter); sn != nil {
-			_ = sn.Remove(ctx, w.id)
-		}
-	}
-	if w.report != nil {
-		w.report.close()
-	}
-	if w.dir != "" {
-		if err := os.RemoveAll(w.dir); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// lateWriter forwards to a writer set when a run takes the container;
-// what comes before (nothing, normally: the runner prints nothing while it
-// waits) is kept, up to a small limit, and forwarded first.
-type lateWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	pre bytes.Buffer
-}
-
-const lateWriterPre = 64 << 10
-
-func (l *lateWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.w != nil {
-		return l.w.Write(b)
-	}
-	if room := lateWriterPre - l.pre.Len(); room > 0 {
-		l.pre.Write(b[:min(len(b), room)])
-	}
-	return len(b), nil
-}
-
-func (l *lateWriter) set(w io.Writer) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.pre.Len() > 0 {
-		w.Write(l.pre.Bytes())
-		l.pre.Reset()
-	}
-	l.w = w
+	return w.sb.Close(p.r.namespaced(context.Background()))
 }

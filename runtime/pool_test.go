@@ -39,26 +39,19 @@ func TestPoolOptions(t *testing.T) {
 	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
 }
 
-func TestLateWriter(t *testing.T) {
+// TestCappedBufferBind: a warm sandbox's buffers get their limit and
+// writer when the job comes.
+func TestCappedBufferBind(t *testing.T) {
 	t.Parallel()
-	var l lateWriter
-	n, err := l.Write([]byte("before "))
+	b := newCappedBuffer(1<<20, nil)
+	var tee bytes.Buffer
+	b.bind(3, &tee)
+	_, err := b.Write([]byte("abcdef"))
 	require.NoError(t, err)
-	assert.Equal(t, 7, n)
-	var out bytes.Buffer
-	l.set(&out)
-	_, err = l.Write([]byte("after"))
-	require.NoError(t, err)
-	assert.Equal(t, "before after", out.String(), "what came before the run is forwarded first")
-
-	// Before a run, output is kept only up to a small limit.
-	var big lateWriter
-	n, err = big.Write(make([]byte, 2*lateWriterPre))
-	require.NoError(t, err)
-	assert.Equal(t, 2*lateWriterPre, n, "never a short write")
-	out.Reset()
-	big.set(&out)
-	assert.Equal(t, lateWriterPre, out.Len())
+	require.NoError(t, b.flush(context.Background()))
+	assert.Equal(t, "abc", string(b.Bytes()))
+	assert.Equal(t, "abc", tee.String())
+	assert.True(t, b.Truncated())
 }
 
 // TestPoolKeyIgnoresPerRunLimits: the timeout and the output limit apply

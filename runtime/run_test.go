@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,14 +74,40 @@ func TestCappedBuffer(t *testing.T) {
 		assert.Equal(t, len(s), n)
 	}
 	assert.Equal(t, "abcde", string(b.Bytes()))
+	require.NoError(t, b.flush(context.Background()))
 	assert.Equal(t, "abcde", tee.String(), "the tee sees the kept bytes only")
 	assert.True(t, b.Truncated())
 
 	b = newCappedBuffer(5, failingWriter{})
 	_, err := b.Write([]byte("abc"))
 	require.NoError(t, err, "a failing tee does not stop the capture")
+	assert.Error(t, b.flush(context.Background()), "the tee's error is kept")
 	assert.False(t, b.Truncated())
 	assert.Equal(t, "abc", string(b.Bytes()))
+}
+
+// TestCappedBufferNeverWaitsOnItsReader: a writer nobody reads does not
+// block the capture; flush gives up when its context is done.
+func TestCappedBufferNeverWaitsOnItsReader(t *testing.T) {
+	t.Parallel()
+	pr, pw := io.Pipe() // nobody reads pr until the end
+	b := newCappedBuffer(1<<20, pw)
+	for range 100 {
+		n, err := b.Write(bytes.Repeat([]byte("x"), 1000))
+		require.NoError(t, err)
+		require.Equal(t, 1000, n)
+	}
+	assert.Len(t, b.Bytes(), 100000, "all kept while the reader is stuck")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, b.flush(ctx), context.Canceled, "flush does not wait past its context")
+	read := make(chan int)
+	go func() {
+		n, _ := io.ReadFull(pr, make([]byte, 100000))
+		read <- n
+	}()
+	require.NoError(t, b.flush(context.Background()))
+	assert.Equal(t, 100000, <-read, "the reader gets everything once it reads")
 }
 
 type failingWriter struct{}

@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -47,6 +48,10 @@ type specPlan struct {
 	user       string   // the caller's explicit user ("" to use the image's)
 	sandboxDir string   // host directory mounted at SandboxDir
 	hostname   string
+	init       initBinary // PID 1, holding the deadline
+	// warm, when positive, makes the init wait up to that long for its
+	// job (and the job's timeout) on stdin: a warm container of a Pool.
+	warm time.Duration
 }
 
 // specOpts is the hardened spec of a run, applied in order on containerd's
@@ -73,6 +78,10 @@ func specOpts(p specPlan) []oci.SpecOpts {
 		WithTmpfs(HomeDir, p.limits.TmpfsBytes),
 		oci.WithDevShmSize(p.limits.TmpfsBytes / 1024),
 		WithSandboxMount(p.sandboxDir),
+
+		// PID 1 is skillbuild's init, the runner its child: the deadline
+		// holds inside the container even if the skillbuild process dies.
+		withInit(p.init, p.limits.Timeout, p.warm),
 
 		// Resources.
 		WithMemory(p.limits.MemoryBytes),
