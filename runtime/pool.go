@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
@@ -636,7 +637,20 @@ func (b *cappedBuffer) bind(limit int64, tee io.Writer) {
 	}
 }
 
-// destroy removes w's task, container, snapshot and state directory.
+// destroy removes w's task, container, snapshot and state directory. A
+// runner still waiting is killed with every process of its container, and
+// its exit awaited, first: deleting a live task leaves the removal of its
+// cgroups racing the processes' exit.
 func (p *Pool) destroy(w *warmContainer) error {
-	return w.sb.Close(p.r.namespaced(context.Background()))
+	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), cleanupTimeout)
+	defer cancel()
+	if w.alive() {
+		if err := w.sb.task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err == nil {
+			select {
+			case <-w.sb.exitC:
+			case <-ctx.Done():
+			}
+		}
+	}
+	return w.sb.Close(ctx)
 }
