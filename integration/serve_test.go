@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skillbuild/skillbuild/integration/ctdtest"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
 	"github.com/stretchr/testify/assert"
@@ -457,5 +458,38 @@ func TestServeKilledServerIsSwept(t *testing.T) {
 	}
 	requireClean(t, s2.run(t, map[string]any{"skill_id": "killed", "image": env.base, "code": "pass"}))
 	s2.stop(t)
+	assertNoRunLeftovers(t)
+}
+
+// TestServeSurvivesContainerdRestart: containerd restarts under a running
+// server with warm containers; runs work again once it is back (the warm
+// containers it can no longer trust are discarded and the pool refills),
+// and the drain leaves nothing behind.
+func TestServeSurvivesContainerdRestart(t *testing.T) {
+	s := startServe(t, "--warm-per-skill", "2", "--max-warm", "2")
+	req := map[string]any{"skill_id": "restart", "image": env.base, "code": "result = inputs['n'] + 1", "inputs": map[string]int{"n": 1}}
+	requireClean(t, s.run(t, req))
+	require.Eventually(t, func() bool { return s.warm(t) == 2 }, time.Minute, 50*time.Millisecond)
+
+	env.ctd.Stop()
+	ctd, err := ctdtest.Start(filepath.Join(env.dir, "containerd"), cleanEnv())
+	require.NoError(t, err, "containerd restarts on the same state")
+	env.ctd = ctd
+
+	// The first requests may find the connection still coming back (503,
+	// exit 75: try again); then runs work.
+	var d runDoc
+	require.Eventually(t, func() bool {
+		status, _, body := s.call(t, http.MethodPost, "/v1/run", req)
+		if status != 200 {
+			return false
+		}
+		d = decodeRun(t, string(body))
+		return d.Error == nil
+	}, 2*time.Minute, 200*time.Millisecond, "runs work after containerd restarted")
+	assert.Equal(t, "2", string(d.Result))
+	require.Eventually(t, func() bool { return s.warm(t) == 2 }, time.Minute, 50*time.Millisecond, "the pool refills")
+	requireClean(t, s.run(t, req))
+	s.stop(t)
 	assertNoRunLeftovers(t)
 }

@@ -43,8 +43,10 @@ func (f *fakeOps) Install(_ context.Context, req InstallRequest, progress func(a
 
 var errVulnerable = errors.New("vulnerable")
 
-func (f *fakeOps) Scan(context.Context, ScanRequest) (any, error) { return map[string]any{"safe": true}, nil }
-func (f *fakeOps) List(context.Context) (any, error)              { return []any{}, nil }
+func (f *fakeOps) Scan(context.Context, ScanRequest) (any, error) {
+	return map[string]any{"safe": true}, nil
+}
+func (f *fakeOps) List(context.Context) (any, error) { return []any{}, nil }
 func (f *fakeOps) Remove(_ context.Context, req RemoveRequest) (any, error) {
 	return nil, fmt.Errorf("no skill %s: %w", req.SkillID, errdefs.ErrNotFound)
 }
