@@ -563,10 +563,21 @@ func (w *warmContainer) alive() bool {
 }
 
 // runIn hands the job to w, waits for the end of the run within its
-// deadline and collects the result; w is destroyed on every path.
+// deadline and collects the result. w is destroyed on every path; after a
+// run that was collected, in the background (the result does not wait
+// for the container's removal; Close waits for it).
 func (p *Pool) runIn(ctx context.Context, w *warmContainer, req Request, limits Limits, inputs []byte) (res Result, retErr error) {
 	sb := w.sb
+	collected := false
 	defer func() {
+		if collected {
+			p.bg.Add(1)
+			go func() {
+				defer p.bg.Done()
+				_ = sb.Close(ctx) // a failure leaves it to the sweeps
+			}()
+			return
+		}
 		if err := sb.Close(ctx); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -581,9 +592,7 @@ func (p *Pool) runIn(ctx context.Context, w *warmContainer, req Request, limits 
 	if res, err = sb.Collect(ctx, exit); err != nil {
 		return res, err
 	}
-	if err := sb.Close(ctx); err != nil {
-		return res, err
-	}
+	collected = true
 	sb.Flush(ctx)
 	return res, nil
 }

@@ -1,0 +1,174 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The serve benchmarks: print(1) through the API of a real `skillbuild
+// serve` with warm containers, one at a time and from 16 clients. Compare
+// with BenchmarkCtrRun and BenchmarkRunConcurrent (run_bench_test.go):
+//
+//	go test ./integration -run '^$' -bench 'Serve|CtrRun|RunConcurrent' -benchtime 50x
+
+// benchServe starts a server for a benchmark and returns a client of it.
+func benchServe(b *testing.B, flags ...string) (*http.Client, func()) {
+	b.Helper()
+	sock := filepath.Join(b.TempDir(), "api.sock")
+	cmd := sbCmd(append([]string{"serve", "--listen", "unix://" + sock}, flags...)...)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
+		cmd.Wait()                          //nolint:errcheck
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := hc.Get("http://skillbuild/v1/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			b.Fatal("serve did not answer")
+		}
+	}
+	return hc, stop
+}
+
+func servePrint1(hc *http.Client) error {
+	body, _ := json.Marshal(map[string]any{"skill_id": "bench", "image": env.base, "code": "print(1)"})
+	resp, err := hc.Post("http://skillbuild/v1/run", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var d runDoc
+	if err := json.Unmarshal(b, &d); err != nil || resp.StatusCode != 200 || d.Stdout != "1\n" {
+		return fmt.Errorf("unexpected answer %d: %s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// waitWarm waits until the server has n warm containers ready.
+func waitWarm(hc *http.Client, n int) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		resp, err := hc.Get("http://skillbuild/v1/health")
+		if err != nil {
+			continue
+		}
+		var h struct {
+			Warm int `json:"warm"`
+		}
+		json.NewDecoder(resp.Body).Decode(&h) //nolint:errcheck
+		resp.Body.Close()
+		if h.Warm >= n {
+			return
+		}
+	}
+}
+
+// BenchmarkServeRun: one client, print(1) through the API; each run waits
+// until a warm container is ready again (what a platform calling a tool
+// now and then sees).
+func BenchmarkServeRun(b *testing.B) {
+	hc, stop := benchServe(b, "--warm-per-skill", "2", "--max-warm", "2")
+	defer stop()
+	if err := servePrint1(hc); err != nil {
+		b.Fatal(err)
+	}
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		waitWarm(hc, 1)
+		b.StartTimer()
+		t0 := time.Now()
+		if err := servePrint1(hc); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatency(b, ds)
+}
+
+// BenchmarkServeConcurrent: 16 clients send b.N runs as fast as they can;
+// reports runs per second (warm containers are used up faster than they
+// are replaced, so this mixes warm and cold runs).
+func BenchmarkServeConcurrent(b *testing.B) {
+	hc, stop := benchServe(b, "--warm-per-skill", "16", "--max-warm", "16")
+	defer stop()
+	if err := servePrint1(hc); err != nil {
+		b.Fatal(err)
+	}
+	waitWarm(hc, 16)
+	var (
+		mu   sync.Mutex
+		ds   = make([]time.Duration, 0, b.N)
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	b.ResetTimer()
+	start := time.Now()
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				if err := servePrint1(hc); err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				ds = append(ds, time.Since(t0))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "runs/s")
+	reportLatency(b, ds)
+}
+
+// BenchmarkCtrRunConcurrent: `ctr run --rm` of print(1) from 16 callers.
+func BenchmarkCtrRunConcurrent(b *testing.B) {
+	var n, next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				id := fmt.Sprintf("bench-ctrc-%d", n.Add(1))
+				cmd := exec.Command("ctr", "--address", env.socket, "-n", namespace, "run", "--rm", env.base, id, "python3", "-c", "print(1)")
+				cmd.Env = cleanEnv()
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Errorf("ctr run: %v: %s", err, out)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
+}
