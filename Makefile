@@ -31,6 +31,7 @@ lint: ## go vet and gofmt
 .PHONY: test
 test: base-rootfs lint ## run every test: unit and integration (private containerd, real runc, BuildKit, pip)
 	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) test $(TESTFLAGS) ./...
+	cd clients/python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t .
 
 .PHONY: demo
 demo: base-rootfs build ## build two skills with conflicting versions of a package and run Python in each
