@@ -191,7 +191,7 @@ func runIn(t *testing.T, image string, argv ...string) (string, error) {
 		Code:   []byte(runInCode),
 		Inputs: in,
 		Limits: sbruntime.Limits{MemoryBytes: 512 << 20, Timeout: time.Minute},
-	}, sbruntime.WithStateDir(filepath.Join(env.dir, "runin")), sbruntime.WithoutSweep())
+	}, sbruntime.WithStateDir(filepath.Join(env.dir, "runin")), sbruntime.WithoutSweep(), sbruntime.WithSharedUID())
 	if err != nil {
 		return "", err
 	}

@@ -294,3 +294,26 @@ func TestReportNothingWritten(t *testing.T) {
 	assert.NoError(t, err)
 	assert.Nil(t, rep)
 }
+
+func TestLeaseUID(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	seen := map[uint32]bool{}
+	var leases []*uidLease
+	for range 50 {
+		l, err := leaseUID(dir)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, l.uid, uint32(RunUIDBase))
+		assert.Less(t, l.uid, uint32(RunUIDBase+RunUIDCount))
+		assert.False(t, seen[l.uid], "uid %d leased twice", l.uid)
+		seen[l.uid] = true
+		leases = append(leases, l)
+	}
+	for _, l := range leases {
+		l.release()
+		l.release() // idempotent
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "uids"))
+	require.NoError(t, err)
+	assert.Empty(t, ents, "released leases leave no file")
+}
