@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -316,4 +317,18 @@ func TestLeaseUID(t *testing.T) {
 	ents, err := os.ReadDir(filepath.Join(dir, "uids"))
 	require.NoError(t, err)
 	assert.Empty(t, ents, "released leases leave no file")
+
+	// A lease whose holder died (its file stays, unlocked) is swept; a held
+	// one is not.
+	held, err := leaseUID(dir)
+	require.NoError(t, err)
+	dead, err := leaseUID(dir)
+	require.NoError(t, err)
+	dead.file.Close() // the process died: the lock is gone, the file stays
+	sweepUIDLeases(dir)
+	ents, err = os.ReadDir(filepath.Join(dir, "uids"))
+	require.NoError(t, err)
+	require.Len(t, ents, 1)
+	assert.Equal(t, strconv.FormatUint(uint64(held.uid), 10), ents[0].Name())
+	held.release()
 }

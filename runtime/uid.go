@@ -80,3 +80,21 @@ func samePath(f *os.File) bool {
 	b, err := os.Stat(f.Name())
 	return err == nil && os.SameFile(a, b)
 }
+
+// sweepUIDLeases removes the lease files that no live process holds (their
+// holder died without releasing them).
+func sweepUIDLeases(stateDir string) {
+	dir := filepath.Join(stateDir, "uids")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		f, err := os.OpenFile(filepath.Join(dir, e.Name()), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil && samePath(f) {
+			(&uidLease{file: f}).release()
+			continue
+		}
+		f.Close()
+	}
+}
