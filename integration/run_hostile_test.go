@@ -38,11 +38,12 @@ func exitOf(t *testing.T, err error) int {
 	return ee.ExitCode()
 }
 
-// startRun starts `skillbuild run` with args, its stdout piped, and
-// returns once the code printed its first line, "ready".
-func startRun(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Buffer) {
+// startPiped starts skillbuild with args, its stdout piped to the test and
+// its stderr collected; it is killed at the end of the test if still
+// running.
+func startPiped(t *testing.T, args ...string) (*exec.Cmd, io.ReadCloser, *bytes.Buffer) {
 	t.Helper()
-	cmd := sbCmd(append([]string{"run"}, args...)...)
+	cmd := sbCmd(args...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	var errb bytes.Buffer
@@ -54,11 +55,28 @@ func startRun(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Bu
 			cmd.Wait()         //nolint:errcheck
 		}
 	})
+	return cmd, stdout, &errb
+}
+
+// startRun starts `skillbuild run` with args and returns once the code
+// printed its first line, "ready".
+func startRun(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Buffer) {
+	t.Helper()
+	cmd, stdout, errb := startPiped(t, append([]string{"run"}, args...)...)
 	out := bufio.NewReader(stdout)
 	line, err := out.ReadString('\n')
 	require.NoError(t, err, "stderr: %s", errb.String())
 	require.Equal(t, "ready\n", line)
-	return cmd, out, &errb
+	return cmd, out, errb
+}
+
+// suiteRunner is a Runner on the suite's containerd and run state
+// directory, as skillbuild's own.
+func suiteRunner(t *testing.T) *sbruntime.Runner {
+	t.Helper()
+	r, err := sbruntime.New(context.Background(), ctdClient(t), sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
+	require.NoError(t, err)
+	return r
 }
 
 // theRunContainer is the one run container that exists now.
@@ -153,14 +171,9 @@ func TestRunDeadlineOutlivesTheClient(t *testing.T) {
 // SIGPIPE), stops the run, cleans up everything and exits 141.
 func TestRunClosedStdout(t *testing.T) {
 	mark := marker(t)
-	cmd := sbCmd("run", "--image", env.base, "--timeout", "10m", "-c", fmt.Sprintf("import sys, time\nwhile True:\n    print(%q * 100, flush=True)\n    time.sleep(0.01)", mark), "pipe")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	require.NoError(t, cmd.Start())
+	cmd, stdout, errb := startPiped(t, "run", "--image", env.base, "--timeout", "10m", "-c", fmt.Sprintf("import sys, time\nwhile True:\n    print(%q * 100, flush=True)\n    time.sleep(0.01)", mark), "pipe")
 	head := make([]byte, 20)
-	_, err = io.ReadFull(stdout, head)
+	_, err := io.ReadFull(stdout, head)
 	require.NoError(t, err, errb.String())
 	assert.Equal(t, mark[:20], string(head))
 	require.NoError(t, stdout.Close()) // head exits
@@ -186,13 +199,7 @@ func TestRunClosedStdout(t *testing.T) {
 // read nothing); the reader then gets the output, and the run is a plain
 // timeout, not a teardown failure.
 func TestRunSlowReader(t *testing.T) {
-	cmd := sbCmd("run", "--image", env.base, "--timeout", "2s", "-c", "import sys\nsys.stdout.write('x' * (512 << 10))\nsys.stdout.flush()\nwhile True:\n    pass", "slow")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	require.NoError(t, cmd.Start())
-	defer cmd.Process.Kill() //nolint:errcheck
+	cmd, stdout, errb := startPiped(t, "run", "--image", env.base, "--timeout", "2s", "-c", "import sys\nsys.stdout.write('x' * (512 << 10))\nsys.stdout.flush()\nwhile True:\n    pass", "slow")
 
 	c := ctdClient(t)
 	ctx := context.Background()
@@ -436,11 +443,8 @@ func TestRunOwnUID(t *testing.T) {
 // started.
 func TestRunStages(t *testing.T) {
 	ctx := context.Background()
-	c := ctdClient(t)
-	r, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
-	require.NoError(t, err)
-
-	_, err = r.Prepare(ctx, sbruntime.Request{Image: env.base, Code: []byte("pass"), Inputs: []byte("[1]")})
+	r := suiteRunner(t)
+	_, err := r.Prepare(ctx, sbruntime.Request{Image: env.base, Code: []byte("pass"), Inputs: []byte("[1]")})
 	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, "a bad request fails at Prepare")
 
 	p, err := r.Prepare(ctx, sbruntime.Request{Image: env.base, Code: []byte("result = inputs['x'] * 2"), Inputs: []byte(`{"x": 21}`)})

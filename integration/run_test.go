@@ -880,9 +880,7 @@ func TestRunBadInput(t *testing.T) {
 // typed errors, and cancellation through ctx.
 func TestRunAPI(t *testing.T) {
 	ctx := context.Background()
-	c := ctdClient(t)
-	r, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
-	require.NoError(t, err)
+	r := suiteRunner(t)
 
 	var out, errb bytes.Buffer
 	res, err := r.Run(ctx, sbruntime.Request{
@@ -927,9 +925,7 @@ func TestRunAPI(t *testing.T) {
 // works.
 func TestRunCancelAnywhere(t *testing.T) {
 	ctx := context.Background()
-	c := ctdClient(t)
-	r, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
-	require.NoError(t, err)
+	r := suiteRunner(t)
 	req := sbruntime.Request{Image: env.base, Code: []byte("import time\ntime.sleep(0.2)")}
 	for i := range 30 {
 		cctx, cancel := context.WithTimeout(ctx, time.Duration(i)*15*time.Millisecond)

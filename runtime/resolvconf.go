@@ -8,14 +8,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // resolvConfText replaces the image's /etc/resolv.conf in a run: a base
@@ -42,13 +40,7 @@ func withResolvConf(src string) oci.SpecOpts {
 		if err != nil || dest == "" {
 			return err
 		}
-		s.Mounts = slices.DeleteFunc(s.Mounts, func(m specs.Mount) bool { return path.Clean(m.Destination) == dest })
-		s.Mounts = append(s.Mounts, specs.Mount{
-			Destination: dest,
-			Type:        "bind",
-			Source:      src,
-			Options:     []string{"rbind", "ro", "nosuid", "nodev", "noexec"},
-		})
+		replaceMount(s, readOnlyBind(src, dest))
 		return nil
 	}
 }

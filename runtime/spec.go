@@ -212,10 +212,22 @@ func WithTmpfs(dest string, size int64) oci.SpecOpts {
 			Source:      "tmpfs",
 			Options:     []string{"nosuid", "nodev", "noexec", "mode=1777", fmt.Sprintf("size=%d", size)},
 		}
-		s.Mounts = slices.DeleteFunc(s.Mounts, func(o specs.Mount) bool { return path.Clean(o.Destination) == path.Clean(dest) })
-		s.Mounts = append(s.Mounts, m)
+		replaceMount(s, m)
 		return nil
 	}
+}
+
+// replaceMount adds m to the spec's mounts, in place of any mount at its
+// destination.
+func replaceMount(s *oci.Spec, m specs.Mount) {
+	s.Mounts = slices.DeleteFunc(s.Mounts, func(o specs.Mount) bool { return path.Clean(o.Destination) == path.Clean(m.Destination) })
+	s.Mounts = append(s.Mounts, m)
+}
+
+// readOnlyBind is a read-only bind mount of the host path src at dest
+// that executes nothing.
+func readOnlyBind(src, dest string) specs.Mount {
+	return specs.Mount{Destination: dest, Type: "bind", Source: src, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}
 }
 
 // WithSandboxMount bind-mounts the host directory dir read-only (nosuid,
@@ -226,13 +238,7 @@ func WithSandboxMount(dir string) oci.SpecOpts {
 		if dir == "" {
 			return fmt.Errorf("sandbox directory is empty: %w", errdefs.ErrInvalidArgument)
 		}
-		s.Mounts = slices.DeleteFunc(s.Mounts, func(o specs.Mount) bool { return path.Clean(o.Destination) == SandboxDir })
-		s.Mounts = append(s.Mounts, specs.Mount{
-			Destination: SandboxDir,
-			Type:        "bind",
-			Source:      dir,
-			Options:     []string{"rbind", "ro", "nosuid", "nodev", "noexec"},
-		})
+		replaceMount(s, readOnlyBind(dir, SandboxDir))
 		return nil
 	}
 }
