@@ -34,7 +34,7 @@ Without --json the code's stdout and stderr pass through, a result is printed
 as one JSON line on stdout after them, and the exit status is the code's
 (124 after a timeout, 137 after an OOM kill). With --json one document
 {skill_id, image_tag, exit_code, stdout, stderr, result, error, timed_out,
-oom_killed, truncated, duration_ms} goes to stdout and the exit status is 0
+oom_killed, truncated, duration_ms, uid, gid} goes to stdout and the exit status is 0
 whenever the run itself worked, whatever the code did.`,
 		ArgsUsage: "SKILL_ID",
 		Flags: []cli.Flag{
@@ -72,6 +72,8 @@ type runOutput struct {
 	OOMKilled  bool               `json:"oom_killed"`
 	Truncated  bool               `json:"truncated"`
 	DurationMS int64              `json:"duration_ms"`
+	UID        uint32             `json:"uid"`
+	GID        uint32             `json:"gid"`
 }
 
 // runRequest turns the flags into a run request, the skill and the image's
@@ -206,6 +208,7 @@ func (out *runOutput) fill(res runtime.Result, err error) {
 	out.Result, out.Error = res.Result, res.Error
 	out.TimedOut, out.OOMKilled, out.Truncated = res.TimedOut, res.OOMKilled, res.Truncated
 	out.DurationMS = res.Duration.Milliseconds()
+	out.UID, out.GID = res.UID, res.GID
 	if err != nil && out.Error == nil {
 		out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
 	}

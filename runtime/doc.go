@@ -42,6 +42,32 @@
 // and nothing else: connects elsewhere fail with ENETUNREACH at once and
 // DNS fails fast whatever resolv.conf the image has.
 //
+// # PID 1 and the deadline
+//
+// PID 1 of the container is not the runner but the running program
+// itself, mounted read-only and started as package pid1's init (any
+// program linking this package becomes the init when started as
+// pid1.Path; a dynamically linked one through its own ELF loader and
+// libraries, mounted next to it, so the image's libc does not matter). It
+// runs the runner as its child, reaps orphans, ignores every signal the
+// sandbox can send it and is not dumpable, and at the timeout kills every
+// process of the namespace and exits pid1.DeadlineStatus: the deadline
+// holds even when the process that started the run is gone (kill -9,
+// SIGPIPE). The host kills at the timeout too, whichever comes first.
+// LabelDeadline is set when the task starts; Sweep, which the CLI runs in
+// every command that talks to containerd, removes what is left of a run
+// past it.
+//
+// # Sharing nothing per user
+//
+// A run that would run as DefaultUID:DefaultGID gets a uid:gid of its own
+// from RunUIDBase (Result.UID), leased with an flock in the state
+// directory, so per-user kernel quotas (message queue bytes, RLIMIT_NPROC)
+// are not shared between concurrent runs (WithSharedUID turns this off).
+// The image's /etc/resolv.conf, which a base made from a host's root
+// filesystem carries with that host's nameserver, is covered by a file
+// that names none; /tmp and /dev/shm are noexec.
+//
 // # Limits are reported, not guessed
 //
 // At the timeout every process of the container is killed (SIGKILL to all
@@ -49,6 +75,13 @@
 // Result.OOMKilled comes from the memory cgroup's OOM-kill counter as the
 // shim reports it, not from exit status 137. Result.Truncated says output
 // was cut. Output that is not UTF-8 is made valid (U+FFFD).
+//
+// # Output
+//
+// Output is collected into capped buffers that never block the
+// container's pipes; a goroutine forwards it to Request.Stdout and
+// Request.Stderr as it comes, and Run waits for those writers only after
+// the teardown, so a slow reader never holds up a run or its cleanup.
 //
 // # Cleanup
 //

@@ -115,6 +115,10 @@ type Result struct {
 	OOMKilled bool `json:"oom_killed"`
 	// Truncated: stdout or stderr was cut at the output limit.
 	Truncated bool `json:"truncated"`
+	// UID and GID are the user the code ran as: a uid of the run's own
+	// (RunUIDBase...) unless the image or the caller named another user.
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 	// Duration is from the start of the process to its exit.
 	Duration time.Duration `json:"-"`
 }
@@ -302,12 +306,8 @@ func prepareBox(dir, box string, code []byte) error {
 		return err
 	}
 	for name, data := range map[string][]byte{runnerName: runnerSource, codeName: code} {
-		p := filepath.Join(box, name)
-		if err := os.WriteFile(p, data, 0o444); err != nil {
+		if err := writeReadOnly(filepath.Join(box, name), data); err != nil {
 			return fmt.Errorf("sandbox file %s: %w", name, err)
-		}
-		if err := os.Chmod(p, 0o444); err != nil {
-			return err
 		}
 	}
 	// Write-only for the run's user, whoever it is; only the container
@@ -317,4 +317,13 @@ func prepareBox(dir, box string, code []byte) error {
 		return fmt.Errorf("report fifo: %w", err)
 	}
 	return os.Chmod(p, 0o622)
+}
+
+// writeReadOnly writes a new file readable by everyone and writable by
+// nobody (mode 0444, whatever the umask).
+func writeReadOnly(p string, data []byte) error {
+	if err := os.WriteFile(p, data, 0o444); err != nil {
+		return err
+	}
+	return os.Chmod(p, 0o444)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -293,4 +294,41 @@ func TestReportNothingWritten(t *testing.T) {
 	rep, err := rr.finish()
 	assert.NoError(t, err)
 	assert.Nil(t, rep)
+}
+
+func TestLeaseUID(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	seen := map[uint32]bool{}
+	var leases []*uidLease
+	for range 50 {
+		l, err := leaseUID(dir)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, l.uid, uint32(RunUIDBase))
+		assert.Less(t, l.uid, uint32(RunUIDBase+RunUIDCount))
+		assert.False(t, seen[l.uid], "uid %d leased twice", l.uid)
+		seen[l.uid] = true
+		leases = append(leases, l)
+	}
+	for _, l := range leases {
+		l.release()
+		l.release() // idempotent
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "uids"))
+	require.NoError(t, err)
+	assert.Empty(t, ents, "released leases leave no file")
+
+	// A lease whose holder died (its file stays, unlocked) is swept; a held
+	// one is not.
+	held, err := leaseUID(dir)
+	require.NoError(t, err)
+	dead, err := leaseUID(dir)
+	require.NoError(t, err)
+	dead.file.Close() // the process died: the lock is gone, the file stays
+	sweepUIDLeases(dir)
+	ents, err = os.ReadDir(filepath.Join(dir, "uids"))
+	require.NoError(t, err)
+	require.Len(t, ents, 1)
+	assert.Equal(t, strconv.FormatUint(uint64(held.uid), 10), ents[0].Name())
+	held.release()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/skillbuild/skillbuild/runtime/pid1"
 )
 
@@ -93,6 +94,8 @@ type Sandbox struct {
 	stdout    *cappedBuffer
 	stderr    *cappedBuffer
 	container client.Container
+	uid       *uidLease  // the run's own uid, if any
+	user      specs.User // the process's user, from the spec
 	task      client.Task
 	exitC     <-chan client.ExitStatus
 	start     time.Time
@@ -150,8 +153,20 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	if err != nil {
 		return nil, err
 	}
+	resolvConf := filepath.Join(dir, "resolv.conf")
+	if err := writeReadOnly(resolvConf, []byte(resolvConfText)); err != nil {
+		return nil, fmt.Errorf("sandbox resolv.conf: %w", err)
+	}
+	if !r.opts.sharedUID {
+		if s.uid, err = leaseUID(r.opts.stateDir); err != nil {
+			return nil, err
+		}
+		s.cleanups = append(s.cleanups, func(context.Context) error { s.uid.release(); return nil })
+	}
 	plan := specPlan{
 		init:       init,
+		resolvConf: resolvConf,
+		userOut:    &s.user,
 		limits:     p.limits,
 		env:        p.config.Env,
 		cwd:        p.config.WorkingDir,
@@ -160,6 +175,9 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		sandboxDir: box,
 		hostname:   "skill",
 		warm:       p.warm,
+	}
+	if s.uid != nil {
+		plan.runUID = s.uid.uid
 	}
 	stepCtx, stepCancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
 	defer stepCancel()
@@ -346,7 +364,7 @@ func (s *Sandbox) killAndWait() (client.ExitStatus, error) {
 // when every process of the container is gone), and the runner's report,
 // and interprets them into the Result.
 func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
-	res := Result{TimedOut: exit.TimedOut, Duration: exit.Duration}
+	res := Result{TimedOut: exit.TimedOut, Duration: exit.Duration, UID: s.user.UID, GID: s.user.GID}
 	cctx, cancel := s.cleanupContext()
 	defer cancel()
 	var err error

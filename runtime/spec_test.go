@@ -73,7 +73,7 @@ func TestSpecOptsHardenedSpec(t *testing.T) {
 	assert.True(t, s.Root.Readonly, "read-only rootfs")
 	if m := mountAt(s, "/tmp"); assert.NotNil(t, m) {
 		assert.Equal(t, "tmpfs", m.Type)
-		assert.Subset(t, m.Options, []string{"nosuid", "nodev", "size=67108864"})
+		assert.Subset(t, m.Options, []string{"nosuid", "nodev", "noexec", "size=67108864"})
 	}
 	if m := mountAt(s, "/dev/shm"); assert.NotNil(t, m) {
 		assert.Contains(t, m.Options, "size=65536k")
@@ -131,6 +131,35 @@ func TestSpecOptsHardenedSpec(t *testing.T) {
 		assert.True(t, slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == ns && n.Path == "" }), "namespace %s", ns)
 	}
 	assert.Empty(t, s.Linux.Devices, "no devices beyond the runtime's defaults")
+}
+
+func TestWithOwnUID(t *testing.T) {
+	t.Parallel()
+	const own = RunUIDBase + 7
+	for _, tc := range []struct {
+		name                string
+		imageUser, explicit string
+		uid, gid            uint32
+	}{
+		{name: "no USER: the run's own uid", uid: own, gid: own},
+		{name: "USER root: the run's own uid", imageUser: "0:0", uid: own, gid: own},
+		{name: "USER 65532 of skillbuild's images: the run's own uid", imageUser: "65532:65532", uid: own, gid: own},
+		{name: "another USER is kept", imageUser: "1000:1000", uid: 1000, gid: 1000},
+		{name: "an explicit 65532 is kept", explicit: "65532:65532", uid: 65532, gid: 65532},
+		{name: "explicit root is kept", explicit: "0:0", uid: 0, gid: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got specs.User
+			s := spec(t, WithRunUser(tc.imageUser, tc.explicit), withOwnUID(own, tc.explicit), recordUser(&got))
+			assert.Equal(t, tc.uid, s.Process.User.UID)
+			assert.Equal(t, tc.gid, s.Process.User.GID)
+			assert.Equal(t, []uint32{tc.gid}, s.Process.User.AdditionalGids, "its own group only")
+			assert.Equal(t, s.Process.User, got, "recorded for the result")
+		})
+	}
+	s := spec(t, WithRunUser("", ""), withOwnUID(0, ""))
+	assert.Equal(t, uint32(DefaultUID), s.Process.User.UID, "no own uid: the shared default")
 }
 
 func TestWithInitStatic(t *testing.T) {
