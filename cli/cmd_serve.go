@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,15 +57,16 @@ func serveOptions(c *cli.Context) ([]runtime.PoolOpt, []server.Opt, error) {
 		return nil, nil, fmt.Errorf("--idle-timeout: %w", err)
 	}
 	popts := []runtime.PoolOpt{runtime.WithMaxWarm(c.Int("max-warm")), runtime.WithIdleTimeout(idle)}
-	if c.Int("warm-per-skill") > 0 {
-		popts = append(popts, runtime.WithWarmPerImage(c.Int("warm-per-skill")))
-	}
+	popts = append(popts, runtime.WithWarmPerImage(c.Int("warm-per-skill")))
 	if s := c.String("warm-memory"); s != "" {
 		n, err := config.ParseSize(s)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--warm-memory: %w", err)
 		}
 		popts = append(popts, runtime.WithMemoryBudget(n))
+	}
+	if err := runtime.CheckPoolOpts(popts...); err != nil {
+		return nil, nil, fmt.Errorf("--max-warm, --warm-per-skill, --warm-memory, --idle-timeout: %w", err)
 	}
 	body, err := config.ParseSize(c.String("max-body"))
 	if err != nil {
@@ -91,35 +91,37 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Bad input fails before anything is started.
+	ops := &serveOps{env: envOf(c)}
+	srv, err := server.New(ops, sopts...)
+	if err != nil {
+		return err
+	}
+	ln, err := server.Listen(c.String("listen"), c.String("group"))
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if err := srv.Check(ln); err != nil {
+		return err
+	}
+
 	// ctx ends at SIGTERM or Ctrl-C (see main): the server then drains.
 	ctx := c.Context
-	client, err := store.Dial(ctx, c.String("address"), c.String("namespace"))
+	client, err := dial(c)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	runner, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep())
+	runner, err := runtime.New(ctx, client, runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep())
 	if err != nil {
 		return err
-	}
-	if _, err := runner.Sweep(ctx); err != nil {
-		fmt.Fprintln(c.App.ErrWriter, "skillbuild: warning: sweeping orphaned runs:", err)
 	}
 	pool, err := runtime.NewPool(ctx, runner, popts...)
 	if err != nil {
 		return err
 	}
-	ops := &serveOps{env: envOf(c), client: client, pool: pool}
-	srv, err := server.New(ops, sopts...)
-	if err != nil {
-		pool.Close(context.WithoutCancel(ctx))
-		return err
-	}
-	ln, err := server.Listen(c.String("listen"), c.String("group"))
-	if err != nil {
-		pool.Close(context.WithoutCancel(ctx))
-		return err
-	}
+	ops.client, ops.pool = client, pool
 	fmt.Fprintf(c.App.ErrWriter, "skillbuild: serving on %s\n", c.String("listen"))
 	serveErr := srv.Serve(ctx, ln)
 	ln.Close()

@@ -348,6 +348,7 @@ func TestServeHostile(t *testing.T) {
 // runs are in flight: they finish, and nothing is left.
 func TestServeManyClients(t *testing.T) {
 	s := startServe(t, "--warm-per-skill", "4", "--max-warm", "4")
+	rssStart := rss(t, s.cmd.Process.Pid)
 	const clients, each = 6, 10
 	var wg sync.WaitGroup
 	errs := make(chan error, clients*each)
@@ -400,6 +401,7 @@ print("bad", bad)
 		t.Error(err)
 	}
 	assert.Equal(t, "bad []\n", <-pyOut)
+	t.Logf("server RSS: %s at start, %s after %d runs (measured, not asserted)", rssStart, rss(t, s.cmd.Process.Pid), clients*each+15)
 
 	// SIGTERM with runs in flight: they complete, then the server exits.
 	done := make(chan runDoc, 2)
@@ -419,6 +421,19 @@ print("bad", bad)
 		assert.Equal(t, `"finished"`, string(d.Result), "an in-flight run finished during the drain: %+v", d)
 	}
 	assertNoRunLeftovers(t)
+}
+
+// rss is a process's resident set size as /proc reports it.
+func rss(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
 }
 
 // TestServeKilledServerIsSwept: after kill -9 the warm containers stay

@@ -156,6 +156,18 @@ func WithIdleTimeout(d time.Duration) PoolOpt {
 	}
 }
 
+// CheckPoolOpts reports the first invalid option, as NewPool would, for
+// callers that check their input before they connect to anything.
+func CheckPoolOpts(opts ...PoolOpt) error {
+	var o poolOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // maxAgeFactor: a warm container older than this many idle timeouts is
 // replaced even when the image is busy, so its LabelDeadline stays near.
 const maxAgeFactor = 3

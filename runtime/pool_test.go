@@ -35,6 +35,8 @@ func TestPoolOptions(t *testing.T) {
 			assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, tc.name)
 		}
 	}
+	assert.NoError(t, CheckPoolOpts(WithMaxWarm(0), WithWarmPerImage(1)))
+	assert.ErrorIs(t, CheckPoolOpts(WithMaxWarm(1), WithIdleTimeout(-time.Second)), errdefs.ErrInvalidArgument)
 	_, err := NewPool(context.Background(), nil)
 	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
 }

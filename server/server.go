@@ -208,13 +208,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // waits for the requests in flight (bounded by WithDrainTimeout). A TCP
 // listener must be on a loopback address and needs WithToken.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
-		if !tcp.IP.IsLoopback() {
-			return fmt.Errorf("refusing to serve on %s: TCP only on a loopback address: %w", tcp, errdefs.ErrInvalidArgument)
-		}
-		if s.opts.token == "" {
-			return fmt.Errorf("refusing to serve on %s without a bearer token (--token-file): %w", tcp, errdefs.ErrInvalidArgument)
-		}
+	if err := s.Check(ln); err != nil {
+		return err
 	}
 	hs := &http.Server{
 		Handler:           s,
@@ -240,6 +235,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return e
 	}
 	return err
+}
+
+// Check refuses a listener Serve would refuse: TCP on an address that is
+// not loopback, or TCP without a token.
+func (s *Server) Check(ln net.Listener) error {
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		if !tcp.IP.IsLoopback() {
+			return fmt.Errorf("refusing to serve on %s: TCP only on a loopback address: %w", tcp, errdefs.ErrInvalidArgument)
+		}
+		if s.opts.token == "" {
+			return fmt.Errorf("refusing to serve on %s without a bearer token (--token-file): %w", tcp, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
 }
 
 // decode reads r's body into v: one JSON object of known fields, within
