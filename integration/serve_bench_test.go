@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -121,54 +120,19 @@ func BenchmarkServeConcurrent(b *testing.B) {
 		b.Fatal(err)
 	}
 	waitWarm(hc, 16)
-	var (
-		mu   sync.Mutex
-		ds   = make([]time.Duration, 0, b.N)
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	b.ResetTimer()
-	start := time.Now()
-	for range 16 {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				t0 := time.Now()
-				if err := servePrint1(hc); err != nil {
-					b.Error(err)
-					return
-				}
-				mu.Lock()
-				ds = append(ds, time.Since(t0))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "runs/s")
-	reportLatency(b, ds)
+	concurrently(b, 16, func() error { return servePrint1(hc) })
 }
 
 // BenchmarkCtrRunConcurrent: `ctr run --rm` of print(1) from 16 callers.
 func BenchmarkCtrRunConcurrent(b *testing.B) {
-	var n, next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for range 16 {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				id := fmt.Sprintf("bench-ctrc-%d", n.Add(1))
-				cmd := exec.Command("ctr", "--address", env.socket, "-n", namespace, "run", "--rm", env.base, id, "python3", "-c", "print(1)")
-				cmd.Env = cleanEnv()
-				if out, err := cmd.CombinedOutput(); err != nil {
-					b.Errorf("ctr run: %v: %s", err, out)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
+	var n atomic.Int64
+	concurrently(b, 16, func() error {
+		id := fmt.Sprintf("bench-ctrc-%d", n.Add(1))
+		cmd := exec.Command("ctr", "--address", env.socket, "-n", namespace, "run", "--rm", env.base, id, "python3", "-c", "print(1)")
+		cmd.Env = cleanEnv()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("ctr run: %v: %s", err, out)
+		}
+		return nil
+	})
 }

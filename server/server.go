@@ -181,12 +181,12 @@ func New(ops Ops, opts ...Opt) (*Server, error) {
 		}
 	}
 	s := &Server{ops: ops, opts: o, mux: http.NewServeMux(), metrics: newMetrics()}
-	s.mux.HandleFunc("GET /v1/health", s.health)
-	s.mux.HandleFunc("GET /v1/skills", s.list)
+	s.mux.HandleFunc("GET /v1/health", endpoint(s, "health", noBody(ops.Health)))
+	s.mux.HandleFunc("GET /v1/skills", endpoint(s, "list", noBody(ops.List)))
 	s.mux.HandleFunc("POST /v1/install", s.install)
-	s.mux.HandleFunc("POST /v1/scan", s.scan)
-	s.mux.HandleFunc("POST /v1/remove", s.remove)
-	s.mux.HandleFunc("POST /v1/run", s.run)
+	s.mux.HandleFunc("POST /v1/scan", endpoint(s, "scan", ops.Scan))
+	s.mux.HandleFunc("POST /v1/remove", endpoint(s, "remove", ops.Remove))
+	s.mux.HandleFunc("POST /v1/run", endpoint(s, "run", s.timedRun))
 	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
 	return s, nil
 }
@@ -330,48 +330,32 @@ func writeJSON(w http.ResponseWriter, status, code int, doc any) {
 	w.Write(append(b, '\n'))
 }
 
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	doc, err := s.ops.Health(r.Context())
-	s.metrics.request("health", s.answer(w, doc, err))
-}
-
-func (s *Server) list(w http.ResponseWriter, r *http.Request) {
-	doc, err := s.ops.List(r.Context())
-	s.metrics.request("list", s.answer(w, doc, err))
-}
-
-func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
-	var req RemoveRequest
-	if !s.decode(w, r, &req) {
-		s.metrics.request("remove", exitBadInput)
-		return
+// endpoint is the handler of an operation that takes a request body of
+// type T: it counts the request in flight, decodes the body, calls op and
+// answers with its document.
+func endpoint[T any](s *Server, name string, op func(context.Context, T) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		defer s.metrics.begin(name)()
+		var req T
+		if r.Method != http.MethodGet && !s.decode(w, r, &req) {
+			s.metrics.request(name, exitBadInput)
+			return
+		}
+		doc, err := op(r.Context(), req)
+		s.metrics.request(name, s.answer(w, doc, err))
 	}
-	doc, err := s.ops.Remove(r.Context(), req)
-	s.metrics.request("remove", s.answer(w, doc, err))
 }
 
-func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
-	defer s.metrics.begin("scan")()
-	var req ScanRequest
-	if !s.decode(w, r, &req) {
-		s.metrics.request("scan", exitBadInput)
-		return
-	}
-	doc, err := s.ops.Scan(r.Context(), req)
-	s.metrics.request("scan", s.answer(w, doc, err))
+// noBody adapts an operation without a request body (a GET) to endpoint.
+func noBody(op func(context.Context) (any, error)) func(context.Context, struct{}) (any, error) {
+	return func(ctx context.Context, _ struct{}) (any, error) { return op(ctx) }
 }
 
-func (s *Server) run(w http.ResponseWriter, r *http.Request) {
-	defer s.metrics.begin("run")()
-	var req RunRequest
-	if !s.decode(w, r, &req) {
-		s.metrics.request("run", exitBadInput)
-		return
-	}
+// timedRun is Ops.Run, observed by the run latency histogram.
+func (s *Server) timedRun(ctx context.Context, req RunRequest) (any, error) {
 	start := time.Now()
-	doc, err := s.ops.Run(r.Context(), req)
-	s.metrics.run(time.Since(start))
-	s.metrics.request("run", s.answer(w, doc, err))
+	defer func() { s.metrics.run(time.Since(start)) }()
+	return s.ops.Run(ctx, req)
 }
 
 // StreamEvent is one line of an install's NDJSON stream: progress events,

@@ -135,6 +135,13 @@ func TestStatusAndErrorDocuments(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	for _, path := range []string{"/v1/health", "/v1/skills"} {
+		resp, err := ts.Client().Get(ts.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+		assert.Equal(t, "0", resp.Header.Get(HeaderExitCode), path)
+	}
 }
 
 func mustAtoi(s string) int {
