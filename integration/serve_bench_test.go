@@ -2,16 +2,12 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -22,34 +18,13 @@ import (
 //
 //	go test ./integration -run '^$' -bench 'Serve|CtrRun|RunConcurrent' -benchtime 50x
 
-// benchServe starts a server for a benchmark and returns a client of it.
-func benchServe(b *testing.B, flags ...string) (*http.Client, func()) {
+// benchServe starts a server for a benchmark (stopped by its cleanup) and
+// returns a client of it.
+func benchServe(b *testing.B, flags ...string) *http.Client {
 	b.Helper()
-	sock := filepath.Join(b.TempDir(), "api.sock")
-	cmd := sbCmd(append([]string{"serve", "--listen", "unix://" + sock}, flags...)...)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
-		cmd.Wait()                          //nolint:errcheck
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := hc.Get("http://skillbuild/v1/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			stop()
-			b.Fatal("serve did not answer")
-		}
-	}
-	return hc, stop
+	s := startServe(b, flags...)
+	s.http.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	return s.http
 }
 
 func servePrint1(hc *http.Client) error {
@@ -89,8 +64,7 @@ func waitWarm(hc *http.Client, n int) {
 // until a warm container is ready again (what a platform calling a tool
 // now and then sees).
 func BenchmarkServeRun(b *testing.B) {
-	hc, stop := benchServe(b, "--warm-per-skill", "2", "--max-warm", "2")
-	defer stop()
+	hc := benchServe(b, "--warm-per-skill", "2", "--max-warm", "2")
 	if err := servePrint1(hc); err != nil {
 		b.Fatal(err)
 	}
@@ -114,8 +88,7 @@ func BenchmarkServeRun(b *testing.B) {
 // reports runs per second (warm containers are used up faster than they
 // are replaced, so this mixes warm and cold runs).
 func BenchmarkServeConcurrent(b *testing.B) {
-	hc, stop := benchServe(b, "--warm-per-skill", "16", "--max-warm", "16")
-	defer stop()
+	hc := benchServe(b, "--warm-per-skill", "16", "--max-warm", "16")
 	if err := servePrint1(hc); err != nil {
 		b.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func (s *served) log() string {
 
 // startServe starts `skillbuild serve` on a socket of its own and waits
 // until it answers; the cleanup stops it with SIGTERM (or kills it).
-func startServe(t *testing.T, flags ...string) *served {
+func startServe(t testing.TB, flags ...string) *served {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	s := &served{sock: sock, exited: make(chan error, 1)}
