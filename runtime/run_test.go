@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/runtime/pid1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -331,4 +332,14 @@ func TestLeaseUID(t *testing.T) {
 	require.Len(t, ents, 1)
 	assert.Equal(t, strconv.FormatUint(uint64(held.uid), 10), ents[0].Name())
 	held.release()
+}
+
+func TestStartFailure(t *testing.T) {
+	t.Parallel()
+	err := startFailure("img", pid1.StartFailedStatus, nil, []byte(pid1.StartFailedPrefix+"no python3 on PATH\n"))
+	assert.ErrorIs(t, err, errdefs.ErrFailedPrecondition)
+	assert.EqualError(t, err, "image img: no python3 on PATH: failed precondition")
+	assert.NoError(t, startFailure("img", pid1.StartFailedStatus, &runnerReport{}, []byte(pid1.StartFailedPrefix+"x")), "the runner reported: the code exited 127 itself")
+	assert.NoError(t, startFailure("img", pid1.StartFailedStatus, nil, []byte("other")), "not the init's message")
+	assert.NoError(t, startFailure("img", 1, nil, []byte(pid1.StartFailedPrefix+"x")))
 }

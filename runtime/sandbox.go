@@ -376,6 +376,9 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 		return res, fmt.Errorf("delete task: %w", err)
 	}
 	rep, repErr := s.report.finish()
+	if err := startFailure(s.image, int(exit.Status.ExitCode()), rep, s.stderr.Bytes()); err != nil {
+		return res, err
+	}
 
 	res.ExitCode = int(exit.Status.ExitCode())
 	res.Stdout = toValidUTF8(s.stdout.Bytes())
@@ -420,4 +423,17 @@ func (s *Sandbox) Flush(ctx context.Context) {
 			_ = b.flush(ctx) // the writer's own error is its owner's to see
 		}
 	}
+}
+
+// startFailure is the error of a run whose init could not start the
+// runner (the image has no python3 on PATH), or nil.
+func startFailure(image string, exitCode int, rep *runnerReport, stderr []byte) error {
+	if rep != nil || exitCode != pid1.StartFailedStatus {
+		return nil
+	}
+	msg, ok := strings.CutPrefix(string(stderr), pid1.StartFailedPrefix)
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("image %s: %s: %w", image, strings.TrimSpace(msg), errdefs.ErrFailedPrecondition)
 }

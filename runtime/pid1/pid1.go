@@ -53,6 +53,15 @@ const usageStatus = 125
 // not come within its idle limit.
 const IdleStatus = 124
 
+// StartFailedStatus is the exit status of the init when its child could
+// not be started (like a shell's "command not found"); its stderr then
+// holds one line that starts with StartFailedPrefix and says why.
+const StartFailedStatus = 127
+
+// StartFailedPrefix starts the line the init writes to stderr when its
+// child could not be started.
+const StartFailedPrefix = "skillbuild init: "
+
 // Args is the argv of the init for a run of argv with the given timeout.
 func Args(timeout time.Duration, argv ...string) []string {
 	return append([]string{Path, "--timeout=" + timeout.String(), "--"}, argv...)
@@ -98,8 +107,8 @@ func Main(args []string) int {
 
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "skillbuild init: %v\n", err)
-		return usageStatus
+		fmt.Fprintf(os.Stderr, "%sno %s on PATH\n", StartFailedPrefix, argv[0])
+		return StartFailedStatus
 	}
 	stdin := uintptr(0)
 	var jobs <-chan time.Duration
@@ -115,8 +124,8 @@ func Main(args []string) int {
 	}
 	child, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{stdin, 1, 2}})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "skillbuild init: start %s: %v\n", argv[0], err)
-		return usageStatus
+		fmt.Fprintf(os.Stderr, "%scannot start %s: %v\n", StartFailedPrefix, path, err)
+		return StartFailedStatus
 	}
 	// A warm init waits for its job first: the idle limit runs, the
 	// deadline not yet.

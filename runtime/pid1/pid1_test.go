@@ -67,6 +67,13 @@ func TestInit(t *testing.T) {
 	}
 }
 
+func TestInitChildNotFound(t *testing.T) {
+	t.Parallel()
+	out, err := initCmd(t, time.Minute, "no-such-python3").CombinedOutput()
+	assert.Equal(t, pid1.StartFailedStatus, exitStatus(t, err))
+	assert.Equal(t, pid1.StartFailedPrefix+"no no-such-python3 on PATH\n", string(out))
+}
+
 func TestInitRefusesBadArguments(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
