@@ -53,6 +53,7 @@ whenever the run itself worked, whatever the code did.`,
 			&cli.StringFlag{Name: config.FlagOutputLimit, Value: config.DefaultRunOutputLimit, Usage: "stdout and stderr are each cut at this size"},
 			&cli.StringFlag{Name: "image", Usage: "run in image `REF` instead of the skill's"},
 			&cli.StringFlag{Name: "user", Usage: "run as `UID[:GID]` instead of the image's USER (only this can be root)"},
+			&cli.StringSliceFlag{Name: "preload", Usage: "import Python `MODULE` before the inputs are read (what serve's warm containers do ahead of a run)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
 		},
 		Action: runAction,
@@ -88,7 +89,7 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 	if err != nil {
 		return runtime.Request{}, skill, "", err
 	}
-	req := runtime.Request{Limits: runtime.Limits(skill.Run), User: c.String("user")}
+	req := runtime.Request{Limits: runtime.Limits(skill.Run), User: c.String("user"), Preload: c.StringSlice("preload")}
 
 	switch code, file := c.String("c"), c.String("code"); {
 	case c.IsSet("c") && c.IsSet("code"):

@@ -196,7 +196,7 @@ func (o *serveOps) Run(ctx context.Context, r server.RunRequest) (any, error) {
 		out.fill(runtime.Result{}, err)
 		return out, err
 	}
-	req := runtime.Request{Code: []byte(r.Code), Inputs: r.Inputs, Limits: runtime.Limits(skill.Run), User: r.User}
+	req := runtime.Request{Code: []byte(r.Code), Inputs: r.Inputs, Limits: runtime.Limits(skill.Run), User: r.User, Preload: r.Preload}
 	req.Image, out.ImageTag, err = runImage(skill, r.Image)
 	if err != nil {
 		out.fill(runtime.Result{}, err)

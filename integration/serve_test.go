@@ -291,6 +291,36 @@ except sbc.NotFound:
 	assertNoRunLeftovers(t)
 }
 
+// TestServePreload: the modules a run asks to preload are imported in the
+// warm container before the run; without the list they are not.
+func TestServePreload(t *testing.T) {
+	s := startServe(t, "--warm-per-skill", "1", "--max-warm", "2")
+	out := s.python(t, fmt.Sprintf(`
+import sys, time
+import skillbuild_client as sbc
+c = sbc.Client(sys.argv[1])
+code = "import sys\nresult = 'decimal' in sys.modules"
+seen = []
+for preload in (["decimal"], ["decimal"], None, None):
+    if seen:
+        deadline = time.time() + 60
+        while c.health()["warm"] < 1 and time.time() < deadline:
+            time.sleep(0.05)
+    opts = {"preload": preload} if preload else {}
+    seen.append(c.run("preload", code, image=%q, **opts)["result"])
+try:
+    c.run("preload", "pass", image=%[1]q, preload=["os; import x"])
+    raise SystemExit("a preload that is not a module name was accepted")
+except sbc.BadInput:
+    pass
+print(seen)
+`, env.base))
+	assert.Equal(t, "[True, True, False, False]\n", out, "cold and warm runs alike")
+	assert.NotEqual(t, "0", s.metric(t, "skillbuild_pool_hits_total"))
+	s.stop(t)
+	assertNoRunLeftovers(t)
+}
+
 // TestServeHostile repeats the hostile run cases through the API, each
 // twice, so that the second run of each gets a warm container: limits and
 // deadlines hold from the hand-over, and nothing is left.

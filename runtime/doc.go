@@ -89,4 +89,17 @@
 // every path, including cancellation of ctx (cleanup runs on a context
 // that outlives it). Containers and views carry LabelRun and
 // LabelDeadline; New sweeps those of dead processes (Sweep).
+//
+// # Warm containers
+//
+// A Pool runs requests like Run, in sandboxes created and started ahead
+// of time per image, limits, user and preload list (Request.Preload). Their
+// init runs in warm mode (pid1.WarmArgs): the runner starts at once and
+// waits; the job (the timeout, then the inputs line) comes through a pipe,
+// after the code file is in place, and the deadline counts from it. Each
+// sandbox serves one run and is then removed; a replacement starts in the
+// background. Warm sandboxes carry LabelPool with their pool's owner ID;
+// NewPool removes those whose owner's lock file is free (a killed server),
+// and a warm init ends its container by itself when no job comes within
+// its idle limit or its job pipe closes.
 package runtime

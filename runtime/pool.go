@@ -52,16 +52,26 @@ type Pool struct {
 // poolKey is what a warm container was made for: the image and everything
 // of the spec that cannot change after the container started.
 type poolKey struct {
-	image  string
-	limits Limits // Timeout and OutputLimitBytes are zero: they are per run
-	user   string
+	image   string
+	limits  Limits // Timeout and OutputLimitBytes are zero: they are per run
+	user    string
+	preload string // the modules, comma-separated
 }
 
-// keyOf is the key of runs of image with limits (with defaults filled)
-// as user.
-func keyOf(image string, limits Limits, user string) poolKey {
+// keyOf is the key of the runs of req, whose limits (with defaults
+// filled) are limits.
+func keyOf(req Request, limits Limits) poolKey {
 	limits.Timeout, limits.OutputLimitBytes = 0, 0
-	return poolKey{image: image, limits: limits, user: user}
+	return poolKey{image: req.Image, limits: limits, user: req.User, preload: strings.Join(req.Preload, ",")}
+}
+
+// request is a request for a warm container of k, without its job.
+func (k poolKey) request() Request {
+	req := Request{Image: k.image, Limits: k.limits, User: k.user}
+	if k.preload != "" {
+		req.Preload = strings.Split(k.preload, ",")
+	}
+	return req
 }
 
 // warmSet is the warm containers of one key.
@@ -325,7 +335,10 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("image %s: %w", req.Image, err)
 	}
-	key := keyOf(req.Image, limits, req.User)
+	if err := checkPreload(req.Preload); err != nil {
+		return Result{}, err
+	}
+	key := keyOf(req, limits)
 
 	// A warm container that died while it waited (containerd restarted,
 	// the kernel killed it) is discarded and the next one tried.
@@ -545,7 +558,7 @@ const warmSlack = time.Minute
 // start creates and starts a sandbox for key whose runner waits for its
 // job. On error nothing of it is left.
 func (p *Pool) start(ctx context.Context, key poolKey, dg digest.Digest) (*warmContainer, error) {
-	prep, err := p.r.Prepare(ctx, Request{Image: key.image, Limits: key.limits, User: key.user})
+	prep, err := p.r.Prepare(ctx, key.request())
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,20 @@ func TestPoolKeyIgnoresPerRunLimits(t *testing.T) {
 	require.NoError(t, err)
 	c, err := Limits{MemoryBytes: 64 << 20}.withDefaults()
 	require.NoError(t, err)
-	assert.Equal(t, keyOf("img", a, ""), keyOf("img", b, ""))
-	assert.NotEqual(t, keyOf("img", a, ""), keyOf("img", c, ""))
-	assert.NotEqual(t, keyOf("img", a, ""), keyOf("img", a, "0"))
+	img := Request{Image: "img"}
+	assert.Equal(t, keyOf(img, a), keyOf(img, b))
+	assert.NotEqual(t, keyOf(img, a), keyOf(img, c))
+	assert.NotEqual(t, keyOf(img, a), keyOf(Request{Image: "img", User: "0"}, a))
+	pre := Request{Image: "img", Preload: []string{"numpy", "pandas.core"}}
+	assert.NotEqual(t, keyOf(img, a), keyOf(pre, a), "preloaded modules are part of the warm container")
+	assert.Equal(t, pre.Preload, keyOf(pre, a).request().Preload, "the key gives back the modules")
+	assert.Nil(t, keyOf(img, a).request().Preload)
+}
+
+func TestCheckPreload(t *testing.T) {
+	t.Parallel()
+	assert.NoError(t, checkPreload([]string{"numpy", "pandas.core", "_x1"}))
+	for _, bad := range []string{"", "os; import x", "-m", "a..b", "a.", "../x", "x,y"} {
+		assert.ErrorIs(t, checkPreload([]string{bad}), errdefs.ErrInvalidArgument, bad)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -79,6 +80,10 @@ type Request struct {
 	// User overrides the image's USER (uid[:gid] or a name in the image's
 	// /etc/passwd). Only an explicit User can be root.
 	User string
+	// Preload are Python modules the runner imports before it reads the
+	// job ("numpy", "pandas.core"): in a Pool's warm container they are
+	// imported before the run begins, so the run does not pay for them.
+	Preload []string
 	// Stdout and Stderr, if set, receive the code's output as it happens,
 	// cut at the output limit like Result.Stdout and Result.Stderr.
 	Stdout, Stderr io.Writer
@@ -263,6 +268,20 @@ func toValidUTF8(b []byte) string {
 		return string(b)
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// moduleName is a dotted Python module name.
+var moduleName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// checkPreload checks that every name is a Python module name (they become
+// arguments of the runner, never code).
+func checkPreload(names []string) error {
+	for _, n := range names {
+		if !moduleName.MatchString(n) {
+			return fmt.Errorf("preload %q is not a Python module name: %w", n, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
 }
 
 // normalizeInputs checks that in is one JSON object (empty means {}) and

@@ -56,6 +56,9 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPreload(req.Preload); err != nil {
+		return nil, err
+	}
 	if req.Image == "" {
 		return nil, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
 	}
@@ -175,6 +178,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		sandboxDir: box,
 		hostname:   "skill",
 		warm:       p.warm,
+		preload:    p.req.Preload,
 	}
 	if s.uid != nil {
 		plan.runUID = s.uid.uid

@@ -55,6 +55,8 @@ type specPlan struct {
 	// warm, when positive, makes the init wait up to that long for its
 	// job (and the job's timeout) on stdin: a warm container of a Pool.
 	warm time.Duration
+	// preload are modules the runner imports before it reads its job.
+	preload []string
 }
 
 // specOpts is the hardened spec of a run, applied in order on containerd's
@@ -62,6 +64,7 @@ type specPlan struct {
 // mounts, masked and read-only paths; no devices).
 func specOpts(p specPlan) []oci.SpecOpts {
 	argv := []string{"python3", "-B", path.Join(SandboxDir, runnerName), path.Join(SandboxDir, codeName), path.Join(SandboxDir, reportName)}
+	argv = append(argv, p.preload...)
 	return []oci.SpecOpts{
 		// What runs: the runner under the image's python3, in the image's
 		// environment and working directory; nothing of the host's

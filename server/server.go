@@ -97,6 +97,9 @@ type RunRequest struct {
 	TmpfsSize   string          `json:"tmpfs_size,omitempty"`
 	OutputLimit string          `json:"output_limit,omitempty"`
 	User        string          `json:"user,omitempty"`
+	// Preload are modules imported before the run (by a warm container,
+	// ahead of it).
+	Preload []string `json:"preload,omitempty"`
 }
 
 // ErrorDocument is the answer to a request that failed before its
