@@ -468,3 +468,15 @@ func TestRunStages(t *testing.T) {
 	require.NoError(t, sb.Close(ctx))
 	assertNoRunLeftovers(t)
 }
+
+// TestRunInitFitsSmallLimits: the init costs the run little of its memory:
+// code still runs under a 16 MiB limit, and the init's own resident memory
+// is reported.
+func TestRunInitFitsSmallLimits(t *testing.T) {
+	d := runCode(t, `import re
+rss = re.search(r"VmRSS:\s+(\d+) kB", open("/proc/1/status").read())
+result = {"init_rss_kb": int(rss.group(1)) if rss else None}`, "--memory", "16m")
+	requireClean(t, d)
+	r := resultAs[map[string]any](t, d)
+	t.Logf("init resident memory: %v kB", r["init_rss_kb"])
+}
