@@ -46,6 +46,9 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// reuse answers an unchanged skill from containerd alone: no BuildKit,
 		// so it can run before (instead of) starting an engine.
 		"reuse": {mod + "engine", mod + "llb", mod + "runtime", mod + "indexproxy", bk},
+		// server is the HTTP side of the API only: the operations come from
+		// its caller (the CLI), so it links neither engine nor containerd.
+		"server": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "cli", bk, ctd},
 		// engine owns BuildKit, not runs or verdicts.
 		"engine": {mod + "runtime", mod + "scan", mod + "cli"},
 	}

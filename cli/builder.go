@@ -31,27 +31,35 @@ func outputFlags() []cli.Flag {
 	}
 }
 
-// builderOpts converts the builder flags into engine options.
-func builderOpts(c *cli.Context) ([]engine.Opt, error) {
-	opts := []engine.Opt{engine.WithBuilder(c.String("builder")),
-		engine.WithBuilderTLS(c.String("builder-ca"), c.String("builder-cert"), c.String("builder-key"))}
-	archive, layout := c.String("base-archive"), c.String("base-layout")
-	switch {
-	case archive != "" && layout != "":
-		return nil, fmt.Errorf("--base-archive and --base-layout both name a base; give one: %w", errdefs.ErrInvalidArgument)
-	case archive != "":
-		opts = append(opts, engine.WithBaseArchive(archive))
-	case layout != "":
-		opts = append(opts, engine.WithBaseLayout(layout))
-	}
-	return opts, nil
+// builderFlagValues are the builder flags' values, kept in env so every
+// command that starts an engine (install, scan, prune, serve) uses them.
+type builderFlagValues struct {
+	builder, ca, cert, key, baseArchive, baseLayout string
 }
 
-// embeddedBuilder reports whether builds run on the default builder,
-// whose image store is the local containerd.
-func embeddedBuilder(c *cli.Context) bool {
-	b := c.String("builder")
-	return b == "" || b == engine.BuilderEmbedded
+func builderFlagsOf(c *cli.Context) builderFlagValues {
+	return builderFlagValues{builder: c.String("builder"), ca: c.String("builder-ca"), cert: c.String("builder-cert"), key: c.String("builder-key"),
+		baseArchive: c.String("base-archive"), baseLayout: c.String("base-layout")}
+}
+
+// embedded reports whether builds run on the default builder, whose image
+// store is the local containerd.
+func (b builderFlagValues) embedded() bool {
+	return b.builder == "" || b.builder == engine.BuilderEmbedded
+}
+
+// opts converts the builder flags into engine options.
+func (b builderFlagValues) opts() ([]engine.Opt, error) {
+	opts := []engine.Opt{engine.WithBuilder(b.builder), engine.WithBuilderTLS(b.ca, b.cert, b.key)}
+	switch {
+	case b.baseArchive != "" && b.baseLayout != "":
+		return nil, fmt.Errorf("--base-archive and --base-layout both name a base; give one: %w", errdefs.ErrInvalidArgument)
+	case b.baseArchive != "":
+		opts = append(opts, engine.WithBaseArchive(b.baseArchive))
+	case b.baseLayout != "":
+		opts = append(opts, engine.WithBaseLayout(b.baseLayout))
+	}
+	return opts, nil
 }
 
 // outputs parses --output and --load.

@@ -127,62 +127,112 @@ func install(c *cli.Context) error {
 		in.ID = c.Args().First()
 		in.Requirements = c.Args().Tail()
 	}
+	outs, load, err := outputs(c)
+	if err != nil {
+		return emitInstall(c, (&installResult{SkillID: in.ID, Version: in.Version}).fail(err), err)
+	}
+	ch, done := progress(c)
+	out, err := buildSkill(c.Context, envOf(c), in, buildOptions{
+		refresh: c.Bool("refresh"),
+		layers:  sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")},
+		outputs: outs,
+		load:    load,
+	}, ch)
+	done()
+	return emitInstall(c, out, err)
+}
+
+// env is what the commands take from the global flags.
+type env struct {
+	address, namespace, root string
+	// stderr receives warnings and waits (a build's progress goes to its
+	// status channel).
+	stderr io.Writer
+	debug  bool
+	// builder is where builds run (the --builder flags).
+	builder builderFlagValues
+}
+
+func envOf(c *cli.Context) env {
+	return env{address: c.String("address"), namespace: c.String("namespace"), root: c.String("root"), stderr: c.App.ErrWriter,
+		debug: c.Bool("debug"), builder: builderFlagsOf(c)}
+}
+
+// buildOptions are the build's switches besides the skill.
+type buildOptions struct {
+	refresh bool
+	layers  sbllb.InstallOpts
+	// outputs and load are where the image goes besides (or, without
+	// containerd, instead of) containerd.
+	outputs []engine.Output
+	load    bool
+}
+
+// buildSkill is `skillbuild install`: it loads the skill from in, scans
+// and builds it, and returns the --json document, with the error (if any)
+// recorded in it. status receives BuildKit's progress and is closed when
+// buildSkill returns.
+func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, status chan *bkclient.SolveStatus) (*installResult, error) {
+	building := false
+	defer func() {
+		if !building && status != nil {
+			close(status)
+		}
+	}()
 	skill, err := config.Load(in)
 	if err != nil {
-		return emitInstall(c, &installResult{SkillID: in.ID, Version: in.Version}, err)
+		out := &installResult{SkillID: in.ID, Version: in.Version}
+		return out.fail(err), err
 	}
 	out := &installResult{SkillID: skill.ID, Version: skill.Version, ImageTag: store.Familiar(skill.Tag()), Packages: []engine.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
 
 	var dbOpener func() (*scan.DB, error)
-	req := engine.Request{Skill: skill, Refresh: c.Bool("refresh"),
-		Layers: sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")}}
-	if req.Outputs, req.Load, err = outputs(c); err != nil {
-		return emitInstall(c, out, err)
-	}
+	req := engine.Request{Skill: skill, Refresh: opts.refresh, Layers: opts.layers, Outputs: opts.outputs, Load: opts.load}
 	if skill.Policy.NoScan {
 		out.Scan = "disabled"
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")
-		fmt.Fprintln(c.App.ErrWriter, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
+		fmt.Fprintln(e.stderr, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
 		req.Labels = map[string]string{scan.LabelScan: "disabled"}
 	} else {
 		// Fail closed at once when there is no database; open it when the
 		// scan needs it (it reads only the packages it checks).
-		root := c.String("root")
-		if _, err := scan.Status(root); err != nil {
-			return emitInstall(c, out, err)
+		if _, err := scan.Status(e.root); err != nil {
+			return out.fail(err), err
 		}
-		openDB := sync.OnceValues(func() (*scan.DB, error) { return scan.Open(root) })
-		req.Gate = scanGate(openDB, skill.Policy, out, c.App.ErrWriter)
+		openDB := sync.OnceValues(func() (*scan.DB, error) { return scan.Open(e.root) })
+		req.Gate = scanGate(openDB, skill.Policy, out, e.stderr)
 		dbOpener = openDB
 	}
 
 	// Only the embedded builder's own store can answer for it: other
 	// builders have none here, and outputs must be written anyway.
-	if !req.Refresh && len(req.Outputs) == 0 && embeddedBuilder(c) {
-		if done, err := installUnchanged(c, skill, req, out, dbOpener); done || err != nil {
-			return emitInstall(c, out, err)
+	if !req.Refresh && len(req.Outputs) == 0 && e.builder.embedded() {
+		if done, err := installUnchanged(ctx, e, skill, req, out, dbOpener); done || err != nil {
+			if err != nil {
+				return out.fail(err), err
+			}
+			return out, nil
 		}
 	}
 
 	if dbOpener != nil {
 		go dbOpener() //nolint:errcheck // warms the database while the engine starts; the gate reads the error
 	}
-	eng, err := newEngine(c)
+	eng, err := newEngine(ctx, e)
 	if err != nil {
-		return emitInstall(c, out, err)
+		return out.fail(err), err
 	}
 	defer eng.Close()
 
-	ch, done := progress(c)
-	req.Status = ch
-	res, err := eng.Build(c.Context, req)
-	done()
+	req.Status = status
+	building = true // Build closes status
+	res, err := eng.Build(ctx, req)
 	if err != nil {
 		if res != nil {
 			out.Steps = res.Executed
 			out.BuildLogs = append(out.BuildLogs, res.Logs...)
 		}
-		return emitInstall(c, out, err)
+		return out.fail(err), err
 	}
 	out.Success = true
 	out.Digest = res.Digest.String()
@@ -190,20 +240,56 @@ func install(c *cli.Context) error {
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
-	return emitInstall(c, out, nil)
+	return out, nil
 }
 
-// newEngine starts the embedded BuildKit engine for the global flags.
-func newEngine(c *cli.Context) (*engine.Engine, error) {
-	root := c.String("root")
-	bopts, err := builderOpts(c)
+// fail records err in the document and returns it.
+func (out *installResult) fail(err error) *installResult {
+	out.Success = false
+	out.Error = err.Error()
+	var ve *scan.VulnerableError
+	if errors.As(err, &ve) {
+		out.Error = "vulnerabilities detected"
+		out.Vulnerabilities = ve.Findings
+		out.Scan = "refused"
+	}
+	var se *engine.StepError
+	if errors.As(err, &se) {
+		out.Hint = se.Hint
+		for _, l := range se.Log {
+			out.BuildLogs = append(out.BuildLogs, se.Step+": "+l)
+		}
+	}
+	if out.Packages == nil {
+		out.Packages = []engine.Package{}
+	}
+	if out.Vulnerabilities == nil {
+		out.Vulnerabilities = []scan.Finding{}
+	}
+	if out.BuildLogs == nil {
+		out.BuildLogs = []string{}
+	}
+	return out
+}
+
+// newEngine starts the embedded BuildKit engine for the global settings
+// and sweeps away what dead runs left behind (see dial).
+func newEngine(ctx context.Context, e env) (*engine.Engine, error) {
+	bopts, err := e.builder.opts()
 	if err != nil {
 		return nil, err
 	}
-	return engine.New(c.Context, append([]engine.Opt{engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
-		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
-			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
+	eng, err := engine.New(ctx, append([]engine.Opt{engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
+		engine.WithRoot(e.root), engine.WithLockWait(10*time.Minute, func() {
+			fmt.Fprintf(e.stderr, "waiting for another skillbuild process using %s (up to 10m)...\n", e.root)
 		})}, bopts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if client := eng.Containerd(); client != nil {
+		sweepRuns(ctx, e, client)
+	}
+	return eng, nil
 }
 
 // progress starts rendering build progress on stderr; done waits for the
@@ -234,33 +320,7 @@ func renderProgress(ctx context.Context, w io.Writer, mode string, ch chan *bkcl
 // emitInstall prints the result (JSON or the tag) and returns err for the
 // exit code. With --json the error is in the document, not repeated.
 func emitInstall(c *cli.Context, out *installResult, err error) error {
-	if err != nil {
-		out.Success = false
-		out.Error = err.Error()
-		var ve *scan.VulnerableError
-		if errors.As(err, &ve) {
-			out.Error = "vulnerabilities detected"
-			out.Vulnerabilities = ve.Findings
-			out.Scan = "refused"
-		}
-		var se *engine.StepError
-		if errors.As(err, &se) {
-			out.Hint = se.Hint
-			for _, l := range se.Log {
-				out.BuildLogs = append(out.BuildLogs, se.Step+": "+l)
-			}
-		}
-	}
 	if c.Bool("json") {
-		if out.Packages == nil {
-			out.Packages = []engine.Package{}
-		}
-		if out.Vulnerabilities == nil {
-			out.Vulnerabilities = []scan.Finding{}
-		}
-		if out.BuildLogs == nil {
-			out.BuildLogs = []string{}
-		}
 		return jsonResult(c.App.Writer, out, err, exitCode)
 	}
 	if err != nil {
@@ -291,8 +351,8 @@ func printInstallFindings(w io.Writer, fs []scan.Finding) {
 // still passes its recorded lock (reuse.Find), without starting BuildKit.
 // done reports that out holds the answer; a lock the database now refuses
 // is an error (exit 3) even though the image exists.
-func installUnchanged(c *cli.Context, skill config.Skill, req engine.Request, out *installResult, openDB func() (*scan.DB, error)) (done bool, err error) {
-	ctd, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+func installUnchanged(ctx context.Context, e env, skill config.Skill, req engine.Request, out *installResult, openDB func() (*scan.DB, error)) (done bool, err error) {
+	ctd, err := store.Dial(ctx, e.address, e.namespace)
 	if err != nil {
 		return false, err
 	}
@@ -301,13 +361,13 @@ func installUnchanged(c *cli.Context, skill config.Skill, req engine.Request, ou
 	if openDB != nil {
 		opts = append(opts, reuse.WithDB(openDB))
 	}
-	img, why, err := reuse.Find(c.Context, ctd, skill, opts...)
+	img, why, err := reuse.Find(ctx, ctd, skill, opts...)
 	if img != nil && !skill.Policy.NoScan {
-		recordVerdict(out, c.App.ErrWriter)(img.Verdict, err)
+		recordVerdict(out, e.stderr)(img.Verdict, err)
 	}
 	if err != nil || img == nil {
-		if why != "" && c.Bool("debug") {
-			fmt.Fprintf(c.App.ErrWriter, "building %s: %s\n", out.ImageTag, why)
+		if why != "" && e.debug {
+			fmt.Fprintf(e.stderr, "building %s: %s\n", out.ImageTag, why)
 		}
 		return false, err
 	}
