@@ -34,7 +34,7 @@ type Output interface {
 	discard(ctx context.Context)
 	// store reports whether the exporter writes into a content store of
 	// the client (BuildKit allows one such exporter per solve).
-	store() bool
+	clientStore() bool
 }
 
 // exported is what the solve produced, handed to every output's commit.
@@ -92,7 +92,7 @@ type archiveOutput struct {
 	tmp  *os.File
 }
 
-func (a *archiveOutput) store() bool { return false }
+func (a *archiveOutput) clientStore() bool { return false }
 
 func (a *archiveOutput) entry(_ context.Context, name string) (bkclient.ExportEntry, error) {
 	return bkclient.ExportEntry{
@@ -150,7 +150,7 @@ func OCILayout(dir string) (Output, error) {
 
 type layoutOutput struct{ dir string }
 
-func (l *layoutOutput) store() bool { return true }
+func (l *layoutOutput) clientStore() bool { return true }
 
 func (l *layoutOutput) entry(_ context.Context, name string) (bkclient.ExportEntry, error) {
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
@@ -197,7 +197,7 @@ type imageStoreOutput struct {
 	staging string
 }
 
-func (o *imageStoreOutput) store() bool { return false }
+func (o *imageStoreOutput) clientStore() bool { return false }
 
 func (o *imageStoreOutput) entry(_ context.Context, _ string) (bkclient.ExportEntry, error) {
 	attrs := exportAttrs(o.staging)
@@ -287,7 +287,7 @@ func (e *Engine) outputs(ctx context.Context, req Request, id, name string) ([]O
 	var entries []bkclient.ExportEntry
 	stores := 0
 	for _, o := range outs {
-		if o.store() {
+		if o.clientStore() {
 			if stores++; stores > 1 {
 				return nil, nil, fmt.Errorf("at most one oci-layout output per build: %w", errdefs.ErrInvalidArgument)
 			}
