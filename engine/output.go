@@ -32,7 +32,7 @@ type Output interface {
 	entry(ctx context.Context, name string) (bkclient.ExportEntry, error)
 	commit(ctx context.Context, img exported) error
 	discard(ctx context.Context)
-	// store reports whether the exporter writes into a content store of
+	// clientStore reports whether the exporter writes into a content store of
 	// the client (BuildKit allows one such exporter per solve).
 	clientStore() bool
 }
