@@ -66,6 +66,8 @@ func BenchmarkBuilders(b *testing.B) {
 			return append([]string{"--root", newRoot(b), "--base-archive", archive}, d.BuilderFlags()...)
 		},
 	}
+	failed := map[string]int{}
+	var tryBuild func(bl string, global []string, id string, reqs []string) error
 	build := func(bl string, global []string, id string, reqs []string) (time.Duration, int) {
 		args := append(append([]string{}, global...), "install", "--json", "--progress", "quiet", "--base", env.base, "--index-url", srv.URL())
 		if bl != "embedded" {
@@ -84,6 +86,17 @@ func BenchmarkBuilders(b *testing.B) {
 			b.Fatalf("%v: %v\n%s", args, err, out)
 		}
 		return el, len(installSteps(doc.Steps))
+	}
+	tryBuild = func(bl string, global []string, id string, reqs []string) error {
+		args := append(append([]string{}, global...), "install", "--json", "--progress", "quiet", "--base", env.base, "--index-url", srv.URL())
+		if bl != "embedded" {
+			args = append(args, "--output", "oci-layout="+filepath.Join(dir, "out-"+id))
+		}
+		out, err := sbCmd(append(append(args, id), reqs...)...).Output()
+		if err != nil {
+			return fmt.Errorf("%v: %v\n%s", args, err, out)
+		}
+		return nil
 	}
 	reqs := func(bl string, from, n int) []string {
 		var r []string
@@ -138,7 +151,12 @@ func BenchmarkBuilders(b *testing.B) {
 						mu.Lock()
 						skill := reqs(bl, next+j*perSkill, perSkill)
 						mu.Unlock()
-						build(bl, gs[c], fmt.Sprintf("%s-rate-%d-%d", bl, k, j), skill)
+						if err := tryBuild(bl, gs[c], fmt.Sprintf("%s-rate-%d-%d", bl, k, j), skill); err != nil {
+							b.Error(err) // from a goroutine: record, do not stop
+							mu.Lock()
+							failed[bl]++
+							mu.Unlock()
+						}
 					}
 				}(c)
 			}
@@ -153,10 +171,10 @@ func BenchmarkBuilders(b *testing.B) {
 		rates[bl] = rate
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "| builder | new 10-distribution skill | fully cached rebuild | add one requirement | new skills/hour, 1 client | new skills/hour, %d clients |\n|---|---|---|---|---|---|\n", concurrent)
+	fmt.Fprintf(&sb, "| builder | new 10-distribution skill | fully cached rebuild | add one requirement | new skills/hour, 1 client | new skills/hour, %d clients | failed builds |\n|---|---|---|---|---|---|---|\n", concurrent)
 	for _, bl := range builders {
 		r := rows[bl]
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %.0f | %.0f |\n", bl, medianRange(r.cold), medianRange(r.cached), medianRange(r.addOne), rates[bl][0], rates[bl][1])
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %.0f | %.0f | %d |\n", bl, medianRange(r.cold), medianRange(r.cached), medianRange(r.addOne), rates[bl][0], rates[bl][1], failed[bl])
 	}
 	b.Logf("\n%s", sb.String())
 	fmt.Fprintln(os.Stderr, sb.String())
