@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"net/url"
 	"path"
 	"strconv"
@@ -45,12 +46,34 @@ func Base(ref string) llb.State {
 // limits are the build limits as op metadata (not part of the cache key).
 func limits(l config.BuildLimits) []llb.RunOption {
 	var opts []llb.RunOption
+	if l.InRlimits {
+		return rlimits(l)
+	}
 	if l.MemoryBytes > 0 {
 		opts = append(opts, llb.MemoryLimit(l.MemoryBytes), llb.MemorySwapLimit(l.MemoryBytes))
 	}
 	if l.CPUs > 0 {
 		const period = 100000
 		opts = append(opts, llb.CPUPeriod(period), llb.CPUQuota(int64(l.CPUs*period)))
+	}
+	return opts
+}
+
+// ulimitAS is RLIMIT_AS (BuildKit turns a ulimit's name into RLIMIT_NAME;
+// llb has no constant for it).
+const ulimitAS llb.UlimitName = "as"
+
+// rlimits are the build limits as rlimits of each step's processes, for
+// steps without a cgroup. Unlike op metadata, ulimits are part of the
+// cache key; the layers a step makes do not depend on them.
+func rlimits(l config.BuildLimits) []llb.RunOption {
+	var opts []llb.RunOption
+	if l.MemoryBytes > 0 {
+		opts = append(opts, llb.AddUlimit(ulimitAS, l.MemoryBytes, l.MemoryBytes))
+	}
+	if l.CPUs > 0 && l.Timeout > 0 {
+		secs := int64(math.Max(1, math.Ceil(l.CPUs*l.Timeout.Seconds())))
+		opts = append(opts, llb.AddUlimit(llb.UlimitCPU, secs, secs))
 	}
 	return opts
 }

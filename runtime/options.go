@@ -79,6 +79,9 @@ type options struct {
 	sweepGrace     time.Duration
 	sweepOnNew     bool
 	loopbackUp     bool
+	limitMode      limitMode
+	cgroupParent   string
+	requireCgroups bool
 }
 
 func defaultOptions() options {

@@ -116,6 +116,9 @@ type Result struct {
 	OOMKilled bool `json:"oom_killed"`
 	// Truncated: stdout or stderr was cut at the output limit.
 	Truncated bool `json:"truncated"`
+	// LimitsEnforced says how each of the memory, cpus and pids limits was
+	// held: ByCgroup or ByRlimit.
+	LimitsEnforced map[string]string `json:"limits_enforced"`
 	// Duration is from the start of the process to its exit.
 	Duration time.Duration `json:"-"`
 }
@@ -193,6 +196,10 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 	if err != nil {
 		return res, err
 	}
+	res.LimitsEnforced = r.opts.limitMode.enforced()
+	if r.opts.requireCgroups && r.opts.limitMode != cgroupLimits {
+		return res, ErrLimitsNotEnforceable
+	}
 	if req.Image == "" {
 		return res, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
 	}
@@ -257,6 +264,9 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 		user:       req.User,
 		sandboxDir: box,
 		hostname:   "skill",
+
+		limitMode:    r.opts.limitMode,
+		cgroupParent: r.opts.cgroupParent,
 	}
 	// Creating the container, creating the task and starting it are not
 	// interrupted half-way (a cancelled request can leave the daemon to
@@ -358,9 +368,12 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 
 	cctx, cancel := cleanCtx()
 	defer cancel()
-	res.OOMKilled, err = oomKilled(cctx, task)
-	if err != nil {
-		return res, err
+	if r.opts.limitMode == cgroupLimits {
+		// Without a cgroup there is no OOM killer of the run's own.
+		res.OOMKilled, err = oomKilled(cctx, task)
+		if err != nil {
+			return res, err
+		}
 	}
 	// Collect the output: the shim closes the pipes once every process of
 	// the container is gone, which the end of its PID namespace ensures.

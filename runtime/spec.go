@@ -47,6 +47,10 @@ type specPlan struct {
 	user       string   // the caller's explicit user ("" to use the image's)
 	sandboxDir string   // host directory mounted at SandboxDir
 	hostname   string
+	// limitMode and cgroupParent say where the limits live (see
+	// WithRlimitLimits, WithCgroupParent).
+	limitMode    limitMode
+	cgroupParent string
 }
 
 // specOpts is the hardened spec of a run, applied in order on containerd's
@@ -54,7 +58,7 @@ type specPlan struct {
 // mounts, masked and read-only paths; no devices).
 func specOpts(p specPlan) []oci.SpecOpts {
 	argv := []string{"python3", "-B", path.Join(SandboxDir, runnerName), path.Join(SandboxDir, codeName), path.Join(SandboxDir, reportName)}
-	return []oci.SpecOpts{
+	opts := []oci.SpecOpts{
 		// What runs: the runner under the image's python3, in the image's
 		// environment and working directory; nothing of the host's
 		// environment comes in.
@@ -93,6 +97,15 @@ func specOpts(p specPlan) []oci.SpecOpts {
 		// host's.
 		WithPrivateNetwork(),
 	}
+	// Where the limits live: a delegated cgroup subtree, or (rootless
+	// without delegation) no cgroup at all and rlimits in its place.
+	switch {
+	case p.limitMode == rlimitLimits:
+		opts = append(opts, WithRlimitsInsteadOfCgroups(p.limits))
+	case p.cgroupParent != "":
+		opts = append(opts, WithCgroupsPathUnder(p.cgroupParent))
+	}
+	return opts
 }
 
 // fsizeLimit is RLIMIT_FSIZE: a little above the tmpfs size, so that a
