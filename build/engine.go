@@ -131,8 +131,8 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 	os.Setenv("TMPDIR", tmpDir)
 
 	e := &Engine{opts: o, lock: lk, ctd: c, tmpDir: tmpDir, oldTmp: oldTmp, hadTmp: hadTmp}
-	if e.opts.cgroupParent == "" {
-		cg, err := newBuildCgroup(o.root)
+	if e.opts.cgroupParent == "" && !e.opts.noCgroups {
+		cg, err := newBuildCgroup(o.cgroupBase, o.root)
 		if err != nil {
 			e.Close()
 			return nil, err
@@ -187,7 +187,11 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 		SnapshotterName: o.snapshotter,
 		Namespace:       o.namespace,
 		CgroupParent:    e.opts.cgroupParent,
-		Labels:          map[string]string{"org.skillbuild.worker": "embedded"},
+		// Rootless without cgroups: BuildKit drops each step's cgroup and
+		// resources (runc could create neither); the limits travel as
+		// rlimits instead (config.BuildLimits.InRlimits).
+		Rootless: e.opts.noCgroups,
+		Labels:   map[string]string{"org.skillbuild.worker": "embedded"},
 		// Every exec sets its network mode explicitly; "host" here only
 		// avoids probing for CNI, which skillbuild never uses.
 		// CNI.Root also roots BuildKit's proxy-network namespaces; left

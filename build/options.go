@@ -3,6 +3,7 @@ package build
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -14,6 +15,8 @@ type options struct {
 	root         string
 	snapshotter  string
 	cgroupParent string
+	cgroupBase   string
+	noCgroups    bool
 	lockTimeout  time.Duration
 	onLockWait   func()
 }
@@ -82,6 +85,30 @@ func WithSnapshotter(name string) Opt {
 // WithCgroupParent puts every build step under this cgroup parent.
 func WithCgroupParent(p string) Opt {
 	return func(o *options) error { o.cgroupParent = p; return nil }
+}
+
+// WithCgroupBase creates the build's cgroup below base (relative to each
+// hierarchy's root): a subtree delegated to a rootless user.
+func WithCgroupBase(base string) Opt {
+	return func(o *options) error {
+		if !strings.HasPrefix(base, "/") {
+			return fmt.Errorf("cgroup base %q must start with /: %w", base, errdefs.ErrInvalidArgument)
+		}
+		o.cgroupBase = base
+		return nil
+	}
+}
+
+// WithRlimitLimits builds without any cgroup, for a rootless containerd
+// without cgroup delegation (where runc can create none): steps get
+// BuildKit's rootless spec, memory and CPU limits become rlimits of each
+// process, and the process limit is not enforced. Result.LimitsEnforced
+// says so.
+func WithRlimitLimits() Opt {
+	return func(o *options) error {
+		o.noCgroups = true
+		return nil
+	}
 }
 
 // WithLockWait bounds how long New waits for another skillbuild process
