@@ -114,6 +114,9 @@ type installResult struct {
 	Error           string                `json:"error,omitempty"`
 	Hint            string                `json:"hint,omitempty"`
 	BuildLogs       []string              `json:"build_logs"`
+	// LimitsEnforced says how each build limit was held: cgroup, rlimit
+	// (rootless without cgroup delegation; per process) or none.
+	LimitsEnforced map[string]string `json:"limits_enforced,omitempty"`
 }
 
 func install(c *cli.Context) error {
@@ -161,6 +164,11 @@ func install(c *cli.Context) error {
 	}
 	defer eng.Close()
 
+	out.LimitsEnforced = eng.LimitsEnforced(skill.Build)
+	if w := limitsWarning(out.LimitsEnforced); w != "" {
+		out.Warnings = append(out.Warnings, w)
+		fmt.Fprintln(c.App.ErrWriter, "WARNING:", w)
+	}
 	ch, done := progress(c)
 	req.Status = ch
 	res, err := eng.Build(c.Context, req)
@@ -184,10 +192,11 @@ func install(c *cli.Context) error {
 // newEngine starts the embedded BuildKit engine for the global flags.
 func newEngine(c *cli.Context) (*engine.Engine, error) {
 	root := c.String("root")
-	return engine.New(c.Context, engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
+	opts := []engine.Opt{engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
 		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
-		}))
+		})}
+	return engine.New(c.Context, append(opts, engineLimitOpts(c)...)...)
 }
 
 // progress starts rendering build progress on stderr; done waits for the

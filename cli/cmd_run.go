@@ -35,8 +35,13 @@ Without --json the code's stdout and stderr pass through, a result is printed
 as one JSON line on stdout after them, and the exit status is the code's
 (124 after a timeout, 137 after an OOM kill). With --json one document
 {skill_id, image_tag, exit_code, stdout, stderr, result, error, timed_out,
-oom_killed, truncated, duration_ms} goes to stdout and the exit status is 0
-whenever the run itself worked, whatever the code did.`,
+oom_killed, truncated, duration_ms, limits_enforced} goes to stdout and the
+exit status is 0 whenever the run itself worked, whatever the code did.
+
+limits_enforced says how the memory, cpus and pids limits were held:
+"cgroup", or "rlimit" for a rootless user without a delegated cgroup
+subtree (per process: RLIMIT_AS, RLIMIT_CPU at cpus × timeout seconds,
+RLIMIT_NPROC). Such a run is refused unless --require-limits=false.`,
 		ArgsUsage: "SKILL_ID",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION`"},
@@ -55,6 +60,7 @@ whenever the run itself worked, whatever the code did.`,
 			&cli.StringFlag{Name: "image", Usage: "run in image `REF` instead of the skill's"},
 			&cli.StringFlag{Name: "user", Usage: "run as `UID[:GID]` instead of the image's USER (only this can be root)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
+			&cli.BoolFlag{Name: "require-limits", Value: true, Usage: "rootless without cgroup delegation: refuse to run rather than hold memory, CPU and process limits with per-process rlimits"},
 		},
 		Action: runAction,
 	}
@@ -73,6 +79,9 @@ type runOutput struct {
 	OOMKilled  bool               `json:"oom_killed"`
 	Truncated  bool               `json:"truncated"`
 	DurationMS int64              `json:"duration_ms"`
+	// LimitsEnforced says how the memory, cpus and pids limits were held:
+	// cgroup, or rlimit (rootless without cgroup delegation, per process).
+	LimitsEnforced map[string]string `json:"limits_enforced"`
 }
 
 // runRequest turns the flags into a run request, the skill and the image's
@@ -162,7 +171,8 @@ func runAction(c *cli.Context) error {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
-	runner, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep())
+	ropts := append([]runtime.Opt{runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep()}, runLimitOpts(c)...)
+	runner, err := runtime.New(ctx, client, ropts...)
 	if err != nil {
 		return emitRun(c, out, err)
 	}
@@ -181,6 +191,10 @@ func runAction(c *cli.Context) error {
 		}
 		err = &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
 	}
+	if errors.Is(err, runtime.ErrLimitsNotEnforceable) {
+		err = limitsRefused(c, err)
+	}
+	out.LimitsEnforced = res.LimitsEnforced
 	out.ExitCode = res.ExitCode
 	out.Stdout, out.Stderr = res.Stdout, res.Stderr
 	out.Result, out.Error = res.Result, res.Error
@@ -238,6 +252,8 @@ func runErrorType(err error) string {
 		return "Interrupted"
 	case errdefs.IsUnavailable(err):
 		return "Unavailable"
+	case errors.Is(err, runtime.ErrLimitsNotEnforceable):
+		return "LimitsNotEnforceable"
 	default:
 		return "RunFailed"
 	}

@@ -72,7 +72,7 @@ type BuildLimits struct {
 	Timeout     time.Duration `json:"timeout"`
 	// InRlimits is set by the engine, not by users, when build steps can
 	// have no cgroup (rootless without cgroup delegation): memory and CPU
-	// become RLIMIT_AS and RLIMIT_CPU (cpus × timeout seconds) of each
+	// become RLIMIT_DATA and RLIMIT_CPU (cpus × timeout seconds) of each
 	// process, and the process limit is not enforced (RLIMIT_NPROC would
 	// count every process of the user the steps run as, daemons included).
 	InRlimits bool `json:"-"`

@@ -75,7 +75,7 @@ type Result struct {
 }
 
 // LimitsEnforced says how the engine holds each build limit of l:
-// "cgroup", "rlimit" (per process: RLIMIT_AS, RLIMIT_CPU at cpus × timeout)
+// "cgroup", "rlimit" (per process: RLIMIT_DATA, RLIMIT_CPU at cpus × timeout)
 // or "none" (the process limit without cgroups; CPU without a timeout).
 func (e *Engine) LimitsEnforced(l config.BuildLimits) map[string]string {
 	if !e.opts.noCgroups {

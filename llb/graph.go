@@ -60,17 +60,16 @@ func limits(l config.BuildLimits) []llb.RunOption {
 	return opts
 }
 
-// ulimitAS is RLIMIT_AS (BuildKit turns a ulimit's name into RLIMIT_NAME;
-// llb has no constant for it).
-const ulimitAS llb.UlimitName = "as"
-
 // rlimits are the build limits as rlimits of each step's processes, for
-// steps without a cgroup. Unlike op metadata, ulimits are part of the
+// steps without a cgroup. Memory is RLIMIT_DATA (what a process allocates
+// writable), not RLIMIT_AS: runc applies rlimits before it loads seccomp,
+// and its own Go init cannot even do that under an address-space limit of
+// a gigabyte. Unlike op metadata, ulimits are part of the
 // cache key; the layers a step makes do not depend on them.
 func rlimits(l config.BuildLimits) []llb.RunOption {
 	var opts []llb.RunOption
 	if l.MemoryBytes > 0 {
-		opts = append(opts, llb.AddUlimit(ulimitAS, l.MemoryBytes, l.MemoryBytes))
+		opts = append(opts, llb.AddUlimit(llb.UlimitData, l.MemoryBytes, l.MemoryBytes))
 	}
 	if l.CPUs > 0 && l.Timeout > 0 {
 		secs := int64(math.Max(1, math.Ceil(l.CPUs*l.Timeout.Seconds())))

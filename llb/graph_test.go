@@ -236,6 +236,6 @@ func TestStepLimitsAsRlimitsWithoutCgroups(t *testing.T) {
 			got[u.Name] = u.Hard
 			assert.Equal(t, u.Hard, u.Soft, u.Name)
 		}
-		assert.Equal(t, map[string]int64{"as": 512 << 20, "cpu": 900}, got, "%s: memory and cpus × timeout as rlimits", g.names[e])
+		assert.Equal(t, map[string]int64{"data": 512 << 20, "cpu": 900}, got, "%s: memory and cpus × timeout as rlimits", g.names[e])
 	}
 }

@@ -69,8 +69,14 @@ func hostV1Hierarchies() ([]string, error) {
 
 // DetectLimits finds out how uid's limits can be enforced: in the
 // delegated cgroup v1 subtree when every hierarchy has one owned by uid,
-// with rlimits otherwise (Reason says why and what to do).
+// with rlimits otherwise (Reason says why and what to do). Inside the
+// rootless namespaces, where the user is uid 0, uid is still the host's
+// (ParentUID).
 func DetectLimits(uid int) LimitMode {
+	owner := uid
+	if InNamespace() && uid == ParentUID() {
+		owner = 0
+	}
 	if cgroupV2() {
 		return LimitMode{Reason: "this host runs cgroup v2, whose delegation (systemd's Delegate=yes) skillbuild does not use yet; limits fall back to rlimits"}
 	}
@@ -80,8 +86,8 @@ func DetectLimits(uid int) LimitMode {
 	}
 	name := DelegatedName(uid)
 	for _, h := range hs {
-		if err := ownedBy(filepath.Join(h, name), uid); err != nil {
-			return LimitMode{Reason: fmt.Sprintf("no cgroup subtree is delegated to uid %d (%v); as root, run `skillbuild rootless setup --user USER` once to create one", uid, err)}
+		if err := ownedBy(filepath.Join(h, name), owner); err != nil {
+			return LimitMode{Reason: fmt.Sprintf("no cgroup subtree is delegated to uid %d (%v)", uid, err)}
 		}
 	}
 	return LimitMode{Cgroups: true, Parent: "/" + name}

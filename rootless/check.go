@@ -105,7 +105,7 @@ func Checks(u User, opts ...CheckOpt) []Check {
 	if lm.Cgroups {
 		lc.Detail = "memory, CPU and process limits by cgroups under " + lm.Parent
 	} else {
-		lc.Detail = "limits fall back to rlimits (RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC; per process, not per container): " + lm.Reason
+		lc.Detail = "limits fall back to rlimits (per process, not per container: runs RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC; build steps RLIMIT_DATA, RLIMIT_CPU): " + lm.Reason
 	}
 	return append(cs, lc)
 }

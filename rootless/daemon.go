@@ -212,13 +212,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 // StatusOf reports whether p's instance runs, and where its pieces are.
 func StatusOf(ctx context.Context, p Paths) Status {
 	st := Status{Socket: p.Socket(), StateRoot: p.StateRoot(), Data: p.Data, Run: p.Run, Log: p.Log()}
-	uid := os.Geteuid()
-	if InNamespace() {
-		if n, err := strconv.Atoi(os.Getenv("ROOTLESSKIT_PARENT_EUID")); err == nil {
-			uid = n
-		}
-	}
-	st.Limits = DetectLimits(uid)
+	st.Limits = DetectLimits(ParentUID())
 	pid, err := readPid(p.PidFile())
 	if err != nil || !isRootlessKit(pid, p) {
 		return st

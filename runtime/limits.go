@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"syscall"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -19,7 +21,7 @@ const (
 	// processes together.
 	ByCgroup = "cgroup"
 	// ByRlimit: an rlimit held it, for each process on its own (memory:
-	// RLIMIT_AS, address space; cpus: RLIMIT_CPU, CPU seconds, cpus ×
+	// RLIMIT_AS, set by the runner; cpus: RLIMIT_CPU, CPU seconds, cpus ×
 	// timeout; pids: RLIMIT_NPROC, counted per user id of the sandbox).
 	ByRlimit = "rlimit"
 )
@@ -34,7 +36,7 @@ const (
 // ErrLimitsNotEnforceable says a run was refused because its memory, CPU
 // and process limits could only be held by rlimits (WithRequireCgroups); it
 // wraps errdefs.ErrFailedPrecondition.
-var ErrLimitsNotEnforceable = fmt.Errorf("memory, CPU and process limits cannot be enforced by cgroups here: %w", errdefs.ErrFailedPrecondition)
+var ErrLimitsNotEnforceable = fmt.Errorf("limits not enforceable by cgroups: %w", errdefs.ErrFailedPrecondition)
 
 // limitMode is how a Runner enforces memory, CPU and process limits.
 type limitMode int
@@ -71,7 +73,7 @@ func WithCgroupParent(parent string) Opt {
 
 // WithRlimitLimits runs without any cgroup (a rootless runtime with no
 // cgroup delegation cannot create one) and holds the memory, CPU and
-// process limits with rlimits instead: RLIMIT_AS, RLIMIT_CPU (cpus ×
+// process limits with rlimits instead: RLIMIT_AS (set by the runner), RLIMIT_CPU (cpus ×
 // timeout seconds) and RLIMIT_NPROC. These bound each process on its own,
 // not the container as a whole; Result.LimitsEnforced says so, and the
 // OOM killer never acts (an allocation past the limit fails: MemoryError).
@@ -107,22 +109,25 @@ func WithCgroupsPathUnder(parent string) oci.SpecOpts {
 }
 
 // WithRlimitsInsteadOfCgroups removes the container's cgroup and its
-// resources and bounds each process with rlimits: RLIMIT_AS at the memory
-// limit, RLIMIT_CPU at cpus × timeout seconds (at least one), RLIMIT_NPROC
-// at the pids limit.
+// resources and bounds each process with rlimits: RLIMIT_CPU at cpus ×
+// timeout seconds (at least one) and RLIMIT_NPROC at the pids limit. The
+// memory limit is the runner's to set (RLIMIT_AS, see runner.py): runc
+// applies the spec's rlimits before it loads seccomp, and its own Go init
+// fails under an address-space (or data) limit of tens of megabytes.
 func WithRlimitsInsteadOfCgroups(l Limits) oci.SpecOpts {
 	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
-		if l.MemoryBytes <= 0 || l.CPUs <= 0 || l.Pids <= 0 || l.Timeout <= 0 {
-			return fmt.Errorf("rlimits need positive memory, cpus, pids and timeout (%+v): %w", l, errdefs.ErrInvalidArgument)
+		if l.CPUs <= 0 || l.Pids <= 0 || l.Timeout <= 0 {
+			return fmt.Errorf("rlimits need positive cpus, pids and timeout (%+v): %w", l, errdefs.ErrInvalidArgument)
 		}
 		if s.Linux != nil {
 			s.Linux.Resources = nil
 			s.Linux.CgroupsPath = ""
 		}
+		// SIGXCPU at the soft limit (reported as ErrorCPUTimeLimit),
+		// SIGKILL a second later for code that catches it.
 		cpuSeconds := uint64(math.Max(1, math.Ceil(l.CPUs*l.Timeout.Seconds())))
 		for _, r := range []specs.POSIXRlimit{
-			{Type: "RLIMIT_AS", Hard: uint64(l.MemoryBytes), Soft: uint64(l.MemoryBytes)},
-			{Type: "RLIMIT_CPU", Hard: cpuSeconds, Soft: cpuSeconds},
+			{Type: "RLIMIT_CPU", Hard: cpuSeconds + 1, Soft: cpuSeconds},
 			{Type: "RLIMIT_NPROC", Hard: uint64(l.Pids), Soft: uint64(l.Pids)},
 		} {
 			if err := oci.WithRlimit(&r)(ctx, client, c, s); err != nil {
@@ -131,4 +136,45 @@ func WithRlimitsInsteadOfCgroups(l Limits) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// killInit is client.WithProcessKill for containers without a cgroup:
+// runc 1.1 finds "all" the processes of a container through its cgroup,
+// so SIGKILL goes to init alone, whose death ends its PID namespace and
+// every process in it.
+func killInit(ctx context.Context, p client.Process) error {
+	if p.Pid() == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := p.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.Kill(ctx, syscall.SIGKILL); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s:
+		return nil
+	}
+}
+
+// processKill is how a Runner kills a task before deleting it.
+func (o options) processKill() client.ProcessDeleteOpts {
+	if o.limitMode == rlimitLimits {
+		return killInit
+	}
+	return client.WithProcessKill
+}
+
+// killOpts are the options of a Runner's SIGKILL to a whole task.
+func (o options) killOpts() []client.KillOpts {
+	if o.limitMode == rlimitLimits {
+		return nil // init's death ends the PID namespace (see killInit)
+	}
+	return []client.KillOpts{client.WithKillAll}
 }

@@ -29,12 +29,16 @@ func TestSpecOptsRlimitModeHasNoCgroupAndEveryLimitAsRlimit(t *testing.T) {
 	// must name none and set no resources, or runc fails.
 	assert.Nil(t, s.Linux.Resources)
 	assert.Empty(t, s.Linux.CgroupsPath)
-	for typ, want := range map[string]uint64{"RLIMIT_AS": 128 << 20, "RLIMIT_CPU": 5, "RLIMIT_NPROC": 16} {
-		if r := rlimit(s, typ); assert.NotNil(t, r, typ) {
-			assert.Equal(t, want, r.Hard, typ)
-			assert.Equal(t, want, r.Soft, typ)
-		}
+	if r := rlimit(s, "RLIMIT_NPROC"); assert.NotNil(t, r) {
+		assert.Equal(t, specs.POSIXRlimit{Type: "RLIMIT_NPROC", Hard: 16, Soft: 16}, *r)
 	}
+	if r := rlimit(s, "RLIMIT_CPU"); assert.NotNil(t, r) {
+		assert.Equal(t, specs.POSIXRlimit{Type: "RLIMIT_CPU", Hard: 6, Soft: 5}, *r, "SIGXCPU at cpus × timeout, SIGKILL a second later")
+	}
+	// Memory is the runner's RLIMIT_AS: runc's own init cannot live under
+	// it, so it is an argument of the runner, not a spec rlimit.
+	assert.Nil(t, rlimit(s, "RLIMIT_AS"))
+	assert.Equal(t, "134217728", s.Process.Args[len(s.Process.Args)-1])
 	// The other rlimits and the hardening stay.
 	assert.NotNil(t, rlimit(s, "RLIMIT_NOFILE"))
 	assert.NotNil(t, s.Linux.Seccomp)
@@ -46,7 +50,8 @@ func TestSpecOptsCgroupModesKeepResources(t *testing.T) {
 	s := spec(t, specOpts(testPlan())...)
 	require.NotNil(t, s.Linux.Resources)
 	assert.Equal(t, "/test/sbrun-test", s.Linux.CgroupsPath, "containerd's default place")
-	assert.Nil(t, rlimit(s, "RLIMIT_AS"))
+	assert.Nil(t, rlimit(s, "RLIMIT_CPU"))
+	assert.Len(t, s.Process.Args, 5, "no memory argument for the runner")
 
 	p := testPlan()
 	p.cgroupParent = "/skillbuild-u1000"
@@ -57,7 +62,7 @@ func TestSpecOptsCgroupModesKeepResources(t *testing.T) {
 
 func TestRlimitsNeedPositiveLimits(t *testing.T) {
 	t.Parallel()
-	_, err := genSpec(WithRlimitsInsteadOfCgroups(Limits{MemoryBytes: 1 << 20}))
+	_, err := genSpec(WithRlimitsInsteadOfCgroups(Limits{MemoryBytes: 1 << 20, CPUs: 1}))
 	assert.ErrorContains(t, err, "rlimits need positive")
 }
 

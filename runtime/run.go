@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +65,9 @@ const (
 	ErrorNoReport = "NoReport"
 	// ErrorInput: the runner could not decode the inputs.
 	ErrorInput = "InputError"
+	// ErrorCPUTimeLimit: without a CPU cgroup (WithRlimitLimits), the run
+	// used its CPU seconds (cpus × timeout) and got SIGXCPU.
+	ErrorCPUTimeLimit = "CPUTimeLimit"
 )
 
 // Request is one run of skill code.
@@ -295,7 +299,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 		cctx, cancel := cleanCtx()
 		defer cancel()
 		if c, lerr := r.client.LoadContainer(cctx, id); lerr == nil {
-			_ = removeContainer(cctx, c)
+			_ = removeContainer(cctx, c, r.opts.processKill())
 		}
 		if sn := r.client.SnapshotService(r.opts.snapshotter); sn != nil {
 			_ = sn.Remove(cctx, id)
@@ -304,7 +308,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 	}
 	// removeContainer also kills and deletes a task the client lost track
 	// of (a NewTask that failed half-way).
-	cleanups = append(cleanups, func(cctx context.Context) error { return removeContainer(cctx, container) })
+	cleanups = append(cleanups, func(cctx context.Context) error { return removeContainer(cctx, container, r.opts.processKill()) })
 	if err := cancelled(); err != nil {
 		return res, err
 	}
@@ -320,7 +324,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 		return res, fmt.Errorf("create task: %w", err)
 	}
 	cleanups = append(cleanups, func(cctx context.Context) error {
-		_, err := task.Delete(cctx, client.WithProcessKill)
+		_, err := task.Delete(cctx, r.opts.processKill())
 		if task.IO() != nil {
 			task.IO().Close()
 		}
@@ -388,6 +392,9 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 	res.Stderr = toValidUTF8(stderr.Bytes())
 	res.Truncated = stdout.Truncated() || stderr.Truncated()
 	res.Result, res.Error = interpret(res, limits, rep, repErr, r.opts.maxResultBytes)
+	if r.opts.limitMode == rlimitLimits && rep == nil && res.ExitCode == 128+int(syscall.SIGXCPU) && !res.TimedOut {
+		res.Error = &CodeError{Type: ErrorCPUTimeLimit, Message: fmt.Sprintf("the run used its %.0f CPU seconds (RLIMIT_CPU: %g cpus × %s timeout) and was killed", math.Max(1, math.Ceil(limits.CPUs*limits.Timeout.Seconds())), limits.CPUs, limits.Timeout)}
+	}
 	return res, nil
 }
 
@@ -395,7 +402,7 @@ func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error
 func (r *Runner) killAndWait(ctx context.Context, task client.Task, exitC <-chan client.ExitStatus) (client.ExitStatus, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if err := task.Kill(cctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+	if err := task.Kill(cctx, syscall.SIGKILL, r.opts.killOpts()...); err != nil && !errdefs.IsNotFound(err) {
 		return client.ExitStatus{}, fmt.Errorf("kill task: %w", err)
 	}
 	select {

@@ -4,7 +4,7 @@ skillbuild ships this file inside its binary and bind-mounts it read-only
 into every run, next to the skill code; it works with any image that has a
 python3 on PATH and uses the standard library only.
 
-    python3 -B runner.py CODE_FILE REPORT_PATH
+    python3 -B runner.py CODE_FILE REPORT_PATH [AS_LIMIT_BYTES]
 
 * stdin carries the inputs: one JSON object, UTF-8, compact (no raw
   newline), then a newline. The code's stdin is /dev/null.
@@ -18,6 +18,12 @@ python3 on PATH and uses the standard library only.
 
     {"exit_code": 0, "error": null | {"type", "message", "traceback"},
      "result_set": true | false, "result": <the result JSON>}
+
+With AS_LIMIT_BYTES (sandboxes without cgroups) the runner first sets
+RLIMIT_AS, soft and hard, to it (the code runs without capabilities and
+cannot raise it again), and exits with status 128+SIGXCPU when RLIMIT_CPU's
+soft limit is reached. If the limit cannot be set the runner reports
+RlimitError and runs nothing.
 
 The runner exits with the code's exit status (0, 1 after an exception,
 or the SystemExit status), without waiting for threads the code left
@@ -71,8 +77,25 @@ def _flush():
             pass
 
 
+def _rlimit_mode(limit):
+    import resource
+    import signal
+
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    # The runner is its PID namespace's init, which the kernel spares
+    # SIGXCPU's default action (at RLIMIT_CPU's soft limit): end the run
+    # with its status here, so the host can tell why.
+    def on_xcpu(signum, frame):
+        _flush()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGXCPU, on_xcpu)
+
+
 def main():
     code_path, report_path = sys.argv[1], sys.argv[2]
+    as_limit = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     # The runner's directory (which holds the code file) is not an import
     # location: `import code` must find the standard library module.
     here = os.path.dirname(os.path.abspath(__file__))
@@ -91,6 +114,13 @@ def main():
     error = None
     result_json = None
 
+    if as_limit > 0:
+        try:
+            _rlimit_mode(as_limit)
+        except BaseException as exc:
+            error = {"type": "RlimitError", "message": "cannot set the memory limit (RLIMIT_AS): %s" % exc, "traceback": ""}
+            exit_code = 2
+
     try:
         # One line: the host sends compact JSON (no raw newline) and a
         # newline, and never closes the pipe, so do not wait for EOF.
@@ -100,8 +130,9 @@ def main():
             raise TypeError("inputs must be a JSON object, got %s" % type(inputs).__name__)
     except BaseException as exc:
         inputs = None
-        error = {"type": "InputError", "message": "cannot decode the inputs: %s" % exc, "traceback": ""}
-        exit_code = 2
+        if error is None:
+            error = {"type": "InputError", "message": "cannot decode the inputs: %s" % exc, "traceback": ""}
+            exit_code = 2
 
     # The code's stdin is empty, like a batch job's.
     try:

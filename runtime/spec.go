@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/containerd/v2/contrib/seccomp"
@@ -58,6 +59,11 @@ type specPlan struct {
 // mounts, masked and read-only paths; no devices).
 func specOpts(p specPlan) []oci.SpecOpts {
 	argv := []string{"python3", "-B", path.Join(SandboxDir, runnerName), path.Join(SandboxDir, codeName), path.Join(SandboxDir, reportName)}
+	if p.limitMode == rlimitLimits {
+		// The runner sets RLIMIT_AS itself: runc applies rlimits before
+		// it loads seccomp, and its Go init fails under one.
+		argv = append(argv, strconv.FormatInt(p.limits.MemoryBytes, 10))
+	}
 	opts := []oci.SpecOpts{
 		// What runs: the runner under the image's python3, in the image's
 		// environment and working directory; nothing of the host's
