@@ -196,7 +196,7 @@ func newEngine(c *cli.Context) (*engine.Engine, error) {
 		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
 		})}
-	return engine.New(c.Context, append(opts, engineLimitOpts(c)...)...)
+	return engine.New(c.Context, append(opts, engineRootlessOpts(c)...)...)
 }
 
 // progress starts rendering build progress on stderr; done waits for the

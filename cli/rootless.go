@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/engine"
 	"github.com/skillbuild/skillbuild/rootless"
@@ -145,18 +147,21 @@ func modeOf(c *cli.Context) rootlessMode {
 	return m
 }
 
-// engineLimitOpts place the build's limits: rootless, in the user's
-// delegated cgroup subtree, or as rlimits when there is none.
-func engineLimitOpts(c *cli.Context) []engine.Opt {
+// engineRootlessOpts place the build's limits: rootless, in the user's
+// delegated cgroup subtree, or as rlimits when there is none. BuildKit's
+// socket directories go under the runtime directory: a home directory's
+// data path can be too long for a unix socket.
+func engineRootlessOpts(c *cli.Context) []engine.Opt {
 	m := modeOf(c)
-	switch {
-	case !m.enabled:
+	if !m.enabled {
 		return nil
-	case m.limits.Cgroups:
-		return []engine.Opt{engine.WithCgroupBase(m.limits.Parent)}
-	default:
-		return []engine.Opt{engine.WithRlimitLimits()}
 	}
+	tmp := filepath.Join(m.paths.Run, "t-"+digest.FromString(c.String("root")).Encoded()[:8])
+	opts := []engine.Opt{engine.WithTempDir(tmp)}
+	if m.limits.Cgroups {
+		return append(opts, engine.WithCgroupBase(m.limits.Parent))
+	}
+	return append(opts, engine.WithRlimitLimits())
 }
 
 // runLimitOpts place a run's limits likewise; --require-limits refuses a

@@ -72,3 +72,11 @@ func TestFindConflicts(t *testing.T) {
 	assert.Equal(t, []string{"lib/python3.11/site-packages/ns/__init__.py is written by both a-1.0 and b-2.0"}, findConflicts(lists))
 	assert.Empty(t, findConflicts(lists[1:]), "namespace directories shared without a shared file are fine")
 }
+
+func TestSocketDirMustLeaveRoomForBuildKitSockets(t *testing.T) {
+	t.Parallel()
+	assert.NoError(t, checkSocketDir("/run/user/1000/skillbuild/t-5bac3db9"))
+	err := checkSocketDir("/tmp/skillbuild-rootless-2487137422/run/skillbuild/tmp-5bac3db9f302")
+	assert.True(t, errdefs.IsInvalidArgument(err), "%v", err)
+	assert.ErrorContains(t, err, "too long")
+}

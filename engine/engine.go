@@ -117,7 +117,13 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 
 	// BuildKit creates per-mount temporary directories (SSH sockets) in
 	// $TMPDIR; keep them inside our state root instead of littering /tmp.
-	tmpDir := filepath.Join(o.root, "tmp")
+	tmpDir := o.tmpDir
+	if tmpDir == "" {
+		tmpDir = filepath.Join(o.root, "tmp")
+	}
+	if err := checkSocketDir(tmpDir); err != nil {
+		return nil, err
+	}
 	if err := unmountState(o.root); err != nil {
 		return nil, fmt.Errorf("unmount leftovers of an interrupted build under %s: %w", o.root, err)
 	}

@@ -374,12 +374,45 @@ func cleanup(p Paths) ([]string, error) {
 		if _, err := os.Lstat(f); err != nil {
 			continue
 		}
-		if err := os.RemoveAll(f); err != nil {
+		if err := removeAllOwned(f); err != nil {
 			return removed, fmt.Errorf("remove %s: %w", f, err)
 		}
 		removed = append(removed, f)
 	}
 	return removed, nil
+}
+
+// removeAllOwned is os.RemoveAll for a tree the user owns but may not be
+// able to enter: containerd, root of its user namespace, makes directories
+// such as the shim sockets' with mode 0600.
+func removeAllOwned(path string) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	if st.IsDir() {
+		if st.Mode().Perm()&0o700 != 0o700 {
+			if err := os.Chmod(path, 0o700); err != nil {
+				return err
+			}
+		}
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := removeAllOwned(filepath.Join(path, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
 }
 
 // tail returns the last n lines of file.

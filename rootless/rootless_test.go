@@ -120,3 +120,14 @@ func TestProcessDead(t *testing.T) {
 	assert.False(t, processDead(os.Getpid()))
 	assert.True(t, processDead(1<<30), "no such pid")
 }
+
+func TestRemoveAllOwnedEntersClosedDirectories(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "run")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "s"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "s", "sock"), nil, 0o600))
+	require.NoError(t, os.Chmod(filepath.Join(dir, "s"), 0o600)) // as containerd leaves it
+	require.NoError(t, removeAllOwned(dir))
+	assert.NoDirExists(t, dir)
+	assert.NoError(t, removeAllOwned(dir), "gone is fine")
+}
