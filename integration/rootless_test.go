@@ -34,7 +34,7 @@ type rootlessUser struct {
 
 // newRootlessUser creates the account (removed again at cleanup) and a
 // copy of the binary under test the user can execute.
-func newRootlessUser(t *testing.T) *rootlessUser {
+func newRootlessUser(t testing.TB) *rootlessUser {
 	t.Helper()
 	for _, bin := range []string{"useradd", "usermod", "userdel", "rootlesskit", "newuidmap", "newgidmap", "nsenter"} {
 		_, err := exec.LookPath(bin)
@@ -78,7 +78,7 @@ func newRootlessUser(t *testing.T) *rootlessUser {
 }
 
 // subIDRange is name's range in /etc/subuid, if it has one.
-func subIDRange(t *testing.T, name string) (start, n int) {
+func subIDRange(t testing.TB, name string) (start, n int) {
 	b, err := os.ReadFile("/etc/subuid")
 	if os.IsNotExist(err) {
 		return 0, 0
@@ -97,7 +97,7 @@ func subIDRange(t *testing.T, name string) (start, n int) {
 
 // freeSubIDRange is the start of 65536 ids no line of /etc/subuid or
 // /etc/subgid uses.
-func freeSubIDRange(t *testing.T) int {
+func freeSubIDRange(t testing.TB) int {
 	end := 100000
 	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
 		b, err := os.ReadFile(f)
@@ -121,7 +121,7 @@ func freeSubIDRange(t *testing.T) int {
 	return (end + 65535) / 65536 * 65536
 }
 
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+func copyFile(t testing.TB, from, to string, mode os.FileMode) {
 	t.Helper()
 	in, err := os.Open(from)
 	require.NoError(t, err)
@@ -135,7 +135,7 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 
 // sb runs the binary under test as the user, with a clean environment of
 // its own (XDG_RUNTIME_DIR set, XDG_DATA_HOME left to default under HOME).
-func (u *rootlessUser) sb(t *testing.T, args ...string) result {
+func (u *rootlessUser) sb(t testing.TB, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -157,7 +157,7 @@ func (u *rootlessUser) sb(t *testing.T, args ...string) result {
 }
 
 // asRoot runs the binary under test as root (for `rootless setup --user`).
-func (u *rootlessUser) asRoot(t *testing.T, args ...string) result {
+func (u *rootlessUser) asRoot(t testing.TB, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(u.bin, args...)
 	cmd.Env = cleanEnv()
@@ -210,7 +210,7 @@ func (u *rootlessUser) processes() []string {
 
 // remove stops whatever the user left running, takes back its cgroups,
 // and deletes the account and its files.
-func (u *rootlessUser) remove(t *testing.T) {
+func (u *rootlessUser) remove(t testing.TB) {
 	if u.bin != "" {
 		if _, err := os.Stat(u.bin); err == nil {
 			u.sb(t, "rootless", "stop")
