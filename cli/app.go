@@ -43,16 +43,26 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return report(stderr, err)
 	}
 	app.Reader, app.Writer, app.ErrWriter = stdin, stdout, stderr
-	return report(stderr, app.RunContext(ctx, interspersed(app, args)))
+	if len(args) == 0 || args[len(args)-1] != "--generate-bash-completion" {
+		args = interspersed(app, args)
+	}
+	return report(stderr, app.RunContext(ctx, args))
 }
 
 // newApp is the CLI: global flags, commands and logging set-up.
 func newApp(d appDefaults) *cli.App {
+	cli.VersionPrinter = func(c *cli.Context) {
+		if err := printVersion(c, false); err != nil {
+			fmt.Fprintln(c.App.ErrWriter, "skillbuild:", err)
+		}
+	}
 	return &cli.App{
-		Name:     "skillbuild",
-		Usage:    "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
-		Flags:    globalFlags(d),
-		Commands: commands(),
+		Name:                 "skillbuild",
+		Version:              shortVersion(),
+		EnableBashCompletion: true,
+		Usage:                "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
+		Flags:                globalFlags(d),
+		Commands:             commands(),
 		Before: func(c *cli.Context) error {
 			// BuildKit and containerd log through logrus; their chatter is
 			// only for --debug, errors reach the user through return values.

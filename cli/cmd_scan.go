@@ -15,12 +15,16 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// resolveRequirements turns requirements into the exact set `install` would
-// install, with the same resolve step in the same base image.
-func resolveRequirements(c *cli.Context, _ []config.Requirement) ([]scan.Package, error) {
+// resolveRequirements turns the arguments and -r files into the exact set
+// `install` would install, with the same resolve step in the same base
+// image. The requirements are parsed once, by config.Load, as for install;
+// the policy is scanPolicy's (scan takes the ID shorthand of --allow,
+// which install does not), so the allow entries are not the skill's here.
+func resolveRequirements(c *cli.Context) ([]scan.Package, error) {
 	in := skillInput(c)
 	in.ID, in.Version = "scan", "1"
 	in.Requirements = c.Args().Slice()
+	in.Allow = nil
 	skill, err := config.Load(in)
 	if err != nil {
 		return nil, err
@@ -36,11 +40,7 @@ func resolveRequirements(c *cli.Context, _ []config.Requirement) ([]scan.Package
 	if err != nil {
 		return nil, err
 	}
-	pkgs := make([]scan.Package, len(locked))
-	for i, d := range locked {
-		pkgs[i] = scan.Package{Name: d.Name, Version: d.Version}
-	}
-	return pkgs, nil
+	return scan.Packages(locked), nil
 }
 
 func scanCommand() *cli.Command {
@@ -130,18 +130,7 @@ func scanPackages(c *cli.Context) ([]scan.Package, error) {
 		return nil, fmt.Errorf("nothing to scan: give requirements as arguments or with -r FILE: %w", errdefs.ErrInvalidArgument)
 	}
 	if !c.Bool("no-resolve") {
-		reqs, err := config.ParseRequirementArgs(c.Args().Slice())
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			r, err := readRequirements(f, config.ParseRequirements)
-			if err != nil {
-				return nil, err
-			}
-			reqs = append(reqs, r...)
-		}
-		return resolveRequirements(c, reqs)
+		return resolveRequirements(c)
 	}
 	var pins []config.Pin
 	if c.NArg() > 0 {

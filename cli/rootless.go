@@ -114,7 +114,7 @@ func enterNamespaces(app *cli.App, m rootlessMode, args []string) error {
 		return nil
 	}
 	for _, a := range args[i:] {
-		if a == "-h" || a == "--help" {
+		if a == "-h" || a == "--help" || a == "--generate-bash-completion" {
 			return nil
 		}
 		if a == "--" {

@@ -178,7 +178,9 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 	}, statusCh)
 	wg.Wait()
 	if err != nil {
-		if funcErr != nil {
+		// The build timeout wins over what a step made of being cancelled
+		// by it: the build function sees BuildKit's context, not ours.
+		if funcErr != nil && !errors.Is(context.Cause(ctx), errBuildTimeout) {
 			return nil, funcErr
 		}
 		return nil, explain(ctx, err, ss.skill, ss.origIndex, ss.col)

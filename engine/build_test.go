@@ -25,8 +25,8 @@ func TestExplainResolveFailures(t *testing.T) {
 		{"conflict", "resolve requirements", "exit code: 1",
 			"ERROR: Cannot install a==1 and b==1 because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    a 1 depends on c==1\n    b 1 depends on c==2\n",
 			[]string{"a==1 and b==1", "a 1 depends on c==1", "b 1 depends on c==2"}},
-		{"oom", "install foo==9", "exit code: 137", "", []string{"128m", "--build-memory"}},
-		{"child killed", "build wheel foo==9 from source", "exit code: 1", "error: subprocess-exited-with-error\n  exit code: -9\n", []string{"128m"}},
+		{"oom", "install foo==9", "exit code: 137", "", []string{"128 MiB", "--build-memory"}},
+		{"child killed", "build wheel foo==9 from source", "exit code: 1", "error: subprocess-exited-with-error\n  exit code: -9\n", []string{"128 MiB"}},
 		{"no venv", "create venv /opt/skill/venv", "exit code: 1", "Error: ensurepip", []string{"venv"}},
 		{"conflicting files", "check layers for conflicting files", "exit code: 1", "conflict: /x/y.py is written by both a and b\n", []string{"/x/y.py is written by both a and b"}},
 	}
@@ -44,6 +44,46 @@ func TestExplainResolveFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExplainConflictNamesTheUsersLines feeds pip's own output for two
+// requirements that need different versions of a third (as pip 23 prints
+// it at its default verbosity) and expects the user's lines, where they
+// came from, the package they fight over and what each side needs.
+func TestExplainConflictNamesTheUsersLines(t *testing.T) {
+	t.Parallel()
+	s := config.Skill{Requirements: []config.Requirement{
+		{Name: "a", Raw: "a>=1", Source: "skill.yaml", Line: 7},
+		{Name: "b", Raw: "b", Source: "reqs/requirements.txt", Line: 2},
+	}}
+	log := `Processing /run/skillbuild/find-links/0/a-1.0-py3-none-any.whl (from -r /run/skillbuild/in/requirements.txt (line 1))
+ERROR: Cannot install -r /run/skillbuild/in/requirements.txt (line 1) and -r /run/skillbuild/in/requirements.txt (line 2) because these package versions have conflicting dependencies.
+
+The conflict is caused by:
+    a 1.0 depends on c==1.0
+    b 1.0 depends on c==2.0
+
+To fix this you could try to:
+1. loosen the range of package versions you've specified
+`
+	col := newCollector()
+	v := col.get("sha256:1")
+	v.name, v.err, v.logs = "resolve requirements", "exit code: 1", []byte(log)
+	var se *StepError
+	require.ErrorAs(t, explain(context.Background(), errors.New("solve failed"), s, nil, col), &se)
+	msg := se.Error()
+	for _, w := range []string{`"a>=1" (skill.yaml:7)`, `"b" (reqs/requirements.txt:2)`, "different versions of c", "a 1.0 depends on c==1.0", "b 1.0 depends on c==2.0"} {
+		assert.Contains(t, msg, w)
+	}
+	assert.NotContains(t, msg, "/run/skillbuild", "no paths inside the build step")
+	assert.Contains(t, se.Hint, "c")
+
+	// A requirement of the user's own against a dependency's.
+	log = "ERROR: Cannot install -r /run/skillbuild/in/requirements.txt (line 1) and c==2.0 because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    The user requested c==2.0\n    a 1.0 depends on c==1.0\n"
+	v.logs = []byte(log)
+	require.ErrorAs(t, explain(context.Background(), errors.New("solve failed"), s, nil, col), &se)
+	assert.Contains(t, se.Error(), "different versions of c")
+	assert.Contains(t, se.Error(), "The user requested c==2.0")
 }
 
 func TestBaseMissingIsNotFound(t *testing.T) {

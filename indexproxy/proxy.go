@@ -346,27 +346,15 @@ func (p *Proxy) Close() error {
 }
 
 // serveStream serves one forwarded connection (one ForwardAgent stream)
-// until either end closes it or a limit cuts it.
+// until either end closes it or a limit cuts it: it admits the stream,
+// hands one end of a socket pair to the HTTP server, and copies bytes
+// between the stream and the other end under the byte and time limits.
 func (p *Proxy) serveStream(ctx context.Context, stream sshforward.Stream) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return status.Error(codes.Unavailable, "index proxy closed")
+	release, err := p.admit()
+	if err != nil {
+		return err
 	}
-	if p.active >= p.o.maxConns {
-		p.mu.Unlock()
-		p.logf("refused connection: %d connections open", p.o.maxConns)
-		return status.Error(codes.ResourceExhausted, "index proxy: too many connections")
-	}
-	p.active++
-	p.wg.Add(1)
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.active--
-		p.mu.Unlock()
-		p.wg.Done()
-	}()
+	defer release()
 
 	inner, outer, err := socketPair()
 	if err != nil {
@@ -396,71 +384,17 @@ func (p *Proxy) serveStream(ctx context.Context, stream sshforward.Stream) error
 		}
 	}()
 
-	var (
-		mu    sync.Mutex
-		total int64
-		over  bool
-	)
-	count := func(n int) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		total += int64(n)
-		if total > p.o.maxBytes {
-			over = true
-		}
-		return !over
-	}
-
-	// step -> proxy. On the step's half-close (CloseSend) pass EOF on and
-	// keep the other direction open. This goroutine may outlive the
-	// handler: returning from it is what ends a pending RecvMsg.
+	budget := &byteBudget{max: p.o.maxBytes}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		for {
-			var m sshforward.BytesMessage
-			if err := stream.RecvMsg(&m); err != nil {
-				if errors.Is(err, io.EOF) {
-					_ = outer.CloseWrite()
-				} else {
-					_ = outer.Close()
-				}
-				return
-			}
-			if !count(len(m.Data)) {
-				cancel()
-				return
-			}
-			if _, err := outer.Write(m.Data); err != nil {
-				return
-			}
-		}
+		p.streamToConn(stream, outer, budget, cancel)
 	}()
-
-	// proxy -> step. The proxy's EOF ends the stream, which is what tells
-	// the step's end of the socket that the connection is over: BuildKit's
-	// own copy (sshforward.Copy with a nil close) would leave it open.
-	for {
-		// A fresh buffer per message: gRPC may hold on to a sent message.
-		buf := make([]byte, 32<<10)
-		n, rerr := outer.Read(buf)
-		if n > 0 {
-			if !count(n) {
-				break
-			}
-			if err := stream.SendMsg(&sshforward.BytesMessage{Data: buf[:n]}); err != nil {
-				return err
-			}
-		}
-		if rerr != nil {
-			break
-		}
+	if err := p.connToStream(outer, stream, budget); err != nil {
+		return err
 	}
-	mu.Lock()
-	over = over || total > p.o.maxBytes
-	mu.Unlock()
 	switch {
-	case over:
+	case budget.exceeded():
 		p.logf("cut connection: over %d bytes", p.o.maxBytes)
 		return status.Error(codes.ResourceExhausted, "index proxy: connection over its byte limit")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -468,6 +402,101 @@ func (p *Proxy) serveStream(ctx context.Context, stream sshforward.Stream) error
 		return status.Error(codes.DeadlineExceeded, "index proxy: connection over its time limit")
 	}
 	return nil
+}
+
+// admit counts a new stream against the connection limit; release
+// uncounts it once the stream is served.
+func (p *Proxy) admit() (release func(), err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, status.Error(codes.Unavailable, "index proxy closed")
+	}
+	if p.active >= p.o.maxConns {
+		p.logf("refused connection: %d connections open", p.o.maxConns)
+		return nil, status.Error(codes.ResourceExhausted, "index proxy: too many connections")
+	}
+	p.active++
+	p.wg.Add(1)
+	return func() {
+		p.mu.Lock()
+		p.active--
+		p.mu.Unlock()
+		p.wg.Done()
+	}, nil
+}
+
+// byteBudget is the byte limit of one connection, both directions together.
+type byteBudget struct {
+	mu    sync.Mutex
+	max   int64
+	total int64
+	over  bool
+}
+
+// spend counts n bytes and reports whether the connection is still
+// within its limit.
+func (b *byteBudget) spend(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.total += int64(n)
+	if b.total > b.max {
+		b.over = true
+	}
+	return !b.over
+}
+
+func (b *byteBudget) exceeded() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.over || b.total > b.max
+}
+
+// streamToConn copies step -> proxy. On the step's half-close (CloseSend)
+// it passes EOF on and keeps the other direction open. It may outlive the
+// handler: returning from it is what ends a pending RecvMsg.
+func (p *Proxy) streamToConn(stream sshforward.Stream, outer *net.UnixConn, budget *byteBudget, cancel func()) {
+	for {
+		var m sshforward.BytesMessage
+		if err := stream.RecvMsg(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				_ = outer.CloseWrite()
+			} else {
+				_ = outer.Close()
+			}
+			return
+		}
+		if !budget.spend(len(m.Data)) {
+			cancel()
+			return
+		}
+		if _, err := outer.Write(m.Data); err != nil {
+			return
+		}
+	}
+}
+
+// connToStream copies proxy -> step until the proxy's end closes or the
+// budget runs out. The proxy's EOF ends the stream, which is what tells
+// the step's end of the socket that the connection is over: BuildKit's
+// own copy (sshforward.Copy with a nil close) would leave it open.
+func (p *Proxy) connToStream(outer *net.UnixConn, stream sshforward.Stream, budget *byteBudget) error {
+	for {
+		// A fresh buffer per message: gRPC may hold on to a sent message.
+		buf := make([]byte, 32<<10)
+		n, rerr := outer.Read(buf)
+		if n > 0 {
+			if !budget.spend(n) {
+				return nil
+			}
+			if err := stream.SendMsg(&sshforward.BytesMessage{Data: buf[:n]}); err != nil {
+				return err
+			}
+		}
+		if rerr != nil {
+			return nil
+		}
+	}
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {

@@ -137,7 +137,9 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 	}
 	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, []byte(reqs.String())), llb.WithCustomName("requirements.txt"))
 
-	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed", "--quiet",
+	// Not --quiet: pip says why requirements conflict ("The conflict is
+	// caused by") only at its default verbosity.
+	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed",
 		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
