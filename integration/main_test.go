@@ -172,6 +172,13 @@ func sb(t *testing.T, args ...string) result {
 	cmd := sbCmd(args...)
 	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
 	cmd.Env = cleanEnv()
+	return runCmd(t, cmd, "", args)
+}
+
+// runCmd runs a skillbuild command (args without the global flags, for
+// the log; who, when set, says as which user) and returns what it did.
+func runCmd(t testing.TB, cmd *exec.Cmd, who string, args []string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -179,9 +186,9 @@ func sb(t *testing.T, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("skillbuild %v: %v", args, err)
+		t.Fatalf("%sskillbuild %v: %v", who, args, err)
 	}
-	t.Logf("skillbuild %s → exit %d\nstderr (tail): %s", strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
+	t.Logf("%sskillbuild %s → exit %d\nstderr (tail): %s", who, strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
 	return r
 }
 

@@ -67,14 +67,7 @@ func BenchmarkRootlessVsRoot(b *testing.B) {
 	rootSb := func(root string, args ...string) result {
 		cmd := exec.Command(env.bin, append([]string{"--address", env.socket, "--namespace", namespace, "--root", root}, args...)...)
 		cmd.Env = cleanEnv()
-		out, err := cmd.CombinedOutput()
-		r := result{stderr: string(out)}
-		if ee, ok := err.(*exec.ExitError); ok {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			b.Fatal(err)
-		}
-		return r
+		return runCmd(b, cmd, "[root] ", args)
 	}
 	installArgs := func(id string) []string {
 		return append([]string{"install", "--progress", "quiet", "--base", env.base, "--index-url", srv.URL(), id}, reqs...)

@@ -143,17 +143,7 @@ func (u *rootlessUser) sb(t testing.TB, args ...string) result {
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + u.home, "LANG=C.UTF-8", "XDG_RUNTIME_DIR=" + u.runDir}
 	cmd.Dir = u.home
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: []uint32{}}}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("skillbuild %v as %s: %v", args, u.name, err)
-	}
-	t.Logf("[%s] skillbuild %s → exit %d\nstderr (tail): %s", u.name, strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
-	return r
+	return runCmd(t, cmd, "["+u.name+"] ", args)
 }
 
 // asRoot runs the binary under test as root (for `rootless setup --user`).
@@ -161,17 +151,7 @@ func (u *rootlessUser) asRoot(t testing.TB, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(u.bin, args...)
 	cmd.Env = cleanEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("skillbuild %v: %v", args, err)
-	}
-	t.Logf("[root] skillbuild %s → exit %d\nstderr (tail): %s", strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
-	return r
+	return runCmd(t, cmd, "[root] ", args)
 }
 
 // processes lists the live (not zombie) processes of the user: its own uid
