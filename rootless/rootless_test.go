@@ -1,10 +1,12 @@
 package rootless
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/stretchr/testify/assert"
@@ -130,4 +132,41 @@ func TestRemoveAllOwnedEntersClosedDirectories(t *testing.T) {
 	require.NoError(t, removeAllOwned(dir))
 	assert.NoDirExists(t, dir)
 	assert.NoError(t, removeAllOwned(dir), "gone is fine")
+}
+
+func TestStartValidatesItsOptions(t *testing.T) {
+	t.Parallel()
+	p := Paths{Data: t.TempDir(), Run: filepath.Join(t.TempDir(), "skillbuild")}
+	_, err := Start(context.Background(), p)
+	assert.True(t, errdefs.IsInvalidArgument(err), "no child command: %v", err)
+	_, err = Start(context.Background(), p, WithChild("skillbuild", "rootless", "child"))
+	assert.True(t, errdefs.IsInvalidArgument(err), "a relative child: %v", err)
+	_, err = Start(context.Background(), p, WithChild("/bin/true"), WithReadyTimeout(0))
+	assert.True(t, errdefs.IsInvalidArgument(err), "zero timeout: %v", err)
+	if os.Geteuid() == 0 {
+		_, err = Start(context.Background(), p, WithChild("/bin/true"))
+		assert.True(t, errdefs.IsFailedPrecondition(err), "root uses the system containerd: %v", err)
+	}
+}
+
+func TestStatusAndStopOfAnInstanceThatNeverRan(t *testing.T) {
+	t.Parallel()
+	p := Paths{Data: t.TempDir(), Run: filepath.Join(t.TempDir(), "skillbuild")}
+	st := StatusOf(context.Background(), p)
+	assert.False(t, st.Running)
+	assert.Equal(t, p.Socket(), st.Socket)
+	res, err := Stop(context.Background(), p, time.Second)
+	require.NoError(t, err)
+	assert.False(t, res.Stopped)
+	assert.Zero(t, res.Leftovers)
+}
+
+func TestReexecRefusesALoopAndAStoppedInstance(t *testing.T) {
+	p := Paths{Data: t.TempDir(), Run: filepath.Join(t.TempDir(), "skillbuild")}
+	err := Reexec(p, "/bin/true", nil, nil, "")
+	assert.True(t, errdefs.IsUnavailable(err), "nothing runs: %v", err)
+	assert.ErrorContains(t, err, "skillbuild rootless start")
+	t.Setenv(reexecMarker, "1")
+	err = Reexec(p, "/bin/true", nil, nil, "")
+	assert.True(t, errdefs.IsFailedPrecondition(err), "already re-executed once: %v", err)
 }
