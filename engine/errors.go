@@ -193,15 +193,10 @@ func explain(ctx context.Context, err error, s config.Skill, index []string, col
 		se.Hint = "use a base with python3 and its venv module (Debian: python3-venv), e.g. `skillbuild base import --rootfs DIR --name REF`"
 	case strings.HasPrefix(v.name, sbllb.StepResolve):
 		explainResolve(ctx, se, log, s, index)
-	case strings.HasPrefix(v.name, sbllb.StepCheckLayers):
-		var conflicts []string
-		for _, l := range strings.Split(log, "\n") {
-			if _, c, ok := strings.Cut(l, "conflict: "); ok {
-				conflicts = append(conflicts, c)
-			}
-		}
-		se.Reason = "distributions overwrite each other's files: " + strings.Join(conflicts, "; ")
-		se.Hint = "remove one of the conflicting distributions from the requirements"
+	case strings.Contains(log, "wheelinstall: ") && strings.Contains(log, "refused: "):
+		_, refused, _ := strings.Cut(log[strings.Index(log, "wheelinstall: "):], "wheelinstall: ")
+		se.Reason = "refused an unsafe wheel: " + firstLine(refused)
+		se.Hint = "the file is not what the index listed or would write outside the virtual environment; remove the distribution from the requirements or fix the index"
 	default:
 		se.Reason = "failed: " + firstLine(v.err)
 		if len(se.Log) > 0 {

@@ -74,6 +74,9 @@ const maxLog = 1024
 // cut by the total time). Close ends every connection and waits for every
 // goroutine the proxy started.
 //
+// The engine fetches the locked files through RoundTrip, under the same
+// policy: a file comes from nowhere the resolve step could not reach.
+//
 // Limits: redirects are checked like any request, so an index that
 // redirects downloads to another host (object storage) needs that host in
 // WithAllowedHosts; Denied shows which. The proxy dials directly and never
@@ -515,31 +518,13 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entry := r.Method + " " + Redact(r.URL.String())
-	if !r.URL.IsAbs() || (r.URL.Scheme != "http" && r.URL.Scheme != "https") || r.URL.Hostname() == "" {
-		p.refuse(w, entry, "not a proxy request")
-		return
-	}
-	target := *r.URL
-	target.User = nil
-	key := hostPort(&target)
-	if real, ok := p.vhosts[strings.ToLower(r.URL.Hostname())]; ok && r.URL.Scheme == "http" {
-		key = strings.ToLower(r.URL.Hostname())
-		target.Scheme, target.Host = real.Scheme, real.Host
-	} else if !p.allowed[key] {
-		p.refuse(w, entry, "host not allowed")
+	out, key, why := p.forward(r)
+	if why != "" {
+		p.refuse(w, entry, why)
 		return
 	}
 	p.record(true, entry)
-
-	out := r.Clone(r.Context())
-	out.URL = &target
-	out.Host = target.Host
-	out.RequestURI = ""
-	removeHopHeaders(out.Header)
-	out.Header.Del("Authorization")
-	if cred, ok := p.auth[key]; ok {
-		out.Header.Set("Authorization", cred)
-	}
+	target := out.URL
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
 		p.logf("upstream %s: %v", Redact(target.String()), err)
@@ -560,6 +545,70 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// forward applies the proxy's policy to a plain request for an absolute
+// http(s) URL: it returns the request to send upstream (a virtual host
+// mapped to its real https host, credentials set by the proxy alone) and
+// the key its credentials are under, or why it is refused.
+func (p *Proxy) forward(r *http.Request) (*http.Request, string, string) {
+	if !r.URL.IsAbs() || (r.URL.Scheme != "http" && r.URL.Scheme != "https") || r.URL.Hostname() == "" {
+		return nil, "", "not a proxy request"
+	}
+	target := *r.URL
+	target.User = nil
+	key := hostPort(&target)
+	if real, ok := p.vhosts[strings.ToLower(r.URL.Hostname())]; ok && r.URL.Scheme == "http" {
+		key = strings.ToLower(r.URL.Hostname())
+		target.Scheme, target.Host = real.Scheme, real.Host
+	} else if !p.allowed[key] {
+		return nil, "", "host not allowed"
+	}
+	out := r.Clone(r.Context())
+	out.URL = &target
+	out.Host = target.Host
+	out.RequestURI = ""
+	removeHopHeaders(out.Header)
+	out.Header.Del("Authorization")
+	if cred, ok := p.auth[key]; ok {
+		out.Header.Set("Authorization", cred)
+	}
+	return out, key, ""
+}
+
+// Permits reports whether the proxy would forward a request for u (an
+// allowed host:port, or one of its virtual hosts).
+func (p *Proxy) Permits(u *url.URL) bool {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return false
+	}
+	if _, ok := p.vhosts[strings.ToLower(u.Hostname())]; ok && u.Scheme == "http" {
+		return true
+	}
+	return p.allowed[hostPort(u)]
+}
+
+// RoundTrip fetches req under the same policy as the requests the proxy
+// serves to a step (allowed hosts only, virtual hosts mapped, credentials
+// added by the proxy): the engine fetches the locked files with it, so
+// they come from nowhere the resolve step could not reach. A refused
+// request is an errdefs.ErrPermissionDenied; every request is recorded in
+// Allowed or Denied.
+func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
+	entry := req.Method + " " + Redact(req.URL.String())
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("index proxy closed: %w", errdefs.ErrUnavailable)
+	}
+	out, _, why := p.forward(req)
+	if why != "" {
+		p.record(false, entry+": "+why)
+		return nil, fmt.Errorf("%s: %s: %w", entry, why, errdefs.ErrPermissionDenied)
+	}
+	p.record(true, entry)
+	return p.transport.RoundTrip(out)
 }
 
 func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
