@@ -31,10 +31,12 @@ lint: ## go vet and gofmt
 .PHONY: test
 test: base-rootfs lint ## run every test: unit and integration (private containerd, real runc, BuildKit, pip)
 	SKILLBUILD_INTEGRATION=1 SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) test $(TESTFLAGS) ./...
+	cd clients/python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t .
 
 .PHONY: unit
 unit: ## unit tests only: no root, no containerd (the integration suite skips under -short)
 	$(GO) test -short -count=1 ./...
+	cd clients/python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t .
 
 .PHONY: demo
 demo: base-rootfs build ## build two skills with conflicting versions of a package and run Python in each

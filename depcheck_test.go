@@ -41,6 +41,9 @@ func TestArchitectureBoundaries(t *testing.T) {
 		"store": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", bk},
 		// the index proxy is the allow-list; it knows no build or image.
 		"indexproxy": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", ctdC, solver, control, workerBK},
+		// server is the HTTP side of the API only: the operations come from
+		// its caller (the CLI), so it links neither engine nor containerd.
+		"server": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "cli", bk, ctd},
 		// engine owns BuildKit, not runs or verdicts.
 		"engine": {mod + "runtime", mod + "scan", mod + "cli"},
 	}

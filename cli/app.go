@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/signal"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
@@ -21,6 +23,7 @@ const (
 	exitNotFound    = 4   // image, skill or database not found
 	exitInterrupted = 130 // Ctrl-C or SIGTERM (128+SIGINT); what was started is cleaned up
 	exitTempFail    = 75  // temporary: containerd unreachable, lock busy; try again
+	exitBrokenPipe  = 141 // stdout or stderr closed by its reader (128+SIGPIPE); what was started is cleaned up
 )
 
 // Main runs the skillbuild command line with args (args[0] is the
@@ -37,6 +40,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return report(stderr, err)
 	}
+	// A reader that goes away (`skillbuild run ... | head`) makes writes
+	// fail with EPIPE instead of killing the process with SIGPIPE, so the
+	// command cleans up what it started (a run, a build) and exits.
+	signal.Ignore(syscall.SIGPIPE)
 	app := newApp(mode.defaults())
 	app.Metadata = map[string]any{metaRootless: mode}
 	if err := enterNamespaces(app, mode, args); err != nil {
@@ -118,6 +125,8 @@ func exitCode(err error) int {
 		return exitOK
 	case isVulnerable(err):
 		return exitVulnerable
+	case errors.Is(err, syscall.EPIPE):
+		return exitBrokenPipe
 	case isInterrupted(err):
 		return exitInterrupted
 	case errdefs.IsInvalidArgument(err):

@@ -125,60 +125,99 @@ func install(c *cli.Context) error {
 		in.ID = c.Args().First()
 		in.Requirements = c.Args().Tail()
 	}
+	ch, done := progress(c)
+	out, err := buildSkill(c.Context, envOf(c), in, buildOptions{
+		refresh: c.Bool("refresh"),
+		layers:  sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")},
+	}, ch)
+	done()
+	return emitInstall(c, out, err)
+}
+
+// env is what the commands take from the global flags.
+type env struct {
+	address, namespace, root string
+	// mode is rootless mode, if on: where limits live, where the engine
+	// keeps its sockets.
+	mode rootlessMode
+	// stderr receives warnings and waits (a build's progress goes to its
+	// status channel).
+	stderr io.Writer
+}
+
+func envOf(c *cli.Context) env {
+	return env{address: c.String("address"), namespace: c.String("namespace"), root: c.String("root"), stderr: c.App.ErrWriter, mode: modeOf(c)}
+}
+
+// buildOptions are the build's switches besides the skill.
+type buildOptions struct {
+	refresh bool
+	layers  sbllb.InstallOpts
+}
+
+// buildSkill is `skillbuild install`: it loads the skill from in, scans
+// and builds it, and returns the --json document, with the error (if any)
+// recorded in it. status receives BuildKit's progress and is closed when
+// buildSkill returns.
+func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, status chan *bkclient.SolveStatus) (*installResult, error) {
+	building := false
+	defer func() {
+		if !building && status != nil {
+			close(status)
+		}
+	}()
 	skill, err := config.Load(in)
 	if err != nil {
-		return emitInstall(c, &installResult{SkillID: in.ID, Version: in.Version}, err)
+		out := &installResult{SkillID: in.ID, Version: in.Version}
+		return out.fail(err), err
 	}
 	out := &installResult{SkillID: skill.ID, Version: skill.Version, ImageTag: store.Familiar(skill.Tag()), Packages: []engine.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
 
-	req := engine.Request{Skill: skill, Refresh: c.Bool("refresh"),
-		Layers: sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")}}
+	req := engine.Request{Skill: skill, Refresh: opts.refresh, Layers: opts.layers}
 	if skill.Policy.NoScan {
 		out.Scan = "disabled"
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")
-		fmt.Fprintln(c.App.ErrWriter, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
+		fmt.Fprintln(e.stderr, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
 		req.Labels = map[string]string{scan.LabelScan: "disabled"}
 	} else {
 		// Fail closed at once when there is no database; load it (a few
 		// hundred ms) while the engine starts and the requirements resolve.
-		root := c.String("root")
-		if _, err := scan.Status(root); err != nil {
-			return emitInstall(c, out, err)
+		if _, err := scan.Status(e.root); err != nil {
+			return out.fail(err), err
 		}
 		loaded := make(chan struct{})
 		var db *scan.DB
 		var dbErr error
 		go func() {
 			defer close(loaded)
-			db, dbErr = scan.Open(root)
+			db, dbErr = scan.Open(e.root)
 		}()
 		req.Gate = scanGate(func() (*scan.DB, error) {
 			<-loaded
 			return db, dbErr
-		}, skill.Policy, out, c.App.ErrWriter)
+		}, skill.Policy, out, e.stderr)
 	}
 
-	eng, err := newEngine(c)
+	eng, err := newEngine(ctx, e)
 	if err != nil {
-		return emitInstall(c, out, err)
+		return out.fail(err), err
 	}
 	defer eng.Close()
 
 	out.LimitsEnforced = eng.LimitsEnforced(skill.Build)
 	if w := limitsWarning(out.LimitsEnforced); w != "" {
 		out.Warnings = append(out.Warnings, w)
-		fmt.Fprintln(c.App.ErrWriter, "WARNING:", w)
+		fmt.Fprintln(e.stderr, "WARNING:", w)
 	}
-	ch, done := progress(c)
-	req.Status = ch
-	res, err := eng.Build(c.Context, req)
-	done()
+	req.Status = status
+	building = true // Build closes status
+	res, err := eng.Build(ctx, req)
 	if err != nil {
 		if res != nil {
 			out.Steps = res.Executed
 			out.BuildLogs = append(out.BuildLogs, res.Logs...)
 		}
-		return emitInstall(c, out, err)
+		return out.fail(err), err
 	}
 	out.Success = true
 	out.Digest = res.Digest.String()
@@ -186,17 +225,53 @@ func install(c *cli.Context) error {
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
-	return emitInstall(c, out, nil)
+	return out, nil
 }
 
-// newEngine starts the embedded BuildKit engine for the global flags.
-func newEngine(c *cli.Context) (*engine.Engine, error) {
-	root := c.String("root")
-	opts := []engine.Opt{engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
-		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
-			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
+// fail records err in the document and returns it.
+func (out *installResult) fail(err error) *installResult {
+	out.Success = false
+	out.Error = err.Error()
+	var ve *scan.VulnerableError
+	if errors.As(err, &ve) {
+		out.Error = "vulnerabilities detected"
+		out.Vulnerabilities = ve.Findings
+		out.Scan = "refused"
+	}
+	var se *engine.StepError
+	if errors.As(err, &se) {
+		out.Hint = se.Hint
+		for _, l := range se.Log {
+			out.BuildLogs = append(out.BuildLogs, se.Step+": "+l)
+		}
+	}
+	if out.Packages == nil {
+		out.Packages = []engine.Package{}
+	}
+	if out.Vulnerabilities == nil {
+		out.Vulnerabilities = []scan.Finding{}
+	}
+	if out.BuildLogs == nil {
+		out.BuildLogs = []string{}
+	}
+	return out
+}
+
+// newEngine starts the embedded BuildKit engine for the global settings
+// and sweeps away what dead runs left behind (see dial).
+func newEngine(ctx context.Context, e env) (*engine.Engine, error) {
+	opts := []engine.Opt{engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
+		engine.WithRoot(e.root), engine.WithLockWait(10*time.Minute, func() {
+			fmt.Fprintf(e.stderr, "waiting for another skillbuild process using %s (up to 10m)...\n", e.root)
 		})}
-	return engine.New(c.Context, append(opts, engineRootlessOpts(c)...)...)
+	eng, err := engine.New(ctx, append(opts, engineRootlessOpts(e)...)...)
+	if err != nil {
+		return nil, err
+	}
+	if client := eng.Containerd(); client != nil {
+		sweepRuns(ctx, e, client)
+	}
+	return eng, nil
 }
 
 // progress starts rendering build progress on stderr; done waits for the
@@ -227,33 +302,7 @@ func renderProgress(ctx context.Context, w io.Writer, mode string, ch chan *bkcl
 // emitInstall prints the result (JSON or the tag) and returns err for the
 // exit code. With --json the error is in the document, not repeated.
 func emitInstall(c *cli.Context, out *installResult, err error) error {
-	if err != nil {
-		out.Success = false
-		out.Error = err.Error()
-		var ve *scan.VulnerableError
-		if errors.As(err, &ve) {
-			out.Error = "vulnerabilities detected"
-			out.Vulnerabilities = ve.Findings
-			out.Scan = "refused"
-		}
-		var se *engine.StepError
-		if errors.As(err, &se) {
-			out.Hint = se.Hint
-			for _, l := range se.Log {
-				out.BuildLogs = append(out.BuildLogs, se.Step+": "+l)
-			}
-		}
-	}
 	if c.Bool("json") {
-		if out.Packages == nil {
-			out.Packages = []engine.Package{}
-		}
-		if out.Vulnerabilities == nil {
-			out.Vulnerabilities = []scan.Finding{}
-		}
-		if out.BuildLogs == nil {
-			out.BuildLogs = []string{}
-		}
 		return jsonResult(c.App.Writer, out, err, exitCode)
 	}
 	if err != nil {

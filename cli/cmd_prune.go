@@ -39,7 +39,7 @@ func prune(c *cli.Context) error {
 		}
 		opts = append(opts, engine.WithKeepStorage(n))
 	}
-	eng, err := newEngine(c)
+	eng, err := newEngine(c.Context, envOf(c))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +12,9 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	bkclient "github.com/moby/buildkit/client"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/engine"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/urfave/cli/v2"
 )
@@ -22,25 +26,35 @@ import (
 // which install does not), so the allow entries are not the skill's here.
 func resolveRequirements(c *cli.Context) ([]scan.Package, error) {
 	in := skillInput(c)
-	in.ID, in.Version = "scan", "1"
 	in.Requirements = c.Args().Slice()
 	in.Allow = nil
-	skill, err := config.Load(in)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := newEngine(c)
-	if err != nil {
-		return nil, err
-	}
-	defer eng.Close()
 	ch, done := progress(c)
-	locked, err := eng.Resolve(c.Context, skill, ch)
+	pkgs, err := resolvePackages(c.Context, envOf(c), in, ch)
 	done()
-	if err != nil {
-		return nil, err
+	return pkgs, err
+}
+
+// resolvePackages resolves the requirements of in (its index, base and
+// sdist settings) like install does. status receives the progress and is
+// closed when it returns.
+func resolvePackages(ctx context.Context, e env, in config.Input, status chan *bkclient.SolveStatus) ([]scan.Package, error) {
+	in.ID, in.Version = "scan", "1"
+	skill, err := config.Load(in)
+	if err == nil {
+		var eng *engine.Engine
+		if eng, err = newEngine(ctx, e); err == nil {
+			defer eng.Close()
+			locked, err := eng.Resolve(ctx, skill, status)
+			if err != nil {
+				return nil, err
+			}
+			return scan.Packages(locked), nil
+		}
 	}
-	return scan.Packages(locked), nil
+	if status != nil {
+		close(status)
+	}
+	return nil, err
 }
 
 func scanCommand() *cli.Command {
@@ -100,11 +114,17 @@ func runScan(c *cli.Context) error {
 }
 
 func scanPolicy(c *cli.Context) (config.Policy, error) {
-	p := config.Policy{MinSeverity: strings.ToLower(c.String("min-severity")), AllowStaleDB: c.Bool("allow-stale-db")}
+	return parseScanPolicy(c.String("min-severity"), c.Bool("allow-stale-db"), c.StringSlice("allow"))
+}
+
+// parseScanPolicy is scan's policy from its --min-severity,
+// --allow-stale-db and --allow values.
+func parseScanPolicy(minSeverity string, allowStale bool, allow []string) (config.Policy, error) {
+	p := config.Policy{MinSeverity: strings.ToLower(minSeverity), AllowStaleDB: allowStale}
 	if err := config.ValidateSeverity(p.MinSeverity); err != nil {
 		return p, err
 	}
-	for _, s := range c.StringSlice("allow") {
+	for _, s := range allow {
 		if strings.Contains(s, ":") {
 			a, err := config.ParseAllow(s)
 			if err != nil {
@@ -147,6 +167,12 @@ func scanPackages(c *cli.Context) ([]scan.Package, error) {
 		}
 		pins = append(pins, p...)
 	}
+	return pinnedPackages(pins)
+}
+
+// pinnedPackages is the set of pins to scan as it is; a name pinned twice
+// is an error.
+func pinnedPackages(pins []config.Pin) ([]scan.Package, error) {
 	seen := map[string]config.Pin{}
 	pkgs := make([]scan.Package, 0, len(pins))
 	for _, p := range pins {
@@ -160,15 +186,11 @@ func scanPackages(c *cli.Context) ([]scan.Package, error) {
 }
 
 func readRequirements[T any](file string, parse func(string, io.Reader) ([]T, error)) ([]T, error) {
-	f, err := os.Open(file)
+	data, err := config.ReadInput(file, config.MaxRequirementsSize)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("requirements file %s: %w", file, errdefs.ErrInvalidArgument)
-		}
-		return nil, err
+		return nil, fmt.Errorf("requirements file: %w", err)
 	}
-	defer f.Close()
-	return parse(file, f)
+	return parse(file, bytes.NewReader(data))
 }
 
 func openScanDB(c *cli.Context) (*scan.DB, error) {

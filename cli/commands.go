@@ -19,6 +19,7 @@ func commands() []*cli.Command {
 		lsCommand(),
 		rmCommand(),
 		pruneCommand(),
+		serveCommand(),
 		versionCommand(),
 		completionCommand(),
 		rootlessCommand(),

@@ -30,7 +30,7 @@ type rootlessMode struct {
 
 // namespaceCommands need RootlessKit's namespaces: the embedded BuildKit
 // worker mounts snapshots, the runtime reads task namespaces.
-var namespaceCommands = []string{"install", "run", "scan", "base", "ls", "rm", "prune"}
+var namespaceCommands = []string{"install", "run", "scan", "base", "ls", "rm", "prune", "serve"}
 
 // metaRootless is the app metadata key of the rootlessMode.
 const metaRootless = "rootless"
@@ -151,12 +151,12 @@ func modeOf(c *cli.Context) rootlessMode {
 // delegated cgroup subtree, or as rlimits when there is none. BuildKit's
 // socket directories go under the runtime directory: a home directory's
 // data path can be too long for a unix socket.
-func engineRootlessOpts(c *cli.Context) []engine.Opt {
-	m := modeOf(c)
+func engineRootlessOpts(e env) []engine.Opt {
+	m := e.mode
 	if !m.enabled {
 		return nil
 	}
-	tmp := filepath.Join(m.paths.Run, "t-"+digest.FromString(c.String("root")).Encoded()[:8])
+	tmp := filepath.Join(m.paths.Run, "t-"+digest.FromString(e.root).Encoded()[:8])
 	opts := []engine.Opt{engine.WithTempDir(tmp)}
 	if m.limits.Cgroups {
 		return append(opts, engine.WithCgroupBase(m.limits.Parent))
@@ -164,18 +164,20 @@ func engineRootlessOpts(c *cli.Context) []engine.Opt {
 	return append(opts, engine.WithRlimitLimits())
 }
 
-// runLimitOpts place a run's limits likewise; --require-limits refuses a
-// run whose limits rlimits would hold.
-func runLimitOpts(c *cli.Context) []runtime.Opt {
-	m := modeOf(c)
-	switch {
-	case !m.enabled:
+// runtimeModeOpts place a run's limits likewise. Rootless runs share one
+// uid: a run's own (runtime.RunUIDBase and up) lies outside the user
+// namespace's 65536 ids. requireLimits refuses a run whose limits
+// rlimits would hold.
+func runtimeModeOpts(m rootlessMode, requireLimits bool) []runtime.Opt {
+	if !m.enabled {
 		return nil
-	case m.limits.Cgroups:
-		return []runtime.Opt{runtime.WithCgroupParent(m.limits.Parent)}
 	}
-	opts := []runtime.Opt{runtime.WithRlimitLimits()}
-	if c.Bool("require-limits") {
+	opts := []runtime.Opt{runtime.WithSharedUID()}
+	if m.limits.Cgroups {
+		return append(opts, runtime.WithCgroupParent(m.limits.Parent))
+	}
+	opts = append(opts, runtime.WithRlimitLimits())
+	if requireLimits {
 		opts = append(opts, runtime.WithRequireCgroups())
 	}
 	return opts

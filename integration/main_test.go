@@ -33,8 +33,10 @@ var env struct {
 	ctd    *ctdtest.Daemon
 }
 
-// Namespace is the containerd namespace the suite's skillbuild uses.
-const namespace = "skillbuild-test"
+// Namespace is the containerd namespace the suite's skillbuild uses, one
+// per suite process: containerd names a run's cgroups after it, and suites
+// running side by side on one machine must not see each other's.
+var namespace = fmt.Sprintf("skillbuild-test-%d", os.Getpid())
 
 // baseRef is the tag the suite imports the cached Debian rootfs under.
 const baseRef = "localhost/skillbuild/python:3.11-bookworm"
@@ -132,6 +134,13 @@ func setup() (int, error) {
 
 func teardown() {
 	env.ctd.Stop()
+	// The namespace's (empty) cgroup parents.
+	if ctrls, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
+		for _, ctrl := range ctrls {
+			os.Remove(filepath.Join("/sys/fs/cgroup", ctrl.Name(), namespace))
+		}
+		os.Remove(filepath.Join("/sys/fs/cgroup", namespace))
+	}
 	if env.dir != "" && os.Getenv("SKILLBUILD_TEST_KEEP") == "" {
 		// Unmount anything the daemon left behind before removing its root.
 		mounts.UnmountUnder(env.dir) //nolint:errcheck // best effort before removing the suite directory
@@ -225,7 +234,7 @@ func runIn(t *testing.T, image string, argv ...string) (string, error) {
 		Code:   []byte(runInCode),
 		Inputs: in,
 		Limits: sbruntime.Limits{MemoryBytes: 512 << 20, Timeout: time.Minute},
-	}, sbruntime.WithStateDir(filepath.Join(env.dir, "runin")), sbruntime.WithoutSweep())
+	}, sbruntime.WithStateDir(filepath.Join(env.dir, "runin")), sbruntime.WithoutSweep(), sbruntime.WithSharedUID())
 	if err != nil {
 		return "", err
 	}

@@ -125,9 +125,9 @@ func WithRlimitsInsteadOfCgroups(l Limits) oci.SpecOpts {
 		}
 		// SIGXCPU at the soft limit (reported as ErrorCPUTimeLimit),
 		// SIGKILL a second later for code that catches it.
-		cpuSeconds := uint64(math.Max(1, math.Ceil(l.CPUs*l.Timeout.Seconds())))
+		secs := uint64(cpuSeconds(l))
 		for _, r := range []specs.POSIXRlimit{
-			{Type: "RLIMIT_CPU", Hard: cpuSeconds + 1, Soft: cpuSeconds},
+			{Type: "RLIMIT_CPU", Hard: secs + 1, Soft: secs},
 			{Type: "RLIMIT_NPROC", Hard: uint64(l.Pids), Soft: uint64(l.Pids)},
 		} {
 			if err := oci.WithRlimit(&r)(ctx, client, c, s); err != nil {
@@ -136,6 +136,11 @@ func WithRlimitsInsteadOfCgroups(l Limits) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// cpuSeconds is RLIMIT_CPU's soft limit for l: cpus × timeout, at least 1.
+func cpuSeconds(l Limits) int64 {
+	return int64(math.Max(1, math.Ceil(l.CPUs*l.Timeout.Seconds())))
 }
 
 // killInit is client.WithProcessKill for containers without a cgroup:

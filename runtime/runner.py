@@ -4,8 +4,17 @@ skillbuild ships this file inside its binary and bind-mounts it read-only
 into every run, next to the skill code; it works with any image that has a
 python3 on PATH and uses the standard library only.
 
-    python3 -B runner.py CODE_FILE REPORT_PATH [AS_LIMIT_BYTES]
+    python3 -B runner.py CODE_FILE REPORT_PATH [--rlimit-as=BYTES] [MODULE...]
 
+* The MODULEs (the skill's preload list) are imported first, before the
+  inputs are read: a warm container has them imported when its job
+  comes. One that fails to import is skipped (the code's own import then
+  reports it).
+* With --rlimit-as (sandboxes without cgroups) the runner first sets
+  RLIMIT_AS, soft and hard, to BYTES (the code runs without capabilities
+  and cannot raise it again), and exits with status 128+SIGXCPU when
+  RLIMIT_CPU's soft limit is reached, so the host can tell why. If the
+  limit cannot be set the runner reports RlimitError and runs nothing.
 * stdin carries the inputs: one JSON object, UTF-8, compact (no raw
   newline), then a newline. The code's stdin is /dev/null.
 * CODE_FILE is executed as __main__ with a global ``inputs`` (that object,
@@ -18,12 +27,6 @@ python3 on PATH and uses the standard library only.
 
     {"exit_code": 0, "error": null | {"type", "message", "traceback"},
      "result_set": true | false, "result": <the result JSON>}
-
-With AS_LIMIT_BYTES (sandboxes without cgroups) the runner first sets
-RLIMIT_AS, soft and hard, to it (the code runs without capabilities and
-cannot raise it again), and exits with status 128+SIGXCPU when RLIMIT_CPU's
-soft limit is reached. If the limit cannot be set the runner reports
-RlimitError and runs nothing.
 
 The runner exits with the code's exit status (0, 1 after an exception,
 or the SystemExit status), without waiting for threads the code left
@@ -83,9 +86,6 @@ def _rlimit_mode(limit):
 
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    # The runner is its PID namespace's init, which the kernel spares
-    # SIGXCPU's default action (at RLIMIT_CPU's soft limit): end the run
-    # with its status here, so the host can tell why.
     def on_xcpu(signum, frame):
         _flush()
         os._exit(128 + signum)
@@ -95,7 +95,10 @@ def _rlimit_mode(limit):
 
 def main():
     code_path, report_path = sys.argv[1], sys.argv[2]
-    as_limit = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    modules = sys.argv[3:]
+    as_limit = 0
+    if modules and modules[0].startswith("--rlimit-as="):
+        as_limit = int(modules.pop(0)[len("--rlimit-as="):])
     # The runner's directory (which holds the code file) is not an import
     # location: `import code` must find the standard library module.
     here = os.path.dirname(os.path.abspath(__file__))
@@ -120,6 +123,12 @@ def main():
         except BaseException as exc:
             error = {"type": "RlimitError", "message": "cannot set the memory limit (RLIMIT_AS): %s" % exc, "traceback": ""}
             exit_code = 2
+
+    for name in modules if error is None else []:
+        try:
+            __import__(name)
+        except BaseException:
+            pass
 
     try:
         # One line: the host sends compact JSON (no raw newline) and a
