@@ -119,6 +119,9 @@ type installResult struct {
 	Error     string   `json:"error,omitempty"`
 	Hint      string   `json:"hint,omitempty"`
 	BuildLogs []string `json:"build_logs"`
+	// LimitsEnforced says how each build limit was held: cgroup, rlimit
+	// (rootless without cgroup delegation; per process) or none.
+	LimitsEnforced map[string]string `json:"limits_enforced,omitempty"`
 }
 
 func install(c *cli.Context) error {
@@ -145,6 +148,9 @@ func install(c *cli.Context) error {
 // env is what the commands take from the global flags.
 type env struct {
 	address, namespace, root string
+	// mode is rootless mode, if on: where limits live, where the engine
+	// keeps its sockets.
+	mode rootlessMode
 	// stderr receives warnings and waits (a build's progress goes to its
 	// status channel).
 	stderr io.Writer
@@ -155,7 +161,7 @@ type env struct {
 
 func envOf(c *cli.Context) env {
 	return env{address: c.String("address"), namespace: c.String("namespace"), root: c.String("root"), stderr: c.App.ErrWriter,
-		debug: c.Bool("debug"), builder: builderFlagsOf(c)}
+		debug: c.Bool("debug"), builder: builderFlagsOf(c), mode: modeOf(c)}
 }
 
 // buildOptions are the build's switches besides the skill.
@@ -224,6 +230,11 @@ func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, 
 	}
 	defer eng.Close()
 
+	out.LimitsEnforced = eng.LimitsEnforced(skill.Build)
+	if w := limitsWarning(out.LimitsEnforced); w != "" {
+		out.Warnings = append(out.Warnings, w)
+		fmt.Fprintln(e.stderr, "WARNING:", w)
+	}
 	req.Status = status
 	building = true // Build closes status
 	res, err := eng.Build(ctx, req)
@@ -279,10 +290,12 @@ func newEngine(ctx context.Context, e env) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(ctx, append([]engine.Opt{engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
+	opts := []engine.Opt{engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
 		engine.WithRoot(e.root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(e.stderr, "waiting for another skillbuild process using %s (up to 10m)...\n", e.root)
-		})}, bopts...)...)
+		})}
+	opts = append(opts, bopts...)
+	eng, err := engine.New(ctx, append(opts, engineRootlessOpts(e)...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ func commands() []*cli.Command {
 		serveCommand(),
 		versionCommand(),
 		completionCommand(),
+		rootlessCommand(),
 	}
 	return cmds
 }

@@ -76,6 +76,23 @@ type Result struct {
 	Cached   int      `json:"cached_steps"`
 	Executed []string `json:"executed_steps"`
 	Logs     []string `json:"logs,omitempty"`
+	// LimitsEnforced says how each build limit (memory, cpus, pids) was
+	// held: "cgroup", "rlimit" (per process) or "none".
+	LimitsEnforced map[string]string `json:"limits_enforced"`
+}
+
+// LimitsEnforced says how the engine holds each build limit of l:
+// "cgroup", "rlimit" (per process: RLIMIT_DATA, RLIMIT_CPU at cpus × timeout)
+// or "none" (the process limit without cgroups; CPU without a timeout).
+func (e *Engine) LimitsEnforced(l config.BuildLimits) map[string]string {
+	if !e.opts.noCgroups {
+		return map[string]string{"memory": "cgroup", "cpus": "cgroup", "pids": "cgroup"}
+	}
+	cpus := "rlimit"
+	if l.Timeout <= 0 {
+		cpus = "none"
+	}
+	return map[string]string{"memory": "rlimit", "cpus": cpus, "pids": "none"}
 }
 
 // session is what one solve needs besides the graph: the index proxy, the
@@ -95,6 +112,7 @@ type solveSession struct {
 
 func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 	ss := &solveSession{skill: s, locals: map[string]fsutil.FS{}, col: newCollector()}
+	ss.skill.Build.InRlimits = e.opts.noCgroups
 	if sbllb.UsesIndex(s.Index) {
 		urls := indexURLs(s.Index)
 		ss.origIndex = urls
@@ -298,7 +316,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		// What ran before the failure is part of the answer (a refusal
 		// must show that nothing was installed).
 		cached, executed := b.ss.col.counts()
-		return &Result{Cached: cached, Executed: executed, Logs: b.ss.col.logLines()}, err
+		return &Result{Cached: cached, Executed: executed, Logs: b.ss.col.logLines(), LimitsEnforced: e.LimitsEnforced(req.Skill.Build)}, err
 	}
 	return e.tag(ctx, b, resp)
 }
@@ -432,6 +450,8 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 		Cached:    cached,
 		Executed:  executed,
 		Logs:      b.ss.col.logLines(),
+
+		LimitsEnforced: e.LimitsEnforced(b.req.Skill.Build),
 	}, nil
 }
 

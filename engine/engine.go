@@ -129,7 +129,13 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 
 	// BuildKit creates per-mount temporary directories (SSH sockets) in
 	// $TMPDIR; keep them inside our state root instead of littering /tmp.
-	tmpDir := filepath.Join(o.root, "tmp")
+	tmpDir := o.tmpDir
+	if tmpDir == "" {
+		tmpDir = filepath.Join(o.root, "tmp")
+	}
+	if err := checkSocketDir(tmpDir); err != nil {
+		return nil, err
+	}
 	if err := unmountState(o.root); err != nil {
 		return nil, fmt.Errorf("unmount leftovers of an interrupted build under %s: %w", o.root, err)
 	}
@@ -143,8 +149,8 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 	os.Setenv("TMPDIR", tmpDir)
 
 	e := &Engine{opts: o, lock: lk, ctd: c, tmpDir: tmpDir, oldTmp: oldTmp, hadTmp: hadTmp}
-	if e.opts.cgroupParent == "" {
-		cg, err := newBuildCgroup(o.root)
+	if e.opts.cgroupParent == "" && !e.opts.noCgroups {
+		cg, err := newBuildCgroup(o.cgroupBase, o.root)
 		if err != nil {
 			e.Close()
 			return nil, err

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what skillbuild's tests and demo need on Debian/Ubuntu, if missing:
 # containerd + runc (the engine), debootstrap (the offline python base),
+# rootlesskit + uidmap (+ slirp4netns, fuse-overlayfs) for rootless mode,
 # Debian's pip/setuptools/wheel wheels (real wheels for the test index), and
 # the host's python3 with pip and venv plus curl (unit-test tools).
 set -euo pipefail
@@ -8,6 +9,13 @@ need=()
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# Rootless mode (and its tests, which run as an unprivileged user):
+# RootlessKit, newuidmap/newgidmap, and the network and overlay helpers
+# rootless setups commonly use.
+command -v rootlesskit >/dev/null || need+=(rootlesskit)
+command -v newuidmap >/dev/null || need+=(uidmap)
+command -v slirp4netns >/dev/null || need+=(slirp4netns)
+command -v fuse-overlayfs >/dev/null || need+=(fuse-overlayfs)
 # The host's Debian python3 with pip and venv, and curl, drive the unit
 # tests of the index bridge and the wheel fixtures.
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)

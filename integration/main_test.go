@@ -187,19 +187,27 @@ func sbRoot(t *testing.T, root string, limit time.Duration, args ...string) resu
 	defer cancel()
 	cmd := exec.CommandContext(ctx, env.bin, append([]string{"--address", env.socket, "--namespace", namespace, "--root", root}, args...)...)
 	cmd.Env = cleanEnv()
+	r := runCmd(t, cmd, "", args)
+	if ctx.Err() != nil {
+		t.Fatalf("skillbuild %v did not finish within %s; stderr: %s", args, limit, tailString(r.stderr, 1500))
+	}
+	return r
+}
+
+// runCmd runs a skillbuild command (args without the global flags, for
+// the log; who, when set, says as which user) and returns what it did.
+func runCmd(t testing.TB, cmd *exec.Cmd, who string, args []string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("skillbuild %v did not finish within %s; stderr: %s", args, limit, tailString(errb.String(), 1500))
-	}
 	r := result{stdout: out.String(), stderr: errb.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("skillbuild %v: %v", args, err)
+		t.Fatalf("%sskillbuild %v: %v", who, args, err)
 	}
-	t.Logf("skillbuild %s → exit %d\nstderr (tail): %s", strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
+	t.Logf("%sskillbuild %s → exit %d\nstderr (tail): %s", who, strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
 	return r
 }
 
