@@ -16,17 +16,7 @@ import (
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
-
-// Annotations of BuildKit's attestation-manifest layout: an index carries,
-// next to each image manifest, an attestation manifest that points back at
-// it.
-const (
-	AnnotationReferenceType   = "vnd.docker.reference.type"
-	AnnotationReferenceDigest = "vnd.docker.reference.digest"
-	// ReferenceTypeAttestation is AnnotationReferenceType's value on an
-	// attestation manifest.
-	ReferenceTypeAttestation = "attestation-manifest"
+	"github.com/skillbuild/skillbuild/attest"
 )
 
 // PullResult says what a pull stored.
@@ -172,7 +162,7 @@ func platformOrAttestation(f images.HandlerFunc, m platforms.Matcher) images.Han
 		kept := map[digest.Digest]bool{}
 		var out []ocispec.Descriptor
 		for _, ch := range children {
-			if ch.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation {
+			if ch.Annotations[attest.AnnotationReferenceType] == attest.ReferenceTypeAttestation {
 				continue
 			}
 			if ch.Platform == nil || m.Match(*ch.Platform) {
@@ -181,7 +171,7 @@ func platformOrAttestation(f images.HandlerFunc, m platforms.Matcher) images.Han
 			}
 		}
 		for _, ch := range children {
-			if ch.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation && kept[digest.Digest(ch.Annotations[AnnotationReferenceDigest])] {
+			if ch.Annotations[attest.AnnotationReferenceType] == attest.ReferenceTypeAttestation && kept[digest.Digest(ch.Annotations[attest.AnnotationReferenceDigest])] {
 				out = append(out, ch)
 			}
 		}
