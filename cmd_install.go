@@ -13,6 +13,7 @@ import (
 	"github.com/skillbuild/skillbuild/build"
 	"github.com/skillbuild/skillbuild/config"
 	sbllb "github.com/skillbuild/skillbuild/llb"
+	"github.com/skillbuild/skillbuild/registry"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/urfave/cli/v2"
 )
@@ -41,7 +42,7 @@ func installCommand() *cli.Command {
 		Name:      "install",
 		Usage:     "build (or reuse) the image of a skill: resolve, scan, install, tag atom-skill:<id>-v<version>",
 		ArgsUsage: "SKILL_ID [REQ...]",
-		Flags: append(skillFlags(),
+		Flags: append(append(skillFlags(), registryFlags()...),
 			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION` (positive integer or dotted numbers)"},
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
 			&cli.StringFlag{Name: config.FlagBuildMemory, Value: config.DefaultBuildMemory, Usage: "memory limit of each build step"},
@@ -53,6 +54,7 @@ func installCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
 			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
+			&cli.StringFlag{Name: "push", Usage: "after the build, push the image to `REF` (HOST[:PORT]/PATH:TAG; {id} and {version} are filled in)"},
 		),
 		Action: install,
 	}
@@ -113,6 +115,8 @@ type installResult struct {
 	Error           string                `json:"error,omitempty"`
 	Hint            string                `json:"hint,omitempty"`
 	BuildLogs       []string              `json:"build_logs"`
+	// Push is what --push did (absent without it).
+	Push *registry.PushResult `json:"push,omitempty"`
 }
 
 func install(c *cli.Context) error {
@@ -177,6 +181,14 @@ func install(c *cli.Context) error {
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
+	if ref := c.String("push"); ref != "" {
+		p, err := pushSkill(c, skill, ref)
+		if err != nil {
+			return emitInstall(c, out, err)
+		}
+		out.Push = &p.PushResult
+		reportPush(p.PushResult)
+	}
 	return emitInstall(c, out, nil)
 }
 

@@ -38,7 +38,7 @@ as one JSON line on stdout after them, and the exit status is the code's
 oom_killed, truncated, duration_ms} goes to stdout and the exit status is 0
 whenever the run itself worked, whatever the code did.`,
 		ArgsUsage: "SKILL_ID",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION`"},
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
 			&cli.StringFlag{Name: config.FlagFile, Aliases: []string{"f"}, Usage: "skill.yaml `FILE` (its run limits apply)"},
@@ -55,7 +55,9 @@ whenever the run itself worked, whatever the code did.`,
 			&cli.StringFlag{Name: "image", Usage: "run in image `REF` instead of the skill's"},
 			&cli.StringFlag{Name: "user", Usage: "run as `UID[:GID]` instead of the image's USER (only this can be root)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
-		},
+			&cli.StringFlag{Name: "pull", Usage: "pull the image first: `missing|always|never` (default: missing when its name names a registry, else never)"},
+			&cli.BoolFlag{Name: "allow-unscanned", Usage: "run a pulled or loaded image that carries no passing scan verdict (loud, and recorded in the result)"},
+		}, registryFlags()...),
 		Action: runAction,
 	}
 }
@@ -73,6 +75,9 @@ type runOutput struct {
 	OOMKilled  bool               `json:"oom_killed"`
 	Truncated  bool               `json:"truncated"`
 	DurationMS int64              `json:"duration_ms"`
+	// Unscanned says why an image without a passing scan verdict ran
+	// (--allow-unscanned); absent otherwise.
+	Unscanned string `json:"unscanned,omitempty"`
 }
 
 // runRequest turns the flags into a run request, the skill and the image's
@@ -164,6 +169,12 @@ func runAction(c *cli.Context) error {
 	defer client.Close()
 	runner, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep())
 	if err != nil {
+		return emitRun(c, out, err)
+	}
+	if err := pullForRun(c, client, req.Image); err != nil {
+		return emitRun(c, out, err)
+	}
+	if out.Unscanned, err = admit(ctx, client, req.Image, c.Bool("allow-unscanned")); err != nil {
 		return emitRun(c, out, err)
 	}
 	// An orphan that cannot be removed is worth a warning, not a refusal.

@@ -22,6 +22,8 @@ func commands() []*cli.Command {
 		lsCommand(),
 		rmCommand(),
 		pruneCommand(),
+		pushCommand(),
+		pullCommand(),
 	}
 	for _, c := range cmds {
 		if c.Action != nil && c.Before == nil {

@@ -103,6 +103,7 @@ func setup() (int, error) {
 }
 
 func teardown() {
+	stopRegistries()
 	env.ctd.Stop()
 	if env.dir != "" && os.Getenv("SKILLBUILD_TEST_KEEP") == "" {
 		// Unmount anything the daemon left behind before removing its root.

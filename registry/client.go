@@ -203,5 +203,6 @@ func isTLSError(err error) bool {
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
 	var rec tls.RecordHeaderError
-	return errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &rec)
+	return errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &rec) ||
+		errors.Is(err, http.ErrSchemeMismatch)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
@@ -112,7 +113,11 @@ func (rc *Client) Pull(ctx context.Context, c *ctd.Client, ref string, opts ...P
 	cf := &countingFetcher{Fetcher: fetcher}
 	cs := c.ContentStore()
 	children := images.SetChildrenMappedLabels(cs, platformOrAttestation(images.ChildrenHandler(cs), o.platform), nil)
-	if err := images.Dispatch(ctx, images.Handlers(remotes.FetchHandler(cs, cf), children), nil, desc); err != nil {
+	source, err := docker.AppendDistributionSourceLabel(cs, name)
+	if err != nil {
+		return PullResult{}, err
+	}
+	if err := images.Dispatch(ctx, images.Handlers(remotes.FetchHandler(cs, cf), source, children), nil, desc); err != nil {
 		return PullResult{}, rc.classify(op, host, err)
 	}
 

@@ -6,7 +6,9 @@ import (
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
@@ -36,7 +38,11 @@ type PushResult struct {
 // the registry already has are not uploaded again. Children go before
 // their parents and the tagged manifest or index goes last, so a push
 // that fails or is interrupted leaves the tag where it was.
-func (c *Client) Push(ctx context.Context, store content.Provider, desc ocispec.Descriptor, ref string) (PushResult, error) {
+//
+// After a push each blob is labelled with the repository it is now in, so
+// that a later push of another image sharing it to another repository of
+// the same registry mounts it there instead of uploading it again.
+func (c *Client) Push(ctx context.Context, store content.Store, desc ocispec.Descriptor, ref string) (PushResult, error) {
 	named, err := ParseRef(ref)
 	if err != nil {
 		return PushResult{}, err
@@ -61,7 +67,26 @@ func (c *Client) Push(ctx context.Context, store content.Provider, desc ocispec.
 	}
 	res := PushResult{Ref: named.String(), Digest: desc.Digest, MediaType: desc.MediaType}
 	res.BytesPushed, res.Uploaded, res.Skipped = cp.totals()
+	if err := recordSource(ctx, store, desc, named.String()); err != nil {
+		return res, fmt.Errorf("push %s: pushed, but recording the blobs' repository: %w", named, err)
+	}
 	return res, nil
+}
+
+// recordSource labels every blob of the image desc with ref's repository
+// (containerd's distribution source label, which its pusher reads to
+// mount blobs across repositories and its puller writes).
+func recordSource(ctx context.Context, store content.Store, desc ocispec.Descriptor, ref string) error {
+	appendSource, err := docker.AppendDistributionSourceLabel(store, ref)
+	if err != nil {
+		return err
+	}
+	return images.Walk(ctx, images.HandlerFunc(func(ctx context.Context, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if _, err := appendSource(ctx, d); err != nil {
+			return nil, err
+		}
+		return images.Children(ctx, store, d)
+	}), desc)
 }
 
 // countingPusher counts what a push uploads and what it skips because the

@@ -25,15 +25,16 @@ func ParseRef(ref string) (reference.Named, error) {
 	return named, nil
 }
 
-// NamesRegistry tells whether ref names a registry host explicitly
-// (a first path component with a '.' or ':' or "localhost"), as opposed to
-// a short name such as atom-skill:x-v1 that would mean Docker Hub.
+// NamesRegistry tells whether ref names a registry a skill image can be
+// pushed to or pulled from by default: anything but a short name such as
+// atom-skill:x-v1, which means docker.io/library/atom-skill (Docker Hub's
+// official images, which nobody pushes skills to).
 func NamesRegistry(ref string) bool {
-	first, rest, ok := strings.Cut(ref, "/")
-	if !ok || rest == "" {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
 		return false
 	}
-	return strings.ContainsAny(first, ".:") || first == "localhost"
+	return reference.Domain(named) != "docker.io" || !strings.HasPrefix(reference.Path(named), "library/")
 }
 
 // ExpandRef fills a reference template: {id} is the skill id and

@@ -52,7 +52,8 @@ func TestNamesRegistry(t *testing.T) {
 		"127.0.0.1:5000/a:b":              true,
 		"localhost/skillbuild/python:3.1": true,
 		"registry.example.com/a/b:c":      true,
-		"docker.io/library/python:3":      true,
+		"docker.io/library/python:3":      false,
+		"docker.io/skills/weather:v1":     true,
 	} {
 		assert.Equal(t, want, NamesRegistry(in), in)
 	}
