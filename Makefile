@@ -39,11 +39,11 @@ demo: base-rootfs build ## build two skills with conflicting versions of a packa
 .PHONY: bench
 bench: base-rootfs build ## benchmarks against host pip, buildah, ctr and podman; writes BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./scan/
-	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) run ./bench -bin $(BIN) -rootfs $(ROOTFS) -out BENCHMARKS.md
+	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) run ./hack/bench -bin $(BIN) -rootfs $(ROOTFS) -out BENCHMARKS.md
 
 .PHONY: docs
 docs: ## regenerate docs/cli.md from the CLI
-	SKILLBUILD_UPDATE_DOCS=1 $(GO) test -run TestCLIDocsUpToDate .
+	SKILLBUILD_UPDATE_DOCS=1 $(GO) test -run TestCLIDocsUpToDate ./cli
 
 .PHONY: clean
 clean: ## remove build output and stop the demo containerd

@@ -15,17 +15,40 @@ import (
 func TestArchitectureBoundaries(t *testing.T) {
 	t.Parallel()
 	const mod = "github.com/skillbuild/skillbuild/"
+	const (
+		bk       = "github.com/moby/buildkit"
+		ctd      = "github.com/containerd/containerd"
+		ctdC     = "github.com/containerd/containerd/v2/client"
+		solver   = "github.com/moby/buildkit/solver/llbsolver"
+		control  = "github.com/moby/buildkit/control"
+		workerBK = "github.com/moby/buildkit/worker"
+	)
 	rules := map[string][]string{
 		// config turns input into values; it knows no engine.
-		"config": {mod + "build", mod + "llb", mod + "runtime", mod + "scan", "github.com/moby/buildkit", "github.com/containerd/containerd"},
+		"config": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", bk, ctd},
+		// lock is a value: the resolved set, parsed and rendered.
+		"lock": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", bk, ctd},
+		// labels are names only.
+		"labels": {mod, bk, ctd},
 		// llb is pure: value in, llb.State out; no daemon, no containerd.
-		"llb": {mod + "build", mod + "runtime", mod + "scan", "github.com/containerd/containerd/v2/client"},
-		// scan knows OSV and versions, never the engine or the runtime.
-		"scan": {mod + "build", mod + "llb", mod + "runtime", "github.com/moby/buildkit", "github.com/containerd/containerd"},
-		// runtime knows containerd and OCI specs, never the build pipeline.
-		"runtime": {mod + "build", mod + "llb", mod + "scan", "github.com/moby/buildkit"},
-		// build owns BuildKit and the image store, not runs or verdicts.
-		"build": {mod + "runtime", mod + "scan"},
+		"llb": {mod + "engine", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", ctdC, solver, control},
+		// scan knows OSV, versions and verdicts, never the engine or the runtime.
+		"scan": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "indexproxy", bk, ctd},
+		// runtime knows containerd tasks and OCI specs, never the build pipeline.
+		"runtime": {mod + "engine", mod + "llb", mod + "scan", mod + "store", mod + "indexproxy", bk},
+		// store is containerd's image store: no BuildKit at all, so run, ls,
+		// rm and base never link the solver.
+		"store": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", bk},
+		// the index proxy is the allow-list; it knows no build or image.
+		"indexproxy": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", ctdC, solver, control, workerBK},
+		// registry moves images between containerd and registries: no
+		// BuildKit, so pull and run on a host that only runs skills never
+		// link the solver.
+		"registry": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", mod + "cli", bk},
+		// attest writes and reads statements in a content store.
+		"attest": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", bk, ctdC},
+		// engine owns BuildKit, not runs or verdicts.
+		"engine": {mod + "runtime", mod + "scan", mod + "cli"},
 	}
 	for pkg, banned := range rules {
 		t.Run(pkg, func(t *testing.T) {

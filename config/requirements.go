@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/skillbuild/skillbuild/lock"
 )
 
 // maxLineLen bounds one requirement line; longer lines are errors.
@@ -19,8 +21,7 @@ const maxLineErrors = 20
 
 var (
 	// nameRE is the PEP 508 project name (and extra name) grammar.
-	nameRE      = regexp.MustCompile(`^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$`)
-	separatorRE = regexp.MustCompile(`[-_.]+`)
+	nameRE = regexp.MustCompile(`^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$`)
 	// versionRE440 is packaging's PEP 440 VERSION_PATTERN.
 	versionRE440 = regexp.MustCompile(`(?i)^v?(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*` +
 		`(?:[-_.]?(?:alpha|a|beta|b|preview|pre|c|rc)[-_.]?[0-9]*)?` +
@@ -34,12 +35,6 @@ var (
 
 // archiveSuffixes mark a requirement that names a local file.
 var archiveSuffixes = []string{".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar", ".zip", ".egg"}
-
-// NormalizeName returns the PEP 503 normalized form of a project name:
-// lowercase, with runs of '-', '_' and '.' replaced by a single '-'.
-func NormalizeName(name string) string {
-	return strings.ToLower(separatorRE.ReplaceAllString(name, "-"))
-}
 
 // String renders the requirement as one canonical line pip accepts:
 // normalized name, extras, comma-separated specifiers, then "; marker".
@@ -345,7 +340,7 @@ func (p *reqParser) requirement() (Requirement, error) {
 	if !nameRE.MatchString(name) {
 		return req, fmt.Errorf("invalid project name %s: use letters, digits, '-', '_' and '.', starting and ending with a letter or digit", quote(name))
 	}
-	req.Name = NormalizeName(name)
+	req.Name = lock.NormalizeName(name)
 	p.ws()
 	if p.peek() == '[' {
 		extras, err := p.extras()

@@ -102,3 +102,13 @@ type AllowEntry struct {
 
 // Tag is the image reference of the skill, Repo:ID-vVersion.
 func (s Skill) Tag() string { return s.Repo + ":" + s.ID + "-v" + s.Version }
+
+// Defaults of the host-wide settings every command shares.
+const (
+	// DefaultAddress is containerd's socket.
+	DefaultAddress = "/run/containerd/containerd.sock"
+	// DefaultNamespace is the containerd namespace skill images live in.
+	DefaultNamespace = "skillbuild"
+	// DefaultRoot is skillbuild's state directory (build cache, lock).
+	DefaultRoot = "/var/lib/skillbuild"
+)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/skillbuild/skillbuild/lock"
 )
 
 // Severity levels accepted by Policy.MinSeverity, lowest first.
@@ -269,7 +270,7 @@ func NewAllowEntry(id, pkg, reason, expires string) (AllowEntry, error) {
 		if !nameRE.MatchString(pkg) {
 			errs = append(errs, invalidf("", 0, "package", "package name %s is invalid", quote(pkg)))
 		}
-		a.Package = NormalizeName(pkg)
+		a.Package = lock.NormalizeName(pkg)
 	}
 	if a.Reason == "" {
 		errs = append(errs, &Error{Field: "reason", Msg: "a reason is required for every allowed vulnerability"})

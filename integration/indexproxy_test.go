@@ -14,7 +14,8 @@ import (
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/session"
-	"github.com/skillbuild/skillbuild/build"
+	"github.com/skillbuild/skillbuild/engine"
+	"github.com/skillbuild/skillbuild/indexproxy"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -40,7 +41,7 @@ func TestIndexProxyInSolve(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	e, err := build.New(ctx, build.WithAddress(env.socket), build.WithNamespace(namespace), build.WithRoot(t.TempDir()))
+	e, err := engine.New(ctx, engine.WithAddress(env.socket), engine.WithNamespace(namespace), engine.WithRoot(t.TempDir()))
 	require.NoError(t, err, "the engine was asked for and must start")
 	defer e.Close()
 
@@ -69,7 +70,7 @@ except OSError as e:
 	require.NoError(t, err)
 
 	t.Run("with the proxy attached", func(t *testing.T) {
-		p, err := build.NewIndexProxy([]string{index.URL + "/simple"})
+		p, err := indexproxy.New([]string{index.URL + "/simple"})
 		require.NoError(t, err)
 		defer p.Close()
 		_, err = e.Client().Solve(ctx, def, bkclient.SolveOpt{Session: []session.Attachable{p.Attachable("index")}}, nil)

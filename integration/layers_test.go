@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	sbllb "github.com/skillbuild/skillbuild/llb"
+
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,7 +23,7 @@ func layers(t *testing.T, ref string) []string {
 func installSteps(steps []string) []string {
 	var out []string
 	for _, s := range steps {
-		if strings.HasPrefix(s, "install ") {
+		if strings.HasPrefix(s, sbllb.StepInstall) {
 			out = append(out, s)
 		}
 	}

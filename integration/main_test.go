@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/distribution/reference"
 	"github.com/skillbuild/skillbuild/integration/ctdtest"
+	"github.com/skillbuild/skillbuild/internal/mounts"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
 )
 
@@ -107,7 +108,7 @@ func teardown() {
 	env.ctd.Stop()
 	if env.dir != "" && os.Getenv("SKILLBUILD_TEST_KEEP") == "" {
 		// Unmount anything the daemon left behind before removing its root.
-		ctdtest.UnmountUnder(env.dir)
+		mounts.UnmountUnder(env.dir) //nolint:errcheck // best effort before removing the suite directory
 		os.RemoveAll(env.dir)
 	}
 }

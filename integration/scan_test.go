@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	sbllb "github.com/skillbuild/skillbuild/llb"
+
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,7 +31,7 @@ func assertRefused(t *testing.T, out installJSON, r result, id string) {
 	}
 	assert.True(t, found, "finding %s for pip 23.0.1 in %+v", pipAdvisory, out.Vulnerabilities)
 	for _, s := range out.Steps {
-		assert.False(t, strings.HasPrefix(s, "install"), "nothing may be installed after a refusal, but %q ran", s)
+		assert.False(t, strings.HasPrefix(s, sbllb.StepInstall), "nothing may be installed after a refusal, but %q ran", s)
 	}
 	assert.False(t, imageExists(t, "atom-skill:"+id+"-v1"), "no tag after a refusal")
 }

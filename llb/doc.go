@@ -6,9 +6,9 @@
 //   - Resolve: base image ─► pip install --dry-run --report (the base's own
 //     python3, which is also the venv's), whose output directory holds
 //     report.json. The build
-//     package solves it, reads the report back and turns it into a Lock
+//     package solves it, reads the report back and turns it into a lock.Lock
 //     (ParseReport).
-//   - Install: the Lock's files fetched by hash (llb.HTTP with a checksum,
+//   - Install: the lock.Lock's files fetched by hash (llb.HTTP with a checksum,
 //     or a local find-links directory), installed with the network off,
 //     --no-index --no-deps --require-hashes, into the same venv.
 //

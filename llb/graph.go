@@ -12,6 +12,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/lock"
 )
 
 // pipCacheDir is where the resolve step's shared pip cache is mounted.
@@ -71,7 +72,7 @@ func step(name string, argv []string, l config.BuildLimits, extra ...llb.RunOpti
 // drives installs through --python), with the network off.
 func Venv(base llb.State, s config.Skill) llb.State {
 	argv := []string{"python3", "-m", "venv", "--without-pip", VenvDir}
-	return base.Run(step("create venv "+VenvDir, argv, s.Build)...).Root()
+	return base.Run(step(StepVenv+" "+VenvDir, argv, s.Build)...).Root()
 }
 
 // pipArgs runs the base's pip on the venv (pip --python, pip ≥ 22.3).
@@ -146,7 +147,7 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 			}
 		}
 	}
-	run := base.Run(step("resolve requirements", argv, s.Build, extra...)...)
+	run := base.Run(step(StepResolve, argv, s.Build, extra...)...)
 	return run.AddMount(reportDir, llb.Scratch())
 }
 
@@ -186,7 +187,7 @@ func indexArgs(ix config.Index) []string {
 // Fetch returns a state holding exactly d's file at /<filename>, verified
 // against its sha256. Index files are fetched by the engine over HTTP with
 // the checksum pinned; find-links files come from the local directory.
-func Fetch(d Dist, findLinks []string) (llb.State, error) {
+func Fetch(d lock.Dist, findLinks []string) (llb.State, error) {
 	u, err := url.Parse(d.URL)
 	if err != nil {
 		return llb.State{}, err
@@ -238,19 +239,19 @@ const DefaultMaxLayers = 100
 // shares it. Past maxLayers, distributions go into maxLayers buckets by a
 // hash of their name: a bucket changes only when one of its members does,
 // so most layers are still shared.
-func Layers(lock Lock, maxLayers int) []Lock {
+func Layers(locked lock.Lock, maxLayers int) []lock.Lock {
 	if maxLayers <= 0 {
 		maxLayers = DefaultMaxLayers
 	}
-	if len(lock) <= maxLayers {
-		out := make([]Lock, len(lock))
-		for i, d := range lock {
-			out[i] = Lock{d}
+	if len(locked) <= maxLayers {
+		out := make([]lock.Lock, len(locked))
+		for i, d := range locked {
+			out[i] = lock.Lock{d}
 		}
 		return out
 	}
-	buckets := make([]Lock, maxLayers)
-	for _, d := range lock {
+	buckets := make([]lock.Lock, maxLayers)
+	for _, d := range locked {
 		h := fnv.New32a()
 		h.Write([]byte(d.Name))
 		b := int(h.Sum32() % uint32(maxLayers))
@@ -273,27 +274,27 @@ func Layers(lock Lock, maxLayers int) []Lock {
 // limits; BuildKit runs independent layers in parallel. Source
 // distributions (only with --allow-sdist) are first built into wheels,
 // each in its own step that reaches only the index for its build backend.
-func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (Installed, error) {
+func Install(venv llb.State, s config.Skill, locked lock.Lock, o InstallOpts) (Installed, error) {
 	lockFile := llb.Scratch().File(llb.Mkdir(WorkDir, 0o755, llb.WithParents(true)), llb.WithCustomName("requirements.lock")).
-		File(llb.Mkfile(LockFile, 0o644, []byte(lock.Text())), llb.WithCustomName("requirements.lock"))
-	if len(lock) == 0 {
+		File(llb.Mkfile(LockFile, 0o644, []byte(locked.Text())), llb.WithCustomName("requirements.lock"))
+	if len(locked) == 0 {
 		return Installed{Root: llb.Merge([]llb.State{venv, lockFile})}, nil
 	}
 	if o.SingleLayer {
-		st, _, err := installLayer(venv, s, lock, o, fmt.Sprintf("install %d distributions", len(lock)))
+		st, _, err := installLayer(venv, s, locked, o, fmt.Sprintf(StepInstall+"%d distributions", len(locked)))
 		if err != nil {
 			return Installed{}, err
 		}
 		return Installed{Root: llb.Merge([]llb.State{st, lockFile}), Single: true}, nil
 	}
-	layers := Layers(lock, o.MaxLayers)
+	layers := Layers(locked, o.MaxLayers)
 	parts := []llb.State{venv}
 	var manifests []llb.State
 	complete := true
 	for _, l := range layers {
-		name := "install " + l[0].Name + "==" + l[0].Version
+		name := StepInstall + l[0].Name + "==" + l[0].Version
 		if len(l) > 1 {
-			name = fmt.Sprintf("install %d distributions (%s…)", len(l), l[0].Name)
+			name = fmt.Sprintf(StepInstall+"%d distributions (%s…)", len(l), l[0].Name)
 		}
 		st, manifest, err := installLayer(venv, s, l, o, name)
 		if err != nil {
@@ -304,7 +305,7 @@ func Install(venv llb.State, s config.Skill, lock Lock, o InstallOpts) (Installe
 		} else {
 			manifests = append(manifests, *manifest)
 		}
-		parts = append(parts, llb.Diff(venv, st, llb.WithCustomNamef("layer %s", strings.TrimPrefix(name, "install "))))
+		parts = append(parts, llb.Diff(venv, st, llb.WithCustomNamef("layer %s", strings.TrimPrefix(name, StepInstall))))
 	}
 	parts = append(parts, lockFile)
 	in := Installed{Root: llb.Merge(parts, llb.WithCustomNamef("merge %d layers", len(layers)))}
@@ -339,7 +340,7 @@ var verifyScript []byte
 func Verify(merged llb.State, s config.Skill) llb.State {
 	script := llb.Scratch().File(llb.Mkfile("/verify.py", 0o644, verifyScript), llb.WithCustomName("skillbuild layer check"))
 	argv := []string{"python3", "/run/skillbuild/check/verify.py", VenvDir}
-	return merged.Run(step("check layers for conflicting files", argv, s.Build,
+	return merged.Run(step(StepCheckLayers, argv, s.Build,
 		llb.AddMount("/run/skillbuild/check", script, llb.Readonly))...).Root()
 }
 
@@ -350,7 +351,7 @@ var wheelInstallScript []byte
 // off. Per-layer installs use skillbuild's own wheel installer (one
 // interpreter start, ~0.1 s) rather than pip (~1 s: pip starts twice);
 // the single-layer pipeline keeps pip's --require-hashes install.
-func installWheels(st llb.State, s config.Skill, wheels Lock, o InstallOpts, name string) (llb.State, *llb.State, error) {
+func installWheels(st llb.State, s config.Skill, wheels lock.Lock, o InstallOpts, name string) (llb.State, *llb.State, error) {
 	var argv []string
 	var extra []llb.RunOption
 	if o.SingleLayer {
@@ -389,8 +390,8 @@ const manifestDir = "/run/skillbuild/manifest"
 
 // installLayer installs the distributions of one layer on top of venv and
 // returns its file list too when it has one (see Installed.Manifests).
-func installLayer(venv llb.State, s config.Skill, l Lock, o InstallOpts, name string) (llb.State, *llb.State, error) {
-	var wheels, sdists Lock
+func installLayer(venv llb.State, s config.Skill, l lock.Lock, o InstallOpts, name string) (llb.State, *llb.State, error) {
+	var wheels, sdists lock.Lock
 	for _, d := range l {
 		if d.Sdist {
 			sdists = append(sdists, d)
@@ -403,7 +404,7 @@ func installLayer(venv llb.State, s config.Skill, l Lock, o InstallOpts, name st
 	if len(wheels) > 0 {
 		stepName := name
 		if len(sdists) > 0 {
-			stepName = fmt.Sprintf("install %d wheels", len(wheels))
+			stepName = fmt.Sprintf(StepInstall+"%d wheels", len(wheels))
 		}
 		var err error
 		if st, manifest, err = installWheels(st, s, wheels, o, stepName); err != nil {
@@ -427,12 +428,12 @@ func installLayer(venv llb.State, s config.Skill, l Lock, o InstallOpts, name st
 	for _, d := range sdists {
 		argv = append(argv, d.Name+"=="+d.Version)
 	}
-	return st.Run(step(fmt.Sprintf("install %d wheels built from source (%s…)", len(sdists), sdists[0].Name), argv, s.Build, extra...)...).Root(), nil, nil
+	return st.Run(step(fmt.Sprintf(StepInstall+"%d wheels built from source (%s…)", len(sdists), sdists[0].Name), argv, s.Build, extra...)...).Root(), nil, nil
 }
 
 // buildWheel turns one hash-checked source distribution into a wheel. Its
 // code runs with the build limits and reaches only the package index.
-func buildWheel(venv llb.State, s config.Skill, d Dist, o InstallOpts) (llb.State, error) {
+func buildWheel(venv llb.State, s config.Skill, d lock.Dist, o InstallOpts) (llb.State, error) {
 	f, err := Fetch(d, s.Index.FindLinks)
 	if err != nil {
 		return llb.State{}, err
@@ -451,6 +452,6 @@ func buildWheel(venv llb.State, s config.Skill, d Dist, o InstallOpts) (llb.Stat
 		argv, netOpts = WithIndexAccess(IndexSocketID, argv)
 		extra = append(extra, netOpts...)
 	}
-	run := venv.Run(step(fmt.Sprintf("build wheel %s==%s from source", d.Name, d.Version), argv, s.Build, extra...)...)
+	run := venv.Run(step(fmt.Sprintf(StepBuildWheel+"%s==%s from source", d.Name, d.Version), argv, s.Build, extra...)...)
 	return run.AddMount("/run/skillbuild/wheel", llb.Scratch()), nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/lock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -60,7 +61,7 @@ func testSkill(t *testing.T) config.Skill {
 	}
 }
 
-var testLock = Lock{
+var testLock = lock.Lock{
 	{Name: "certifi", Version: "2024.2.2", Filename: "certifi-2024.2.2-py3-none-any.whl", URL: "http://127.0.0.1:9/files/certifi-2024.2.2-py3-none-any.whl", SHA256: strings.Repeat("a", 64)},
 	{Name: "requests", Version: "2.31.0", Filename: "requests-2.31.0-py3-none-any.whl", URL: "http://127.0.0.1:9/files/requests-2.31.0-py3-none-any.whl", SHA256: strings.Repeat("b", 64), Requested: true},
 }
@@ -131,7 +132,7 @@ func TestInstallGraphLayers(t *testing.T) {
 		for _, m := range e.Mounts {
 			assert.NotEqual(t, pb.MountType_SSH, m.MountType, "%s: no socket into an install step", name)
 		}
-		if strings.HasPrefix(name, "install ") {
+		if strings.HasPrefix(name, StepInstall) {
 			installs++
 			require.NotNil(t, g.execMD[e].LinuxResources, "%s: limits present", name)
 			args := strings.Join(e.Meta.Args, " ")
@@ -159,7 +160,7 @@ func TestInstallSingleLayerUsesPipRequireHashes(t *testing.T) {
 	assert.Zero(t, g.diffs)
 	var args string
 	for _, e := range g.execs {
-		if strings.HasPrefix(g.names[e], "install ") {
+		if strings.HasPrefix(g.names[e], StepInstall) {
 			args = strings.Join(e.Meta.Args, " ")
 		}
 	}
@@ -168,12 +169,12 @@ func TestInstallSingleLayerUsesPipRequireHashes(t *testing.T) {
 
 func TestLayersBucketsPastTheBound(t *testing.T) {
 	t.Parallel()
-	var lock Lock
+	var locked lock.Lock
 	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g"} {
-		lock = append(lock, Dist{Name: n, Version: "1"})
+		locked = append(locked, lock.Dist{Name: n, Version: "1"})
 	}
-	assert.Len(t, Layers(lock, 10), 7, "one layer each while they fit")
-	got := Layers(lock, 3)
+	assert.Len(t, Layers(locked, 10), 7, "one layer each while they fit")
+	got := Layers(locked, 3)
 	assert.LessOrEqual(t, len(got), 3)
 	total := 0
 	for _, l := range got {
@@ -182,7 +183,7 @@ func TestLayersBucketsPastTheBound(t *testing.T) {
 	assert.Equal(t, 7, total, "every distribution in exactly one bucket")
 	// A bucket's content depends only on names: adding "h" leaves every
 	// bucket without "h" unchanged.
-	again := Layers(append(lock, Dist{Name: "h", Version: "1"}), 3)
+	again := Layers(append(locked, lock.Dist{Name: "h", Version: "1"}), 3)
 	unchanged := 0
 	for _, a := range got {
 		for _, b := range again {
@@ -198,22 +199,22 @@ func TestParseReport(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile(filepath.Join("testdata", "report.json"))
 	require.NoError(t, err)
-	lock, err := ParseReport(b)
+	locked, err := lock.ParseReport(b)
 	require.NoError(t, err)
-	require.Len(t, lock, 2)
-	assert.Equal(t, "app-top", lock[0].Name)
-	assert.True(t, lock[0].Requested)
-	assert.Equal(t, "lib-mid", lock[1].Name)
-	assert.False(t, lock[1].Requested)
-	assert.Equal(t, "lib_mid-1.2-py3-none-any.whl", lock[1].Filename)
-	assert.Len(t, lock[1].SHA256, 64)
+	require.Len(t, locked, 2)
+	assert.Equal(t, "app-top", locked[0].Name)
+	assert.True(t, locked[0].Requested)
+	assert.Equal(t, "lib-mid", locked[1].Name)
+	assert.False(t, locked[1].Requested)
+	assert.Equal(t, "lib_mid-1.2-py3-none-any.whl", locked[1].Filename)
+	assert.Len(t, locked[1].SHA256, 64)
 
 	for name, doc := range map[string]string{
 		"wrong version": `{"version": "2", "install": []}`,
 		"no hash":       `{"version": "1", "install": [{"download_info": {"url": "http://x/a-1-py3-none-any.whl", "archive_info": {}}, "metadata": {"name": "a", "version": "1"}}]}`,
 		"directory":     `{"version": "1", "install": [{"download_info": {"url": "file:///src", "dir_info": {}}, "metadata": {"name": "a", "version": "1"}}]}`,
 	} {
-		_, err := ParseReport([]byte(doc))
+		_, err := lock.ParseReport([]byte(doc))
 		assert.Error(t, err, name)
 	}
 }

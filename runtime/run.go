@@ -22,6 +22,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/config"
 )
 
 //go:embed runner.py
@@ -409,9 +410,9 @@ func interpret(res Result, limits Limits, rep *runnerReport, repErr error, maxRe
 	case res.OOMKilled && (rep == nil || res.ExitCode != 0):
 		// A child killed while the code went on and reported is only
 		// flagged (OOMKilled); here the code itself did not finish.
-		return result, &CodeError{Type: ErrorOutOfMemory, Message: fmt.Sprintf("the kernel killed a process that exceeded the %s memory limit", humanBytes(limits.MemoryBytes))}
+		return result, &CodeError{Type: ErrorOutOfMemory, Message: fmt.Sprintf("the kernel killed a process that exceeded the %s memory limit", config.FormatSize(limits.MemoryBytes))}
 	case errors.Is(repErr, errResultTooLarge):
-		return nil, &CodeError{Type: ErrorResultTooLarge, Message: fmt.Sprintf("the result is larger than %s", humanBytes(maxResult))}
+		return nil, &CodeError{Type: ErrorResultTooLarge, Message: fmt.Sprintf("the result is larger than %s", config.FormatSize(maxResult))}
 	case repErr != nil:
 		return nil, &CodeError{Type: ErrorNoReport, Message: fmt.Sprintf("the runner's report is unreadable: %v", repErr)}
 	case rep == nil:
@@ -422,18 +423,6 @@ func interpret(res Result, limits Limits, rep *runnerReport, repErr error, maxRe
 		cerr.Traceback = strings.ToValidUTF8(cerr.Traceback, "\uFFFD")
 	}
 	return result, cerr
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 func toValidUTF8(b []byte) string {

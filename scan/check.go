@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/lock"
 )
 
 // Default database ages (see [config.Policy]).
@@ -191,7 +192,7 @@ func checkAge(v *Verdict, m Manifest, policy config.Policy, now time.Time) error
 // allowedBy returns the first allow entry matching f.
 func allowedBy(f Finding, allow []config.AllowEntry) (config.AllowEntry, bool) {
 	for _, a := range allow {
-		if a.Package != "" && config.NormalizeName(a.Package) != config.NormalizeName(f.Package) {
+		if a.Package != "" && lock.NormalizeName(a.Package) != lock.NormalizeName(f.Package) {
 			continue
 		}
 		if strings.EqualFold(a.ID, f.ID) {
@@ -219,7 +220,7 @@ func (db *DB) Match(pkgs []Package) ([]Finding, error) {
 		if err != nil {
 			return nil, fmt.Errorf("package %s: version %q is not a PEP 440 version: %w", p.Name, p.Version, errdefs.ErrInvalidArgument)
 		}
-		name := config.NormalizeName(p.Name)
+		name := lock.NormalizeName(p.Name)
 		var hits []Finding
 		for i := range db.index[name] {
 			e := &db.index[name][i]

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/lock"
 )
 
 // DefaultURL is osv.dev's bulk export of every PyPI advisory.
@@ -159,7 +159,7 @@ func load(data []byte) (*DB, error) {
 	for _, rec := range recs {
 		for i := range rec.Affected {
 			a := &rec.Affected[i]
-			name := config.NormalizeName(a.Package.Name)
+			name := lock.NormalizeName(a.Package.Name)
 			db.index[name] = append(db.index[name], compile(rec, a))
 		}
 	}

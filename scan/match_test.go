@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/lock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -244,7 +244,7 @@ func TestNormalizeNameDataNames(t *testing.T) {
 	for in, want := range map[string]string{
 		"PyYAML": "pyyaml", "jw.util": "jw-util", "Foo__Bar.-baz": "foo-bar-baz", "zope.interface": "zope-interface",
 	} {
-		assert.Equal(t, want, config.NormalizeName(in), in)
+		assert.Equal(t, want, lock.NormalizeName(in), in)
 	}
 }
 

@@ -101,22 +101,3 @@ func (d *Daemon) Tail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-// UnmountUnder detaches every mount below dir, deepest first, so that dir
-// can be removed without touching a mounted snapshot's files.
-func UnmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mps []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir) {
-			mps = append(mps, f[4])
-		}
-	}
-	for i := len(mps) - 1; i >= 0; i-- {
-		syscall.Unmount(mps[i], syscall.MNT_DETACH) //nolint:errcheck
-	}
-}

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/containerd/errdefs"
+	"github.com/sirupsen/logrus"
+	"github.com/skillbuild/skillbuild/config"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes. They are part of the CLI contract (see README).
+const (
+	exitOK          = 0
+	exitFailed      = 1   // the build or run failed
+	exitBadInput    = 2   // invalid flags, skill.yaml or requirements
+	exitVulnerable  = 3   // refused: known vulnerabilities
+	exitNotFound    = 4   // image, skill or database not found
+	exitInterrupted = 130 // Ctrl-C or SIGTERM (128+SIGINT); what was started is cleaned up
+	exitTempFail    = 75  // temporary: containerd unreachable, lock busy; try again
+)
+
+// Main runs the skillbuild command line with args (args[0] is the
+// program name) and returns the process exit code. Cancelling ctx
+// interrupts the command, which cleans up what it started. Output goes to
+// stdout and stderr; stdin is read by commands that take input from it.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp()
+	app.Reader, app.Writer, app.ErrWriter = stdin, stdout, stderr
+	return report(stderr, app.RunContext(ctx, interspersed(app, args)))
+}
+
+// newApp is the CLI: global flags, commands and logging set-up.
+func newApp() *cli.App {
+	return &cli.App{
+		Name:     "skillbuild",
+		Usage:    "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
+		Flags:    globalFlags(),
+		Commands: commands(),
+		Before: func(c *cli.Context) error {
+			// BuildKit and containerd log through logrus; their chatter is
+			// only for --debug, errors reach the user through return values.
+			logrus.SetOutput(io.Discard)
+			if c.Bool("debug") {
+				logrus.SetOutput(c.App.ErrWriter)
+				logrus.SetLevel(logrus.DebugLevel)
+			}
+			return nil
+		},
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // errors are printed once, in main
+	}
+}
+
+// globalFlags are the flags every command shares.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "address", Value: config.DefaultAddress, EnvVars: []string{"CONTAINERD_ADDRESS"}, Usage: "containerd socket"},
+		&cli.StringFlag{Name: "namespace", Value: config.DefaultNamespace, EnvVars: []string{"SKILLBUILD_NAMESPACE"}, Usage: "containerd namespace"},
+		&cli.StringFlag{Name: "root", Value: config.DefaultRoot, EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory"},
+		&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
+	}
+}
+
+// report prints err once on stderr (unless it was already reported) and maps
+// it to the process exit code.
+func report(stderr io.Writer, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, "skillbuild:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(stderr, "skillbuild:", err)
+	return exitCode(err)
+}
+
+// isInterrupted reports whether err comes from Ctrl-C or SIGTERM.
+func isInterrupted(err error) bool {
+	return errors.Is(err, context.Canceled) || errdefs.IsCanceled(err)
+}
+
+// exitCode classifies an error into an exit code.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case isVulnerable(err):
+		return exitVulnerable
+	case isInterrupted(err):
+		return exitInterrupted
+	case errdefs.IsInvalidArgument(err):
+		return exitBadInput
+	case errdefs.IsNotFound(err):
+		return exitNotFound
+	case errdefs.IsUnavailable(err), errdefs.IsAborted(err):
+		return exitTempFail
+	default:
+		return exitFailed
+	}
+}

@@ -1,0 +1,283 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/engine"
+	sbllb "github.com/skillbuild/skillbuild/llb"
+	"github.com/skillbuild/skillbuild/registry"
+	"github.com/skillbuild/skillbuild/scan"
+	"github.com/skillbuild/skillbuild/store"
+	"github.com/urfave/cli/v2"
+)
+
+// buildFlags are the flags that describe a skill build (install, scan).
+func skillFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: config.FlagFile, Aliases: []string{"f"}, Usage: "skill.yaml `FILE`"},
+		&cli.StringSliceFlag{Name: config.FlagRequirement, Aliases: []string{"r"}, Usage: "requirements `FILE` (PEP 508 lines and comments only)"},
+		&cli.StringFlag{Name: config.FlagIndexURL, Usage: "package index `URL` (PEP 503 simple API)"},
+		&cli.StringSliceFlag{Name: config.FlagExtraIndexURL, Usage: "extra package index `URL`"},
+		&cli.StringSliceFlag{Name: config.FlagFindLinks, Usage: "local `DIR` of wheels"},
+		&cli.BoolFlag{Name: config.FlagAllowSdist, Usage: "allow source distributions (their build code runs, without network)"},
+		&cli.StringFlag{Name: config.FlagBase, Value: config.DefaultBase, Usage: "base image `REF` with python3"},
+		&cli.StringSliceFlag{Name: config.FlagAllow, Usage: "accept a vulnerability: `ID[@PACKAGE]:YYYY-MM-DD:REASON`"},
+		&cli.StringFlag{Name: config.FlagMinSeverity, Usage: "only findings at or above `SEVERITY` (low|medium|high|critical) block"},
+		&cli.BoolFlag{Name: config.FlagAllowStaleDB, Usage: "scan with a vulnerability database older than --db-max-age"},
+		&cli.StringFlag{Name: config.FlagDBWarnAge, Value: config.DefaultDBWarnAge, Usage: "warn when the database is older than `AGE`"},
+		&cli.StringFlag{Name: config.FlagDBMaxAge, Value: config.DefaultDBMaxAge, Usage: "refuse when the database is older than `AGE`"},
+		&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
+	}
+}
+
+func installCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "install",
+		Usage:     "build (or reuse) the image of a skill: resolve, scan, install, tag atom-skill:<id>-v<version>",
+		ArgsUsage: "SKILL_ID [REQ...]",
+		Flags: append(append(skillFlags(), registryFlags()...),
+			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION` (positive integer or dotted numbers)"},
+			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
+			&cli.StringFlag{Name: config.FlagBuildMemory, Value: config.DefaultBuildMemory, Usage: "memory limit of each build step"},
+			&cli.StringFlag{Name: config.FlagBuildCPUs, Value: config.DefaultBuildCPUs, Usage: "CPU limit of each build step"},
+			&cli.StringFlag{Name: config.FlagBuildPids, Value: config.DefaultBuildPids, Usage: "process limit of the build steps"},
+			&cli.StringFlag{Name: config.FlagBuildTimeout, Value: config.DefaultBuildTimeout, Usage: "wall-clock limit of the whole build"},
+			&cli.BoolFlag{Name: config.FlagNoScan, Usage: "skip the vulnerability scan (loud, and recorded in the image labels)"},
+			&cli.BoolFlag{Name: "refresh", Usage: "resolve again even if the requirements did not change"},
+			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
+			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
+			&cli.StringFlag{Name: "push", Usage: "after the build, push the image to `REF` (HOST[:PORT]/PATH:TAG; {id} and {version} are filled in)"},
+		),
+		Action: install,
+	}
+}
+
+// skillInput collects the flags of a skill command into config.Input.
+func skillInput(c *cli.Context) config.Input {
+	in := config.Input{
+		Version:          c.String(config.FlagVersion),
+		Repo:             c.String(config.FlagRepo),
+		Base:             c.String(config.FlagBase),
+		File:             c.String(config.FlagFile),
+		RequirementFiles: c.StringSlice(config.FlagRequirement),
+		IndexURL:         c.String(config.FlagIndexURL),
+		ExtraIndexURL:    c.StringSlice(config.FlagExtraIndexURL),
+		FindLinks:        c.StringSlice(config.FlagFindLinks),
+		AllowSdist:       c.Bool(config.FlagAllowSdist),
+		BuildMemory:      c.String(config.FlagBuildMemory),
+		BuildCPUs:        c.String(config.FlagBuildCPUs),
+		BuildPids:        c.String(config.FlagBuildPids),
+		BuildTimeout:     c.String(config.FlagBuildTimeout),
+		Memory:           c.String(config.FlagMemory),
+		CPUs:             c.String(config.FlagCPUs),
+		Pids:             c.String(config.FlagPids),
+		Timeout:          c.String(config.FlagTimeout),
+		TmpfsSize:        c.String(config.FlagTmpfsSize),
+		OutputLimit:      c.String(config.FlagOutputLimit),
+		Allow:            c.StringSlice(config.FlagAllow),
+		MinSeverity:      c.String(config.FlagMinSeverity),
+		NoScan:           c.Bool(config.FlagNoScan),
+		AllowStaleDB:     c.Bool(config.FlagAllowStaleDB),
+		DBWarnAge:        c.String(config.FlagDBWarnAge),
+		DBMaxAge:         c.String(config.FlagDBMaxAge),
+		Set:              map[string]bool{},
+	}
+	for _, name := range c.FlagNames() {
+		if c.IsSet(name) {
+			in.Set[name] = true
+		}
+	}
+	return in
+}
+
+// installResult is the --json document of `skillbuild install`.
+type installResult struct {
+	Success         bool                  `json:"success"`
+	SkillID         string                `json:"skill_id"`
+	Version         string                `json:"version"`
+	ImageTag        string                `json:"image_tag"`
+	Digest          string                `json:"digest"`
+	Packages        []engine.Package      `json:"packages"`
+	Vulnerabilities []scan.Finding        `json:"vulnerabilities"`
+	Allowed         []scan.AllowedFinding `json:"allowed_vulnerabilities,omitempty"`
+	Scan            string                `json:"scan"` // passed | disabled | refused
+	Warnings        []string              `json:"warnings,omitempty"`
+	Cached          bool                  `json:"cached"`
+	Steps           []string              `json:"executed_steps"`
+	Error           string                `json:"error,omitempty"`
+	Hint            string                `json:"hint,omitempty"`
+	BuildLogs       []string              `json:"build_logs"`
+	// Push is what --push did (absent without it).
+	Push *registry.PushResult `json:"push,omitempty"`
+}
+
+func install(c *cli.Context) error {
+	in := skillInput(c)
+	if c.NArg() > 0 {
+		in.ID = c.Args().First()
+		in.Requirements = c.Args().Tail()
+	}
+	skill, err := config.Load(in)
+	if err != nil {
+		return emitInstall(c, &installResult{SkillID: in.ID, Version: in.Version}, err)
+	}
+	out := &installResult{SkillID: skill.ID, Version: skill.Version, ImageTag: store.Familiar(skill.Tag()), Packages: []engine.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
+
+	req := engine.Request{Skill: skill, Refresh: c.Bool("refresh"),
+		Layers: sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")}}
+	if skill.Policy.NoScan {
+		out.Scan = "disabled"
+		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")
+		fmt.Fprintln(c.App.ErrWriter, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
+		req.Labels = map[string]string{scan.LabelScan: "disabled"}
+	} else {
+		// Fail closed at once when there is no database; load it (a few
+		// hundred ms) while the engine starts and the requirements resolve.
+		root := c.String("root")
+		if _, err := scan.Status(root); err != nil {
+			return emitInstall(c, out, err)
+		}
+		loaded := make(chan struct{})
+		var db *scan.DB
+		var dbErr error
+		go func() {
+			defer close(loaded)
+			db, dbErr = scan.Open(root)
+		}()
+		req.Gate = scanGate(func() (*scan.DB, error) {
+			<-loaded
+			return db, dbErr
+		}, skill.Policy, out, c.App.ErrWriter)
+	}
+
+	eng, err := newEngine(c)
+	if err != nil {
+		return emitInstall(c, out, err)
+	}
+	defer eng.Close()
+
+	ch, done := progress(c)
+	req.Status = ch
+	res, err := eng.Build(c.Context, req)
+	done()
+	if err != nil {
+		if res != nil {
+			out.Steps = res.Executed
+			out.BuildLogs = append(out.BuildLogs, res.Logs...)
+		}
+		return emitInstall(c, out, err)
+	}
+	out.Success = true
+	out.Digest = res.Digest.String()
+	out.Packages = res.Packages
+	out.BuildLogs = append(out.BuildLogs, res.Logs...)
+	out.Cached = len(res.Executed) == 0
+	out.Steps = res.Executed
+	if ref := c.String("push"); ref != "" {
+		p, err := pushSkill(c, skill, ref)
+		if err != nil {
+			return emitInstall(c, out, err)
+		}
+		out.Push = &p.PushResult
+		reportPush(c.App.ErrWriter, p.PushResult)
+	}
+	return emitInstall(c, out, nil)
+}
+
+// newEngine starts the embedded BuildKit engine for the global flags.
+func newEngine(c *cli.Context) (*engine.Engine, error) {
+	root := c.String("root")
+	return engine.New(c.Context, engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
+		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
+			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
+		}))
+}
+
+// progress starts rendering build progress on stderr; done waits for the
+// renderer after the library closed the channel.
+func progress(c *cli.Context) (chan *bkclient.SolveStatus, func()) {
+	ch := make(chan *bkclient.SolveStatus)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		renderProgress(c.Context, c.App.ErrWriter, c.String("progress"), ch)
+	}()
+	return ch, wg.Wait
+}
+
+// renderProgress draws BuildKit's progress on stderr, draining ch always.
+func renderProgress(ctx context.Context, w io.Writer, mode string, ch chan *bkclient.SolveStatus) {
+	d, err := progressui.NewDisplay(w, progressui.DisplayMode(mode))
+	if err != nil {
+		d, _ = progressui.NewDisplay(w, progressui.PlainMode)
+	}
+	if _, err := d.UpdateFrom(context.WithoutCancel(ctx), ch); err != nil {
+		for range ch {
+		}
+	}
+}
+
+// emitInstall prints the result (JSON or the tag) and returns err for the
+// exit code. With --json the error is in the document, not repeated.
+func emitInstall(c *cli.Context, out *installResult, err error) error {
+	if err != nil {
+		out.Success = false
+		out.Error = err.Error()
+		var ve *scan.VulnerableError
+		if errors.As(err, &ve) {
+			out.Error = "vulnerabilities detected"
+			out.Vulnerabilities = ve.Findings
+			out.Scan = "refused"
+		}
+		var se *engine.StepError
+		if errors.As(err, &se) {
+			out.Hint = se.Hint
+			for _, l := range se.Log {
+				out.BuildLogs = append(out.BuildLogs, se.Step+": "+l)
+			}
+		}
+	}
+	if c.Bool("json") {
+		if out.Packages == nil {
+			out.Packages = []engine.Package{}
+		}
+		if out.Vulnerabilities == nil {
+			out.Vulnerabilities = []scan.Finding{}
+		}
+		if out.BuildLogs == nil {
+			out.BuildLogs = []string{}
+		}
+		return jsonResult(c.App.Writer, out, err, exitCode)
+	}
+	if err != nil {
+		var ve *scan.VulnerableError
+		if errors.As(err, &ve) {
+			printInstallFindings(c.App.ErrWriter, ve.Findings)
+		}
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, out.ImageTag)
+	return nil
+}
+
+func printInstallFindings(w io.Writer, fs []scan.Finding) {
+	fmt.Fprintln(w, "refused: known vulnerabilities in the resolved packages (nothing was installed):")
+	for _, f := range fs {
+		fixed := "no fix"
+		if len(f.Fixed) > 0 {
+			fixed = "fixed in " + f.Fixed[0]
+		}
+		fmt.Fprintf(w, "  %s==%s  %s  %s  %s  %s\n", f.Package, f.Version, f.ID, f.Severity, fixed, f.Summary)
+	}
+	fmt.Fprintln(w, "upgrade the packages, or accept a finding with --allow ID[@PACKAGE]:YYYY-MM-DD:REASON")
+}

@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/store"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit statuses of `skillbuild run` (without --json) when the code did not
+// exit by itself.
+const (
+	exitRunTimedOut = 124 // like timeout(1)
+	exitRunOOM      = 137 // 128+SIGKILL, as a shell reports an OOM kill
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "run Python code in a skill's image, sandboxed: inputs as JSON in, result as JSON out",
+		Description: `Runs the code in a container of atom-skill:<id>-v<version> (or --image) with
+a read-only image, no network, no capabilities and the given limits. The code
+sees a global dict "inputs"; a global "result" it sets is reported as JSON.
+
+Without --json the code's stdout and stderr pass through, a result is printed
+as one JSON line on stdout after them, and the exit status is the code's
+(124 after a timeout, 137 after an OOM kill). With --json one document
+{skill_id, image_tag, exit_code, stdout, stderr, result, error, timed_out,
+oom_killed, truncated, duration_ms} goes to stdout and the exit status is 0
+whenever the run itself worked, whatever the code did.`,
+		ArgsUsage: "SKILL_ID",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION`"},
+			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
+			&cli.StringFlag{Name: config.FlagFile, Aliases: []string{"f"}, Usage: "skill.yaml `FILE` (its run limits apply)"},
+			&cli.StringFlag{Name: "code", Usage: "Python `FILE` to run"},
+			&cli.StringFlag{Name: "c", Usage: "Python `CODE` to run"},
+			&cli.StringFlag{Name: "inputs", Usage: "inputs as a JSON object"},
+			&cli.StringFlag{Name: "inputs-file", Usage: "`FILE` with the inputs as a JSON object (- for stdin)"},
+			&cli.StringFlag{Name: config.FlagMemory, Value: config.DefaultRunMemory, Usage: "memory limit (no swap)"},
+			&cli.StringFlag{Name: config.FlagCPUs, Value: config.DefaultRunCPUs, Usage: "CPU limit"},
+			&cli.StringFlag{Name: config.FlagPids, Value: config.DefaultRunPids, Usage: "process/thread limit"},
+			&cli.StringFlag{Name: config.FlagTimeout, Value: config.DefaultRunTimeout, Usage: "wall-clock limit; at it every process is killed"},
+			&cli.StringFlag{Name: config.FlagTmpfsSize, Value: config.DefaultRunTmpfsSize, Usage: "size of /tmp and of /dev/shm"},
+			&cli.StringFlag{Name: config.FlagOutputLimit, Value: config.DefaultRunOutputLimit, Usage: "stdout and stderr are each cut at this size"},
+			&cli.StringFlag{Name: "image", Usage: "run in image `REF` instead of the skill's"},
+			&cli.StringFlag{Name: "user", Usage: "run as `UID[:GID]` instead of the image's USER (only this can be root)"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
+			&cli.StringFlag{Name: "pull", Usage: "pull the image first: `missing|always|never` (default: missing when its name names a registry, else never)"},
+			&cli.BoolFlag{Name: "allow-unscanned", Usage: "run a pulled or loaded image that carries no passing scan verdict (loud, and recorded in the result)"},
+		}, registryFlags()...),
+		Action: runAction,
+	}
+}
+
+// runOutput is the --json document of `skillbuild run`.
+type runOutput struct {
+	SkillID    string             `json:"skill_id"`
+	ImageTag   string             `json:"image_tag"`
+	ExitCode   int                `json:"exit_code"`
+	Stdout     string             `json:"stdout"`
+	Stderr     string             `json:"stderr"`
+	Result     json.RawMessage    `json:"result"`
+	Error      *runtime.CodeError `json:"error"`
+	TimedOut   bool               `json:"timed_out"`
+	OOMKilled  bool               `json:"oom_killed"`
+	Truncated  bool               `json:"truncated"`
+	DurationMS int64              `json:"duration_ms"`
+	// Unscanned says why an image without a passing scan verdict ran
+	// (--allow-unscanned); absent otherwise.
+	Unscanned string `json:"unscanned,omitempty"`
+}
+
+// runRequest turns the flags into a run request, the skill and the image's
+// tag as shown to the user.
+func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
+	in := skillInput(c)
+	if c.NArg() > 1 {
+		return runtime.Request{}, config.Skill{}, "", fmt.Errorf("expected one SKILL_ID, got %q: %w", c.Args().Slice(), errdefs.ErrInvalidArgument)
+	}
+	in.ID = c.Args().First()
+	skill, err := config.Load(in)
+	if err != nil {
+		return runtime.Request{}, skill, "", err
+	}
+	req := runtime.Request{Limits: runtime.Limits(skill.Run), User: c.String("user")}
+
+	switch code, file := c.String("c"), c.String("code"); {
+	case c.IsSet("c") && c.IsSet("code"):
+		return req, skill, "", fmt.Errorf("give --code FILE or -c CODE, not both: %w", errdefs.ErrInvalidArgument)
+	case c.IsSet("c"):
+		req.Code = []byte(code)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return req, skill, "", fmt.Errorf("--code: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		req.Code = b
+	default:
+		return req, skill, "", fmt.Errorf("no code: give --code FILE or -c CODE: %w", errdefs.ErrInvalidArgument)
+	}
+
+	switch {
+	case c.IsSet("inputs") && c.IsSet("inputs-file"):
+		return req, skill, "", fmt.Errorf("give --inputs or --inputs-file, not both: %w", errdefs.ErrInvalidArgument)
+	case c.IsSet("inputs"):
+		req.Inputs = json.RawMessage(c.String("inputs"))
+	case c.IsSet("inputs-file"):
+		var b []byte
+		var err error
+		if f := c.String("inputs-file"); f == "-" {
+			b, err = io.ReadAll(c.App.Reader)
+		} else {
+			b, err = os.ReadFile(f)
+		}
+		if err != nil {
+			return req, skill, "", fmt.Errorf("--inputs-file: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		req.Inputs = b
+	}
+
+	tag := skill.Tag()
+	ref := tag
+	if img := c.String("image"); img != "" {
+		ref, tag = img, img
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return req, skill, "", fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+	}
+	req.Image = reference.TagNameOnly(named).String()
+	if c.String("image") == "" {
+		tag = reference.FamiliarString(reference.TagNameOnly(named))
+	}
+	return req, skill, tag, nil
+}
+
+func runAction(c *cli.Context) error {
+	asJSON := c.Bool("json")
+	out := &runOutput{SkillID: c.Args().First()}
+	req, skill, tag, err := runRequest(c)
+	out.ImageTag = tag
+	if skill.ID != "" {
+		out.SkillID = skill.ID
+	}
+	if err != nil {
+		return emitRun(c, out, err)
+	}
+	if !asJSON {
+		req.Stdout, req.Stderr = c.App.Writer, c.App.ErrWriter
+	}
+
+	// Ctrl-C and SIGTERM cancel c.Context (see main); the runtime still
+	// cleans up.
+	ctx := c.Context
+	client, err := store.Dial(ctx, c.String("address"), c.String("namespace"))
+	if err != nil {
+		return emitRun(c, out, err)
+	}
+	defer client.Close()
+	runner, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep())
+	if err != nil {
+		return emitRun(c, out, err)
+	}
+	if err := pullForRun(c, client, req.Image); err != nil {
+		return emitRun(c, out, err)
+	}
+	if out.Unscanned, err = admit(ctx, client, req.Image, c.Bool("allow-unscanned"), c.App.ErrWriter); err != nil {
+		return emitRun(c, out, err)
+	}
+	// An orphan that cannot be removed is worth a warning, not a refusal.
+	if _, err := runner.Sweep(ctx); err != nil {
+		fmt.Fprintln(c.App.ErrWriter, "skillbuild: warning: sweeping orphaned runs:", err)
+	}
+	res, err := runner.Run(ctx, req)
+	if errors.Is(err, runtime.ErrImageNotFound) {
+		hint := "skillbuild install " + skill.ID
+		if skill.Version != "1" {
+			hint = "skillbuild install --version " + skill.Version + " " + skill.ID
+		}
+		if c.String("image") != "" {
+			hint = "skillbuild base import, or pull it into containerd,"
+		}
+		err = &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
+	}
+	out.ExitCode = res.ExitCode
+	out.Stdout, out.Stderr = res.Stdout, res.Stderr
+	out.Result, out.Error = res.Result, res.Error
+	out.TimedOut, out.OOMKilled, out.Truncated = res.TimedOut, res.OOMKilled, res.Truncated
+	out.DurationMS = res.Duration.Milliseconds()
+	return emitRun(c, out, err)
+}
+
+// emitRun prints the outcome of a run and returns what decides the exit
+// status: err when the run itself failed; otherwise, without --json, the
+// code's exit status.
+func emitRun(c *cli.Context, out *runOutput, err error) error {
+	if c.Bool("json") {
+		if err != nil && out.Error == nil {
+			out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
+		}
+		if err != nil {
+			fmt.Fprintln(c.App.ErrWriter, "skillbuild:", err)
+		}
+		return jsonResult(c.App.Writer, out, err, exitCode)
+	}
+	if err != nil {
+		return cli.Exit(err.Error(), exitCode(err))
+	}
+	if out.Result != nil {
+		fmt.Fprintln(c.App.Writer, string(out.Result))
+	}
+	switch {
+	case out.TimedOut:
+		return cli.Exit("run: "+out.Error.Message, exitRunTimedOut)
+	case out.OOMKilled:
+		return cli.Exit("run: "+out.Error.Message, exitRunOOM)
+	case out.Error != nil && out.Error.Traceback == "":
+		// Python printed no traceback for this one: say what happened.
+		code := out.ExitCode
+		if code == 0 {
+			code = exitFailed
+		}
+		return cli.Exit("run: "+out.Error.Message, code)
+	}
+	if out.ExitCode != 0 {
+		return cli.Exit("", out.ExitCode)
+	}
+	return nil
+}
+
+// runErrorType is the --json error type of a run that did not happen.
+func runErrorType(err error) string {
+	switch {
+	case errdefs.IsNotFound(err):
+		return "ImageNotFound"
+	case errdefs.IsInvalidArgument(err):
+		return "InvalidRequest"
+	case isInterrupted(err):
+		return "Interrupted"
+	case errdefs.IsUnavailable(err):
+		return "Unavailable"
+	default:
+		return "RunFailed"
+	}
+}
+
+// notFoundError is a not-found error that says only what to do.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
+func (e *notFoundError) Unwrap() error { return errdefs.ErrNotFound }

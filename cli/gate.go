@@ -1,0 +1,30 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/engine"
+	"github.com/skillbuild/skillbuild/scan"
+)
+
+// scanGate is scan.Gate recording the verdict in out and printing its
+// warnings on stderr.
+func scanGate(openDB func() (*scan.DB, error), policy config.Policy, out *installResult, stderr io.Writer) engine.Gate {
+	return scan.Gate(openDB, policy, func(v scan.Verdict, err error) {
+		out.Allowed = v.Allowed
+		out.Warnings = append(out.Warnings, v.Warnings...)
+		for _, w := range v.Warnings {
+			fmt.Fprintln(stderr, "WARNING:", w)
+		}
+		var ve *scan.VulnerableError
+		switch {
+		case errors.As(err, &ve):
+			out.Scan = "refused"
+		case err == nil:
+			out.Scan = "passed"
+		}
+	})
+}

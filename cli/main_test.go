@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/scan"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The CLI reference is generated from the app; regenerate with
+// SKILLBUILD_UPDATE_DOCS=1 go test -run TestCLIDocs ./cli (or make docs).
+func TestCLIDocsUpToDate(t *testing.T) {
+	md, err := newApp().ToMarkdown()
+	require.NoError(t, err)
+	if os.Getenv("SKILLBUILD_UPDATE_DOCS") != "" {
+		require.NoError(t, os.WriteFile("../docs/cli.md", []byte(md), 0o644))
+	}
+	want, err := os.ReadFile("../docs/cli.md")
+	require.NoError(t, err)
+	assert.Equal(t, string(want), md, "docs/cli.md is stale: run `make docs`")
+}
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{nil, exitOK},
+		{errors.New("boom"), exitFailed},
+		{fmt.Errorf("bad id: %w", errdefs.ErrInvalidArgument), exitBadInput},
+		{fmt.Errorf("no image: %w", errdefs.ErrNotFound), exitNotFound},
+		{fmt.Errorf("containerd down: %w", errdefs.ErrUnavailable), exitTempFail},
+		{fmt.Errorf("gate: %w", &scan.VulnerableError{}), exitVulnerable},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, exitCode(tc.err), "%v", tc.err)
+	}
+}

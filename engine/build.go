@@ -1,0 +1,443 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/session"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/labels"
+	sbllb "github.com/skillbuild/skillbuild/llb"
+	"github.com/skillbuild/skillbuild/lock"
+	"github.com/skillbuild/skillbuild/store"
+	"github.com/tonistiigi/fsutil"
+)
+
+// Gate decides, from the resolved lock and before anything is fetched,
+// whether the build may go on. It returns labels to record in the image
+// (e.g. the scan verdict) or an error that stops the build.
+type Gate func(ctx context.Context, locked lock.Lock) (labels map[string]string, err error)
+
+// Request is one skill build.
+type Request struct {
+	Skill config.Skill
+	// Gate runs between resolution and fetching; nil lets every lock through.
+	Gate Gate
+	// Labels are added to the image config (e.g. "scan disabled").
+	Labels map[string]string
+	// Status receives BuildKit's progress; Build closes it. May be nil.
+	Status chan *bkclient.SolveStatus
+	// Refresh re-runs resolution even when its inputs are unchanged.
+	Refresh bool
+	// Layers tunes the install layers (llb.InstallOpts: MaxLayers,
+	// SingleLayer); the zero value is one layer per distribution up to
+	// llb.DefaultMaxLayers.
+	Layers sbllb.InstallOpts
+}
+
+// Package is a name and version in a built image.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Result describes a finished build.
+type Result struct {
+	ImageTag  string            `json:"image_tag"` // short form, e.g. atom-skill:weather-v3
+	ImageName string            `json:"image_name"`
+	Digest    digest.Digest     `json:"digest"`
+	Lock      lock.Lock         `json:"lock"`
+	Packages  []Package         `json:"packages"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	// Cached counts the steps BuildKit answered from cache; Executed the
+	// steps it ran, by name.
+	Cached   int      `json:"cached_steps"`
+	Executed []string `json:"executed_steps"`
+	Logs     []string `json:"logs,omitempty"`
+}
+
+// session is what one solve needs besides the graph: the index proxy, the
+// local find-links directories and the progress collector.
+type solveSession struct {
+	skill       config.Skill // with index URLs as the step sees them
+	origIndex   []string     // the configured index URLs (may carry credentials)
+	trusted     []string
+	attachables []session.Attachable
+	locals      map[string]fsutil.FS
+	col         *collector
+	closers     []func() error
+}
+
+func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
+	ss := &solveSession{skill: s, locals: map[string]fsutil.FS{}, col: newCollector()}
+	if sbllb.UsesIndex(s.Index) {
+		urls := indexURLs(s.Index)
+		ss.origIndex = urls
+		proxy, err := indexproxy.New(urls, proxyOpts(urls)...)
+		if err != nil {
+			return nil, err
+		}
+		ss.closers = append(ss.closers, proxy.Close)
+		step := proxy.StepURLs()
+		ss.skill.Index.URL, ss.skill.Index.ExtraURLs = step[0], step[1:]
+		ss.trusted = proxy.TrustedHosts()
+		ss.attachables = append(ss.attachables, proxy.Attachable(sbllb.IndexSocketID))
+	}
+	for i, dir := range s.Index.FindLinks {
+		fs, err := fsutil.NewFS(dir)
+		if err != nil {
+			ss.close()
+			return nil, fmt.Errorf("find-links directory %s: %w", dir, errdefs.ErrInvalidArgument)
+		}
+		ss.locals[sbllb.FindLinksName(i)] = fs
+	}
+	return ss, nil
+}
+
+func (ss *solveSession) close() {
+	for _, c := range ss.closers {
+		c() //nolint:errcheck
+	}
+}
+
+// run solves buildFn with progress going to the collector and to status
+// (closed when done). Errors of our own (set through fail) come back with
+// their type; a failed step is explained from its log.
+func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.ExportEntry, status chan *bkclient.SolveStatus,
+	buildFn func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error)) (*bkclient.SolveResponse, error) {
+	if status != nil {
+		defer close(status)
+	}
+	s := ss.skill
+	if s.Build.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, s.Build.Timeout, errBuildTimeout)
+		defer cancel()
+	}
+	if err := e.cg.setPids(s.Build.Pids); err != nil {
+		return nil, err
+	}
+	// Errors returned from buildFn cross BuildKit's gateway as strings; keep
+	// our own typed errors aside and return them as they are.
+	var funcErr error
+	fail := func(err error) error {
+		funcErr = err
+		return err
+	}
+	statusCh := make(chan *bkclient.SolveStatus)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for st := range statusCh {
+			ss.col.add(st)
+			if status != nil {
+				status <- st
+			}
+		}
+	}()
+	resp, err := e.client.Build(ctx, bkclient.SolveOpt{
+		Exports:     exports,
+		LocalMounts: ss.locals,
+		Session:     ss.attachables,
+	}, "skillbuild", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
+		return buildFn(ctx, c, fail)
+	}, statusCh)
+	wg.Wait()
+	if err != nil {
+		if funcErr != nil {
+			return nil, funcErr
+		}
+		return nil, explain(ctx, err, ss.skill, ss.origIndex, ss.col)
+	}
+	return resp, nil
+}
+
+// resolved is the outcome of the resolve phase inside a build function.
+type resolved struct {
+	venv     llb.State
+	baseCfg  []byte
+	baseRef  string // pinned by digest
+	baseDgst digest.Digest
+	lock     lock.Lock
+}
+
+// resolve runs the resolve step (in the base image: it needs no venv) and
+// reads the lock back. With prepareVenv the venv step is solved meanwhile,
+// so it is ready (cached) when the install steps need it.
+func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, fail func(error) error) (*resolved, error) {
+	s := ss.skill
+	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, sourceresolver.Opt{
+		ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: llb.ResolveModePreferLocal.String()},
+	})
+	if err != nil {
+		return nil, fail(baseMissing(s.Base, err))
+	}
+	r := &resolved{baseCfg: cfgBytes, baseRef: pinRef(s.Base, dgst), baseDgst: dgst}
+	base := sbllb.Base(r.baseRef)
+	r.venv = sbllb.Venv(base, s)
+	if len(s.Requirements) == 0 {
+		return r, nil
+	}
+	if prepareVenv {
+		if vdef, err := r.venv.Marshal(ctx); err == nil {
+			// A failure here resurfaces, explained, in the install solve.
+			go c.Solve(ctx, gateway.SolveRequest{Definition: vdef.ToPB(), Evaluate: true}) //nolint:errcheck
+		}
+	}
+	out := sbllb.Resolve(base, s, sbllb.ResolveOpts{Trusted: ss.trusted, Refresh: refresh})
+	def, err := out.Marshal(ctx)
+	if err != nil {
+		return nil, fail(err)
+	}
+	rr, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+	if err != nil {
+		return nil, err
+	}
+	ref, err := rr.SingleRef()
+	if err != nil {
+		return nil, fail(err)
+	}
+	b, err := ref.ReadFile(ctx, gateway.ReadRequest{Filename: sbllb.ReportFile})
+	if err != nil {
+		return nil, err // the resolve step failed: explained from its log
+	}
+	r.lock, err = lock.ParseReport(b)
+	if err != nil {
+		return nil, fail(err)
+	}
+	if err := checkSdists(r.lock, s.Index.AllowSdist); err != nil {
+		return nil, fail(err)
+	}
+	return r, nil
+}
+
+// Resolve resolves the skill's requirements exactly as Build does and
+// returns the lock, without fetching or installing anything.
+func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkclient.SolveStatus) (lock.Lock, error) {
+	ss, err := e.newSession(s)
+	if err != nil {
+		return nil, err
+	}
+	defer ss.close()
+	var locked lock.Lock
+	_, err = e.run(ctx, ss, nil, status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
+		r, err := resolve(ctx, c, ss, false, false, fail)
+		if err != nil {
+			return nil, err
+		}
+		locked = r.lock
+		return gateway.NewResult(), nil
+	})
+	return locked, err
+}
+
+// Build resolves, gates, installs and exports the skill, and tags the
+// image only after everything succeeded. On failure it still returns a
+// Result with the steps that ran and their logs (no image).
+func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
+	s := req.Skill
+	finalName, err := store.ImageName(s.Tag())
+	if err != nil {
+		if req.Status != nil {
+			close(req.Status)
+		}
+		return nil, err
+	}
+	ss, err := e.newSession(s)
+	if err != nil {
+		if req.Status != nil {
+			close(req.Status)
+		}
+		return nil, err
+	}
+	defer ss.close()
+
+	staging := stagingName(e.opts.root, s.ID)
+	is := e.ctd.ImageService()
+	defer func() {
+		// The staging name never outlives the build.
+		is.Delete(context.WithoutCancel(ctx), staging) //nolint:errcheck
+	}()
+
+	var (
+		r         *resolved
+		gateLabel map[string]string
+	)
+	exports := []bkclient.ExportEntry{{
+		Type: bkclient.ExporterImage,
+		Attrs: map[string]string{
+			"name":              staging,
+			"unpack":            "true",
+			"store":             "true",
+			"source-date-epoch": "0",
+		},
+	}}
+	resp, err := e.run(ctx, ss, exports, req.Status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
+		var err error
+		r, err = resolve(ctx, c, ss, req.Refresh, true, fail)
+		if err != nil {
+			return nil, err
+		}
+		if req.Gate != nil {
+			if gateLabel, err = req.Gate(ctx, r.lock); err != nil {
+				return nil, fail(err)
+			}
+		}
+		lo := req.Layers
+		lo.Trusted = ss.trusted
+		installed, err := sbllb.Install(r.venv, ss.skill, r.lock, lo)
+		if err != nil {
+			return nil, fail(err)
+		}
+		if err := checkLayers(ctx, c, installed, ss.skill, len(r.lock), fail); err != nil {
+			return nil, err
+		}
+		def, err := installed.Root.Marshal(ctx)
+		if err != nil {
+			return nil, fail(err)
+		}
+		res, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
+		if err != nil {
+			return nil, err
+		}
+		extra := map[string]string{}
+		for k, v := range req.Labels {
+			extra[k] = v
+		}
+		for k, v := range gateLabel {
+			extra[k] = v
+		}
+		cfg, err := sbllb.ImageConfig(r.baseCfg, s, r.lock, r.baseRef, r.baseDgst, extra)
+		if err != nil {
+			return nil, fail(err)
+		}
+		res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
+		return res, nil
+	})
+	if err != nil {
+		// What ran before the failure is part of the answer (a refusal
+		// must show that nothing was installed).
+		cached, executed := ss.col.counts()
+		return &Result{Cached: cached, Executed: executed, Logs: ss.col.logLines()}, err
+	}
+
+	dgst, err := digest.Parse(resp.ExporterResponse[exptypes.ExporterImageDigestKey])
+	if err != nil {
+		return nil, fmt.Errorf("exporter returned no image digest: %w", err)
+	}
+	img, err := is.Get(ctx, staging)
+	if err != nil {
+		return nil, fmt.Errorf("exported image %s: %w", staging, err)
+	}
+	pkgs := make([]Package, len(r.lock))
+	for i, d := range r.lock {
+		pkgs[i] = Package{Name: d.Name, Version: d.Version}
+	}
+	recordLabels := map[string]string{
+		labels.SkillID:      s.ID,
+		labels.SkillVersion: s.Version,
+		labels.LockDigest:   r.lock.Digest().String(),
+		labels.Packages:     fmt.Sprint(len(r.lock)),
+		labels.BaseDigest:   r.baseDgst.String(),
+	}
+	// Tag last: only now does the skill's name point at the new image.
+	if err := store.SetTag(ctx, e.ctd, images.Image{Name: finalName, Target: img.Target, Labels: recordLabels}); err != nil {
+		return nil, err
+	}
+	cached, executed := ss.col.counts()
+	return &Result{
+		ImageTag:  store.Familiar(finalName),
+		ImageName: finalName,
+		Digest:    dgst,
+		Lock:      r.lock,
+		Packages:  pkgs,
+		Labels:    gateLabel,
+		Cached:    cached,
+		Executed:  executed,
+		Logs:      ss.col.logLines(),
+	}, nil
+}
+
+var errBuildTimeout = errors.New("build timeout")
+
+func indexURLs(ix config.Index) []string {
+	u := ix.URL
+	if u == "" {
+		u = "https://pypi.org/simple"
+	}
+	return append([]string{u}, ix.ExtraURLs...)
+}
+
+// proxyOpts allows the file host that pypi.org's pages link to.
+func proxyOpts(urls []string) []indexproxy.Opt {
+	for _, u := range urls {
+		if strings.Contains(u, "://pypi.org/") {
+			return []indexproxy.Opt{indexproxy.WithAllowedHosts(indexproxy.PyPIFilesHost)}
+		}
+	}
+	return nil
+}
+
+// stagingName is a fresh staging name for skill id built with state root
+// root; with an empty id it is the prefix of all of the root's staging
+// names (the root's hash keeps roots sharing a namespace apart).
+func stagingName(root, id string) string {
+	prefix := store.StagingPrefix + digest.FromString(root).Encoded()[:12] + "-"
+	if id == "" {
+		return prefix
+	}
+	var b [8]byte
+	rand.Read(b[:]) //nolint:errcheck
+	return prefix + id + ":" + hex.EncodeToString(b[:])
+}
+
+func pinRef(ref string, dgst digest.Digest) string {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil || dgst == "" {
+		return ref
+	}
+	c, err := reference.WithDigest(reference.TrimNamed(named), dgst)
+	if err != nil {
+		return ref
+	}
+	return c.String()
+}
+
+func baseMissing(base string, err error) error {
+	return fmt.Errorf("base image %s is not in containerd and could not be pulled (%v); import one with `skillbuild base import --rootfs DIR --name %s` (or --oci-archive/--oci-layout), or pass --base: %w",
+		base, firstLine(err.Error()), base, errdefs.ErrNotFound)
+}
+
+func checkSdists(locked lock.Lock, allow bool) error {
+	if allow {
+		return nil
+	}
+	for _, d := range locked {
+		if d.Sdist {
+			return fmt.Errorf("%s %s resolved to a source distribution (%s); source builds run arbitrary code at build time and are refused; pass --allow-sdist to allow them: %w",
+				d.Name, d.Version, d.Filename, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

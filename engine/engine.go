@@ -1,0 +1,303 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	ctd "github.com/containerd/containerd/v2/client"
+	"github.com/moby/buildkit/cache/remotecache"
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/cmd/buildkitd/config"
+	"github.com/moby/buildkit/control"
+	"github.com/moby/buildkit/frontend"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/solver"
+	"github.com/moby/buildkit/solver/bboltcachestorage"
+	"github.com/moby/buildkit/util/db/boltutil"
+	"github.com/moby/buildkit/util/disk"
+	"github.com/moby/buildkit/util/network/cniprovider"
+	"github.com/moby/buildkit/util/network/netproviders"
+	"github.com/moby/buildkit/util/resolver"
+	"github.com/moby/buildkit/worker"
+	"github.com/moby/buildkit/worker/base"
+	ctdworker "github.com/moby/buildkit/worker/containerd"
+	"github.com/skillbuild/skillbuild/store"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// Engine is BuildKit running inside the skillbuild process: a control
+// server with one containerd worker, served over an in-memory connection
+// and driven through the ordinary BuildKit client.
+type Engine struct {
+	opts   options
+	lock   *stateLock
+	ctrl   *control.Controller
+	srv    *grpc.Server
+	lis    *bufconn.Listener
+	client *bkclient.Client
+	ctd    *ctd.Client
+	tmpDir string
+	oldTmp string
+	hadTmp bool
+	closed bool
+	cg     *buildCgroup
+	worker *base.Worker
+	// gcPolicy is BuildKit's default cache policy for this disk, applied
+	// by dailyGC.
+	gcPolicy []bkclient.PruneInfo
+}
+
+// gcInterval is how often closing an engine applies the cache policy.
+const gcInterval = 24 * time.Hour
+
+// dailyGC applies the default cache policy when it last ran more than
+// gcInterval ago (bounded to a minute), recording when in the state root.
+func (e *Engine) dailyGC() error {
+	stamp := filepath.Join(e.opts.root, "gc.stamp")
+	if st, err := os.Stat(stamp); err == nil && time.Since(st.ModTime()) < gcInterval {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ch := make(chan bkclient.UsageInfo)
+	go func() {
+		for range ch {
+		}
+	}()
+	err := e.worker.Prune(ctx, ch, e.gcPolicy...)
+	close(ch)
+	if err != nil {
+		return fmt.Errorf("build cache gc: %w", err)
+	}
+	return os.WriteFile(stamp, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+// New starts an embedded BuildKit engine against the containerd at the
+// configured address. Only one engine may use a state root at a time: New
+// waits for the root's lock (reporting the wait through the WithLockWait
+// callback) up to the lock timeout.
+func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	stateDir := filepath.Join(o.root, "buildkit")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	lk, err := acquireLock(ctx, filepath.Join(o.root, "lock"), o.lockTimeout, o.onLockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			lk.release()
+		}
+	}()
+
+	c, err := store.Dial(ctx, o.address, o.namespace)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			c.Close()
+		}
+	}()
+
+	// BuildKit creates per-mount temporary directories (SSH sockets) in
+	// $TMPDIR; keep them inside our state root instead of littering /tmp.
+	tmpDir := filepath.Join(o.root, "tmp")
+	if err := unmountState(o.root); err != nil {
+		return nil, fmt.Errorf("unmount leftovers of an interrupted build under %s: %w", o.root, err)
+	}
+	if err := os.RemoveAll(tmpDir); err != nil {
+		return nil, fmt.Errorf("clean tmp dir: %w", err)
+	}
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create tmp dir: %w", err)
+	}
+	oldTmp, hadTmp := os.LookupEnv("TMPDIR")
+	os.Setenv("TMPDIR", tmpDir)
+
+	e := &Engine{opts: o, lock: lk, ctd: c, tmpDir: tmpDir, oldTmp: oldTmp, hadTmp: hadTmp}
+	if e.opts.cgroupParent == "" {
+		cg, err := newBuildCgroup(o.root)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.cg = cg
+		e.opts.cgroupParent = cg.name
+	}
+	if err := e.start(ctx, stateDir); err != nil {
+		e.Close()
+		return nil, err
+	}
+	// A process killed mid-build leaves step containers, staging images
+	// and mounts; clear them before building again.
+	if err := e.sweep(ctx); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("clean up after an interrupted build: %w", err)
+	}
+	return e, nil
+}
+
+// historyEntries bounds BuildKit's build history kept in the state root.
+var historyEntries int64 = 50
+
+func (e *Engine) start(ctx context.Context, stateDir string) error {
+	o := e.opts
+	sm, err := session.NewManager()
+	if err != nil {
+		return err
+	}
+	wopt, err := ctdworker.NewWorkerOpt(ctdworker.WorkerOptions{
+		Root:            stateDir,
+		Address:         o.address,
+		SnapshotterName: o.snapshotter,
+		Namespace:       o.namespace,
+		CgroupParent:    e.opts.cgroupParent,
+		Labels:          map[string]string{"org.skillbuild.worker": "embedded"},
+		// Every exec sets its network mode explicitly; "host" here only
+		// avoids probing for CNI, which skillbuild never uses.
+		// CNI.Root also roots BuildKit's proxy-network namespaces; left
+		// empty it would be the working directory.
+		NetworkOpt: netproviders.Opt{Mode: "host", CNI: cniprovider.Opt{Root: stateDir}},
+	}, ctd.WithTimeout(60*time.Second))
+	if err != nil {
+		return fmt.Errorf("containerd worker: %w", err)
+	}
+	// No background GC: BuildKit fires it a second after start and after
+	// solves, so in a CLI process it would compete with the build it serves
+	// (sizing every cache record) and race the database's close. The same
+	// policy runs instead when the engine closes, at most once a day (see
+	// Close), and on demand with `skillbuild prune`.
+	dstat, _ := disk.GetDiskStat(stateDir)
+	for _, rule := range config.DefaultGCPolicy(config.GCConfig{}, dstat) {
+		e.gcPolicy = append(e.gcPolicy, bkclient.PruneInfo{
+			Filter:        rule.Filters,
+			All:           rule.All,
+			KeepDuration:  rule.KeepDuration.Duration,
+			ReservedSpace: rule.ReservedSpace.AsBytes(dstat),
+			MaxUsedSpace:  rule.MaxUsedSpace.AsBytes(dstat),
+			MinFreeSpace:  rule.MinFreeSpace.AsBytes(dstat),
+		})
+	}
+	wopt.RegistryHosts = resolver.NewRegistryConfig(nil)
+	w, err := base.NewWorker(ctx, wopt)
+	if err != nil {
+		return fmt.Errorf("buildkit worker: %w", err)
+	}
+	e.worker = w
+	wc := &worker.Controller{}
+	if err := wc.Add(w); err != nil {
+		return err
+	}
+	cacheStorage, err := bboltcachestorage.NewStore(filepath.Join(stateDir, "cache.db"))
+	if err != nil {
+		wc.Close()
+		return fmt.Errorf("open build cache: %w", err)
+	}
+	historyDB, err := boltutil.SafeOpen(filepath.Join(stateDir, "history.db"), 0o600, &bolt.Options{
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
+	if err != nil {
+		cacheStorage.Close()
+		wc.Close()
+		return fmt.Errorf("open build history: %w", err)
+	}
+	ctrl, err := control.NewController(control.Opt{
+		SessionManager:            sm,
+		WorkerController:          wc,
+		Frontends:                 map[string]frontend.Frontend{},
+		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{},
+		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{},
+		CacheManager:              solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
+		HistoryDB:                 historyDB,
+		CacheStore:                cacheStorage,
+		LeaseManager:              w.LeaseManager(),
+		ContentStore:              w.ContentStore(),
+		GarbageCollect:            w.GarbageCollect,
+		HistoryConfig:             &config.HistoryConfig{MaxAge: config.Duration{Duration: 24 * time.Hour}, MaxEntries: &historyEntries},
+	})
+	if err != nil {
+		historyDB.Close()
+		cacheStorage.Close()
+		wc.Close()
+		return fmt.Errorf("buildkit controller: %w", err)
+	}
+	e.ctrl = ctrl
+
+	e.lis = bufconn.Listen(1 << 20)
+	e.srv = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	ctrl.Register(e.srv)
+	go e.srv.Serve(e.lis) //nolint:errcheck // ends with Stop
+
+	cl, err := bkclient.New(ctx, "", bkclient.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+		return e.lis.DialContext(ctx)
+	}), bkclient.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		return fmt.Errorf("buildkit client: %w", err)
+	}
+	e.client = cl
+	return nil
+}
+
+// Client is the BuildKit client connected to the embedded engine.
+func (e *Engine) Client() *bkclient.Client { return e.client }
+
+// Containerd is the containerd client the engine uses, in its namespace.
+func (e *Engine) Containerd() *ctd.Client { return e.ctd }
+
+// Close stops the engine and releases the state lock. Only the controller
+// is closed: it closes its workers itself.
+func (e *Engine) Close() error {
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	var errs []error
+	if e.client != nil {
+		errs = append(errs, e.client.Close())
+	}
+	if e.srv != nil {
+		e.srv.Stop()
+	}
+	if e.worker != nil {
+		errs = append(errs, e.dailyGC())
+	}
+	if e.ctrl != nil {
+		errs = append(errs, e.ctrl.Close())
+	}
+	if e.ctd != nil {
+		// A cancelled build returns before BuildKit has torn its steps
+		// down; finish that here, before the process can exit.
+		errs = append(errs, e.sweep(context.Background()))
+		errs = append(errs, e.ctd.Close())
+	}
+	if e.hadTmp {
+		os.Setenv("TMPDIR", e.oldTmp)
+	} else {
+		os.Unsetenv("TMPDIR")
+	}
+	if err := unmountState(e.opts.root); err != nil {
+		errs = append(errs, err)
+	} else {
+		os.RemoveAll(e.tmpDir)
+	}
+	e.cg.remove()
+	e.lock.release()
+	return errors.Join(errs...)
+}

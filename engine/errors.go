@@ -1,0 +1,333 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	sbllb "github.com/skillbuild/skillbuild/llb"
+
+	"github.com/containerd/errdefs"
+	bkclient "github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/lock"
+)
+
+// StepError is a failed build step, explained: which step, what went
+// wrong, on which requirement, and what to do about it.
+type StepError struct {
+	Step   string   // the step's name, e.g. "resolve requirements"
+	Reason string   // what went wrong, in one sentence
+	Hint   string   // what to do
+	Log    []string // the step's last output lines
+	Err    error    // the underlying error
+}
+
+func (e *StepError) Error() string {
+	msg := e.Step + ": " + e.Reason
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// collector keeps what the build's progress says about each vertex.
+type collector struct {
+	mu       sync.Mutex
+	order    []digest.Digest
+	vertices map[digest.Digest]*vertexInfo
+}
+
+type vertexInfo struct {
+	name      string
+	cached    bool
+	completed bool
+	started   bool
+	err       string
+	logs      []byte
+}
+
+func newCollector() *collector { return &collector{vertices: map[digest.Digest]*vertexInfo{}} }
+
+func (c *collector) get(d digest.Digest) *vertexInfo {
+	v, ok := c.vertices[d]
+	if !ok {
+		v = &vertexInfo{}
+		c.vertices[d] = v
+		c.order = append(c.order, d)
+	}
+	return v
+}
+
+func (c *collector) add(st *bkclient.SolveStatus) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range st.Vertexes {
+		vi := c.get(v.Digest)
+		vi.name = v.Name
+		vi.cached = vi.cached || v.Cached
+		vi.started = vi.started || v.Started != nil
+		vi.completed = vi.completed || v.Completed != nil
+		if v.Error != "" {
+			vi.err = v.Error
+		}
+	}
+	for _, l := range st.Logs {
+		vi := c.get(l.Vertex)
+		if len(vi.logs) < 1<<20 {
+			vi.logs = append(vi.logs, l.Data...)
+		}
+	}
+}
+
+// counts returns how many exec steps were answered from cache, and the
+// names of those that ran.
+func (c *collector) counts() (cached int, executed []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	executed = []string{}
+	for _, d := range c.order {
+		v := c.vertices[d]
+		if !isStep(v.name) || !v.completed {
+			continue
+		}
+		if v.cached {
+			cached++
+		} else {
+			executed = append(executed, v.name)
+		}
+	}
+	sort.Strings(executed)
+	return cached, executed
+}
+
+// isStep tells exec steps (which run code) from sources and file ops.
+func isStep(name string) bool {
+	for _, p := range sbllb.Steps {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *collector) logLines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, d := range c.order {
+		v := c.vertices[d]
+		for _, l := range strings.Split(strings.TrimRight(string(v.logs), "\n"), "\n") {
+			if l != "" {
+				out = append(out, v.name+": "+l)
+			}
+		}
+	}
+	return out
+}
+
+// failed returns the first vertex that reported an error.
+func (c *collector) failed() *vertexInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.order {
+		if v := c.vertices[d]; v.err != "" && !strings.Contains(v.err, "context canceled") {
+			return v
+		}
+	}
+	for _, d := range c.order {
+		if v := c.vertices[d]; v.err != "" {
+			return v
+		}
+	}
+	return nil
+}
+
+var (
+	reNoVersion = regexp.MustCompile(`Could not find a version that satisfies the requirement (\S+) \(from versions: ([^)]*)\)`)
+	reConflict  = regexp.MustCompile(`Cannot install (.+) because these package versions have conflicting dependencies`)
+	reCaused    = regexp.MustCompile(`(?m)^\s+(\S+ \S+ depends on .+|The user requested .+)$`)
+	reExit      = regexp.MustCompile(`exit code: (\d+)`)
+)
+
+// explain turns a failed solve into an actionable error.
+func explain(ctx context.Context, err error, s config.Skill, index []string, col *collector) error {
+	if errors.Is(context.Cause(ctx), errBuildTimeout) {
+		return &StepError{Step: "build", Reason: fmt.Sprintf("exceeded the build timeout of %s", s.Build.Timeout),
+			Hint: "raise it with --build-timeout (or build.timeout in skill.yaml)", Err: err}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("build interrupted: %w", ctx.Err())
+	}
+	v := col.failed()
+	if v == nil {
+		return fmt.Errorf("build failed: %w", err)
+	}
+	log := string(v.logs)
+	se := &StepError{Step: v.name, Log: tail(log, 20), Err: err}
+	code := ""
+	if m := reExit.FindStringSubmatch(v.err); m != nil {
+		code = m[1]
+	}
+	switch {
+	case code == "137" || strings.Contains(log, "exit code: -9") || strings.Contains(log, "Killed"):
+		se.Reason = fmt.Sprintf("was killed (exit code 137): it exceeded the build memory limit of %s", config.FormatSize(s.Build.MemoryBytes))
+		se.Hint = "raise it with --build-memory (or build.memory in skill.yaml)"
+	case strings.HasPrefix(v.name, sbllb.StepVenv):
+		se.Reason = "the base image has no working `python3 -m venv`"
+		se.Hint = "use a base with python3 and its venv module (Debian: python3-venv), e.g. `skillbuild base import --rootfs DIR --name REF`"
+	case strings.HasPrefix(v.name, sbllb.StepResolve):
+		explainResolve(ctx, se, log, s, index)
+	case strings.HasPrefix(v.name, sbllb.StepCheckLayers):
+		var conflicts []string
+		for _, l := range strings.Split(log, "\n") {
+			if _, c, ok := strings.Cut(l, "conflict: "); ok {
+				conflicts = append(conflicts, c)
+			}
+		}
+		se.Reason = "distributions overwrite each other's files: " + strings.Join(conflicts, "; ")
+		se.Hint = "remove one of the conflicting distributions from the requirements"
+	default:
+		se.Reason = "failed: " + firstLine(v.err)
+		if len(se.Log) > 0 {
+			se.Reason += ": " + lastErrorLine(log)
+		}
+	}
+	return se
+}
+
+func explainResolve(ctx context.Context, se *StepError, log string, s config.Skill, index []string) {
+	if m := reConflict.FindStringSubmatch(log); m != nil {
+		se.Reason = "the requirements cannot be satisfied together: " + m[1] + " have conflicting dependencies"
+		if causes := reCaused.FindAllStringSubmatch(log, -1); len(causes) > 0 {
+			var cs []string
+			for _, c := range causes {
+				cs = append(cs, strings.TrimSpace(c[1]))
+			}
+			se.Reason += " (" + strings.Join(cs, "; ") + ")"
+		}
+		se.Hint = "loosen or change one of the conflicting requirements"
+		return
+	}
+	if m := reNoVersion.FindStringSubmatch(log); m != nil {
+		req, versions := m[1], strings.TrimSpace(m[2])
+		name := lock.NormalizeName(strings.FieldsFunc(req, func(r rune) bool { return strings.ContainsRune("<>=!~[; (", r) })[0])
+		where := requirementLine(s, name)
+		if versions == "none" {
+			if reason, hint := probeIndex(ctx, index, name, s.Index.AllowSdist); reason != "" {
+				se.Reason, se.Hint = reason, hint
+				return
+			}
+			se.Reason = fmt.Sprintf("no distribution of %s found for requirement %q%s", name, req, where)
+			se.Hint = "check the project name and that " + sources(s, index) + " has wheels for this Python and platform"
+			return
+		}
+		se.Reason = fmt.Sprintf("no version of %s matches %q%s; the index has: %s", name, req, where, versions)
+		se.Hint = "pick one of those versions"
+		return
+	}
+	if reason, hint := probeIndex(ctx, index, "", s.Index.AllowSdist); reason != "" {
+		se.Reason, se.Hint = reason, hint
+		return
+	}
+	se.Reason = "pip could not resolve the requirements: " + lastErrorLine(log)
+}
+
+// sources names where packages came from, without credentials.
+func sources(s config.Skill, index []string) string {
+	var out []string
+	for _, u := range index {
+		out = append(out, "index "+indexproxy.Redact(u))
+	}
+	for _, d := range s.Index.FindLinks {
+		out = append(out, "find-links "+d)
+	}
+	return strings.Join(out, " or ")
+}
+
+func requirementLine(s config.Skill, name string) string {
+	for _, r := range s.Requirements {
+		if r.Name == name {
+			if r.Source != "" && r.Line > 0 {
+				return fmt.Sprintf(" (%s:%d)", r.Source, r.Line)
+			}
+			return ""
+		}
+	}
+	return " (pulled in as a dependency)"
+}
+
+// probeIndex looks at the index from the host to tell "unreachable" and
+// "only source distributions" apart from "no such project".
+func probeIndex(ctx context.Context, index []string, name string, allowSdist bool) (reason, hint string) {
+	cl := &http.Client{Timeout: 5 * time.Second}
+	for _, u := range index {
+		base := strings.TrimRight(u, "/") + "/"
+		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, base+name+"/", nil)
+		if err != nil {
+			continue
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			return fmt.Sprintf("the package index %s is unreachable (%v)", indexproxy.Redact(u), unwrapNet(err)),
+				"check --index-url and that the index is up"
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		resp.Body.Close()
+		if name == "" {
+			continue
+		}
+		if resp.StatusCode == http.StatusOK && !allowSdist {
+			page := string(body)
+			if !strings.Contains(page, ".whl") && (strings.Contains(page, ".tar.gz") || strings.Contains(page, ".zip")) {
+				return fmt.Sprintf("%s is only available as a source distribution, and source builds run arbitrary code at build time, so they are refused", name),
+					"pass --allow-sdist (or index.allow_sdist in skill.yaml) to allow it"
+			}
+		}
+	}
+	return "", ""
+}
+
+func unwrapNet(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+func tail(s string, n int) []string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+func lastErrorLine(log string) string {
+	lines := tail(log, 200)
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "ERROR") || strings.Contains(lines[i], "Error") {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	if len(lines) > 0 {
+		return strings.TrimSpace(lines[len(lines)-1])
+	}
+	return ""
+}
+
+var _ = errdefs.ErrUnknown

@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	bkclient "github.com/moby/buildkit/client"
+
+	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/labels"
+	"github.com/skillbuild/skillbuild/store"
+)
+
+// PruneReport says what Prune removed and freed.
+type PruneReport struct {
+	// CacheRecords and CacheBytes are the BuildKit cache records removed,
+	// as BuildKit reported them.
+	CacheRecords int   `json:"cache_records"`
+	CacheBytes   int64 `json:"cache_bytes"`
+	// Staging are leftover staging images of interrupted builds, removed.
+	Staging []string `json:"staging_images"`
+	// KeptImages are the images in the namespace that are not skill
+	// images (base images): Prune never removes them.
+	KeptImages []string    `json:"kept_images"`
+	Before     store.Usage `json:"before"`
+	After      store.Usage `json:"after"`
+	// Freed is Before minus After: what containerd no longer holds.
+	Freed store.Usage `json:"freed"`
+}
+
+type pruneOptions struct {
+	all  bool
+	keep int64
+}
+
+// PruneOpt configures Prune.
+type PruneOpt func(*pruneOptions) error
+
+// WithPruneAll removes every BuildKit cache record, including those whose
+// layers an image still uses and BuildKit's internal ones (the next build
+// runs every step again). Images, base images included, are never removed.
+func WithPruneAll() PruneOpt {
+	return func(o *pruneOptions) error { o.all = true; return nil }
+}
+
+// WithKeepStorage keeps up to n bytes of build cache, removing the least
+// recently used records first.
+func WithKeepStorage(n int64) PruneOpt {
+	return func(o *pruneOptions) error {
+		if n < 0 {
+			return fmt.Errorf("keep-storage %d is negative: %w", n, errdefs.ErrInvalidArgument)
+		}
+		o.keep = n
+		return nil
+	}
+}
+
+// Prune frees what no skill image needs: leftover staging images of
+// interrupted builds, BuildKit cache records whose layers no image uses
+// (all records with WithPruneAll, down to a size with WithKeepStorage), and
+// then the content and snapshots that nothing references any more
+// (containerd's garbage collector, run synchronously). Layers shared with
+// a remaining skill image survive: the image references them. The engine
+// holds the state root's lock, so no build of this root runs meanwhile.
+func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, error) {
+	var o pruneOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	c := e.ctd
+	rep := &PruneReport{Staging: []string{}, KeptImages: []string{}}
+	var err error
+	if rep.Before, err = store.DiskUsage(ctx, c, e.opts.snapshotter); err != nil {
+		return nil, err
+	}
+
+	recs, err := c.ImageService().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	for _, rec := range recs {
+		switch {
+		case strings.HasPrefix(rec.Name, store.StagingPrefix):
+			if err := c.ImageService().Delete(ctx, rec.Name); err != nil && !errdefs.IsNotFound(err) {
+				return nil, fmt.Errorf("remove staging image %s: %w", rec.Name, err)
+			}
+			rep.Staging = append(rep.Staging, rec.Name)
+		case rec.Labels[labels.SkillID] == "":
+			rep.KeptImages = append(rep.KeptImages, rec.Name)
+		}
+	}
+
+	var popts []bkclient.PruneOption
+	if o.all {
+		popts = append(popts, bkclient.PruneAll)
+	}
+	if o.keep > 0 {
+		popts = append(popts, bkclient.WithKeepOpt(0, o.keep, 0, 0))
+	}
+	ch := make(chan bkclient.UsageInfo)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ui := range ch {
+			rep.CacheRecords++
+			rep.CacheBytes += ui.Size
+		}
+	}()
+	err = e.client.Prune(ctx, ch, popts...)
+	close(ch)
+	<-done
+	if err != nil {
+		return nil, fmt.Errorf("prune build cache: %w", err)
+	}
+
+	if err := store.CollectGarbage(ctx, c); err != nil {
+		return nil, err
+	}
+	if rep.After, err = store.DiskUsage(ctx, c, e.opts.snapshotter); err != nil {
+		return nil, err
+	}
+	rep.Freed = rep.Before.Sub(rep.After)
+	return rep, nil
+}

@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	ctd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/internal/mounts"
+)
+
+// sweep removes what an interrupted build of this state root can leave
+// behind: BuildKit step containers (recognised by their cgroup path under
+// this root's build cgroup; BuildKit deletes them itself, but a process
+// that exits while a cancelled step is still being torn down cannot),
+// staging images of this root, and mounts under the engine's TMPDIR. It
+// runs when the engine starts (after a crash) and when it closes. The
+// state lock is held, so nothing else of this root is running.
+func (e *Engine) sweep(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var errs []error
+	if e.opts.cgroupParent != "" {
+		errs = append(errs, e.sweepSteps(ctx, "/"+e.opts.cgroupParent+"/buildkit/"))
+	}
+	imgs, err := e.ctd.ImageService().List(ctx)
+	errs = append(errs, err)
+	prefix := stagingName(e.opts.root, "")
+	for _, img := range imgs {
+		if strings.HasPrefix(img.Name, prefix) {
+			errs = append(errs, ignoreNotFound(e.ctd.ImageService().Delete(ctx, img.Name)))
+		}
+	}
+	errs = append(errs, mounts.UnmountUnder(e.tmpDir))
+	return errors.Join(errs...)
+}
+
+// unmountState detaches what BuildKit leaves mounted under the state root
+// (shared cache mounts stay mounted while the engine runs, and a mount
+// outlives the process that made it). Only call it while no solve runs:
+// before the engine starts and after it stopped.
+func unmountState(root string) error {
+	return errors.Join(mounts.UnmountUnder(filepath.Join(root, "buildkit")), mounts.UnmountUnder(filepath.Join(root, "tmp")))
+}
+
+func (e *Engine) sweepSteps(ctx context.Context, cgroupPrefix string) error {
+	cs, err := e.ctd.Containers(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range cs {
+		spec, err := c.Spec(ctx)
+		if err != nil || spec.Linux == nil || !strings.HasPrefix(spec.Linux.CgroupsPath, cgroupPrefix) {
+			continue
+		}
+		if task, err := c.Task(ctx, nil); err == nil {
+			if st, err := task.Wait(ctx); err == nil {
+				if err := task.Kill(ctx, syscall.SIGKILL, ctd.WithKillAll); err == nil || errdefs.IsNotFound(err) {
+					select {
+					case <-st:
+					case <-ctx.Done():
+					}
+				}
+			}
+			_, err := task.Delete(ctx, ctd.WithProcessKill)
+			errs = append(errs, ignoreNotFound(err))
+		}
+		errs = append(errs, ignoreNotFound(c.Delete(ctx)))
+	}
+	return errors.Join(errs...)
+}
+
+func ignoreNotFound(err error) error {
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,20 @@
+package mounts
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestUnder(t *testing.T) {
+	t.Parallel()
+	info := `22 1 0:21 / / rw - overlay overlay rw
+30 22 0:30 / /tmp/it/root rw - tmpfs tmpfs rw
+31 30 0:31 / /tmp/it/root/snap/1 rw - overlay overlay rw
+32 22 0:32 / /tmp/it-2/root rw - tmpfs tmpfs rw
+33 22 0:33 / /tmp/it rw - tmpfs tmpfs rw
+`
+	assert.Equal(t, []string{"/tmp/it/root/snap/1", "/tmp/it/root", "/tmp/it"}, under(info, "/tmp/it"),
+		"deepest first, and never the sibling /tmp/it-2")
+	assert.Empty(t, under(info, "/nowhere"))
+}

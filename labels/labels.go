@@ -1,0 +1,23 @@
+// Package labels names the labels skillbuild writes into every skill
+// image's config. The image store recognises skill images by them, the
+// build writes them, and other tools read them; the verdict's labels are
+// the scan package's.
+package labels
+
+const (
+	// SkillID is the skill's id.
+	SkillID = "org.skillbuild.skill.id"
+	// SkillVersion is the skill's version.
+	SkillVersion = "org.skillbuild.skill.version"
+	// Lock is the hash-pinned lock, or only its pins when that is too long
+	// for a label (the whole lock is always a file in the image).
+	Lock = "org.skillbuild.lock"
+	// LockDigest identifies the lock's content.
+	LockDigest = "org.skillbuild.lock.digest"
+	// Packages is the number of distributions in the lock.
+	Packages = "org.skillbuild.packages"
+	// Base is the base image's reference.
+	Base = "org.opencontainers.image.base.name"
+	// BaseDigest is the base image's manifest digest.
+	BaseDigest = "org.opencontainers.image.base.digest"
+)
