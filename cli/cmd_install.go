@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +11,11 @@ import (
 
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/skillbuild/skillbuild/attest"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/engine"
 	sbllb "github.com/skillbuild/skillbuild/llb"
+	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/registry"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/skillbuild/skillbuild/store"
@@ -106,6 +109,7 @@ type installResult struct {
 	Version         string                `json:"version"`
 	ImageTag        string                `json:"image_tag"`
 	Digest          string                `json:"digest"`
+	ManifestDigest  string                `json:"manifest_digest,omitempty"`
 	Packages        []engine.Package      `json:"packages"`
 	Vulnerabilities []scan.Finding        `json:"vulnerabilities"`
 	Allowed         []scan.AllowedFinding `json:"allowed_vulnerabilities,omitempty"`
@@ -139,6 +143,9 @@ func install(c *cli.Context) error {
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")
 		fmt.Fprintln(c.App.ErrWriter, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
 		req.Labels = map[string]string{scan.LabelScan: "disabled"}
+		req.Attestations = func(locked lock.Lock) ([]attest.Predicate, error) {
+			return verdictAttestation(scan.DisabledPredicate(skill.Policy, len(locked)))
+		}
 	} else {
 		// Fail closed at once when there is no database; load it (a few
 		// hundred ms) while the engine starts and the requirements resolve.
@@ -153,10 +160,14 @@ func install(c *cli.Context) error {
 			defer close(loaded)
 			db, dbErr = scan.Open(root)
 		}()
+		var verdict scan.Verdict
 		req.Gate = scanGate(func() (*scan.DB, error) {
 			<-loaded
 			return db, dbErr
-		}, skill.Policy, out, c.App.ErrWriter)
+		}, skill.Policy, out, &verdict, c.App.ErrWriter)
+		req.Attestations = func(lock.Lock) ([]attest.Predicate, error) {
+			return verdictAttestation(scan.Predicate(verdict, skill.Policy))
+		}
 	}
 
 	eng, err := newEngine(c)
@@ -178,6 +189,7 @@ func install(c *cli.Context) error {
 	}
 	out.Success = true
 	out.Digest = res.Digest.String()
+	out.ManifestDigest = res.ManifestDigest.String()
 	out.Packages = res.Packages
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
 	out.Cached = len(res.Executed) == 0
@@ -280,4 +292,13 @@ func printInstallFindings(w io.Writer, fs []scan.Finding) {
 		fmt.Fprintf(w, "  %s==%s  %s  %s  %s  %s\n", f.Package, f.Version, f.ID, f.Severity, fixed, f.Summary)
 	}
 	fmt.Fprintln(w, "upgrade the packages, or accept a finding with --allow ID[@PACKAGE]:YYYY-MM-DD:REASON")
+}
+
+// verdictAttestation is the scan verdict as the image's attestation.
+func verdictAttestation(p scan.VerdictPredicate) ([]attest.Predicate, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return []attest.Predicate{{Type: attest.PredicateVerdict, Body: b}}, nil
 }

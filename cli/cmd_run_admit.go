@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
@@ -71,7 +70,7 @@ func admit(ctx context.Context, client *ctd.Client, name string, allowUnscanned 
 	if err != nil {
 		return "", err
 	}
-	if strings.HasPrefix(verdict, "passed") {
+	if scan.Passing(verdict) {
 		return "", nil
 	}
 	shown := verdict

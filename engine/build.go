@@ -44,6 +44,9 @@ type Request struct {
 	Status chan *bkclient.SolveStatus
 	// Refresh re-runs resolution even when its inputs are unchanged.
 	Refresh bool
+	// Attestations are attached to the image next to the SBOM of its lock
+	// (the scan verdict); called after the solve, before tagging.
+	Attestations Attestations
 	// Layers tunes the install layers (llb.InstallOpts: MaxLayers,
 	// SingleLayer); the zero value is one layer per distribution up to
 	// llb.DefaultMaxLayers.
@@ -58,12 +61,15 @@ type Package struct {
 
 // Result describes a finished build.
 type Result struct {
-	ImageTag  string            `json:"image_tag"` // short form, e.g. atom-skill:weather-v3
-	ImageName string            `json:"image_name"`
-	Digest    digest.Digest     `json:"digest"`
-	Lock      lock.Lock         `json:"lock"`
-	Packages  []Package         `json:"packages"`
-	Labels    map[string]string `json:"labels,omitempty"`
+	ImageTag  string `json:"image_tag"` // short form, e.g. atom-skill:weather-v3
+	ImageName string `json:"image_name"`
+	// Digest is what the tag points at: an index holding the image
+	// manifest (ManifestDigest) and its attestations.
+	Digest         digest.Digest     `json:"digest"`
+	ManifestDigest digest.Digest     `json:"manifest_digest"`
+	Lock           lock.Lock         `json:"lock"`
+	Packages       []Package         `json:"packages"`
+	Labels         map[string]string `json:"labels,omitempty"`
 	// Cached counts the steps BuildKit answered from cache; Executed the
 	// steps it ran, by name.
 	Cached   int      `json:"cached_steps"`
@@ -356,21 +362,32 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		labels.Packages:     fmt.Sprint(len(r.lock)),
 		labels.BaseDigest:   r.baseDgst.String(),
 	}
+	// The attestations' blobs are referenced only once the index is tagged.
+	ctx, done, err := e.ctd.WithLease(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done(context.WithoutCancel(ctx)) //nolint:errcheck
+	index, err := attach(ctx, e.ctd.ContentStore(), s, r, img.Target, finalName, req.Attestations)
+	if err != nil {
+		return nil, fmt.Errorf("attach the SBOM and verdict to %s: %w", store.Familiar(finalName), err)
+	}
 	// Tag last: only now does the skill's name point at the new image.
-	if err := store.SetTag(ctx, e.ctd, images.Image{Name: finalName, Target: img.Target, Labels: recordLabels}); err != nil {
+	if err := store.SetTag(ctx, e.ctd, images.Image{Name: finalName, Target: index, Labels: recordLabels}); err != nil {
 		return nil, err
 	}
 	cached, executed := ss.col.counts()
 	return &Result{
-		ImageTag:  store.Familiar(finalName),
-		ImageName: finalName,
-		Digest:    dgst,
-		Lock:      r.lock,
-		Packages:  pkgs,
-		Labels:    gateLabel,
-		Cached:    cached,
-		Executed:  executed,
-		Logs:      ss.col.logLines(),
+		ImageTag:       store.Familiar(finalName),
+		ImageName:      finalName,
+		Digest:         index.Digest,
+		ManifestDigest: dgst,
+		Lock:           r.lock,
+		Packages:       pkgs,
+		Labels:         gateLabel,
+		Cached:         cached,
+		Executed:       executed,
+		Logs:           ss.col.logLines(),
 	}, nil
 }
 
