@@ -286,3 +286,35 @@ func readJSON(ctx context.Context, cs content.Provider, desc ocispec.Descriptor,
 	}
 	return nil
 }
+
+// Image is what Inspect finds about an image: its config labels and the
+// statements attached to it.
+type Image struct {
+	// Digest is what the name points at; Manifest the platform's image
+	// manifest (the same when there is no index).
+	Digest     digest.Digest     `json:"digest"`
+	Manifest   digest.Digest     `json:"manifest_digest"`
+	Labels     map[string]string `json:"labels"`
+	Statements []Statement       `json:"statements"`
+}
+
+// Inspect reads the image target points at (in cs, local or a registry's)
+// for platform p: its config's labels and its attestations.
+func Inspect(ctx context.Context, cs content.Provider, target ocispec.Descriptor, p platforms.MatchComparer) (Image, error) {
+	sts, mfDesc, err := Read(ctx, cs, target, p)
+	if err != nil {
+		return Image{}, err
+	}
+	var mf ocispec.Manifest
+	if err := readJSON(ctx, cs, mfDesc, &mf); err != nil {
+		return Image{}, err
+	}
+	var cfg ocispec.Image
+	if err := readJSON(ctx, cs, mf.Config, &cfg); err != nil {
+		return Image{}, err
+	}
+	if sts == nil {
+		sts = []Statement{}
+	}
+	return Image{Digest: target.Digest, Manifest: mfDesc.Digest, Labels: cfg.Config.Labels, Statements: sts}, nil
+}

@@ -21,6 +21,7 @@ func commands() []*cli.Command {
 		pruneCommand(),
 		pushCommand(),
 		pullCommand(),
+		inspectCommand(),
 	}
 	return cmds
 }

@@ -238,6 +238,19 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	assert.Equal(t, "passed", ins.Labels["org.skillbuild.scan"])
 	assert.Equal(t, "reg-a", ins.Labels["org.skillbuild.skill.id"])
 
+	// The SBOM and the verdict travel as attestations, in BuildKit's
+	// layout, and skopeo reads them.
+	checkAttestations(t, refA, []string{"pkg:pypi/regshared-0@1.0", "pkg:pypi/rega-only@1.0"})
+
+	// inspect reads them from the registry without pulling.
+	r = sb(t, append(append([]string{"inspect", "--json"}, tlsFlags()...), refA)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	insp := decodeJSON[inspectJSON](t, r)
+	assert.Equal(t, "registry", insp.Source)
+	assert.Equal(t, inst.Push.Digest, insp.Digest)
+	assert.Equal(t, "passed", insp.Verdict.Result)
+	assert.Contains(t, string(insp.SBOM), "pkg:pypi/rega-only@1.0")
+
 	// Pushing again moves nothing.
 	r = sb(t, append(append([]string{"push", "--json"}, tlsFlags()...), "reg-a", tmpl)...)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -291,6 +304,15 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	assert.Contains(t, pulled.Names, "docker.io/library/atom-skill:reg-a-v1", "tagged as the skill")
 	assert.Equal(t, "passed", pulled.Labels["org.skillbuild.scan"], "the scan verdict travels with the image")
 
+	// The pulled image carries its attestations in the local store.
+	r = sbHost2(t, namespace, "inspect", "--json", "reg-a")
+	require.Equal(t, 0, r.code, r.stderr)
+	insp = decodeJSON[inspectJSON](t, r)
+	assert.Equal(t, "containerd", insp.Source)
+	assert.Equal(t, inst.Push.Digest, insp.Digest)
+	assert.Equal(t, "passed", insp.Verdict.Result)
+	assert.Contains(t, string(insp.SBOM), "pkg:pypi/regshared-8@1.0")
+
 	r = sbHost2(t, namespace, "run", "--json", "-c", "import regshared_0, rega_only; result = {'ok': True}", "reg-a")
 	require.Equal(t, 0, r.code, r.stderr)
 	d := decodeRun(t, r.stdout)
@@ -308,6 +330,116 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	// --pull never does not reach out.
 	r = sbHost2(t, "third", append(append([]string{"run", "--json", "--pull", "never"}, tlsFlags()...), "--image", refB, "-c", "result = 1", "reg-b")...)
 	assert.Equal(t, 4, r.code, "not found locally: %s", r.stderr)
+}
+
+// inspectJSON is the --json document of `skillbuild inspect`.
+type inspectJSON struct {
+	Source  string          `json:"source"`
+	Digest  string          `json:"digest"`
+	SBOM    json.RawMessage `json:"sbom"`
+	Verdict struct {
+		Result string `json:"result"`
+		DB     struct {
+			SHA256 string `json:"sha256"`
+		} `json:"db"`
+	} `json:"verdict"`
+	Attestations []string `json:"attestations"`
+}
+
+// checkAttestations reads ref with skopeo only: an index holding the
+// image manifest and an attestation manifest pointing back at it, whose
+// in-toto statements are the SPDX SBOM (with purls) and the verdict.
+func checkAttestations(t *testing.T, ref string, purls []string) {
+	t.Helper()
+	var index struct {
+		MediaType string `json:"mediaType"`
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+			Platform    struct{ OS string }
+		} `json:"manifests"`
+	}
+	raw := skopeoInspect(t, ref, true)
+	require.NoError(t, json.Unmarshal(raw, &index), string(raw))
+	assert.Equal(t, "application/vnd.oci.image.index.v1+json", index.MediaType)
+	require.Len(t, index.Manifests, 2)
+	img, att := index.Manifests[0], index.Manifests[1]
+	assert.Equal(t, "linux", img.Platform.OS)
+	assert.Equal(t, "attestation-manifest", att.Annotations["vnd.docker.reference.type"])
+	assert.Equal(t, img.Digest, att.Annotations["vnd.docker.reference.digest"])
+	assert.Equal(t, "unknown", att.Platform.OS)
+
+	// Copy the attestation manifest out as an OCI layout and read its
+	// statements from the blobs skopeo wrote.
+	repo := ref[:strings.LastIndex(ref, ":")]
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := regtest.Skopeo(ctx, cleanEnv(), "copy", "--src-cert-dir", filepath.Join(env.dir, "skopeo-certs"),
+		"--src-authfile", filepath.Join(env.dir, ".docker", "config.json"), "docker://"+repo+"@"+att.Digest, "oci:"+dir+":att")
+	require.NoError(t, err)
+	var mf struct {
+		Layers []struct {
+			MediaType   string            `json:"mediaType"`
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"layers"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(att.Digest, "sha256:")))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &mf))
+	types := map[string]json.RawMessage{}
+	for _, l := range mf.Layers {
+		assert.Equal(t, "application/vnd.in-toto+json", l.MediaType)
+		b, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:")))
+		require.NoError(t, err)
+		var st struct {
+			Type          string `json:"_type"`
+			PredicateType string `json:"predicateType"`
+			Subject       []struct {
+				Digest map[string]string `json:"digest"`
+			} `json:"subject"`
+			Predicate json.RawMessage `json:"predicate"`
+		}
+		require.NoError(t, json.Unmarshal(b, &st))
+		assert.Equal(t, "https://in-toto.io/Statement/v1", st.Type)
+		assert.Equal(t, l.Annotations["in-toto.io/predicate-type"], st.PredicateType)
+		require.Len(t, st.Subject, 1)
+		assert.Equal(t, strings.TrimPrefix(img.Digest, "sha256:"), st.Subject[0].Digest["sha256"], "the statement is about the image manifest")
+		types[st.PredicateType] = st.Predicate
+	}
+	require.Contains(t, types, "https://spdx.dev/Document")
+	var sbom struct {
+		SPDXVersion string `json:"spdxVersion"`
+		Packages    []struct {
+			Name         string `json:"name"`
+			ExternalRefs []struct {
+				Locator string `json:"referenceLocator"`
+			} `json:"externalRefs"`
+			Checksums []struct{ Algorithm, ChecksumValue string } `json:"checksums"`
+		} `json:"packages"`
+	}
+	require.NoError(t, json.Unmarshal(types["https://spdx.dev/Document"], &sbom))
+	assert.Equal(t, "SPDX-2.3", sbom.SPDXVersion)
+	var got []string
+	for _, p := range sbom.Packages {
+		for _, r := range p.ExternalRefs {
+			got = append(got, r.Locator)
+			require.Len(t, p.Checksums, 1, p.Name)
+			assert.Len(t, p.Checksums[0].ChecksumValue, 64, "the wheel's sha256")
+		}
+	}
+	for _, p := range purls {
+		assert.Contains(t, got, p)
+	}
+	require.Contains(t, types, "https://github.com/skillbuild/skillbuild/attestation/scan-verdict/v1")
+	var verdict struct {
+		Result string                  `json:"result"`
+		DB     struct{ SHA256 string } `json:"db"`
+	}
+	require.NoError(t, json.Unmarshal(types["https://github.com/skillbuild/skillbuild/attestation/scan-verdict/v1"], &verdict))
+	assert.Equal(t, "passed", verdict.Result)
+	assert.Len(t, verdict.DB.SHA256, 64)
 }
 
 func contains(list []string, s string) bool {
