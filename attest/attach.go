@@ -194,8 +194,9 @@ func lastSlash(s string) int {
 // Read returns the statements attached to the image target points at
 // (an index in the attestation-manifest layout) for the given platform,
 // and the image manifest's descriptor. An image without attestations (a
-// plain manifest, or an index without an attestation manifest for it)
-// gives no statements and no error.
+// plain manifest, an index without an attestation manifest for it, or one
+// whose attestation manifest is not in cs) gives no statements and no
+// error.
 func Read(ctx context.Context, cs content.Provider, target ocispec.Descriptor, p platforms.MatchComparer) ([]Statement, ocispec.Descriptor, error) {
 	if images.IsManifestType(target.MediaType) {
 		return nil, target, nil
@@ -226,7 +227,9 @@ func Read(ctx context.Context, cs content.Provider, target ocispec.Descriptor, p
 			continue
 		}
 		var mf ocispec.Manifest
-		if err := readJSON(ctx, cs, d, &mf); err != nil {
+		if err := readJSON(ctx, cs, d, &mf); errdefs.IsNotFound(err) {
+			continue // not fetched (a platform-filtered pull or import)
+		} else if err != nil {
 			return nil, img, err
 		}
 		for _, l := range mf.Layers {

@@ -124,6 +124,14 @@ func TestAttachRead(t *testing.T) {
 	assert.Equal(t, StatementType, v.Type)
 	assert.NotNil(t, Find(sts, PredicateSPDX))
 
+	// An index whose attestation manifest was not fetched (a platform-
+	// filtered pull) has no statements, and that is no error.
+	require.NoError(t, cs.Delete(ctx, att.Digest))
+	sts, img, err = Read(ctx, cs, idx, platforms.Only(ocispec.Platform{OS: "linux", Architecture: "amd64"}))
+	require.NoError(t, err)
+	assert.Empty(t, sts)
+	assert.Equal(t, mf.Digest, img.Digest)
+
 	// A plain manifest has no statements.
 	sts, img, err = Read(ctx, cs, mf, platforms.Default())
 	require.NoError(t, err)

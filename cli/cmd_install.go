@@ -58,6 +58,7 @@ func installCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
 			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
+			&cli.StringFlag{Name: "output", Usage: "after the build, also write the image to a file: `oci-archive=FILE` or oci-layout=DIR"},
 			&cli.StringFlag{Name: "push", Usage: "after the build, push the image to `REF` (HOST[:PORT]/PATH:TAG; {id} and {version} are filled in)"},
 		),
 		Action: install,
@@ -131,6 +132,9 @@ func install(c *cli.Context) error {
 		in.Requirements = c.Args().Tail()
 	}
 	skill, err := config.Load(in)
+	if err == nil && c.String("output") != "" {
+		_, err = parseOutput(c.String("output")) // bad input before a build, not after
+	}
 	if err != nil {
 		return emitInstall(c, &installResult{SkillID: in.ID, Version: in.Version}, err)
 	}
@@ -194,6 +198,11 @@ func install(c *cli.Context) error {
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
+	if spec := c.String("output"); spec != "" {
+		if err := exportSkill(c, res.ImageName, spec); err != nil {
+			return emitInstall(c, out, err)
+		}
+	}
 	if ref := c.String("push"); ref != "" {
 		p, err := pushSkill(c, skill, ref)
 		if err != nil {
@@ -301,4 +310,18 @@ func verdictAttestation(p scan.VerdictPredicate) ([]attest.Predicate, error) {
 		return nil, err
 	}
 	return []attest.Predicate{{Type: attest.PredicateVerdict, Body: b}}, nil
+}
+
+// exportSkill writes the built image as --output says.
+func exportSkill(c *cli.Context, name, spec string) error {
+	o, err := parseOutput(spec)
+	if err != nil {
+		return err
+	}
+	client, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return writeOutput(c.Context, client, name, o)
 }

@@ -22,6 +22,7 @@ func commands() []*cli.Command {
 		pushCommand(),
 		pullCommand(),
 		inspectCommand(),
+		loadCommand(),
 	}
 	return cmds
 }
