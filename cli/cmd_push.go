@@ -17,8 +17,8 @@ import (
 func registryFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "docker-config", EnvVars: []string{"DOCKER_CONFIG"}, Usage: "`DIR` of the Docker config.json with registry credentials (auths, credential helpers; default ~/.docker)"},
-		&cli.StringSliceFlag{Name: "registry-ca", Usage: "trust the PEM CA certificates in `FILE` for registries, besides the system's"},
-		&cli.StringSliceFlag{Name: "insecure-registry", Usage: "reach registry `HOST[:PORT]` over plain HTTP (never any other)"},
+		&cli.StringSliceFlag{Name: "registry-ca", EnvVars: []string{"SKILLBUILD_REGISTRY_CA"}, Usage: "trust the PEM CA certificates in `FILE` for registries, besides the system's"},
+		&cli.StringSliceFlag{Name: "insecure-registry", EnvVars: []string{"SKILLBUILD_INSECURE_REGISTRY"}, Usage: "reach registry `HOST[:PORT]` over plain HTTP (never any other)"},
 	}
 }
 
