@@ -58,6 +58,8 @@ func installCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
 			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
+			&cli.StringSliceFlag{Name: "cache-from", Usage: "import build cache from registry `REF` ({id} and {version} are filled in)"},
+			&cli.StringFlag{Name: "cache-to", Usage: "export the build cache (mode=max: every step, every distribution's layer) to registry `REF`"},
 			&cli.StringFlag{Name: "output", Usage: "after the build, also write the image to a file: `oci-archive=FILE` or oci-layout=DIR"},
 			&cli.StringFlag{Name: "push", Usage: "after the build, push the image to `REF` (HOST[:PORT]/PATH:TAG; {id} and {version} are filled in)"},
 		),
@@ -174,7 +176,12 @@ func install(c *cli.Context) error {
 		}
 	}
 
-	eng, err := newEngine(c)
+	cache, engOpts, err := buildCache(c, skill)
+	if err != nil {
+		return emitInstall(c, out, err)
+	}
+	req.Cache = cache
+	eng, err := newEngine(c, engOpts...)
 	if err != nil {
 		return emitInstall(c, out, err)
 	}
@@ -215,12 +222,13 @@ func install(c *cli.Context) error {
 }
 
 // newEngine starts the embedded BuildKit engine for the global flags.
-func newEngine(c *cli.Context) (*engine.Engine, error) {
+func newEngine(c *cli.Context, extra ...engine.Opt) (*engine.Engine, error) {
 	root := c.String("root")
-	return engine.New(c.Context, engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
+	opts := append([]engine.Opt{engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
 		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
-		}))
+		})}, extra...)
+	return engine.New(c.Context, opts...)
 }
 
 // progress starts rendering build progress on stderr; done waits for the

@@ -44,6 +44,8 @@ type Request struct {
 	Status chan *bkclient.SolveStatus
 	// Refresh re-runs resolution even when its inputs are unchanged.
 	Refresh bool
+	// Cache is the registry build cache to import from and export to.
+	Cache Cache
 	// Attestations are attached to the image next to the SBOM of its lock
 	// (the scan verdict); called after the solve, before tagging.
 	Attestations Attestations
@@ -84,6 +86,8 @@ type solveSession struct {
 	origIndex   []string     // the configured index URLs (may carry credentials)
 	trusted     []string
 	attachables []session.Attachable
+	cacheExp    []bkclient.CacheOptionsEntry
+	cacheImp    []bkclient.CacheOptionsEntry
 	locals      map[string]fsutil.FS
 	col         *collector
 	closers     []func() error
@@ -158,11 +162,16 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 		}
 	}()
 	resp, err := e.client.Build(ctx, bkclient.SolveOpt{
-		Exports:     exports,
-		LocalMounts: ss.locals,
-		Session:     ss.attachables,
+		Exports:      exports,
+		CacheExports: ss.cacheExp,
+		CacheImports: ss.cacheImp,
+		// Not nil: BuildKit's client copies the cache imports' attributes
+		// into it.
+		FrontendAttrs: map[string]string{},
+		LocalMounts:   ss.locals,
+		Session:       ss.attachables,
 	}, "skillbuild", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-		return buildFn(ctx, c, fail)
+		return buildFn(ctx, withCacheImports(c, ss.cacheImp), fail)
 	}, statusCh)
 	wg.Wait()
 	if err != nil {
@@ -266,6 +275,14 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	ss, err := e.newSession(s)
+	if err == nil {
+		var attach []session.Attachable
+		ss.cacheExp, ss.cacheImp, attach, err = e.cacheOptions(req.Cache)
+		ss.attachables = append(ss.attachables, attach...)
+		if err != nil {
+			ss.close()
+		}
+	}
 	if err != nil {
 		if req.Status != nil {
 			close(req.Status)

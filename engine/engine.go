@@ -11,6 +11,7 @@ import (
 
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/moby/buildkit/cache/remotecache"
+	registrycache "github.com/moby/buildkit/cache/remotecache/registry"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/control"
@@ -194,7 +195,7 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 			MinFreeSpace:  rule.MinFreeSpace.AsBytes(dstat),
 		})
 	}
-	wopt.RegistryHosts = resolver.NewRegistryConfig(nil)
+	wopt.RegistryHosts = resolver.NewRegistryConfig(e.opts.registries)
 	w, err := base.NewWorker(ctx, wopt)
 	if err != nil {
 		return fmt.Errorf("buildkit worker: %w", err)
@@ -219,18 +220,22 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 		return fmt.Errorf("open build history: %w", err)
 	}
 	ctrl, err := control.NewController(control.Opt{
-		SessionManager:            sm,
-		WorkerController:          wc,
-		Frontends:                 map[string]frontend.Frontend{},
-		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{},
-		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{},
-		CacheManager:              solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
-		HistoryDB:                 historyDB,
-		CacheStore:                cacheStorage,
-		LeaseManager:              w.LeaseManager(),
-		ContentStore:              w.ContentStore(),
-		GarbageCollect:            w.GarbageCollect,
-		HistoryConfig:             &config.HistoryConfig{MaxAge: config.Duration{Duration: 24 * time.Hour}, MaxEntries: &historyEntries},
+		SessionManager:   sm,
+		WorkerController: wc,
+		Frontends:        map[string]frontend.Frontend{},
+		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{
+			"registry": registrycache.ResolveCacheExporterFunc(sm, wopt.RegistryHosts),
+		},
+		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{
+			"registry": registrycache.ResolveCacheImporterFunc(sm, w.ContentStore(), wopt.RegistryHosts),
+		},
+		CacheManager:   solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
+		HistoryDB:      historyDB,
+		CacheStore:     cacheStorage,
+		LeaseManager:   w.LeaseManager(),
+		ContentStore:   w.ContentStore(),
+		GarbageCollect: w.GarbageCollect,
+		HistoryConfig:  &config.HistoryConfig{MaxAge: config.Duration{Duration: 24 * time.Hour}, MaxEntries: &historyEntries},
 	})
 	if err != nil {
 		historyDB.Close()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	resolverconfig "github.com/moby/buildkit/util/resolver/config"
 	"github.com/skillbuild/skillbuild/config"
 )
 
@@ -17,6 +18,10 @@ type options struct {
 	cgroupParent string
 	lockTimeout  time.Duration
 	onLockWait   func()
+	// registries and dockerConfigDir: see WithRegistries and
+	// WithDockerConfigDir.
+	registries      map[string]resolverconfig.RegistryConfig
+	dockerConfigDir string
 }
 
 func defaultOptions() options {

@@ -59,7 +59,10 @@ func ImportRootfs(ctx context.Context, c *ctd.Client, dir, ref, snapshotter stri
 	if err != nil {
 		return ImportedImage{}, fmt.Errorf("write layer from %s: %w", dir, err)
 	}
-	now := time.Now().UTC()
+	// The epoch, like the skill images: the same root filesystem gives the
+	// same base image on every runner, so build caches (a registry cache
+	// exported by another runner included) apply across them.
+	now := time.Unix(0, 0).UTC()
 	img := ocispec.Image{
 		Created:  &now,
 		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
