@@ -21,7 +21,7 @@ base-rootfs: deps ## build the offline python base rootfs once (cached in $(ROOT
 
 .PHONY: build
 build: ## build bin/skillbuild
-	$(GO) build -o $(BIN) .
+	$(GO) build -buildvcs=auto -o $(BIN) .
 
 .PHONY: lint
 lint: ## go vet and gofmt
@@ -30,7 +30,13 @@ lint: ## go vet and gofmt
 
 .PHONY: test
 test: base-rootfs lint ## run every test: unit and integration (private containerd, real runc, BuildKit, pip)
-	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) test $(TESTFLAGS) ./...
+	SKILLBUILD_INTEGRATION=1 SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) test $(TESTFLAGS) ./...
+	cd clients/python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t .
+
+.PHONY: unit
+unit: ## unit tests only: no root, no containerd (the integration suite skips under -short)
+	$(GO) test -short -count=1 ./...
+	cd clients/python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t .
 
 .PHONY: demo
 demo: base-rootfs build ## build two skills with conflicting versions of a package and run Python in each

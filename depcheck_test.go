@@ -47,6 +47,9 @@ func TestArchitectureBoundaries(t *testing.T) {
 		"registry": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", mod + "cli", bk},
 		// attest writes and reads statements in a content store.
 		"attest": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", bk, ctdC},
+		// server is the HTTP side of the API only: the operations come from
+		// its caller (the CLI), so it links neither engine nor containerd.
+		"server": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "cli", bk, ctd},
 		// engine owns BuildKit, not runs or verdicts.
 		"engine": {mod + "runtime", mod + "scan", mod + "cli"},
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/signal"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
@@ -21,6 +23,7 @@ const (
 	exitNotFound    = 4   // image, skill or database not found
 	exitInterrupted = 130 // Ctrl-C or SIGTERM (128+SIGINT); what was started is cleaned up
 	exitTempFail    = 75  // temporary: containerd unreachable, lock busy; try again
+	exitBrokenPipe  = 141 // stdout or stderr closed by its reader (128+SIGPIPE); what was started is cleaned up
 )
 
 // Main runs the skillbuild command line with args (args[0] is the
@@ -28,18 +31,32 @@ const (
 // interrupts the command, which cleans up what it started. Output goes to
 // stdout and stderr; stdin is read by commands that take input from it.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// A reader that goes away (`skillbuild run ... | head`) makes writes
+	// fail with EPIPE instead of killing the process with SIGPIPE, so the
+	// command cleans up what it started (a run, a build) and exits.
+	signal.Ignore(syscall.SIGPIPE)
 	app := newApp()
 	app.Reader, app.Writer, app.ErrWriter = stdin, stdout, stderr
-	return report(stderr, app.RunContext(ctx, interspersed(app, args)))
+	if len(args) == 0 || args[len(args)-1] != "--generate-bash-completion" {
+		args = interspersed(app, args)
+	}
+	return report(stderr, app.RunContext(ctx, args))
 }
 
 // newApp is the CLI: global flags, commands and logging set-up.
 func newApp() *cli.App {
+	cli.VersionPrinter = func(c *cli.Context) {
+		if err := printVersion(c, false); err != nil {
+			fmt.Fprintln(c.App.ErrWriter, "skillbuild:", err)
+		}
+	}
 	return &cli.App{
-		Name:     "skillbuild",
-		Usage:    "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
-		Flags:    globalFlags(),
-		Commands: commands(),
+		Name:                 "skillbuild",
+		Version:              shortVersion(),
+		EnableBashCompletion: true,
+		Usage:                "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
+		Flags:                globalFlags(),
+		Commands:             commands(),
 		Before: func(c *cli.Context) error {
 			// BuildKit and containerd log through logrus; their chatter is
 			// only for --debug, errors reach the user through return values.
@@ -94,6 +111,8 @@ func exitCode(err error) int {
 		return exitOK
 	case isVulnerable(err):
 		return exitVulnerable
+	case errors.Is(err, syscall.EPIPE):
+		return exitBrokenPipe
 	case isInterrupted(err):
 		return exitInterrupted
 	case errdefs.IsInvalidArgument(err):

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/store"
 	"github.com/urfave/cli/v2"
 )
@@ -42,7 +42,7 @@ func baseImport(c *cli.Context) error {
 	if rootfs != "" && name == "" {
 		return fmt.Errorf("--rootfs needs --name REF: %w", errdefs.ErrInvalidArgument)
 	}
-	client, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	client, err := dial(c)
 	if err != nil {
 		return err
 	}
@@ -56,9 +56,9 @@ func baseImport(c *cli.Context) error {
 	case layout != "":
 		imgs, err = store.ImportOCILayout(c.Context, client, layout, name, "overlayfs")
 	default:
-		f, ferr := os.Open(archive)
+		f, ferr := config.OpenInput(archive, 0)
 		if ferr != nil {
-			return fmt.Errorf("open archive: %w: %w", ferr, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("--oci-archive: %w", ferr)
 		}
 		defer f.Close()
 		imgs, err = store.ImportOCIArchive(c.Context, client, f, name, "overlayfs")

@@ -5,18 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/skillbuild/skillbuild/attest"
+	"github.com/skillbuild/skillbuild/lock"
+	"github.com/skillbuild/skillbuild/registry"
 	"io"
 	"sync"
 	"time"
 
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
-	"github.com/skillbuild/skillbuild/attest"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/engine"
 	sbllb "github.com/skillbuild/skillbuild/llb"
-	"github.com/skillbuild/skillbuild/lock"
-	"github.com/skillbuild/skillbuild/registry"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/skillbuild/skillbuild/store"
 	"github.com/urfave/cli/v2"
@@ -133,21 +133,96 @@ func install(c *cli.Context) error {
 		in.ID = c.Args().First()
 		in.Requirements = c.Args().Tail()
 	}
-	skill, err := config.Load(in)
-	if err == nil && c.String("output") != "" {
-		_, err = parseOutput(c.String("output")) // bad input before a build, not after
+	if spec := c.String("output"); spec != "" {
+		if _, err := parseOutput(spec); err != nil { // bad input before a build, not after
+			out := &installResult{SkillID: in.ID, Version: in.Version}
+			return emitInstall(c, out.fail(err), err)
+		}
 	}
+	ch, done := progress(c)
+	out, err := buildSkill(c.Context, envOf(c), in, buildOptions{
+		refresh: c.Bool("refresh"),
+		layers:  sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")},
+		cache:   cacheFlagsOf(c),
+	}, ch)
+	done()
+	if err == nil {
+		err = afterBuild(c, in, out)
+	}
+	return emitInstall(c, out, err)
+}
+
+// afterBuild writes --output and pushes --push once the image is built;
+// a failure is recorded in out.
+func afterBuild(c *cli.Context, in config.Input, out *installResult) error {
+	skill, err := config.Load(in)
 	if err != nil {
-		return emitInstall(c, &installResult{SkillID: in.ID, Version: in.Version}, err)
+		return err
+	}
+	if spec := c.String("output"); spec != "" {
+		name, err := store.ImageName(skill.Tag())
+		if err == nil {
+			err = exportSkill(c, name, spec)
+		}
+		if err != nil {
+			out.fail(err)
+			return err
+		}
+	}
+	if ref := c.String("push"); ref != "" {
+		p, err := pushSkill(c, skill, ref)
+		if err != nil {
+			out.fail(err)
+			return err
+		}
+		out.Push = &p.PushResult
+		reportPush(c.App.ErrWriter, p.PushResult)
+	}
+	return nil
+}
+
+// env is what the commands take from the global flags.
+type env struct {
+	address, namespace, root string
+	// stderr receives warnings and waits (a build's progress goes to its
+	// status channel).
+	stderr io.Writer
+}
+
+func envOf(c *cli.Context) env {
+	return env{address: c.String("address"), namespace: c.String("namespace"), root: c.String("root"), stderr: c.App.ErrWriter}
+}
+
+// buildOptions are the build's switches besides the skill.
+type buildOptions struct {
+	refresh bool
+	layers  sbllb.InstallOpts
+	cache   cacheFlags
+}
+
+// buildSkill is `skillbuild install`: it loads the skill from in, scans
+// and builds it, and returns the --json document, with the error (if any)
+// recorded in it. status receives BuildKit's progress and is closed when
+// buildSkill returns.
+func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, status chan *bkclient.SolveStatus) (*installResult, error) {
+	building := false
+	defer func() {
+		if !building && status != nil {
+			close(status)
+		}
+	}()
+	skill, err := config.Load(in)
+	if err != nil {
+		out := &installResult{SkillID: in.ID, Version: in.Version}
+		return out.fail(err), err
 	}
 	out := &installResult{SkillID: skill.ID, Version: skill.Version, ImageTag: store.Familiar(skill.Tag()), Packages: []engine.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
 
-	req := engine.Request{Skill: skill, Refresh: c.Bool("refresh"),
-		Layers: sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")}}
+	req := engine.Request{Skill: skill, Refresh: opts.refresh, Layers: opts.layers}
 	if skill.Policy.NoScan {
 		out.Scan = "disabled"
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")
-		fmt.Fprintln(c.App.ErrWriter, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
+		fmt.Fprintln(e.stderr, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
 		req.Labels = map[string]string{scan.LabelScan: "disabled"}
 		req.Attestations = func(locked lock.Lock) ([]attest.Predicate, error) {
 			return verdictAttestation(scan.DisabledPredicate(skill.Policy, len(locked)))
@@ -155,48 +230,46 @@ func install(c *cli.Context) error {
 	} else {
 		// Fail closed at once when there is no database; load it (a few
 		// hundred ms) while the engine starts and the requirements resolve.
-		root := c.String("root")
-		if _, err := scan.Status(root); err != nil {
-			return emitInstall(c, out, err)
+		if _, err := scan.Status(e.root); err != nil {
+			return out.fail(err), err
 		}
 		loaded := make(chan struct{})
 		var db *scan.DB
 		var dbErr error
 		go func() {
 			defer close(loaded)
-			db, dbErr = scan.Open(root)
+			db, dbErr = scan.Open(e.root)
 		}()
 		var verdict scan.Verdict
 		req.Gate = scanGate(func() (*scan.DB, error) {
 			<-loaded
 			return db, dbErr
-		}, skill.Policy, out, &verdict, c.App.ErrWriter)
+		}, skill.Policy, out, &verdict, e.stderr)
 		req.Attestations = func(lock.Lock) ([]attest.Predicate, error) {
 			return verdictAttestation(scan.Predicate(verdict, skill.Policy))
 		}
 	}
 
-	cache, engOpts, err := buildCache(c, skill)
+	cache, engOpts, err := buildCache(opts.cache, skill)
 	if err != nil {
-		return emitInstall(c, out, err)
+		return out.fail(err), err
 	}
 	req.Cache = cache
-	eng, err := newEngine(c, engOpts...)
+	eng, err := newEngine(ctx, e, engOpts...)
 	if err != nil {
-		return emitInstall(c, out, err)
+		return out.fail(err), err
 	}
 	defer eng.Close()
 
-	ch, done := progress(c)
-	req.Status = ch
-	res, err := eng.Build(c.Context, req)
-	done()
+	req.Status = status
+	building = true // Build closes status
+	res, err := eng.Build(ctx, req)
 	if err != nil {
 		if res != nil {
 			out.Steps = res.Executed
 			out.BuildLogs = append(out.BuildLogs, res.Logs...)
 		}
-		return emitInstall(c, out, err)
+		return out.fail(err), err
 	}
 	out.Success = true
 	out.Digest = res.Digest.String()
@@ -205,30 +278,52 @@ func install(c *cli.Context) error {
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
-	if spec := c.String("output"); spec != "" {
-		if err := exportSkill(c, res.ImageName, spec); err != nil {
-			return emitInstall(c, out, err)
-		}
-	}
-	if ref := c.String("push"); ref != "" {
-		p, err := pushSkill(c, skill, ref)
-		if err != nil {
-			return emitInstall(c, out, err)
-		}
-		out.Push = &p.PushResult
-		reportPush(c.App.ErrWriter, p.PushResult)
-	}
-	return emitInstall(c, out, nil)
+	return out, nil
 }
 
-// newEngine starts the embedded BuildKit engine for the global flags.
-func newEngine(c *cli.Context, extra ...engine.Opt) (*engine.Engine, error) {
-	root := c.String("root")
-	opts := append([]engine.Opt{engine.WithAddress(c.String("address")), engine.WithNamespace(c.String("namespace")),
-		engine.WithRoot(root), engine.WithLockWait(10*time.Minute, func() {
-			fmt.Fprintf(c.App.ErrWriter, "waiting for another skillbuild process using %s (up to 10m)...\n", root)
-		})}, extra...)
-	return engine.New(c.Context, opts...)
+// fail records err in the document and returns it.
+func (out *installResult) fail(err error) *installResult {
+	out.Success = false
+	out.Error = err.Error()
+	var ve *scan.VulnerableError
+	if errors.As(err, &ve) {
+		out.Error = "vulnerabilities detected"
+		out.Vulnerabilities = ve.Findings
+		out.Scan = "refused"
+	}
+	var se *engine.StepError
+	if errors.As(err, &se) {
+		out.Hint = se.Hint
+		for _, l := range se.Log {
+			out.BuildLogs = append(out.BuildLogs, se.Step+": "+l)
+		}
+	}
+	if out.Packages == nil {
+		out.Packages = []engine.Package{}
+	}
+	if out.Vulnerabilities == nil {
+		out.Vulnerabilities = []scan.Finding{}
+	}
+	if out.BuildLogs == nil {
+		out.BuildLogs = []string{}
+	}
+	return out
+}
+
+// newEngine starts the embedded BuildKit engine for the global settings
+// and sweeps away what dead runs left behind (see dial).
+func newEngine(ctx context.Context, e env, extra ...engine.Opt) (*engine.Engine, error) {
+	eng, err := engine.New(ctx, append([]engine.Opt{engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
+		engine.WithRoot(e.root), engine.WithLockWait(10*time.Minute, func() {
+			fmt.Fprintf(e.stderr, "waiting for another skillbuild process using %s (up to 10m)...\n", e.root)
+		})}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	if client := eng.Containerd(); client != nil {
+		sweepRuns(ctx, e, client)
+	}
+	return eng, nil
 }
 
 // progress starts rendering build progress on stderr; done waits for the
@@ -259,33 +354,7 @@ func renderProgress(ctx context.Context, w io.Writer, mode string, ch chan *bkcl
 // emitInstall prints the result (JSON or the tag) and returns err for the
 // exit code. With --json the error is in the document, not repeated.
 func emitInstall(c *cli.Context, out *installResult, err error) error {
-	if err != nil {
-		out.Success = false
-		out.Error = err.Error()
-		var ve *scan.VulnerableError
-		if errors.As(err, &ve) {
-			out.Error = "vulnerabilities detected"
-			out.Vulnerabilities = ve.Findings
-			out.Scan = "refused"
-		}
-		var se *engine.StepError
-		if errors.As(err, &se) {
-			out.Hint = se.Hint
-			for _, l := range se.Log {
-				out.BuildLogs = append(out.BuildLogs, se.Step+": "+l)
-			}
-		}
-	}
 	if c.Bool("json") {
-		if out.Packages == nil {
-			out.Packages = []engine.Package{}
-		}
-		if out.Vulnerabilities == nil {
-			out.Vulnerabilities = []scan.Finding{}
-		}
-		if out.BuildLogs == nil {
-			out.BuildLogs = []string{}
-		}
 		return jsonResult(c.App.Writer, out, err, exitCode)
 	}
 	if err != nil {

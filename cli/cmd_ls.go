@@ -28,7 +28,7 @@ func ls(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("ls takes no arguments: %w", errdefs.ErrInvalidArgument)
 	}
-	client, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	client, err := dial(c)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ func pruneCommand() *cli.Command {
 			"(base and skill images are never removed)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "keep-storage", Usage: "keep up to `SIZE` of build cache (e.g. 2g), least recently used goes first"},
-			&cli.BoolFlag{Name: "all", Usage: "remove all build cache, also what images still use (next builds run every step again); images are kept"},
+			&cli.BoolFlag{Name: "all", Usage: "remove all build cache, also what images still use (next builds run every step again), and the build history; images are kept"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
 		},
 		Action: prune,
@@ -39,7 +39,7 @@ func prune(c *cli.Context) error {
 		}
 		opts = append(opts, engine.WithKeepStorage(n))
 	}
-	eng, err := newEngine(c)
+	eng, err := newEngine(c.Context, envOf(c))
 	if err != nil {
 		return err
 	}
@@ -55,6 +55,9 @@ func prune(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "removed leftover staging image %s\n", s)
 	}
 	fmt.Fprintf(c.App.Writer, "removed %d build cache records (%s)\n", rep.CacheRecords, config.FormatSize(rep.CacheBytes))
+	if c.Bool("all") {
+		fmt.Fprintf(c.App.Writer, "removed %d build history records\n", rep.HistoryRecords)
+	}
 	fmt.Fprintf(c.App.Writer, "freed %d blobs (%s) and %d snapshots (%s)\n", rep.Freed.Blobs, config.FormatSize(rep.Freed.ContentBytes),
 		rep.Freed.Snapshots, config.FormatSize(rep.Freed.SnapshotBytes))
 	fmt.Fprintf(c.App.Writer, "containerd now holds %d blobs (%s) and %d snapshots (%s)\n", rep.After.Blobs, config.FormatSize(rep.After.ContentBytes),

@@ -39,7 +39,7 @@ func rm(c *cli.Context) error {
 		}
 		return fmt.Errorf("rm takes exactly one SKILL_ID: %w", errdefs.ErrInvalidArgument)
 	}
-	client, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	client, err := dial(c)
 	if err != nil {
 		return err
 	}

@@ -1,18 +1,17 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/runtime"
-	"github.com/skillbuild/skillbuild/store"
 	"github.com/urfave/cli/v2"
 )
 
@@ -35,7 +34,7 @@ Without --json the code's stdout and stderr pass through, a result is printed
 as one JSON line on stdout after them, and the exit status is the code's
 (124 after a timeout, 137 after an OOM kill). With --json one document
 {skill_id, image_tag, exit_code, stdout, stderr, result, error, timed_out,
-oom_killed, truncated, duration_ms} goes to stdout and the exit status is 0
+oom_killed, truncated, duration_ms, uid, gid} goes to stdout and the exit status is 0
 whenever the run itself worked, whatever the code did.`,
 		ArgsUsage: "SKILL_ID",
 		Flags: append([]cli.Flag{
@@ -54,6 +53,7 @@ whenever the run itself worked, whatever the code did.`,
 			&cli.StringFlag{Name: config.FlagOutputLimit, Value: config.DefaultRunOutputLimit, Usage: "stdout and stderr are each cut at this size"},
 			&cli.StringFlag{Name: "image", Usage: "run in image `REF` instead of the skill's"},
 			&cli.StringFlag{Name: "user", Usage: "run as `UID[:GID]` instead of the image's USER (only this can be root)"},
+			&cli.StringSliceFlag{Name: "preload", Usage: "import Python `MODULE` before the inputs are read (what serve's warm containers do ahead of a run)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
 			&cli.StringFlag{Name: "pull", Usage: "pull the image first: `missing|always|never` (default: missing when its name names a registry, else never)"},
 			&cli.BoolFlag{Name: "allow-unscanned", Usage: "run a pulled or loaded image that carries no passing scan verdict (loud, and recorded in the result)"},
@@ -75,6 +75,8 @@ type runOutput struct {
 	OOMKilled  bool               `json:"oom_killed"`
 	Truncated  bool               `json:"truncated"`
 	DurationMS int64              `json:"duration_ms"`
+	UID        uint32             `json:"uid"`
+	GID        uint32             `json:"gid"`
 	// Unscanned says why an image without a passing scan verdict ran
 	// (--allow-unscanned); absent otherwise.
 	Unscanned string `json:"unscanned,omitempty"`
@@ -92,7 +94,7 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 	if err != nil {
 		return runtime.Request{}, skill, "", err
 	}
-	req := runtime.Request{Limits: runtime.Limits(skill.Run), User: c.String("user")}
+	req := runtime.Request{Limits: runtime.Limits(skill.Run), User: c.String("user"), Preload: c.StringSlice("preload")}
 
 	switch code, file := c.String("c"), c.String("code"); {
 	case c.IsSet("c") && c.IsSet("code"):
@@ -100,9 +102,9 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 	case c.IsSet("c"):
 		req.Code = []byte(code)
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := config.ReadInput(file, config.MaxCodeSize)
 		if err != nil {
-			return req, skill, "", fmt.Errorf("--code: %w: %w", err, errdefs.ErrInvalidArgument)
+			return req, skill, "", fmt.Errorf("--code: %w", err)
 		}
 		req.Code = b
 	default:
@@ -118,30 +120,38 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 		var b []byte
 		var err error
 		if f := c.String("inputs-file"); f == "-" {
-			b, err = io.ReadAll(c.App.Reader)
+			b, err = readStdin(c.Context, c.App.Reader, config.MaxInputsSize)
 		} else {
-			b, err = os.ReadFile(f)
+			b, err = config.ReadInput(f, config.MaxInputsSize)
 		}
 		if err != nil {
-			return req, skill, "", fmt.Errorf("--inputs-file: %w: %w", err, errdefs.ErrInvalidArgument)
+			return req, skill, "", fmt.Errorf("--inputs-file: %w", err)
 		}
 		req.Inputs = b
 	}
 
-	tag := skill.Tag()
-	ref := tag
-	if img := c.String("image"); img != "" {
-		ref, tag = img, img
+	var tag string
+	req.Image, tag, err = runImage(skill, c.String("image"))
+	return req, skill, tag, err
+}
+
+// runImage is the image reference a run of skill uses (image, when given,
+// instead of the skill's tag) as containerd stores it, and as shown to the
+// user.
+func runImage(skill config.Skill, image string) (ref, tag string, err error) {
+	tag = skill.Tag()
+	ref = tag
+	if image != "" {
+		ref, tag = image, image
 	}
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return req, skill, "", fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+		return "", "", fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
 	}
-	req.Image = reference.TagNameOnly(named).String()
-	if c.String("image") == "" {
+	if image == "" {
 		tag = reference.FamiliarString(reference.TagNameOnly(named))
 	}
-	return req, skill, tag, nil
+	return reference.TagNameOnly(named).String(), tag, nil
 }
 
 func runAction(c *cli.Context) error {
@@ -155,49 +165,65 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return emitRun(c, out, err)
 	}
+	// Ctrl-C and SIGTERM cancel c.Context (see main), and so does a reader
+	// of the output that goes away (EPIPE); the runtime still cleans up.
+	ctx, cancel := context.WithCancelCause(c.Context)
+	defer cancel(nil)
 	if !asJSON {
-		req.Stdout, req.Stderr = c.App.Writer, c.App.ErrWriter
+		req.Stdout = pipeWatch{w: c.App.Writer, name: "stdout", cancel: cancel}
+		req.Stderr = pipeWatch{w: c.App.ErrWriter, name: "stderr", cancel: cancel}
 	}
-
-	// Ctrl-C and SIGTERM cancel c.Context (see main); the runtime still
-	// cleans up.
-	ctx := c.Context
-	client, err := store.Dial(ctx, c.String("address"), c.String("namespace"))
+	client, err := dial(c)
 	if err != nil {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
-	runner, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(c.String("root"), "runs")), runtime.WithoutSweep())
-	if err != nil {
-		return emitRun(c, out, err)
-	}
 	if err := pullForRun(c, client, req.Image); err != nil {
 		return emitRun(c, out, err)
 	}
 	if out.Unscanned, err = admit(ctx, client, req.Image, c.Bool("allow-unscanned"), c.App.ErrWriter); err != nil {
 		return emitRun(c, out, err)
 	}
-	// An orphan that cannot be removed is worth a warning, not a refusal.
-	if _, err := runner.Sweep(ctx); err != nil {
-		fmt.Fprintln(c.App.ErrWriter, "skillbuild: warning: sweeping orphaned runs:", err)
+	runner, err := runtime.New(ctx, client, runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep())
+	if err != nil {
+		return emitRun(c, out, err)
 	}
 	res, err := runner.Run(ctx, req)
-	if errors.Is(err, runtime.ErrImageNotFound) {
-		hint := "skillbuild install " + skill.ID
-		if skill.Version != "1" {
-			hint = "skillbuild install --version " + skill.Version + " " + skill.ID
-		}
-		if c.String("image") != "" {
-			hint = "skillbuild base import, or pull it into containerd,"
-		}
-		err = &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, syscall.EPIPE) {
+		err = fmt.Errorf("%w: the run was stopped and cleaned up", cause)
 	}
+	err = runError(err, skill, c.String("image"), tag)
+	out.fill(res, err)
+	return emitRun(c, out, err)
+}
+
+// runError turns a missing image into an error that says what to do.
+func runError(err error, skill config.Skill, image, tag string) error {
+	if !errors.Is(err, runtime.ErrImageNotFound) {
+		return err
+	}
+	hint := "skillbuild install " + skill.ID
+	if skill.Version != "1" {
+		hint = "skillbuild install --version " + skill.Version + " " + skill.ID
+	}
+	if image != "" {
+		hint = "skillbuild base import, or pull it into containerd,"
+	}
+	return &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
+}
+
+// fill records what a run did; err is the failure of the run itself, if
+// any (then the document's error says what it was).
+func (out *runOutput) fill(res runtime.Result, err error) {
 	out.ExitCode = res.ExitCode
 	out.Stdout, out.Stderr = res.Stdout, res.Stderr
 	out.Result, out.Error = res.Result, res.Error
 	out.TimedOut, out.OOMKilled, out.Truncated = res.TimedOut, res.OOMKilled, res.Truncated
 	out.DurationMS = res.Duration.Milliseconds()
-	return emitRun(c, out, err)
+	out.UID, out.GID = res.UID, res.GID
+	if err != nil && out.Error == nil {
+		out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
+	}
 }
 
 // emitRun prints the outcome of a run and returns what decides the exit
@@ -217,7 +243,9 @@ func emitRun(c *cli.Context, out *runOutput, err error) error {
 		return cli.Exit(err.Error(), exitCode(err))
 	}
 	if out.Result != nil {
-		fmt.Fprintln(c.App.Writer, string(out.Result))
+		if _, err := fmt.Fprintln(c.App.Writer, string(out.Result)); err != nil {
+			return cli.Exit("run: print the result: "+err.Error(), exitCode(err))
+		}
 	}
 	switch {
 	case out.TimedOut:
@@ -259,3 +287,40 @@ type notFoundError struct{ msg string }
 
 func (e *notFoundError) Error() string { return e.msg }
 func (e *notFoundError) Unwrap() error { return errdefs.ErrNotFound }
+
+// pipeWatch passes writes on to w and cancels the run, with the error as
+// the cause, once w's reader is gone (EPIPE): nobody reads what the run
+// would print.
+type pipeWatch struct {
+	w      io.Writer
+	name   string
+	cancel context.CancelCauseFunc
+}
+
+func (p pipeWatch) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if errors.Is(err, syscall.EPIPE) {
+		p.cancel(fmt.Errorf("%s closed by its reader: %w", p.name, err))
+	}
+	return n, err
+}
+
+// readStdin reads stdin (at most max bytes) unless ctx is done first: a
+// stdin nobody writes to must not make Ctrl-C and SIGTERM useless.
+func readStdin(ctx context.Context, r io.Reader, max int64) ([]byte, error) {
+	type read struct {
+		b   []byte
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		b, err := config.ReadLimited("stdin", r, max)
+		done <- read{b, err}
+	}()
+	select {
+	case rd := <-done:
+		return rd.b, rd.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("reading stdin: %w", context.Cause(ctx))
+	}
+}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,37 +12,49 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	bkclient "github.com/moby/buildkit/client"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/engine"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/urfave/cli/v2"
 )
 
-// resolveRequirements turns requirements into the exact set `install` would
-// install, with the same resolve step in the same base image.
-func resolveRequirements(c *cli.Context, _ []config.Requirement) ([]scan.Package, error) {
+// resolveRequirements turns the arguments and -r files into the exact set
+// `install` would install, with the same resolve step in the same base
+// image. The requirements are parsed once, by config.Load, as for install;
+// the policy is scanPolicy's (scan takes the ID shorthand of --allow,
+// which install does not), so the allow entries are not the skill's here.
+func resolveRequirements(c *cli.Context) ([]scan.Package, error) {
 	in := skillInput(c)
-	in.ID, in.Version = "scan", "1"
 	in.Requirements = c.Args().Slice()
-	skill, err := config.Load(in)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := newEngine(c)
-	if err != nil {
-		return nil, err
-	}
-	defer eng.Close()
+	in.Allow = nil
 	ch, done := progress(c)
-	locked, err := eng.Resolve(c.Context, skill, ch)
+	pkgs, err := resolvePackages(c.Context, envOf(c), in, ch)
 	done()
-	if err != nil {
-		return nil, err
+	return pkgs, err
+}
+
+// resolvePackages resolves the requirements of in (its index, base and
+// sdist settings) like install does. status receives the progress and is
+// closed when it returns.
+func resolvePackages(ctx context.Context, e env, in config.Input, status chan *bkclient.SolveStatus) ([]scan.Package, error) {
+	in.ID, in.Version = "scan", "1"
+	skill, err := config.Load(in)
+	if err == nil {
+		var eng *engine.Engine
+		if eng, err = newEngine(ctx, e); err == nil {
+			defer eng.Close()
+			locked, err := eng.Resolve(ctx, skill, status)
+			if err != nil {
+				return nil, err
+			}
+			return scan.Packages(locked), nil
+		}
 	}
-	pkgs := make([]scan.Package, len(locked))
-	for i, d := range locked {
-		pkgs[i] = scan.Package{Name: d.Name, Version: d.Version}
+	if status != nil {
+		close(status)
 	}
-	return pkgs, nil
+	return nil, err
 }
 
 func scanCommand() *cli.Command {
@@ -100,11 +114,17 @@ func runScan(c *cli.Context) error {
 }
 
 func scanPolicy(c *cli.Context) (config.Policy, error) {
-	p := config.Policy{MinSeverity: strings.ToLower(c.String("min-severity")), AllowStaleDB: c.Bool("allow-stale-db")}
+	return parseScanPolicy(c.String("min-severity"), c.Bool("allow-stale-db"), c.StringSlice("allow"))
+}
+
+// parseScanPolicy is scan's policy from its --min-severity,
+// --allow-stale-db and --allow values.
+func parseScanPolicy(minSeverity string, allowStale bool, allow []string) (config.Policy, error) {
+	p := config.Policy{MinSeverity: strings.ToLower(minSeverity), AllowStaleDB: allowStale}
 	if err := config.ValidateSeverity(p.MinSeverity); err != nil {
 		return p, err
 	}
-	for _, s := range c.StringSlice("allow") {
+	for _, s := range allow {
 		if strings.Contains(s, ":") {
 			a, err := config.ParseAllow(s)
 			if err != nil {
@@ -130,18 +150,7 @@ func scanPackages(c *cli.Context) ([]scan.Package, error) {
 		return nil, fmt.Errorf("nothing to scan: give requirements as arguments or with -r FILE: %w", errdefs.ErrInvalidArgument)
 	}
 	if !c.Bool("no-resolve") {
-		reqs, err := config.ParseRequirementArgs(c.Args().Slice())
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range files {
-			r, err := readRequirements(f, config.ParseRequirements)
-			if err != nil {
-				return nil, err
-			}
-			reqs = append(reqs, r...)
-		}
-		return resolveRequirements(c, reqs)
+		return resolveRequirements(c)
 	}
 	var pins []config.Pin
 	if c.NArg() > 0 {
@@ -158,6 +167,12 @@ func scanPackages(c *cli.Context) ([]scan.Package, error) {
 		}
 		pins = append(pins, p...)
 	}
+	return pinnedPackages(pins)
+}
+
+// pinnedPackages is the set of pins to scan as it is; a name pinned twice
+// is an error.
+func pinnedPackages(pins []config.Pin) ([]scan.Package, error) {
 	seen := map[string]config.Pin{}
 	pkgs := make([]scan.Package, 0, len(pins))
 	for _, p := range pins {
@@ -171,15 +186,11 @@ func scanPackages(c *cli.Context) ([]scan.Package, error) {
 }
 
 func readRequirements[T any](file string, parse func(string, io.Reader) ([]T, error)) ([]T, error) {
-	f, err := os.Open(file)
+	data, err := config.ReadInput(file, config.MaxRequirementsSize)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("requirements file %s: %w", file, errdefs.ErrInvalidArgument)
-		}
-		return nil, err
+		return nil, fmt.Errorf("requirements file: %w", err)
 	}
-	defer f.Close()
-	return parse(file, f)
+	return parse(file, bytes.NewReader(data))
 }
 
 func openScanDB(c *cli.Context) (*scan.DB, error) {

@@ -23,6 +23,9 @@ func commands() []*cli.Command {
 		pullCommand(),
 		inspectCommand(),
 		loadCommand(),
+		serveCommand(),
+		versionCommand(),
+		completionCommand(),
 	}
 	return cmds
 }
@@ -50,7 +53,8 @@ func jsonResult(w io.Writer, v any, err error, code func(error) int) error {
 // nerdctl, every cobra-based tool): urfave/cli stops parsing flags at the
 // first argument, so the command's known flags (with their values) are
 // moved ahead of its arguments. "--" still ends the flags: what follows it
-// stays an argument, even if it looks like a flag.
+// stays an argument, even if it looks like a flag. Global flags given after
+// the command move before it.
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
@@ -59,6 +63,7 @@ func interspersed(app *cli.App, args []string) []string {
 	i := 1
 	// Global flags, then the command and its subcommands.
 	i = takeFlags(app.Flags, args, i, &out)
+	globalsEnd := len(out)
 	cmds := app.Commands
 	var cmd *cli.Command
 	for i < len(args) {
@@ -74,7 +79,7 @@ func interspersed(app *cli.App, args []string) []string {
 	if cmd == nil || i >= len(args) {
 		return append(out, args[i:]...)
 	}
-	var flags, positional []string
+	var globals, flags, positional []string
 	for i < len(args) {
 		a := args[i]
 		switch {
@@ -82,11 +87,19 @@ func interspersed(app *cli.App, args []string) []string {
 			positional = append(positional, args[i+1:]...)
 			i = len(args)
 		case len(a) > 1 && a[0] == '-':
+			// The command's own flag, else a global one (which must go
+			// before the command), else unknown: left for the parser to name.
+			dst := &flags
 			f := findFlag(cmd.Flags, a)
-			flags = append(flags, a)
+			if f == nil {
+				if f = findFlag(app.Flags, a); f != nil {
+					dst = &globals
+				}
+			}
+			*dst = append(*dst, a)
 			i++
 			if f != nil && takesValue(f) && !strings.Contains(a, "=") && i < len(args) {
-				flags = append(flags, args[i])
+				*dst = append(*dst, args[i])
 				i++
 			}
 		default:
@@ -94,6 +107,7 @@ func interspersed(app *cli.App, args []string) []string {
 			i++
 		}
 	}
+	out = append(out[:globalsEnd], append(globals, out[globalsEnd:]...)...)
 	out = append(out, flags...)
 	if len(positional) > 0 {
 		out = append(out, "--")

@@ -22,6 +22,9 @@ func TestInterspersedFlags(t *testing.T) {
 		{"skillbuild install weather -r req.txt requests --progress plain", "skillbuild install -r req.txt --progress plain -- weather requests"},
 		{"skillbuild --root /r install weather --json", "skillbuild --root /r install --json -- weather"},
 		{"skillbuild run weather --timeout=5s --json", "skillbuild run --timeout=5s --json -- weather"},
+		// Global flags after the command move before it.
+		{"skillbuild ls --json --address /a.sock", "skillbuild --address /a.sock ls --json"},
+		{"skillbuild --root /r run w --namespace=x --json", "skillbuild --root /r --namespace=x run --json -- w"},
 		// Subcommands.
 		{"skillbuild db import osv.zip --json", "skillbuild db import --json -- osv.zip"},
 		// "--" ends the flags: what follows is an argument.

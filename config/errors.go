@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -62,11 +63,13 @@ func redactURL(s string) string {
 var userinfoRE = regexp.MustCompile(`(://)[^/@\s]*@`)
 
 // quote renders user input for an error message: credentials in URLs are
-// redacted, control characters escaped, and long input shortened.
+// redacted, long input shortened, and everything but printable ASCII
+// escaped (\u0430 for a Cyrillic a, \u212a for the Kelvin sign), so a
+// look-alike character never passes for the ASCII one in a message.
 func quote(s string) string {
 	s = userinfoRE.ReplaceAllString(s, "${1}xxxxx@")
 	if r := []rune(s); len(r) > 80 {
 		s = string(r[:77]) + "..."
 	}
-	return fmt.Sprintf("%q", s)
+	return strconv.QuoteToASCII(s)
 }

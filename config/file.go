@@ -178,7 +178,7 @@ func yamlError(source string, err error) error {
 		}
 		if sm := unknownKeyRE.FindStringSubmatch(e.Msg); sm != nil {
 			e.Field = sm[1]
-			e.Msg = fmt.Sprintf("unknown field %q in %s", sm[1], strings.TrimSuffix(typeNames.Replace(sm[2]), " (a mapping)"))
+			e.Msg = fmt.Sprintf("unknown field %s in %s", quote(sm[1]), strings.TrimSuffix(typeNames.Replace(sm[2]), " (a mapping)"))
 		} else if sm := yamlUnmarshal.FindStringSubmatch(e.Msg); sm != nil {
 			e.Msg = fmt.Sprintf("expected %s, found %s", typeNames.Replace(sm[3]), yamlKind(sm[1], sm[2]))
 		} else {

@@ -206,20 +206,8 @@ func Load(in Input) (Skill, error) {
 	return s, nil
 }
 
-// readFile reads a configuration file of bounded size.
-func readFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxFileSize)
-	}
-	return os.ReadFile(path)
-}
+// readFile reads a configuration file of bounded size (see ReadInput).
+func readFile(path string) ([]byte, error) { return ReadInput(path, maxFileSize) }
 
 func (l *loader) abs(base, p string) string {
 	if filepath.IsAbs(p) {

@@ -114,6 +114,10 @@ func ParseRequirementArgs(args []string) ([]Requirement, error) {
 			}
 		}
 		errs = append(errs, invalidf("args", 0, "", "argument %d: %v", i+1, err))
+		if len(errs) >= maxLineErrors {
+			errs = append(errs, &Error{Source: "args", Msg: "too many errors; stopped"})
+			break
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -140,7 +144,7 @@ func ParsePins(source string, r io.Reader) ([]Pin, error) {
 			return fmt.Errorf("%s: expected an exact pin name==version", quote(text))
 		}
 		if first, dup := seen[req.Name]; dup {
-			return fmt.Errorf("%s: %q is pinned twice (first at %s:%d)", quote(text), req.Name, source, first)
+			return fmt.Errorf("%s: %s is pinned twice (first at %s:%d)", quote(text), quote(req.Name), source, first)
 		}
 		seen[req.Name] = n
 		pins = append(pins, Pin{Name: req.Name, Version: ver, Source: source, Line: n})
@@ -267,6 +271,19 @@ func rejectNonRequirement(text string) error {
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		switch {
+		// pip splits a requirements-file line at the first blank-separated
+		// word starting with '-' and reads the rest as options, quotes or
+		// not: `x; "a" != " --pre"` would reach pip as `x; "a" != "` plus
+		// the option --pre. So a blank before '-' is refused even inside a
+		// marker's quoted string.
+		case (c == ' ' || c == '\t') && i+1 < len(text) && text[i+1] == '-':
+			opt, _, _ := strings.Cut(text[i+1:], " ")
+			opt, _, _ = strings.Cut(opt, "=")
+			opt = strings.TrimRight(opt, `"'`)
+			if quoted != 0 {
+				return fmt.Errorf("a blank followed by '-' inside a quoted marker value (%s) is not allowed: pip would read it as the option %s", quote(text[i:]), quote(opt))
+			}
+			return fmt.Errorf("per-requirement pip option %s is not allowed: hashes and install options are decided by skillbuild", opt)
 		case quoted != 0:
 			if c == quoted {
 				quoted = 0
@@ -275,10 +292,6 @@ func rejectNonRequirement(text string) error {
 			quoted = c
 		case c == '@':
 			return errors.New("direct references (name @ url) are not allowed: require the package by name and version")
-		case (c == ' ' || c == '\t') && i+1 < len(text) && text[i+1] == '-':
-			opt, _, _ := strings.Cut(text[i+1:], " ")
-			opt, _, _ = strings.Cut(opt, "=")
-			return fmt.Errorf("per-requirement pip option %s is not allowed: hashes and install options are decided by skillbuild", opt)
 		}
 	}
 	head, _, _ := strings.Cut(text, ";")
@@ -499,15 +512,20 @@ func releaseOf(v string) string {
 	return v[:end]
 }
 
-// checkDuplicates rejects a project named by two requirements, naming both.
+// checkDuplicates rejects a project named by two requirements, naming
+// both; like line errors, at most maxLineErrors are reported.
 func checkDuplicates(reqs []Requirement) error {
 	seen := map[string]Requirement{}
 	var errs []error
 	for _, r := range reqs {
 		if first, dup := seen[r.Name]; dup {
+			if len(errs) == maxLineErrors {
+				errs = append(errs, &Error{Source: r.Source, Msg: "too many errors; stopped"})
+				break
+			}
 			errs = append(errs, &Error{Source: r.Source, Line: r.Line, Msg: fmt.Sprintf(
-				"%s: project %q is already required at %s; combine the specifiers into one requirement",
-				quote(r.Raw), r.Name, where(first))})
+				"%s: project %s is already required at %s; combine the specifiers into one requirement",
+				quote(r.Raw), quote(r.Name), where(first))})
 			continue
 		}
 		seen[r.Name] = r

@@ -138,6 +138,10 @@ func TestParseRequirementsRejects(t *testing.T) {
 		{"marker extra paren", `foo; os_name == "nt")`, "unexpected \")\" in marker"},
 		{"marker bad char", `foo; os_name == "nt" && os_name == "x"`, "unexpected \"&& os_name"},
 		{"marker comment cut", `foo; os_name == " #x"`, "unterminated string"},
+		{"marker string hiding an option", `foo; "a" != " --pre"`, `pip would read it as the option "--pre"`},
+		{"marker string hiding an index", `foo; os_name != 'x -i evil'`, `pip would read it as the option "-i"`},
+		{"cyrillic a echoed escaped", "fl\u0430sk", `unexpected "\u0430sk" after the requirement`},
+		{"kelvin sign echoed escaped", "\u212aeras", `expected a project name, found "\u212aeras"`},
 		{"marker nesting", "foo; " + strings.Repeat("(", 40) + `os_name == "nt"` + strings.Repeat(")", 40), "deeper than 32"},
 	}
 	for _, tt := range tests {
@@ -180,6 +184,31 @@ func TestParseRequirementsDuplicates(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errdefs.IsInvalidArgument(err))
 	assert.Contains(t, err.Error(), `r.txt:3: "REQUESTS<3": project "requests" is already required at r.txt:1`)
+}
+
+func TestParseRequirementsCapsDuplicateErrors(t *testing.T) {
+	t.Parallel()
+	_, err := ParseRequirements("r.txt", strings.NewReader(strings.Repeat("requests\n", 10000)))
+	require.Error(t, err)
+	assert.Equal(t, maxLineErrors, strings.Count(err.Error(), "is already required"))
+	assert.Contains(t, err.Error(), "too many errors; stopped")
+
+	args := make([]string, 10000)
+	for i := range args {
+		args[i] = "./bad"
+	}
+	_, err = ParseRequirementArgs(args)
+	require.Error(t, err)
+	assert.Equal(t, maxLineErrors, strings.Count(err.Error(), "local paths are not allowed"))
+	assert.Contains(t, err.Error(), "too many errors; stopped")
+}
+
+func TestQuoteEscapesLookAlikes(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, `"fl\u0430sk"`, quote("fl\u0430sk"), "Cyrillic a")
+	assert.Equal(t, `"\u212a"`, quote("\u212a"), "Kelvin sign")
+	assert.Equal(t, `"a\x00b"`, quote("a\x00b"))
+	assert.Equal(t, `"plain"`, quote("plain"))
 }
 
 func TestParseRequirementsReportsEveryLine(t *testing.T) {

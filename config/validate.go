@@ -59,7 +59,7 @@ func ValidateVersion(v string) error {
 	allZero := true
 	for _, part := range strings.Split(v, ".") {
 		if len(part) > 1 && part[0] == '0' {
-			return invalidf("", 0, "version", "skill version %s has a leading zero in %q", quote(v), part)
+			return invalidf("", 0, "version", "skill version %s has a leading zero in %s", quote(v), quote(part))
 		}
 		if strings.Trim(part, "0") != "" {
 			allZero = false
@@ -125,7 +125,7 @@ func ParseSize(s string) (int64, error) {
 	case "t", "tb", "ti", "tib":
 		mult = 1 << 40
 	default:
-		return 0, invalidf("", 0, "", "size %s has unknown unit %q: use k, m, g or t", quote(s), m[2])
+		return 0, invalidf("", 0, "", "size %s has unknown unit %s: use k, m, g or t", quote(s), quote(m[2]))
 	}
 	var n float64
 	if !strings.Contains(m[1], ".") {

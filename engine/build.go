@@ -85,6 +85,7 @@ type solveSession struct {
 	skill       config.Skill // with index URLs as the step sees them
 	origIndex   []string     // the configured index URLs (may carry credentials)
 	trusted     []string
+	sources     lock.Sources // where the lock's files may come from
 	attachables []session.Attachable
 	cacheExp    []bkclient.CacheOptionsEntry
 	cacheImp    []bkclient.CacheOptionsEntry
@@ -103,8 +104,14 @@ func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 			return nil, err
 		}
 		ss.closers = append(ss.closers, proxy.Close)
+		remove := e.fetch.add(proxy)
+		ss.closers = append(ss.closers, func() error { remove(); return nil })
 		step := proxy.StepURLs()
 		ss.skill.Index.URL, ss.skill.Index.ExtraURLs = step[0], step[1:]
+		if ss.sources.Origins, err = origins(append(step, urls...), proxyOpts(urls) != nil); err != nil {
+			ss.close()
+			return nil, err
+		}
 		ss.trusted = proxy.TrustedHosts()
 		ss.attachables = append(ss.attachables, proxy.Attachable(sbllb.IndexSocketID))
 	}
@@ -115,6 +122,7 @@ func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 			return nil, fmt.Errorf("find-links directory %s: %w", dir, errdefs.ErrInvalidArgument)
 		}
 		ss.locals[sbllb.FindLinksName(i)] = fs
+		ss.sources.FindLinks = append(ss.sources.FindLinks, sbllb.FindLinksPath(i))
 	}
 	return ss, nil
 }
@@ -175,7 +183,9 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 	}, statusCh)
 	wg.Wait()
 	if err != nil {
-		if funcErr != nil {
+		// The build timeout wins over what a step made of being cancelled
+		// by it: the build function sees BuildKit's context, not ours.
+		if funcErr != nil && !errors.Is(context.Cause(ctx), errBuildTimeout) {
 			return nil, funcErr
 		}
 		return nil, explain(ctx, err, ss.skill, ss.origIndex, ss.col)
@@ -234,6 +244,12 @@ func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, p
 	}
 	r.lock, err = lock.ParseReport(b)
 	if err != nil {
+		return nil, fail(err)
+	}
+	// The report was written by a step that may have run package code:
+	// nothing in it is fetched unless it comes from where that step was
+	// allowed to look.
+	if err := r.lock.Check(ss.sources); err != nil {
 		return nil, fail(err)
 	}
 	if err := checkSdists(r.lock, s.Index.AllowSdist); err != nil {
@@ -328,7 +344,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		if err != nil {
 			return nil, fail(err)
 		}
-		if err := checkLayers(ctx, c, installed, ss.skill, len(r.lock), fail); err != nil {
+		if err := checkLayers(ctx, c, r.venv, installed, ss.skill, fail); err != nil {
 			return nil, err
 		}
 		def, err := installed.Root.Marshal(ctx)
@@ -416,6 +432,29 @@ func indexURLs(ix config.Index) []string {
 		u = "https://pypi.org/simple"
 	}
 	return append([]string{u}, ix.ExtraURLs...)
+}
+
+// origins are the allowed origins of the lock's files, the same hosts the
+// index proxy lets the resolve step reach: the index URLs as configured and
+// as the step saw them (a virtual host stands in for an https index with
+// credentials), and with PyPI its file host.
+func origins(indexURLs []string, pypi bool) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, u := range indexURLs {
+		o, err := lock.Origin(u)
+		if err != nil {
+			return nil, fmt.Errorf("index URL: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		if !seen[o] {
+			seen[o] = true
+			out = append(out, o)
+		}
+	}
+	if pypi {
+		out = append(out, "https://"+indexproxy.PyPIFilesHost)
+	}
+	return out, nil
 }
 
 // proxyOpts allows the file host that pypi.org's pages link to.

@@ -3,10 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
+	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,10 +28,11 @@ func TestExplainResolveFailures(t *testing.T) {
 		{"conflict", "resolve requirements", "exit code: 1",
 			"ERROR: Cannot install a==1 and b==1 because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    a 1 depends on c==1\n    b 1 depends on c==2\n",
 			[]string{"a==1 and b==1", "a 1 depends on c==1", "b 1 depends on c==2"}},
-		{"oom", "install foo==9", "exit code: 137", "", []string{"128m", "--build-memory"}},
-		{"child killed", "build wheel foo==9 from source", "exit code: 1", "error: subprocess-exited-with-error\n  exit code: -9\n", []string{"128m"}},
+		{"oom", "install foo==9", "exit code: 137", "", []string{"128 MiB", "--build-memory"}},
+		{"child killed", "build wheel foo==9 from source", "exit code: 1", "error: subprocess-exited-with-error\n  exit code: -9\n", []string{"128 MiB"}},
 		{"no venv", "create venv /opt/skill/venv", "exit code: 1", "Error: ensurepip", []string{"venv"}},
-		{"conflicting files", "check layers for conflicting files", "exit code: 1", "conflict: /x/y.py is written by both a and b\n", []string{"/x/y.py is written by both a and b"}},
+		{"unsafe wheel", "install evil==1.0", "exit code: 1", "wheelinstall: evil 1.0 (evil-1.0-py3-none-any.whl): refused: unsafe console script name '/etc/x'\n",
+			[]string{"refused an unsafe wheel: evil 1.0", "unsafe console script name '/etc/x'"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,6 +48,46 @@ func TestExplainResolveFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExplainConflictNamesTheUsersLines feeds pip's own output for two
+// requirements that need different versions of a third (as pip 23 prints
+// it at its default verbosity) and expects the user's lines, where they
+// came from, the package they fight over and what each side needs.
+func TestExplainConflictNamesTheUsersLines(t *testing.T) {
+	t.Parallel()
+	s := config.Skill{Requirements: []config.Requirement{
+		{Name: "a", Raw: "a>=1", Source: "skill.yaml", Line: 7},
+		{Name: "b", Raw: "b", Source: "reqs/requirements.txt", Line: 2},
+	}}
+	log := `Processing /run/skillbuild/find-links/0/a-1.0-py3-none-any.whl (from -r /run/skillbuild/in/requirements.txt (line 1))
+ERROR: Cannot install -r /run/skillbuild/in/requirements.txt (line 1) and -r /run/skillbuild/in/requirements.txt (line 2) because these package versions have conflicting dependencies.
+
+The conflict is caused by:
+    a 1.0 depends on c==1.0
+    b 1.0 depends on c==2.0
+
+To fix this you could try to:
+1. loosen the range of package versions you've specified
+`
+	col := newCollector()
+	v := col.get("sha256:1")
+	v.name, v.err, v.logs = "resolve requirements", "exit code: 1", []byte(log)
+	var se *StepError
+	require.ErrorAs(t, explain(context.Background(), errors.New("solve failed"), s, nil, col), &se)
+	msg := se.Error()
+	for _, w := range []string{`"a>=1" (skill.yaml:7)`, `"b" (reqs/requirements.txt:2)`, "different versions of c", "a 1.0 depends on c==1.0", "b 1.0 depends on c==2.0"} {
+		assert.Contains(t, msg, w)
+	}
+	assert.NotContains(t, msg, "/run/skillbuild", "no paths inside the build step")
+	assert.Contains(t, se.Hint, "c")
+
+	// A requirement of the user's own against a dependency's.
+	log = "ERROR: Cannot install -r /run/skillbuild/in/requirements.txt (line 1) and c==2.0 because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    The user requested c==2.0\n    a 1.0 depends on c==1.0\n"
+	v.logs = []byte(log)
+	require.ErrorAs(t, explain(context.Background(), errors.New("solve failed"), s, nil, col), &se)
+	assert.Contains(t, se.Error(), "different versions of c")
+	assert.Contains(t, se.Error(), "The user requested c==2.0")
 }
 
 func TestBaseMissingIsNotFound(t *testing.T) {
@@ -62,13 +106,72 @@ func TestCheckSdists(t *testing.T) {
 	assert.NoError(t, checkSdists(locked, true))
 }
 
-func TestFindConflicts(t *testing.T) {
+func TestCheckLayerContents(t *testing.T) {
 	t.Parallel()
-	lists := [][]byte{
-		[]byte("a-1.0\tlib/python3.11/site-packages/ns/__init__.py\na-1.0\tlib/python3.11/site-packages/a/x.py\n"),
-		[]byte("b-2.0\tlib/python3.11/site-packages/ns/__init__.py\nb-2.0\tlib/python3.11/site-packages/b/y.py\n"),
-		[]byte("c-1.0\tlib/python3.11/site-packages/c/z.py\n"),
+	const site = sbllb.VenvDir + "/lib/python3.11/site-packages"
+	list := func(entries ...string) []byte {
+		var b strings.Builder
+		for _, e := range entries {
+			typ, p, _ := strings.Cut(e, " ")
+			fmt.Fprintf(&b, "[%q, %q]\n", typ, p)
+		}
+		return []byte(b.String())
 	}
-	assert.Equal(t, []string{"lib/python3.11/site-packages/ns/__init__.py is written by both a-1.0 and b-2.0"}, findConflicts(lists))
-	assert.Empty(t, findConflicts(lists[1:]), "namespace directories shared without a shared file are fine")
+	a := lock.Lock{{Name: "a", Version: "1.0"}}
+	b := lock.Lock{{Name: "b-c", Version: "2.0-1"}}
+	good := [][]byte{
+		list("d /opt", "d /opt/skill", "d "+sbllb.VenvDir, "d "+site, "d "+site+"/a-1.0.dist-info", "f "+site+"/ns/__init__.py", "d "+site+"/ns"),
+		list("d "+site, "d "+site+"/B_c-2.0_1.dist-info", "d "+site+"/ns", "f "+site+"/ns/b.py",
+			"d "+site+"/b_c/_vendor/x-9.dist-info", "l "+sbllb.VenvDir+"/bin/b-link"),
+	}
+	require.NoError(t, checkLayerContents([]lock.Lock{a, b}, good))
+
+	tests := []struct {
+		name  string
+		locks []lock.Lock
+		lists [][]byte
+		want  []string
+	}{
+		{"file outside the venv", []lock.Lock{a}, [][]byte{list("d /etc", "f /etc/x", "d "+site+"/a-1.0.dist-info")},
+			[]string{"writes outside the virtual environment", "a==1.0 writes /etc/x", "a==1.0 writes /etc;"}},
+		{"link beside the venv", []lock.Lock{a}, [][]byte{list("l /opt/skill/venv2", "d "+site+"/a-1.0.dist-info")},
+			[]string{"a==1.0 writes /opt/skill/venv2"}},
+		{"another distribution's dist-info", []lock.Lock{a}, [][]byte{list("d "+site+"/a-1.0.dist-info", "d "+site+"/evil-6.6.dist-info")},
+			[]string{"does not hold the distribution its lock entry names", "the layer of a==1.0 contains evil-6.6.dist-info"}},
+		{"wrong version", []lock.Lock{a}, [][]byte{list("d " + site + "/a-2.0.dist-info")},
+			[]string{"contains a-2.0.dist-info", "has no dist-info of a 1.0"}},
+		{"no dist-info", []lock.Lock{a}, [][]byte{list("f " + site + "/a.py")}, []string{"has no dist-info of a 1.0"}},
+		{"same file in two layers", []lock.Lock{a, b}, [][]byte{
+			list("d "+site+"/a-1.0.dist-info", "f "+site+"/ns/__init__.py"),
+			list("d "+site+"/b_c-2.0_1.dist-info", "f "+site+"/ns/__init__.py")},
+			[]string{"overwrite each other's files", site + "/ns/__init__.py is written by both a==1.0 and b-c==2.0-1"}},
+		{"a file where another layer has a directory", []lock.Lock{a, b}, [][]byte{
+			list("d "+site+"/a-1.0.dist-info", "d "+site+"/x"),
+			list("d "+site+"/b_c-2.0_1.dist-info", "f "+site+"/x")},
+			[]string{site + "/x is written by both"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := checkLayerContents(tt.locks, tt.lists)
+			var se *StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, sbllb.StepCheckLayers, se.Step)
+			for _, w := range tt.want {
+				assert.Contains(t, se.Error(), w)
+			}
+		})
+	}
+}
+
+func TestCheckLayerContentsNamesAtMostTenProblems(t *testing.T) {
+	t.Parallel()
+	var entries []string
+	for i := range 500 {
+		entries = append(entries, fmt.Sprintf(`["f", "/etc/x%d"]`, i))
+	}
+	err := checkLayerContents([]lock.Lock{{{Name: "a", Version: "1"}}}, [][]byte{[]byte(strings.Join(entries, "\n"))})
+	require.Error(t, err)
+	assert.Equal(t, maxLayerProblems, strings.Count(err.Error(), " writes /etc/"))
+	assert.Contains(t, err.Error(), "and 490 more")
 }

@@ -51,6 +51,8 @@ type Engine struct {
 	closed bool
 	cg     *buildCgroup
 	worker *base.Worker
+	// fetch is the policy every llb.HTTP fetch goes through.
+	fetch *fetchPolicy
 	// gcPolicy is BuildKit's default cache policy for this disk, applied
 	// by dailyGC.
 	gcPolicy []bkclient.PruneInfo
@@ -201,6 +203,9 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 		return fmt.Errorf("buildkit worker: %w", err)
 	}
 	e.worker = w
+	if e.fetch, err = useFetchPolicy(w); err != nil {
+		return err
+	}
 	wc := &worker.Controller{}
 	if err := wc.Add(w); err != nil {
 		return err

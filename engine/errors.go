@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -157,6 +158,9 @@ func (c *collector) failed() *vertexInfo {
 var (
 	reNoVersion = regexp.MustCompile(`Could not find a version that satisfies the requirement (\S+) \(from versions: ([^)]*)\)`)
 	reConflict  = regexp.MustCompile(`Cannot install (.+) because these package versions have conflicting dependencies`)
+	// reInputLine is how pip names a line of the resolve step's
+	// requirements file.
+	reInputLine = regexp.MustCompile(`-r \S+ \(line (\d+)\)`)
 	reCaused    = regexp.MustCompile(`(?m)^\s+(\S+ \S+ depends on .+|The user requested .+)$`)
 	reExit      = regexp.MustCompile(`exit code: (\d+)`)
 )
@@ -189,15 +193,10 @@ func explain(ctx context.Context, err error, s config.Skill, index []string, col
 		se.Hint = "use a base with python3 and its venv module (Debian: python3-venv), e.g. `skillbuild base import --rootfs DIR --name REF`"
 	case strings.HasPrefix(v.name, sbllb.StepResolve):
 		explainResolve(ctx, se, log, s, index)
-	case strings.HasPrefix(v.name, sbllb.StepCheckLayers):
-		var conflicts []string
-		for _, l := range strings.Split(log, "\n") {
-			if _, c, ok := strings.Cut(l, "conflict: "); ok {
-				conflicts = append(conflicts, c)
-			}
-		}
-		se.Reason = "distributions overwrite each other's files: " + strings.Join(conflicts, "; ")
-		se.Hint = "remove one of the conflicting distributions from the requirements"
+	case strings.Contains(log, "wheelinstall: ") && strings.Contains(log, "refused: "):
+		_, refused, _ := strings.Cut(log[strings.Index(log, "wheelinstall: "):], "wheelinstall: ")
+		se.Reason = "refused an unsafe wheel: " + firstLine(refused)
+		se.Hint = "the file is not what the index listed or would write outside the virtual environment; remove the distribution from the requirements or fix the index"
 	default:
 		se.Reason = "failed: " + firstLine(v.err)
 		if len(se.Log) > 0 {
@@ -209,15 +208,7 @@ func explain(ctx context.Context, err error, s config.Skill, index []string, col
 
 func explainResolve(ctx context.Context, se *StepError, log string, s config.Skill, index []string) {
 	if m := reConflict.FindStringSubmatch(log); m != nil {
-		se.Reason = "the requirements cannot be satisfied together: " + m[1] + " have conflicting dependencies"
-		if causes := reCaused.FindAllStringSubmatch(log, -1); len(causes) > 0 {
-			var cs []string
-			for _, c := range causes {
-				cs = append(cs, strings.TrimSpace(c[1]))
-			}
-			se.Reason += " (" + strings.Join(cs, "; ") + ")"
-		}
-		se.Hint = "loosen or change one of the conflicting requirements"
+		se.Reason, se.Hint = explainConflict(m[1], reCaused.FindAllStringSubmatch(log, -1), s)
 		return
 	}
 	if m := reNoVersion.FindStringSubmatch(log); m != nil {
@@ -242,6 +233,96 @@ func explainResolve(ctx context.Context, se *StepError, log string, s config.Ski
 		return
 	}
 	se.Reason = "pip could not resolve the requirements: " + lastErrorLine(log)
+}
+
+// explainConflict says which of the user's requirements fight over which
+// package, and what each side needs. pip names the requirements as lines
+// of the requirements file the resolve step reads; they are mapped back
+// to the user's own lines and where they came from.
+func explainConflict(who string, causes [][]string, s config.Skill) (reason, hint string) {
+	// pip lists them as "A, B and C": each is a line of the requirements
+	// file ("-r FILE (line N)") or a requirement as the user wrote it.
+	var parts []string
+	if head, last, ok := strings.Cut(who, " and "); ok {
+		parts = append(strings.Split(head, ", "), last)
+	} else {
+		parts = []string{who}
+	}
+	for i, p := range parts {
+		parts[i] = userRequirement(p, s)
+	}
+	switch len(parts) {
+	case 1:
+		who = parts[0]
+	default:
+		who = strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+	}
+	reason = "the requirements " + who + " have conflicting dependencies"
+	var cs []string
+	count := map[string]int{}
+	contested := ""
+	for _, c := range causes {
+		line := strings.TrimSpace(c[1])
+		cs = append(cs, line)
+		if n := dependencyName(line); n != "" {
+			count[n]++
+			if count[n] > count[contested] {
+				contested = n
+			}
+		}
+	}
+	switch {
+	case contested != "" && count[contested] > 1:
+		reason += fmt.Sprintf(": they need different versions of %s (%s)", contested, strings.Join(cs, "; "))
+		hint = "change one of these requirements so that they agree on a version of " + contested
+	case len(cs) > 0:
+		reason += " (" + strings.Join(cs, "; ") + ")"
+		hint = "loosen or change one of the conflicting requirements"
+	default:
+		hint = "loosen or change one of the conflicting requirements"
+	}
+	return reason, hint
+}
+
+// userRequirement maps pip's name for one of the resolve step's
+// requirements back to the line the user wrote, and where it came from.
+func userRequirement(p string, s config.Skill) string {
+	describe := func(r config.Requirement) string {
+		if r.Source != "" && r.Line > 0 {
+			return fmt.Sprintf("%q (%s:%d)", r.Raw, r.Source, r.Line)
+		}
+		return strconv.Quote(r.Raw)
+	}
+	if m := reInputLine.FindStringSubmatch(p); m != nil {
+		if n, err := strconv.Atoi(m[1]); err == nil && n >= 1 && n <= len(s.Requirements) {
+			return describe(s.Requirements[n-1])
+		}
+		return p
+	}
+	for _, r := range s.Requirements {
+		if r.Raw == p || r.String() == p {
+			return describe(r)
+		}
+	}
+	return p
+}
+
+// dependencyName is the project a line of pip's "The conflict is caused
+// by" names as needed: "a 1.0 depends on c==1.0" and "The user requested
+// c==2.0" both name c.
+func dependencyName(cause string) string {
+	spec := ""
+	if _, after, ok := strings.Cut(cause, " depends on "); ok {
+		spec = after
+	} else if after, ok := strings.CutPrefix(cause, "The user requested "); ok {
+		spec = after
+	}
+	spec = strings.TrimPrefix(strings.TrimSpace(spec), "(constraint) ")
+	f := strings.FieldsFunc(spec, func(r rune) bool { return strings.ContainsRune("<>=!~[; (", r) })
+	if len(f) == 0 {
+		return ""
+	}
+	return lock.NormalizeName(f[0])
 }
 
 // sources names where packages came from, without credentials.

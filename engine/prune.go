@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
+	controlapi "github.com/moby/buildkit/api/services/control"
 	bkclient "github.com/moby/buildkit/client"
 
 	"github.com/containerd/errdefs"
@@ -18,6 +21,10 @@ type PruneReport struct {
 	// as BuildKit reported them.
 	CacheRecords int   `json:"cache_records"`
 	CacheBytes   int64 `json:"cache_bytes"`
+	// HistoryRecords are BuildKit's build history records removed (only
+	// with WithPruneAll): each holds the logs, traces and results of one
+	// past build, and the content they reference.
+	HistoryRecords int `json:"history_records"`
 	// Staging are leftover staging images of interrupted builds, removed.
 	Staging []string `json:"staging_images"`
 	// KeptImages are the images in the namespace that are not skill
@@ -39,7 +46,8 @@ type PruneOpt func(*pruneOptions) error
 
 // WithPruneAll removes every BuildKit cache record, including those whose
 // layers an image still uses and BuildKit's internal ones (the next build
-// runs every step again). Images, base images included, are never removed.
+// runs every step again), and BuildKit's build history. Images, base
+// images included, are never removed.
 func WithPruneAll() PruneOpt {
 	return func(o *pruneOptions) error { o.all = true; return nil }
 }
@@ -93,6 +101,12 @@ func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, err
 		}
 	}
 
+	if o.all {
+		if rep.HistoryRecords, err = e.deleteHistory(ctx); err != nil {
+			return nil, err
+		}
+	}
+
 	var popts []bkclient.PruneOption
 	if o.all {
 		popts = append(popts, bkclient.PruneAll)
@@ -124,4 +138,34 @@ func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, err
 	}
 	rep.Freed = rep.Before.Sub(rep.After)
 	return rep, nil
+}
+
+// deleteHistory removes every finished build's history record and returns
+// how many it removed. A build in progress (none: the engine holds the
+// state root's lock) would be left alone.
+func (e *Engine) deleteHistory(ctx context.Context) (int, error) {
+	cc := e.client.ControlClient()
+	stream, err := cc.ListenBuildHistory(ctx, &controlapi.BuildHistoryRequest{EarlyExit: true})
+	if err != nil {
+		return 0, fmt.Errorf("list build history: %w", err)
+	}
+	var refs []string
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("list build history: %w", err)
+		}
+		if ev.Type == controlapi.BuildHistoryEventType_COMPLETE && ev.Record != nil {
+			refs = append(refs, ev.Record.Ref)
+		}
+	}
+	for _, ref := range refs {
+		if _, err := cc.UpdateBuildHistory(ctx, &controlapi.UpdateBuildHistoryRequest{Ref: ref, Delete: true}); err != nil {
+			return 0, fmt.Errorf("delete build history record %s: %w", ref, err)
+		}
+	}
+	return len(refs), nil
 }

@@ -4,11 +4,13 @@
 set -euo pipefail
 dir=${1:?usage: hack/base-rootfs.sh DIR}
 if [ -x "$dir/usr/bin/python3" ]; then exit 0; fi
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# debootstrap uses its own default mirror; DEBIAN_MIRROR picks another.
+mirror=()
+if [ -n "${DEBIAN_MIRROR:-}" ]; then mirror=("$DEBIAN_MIRROR"); fi
 tmp="$dir.tmp.$$"
 rm -rf "$tmp"; mkdir -p "$(dirname "$dir")"
 echo "debootstrap bookworm python rootfs into $dir (about a minute, once)" >&2
-debootstrap --variant=minbase --include=python3,python3-venv,python3-pip bookworm "$tmp" "$mirror" >"$tmp.log" 2>&1 \
+debootstrap --variant=minbase --include=python3,python3-venv,python3-pip bookworm "$tmp" "${mirror[@]}" >"$tmp.log" 2>&1 \
   || { tail -n 30 "$tmp.log" >&2; rm -rf "$tmp"; exit 1; }
 rm -f "$tmp.log"
 # Trim what a build never needs.

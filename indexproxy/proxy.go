@@ -74,6 +74,9 @@ const maxLog = 1024
 // cut by the total time). Close ends every connection and waits for every
 // goroutine the proxy started.
 //
+// The engine fetches the locked files through RoundTrip, under the same
+// policy: a file comes from nowhere the resolve step could not reach.
+//
 // Limits: redirects are checked like any request, so an index that
 // redirects downloads to another host (object storage) needs that host in
 // WithAllowedHosts; Denied shows which. The proxy dials directly and never
@@ -346,27 +349,15 @@ func (p *Proxy) Close() error {
 }
 
 // serveStream serves one forwarded connection (one ForwardAgent stream)
-// until either end closes it or a limit cuts it.
+// until either end closes it or a limit cuts it: it admits the stream,
+// hands one end of a socket pair to the HTTP server, and copies bytes
+// between the stream and the other end under the byte and time limits.
 func (p *Proxy) serveStream(ctx context.Context, stream sshforward.Stream) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return status.Error(codes.Unavailable, "index proxy closed")
+	release, err := p.admit()
+	if err != nil {
+		return err
 	}
-	if p.active >= p.o.maxConns {
-		p.mu.Unlock()
-		p.logf("refused connection: %d connections open", p.o.maxConns)
-		return status.Error(codes.ResourceExhausted, "index proxy: too many connections")
-	}
-	p.active++
-	p.wg.Add(1)
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		p.active--
-		p.mu.Unlock()
-		p.wg.Done()
-	}()
+	defer release()
 
 	inner, outer, err := socketPair()
 	if err != nil {
@@ -396,71 +387,17 @@ func (p *Proxy) serveStream(ctx context.Context, stream sshforward.Stream) error
 		}
 	}()
 
-	var (
-		mu    sync.Mutex
-		total int64
-		over  bool
-	)
-	count := func(n int) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		total += int64(n)
-		if total > p.o.maxBytes {
-			over = true
-		}
-		return !over
-	}
-
-	// step -> proxy. On the step's half-close (CloseSend) pass EOF on and
-	// keep the other direction open. This goroutine may outlive the
-	// handler: returning from it is what ends a pending RecvMsg.
+	budget := &byteBudget{max: p.o.maxBytes}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		for {
-			var m sshforward.BytesMessage
-			if err := stream.RecvMsg(&m); err != nil {
-				if errors.Is(err, io.EOF) {
-					_ = outer.CloseWrite()
-				} else {
-					_ = outer.Close()
-				}
-				return
-			}
-			if !count(len(m.Data)) {
-				cancel()
-				return
-			}
-			if _, err := outer.Write(m.Data); err != nil {
-				return
-			}
-		}
+		p.streamToConn(stream, outer, budget, cancel)
 	}()
-
-	// proxy -> step. The proxy's EOF ends the stream, which is what tells
-	// the step's end of the socket that the connection is over: BuildKit's
-	// own copy (sshforward.Copy with a nil close) would leave it open.
-	for {
-		// A fresh buffer per message: gRPC may hold on to a sent message.
-		buf := make([]byte, 32<<10)
-		n, rerr := outer.Read(buf)
-		if n > 0 {
-			if !count(n) {
-				break
-			}
-			if err := stream.SendMsg(&sshforward.BytesMessage{Data: buf[:n]}); err != nil {
-				return err
-			}
-		}
-		if rerr != nil {
-			break
-		}
+	if err := p.connToStream(outer, stream, budget); err != nil {
+		return err
 	}
-	mu.Lock()
-	over = over || total > p.o.maxBytes
-	mu.Unlock()
 	switch {
-	case over:
+	case budget.exceeded():
 		p.logf("cut connection: over %d bytes", p.o.maxBytes)
 		return status.Error(codes.ResourceExhausted, "index proxy: connection over its byte limit")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -468,6 +405,101 @@ func (p *Proxy) serveStream(ctx context.Context, stream sshforward.Stream) error
 		return status.Error(codes.DeadlineExceeded, "index proxy: connection over its time limit")
 	}
 	return nil
+}
+
+// admit counts a new stream against the connection limit; release
+// uncounts it once the stream is served.
+func (p *Proxy) admit() (release func(), err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, status.Error(codes.Unavailable, "index proxy closed")
+	}
+	if p.active >= p.o.maxConns {
+		p.logf("refused connection: %d connections open", p.o.maxConns)
+		return nil, status.Error(codes.ResourceExhausted, "index proxy: too many connections")
+	}
+	p.active++
+	p.wg.Add(1)
+	return func() {
+		p.mu.Lock()
+		p.active--
+		p.mu.Unlock()
+		p.wg.Done()
+	}, nil
+}
+
+// byteBudget is the byte limit of one connection, both directions together.
+type byteBudget struct {
+	mu    sync.Mutex
+	max   int64
+	total int64
+	over  bool
+}
+
+// spend counts n bytes and reports whether the connection is still
+// within its limit.
+func (b *byteBudget) spend(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.total += int64(n)
+	if b.total > b.max {
+		b.over = true
+	}
+	return !b.over
+}
+
+func (b *byteBudget) exceeded() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.over || b.total > b.max
+}
+
+// streamToConn copies step -> proxy. On the step's half-close (CloseSend)
+// it passes EOF on and keeps the other direction open. It may outlive the
+// handler: returning from it is what ends a pending RecvMsg.
+func (p *Proxy) streamToConn(stream sshforward.Stream, outer *net.UnixConn, budget *byteBudget, cancel func()) {
+	for {
+		var m sshforward.BytesMessage
+		if err := stream.RecvMsg(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				_ = outer.CloseWrite()
+			} else {
+				_ = outer.Close()
+			}
+			return
+		}
+		if !budget.spend(len(m.Data)) {
+			cancel()
+			return
+		}
+		if _, err := outer.Write(m.Data); err != nil {
+			return
+		}
+	}
+}
+
+// connToStream copies proxy -> step until the proxy's end closes or the
+// budget runs out. The proxy's EOF ends the stream, which is what tells
+// the step's end of the socket that the connection is over: BuildKit's
+// own copy (sshforward.Copy with a nil close) would leave it open.
+func (p *Proxy) connToStream(outer *net.UnixConn, stream sshforward.Stream, budget *byteBudget) error {
+	for {
+		// A fresh buffer per message: gRPC may hold on to a sent message.
+		buf := make([]byte, 32<<10)
+		n, rerr := outer.Read(buf)
+		if n > 0 {
+			if !budget.spend(n) {
+				return nil
+			}
+			if err := stream.SendMsg(&sshforward.BytesMessage{Data: buf[:n]}); err != nil {
+				return err
+			}
+		}
+		if rerr != nil {
+			return nil
+		}
+	}
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -486,31 +518,13 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entry := r.Method + " " + Redact(r.URL.String())
-	if !r.URL.IsAbs() || (r.URL.Scheme != "http" && r.URL.Scheme != "https") || r.URL.Hostname() == "" {
-		p.refuse(w, entry, "not a proxy request")
-		return
-	}
-	target := *r.URL
-	target.User = nil
-	key := hostPort(&target)
-	if real, ok := p.vhosts[strings.ToLower(r.URL.Hostname())]; ok && r.URL.Scheme == "http" {
-		key = strings.ToLower(r.URL.Hostname())
-		target.Scheme, target.Host = real.Scheme, real.Host
-	} else if !p.allowed[key] {
-		p.refuse(w, entry, "host not allowed")
+	out, key, why := p.forward(r)
+	if why != "" {
+		p.refuse(w, entry, why)
 		return
 	}
 	p.record(true, entry)
-
-	out := r.Clone(r.Context())
-	out.URL = &target
-	out.Host = target.Host
-	out.RequestURI = ""
-	removeHopHeaders(out.Header)
-	out.Header.Del("Authorization")
-	if cred, ok := p.auth[key]; ok {
-		out.Header.Set("Authorization", cred)
-	}
+	target := out.URL
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
 		p.logf("upstream %s: %v", Redact(target.String()), err)
@@ -531,6 +545,70 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// forward applies the proxy's policy to a plain request for an absolute
+// http(s) URL: it returns the request to send upstream (a virtual host
+// mapped to its real https host, credentials set by the proxy alone) and
+// the key its credentials are under, or why it is refused.
+func (p *Proxy) forward(r *http.Request) (*http.Request, string, string) {
+	if !r.URL.IsAbs() || (r.URL.Scheme != "http" && r.URL.Scheme != "https") || r.URL.Hostname() == "" {
+		return nil, "", "not a proxy request"
+	}
+	target := *r.URL
+	target.User = nil
+	key := hostPort(&target)
+	if real, ok := p.vhosts[strings.ToLower(r.URL.Hostname())]; ok && r.URL.Scheme == "http" {
+		key = strings.ToLower(r.URL.Hostname())
+		target.Scheme, target.Host = real.Scheme, real.Host
+	} else if !p.allowed[key] {
+		return nil, "", "host not allowed"
+	}
+	out := r.Clone(r.Context())
+	out.URL = &target
+	out.Host = target.Host
+	out.RequestURI = ""
+	removeHopHeaders(out.Header)
+	out.Header.Del("Authorization")
+	if cred, ok := p.auth[key]; ok {
+		out.Header.Set("Authorization", cred)
+	}
+	return out, key, ""
+}
+
+// Permits reports whether the proxy would forward a request for u (an
+// allowed host:port, or one of its virtual hosts).
+func (p *Proxy) Permits(u *url.URL) bool {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return false
+	}
+	if _, ok := p.vhosts[strings.ToLower(u.Hostname())]; ok && u.Scheme == "http" {
+		return true
+	}
+	return p.allowed[hostPort(u)]
+}
+
+// RoundTrip fetches req under the same policy as the requests the proxy
+// serves to a step (allowed hosts only, virtual hosts mapped, credentials
+// added by the proxy): the engine fetches the locked files with it, so
+// they come from nowhere the resolve step could not reach. A refused
+// request is an errdefs.ErrPermissionDenied; every request is recorded in
+// Allowed or Denied.
+func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
+	entry := req.Method + " " + Redact(req.URL.String())
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("index proxy closed: %w", errdefs.ErrUnavailable)
+	}
+	out, _, why := p.forward(req)
+	if why != "" {
+		p.record(false, entry+": "+why)
+		return nil, fmt.Errorf("%s: %s: %w", entry, why, errdefs.ErrPermissionDenied)
+	}
+	p.record(true, entry)
+	return p.transport.RoundTrip(out)
 }
 
 func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {

@@ -149,7 +149,7 @@ func TestInstallErrorsAreActionable(t *testing.T) {
 		want []string
 	}{
 		{"missing version", []string{"onlyone==9.9"}, []string{"onlyone", "==9.9", "1.0"}},
-		{"unsatisfiable", []string{"needs-old", "onlyone==1.0"}, []string{"conflicting", "onlyone"}},
+		{"unsatisfiable", []string{"needs-old", "onlyone==1.0"}, []string{"conflicting", `"needs-old"`, `"onlyone==1.0"`, "different versions of onlyone", "needs-old 1.0 depends on onlyone<1", "The user requested onlyone==1.0"}},
 		{"sdist refused", []string{"srconly"}, []string{"srconly", "source distribution", "--allow-sdist"}},
 		{"no such project", []string{"does-not-exist"}, []string{"does-not-exist"}},
 	}
@@ -162,6 +162,7 @@ func TestInstallErrorsAreActionable(t *testing.T) {
 			for _, w := range tc.want {
 				assert.Contains(t, out.Error+" "+out.Hint, w)
 			}
+			assert.NotContains(t, out.Error, "/run/skillbuild/", "the user's lines, not paths inside the build step")
 			assert.False(t, imageExists(t, "atom-skill:"+id+"-v1"), "no tag after a failed build")
 		})
 	}
@@ -237,7 +238,7 @@ func TestInstallStepOverMemoryLimitFails(t *testing.T) {
 	out, r := install(t, srv, "balloon", []string{"--allow-sdist", "--build-memory", "128m"}, "balloon==1.0")
 	assert.Equal(t, 1, r.code)
 	assert.False(t, out.Success)
-	assert.Contains(t, out.Error, "128m")
+	assert.Contains(t, out.Error, "128 MiB")
 	assert.Contains(t, out.Error+out.Hint, "--build-memory")
 	assert.False(t, imageExists(t, "atom-skill:balloon-v1"), "no tag after a failed build")
 }

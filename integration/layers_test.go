@@ -106,8 +106,8 @@ func TestLayersConflictingFilesAreReported(t *testing.T) {
 	out, r := install(t, srv, "clash", nil, "clash-one", "clash-two")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, out.Error, "clash/__init__.py")
-	assert.Contains(t, out.Error, "clash_one")
-	assert.Contains(t, out.Error, "clash_two")
+	assert.Contains(t, out.Error, "clash-one==1.0")
+	assert.Contains(t, out.Error, "clash-two==1.0")
 	assert.False(t, imageExists(t, "atom-skill:clash-v1"))
 }
 

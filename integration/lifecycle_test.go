@@ -59,6 +59,7 @@ func rmSkill(t *testing.T, args ...string) (rmJSON, result) {
 type pruneJSON struct {
 	CacheRecords int      `json:"cache_records"`
 	CacheBytes   int64    `json:"cache_bytes"`
+	History      int      `json:"history_records"`
 	Staging      []string `json:"staging_images"`
 	KeptImages   []string `json:"kept_images"`
 	Freed        struct {
@@ -265,6 +266,8 @@ func TestPruneFreesUnsharedKeepsShared(t *testing.T) {
 	t.Run("all keeps images runnable", func(t *testing.T) {
 		rep := pruneSkills(t, "--all")
 		assert.Contains(t, rep.KeptImages, fullName(t, baseRef))
+		assert.Positive(t, rep.History, "BuildKit's records of the builds so far are removed")
+		assert.Zero(t, pruneSkills(t, "--all").History, "none left")
 		for _, d := range append(layersB, baseLayers...) {
 			assert.True(t, hasBlob(t, d), "layer %s survives prune --all", d)
 		}

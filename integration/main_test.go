@@ -33,14 +33,20 @@ var env struct {
 	ctd    *ctdtest.Daemon
 }
 
-// Namespace is the containerd namespace the suite's skillbuild uses.
-const namespace = "skillbuild-test"
+// Namespace is the containerd namespace the suite's skillbuild uses, one
+// per suite process: containerd names a run's cgroups after it, and suites
+// running side by side on one machine must not see each other's.
+var namespace = fmt.Sprintf("skillbuild-test-%d", os.Getpid())
 
 // baseRef is the tag the suite imports the cached Debian rootfs under.
 const baseRef = "localhost/skillbuild/python:3.11-bookworm"
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if reason := skipReason(); reason != "" {
+		fmt.Fprintln(os.Stderr, "integration: skipped:", reason)
+		os.Exit(0)
+	}
 	code, err := setup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration setup:", err)
@@ -56,9 +62,32 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// requireEnv, set to 1 (as `make test` and CI do), makes every reason to
+// skip the suite an error instead: CI must never skip it.
+const requireEnv = "SKILLBUILD_INTEGRATION"
+
+// skipReason says why the suite cannot run here (-short, or not root), or
+// "" to run it. With SKILLBUILD_INTEGRATION=1 it is never skipped: a
+// missing precondition then fails the suite in setup.
+func skipReason() string {
+	if os.Getenv(requireEnv) == "1" {
+		return ""
+	}
+	switch {
+	case testing.Short():
+		return "-short runs the unit tests only"
+	case os.Geteuid() != 0:
+		return "the suite drives containerd and runc and must run as root (`make test` runs it; " + requireEnv + "=1 makes this an error)"
+	}
+	return ""
+}
+
 func setup() (int, error) {
 	if os.Geteuid() != 0 {
 		return 0, fmt.Errorf("the integration suite drives containerd and runc and must run as root")
+	}
+	if testing.Short() {
+		return 0, fmt.Errorf("-short with %s=1: the suite was required but -short skips it", requireEnv)
 	}
 	for _, bin := range []string{"containerd", "runc", "ctr"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -106,6 +135,13 @@ func setup() (int, error) {
 func teardown() {
 	stopRegistries()
 	env.ctd.Stop()
+	// The namespace's (empty) cgroup parents.
+	if ctrls, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
+		for _, ctrl := range ctrls {
+			os.Remove(filepath.Join("/sys/fs/cgroup", ctrl.Name(), namespace))
+		}
+		os.Remove(filepath.Join("/sys/fs/cgroup", namespace))
+	}
 	if env.dir != "" && os.Getenv("SKILLBUILD_TEST_KEEP") == "" {
 		// Unmount anything the daemon left behind before removing its root.
 		mounts.UnmountUnder(env.dir) //nolint:errcheck // best effort before removing the suite directory
@@ -192,7 +228,7 @@ func runIn(t *testing.T, image string, argv ...string) (string, error) {
 		Code:   []byte(runInCode),
 		Inputs: in,
 		Limits: sbruntime.Limits{MemoryBytes: 512 << 20, Timeout: time.Minute},
-	}, sbruntime.WithStateDir(filepath.Join(env.dir, "runin")), sbruntime.WithoutSweep())
+	}, sbruntime.WithStateDir(filepath.Join(env.dir, "runin")), sbruntime.WithoutSweep(), sbruntime.WithSharedUID())
 	if err != nil {
 		return "", err
 	}

@@ -121,36 +121,43 @@ func BenchmarkRunConcurrent(b *testing.B) {
 			if err := runPrint1(r); err != nil {
 				b.Fatal(err)
 			}
-			var (
-				mu   sync.Mutex
-				ds   = make([]time.Duration, 0, b.N)
-				next atomic.Int64
-				wg   sync.WaitGroup
-			)
-			b.ResetTimer()
-			start := time.Now()
-			for range workers {
-				wg.Go(func() {
-					for next.Add(1) <= int64(b.N) {
-						t0 := time.Now()
-						if err := runPrint1(r); err != nil {
-							b.Error(err)
-							return
-						}
-						d := time.Since(t0)
-						mu.Lock()
-						ds = append(ds, d)
-						mu.Unlock()
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "runs/s")
-			reportLatency(b, ds)
+			concurrently(b, workers, func() error { return runPrint1(r) })
 		})
 	}
+}
+
+// concurrently makes b.N calls of one from workers callers and reports
+// calls per second ("runs/s") and the latency each call saw.
+func concurrently(b *testing.B, workers int, one func() error) {
+	b.Helper()
+	var (
+		mu   sync.Mutex
+		ds   = make([]time.Duration, 0, b.N)
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	b.ResetTimer()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				if err := one(); err != nil {
+					b.Error(err)
+					return
+				}
+				d := time.Since(t0)
+				mu.Lock()
+				ds = append(ds, d)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "runs/s")
+	reportLatency(b, ds)
 }
 
 // measure warms up with one call, then times b.N sequential calls of one

@@ -41,6 +41,8 @@ type runDoc struct {
 	OOMKilled  bool            `json:"oom_killed"`
 	Truncated  bool            `json:"truncated"`
 	DurationMS int64           `json:"duration_ms"`
+	UID        uint32          `json:"uid"`
+	GID        uint32          `json:"gid"`
 }
 
 type runError struct {
@@ -56,7 +58,7 @@ func decodeRun(t *testing.T, out string) runDoc {
 	require.True(t, utf8.ValidString(out), "the document is valid UTF-8")
 	var keys map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal([]byte(out), &keys), "stdout is one JSON document: %s", tailString(out, 2000))
-	want := []string{"skill_id", "image_tag", "exit_code", "stdout", "stderr", "result", "error", "timed_out", "oom_killed", "truncated", "duration_ms"}
+	want := []string{"skill_id", "image_tag", "exit_code", "stdout", "stderr", "result", "error", "timed_out", "oom_killed", "truncated", "duration_ms", "uid", "gid"}
 	got := make([]string, 0, len(keys))
 	for k := range keys {
 		got = append(got, k)
@@ -182,6 +184,13 @@ func assertNoRunLeftovers(t *testing.T) {
 	require.NoError(t, err)
 	if ents, err := os.ReadDir(filepath.Join(env.root, "runs")); err == nil {
 		for _, e := range ents {
+			if e.Name() == "uids" { // the run uid leases: empty when no run holds one
+				leases, _ := os.ReadDir(filepath.Join(env.root, "runs", e.Name()))
+				for _, l := range leases {
+					t.Errorf("run uid lease %s left behind", l.Name())
+				}
+				continue
+			}
 			t.Errorf("run state %s left behind", e.Name())
 		}
 	}
@@ -507,7 +516,8 @@ result = {"ids": ids, "nnp": [l for l in open("/proc/self/status").read().splitl
 				}](t, d)
 				assert.Equal(t, []string{"NoNewPrivs:\t1"}, r.NNP)
 				require.NotNil(t, r.IDs, "su was observed after exec")
-				assert.Equal(t, []string{"Uid:\t65532\t65532\t65532\t65532", "Gid:\t65532\t65532\t65532\t65532"}, r.IDs, "real, effective, saved, fs ids all unprivileged")
+				u := strconv.Itoa(int(d.UID))
+				assert.Equal(t, []string{"Uid:\t" + u + "\t" + u + "\t" + u + "\t" + u, "Gid:\t" + u + "\t" + u + "\t" + u + "\t" + u}, r.IDs, "real, effective, saved, fs ids all unprivileged")
 			},
 		},
 		{
@@ -549,9 +559,14 @@ result = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "cap
 					Env     []string `json:"env"`
 					Cwd     string   `json:"cwd"`
 				}](t, d)
-				assert.Equal(t, 65532, r.UID, "an image without USER runs as 65532")
-				assert.Equal(t, 65532, r.GID)
-				assert.Equal(t, []int{65532}, r.Groups)
+				// An image without USER runs as an unprivileged uid of the
+				// run's own, reported in the document.
+				assert.Equal(t, int(d.UID), r.UID)
+				assert.GreaterOrEqual(t, r.UID, sbruntime.RunUIDBase)
+				assert.Less(t, r.UID, sbruntime.RunUIDBase+sbruntime.RunUIDCount)
+				assert.Equal(t, r.UID, r.GID)
+				assert.Equal(t, int(d.GID), r.GID)
+				assert.Equal(t, []int{r.UID}, r.Groups)
 				for _, c := range r.Caps {
 					assert.Equal(t, "0000000000000000", c)
 				}
@@ -812,7 +827,11 @@ result = {"uid": os.getuid(), "cwd": os.getcwd(), "prefix": sys.prefix, "site": 
 	assert.Equal(t, "runskill", d.SkillID)
 	assert.Equal(t, "atom-skill:runskill-v1", d.ImageTag)
 	res := resultAs[map[string]any](t, d)
-	assert.Equal(t, float64(65532), res["uid"], "the image's USER")
+	// The image's USER is skillbuild's unprivileged 65532, which every run
+	// gets as a uid of its own.
+	assert.Equal(t, float64(d.UID), res["uid"], "the uid the document reports")
+	assert.GreaterOrEqual(t, d.UID, uint32(sbruntime.RunUIDBase))
+	assert.Less(t, d.UID, uint32(sbruntime.RunUIDBase+sbruntime.RunUIDCount))
 	assert.Equal(t, "/opt/skill", res["cwd"])
 	assert.Equal(t, "/opt/skill/venv", res["prefix"], "the skill's venv is the interpreter's")
 	assert.True(t, strings.HasPrefix(res["site"].(string), "/opt/skill/venv/"), res["site"])
@@ -861,9 +880,7 @@ func TestRunBadInput(t *testing.T) {
 // typed errors, and cancellation through ctx.
 func TestRunAPI(t *testing.T) {
 	ctx := context.Background()
-	c := ctdClient(t)
-	r, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
-	require.NoError(t, err)
+	r := suiteRunner(t)
 
 	var out, errb bytes.Buffer
 	res, err := r.Run(ctx, sbruntime.Request{
@@ -908,9 +925,7 @@ func TestRunAPI(t *testing.T) {
 // works.
 func TestRunCancelAnywhere(t *testing.T) {
 	ctx := context.Background()
-	c := ctdClient(t)
-	r, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
-	require.NoError(t, err)
+	r := suiteRunner(t)
 	req := sbruntime.Request{Image: env.base, Code: []byte("import time\ntime.sleep(0.2)")}
 	for i := range 30 {
 		cctx, cancel := context.WithTimeout(ctx, time.Duration(i)*15*time.Millisecond)

@@ -101,3 +101,19 @@ func TestScanResolvesLikeInstall(t *testing.T) {
 	r = sb(t, "scan", "--json", "--no-resolve", "pip==23.3")
 	assert.Equal(t, 0, r.code, r.stderr)
 }
+
+// TestScanAllowShorthandWhileResolving: `scan --allow ID REQ` accepts the
+// documented ID shorthand when it resolves, as it does with --no-resolve.
+func TestScanAllowShorthandWhileResolving(t *testing.T) {
+	srv, _ := index(t, pyindex.Wheel{Name: "uses-pip", Version: "1.0", Requires: []string{"pip==23.0.1"}})
+	r := sb(t, "scan", "--allow", pipAdvisory, "--json", "--progress", "quiet", "--base", env.base, "--index-url", srv.URL(), "uses-pip")
+	require.Equal(t, 0, r.code, r.stderr)
+	var v struct {
+		Safe    bool
+		Allowed []struct{ ID string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &v), r.stdout)
+	assert.True(t, v.Safe)
+	require.NotEmpty(t, v.Allowed)
+	assert.Equal(t, pipAdvisory, v.Allowed[0].ID)
+}

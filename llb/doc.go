@@ -9,8 +9,12 @@
 //     package solves it, reads the report back and turns it into a lock.Lock
 //     (ParseReport).
 //   - Install: the lock.Lock's files fetched by hash (llb.HTTP with a checksum,
-//     or a local find-links directory), installed with the network off,
-//     --no-index --no-deps --require-hashes, into the same venv.
+//     or a local find-links directory), installed with the network off by
+//     wheelinstall.py, one llb.Diff layer per distribution on the same venv;
+//     ListLayers lists what the layers really hold, for the engine to check.
+//
+// Steps that run package code (Resolve with source distributions allowed,
+// and source builds) run as BuildUser, not root.
 //
 // Every exec sets its network mode explicitly and carries the build limits
 // (memory, swap = memory, CPU quota) as op metadata.

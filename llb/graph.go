@@ -33,6 +33,7 @@ var stepEnv = [][2]string{
 	{"PIP_NO_INPUT", "1"},
 	{"PIP_ROOT_USER_ACTION", "ignore"},
 	{"PYTHONNOUSERSITE", "1"},
+	{"PYTHONDONTWRITEBYTECODE", "1"}, // no stdlib .pyc lands in a layer (installs compile explicitly)
 	{"SOURCE_DATE_EPOCH", "0"},
 }
 
@@ -62,6 +63,9 @@ func step(name string, argv []string, l config.BuildLimits, extra ...llb.RunOpti
 		opts = append(opts, llb.AddEnv(kv[0], kv[1]))
 	}
 	opts = append(opts, limits(l)...)
+	// /tmp (also HOME) is a tmpfs of the step: what pip or a build leaves
+	// there is not part of any layer, and an unprivileged step can write it.
+	opts = append(opts, llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()))
 	// Network last-but-extra: callers may only tighten it (WithIndexAccess
 	// also says NONE).
 	opts = append(opts, llb.Network(pb.NetMode_NONE))
@@ -91,6 +95,10 @@ func pipCommon(sub string) []string {
 	return []string{sub, "--no-input", "--disable-pip-version-check", "--no-cache-dir"}
 }
 
+// FindLinksPath is where find-links directory i is mounted in the resolve
+// and build steps (a file:// URL in the report names a file there).
+func FindLinksPath(i int) string { return path.Join(FindLinksDir, strconv.Itoa(i)) }
+
 // FindLinksName is the session local-directory name of find-links dir i.
 func FindLinksName(i int) string { return "find-links-" + strconv.Itoa(i) }
 
@@ -115,7 +123,9 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 	}
 	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, []byte(reqs.String())), llb.WithCustomName("requirements.txt"))
 
-	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed", "--quiet",
+	// Not --quiet: pip says why requirements conflict ("The conflict is
+	// caused by") only at its default verbosity.
+	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed",
 		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
@@ -125,10 +135,16 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 		argv = append(argv, "--trusted-host", h)
 	}
 	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, in, llb.Readonly))
+	var access []IndexAccessOpt
+	if s.Index.AllowSdist {
+		// Source distributions run their build code in this step.
+		extra = append(extra, llb.User(BuildUser))
+		access = append(access, WithSocketOwner(BuildUID, BuildGID))
+	}
 	if UsesIndex(s.Index) {
 		var netOpts []llb.RunOption
 		argv = append(argv, "--proxy", ProxyPlaceholder)
-		argv, netOpts = WithIndexAccess(IndexSocketID, argv)
+		argv, netOpts = WithIndexAccess(IndexSocketID, argv, access...)
 		extra = append(extra, netOpts...)
 	}
 	if o.Refresh {
@@ -148,7 +164,14 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 		}
 	}
 	run := base.Run(step(StepResolve, argv, s.Build, extra...)...)
-	return run.AddMount(reportDir, llb.Scratch())
+	return run.AddMount(reportDir, buildOutput(reportSub))
+}
+
+// buildOutput is the base of an output mount that a step running as
+// BuildUser can write: an empty directory sub owned by it (BuildKit
+// creates the mount point itself owned by root).
+func buildOutput(sub string) llb.State {
+	return llb.Scratch().File(llb.Mkdir(sub, 0o755, llb.WithUIDGID(BuildUID, BuildGID)), llb.WithCustomNamef("output directory %s", sub))
 }
 
 // findLinksMounts mounts each find-links directory read-only where pip
@@ -194,7 +217,8 @@ func Fetch(d lock.Dist, findLinks []string) (llb.State, error) {
 	}
 	switch u.Scheme {
 	case "http", "https":
-		return llb.HTTP(d.URL, llb.Checksum(d.Digest()), llb.Filename(d.Filename), llb.WithCustomNamef("fetch %s==%s", d.Name, d.Version)), nil
+		// 0644: a source distribution is read by a step running as BuildUser.
+		return llb.HTTP(d.URL, llb.Checksum(d.Digest()), llb.Filename(d.Filename), llb.Chmod(0o644), llb.WithCustomNamef("fetch %s==%s", d.Name, d.Version)), nil
 	case "file":
 		rel, ok := strings.CutPrefix(u.Path, FindLinksDir+"/")
 		if !ok {
@@ -268,12 +292,12 @@ func Layers(locked lock.Lock, maxLayers int) []lock.Lock {
 
 // Install installs exactly the lock into the venv and returns the skill's
 // root filesystem: llb.Merge of the venv and one llb.Diff per layer (see
-// Layers), in lock order. Each layer is a pip install --no-index --no-deps
-// --require-hashes of its own files, mounted read-only from their fetch
-// states, on top of the same venv, with the network off and the build
-// limits; BuildKit runs independent layers in parallel. Source
-// distributions (only with --allow-sdist) are first built into wheels,
-// each in its own step that reaches only the index for its build backend.
+// Layers), in lock order. Each layer installs its own files, mounted
+// read-only from their fetch states, on top of the same venv, with the
+// network off and the build limits; BuildKit runs independent layers in
+// parallel. Source distributions (only with --allow-sdist) are first built
+// into wheels, each in its own step that reaches only the index for its
+// build backend.
 func Install(venv llb.State, s config.Skill, locked lock.Lock, o InstallOpts) (Installed, error) {
 	lockFile := llb.Scratch().File(llb.Mkdir(WorkDir, 0o755, llb.WithParents(true)), llb.WithCustomName("requirements.lock")).
 		File(llb.Mkfile(LockFile, 0o644, []byte(locked.Text())), llb.WithCustomName("requirements.lock"))
@@ -281,37 +305,31 @@ func Install(venv llb.State, s config.Skill, locked lock.Lock, o InstallOpts) (I
 		return Installed{Root: llb.Merge([]llb.State{venv, lockFile})}, nil
 	}
 	if o.SingleLayer {
-		st, _, err := installLayer(venv, s, locked, o, fmt.Sprintf(StepInstall+"%d distributions", len(locked)))
+		st, err := installLayer(venv, s, locked, o, fmt.Sprintf(StepInstall+"%d distributions", len(locked)))
 		if err != nil {
 			return Installed{}, err
 		}
-		return Installed{Root: llb.Merge([]llb.State{st, lockFile}), Single: true}, nil
+		layer := llb.Diff(venv, st, llb.WithCustomName("layer of every distribution"))
+		return Installed{Root: llb.Merge([]llb.State{st, lockFile}), Layers: []llb.State{layer}, Locks: []lock.Lock{locked}}, nil
 	}
 	layers := Layers(locked, o.MaxLayers)
+	in := Installed{Locks: layers}
 	parts := []llb.State{venv}
-	var manifests []llb.State
-	complete := true
 	for _, l := range layers {
 		name := StepInstall + l[0].Name + "==" + l[0].Version
 		if len(l) > 1 {
 			name = fmt.Sprintf(StepInstall+"%d distributions (%s…)", len(l), l[0].Name)
 		}
-		st, manifest, err := installLayer(venv, s, l, o, name)
+		st, err := installLayer(venv, s, l, o, name)
 		if err != nil {
 			return Installed{}, err
 		}
-		if manifest == nil {
-			complete = false
-		} else {
-			manifests = append(manifests, *manifest)
-		}
-		parts = append(parts, llb.Diff(venv, st, llb.WithCustomNamef("layer %s", strings.TrimPrefix(name, StepInstall))))
+		layer := llb.Diff(venv, st, llb.WithCustomNamef("layer %s", strings.TrimPrefix(name, StepInstall)))
+		in.Layers = append(in.Layers, layer)
+		parts = append(parts, layer)
 	}
 	parts = append(parts, lockFile)
-	in := Installed{Root: llb.Merge(parts, llb.WithCustomNamef("merge %d layers", len(layers)))}
-	if complete {
-		in.Manifests = manifests
-	}
+	in.Root = llb.Merge(parts, llb.WithCustomNamef("merge %d layers", len(layers)))
 	return in, nil
 }
 
@@ -319,30 +337,40 @@ func Install(venv llb.State, s config.Skill, locked lock.Lock, o InstallOpts) (I
 type Installed struct {
 	// Root is the skill's root filesystem.
 	Root llb.State
-	// Manifests hold, per layer, ManifestFile: every path the layer's
-	// distributions installed ("<dist>\t<path>" lines). Nil when a layer
-	// has none (wheels built from source are installed by pip); then
-	// Verify checks the merged tree instead.
-	Manifests []llb.State
-	// Single is set when the whole lock is one layer: nothing to check.
-	Single bool
+	// Layers are the distribution layers as they go into the image (each
+	// an llb.Diff on the venv), and Locks the distributions each one
+	// installs (Layers[i] holds Locks[i]). ListLayers lists what they
+	// really contain.
+	Layers []llb.State
+	Locks  []lock.Lock
 }
 
-// ManifestFile is the path of a layer's file list in its manifest state.
-const ManifestFile = "/files.txt"
+// LayerList is the path, in ListLayers' output, of layer i's file list.
+func LayerList(i int) string { return "/" + strconv.Itoa(i) + ".jsonl" }
 
-//go:embed verify.py
-var verifyScript []byte
+//go:embed listlayers.py
+var listLayersScript []byte
 
-// Verify is a check over the merged venv (its result is not part of the
-// image): it fails, naming the paths and distributions, when two layers
-// wrote the same file, so a merge never silently shadows a file.
-func Verify(merged llb.State, s config.Skill) llb.State {
-	script := llb.Scratch().File(llb.Mkfile("/verify.py", 0o644, verifyScript), llb.WithCustomName("skillbuild layer check"))
-	argv := []string{"python3", "/run/skillbuild/check/verify.py", VenvDir}
-	return merged.Run(step(StepCheckLayers, argv, s.Build,
-		llb.AddMount("/run/skillbuild/check", script, llb.Readonly))...).Root()
+// ListLayers lists the real contents of every distribution layer of in,
+// one file per layer (LayerList): each entry's type ("f", "d", "l" or
+// "o") and its path in the image, as a JSON array per line. The lists are
+// made from the layers themselves, in a step of their own that runs no
+// package code, so they hold whatever an install wrote, wherever it wrote
+// it; the engine checks them before anything is exported.
+func ListLayers(venv llb.State, in Installed, s config.Skill) llb.State {
+	script := llb.Scratch().File(llb.Mkfile("/listlayers.py", 0o644, listLayersScript), llb.WithCustomName("skillbuild layer lister"))
+	const dir = "/run/skillbuild/layers"
+	argv := []string{"python3", "-I", "/run/skillbuild/lister/listlayers.py", dir, layerListDir, strconv.Itoa(len(in.Layers))}
+	extra := []llb.RunOption{llb.AddMount("/run/skillbuild/lister", script, llb.Readonly)}
+	for i, l := range in.Layers {
+		extra = append(extra, llb.AddMount(dir+"/"+strconv.Itoa(i), l, llb.Readonly))
+	}
+	run := venv.Run(step(fmt.Sprintf(StepCheckLayers+": list the files of %d layers", len(in.Layers)), argv, s.Build, extra...)...)
+	return run.AddMount(layerListDir, llb.Scratch())
 }
+
+// layerListDir is where ListLayers writes its lists (an output mount).
+const layerListDir = "/run/skillbuild/lists"
 
 //go:embed wheelinstall.py
 var wheelInstallScript []byte
@@ -351,7 +379,7 @@ var wheelInstallScript []byte
 // off. Per-layer installs use skillbuild's own wheel installer (one
 // interpreter start, ~0.1 s) rather than pip (~1 s: pip starts twice);
 // the single-layer pipeline keeps pip's --require-hashes install.
-func installWheels(st llb.State, s config.Skill, wheels lock.Lock, o InstallOpts, name string) (llb.State, *llb.State, error) {
+func installWheels(st llb.State, s config.Skill, wheels lock.Lock, o InstallOpts, name string) (llb.State, error) {
 	var argv []string
 	var extra []llb.RunOption
 	if o.SingleLayer {
@@ -360,37 +388,27 @@ func installWheels(st llb.State, s config.Skill, wheels lock.Lock, o InstallOpts
 		extra = append(extra, llb.AddMount(inputDir, lockFile, llb.Readonly))
 	} else {
 		script := llb.Scratch().File(llb.Mkfile("/wheelinstall.py", 0o644, wheelInstallScript), llb.WithCustomName("skillbuild wheel installer"))
-		argv = []string{VenvDir + "/bin/python", "-I", "/run/skillbuild/installer/wheelinstall.py", "--manifest", manifestDir + ManifestFile}
+		argv = []string{VenvDir + "/bin/python", "-I", "-B", "/run/skillbuild/installer/wheelinstall.py"}
 		extra = append(extra, llb.AddMount("/run/skillbuild/installer", script, llb.Readonly))
 	}
 	for i, d := range wheels {
 		f, err := Fetch(d, s.Index.FindLinks)
 		if err != nil {
-			return llb.State{}, nil, err
+			return llb.State{}, err
 		}
 		dir := filesDir + "/" + strconv.Itoa(i)
 		extra = append(extra, llb.AddMount(dir, f, llb.Readonly))
 		if o.SingleLayer {
 			argv = append(argv, "--find-links", dir)
 		} else {
-			argv = append(argv, d.SHA256, dir+"/"+d.Filename)
+			argv = append(argv, d.Name, d.Version, d.SHA256, dir+"/"+d.Filename)
 		}
 	}
-	run := st.Run(step(name, argv, s.Build, extra...)...)
-	if o.SingleLayer {
-		return run.Root(), nil, nil
-	}
-	manifest := run.AddMount(manifestDir, llb.Scratch())
-	return run.Root(), &manifest, nil
+	return st.Run(step(name, argv, s.Build, extra...)...).Root(), nil
 }
 
-// manifestDir is where an install step writes its file list (an output
-// mount: not part of the layer).
-const manifestDir = "/run/skillbuild/manifest"
-
-// installLayer installs the distributions of one layer on top of venv and
-// returns its file list too when it has one (see Installed.Manifests).
-func installLayer(venv llb.State, s config.Skill, l lock.Lock, o InstallOpts, name string) (llb.State, *llb.State, error) {
+// installLayer installs the distributions of one layer on top of venv.
+func installLayer(venv llb.State, s config.Skill, l lock.Lock, o InstallOpts, name string) (llb.State, error) {
 	var wheels, sdists lock.Lock
 	for _, d := range l {
 		if d.Sdist {
@@ -400,35 +418,34 @@ func installLayer(venv llb.State, s config.Skill, l lock.Lock, o InstallOpts, na
 		}
 	}
 	st := venv
-	var manifest *llb.State
 	if len(wheels) > 0 {
 		stepName := name
 		if len(sdists) > 0 {
 			stepName = fmt.Sprintf(StepInstall+"%d wheels", len(wheels))
 		}
 		var err error
-		if st, manifest, err = installWheels(st, s, wheels, o, stepName); err != nil {
-			return llb.State{}, nil, err
+		if st, err = installWheels(st, s, wheels, o, stepName); err != nil {
+			return llb.State{}, err
 		}
 	}
 	if len(sdists) == 0 {
-		return st, manifest, nil
+		return st, nil
 	}
 	argv := append(pipArgs("install"), "--no-index", "--no-deps")
 	var extra []llb.RunOption
 	for i, d := range sdists {
 		built, err := buildWheel(venv, s, d, o)
 		if err != nil {
-			return llb.State{}, nil, err
+			return llb.State{}, err
 		}
 		dir := "/run/skillbuild/built/" + strconv.Itoa(i)
 		extra = append(extra, llb.AddMount(dir, built, llb.Readonly))
-		argv = append(argv, "--find-links", dir)
+		argv = append(argv, "--find-links", dir+wheelSub)
 	}
 	for _, d := range sdists {
 		argv = append(argv, d.Name+"=="+d.Version)
 	}
-	return st.Run(step(fmt.Sprintf(StepInstall+"%d wheels built from source (%s…)", len(sdists), sdists[0].Name), argv, s.Build, extra...)...).Root(), nil, nil
+	return st.Run(step(fmt.Sprintf(StepInstall+"%d wheels built from source (%s…)", len(sdists), sdists[0].Name), argv, s.Build, extra...)...).Root(), nil
 }
 
 // buildWheel turns one hash-checked source distribution into a wheel. Its
@@ -440,18 +457,26 @@ func buildWheel(venv llb.State, s config.Skill, d lock.Dist, o InstallOpts) (llb
 	}
 	req := llb.Scratch().File(llb.Mkfile("/sdist.txt", 0o644, []byte(d.LockLine()+"\n")), llb.WithCustomName("sdist.txt"))
 	argv := append(basePipArgs("wheel"), "--no-deps", "--require-hashes", "--quiet", "--retries", "1", "--timeout", "30",
-		"-r", inputDir+"/sdist.txt", "--find-links", filesDir+"/0", "-w", "/run/skillbuild/wheel")
+		"-r", inputDir+"/sdist.txt", "--find-links", filesDir+"/0", "-w", wheelDir+wheelSub)
 	argv = append(argv, indexArgs(s.Index)...)
 	for _, h := range o.Trusted {
 		argv = append(argv, "--trusted-host", h)
 	}
-	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, req, llb.Readonly), llb.AddMount(filesDir+"/0", f, llb.Readonly))
+	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, req, llb.Readonly), llb.AddMount(filesDir+"/0", f, llb.Readonly),
+		llb.User(BuildUser)) // the sdist's build code runs here
 	if UsesIndex(s.Index) {
 		var netOpts []llb.RunOption
 		argv = append(argv, "--proxy", ProxyPlaceholder)
-		argv, netOpts = WithIndexAccess(IndexSocketID, argv)
+		argv, netOpts = WithIndexAccess(IndexSocketID, argv, WithSocketOwner(BuildUID, BuildGID))
 		extra = append(extra, netOpts...)
 	}
 	run := venv.Run(step(fmt.Sprintf(StepBuildWheel+"%s==%s from source", d.Name, d.Version), argv, s.Build, extra...)...)
-	return run.AddMount("/run/skillbuild/wheel", llb.Scratch()), nil
+	return run.AddMount(wheelDir, buildOutput(wheelSub)), nil
 }
+
+// wheelDir is the output mount of a wheel build; the wheel is written to
+// its subdirectory wheelSub, which the build user owns.
+const (
+	wheelDir = "/run/skillbuild/wheel"
+	wheelSub = "/w"
+)

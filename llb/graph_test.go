@@ -110,8 +110,59 @@ func TestResolveAllowsSdistWhenAsked(t *testing.T) {
 	s := testSkill(t)
 	s.Index.AllowSdist = true
 	g := marshal(t, Resolve(Base(s.Base), s, ResolveOpts{}))
+	require.Len(t, g.execs, 1)
+	e := g.execs[0]
+	assert.NotContains(t, strings.Join(e.Meta.Args, " "), "--only-binary")
+	// setup.py runs in this step: as the unprivileged build user, who owns
+	// the forwarded index socket and the report's directory.
+	assert.Equal(t, BuildUser, e.Meta.User)
+	assertSocketOwner(t, e, BuildUID, BuildGID)
+
+	s.Index.AllowSdist = false
+	g = marshal(t, Resolve(Base(s.Base), s, ResolveOpts{}))
+	require.Len(t, g.execs, 1)
+	assert.Empty(t, g.execs[0].Meta.User, "wheels only: no package code runs, pip keeps its root-owned HTTP cache")
+}
+
+func assertSocketOwner(t *testing.T, e *pb.ExecOp, uid, gid uint32) {
+	t.Helper()
+	for _, m := range e.Mounts {
+		if m.MountType == pb.MountType_SSH {
+			assert.Equal(t, uid, m.SSHOpt.Uid)
+			assert.Equal(t, gid, m.SSHOpt.Gid)
+			return
+		}
+	}
+	t.Errorf("no index socket in %v", e.Meta.Args)
+}
+
+func TestSdistBuildRunsUnprivileged(t *testing.T) {
+	t.Parallel()
+	s := testSkill(t)
+	s.Index.AllowSdist = true
+	sdist := lock.Dist{Name: "legacy", Version: "1.0", Filename: "legacy-1.0.tar.gz", URL: "http://127.0.0.1:9/files/legacy-1.0.tar.gz", SHA256: strings.Repeat("c", 64), Sdist: true}
+	in, err := Install(Venv(Base(s.Base), s), s, lock.Lock{sdist}, InstallOpts{})
+	require.NoError(t, err)
+	g := marshal(t, in.Root)
+	var build, install *pb.ExecOp
 	for _, e := range g.execs {
-		assert.NotContains(t, strings.Join(e.Meta.Args, " "), "--only-binary")
+		switch {
+		case strings.HasPrefix(g.names[e], StepBuildWheel):
+			build = e
+		case strings.HasPrefix(g.names[e], StepInstall):
+			install = e
+		}
+	}
+	require.NotNil(t, build)
+	require.NotNil(t, install)
+	assert.Equal(t, BuildUser, build.Meta.User, "the sdist's build code runs unprivileged")
+	assertSocketOwner(t, build, BuildUID, BuildGID)
+	assert.Contains(t, build.Meta.Args, wheelDir+wheelSub)
+	assert.Empty(t, install.Meta.User, "installing the built wheel writes the root-owned venv and runs no package code")
+	for _, src := range g.sources {
+		if strings.HasPrefix(src.Identifier, "http") {
+			assert.Equal(t, "0644", src.Attrs[pb.AttrHTTPPerm], "the build user can read the fetched sdist")
+		}
 	}
 }
 
@@ -121,7 +172,8 @@ func TestInstallGraphLayers(t *testing.T) {
 	venv := Venv(Base(s.Base), s)
 	in, err := Install(venv, s, testLock, InstallOpts{})
 	require.NoError(t, err)
-	assert.Len(t, in.Manifests, 2, "every wheel layer lists its files")
+	require.Len(t, in.Layers, 2, "one layer per distribution")
+	assert.Equal(t, []lock.Lock{{testLock[0]}, {testLock[1]}}, in.Locks)
 	g := marshal(t, in.Root)
 	assert.Equal(t, 2, g.diffs, "one diff per distribution")
 	assert.Equal(t, 1, g.merges)
@@ -155,7 +207,8 @@ func TestInstallSingleLayerUsesPipRequireHashes(t *testing.T) {
 	s := testSkill(t)
 	in, err := Install(Venv(Base(s.Base), s), s, testLock, InstallOpts{SingleLayer: true})
 	require.NoError(t, err)
-	assert.True(t, in.Single)
+	require.Len(t, in.Layers, 1, "the single layer is still checked")
+	assert.Equal(t, []lock.Lock{testLock}, in.Locks)
 	g := marshal(t, in.Root)
 	assert.Zero(t, g.diffs)
 	var args string
@@ -165,6 +218,32 @@ func TestInstallSingleLayerUsesPipRequireHashes(t *testing.T) {
 		}
 	}
 	assert.Contains(t, args, "--no-index --no-deps --require-hashes")
+}
+
+func TestListLayersMountsEveryLayerReadOnly(t *testing.T) {
+	t.Parallel()
+	s := testSkill(t)
+	venv := Venv(Base(s.Base), s)
+	in, err := Install(venv, s, testLock, InstallOpts{})
+	require.NoError(t, err)
+	g := marshal(t, ListLayers(venv, in, s))
+	var list *pb.ExecOp
+	for _, e := range g.execs {
+		if strings.HasPrefix(g.names[e], "check layers: list the files of") {
+			list = e
+		}
+	}
+	require.NotNil(t, list, "a listing step")
+	assert.Equal(t, pb.NetMode_NONE, list.Network)
+	layers := 0
+	for _, m := range list.Mounts {
+		if strings.HasPrefix(m.Dest, "/run/skillbuild/layers/") {
+			layers++
+			assert.True(t, m.Readonly, "%s is read-only", m.Dest)
+		}
+	}
+	assert.Equal(t, len(in.Layers), layers)
+	assert.Equal(t, 2, g.diffs, "the listing reads the diffs themselves")
 }
 
 func TestLayersBucketsPastTheBound(t *testing.T) {

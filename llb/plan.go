@@ -10,11 +10,22 @@ const (
 	inputDir     = "/run/skillbuild/in"
 	filesDir     = "/run/skillbuild/files"
 	reportDir    = "/run/skillbuild/out"
+	reportSub    = "/r" // owned by BuildUser, so pip can write there when the step runs as that user
 	// ReportFile is the path of the resolution report inside the resolve
 	// graph's output state.
-	ReportFile = "/report.json"
+	ReportFile = reportSub + "/report.json"
 	// User is the non-root user skill code runs as.
 	User = "65532:65532"
+	// BuildUser is the unprivileged user of the steps that run package
+	// code at build time: resolving with source distributions allowed
+	// (pip runs their setup.py for metadata) and building a source
+	// distribution into a wheel. 65534 is "nobody", which Debian-based
+	// images list in /etc/passwd (build tools look the user up). Installs
+	// run no package code and stay root: they write into the root-owned
+	// venv.
+	BuildUser = "65534:65534"
+	BuildUID  = 65534
+	BuildGID  = 65534
 )
 
 // Step names: every exec step's name starts with one of these, so the
@@ -29,8 +40,10 @@ const (
 	StepInstall = "install "
 	// StepBuildWheel builds a wheel from a source distribution.
 	StepBuildWheel = "build wheel "
-	// StepCheckLayers checks the layers for files two distributions write.
-	StepCheckLayers = "check layers for conflicting files"
+	// StepCheckLayers lists the layers' real contents for the engine to
+	// check (nothing outside the venv, the locked dist-info, no file in
+	// two layers).
+	StepCheckLayers = "check layers"
 )
 
 // Steps lists the step-name prefixes in the order a build runs them.

@@ -1,34 +1,46 @@
 """Install wheels into the running virtual environment (PEP 427/491).
 
-Usage: VENV/bin/python wheelinstall.py [--manifest OUT] SHA256 FILE [SHA256 FILE ...]
+Usage: VENV/bin/python wheelinstall.py NAME VERSION SHA256 FILE [NAME VERSION SHA256 FILE ...]
 
 skillbuild installs each locked distribution into its own layer. Starting
 pip for that costs about a second per distribution (pip starts twice);
 unpacking a wheel is a file operation, so this script does it with the
-standard library in one interpreter start per layer:
+standard library in one interpreter start per layer.
 
-- the file's sha256 must equal the lock's (nothing unverified is unpacked);
+A wheel is untrusted input, and this script runs as root inside the step,
+so it checks everything it acts on:
+
+- the file's sha256 must equal the lock's (nothing unverified is unpacked),
+  and the wheel must be the distribution the lock names: one
+  NAME-VERSION.dist-info whose METADATA has the lock's Name and Version;
+- every path stays inside the virtual environment: archive members that
+  are absolute or contain '..', empty components, backslashes or NUL are
+  refused, and every file is created by walking the directories one by
+  one from the venv root without following a symbolic link (openat with
+  O_NOFOLLOW), so the venv's own links (bin/python, lib64) are never
+  written through;
 - files go to purelib or platlib (Root-Is-Purelib), and <name>.data/<key>/
-  to the matching sysconfig path (scripts, headers, data, purelib, platlib);
+  where pip puts them in a venv: scripts to bin/, headers to
+  include/site/pythonX.Y/<name>/, purelib and platlib to site-packages,
+  data to the venv root;
 - '#!python' shebangs of .data/scripts are rewritten to this interpreter;
 - console_scripts and gui_scripts from entry_points.txt get pip's wrapper;
+  a script name must be a plain file name (no '/', '\\', NUL, '.' or
+  '..') and the object reference a dotted name, as pip requires;
 - .py files are byte-compiled (compileall, as pip does; SOURCE_DATE_EPOCH
   makes the .pyc reproducible);
 - INSTALLER is written and RECORD rewritten with every installed file.
 
-With --manifest, every installed path is also listed in OUT, one
-"<distribution>\t<path relative to the venv>" line each, so that skillbuild
-can tell, without merging the layers, whether two distributions write the
-same file. No network, no build code: wheels only. Errors go to stderr,
-exit 1.
+No network, no build code: wheels only. Errors go to stderr, exit 1.
 """
 import base64
 import compileall
 import csv
+import errno
 import hashlib
+import importlib.util
 import io
 import os
-import posixpath
 import re
 import stat
 import sys
@@ -38,6 +50,7 @@ import zipfile
 SCRIPT = """#!{python}
 # -*- coding: utf-8 -*-
 import re
+import stat
 import sys
 from {module} import {import_name}
 if __name__ == '__main__':
@@ -45,22 +58,31 @@ if __name__ == '__main__':
     sys.exit({func}())
 """
 
+# An entry point's object reference: module[:attr[.attr...]] (PEP 517's
+# and pip's pattern, without extras, which are cut before).
+DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+class Refused(Exception):
+    pass
+
 
 def b64hash(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def fail(msg):
-    sys.stderr.write("wheelinstall: %s\n" % msg)
-    sys.exit(1)
+def normalize(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def parse_kv(text):
     out = {}
     for line in text.splitlines():
-        if ":" in line:
+        if not line.strip():
+            break  # headers end at the first empty line (the body follows)
+        if ":" in line and not line[0].isspace():
             k, v = line.split(":", 1)
-            out[k.strip().lower()] = v.strip()
+            out.setdefault(k.strip().lower(), v.strip())
     return out
 
 
@@ -80,102 +102,207 @@ def entry_points(text):
     return out
 
 
-def install(path, want, manifest):
+def check_script_name(name):
+    """A console script is a file directly in bin/: refuse anything else."""
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+            or any(ord(c) < 32 for c in name)):
+        raise Refused("unsafe console script name %r: it must be a plain file name" % name)
+
+
+def split_member(name):
+    """The components of an archive member's path, refusing any that could
+    leave the directory it is unpacked into."""
+    if "\0" in name or "\\" in name or name.startswith("/"):
+        raise Refused("unsafe path %r" % name)
+    parts = name.split("/")
+    for p in parts:
+        if p in ("", ".", ".."):
+            raise Refused("unsafe path %r" % name)
+    return parts
+
+
+class Venv:
+    """Writes files beneath the venv root and nowhere else: each directory
+    is opened relative to its parent with O_NOFOLLOW, so no symbolic link,
+    whether in the venv (bin/python, lib64) or made by an earlier write, is
+    ever followed."""
+
+    def __init__(self, root):
+        self.root = os.path.realpath(root)
+
+    def rel(self, path):
+        """path (absolute, inside the venv) as components below the root."""
+        path = os.path.normpath(path)
+        if path != self.root and not path.startswith(self.root + os.sep):
+            raise Refused("%s is outside the virtual environment %s" % (path, self.root))
+        rest = path[len(self.root):].strip(os.sep)
+        return rest.split(os.sep) if rest else []
+
+    def _open_dir(self, parts):
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for i, p in enumerate(parts):
+                try:
+                    nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    os.mkdir(p, 0o755, dir_fd=fd)
+                    nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise Refused("refusing to write through %s: it is a symbolic link or not a directory"
+                                      % os.path.join(self.root, *parts[: i + 1]))
+                    raise
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def write(self, parts, content, mode):
+        """Write content to root/parts[...] (a regular file, never through a link)."""
+        if not parts:
+            raise Refused("cannot write the virtual environment's root")
+        dfd = self._open_dir(parts[:-1])
+        try:
+            try:
+                fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode, dir_fd=dfd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                    raise Refused("refusing to write %s: it is a symbolic link or not a regular file"
+                                  % os.path.join(self.root, *parts))
+                raise
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise Refused("refusing to write %s: not a regular file" % os.path.join(self.root, *parts))
+                view = memoryview(content)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dfd)
+        return os.path.join(self.root, *parts)
+
+
+def install(venv, path, want_name, want_version, want):
     with open(path, "rb") as f:
         data = f.read()
     got = hashlib.sha256(data).hexdigest()
     if got != want:
-        fail("%s: sha256 %s does not match the lock's %s" % (os.path.basename(path), got, want))
+        raise Refused("sha256 %s does not match the lock's %s" % (got, want))
     paths = sysconfig.get_paths()
     python = os.path.join(paths["scripts"], "python")
     zf = zipfile.ZipFile(io.BytesIO(data))
     names = zf.namelist()
     infos = [n for n in names if n.endswith(".dist-info/WHEEL") and n.count("/") == 1]
     if len(infos) != 1:
-        fail("%s: no single .dist-info/WHEEL" % path)
+        raise Refused("no single .dist-info/WHEEL")
     distinfo = infos[0].split("/")[0]
-    dataprefix = distinfo[: -len(".dist-info")] + ".data/"
+    tops = {n.split("/")[0] for n in names if "/" in n}
+    extra = sorted(t for t in tops if t.endswith(".dist-info") and t != distinfo)
+    if extra:
+        raise Refused("more than one .dist-info directory: %s" % ", ".join([distinfo] + extra))
+    stem = distinfo[: -len(".dist-info")]
+    dname, sep, dversion = stem.partition("-")
+    if not sep or normalize(dname) != normalize(want_name) or dversion not in (want_version, want_version.replace("-", "_")):
+        raise Refused("contains %s, not the locked %s %s" % (distinfo, want_name, want_version))
+    meta_name = distinfo + "/METADATA"
+    if meta_name not in names:
+        raise Refused("%s has no METADATA" % distinfo)
+    meta = parse_kv(zf.read(meta_name).decode("utf-8", "replace"))
+    if normalize(meta.get("name", "")) != normalize(want_name) or meta.get("version", "") != want_version:
+        raise Refused("its METADATA names %s %s, not the locked %s %s"
+                      % (meta.get("name", "?"), meta.get("version", "?"), want_name, want_version))
+    dataprefix = stem + ".data/"
     wheel = parse_kv(zf.read(infos[0]).decode("utf-8"))
-    root = paths["purelib"] if wheel.get("root-is-purelib", "true").lower() == "true" else paths["platlib"]
-    targets = {"purelib": paths["purelib"], "platlib": paths["platlib"], "scripts": paths["scripts"],
-               "headers": os.path.join(paths["include"], distinfo.split("-")[0]), "data": paths["data"]}
+    purelib = venv.rel(paths["purelib"])
+    platlib = venv.rel(paths["platlib"])
+    root = purelib if wheel.get("root-is-purelib", "true").lower() == "true" else platlib
+    pyver = "python%d.%d" % sys.version_info[:2]
+    # pip's scheme for a virtual environment (never the base's include dir).
+    targets = {"purelib": purelib, "platlib": platlib, "scripts": venv.rel(paths["scripts"]),
+               "headers": ["include", "site", pyver, meta.get("name", dname)], "data": []}
+    check_script_name(targets["headers"][-1])
     record = []
     compiled = []
+    rootdir = os.path.join(venv.root, *root)
+
+    def add(dest, content):
+        record.append((os.path.relpath(dest, rootdir), b64hash(content), str(len(content))))
+
     for info in zf.infolist():
         name = info.filename
         if name.endswith("/"):
+            split_member(name[:-1])
             continue
-        if posixpath.isabs(name) or ".." in name.split("/"):
-            fail("%s: unsafe path %r" % (path, name))
+        parts = split_member(name)
         if name == distinfo + "/RECORD" or name.endswith(".dist-info/RECORD.jws") or name.endswith(".dist-info/RECORD.p7s"):
             continue
         content = zf.read(info)
-        base, rel, is_script = root, name, False
+        base, rel, key = root, parts, None
         if name.startswith(dataprefix):
-            key, _, rel = name[len(dataprefix):].partition("/")
+            key, rel = parts[1], parts[2:]
             if key not in targets:
-                fail("%s: unknown data directory %r" % (path, key))
-            base, is_script = targets[key], key == "scripts"
-        dest = os.path.join(base, *rel.split("/"))
+                raise Refused("unknown data directory %r" % key)
+            if not rel:
+                raise Refused("unsafe path %r" % name)
+            base = targets[key]
+        is_script = key == "scripts"
         if is_script and content.startswith(b"#!python"):
             content = b"#!" + python.encode() + content[len(b"#!python"):]
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with open(dest, "wb") as out:
-            out.write(content)
-        mode = (info.external_attr >> 16) & 0o777
-        if is_script or mode & 0o111:
-            os.chmod(dest, 0o755)
-        record.append((os.path.relpath(dest, root), b64hash(content), str(len(content))))
-        if dest.endswith(".py") and base in (paths["purelib"], paths["platlib"]):
+        mode = 0o755 if is_script or (info.external_attr >> 16) & 0o111 else 0o644
+        dest = venv.write(base + rel, content, mode)
+        add(dest, content)
+        if dest.endswith(".py") and base in (purelib, platlib):
             compiled.append(dest)
     ep = distinfo + "/entry_points.txt"
     if ep in names:
         for script, ref in entry_points(zf.read(ep).decode("utf-8")):
+            check_script_name(script)
             module, _, attr = ref.partition(":")
+            module, attr = module.strip(), attr.strip()
             if not attr:
-                fail("%s: entry point %s=%s has no function" % (path, script, ref))
-            text = SCRIPT.format(python=python, module=module.strip(), import_name=attr.split(".")[0].strip(), func=attr.strip()).encode()
-            dest = os.path.join(paths["scripts"], script)
-            with open(dest, "wb") as out:
-                out.write(text)
-            os.chmod(dest, 0o755)
-            record.append((os.path.relpath(dest, root), b64hash(text), str(len(text))))
+                raise Refused("entry point %s=%s has no function" % (script, ref))
+            if not DOTTED.match(module) or not DOTTED.match(attr):
+                raise Refused("entry point %s=%s is not a module:function reference" % (script, ref))
+            text = SCRIPT.format(python=python, module=module, import_name=attr.split(".")[0], func=attr).encode()
+            add(venv.write(targets["scripts"] + [script], text, 0o755), text)
     installer = b"skillbuild\n"
-    with open(os.path.join(root, distinfo, "INSTALLER"), "wb") as out:
-        out.write(installer)
-    record.append((distinfo + "/INSTALLER", b64hash(installer), str(len(installer))))
+    add(venv.write(root + [distinfo, "INSTALLER"], installer, 0o644), installer)
     for src in compiled:
         if compileall.compile_file(src, quiet=2, force=True):
-            pyc = __import__("importlib.util").util.cache_from_source(src)
-            if os.path.exists(pyc):
+            pyc = importlib.util.cache_from_source(src)
+            if os.path.isfile(pyc) and not os.path.islink(pyc):
                 with open(pyc, "rb") as f:
-                    b = f.read()
-                record.append((os.path.relpath(pyc, root), b64hash(b), str(len(b))))
+                    add(pyc, f.read())
     record.append((distinfo + "/RECORD", "", ""))
-    with open(os.path.join(root, distinfo, "RECORD"), "w", newline="", encoding="utf-8") as out:
-        w = csv.writer(out, lineterminator="\n")
-        for row in record:
-            w.writerow(row)
-    if manifest is not None:
-        for row in record:
-            rel = os.path.relpath(os.path.normpath(os.path.join(root, row[0])), sys.prefix)
-            manifest.write("%s\t%s\n" % (distinfo[: -len(".dist-info")], rel))
+    out = io.StringIO(newline="")
+    w = csv.writer(out, lineterminator="\n")
+    for row in record:
+        w.writerow(row)
+    venv.write(root + [distinfo, "RECORD"], out.getvalue().encode("utf-8"), 0o644)
 
 
 def main(argv):
-    manifest = None
-    if argv[:1] == ["--manifest"] and len(argv) > 1:
-        manifest = open(argv[1], "w", encoding="utf-8")
-        argv = argv[2:]
-    if len(argv) % 2 or not argv:
-        fail("usage: wheelinstall.py [--manifest OUT] SHA256 FILE [SHA256 FILE ...]")
+    if len(argv) % 4 or not argv:
+        sys.stderr.write("usage: wheelinstall.py NAME VERSION SHA256 FILE [NAME VERSION SHA256 FILE ...]\n")
+        return 2
     if sys.prefix == sys.base_prefix:
-        fail("must run with the virtual environment's python")
-    for i in range(0, len(argv), 2):
-        install(argv[i + 1], argv[i], manifest)
-    if manifest is not None:
-        manifest.close()
+        sys.stderr.write("wheelinstall: must run with the virtual environment's python\n")
+        return 2
+    venv = Venv(sys.prefix)
+    for i in range(0, len(argv), 4):
+        name, version, sha, path = argv[i:i + 4]
+        try:
+            install(venv, path, name, version, sha)
+        except (Refused, zipfile.BadZipFile, UnicodeDecodeError) as e:
+            sys.stderr.write("wheelinstall: %s %s (%s): refused: %s\n" % (name, version, os.path.basename(path), e))
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

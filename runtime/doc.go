@@ -14,6 +14,16 @@
 // rlimits for open files, file size and core dumps, and none of the host's
 // environment.
 //
+// # Stages
+//
+// Runner.Run is its stages in order, each usable on its own (a pool of
+// warm sandboxes creates ahead and starts later): Runner.Prepare checks the
+// request and resolves the image; Runner.Create writes the sandbox files
+// and creates the container and its task, not started; Sandbox.Start,
+// Sandbox.Wait (kills at the timeout or on cancellation) and
+// Sandbox.Collect (OOM counter, output, report, Result) follow; and
+// Sandbox.Close removes everything, whatever stage was reached.
+//
 // # The protocol
 //
 // The code is never spliced into a string. runner.py, embedded in this
@@ -32,6 +42,32 @@
 // and nothing else: connects elsewhere fail with ENETUNREACH at once and
 // DNS fails fast whatever resolv.conf the image has.
 //
+// # PID 1 and the deadline
+//
+// PID 1 of the container is not the runner but the running program
+// itself, mounted read-only and started as package pid1's init (any
+// program linking this package becomes the init when started as
+// pid1.Path; a dynamically linked one through its own ELF loader and
+// libraries, mounted next to it, so the image's libc does not matter). It
+// runs the runner as its child, reaps orphans, ignores every signal the
+// sandbox can send it and is not dumpable, and at the timeout kills every
+// process of the namespace and exits pid1.DeadlineStatus: the deadline
+// holds even when the process that started the run is gone (kill -9,
+// SIGPIPE). The host kills at the timeout too, whichever comes first.
+// LabelDeadline is set when the task starts; Sweep, which the CLI runs in
+// every command that talks to containerd, removes what is left of a run
+// past it.
+//
+// # Sharing nothing per user
+//
+// A run that would run as DefaultUID:DefaultGID gets a uid:gid of its own
+// from RunUIDBase (Result.UID), leased with an flock in the state
+// directory, so per-user kernel quotas (message queue bytes, RLIMIT_NPROC)
+// are not shared between concurrent runs (WithSharedUID turns this off).
+// The image's /etc/resolv.conf, which a base made from a host's root
+// filesystem carries with that host's nameserver, is covered by a file
+// that names none; /tmp and /dev/shm are noexec.
+//
 // # Limits are reported, not guessed
 //
 // At the timeout every process of the container is killed (SIGKILL to all
@@ -40,10 +76,30 @@
 // shim reports it, not from exit status 137. Result.Truncated says output
 // was cut. Output that is not UTF-8 is made valid (U+FFFD).
 //
+// # Output
+//
+// Output is collected into capped buffers that never block the
+// container's pipes; a goroutine forwards it to Request.Stdout and
+// Request.Stderr as it comes, and Run waits for those writers only after
+// the teardown, so a slow reader never holds up a run or its cleanup.
+//
 // # Cleanup
 //
 // The task, container, snapshot and state files of a run are removed on
 // every path, including cancellation of ctx (cleanup runs on a context
 // that outlives it). Containers and views carry LabelRun and
 // LabelDeadline; New sweeps those of dead processes (Sweep).
+//
+// # Warm containers
+//
+// A Pool runs requests like Run, in sandboxes created and started ahead
+// of time per image, limits, user and preload list (Request.Preload). Their
+// init runs in warm mode (pid1.WarmArgs): the runner starts at once and
+// waits; the job (the timeout, then the inputs line) comes through a pipe,
+// after the code file is in place, and the deadline counts from it. Each
+// sandbox serves one run and is then removed; a replacement starts in the
+// background. Warm sandboxes carry LabelPool with their pool's owner ID;
+// NewPool removes those whose owner's lock file is free (a killed server),
+// and a warm init ends its container by itself when no job comes within
+// its idle limit or its job pipe closes.
 package runtime

@@ -79,6 +79,7 @@ type options struct {
 	sweepGrace     time.Duration
 	sweepOnNew     bool
 	loopbackUp     bool
+	sharedUID      bool
 }
 
 func defaultOptions() options {
@@ -173,6 +174,16 @@ func WithLoopbackDown() Opt {
 func WithoutSweep() Opt {
 	return func(o *options) error {
 		o.sweepOnNew = false
+		return nil
+	}
+}
+
+// WithSharedUID makes runs that would get a uid of their own (see
+// RunUIDBase) run as DefaultUID:DefaultGID instead, all of them sharing
+// that uid's kernel quotas.
+func WithSharedUID() Opt {
+	return func(o *options) error {
+		o.sharedUID = true
 		return nil
 	}
 }

@@ -12,14 +12,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
@@ -81,6 +80,10 @@ type Request struct {
 	// User overrides the image's USER (uid[:gid] or a name in the image's
 	// /etc/passwd). Only an explicit User can be root.
 	User string
+	// Preload are Python modules the runner imports before it reads the
+	// job ("numpy", "pandas.core"): in a Pool's warm container they are
+	// imported before the run begins, so the run does not pay for them.
+	Preload []string
 	// Stdout and Stderr, if set, receive the code's output as it happens,
 	// cut at the output limit like Result.Stdout and Result.Stderr.
 	Stdout, Stderr io.Writer
@@ -117,6 +120,10 @@ type Result struct {
 	OOMKilled bool `json:"oom_killed"`
 	// Truncated: stdout or stderr was cut at the output limit.
 	Truncated bool `json:"truncated"`
+	// UID and GID are the user the code ran as: a uid of the run's own
+	// (RunUIDBase...) unless the image or the caller named another user.
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 	// Duration is from the start of the process to its exit.
 	Duration time.Duration `json:"-"`
 }
@@ -184,213 +191,44 @@ const stepTimeout = 2 * time.Minute
 // exceptions, timeouts and OOM kills, is in the Result. Whatever happens,
 // the task, the container, its snapshot and the state files are removed
 // before Run returns, even when ctx is cancelled.
+//
+// Run is its stages in order: Prepare, Create, Sandbox.Start,
+// Sandbox.Wait, Sandbox.Collect, Sandbox.Close and Sandbox.Flush. The
+// output reaches req.Stdout and req.Stderr as it happens, but a slow
+// reader never holds up the run or its teardown: what it has not taken yet
+// is written after the teardown, and Run returns once it is written or ctx
+// is done.
 func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error) {
-	ctx = r.namespaced(ctx)
-	limits, err := req.Limits.withDefaults()
+	p, err := r.Prepare(ctx, req)
 	if err != nil {
 		return res, err
 	}
-	inputs, err := normalizeInputs(req.Inputs)
+	sb, err := r.Create(ctx, p)
 	if err != nil {
 		return res, err
 	}
-	if req.Image == "" {
-		return res, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
-	}
-	img, err := r.client.GetImage(ctx, req.Image)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return res, fmt.Errorf("image %s: %w", req.Image, ErrImageNotFound)
-		}
-		return res, fmt.Errorf("image %s: %w", req.Image, err)
-	}
-	if ok, err := img.IsUnpacked(ctx, r.opts.snapshotter); err != nil {
-		return res, fmt.Errorf("image %s: %w", req.Image, err)
-	} else if !ok {
-		if err := img.Unpack(ctx, r.opts.snapshotter); err != nil {
-			return res, fmt.Errorf("unpack image %s: %w", req.Image, err)
-		}
-	}
-	ispec, err := img.Spec(ctx)
-	if err != nil {
-		return res, fmt.Errorf("image %s config: %w", req.Image, err)
-	}
-
-	id := newID()
-	dir := filepath.Join(r.opts.stateDir, id)
-	cleanCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	}
-	var cleanups []func(context.Context) error
 	defer func() {
-		cctx, cancel := cleanCtx()
-		defer cancel()
-		var errs []error
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			if err := cleanups[i](cctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			retErr = errors.Join(retErr, fmt.Errorf("clean up run %s: %w", id, err))
+		if err := sb.Close(ctx); err != nil {
+			retErr = errors.Join(retErr, err)
 		}
 	}()
-
-	// The sandbox files: runner and code read-only, the report FIFO.
-	box := filepath.Join(dir, "box")
-	cleanups = append(cleanups, func(context.Context) error { return os.RemoveAll(dir) })
-	if err := prepareBox(dir, box, req.Code); err != nil {
+	if err := sb.Start(ctx); err != nil {
 		return res, err
 	}
-	report, err := openReport(filepath.Join(box, reportName), r.opts.maxResultBytes)
+	exit, err := sb.Wait(ctx)
 	if err != nil {
 		return res, err
 	}
-	cleanups = append(cleanups, func(context.Context) error { report.close(); return nil })
-
-	deadline := time.Now().Add(limits.Timeout).UTC()
-	labels := map[string]string{LabelRun: "1", LabelDeadline: deadline.Format(time.RFC3339Nano)}
-	plan := specPlan{
-		limits:     limits,
-		env:        ispec.Config.Env,
-		cwd:        ispec.Config.WorkingDir,
-		imageUser:  ispec.Config.User,
-		user:       req.User,
-		sandboxDir: box,
-		hostname:   "skill",
-	}
-	// Creating the container, creating the task and starting it are not
-	// interrupted half-way (a cancelled request can leave the daemon to
-	// finish it after our cleanup, leaking a view or cgroups): each runs to
-	// its end, bounded, and a cancellation is honoured between them.
-	stepCtx, stepCancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
-	defer stepCancel()
-	cancelled := func() error {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("run cancelled: %w", err)
-		}
-		return nil
-	}
-	container, err := r.client.NewContainer(stepCtx, id,
-		client.WithImage(img),
-		client.WithSnapshotter(r.opts.snapshotter),
-		client.WithNewSnapshotView(id, img, snapshots.WithLabels(labels)),
-		client.WithRuntime(r.opts.runtime, nil),
-		client.WithContainerLabels(labels),
-		client.WithNewSpec(specOpts(plan)...),
-	)
-	if err != nil {
-		// A cancelled NewContainer may still have created the container or
-		// its view on the daemon's side: remove whatever exists.
-		cctx, cancel := cleanCtx()
-		defer cancel()
-		if c, lerr := r.client.LoadContainer(cctx, id); lerr == nil {
-			_ = removeContainer(cctx, c)
-		}
-		if sn := r.client.SnapshotService(r.opts.snapshotter); sn != nil {
-			_ = sn.Remove(cctx, id)
-		}
-		return res, fmt.Errorf("create container: %w", err)
-	}
-	// removeContainer also kills and deletes a task the client lost track
-	// of (a NewTask that failed half-way).
-	cleanups = append(cleanups, func(cctx context.Context) error { return removeContainer(cctx, container) })
-	if err := cancelled(); err != nil {
+	if res, err = sb.Collect(ctx, exit); err != nil {
 		return res, err
 	}
-
-	stdout := newCappedBuffer(limits.OutputLimitBytes, req.Stdout)
-	stderr := newCappedBuffer(limits.OutputLimitBytes, req.Stderr)
-	ioDir := filepath.Join(dir, "io")
-	task, err := container.NewTask(stepCtx, cio.NewCreator(cio.WithStreams(bytes.NewReader(inputs), stdout, stderr), cio.WithFIFODir(ioDir)))
-	if err != nil {
-		if strings.Contains(err.Error(), "executable file not found") {
-			return res, fmt.Errorf("image %s has no python3 on PATH: %w", req.Image, errdefs.ErrFailedPrecondition)
-		}
-		return res, fmt.Errorf("create task: %w", err)
-	}
-	cleanups = append(cleanups, func(cctx context.Context) error {
-		_, err := task.Delete(cctx, client.WithProcessKill)
-		if task.IO() != nil {
-			task.IO().Close()
-		}
-		if err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("delete task: %w", err)
-		}
-		return nil
-	})
-	// Wait outlives ctx: after a cancellation the exit is still collected.
-	exitC, err := task.Wait(context.WithoutCancel(ctx))
-	if err != nil {
-		return res, fmt.Errorf("wait task: %w", err)
-	}
-	if r.opts.loopbackUp {
-		if err := loopbackUp(int(task.Pid())); err != nil {
-			return res, fmt.Errorf("network namespace of run %s: %w", id, err)
-		}
-	}
-	if err := cancelled(); err != nil {
+	// The output is all collected: tear down first, then hand it to the
+	// caller's writers, however slowly they read.
+	if err := sb.Close(ctx); err != nil {
 		return res, err
 	}
-
-	start := time.Now()
-	if err := task.Start(stepCtx); err != nil {
-		return res, fmt.Errorf("start task: %w", err)
-	}
-	stepCancel()
-	timer := time.NewTimer(limits.Timeout)
-	defer timer.Stop()
-	var status client.ExitStatus
-	select {
-	case status = <-exitC:
-	case <-timer.C:
-		res.TimedOut = true
-		status, err = r.killAndWait(ctx, task, exitC)
-		if err != nil {
-			return res, err
-		}
-	case <-ctx.Done():
-		if _, err := r.killAndWait(ctx, task, exitC); err != nil {
-			return res, errors.Join(ctx.Err(), err)
-		}
-		return res, fmt.Errorf("run cancelled: %w", ctx.Err())
-	}
-	res.Duration = time.Since(start)
-
-	cctx, cancel := cleanCtx()
-	defer cancel()
-	res.OOMKilled, err = oomKilled(cctx, task)
-	if err != nil {
-		return res, err
-	}
-	// Collect the output: the shim closes the pipes once every process of
-	// the container is gone, which the end of its PID namespace ensures.
-	if _, err := task.Delete(cctx); err != nil && !errdefs.IsNotFound(err) {
-		return res, fmt.Errorf("delete task: %w", err)
-	}
-	rep, repErr := report.finish()
-
-	res.ExitCode = int(status.ExitCode())
-	res.Stdout = toValidUTF8(stdout.Bytes())
-	res.Stderr = toValidUTF8(stderr.Bytes())
-	res.Truncated = stdout.Truncated() || stderr.Truncated()
-	res.Result, res.Error = interpret(res, limits, rep, repErr, r.opts.maxResultBytes)
+	sb.Flush(ctx)
 	return res, nil
-}
-
-// killAndWait kills every process of the task and waits for its exit.
-func (r *Runner) killAndWait(ctx context.Context, task client.Task, exitC <-chan client.ExitStatus) (client.ExitStatus, error) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	if err := task.Kill(cctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
-		return client.ExitStatus{}, fmt.Errorf("kill task: %w", err)
-	}
-	select {
-	case st := <-exitC:
-		return st, nil
-	case <-cctx.Done():
-		return client.ExitStatus{}, fmt.Errorf("task did not exit after SIGKILL: %w", cctx.Err())
-	}
 }
 
 // interpret turns the runner's report and what the runtime saw into the
@@ -430,6 +268,20 @@ func toValidUTF8(b []byte) string {
 		return string(b)
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// moduleName is a dotted Python module name.
+var moduleName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// checkPreload checks that every name is a Python module name (they become
+// arguments of the runner, never code).
+func checkPreload(names []string) error {
+	for _, n := range names {
+		if !moduleName.MatchString(n) {
+			return fmt.Errorf("preload %q is not a Python module name: %w", n, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
 }
 
 // normalizeInputs checks that in is one JSON object (empty means {}) and
@@ -473,12 +325,8 @@ func prepareBox(dir, box string, code []byte) error {
 		return err
 	}
 	for name, data := range map[string][]byte{runnerName: runnerSource, codeName: code} {
-		p := filepath.Join(box, name)
-		if err := os.WriteFile(p, data, 0o444); err != nil {
+		if err := writeReadOnly(filepath.Join(box, name), data); err != nil {
 			return fmt.Errorf("sandbox file %s: %w", name, err)
-		}
-		if err := os.Chmod(p, 0o444); err != nil {
-			return err
 		}
 	}
 	// Write-only for the run's user, whoever it is; only the container
@@ -488,4 +336,13 @@ func prepareBox(dir, box string, code []byte) error {
 		return fmt.Errorf("report fifo: %w", err)
 	}
 	return os.Chmod(p, 0o622)
+}
+
+// writeReadOnly writes a new file readable by everyone and writable by
+// nobody (mode 0444, whatever the umask).
+func writeReadOnly(p string, data []byte) error {
+	if err := os.WriteFile(p, data, 0o444); err != nil {
+		return err
+	}
+	return os.Chmod(p, 0o444)
 }

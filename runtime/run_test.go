@@ -2,17 +2,21 @@ package runtime
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/runtime/pid1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -72,14 +76,40 @@ func TestCappedBuffer(t *testing.T) {
 		assert.Equal(t, len(s), n)
 	}
 	assert.Equal(t, "abcde", string(b.Bytes()))
+	require.NoError(t, b.flush(context.Background()))
 	assert.Equal(t, "abcde", tee.String(), "the tee sees the kept bytes only")
 	assert.True(t, b.Truncated())
 
 	b = newCappedBuffer(5, failingWriter{})
 	_, err := b.Write([]byte("abc"))
 	require.NoError(t, err, "a failing tee does not stop the capture")
+	assert.Error(t, b.flush(context.Background()), "the tee's error is kept")
 	assert.False(t, b.Truncated())
 	assert.Equal(t, "abc", string(b.Bytes()))
+}
+
+// TestCappedBufferNeverWaitsOnItsReader: a writer nobody reads does not
+// block the capture; flush gives up when its context is done.
+func TestCappedBufferNeverWaitsOnItsReader(t *testing.T) {
+	t.Parallel()
+	pr, pw := io.Pipe() // nobody reads pr until the end
+	b := newCappedBuffer(1<<20, pw)
+	for range 100 {
+		n, err := b.Write(bytes.Repeat([]byte("x"), 1000))
+		require.NoError(t, err)
+		require.Equal(t, 1000, n)
+	}
+	assert.Len(t, b.Bytes(), 100000, "all kept while the reader is stuck")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, b.flush(ctx), context.Canceled, "flush does not wait past its context")
+	read := make(chan int)
+	go func() {
+		n, _ := io.ReadFull(pr, make([]byte, 100000))
+		read <- n
+	}()
+	require.NoError(t, b.flush(context.Background()))
+	assert.Equal(t, 100000, <-read, "the reader gets everything once it reads")
 }
 
 type failingWriter struct{}
@@ -265,4 +295,51 @@ func TestReportNothingWritten(t *testing.T) {
 	rep, err := rr.finish()
 	assert.NoError(t, err)
 	assert.Nil(t, rep)
+}
+
+func TestLeaseUID(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	seen := map[uint32]bool{}
+	var leases []*uidLease
+	for range 50 {
+		l, err := leaseUID(dir)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, l.uid, uint32(RunUIDBase))
+		assert.Less(t, l.uid, uint32(RunUIDBase+RunUIDCount))
+		assert.False(t, seen[l.uid], "uid %d leased twice", l.uid)
+		seen[l.uid] = true
+		leases = append(leases, l)
+	}
+	for _, l := range leases {
+		l.release()
+		l.release() // idempotent
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "uids"))
+	require.NoError(t, err)
+	assert.Empty(t, ents, "released leases leave no file")
+
+	// A lease whose holder died (its file stays, unlocked) is swept; a held
+	// one is not.
+	held, err := leaseUID(dir)
+	require.NoError(t, err)
+	dead, err := leaseUID(dir)
+	require.NoError(t, err)
+	dead.file.Close() // the process died: the lock is gone, the file stays
+	sweepUIDLeases(dir)
+	ents, err = os.ReadDir(filepath.Join(dir, "uids"))
+	require.NoError(t, err)
+	require.Len(t, ents, 1)
+	assert.Equal(t, strconv.FormatUint(uint64(held.uid), 10), ents[0].Name())
+	held.release()
+}
+
+func TestStartFailure(t *testing.T) {
+	t.Parallel()
+	err := startFailure("img", pid1.StartFailedStatus, nil, []byte(pid1.StartFailedPrefix+"no python3 on PATH\n"))
+	assert.ErrorIs(t, err, errdefs.ErrFailedPrecondition)
+	assert.EqualError(t, err, "image img: no python3 on PATH: failed precondition")
+	assert.NoError(t, startFailure("img", pid1.StartFailedStatus, &runnerReport{}, []byte(pid1.StartFailedPrefix+"x")), "the runner reported: the code exited 127 itself")
+	assert.NoError(t, startFailure("img", pid1.StartFailedStatus, nil, []byte("other")), "not the init's message")
+	assert.NoError(t, startFailure("img", 1, nil, []byte(pid1.StartFailedPrefix+"x")))
 }

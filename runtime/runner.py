@@ -4,8 +4,12 @@ skillbuild ships this file inside its binary and bind-mounts it read-only
 into every run, next to the skill code; it works with any image that has a
 python3 on PATH and uses the standard library only.
 
-    python3 -B runner.py CODE_FILE REPORT_PATH
+    python3 -B runner.py CODE_FILE REPORT_PATH [MODULE...]
 
+* The MODULEs (the skill's preload list) are imported first, before the
+  inputs are read: a warm container has them imported when its job
+  comes. One that fails to import is skipped (the code's own import then
+  reports it).
 * stdin carries the inputs: one JSON object, UTF-8, compact (no raw
   newline), then a newline. The code's stdin is /dev/null.
 * CODE_FILE is executed as __main__ with a global ``inputs`` (that object,
@@ -86,6 +90,12 @@ def main():
     report_fd = os.open(report_path, os.O_WRONLY)
     report_id = _identity(report_fd)
     dumps, write_all, exit_now = json.dumps, _write_all, os._exit
+
+    for name in sys.argv[3:]:
+        try:
+            __import__(name)
+        except BaseException:
+            pass
 
     exit_code = 0
     error = None

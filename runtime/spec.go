@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -47,6 +48,15 @@ type specPlan struct {
 	user       string   // the caller's explicit user ("" to use the image's)
 	sandboxDir string   // host directory mounted at SandboxDir
 	hostname   string
+	init       initBinary  // PID 1, holding the deadline
+	runUID     uint32      // the run's own uid (and gid) in place of DefaultUID; 0: none
+	resolvConf string      // host file mounted over the image's resolv.conf; "": none
+	userOut    *specs.User // if set, receives the process's user
+	// warm, when positive, makes the init wait up to that long for its
+	// job (and the job's timeout) on stdin: a warm container of a Pool.
+	warm time.Duration
+	// preload are modules the runner imports before it reads its job.
+	preload []string
 }
 
 // specOpts is the hardened spec of a run, applied in order on containerd's
@@ -54,6 +64,7 @@ type specPlan struct {
 // mounts, masked and read-only paths; no devices).
 func specOpts(p specPlan) []oci.SpecOpts {
 	argv := []string{"python3", "-B", path.Join(SandboxDir, runnerName), path.Join(SandboxDir, codeName), path.Join(SandboxDir, reportName)}
+	argv = append(argv, p.preload...)
 	return []oci.SpecOpts{
 		// What runs: the runner under the image's python3, in the image's
 		// environment and working directory; nothing of the host's
@@ -64,15 +75,24 @@ func specOpts(p specPlan) []oci.SpecOpts {
 		oci.WithProcessCwd(orDefault(p.cwd, "/")),
 		oci.WithHostname(p.hostname),
 
-		// Who: the image's USER, never root unless the caller says so.
+		// Who: the image's USER, never root unless the caller says so; a
+		// uid of the run's own in place of the shared default.
 		WithRunUser(p.imageUser, p.user),
+		withOwnUID(p.runUID, p.user),
+		recordUser(p.userOut),
 
 		// Filesystem: the image read-only, a capped tmpfs for /tmp and
-		// /dev/shm, the sandbox files read-only.
+		// /dev/shm (nothing executable on either), the sandbox files
+		// read-only, no resolv.conf of the host that made the image.
 		oci.WithRootFSReadonly(),
 		WithTmpfs(HomeDir, p.limits.TmpfsBytes),
 		oci.WithDevShmSize(p.limits.TmpfsBytes / 1024),
 		WithSandboxMount(p.sandboxDir),
+		withResolvConf(p.resolvConf),
+
+		// PID 1 is skillbuild's init, the runner its child: the deadline
+		// holds inside the container even if the skillbuild process dies.
+		withInit(p.init, p.limits.Timeout, p.warm),
 
 		// Resources.
 		WithMemory(p.limits.MemoryBytes),
@@ -160,8 +180,34 @@ func WithRunUser(imageUser, explicit string) oci.SpecOpts {
 	}
 }
 
-// WithTmpfs mounts a tmpfs of size bytes at dest (nosuid, nodev, mode
-// 1777), replacing any mount at dest.
+// withOwnUID gives the process uid:uid (and only that group) in place of
+// DefaultUID:DefaultGID, unless the caller named the user explicitly or
+// uid is 0.
+func withOwnUID(uid uint32, explicit string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if uid == 0 || explicit != "" || s.Process == nil {
+			return nil
+		}
+		if u := s.Process.User; u.UID == DefaultUID && u.GID == DefaultGID {
+			s.Process.User = specs.User{UID: uid, GID: uid, AdditionalGids: []uint32{uid}}
+		}
+		return nil
+	}
+}
+
+// recordUser copies the process's user, as the spec has it so far, to out
+// (if not nil).
+func recordUser(out *specs.User) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if out != nil && s.Process != nil {
+			*out = s.Process.User
+		}
+		return nil
+	}
+}
+
+// WithTmpfs mounts a tmpfs of size bytes at dest (nosuid, nodev, noexec,
+// mode 1777), replacing any mount at dest.
 func WithTmpfs(dest string, size int64) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		if size <= 0 {
@@ -171,12 +217,24 @@ func WithTmpfs(dest string, size int64) oci.SpecOpts {
 			Destination: dest,
 			Type:        "tmpfs",
 			Source:      "tmpfs",
-			Options:     []string{"nosuid", "nodev", "mode=1777", fmt.Sprintf("size=%d", size)},
+			Options:     []string{"nosuid", "nodev", "noexec", "mode=1777", fmt.Sprintf("size=%d", size)},
 		}
-		s.Mounts = slices.DeleteFunc(s.Mounts, func(o specs.Mount) bool { return path.Clean(o.Destination) == path.Clean(dest) })
-		s.Mounts = append(s.Mounts, m)
+		replaceMount(s, m)
 		return nil
 	}
+}
+
+// replaceMount adds m to the spec's mounts, in place of any mount at its
+// destination.
+func replaceMount(s *oci.Spec, m specs.Mount) {
+	s.Mounts = slices.DeleteFunc(s.Mounts, func(o specs.Mount) bool { return path.Clean(o.Destination) == path.Clean(m.Destination) })
+	s.Mounts = append(s.Mounts, m)
+}
+
+// readOnlyBind is a read-only bind mount of the host path src at dest
+// that executes nothing.
+func readOnlyBind(src, dest string) specs.Mount {
+	return specs.Mount{Destination: dest, Type: "bind", Source: src, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}
 }
 
 // WithSandboxMount bind-mounts the host directory dir read-only (nosuid,
@@ -187,13 +245,7 @@ func WithSandboxMount(dir string) oci.SpecOpts {
 		if dir == "" {
 			return fmt.Errorf("sandbox directory is empty: %w", errdefs.ErrInvalidArgument)
 		}
-		s.Mounts = slices.DeleteFunc(s.Mounts, func(o specs.Mount) bool { return path.Clean(o.Destination) == SandboxDir })
-		s.Mounts = append(s.Mounts, specs.Mount{
-			Destination: SandboxDir,
-			Type:        "bind",
-			Source:      dir,
-			Options:     []string{"rbind", "ro", "nosuid", "nodev", "noexec"},
-		})
+		replaceMount(s, readOnlyBind(dir, SandboxDir))
 		return nil
 	}
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -38,6 +39,11 @@ func testPlan() specPlan {
 		imageUser:  "65532:65532",
 		sandboxDir: "/var/lib/skillbuild/runs/sbrun-test/box",
 		hostname:   "skill",
+		init: initBinary{
+			exe:    "/usr/local/bin/skillbuild",
+			loader: "/lib64/ld-linux-x86-64.so.2",
+			libs:   map[string]string{"libc.so.6": "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+		},
 	}
 }
 
@@ -54,7 +60,11 @@ func TestSpecOptsHardenedSpec(t *testing.T) {
 	t.Parallel()
 	s := spec(t, specOpts(testPlan())...)
 
-	assert.Equal(t, []string{"python3", "-B", "/run/skillbuild/runner.py", "/run/skillbuild/code.py", "/run/skillbuild/report"}, s.Process.Args)
+	assert.Equal(t, []string{
+		"/run/skillbuild-init/lib/ld-linux-x86-64.so.2", "--library-path", "/run/skillbuild-init/lib",
+		"/run/skillbuild-init/init", "--timeout=30s", "--",
+		"python3", "-B", "/run/skillbuild/runner.py", "/run/skillbuild/code.py", "/run/skillbuild/report",
+	}, s.Process.Args, "the runner under the init, which holds the deadline; a dynamically linked init through its own loader")
 	assert.Equal(t, []string{"PATH=/opt/skill/venv/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"}, s.Process.Env, "the image's environment and HOME, nothing of the host's")
 	assert.Equal(t, "/opt/skill", s.Process.Cwd)
 	assert.Equal(t, specs.User{UID: 65532, GID: 65532, AdditionalGids: []uint32{65532}}, s.Process.User)
@@ -63,7 +73,7 @@ func TestSpecOptsHardenedSpec(t *testing.T) {
 	assert.True(t, s.Root.Readonly, "read-only rootfs")
 	if m := mountAt(s, "/tmp"); assert.NotNil(t, m) {
 		assert.Equal(t, "tmpfs", m.Type)
-		assert.Subset(t, m.Options, []string{"nosuid", "nodev", "size=67108864"})
+		assert.Subset(t, m.Options, []string{"nosuid", "nodev", "noexec", "size=67108864"})
 	}
 	if m := mountAt(s, "/dev/shm"); assert.NotNil(t, m) {
 		assert.Contains(t, m.Options, "size=65536k")
@@ -72,6 +82,17 @@ func TestSpecOptsHardenedSpec(t *testing.T) {
 		assert.Equal(t, "bind", m.Type)
 		assert.Equal(t, "/var/lib/skillbuild/runs/sbrun-test/box", m.Source)
 		assert.Subset(t, m.Options, []string{"ro", "nosuid", "nodev", "noexec"})
+	}
+	for dest, src := range map[string]string{
+		"/run/skillbuild-init/init":                     "/usr/local/bin/skillbuild",
+		"/run/skillbuild-init/lib/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2",
+		"/run/skillbuild-init/lib/libc.so.6":            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+	} {
+		if m := mountAt(s, dest); assert.NotNil(t, m, dest) {
+			assert.Equal(t, src, m.Source)
+			assert.Subset(t, m.Options, []string{"ro", "nosuid", "nodev"})
+			assert.NotContains(t, m.Options, "noexec", "the init is executed")
+		}
 	}
 	runIdx := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/run" })
 	boxIdx := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == SandboxDir })
@@ -110,6 +131,66 @@ func TestSpecOptsHardenedSpec(t *testing.T) {
 		assert.True(t, slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == ns && n.Path == "" }), "namespace %s", ns)
 	}
 	assert.Empty(t, s.Linux.Devices, "no devices beyond the runtime's defaults")
+}
+
+func TestWithOwnUID(t *testing.T) {
+	t.Parallel()
+	const own = RunUIDBase + 7
+	for _, tc := range []struct {
+		name                string
+		imageUser, explicit string
+		uid, gid            uint32
+	}{
+		{name: "no USER: the run's own uid", uid: own, gid: own},
+		{name: "USER root: the run's own uid", imageUser: "0:0", uid: own, gid: own},
+		{name: "USER 65532 of skillbuild's images: the run's own uid", imageUser: "65532:65532", uid: own, gid: own},
+		{name: "another USER is kept", imageUser: "1000:1000", uid: 1000, gid: 1000},
+		{name: "an explicit 65532 is kept", explicit: "65532:65532", uid: 65532, gid: 65532},
+		{name: "explicit root is kept", explicit: "0:0", uid: 0, gid: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got specs.User
+			s := spec(t, WithRunUser(tc.imageUser, tc.explicit), withOwnUID(own, tc.explicit), recordUser(&got))
+			assert.Equal(t, tc.uid, s.Process.User.UID)
+			assert.Equal(t, tc.gid, s.Process.User.GID)
+			assert.Equal(t, []uint32{tc.gid}, s.Process.User.AdditionalGids, "its own group only")
+			assert.Equal(t, s.Process.User, got, "recorded for the result")
+		})
+	}
+	s := spec(t, WithRunUser("", ""), withOwnUID(0, ""))
+	assert.Equal(t, uint32(DefaultUID), s.Process.User.UID, "no own uid: the shared default")
+}
+
+func TestWithInitStatic(t *testing.T) {
+	t.Parallel()
+	s := spec(t, oci.WithProcessArgs("python3", "x"), withInit(initBinary{exe: "/sb"}, 5*time.Second, 0))
+	assert.Equal(t, []string{"/run/skillbuild-init/init", "--timeout=5s", "--", "python3", "x"}, s.Process.Args, "a static init needs no loader")
+	assert.Nil(t, mountAt(s, "/run/skillbuild-init/lib/ld-linux-x86-64.so.2"))
+	s = spec(t, oci.WithProcessArgs("python3", "x"), withInit(initBinary{exe: "/sb"}, 5*time.Second, time.Minute))
+	assert.Equal(t, []string{"/run/skillbuild-init/init", "--wait-job=1m0s", "--", "python3", "x"}, s.Process.Args, "a warm init waits for its job's timeout")
+	_, err := genSpec(withInit(initBinary{}, time.Second, 0))
+	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
+}
+
+// TestFindInit reads this test binary as a run's init: its loader and
+// every library it needs are found, as the files this process runs with.
+func TestFindInit(t *testing.T) {
+	t.Parallel()
+	b, err := findInit()
+	require.NoError(t, err)
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	assert.Equal(t, exe, b.exe)
+	if b.loader == "" {
+		assert.Empty(t, b.libs, "a static binary needs nothing else")
+		return
+	}
+	assert.FileExists(t, b.loader)
+	require.NotEmpty(t, b.libs, "a dynamically linked Go program needs at least libc")
+	for name, p := range b.libs {
+		assert.FileExists(t, p, name)
+	}
 }
 
 func allowsSyscall(p *specs.LinuxSeccomp, name string) bool {

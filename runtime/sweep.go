@@ -100,6 +100,7 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 		}
 	}
+	sweepUIDLeases(r.opts.stateDir)
 	return removed, errors.Join(errs...)
 }
 

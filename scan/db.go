@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/lock"
 )
 
@@ -130,7 +131,7 @@ func Open(root string) (*DB, error) {
 // OpenFile loads an export directly from a file, without installing it.
 // Its age counts from the file's modification time.
 func OpenFile(file string) (*DB, error) {
-	data, err := os.ReadFile(file)
+	data, err := config.ReadInput(file, config.MaxDBSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("vulnerability database %s: %w", file, errdefs.ErrNotFound)
 	}
@@ -193,7 +194,7 @@ func digest(data []byte) string {
 // Import verifies the export in file and installs it under root, replacing
 // any database there atomically.
 func Import(root, file string) (Manifest, error) {
-	data, err := os.ReadFile(file)
+	data, err := config.ReadInput(file, config.MaxDBSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Manifest{}, fmt.Errorf("import %s: %w", file, errdefs.ErrNotFound)
 	}

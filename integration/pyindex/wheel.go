@@ -50,6 +50,10 @@ type Wheel struct {
 	ConsoleScripts map[string]string
 	// Summary is the one-line Summary in METADATA.
 	Summary string
+	// RawEntryPoints, if set, is written unchecked as entry_points.txt
+	// instead of one made from ConsoleScripts: for hostile wheels (script
+	// names with '/' or '..').
+	RawEntryPoints string
 }
 
 var (
@@ -197,6 +201,9 @@ func BuildWheel(dir string, w Wheel) (string, error) {
 			fmt.Fprintf(&b, "%s = %s\n", name, ep)
 		}
 		files[distInfo+"/entry_points.txt"] = b.String()
+	}
+	if w.RawEntryPoints != "" {
+		files[distInfo+"/entry_points.txt"] = w.RawEntryPoints
 	}
 
 	// Package files first, then .dist-info, RECORD last (PEP 427 recommends

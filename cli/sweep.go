@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	ctd "github.com/containerd/containerd/v2/client"
+	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/store"
+	"github.com/urfave/cli/v2"
+)
+
+// dial connects to containerd for the global flags and sweeps away what
+// dead runs left behind (sweepRuns). Every command that talks to
+// containerd connects through dial or newEngine.
+func dial(c *cli.Context) (*ctd.Client, error) {
+	client, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	if err != nil {
+		return nil, err
+	}
+	sweepRuns(c.Context, envOf(c), client)
+	return client, nil
+}
+
+// sweepRuns removes the containers, views and state of runs whose
+// skillbuild process died and whose deadline has passed (their init killed
+// their processes at the deadline already): one filtered list of
+// containers and snapshots, cheap when there is nothing to sweep. A
+// failure is a warning: it must not stop an unrelated command.
+func sweepRuns(ctx context.Context, e env, client *ctd.Client) {
+	r, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(e.root, "runs")), runtime.WithoutSweep())
+	if err == nil {
+		_, err = r.Sweep(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(e.stderr, "skillbuild: warning: sweeping orphaned runs:", err)
+	}
+}
+
+// runsDir is the state directory of runs under --root.
+func runsDir(c *cli.Context) string { return filepath.Join(c.String("root"), "runs") }

@@ -1,0 +1,243 @@
+"""The client: HTTP/1.1 over a unix socket or loopback TCP, JSON in and out."""
+
+import http.client
+import json
+import socket
+import urllib.parse
+
+DEFAULT_SOCKET = "/run/skillbuild/api.sock"
+EXIT_HEADER = "X-Skillbuild-Exit-Code"
+
+
+class SkillbuildError(Exception):
+    """A request the server answered with an error.
+
+    exit_code is the CLI's exit code for the same failure, status the HTTP
+    status, document the decoded answer (the command's --json document,
+    or {"error": ..., "exit_code": ...}).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message, exit_code=None, status=None, document=None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+        self.status = status
+        self.document = document
+
+
+class Failed(SkillbuildError):
+    """The build or run failed (exit code 1)."""
+
+    exit_code = 1
+
+
+class BadInput(SkillbuildError):
+    """The request was invalid (exit code 2)."""
+
+    exit_code = 2
+
+
+class Vulnerable(SkillbuildError):
+    """The install was refused for known vulnerabilities (exit code 3);
+    document["vulnerabilities"] lists them."""
+
+    exit_code = 3
+
+
+class NotFound(SkillbuildError):
+    """The skill, image or database does not exist (exit code 4)."""
+
+    exit_code = 4
+
+
+class Temporary(SkillbuildError):
+    """Try again later: containerd unreachable, state busy (exit code 75)."""
+
+    exit_code = 75
+
+
+_BY_CODE = {1: Failed, 2: BadInput, 3: Vulnerable, 4: NotFound, 75: Temporary}
+
+
+def error_for(exit_code, status, document):
+    """The exception for an answer with exit_code (from the header or the
+    document), status and document."""
+    cls = _BY_CODE.get(exit_code, Failed)
+    message = None
+    if isinstance(document, dict):
+        message = document.get("error")
+        if isinstance(message, dict):  # a run's error is {"type", "message"}
+            message = "%s: %s" % (message.get("type"), message.get("message"))
+    if not message:
+        message = "HTTP %s" % status
+    return cls(str(message), exit_code=exit_code, status=status, document=document)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("skillbuild", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if self.timeout is not None:
+            sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _duration(v):
+    """A timeout as the server reads it: seconds (int or float) or a
+    string with a unit ("30s", "2m")."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError("timeout must be seconds or a string like '30s', got %r" % (v,))
+    return "%gs" % v if float(v) != int(v) else "%ds" % int(v)
+
+
+def _size(v):
+    """A size as the server reads it: bytes (int) or a string with a unit
+    ("256m")."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError("sizes are bytes (int) or a string like '256m', got %r" % (v,))
+    return str(v)
+
+
+class Client:
+    """A connection to `skillbuild serve`.
+
+    target is the unix socket's path (or unix:///path), or
+    http://127.0.0.1:PORT for a server on loopback TCP, which needs the
+    token of its --token-file. timeout bounds each request, in seconds
+    (None: no bound; a run is bounded by its own timeout anyway).
+    """
+
+    def __init__(self, target=DEFAULT_SOCKET, token=None, timeout=None):
+        self._token = token.strip() if token else None
+        self._timeout = timeout
+        if target.startswith("unix://"):
+            target = urllib.parse.urlparse(target).path
+        if target.startswith("/"):
+            self._unix, self._host, self._port = target, None, None
+        else:
+            u = urllib.parse.urlparse(target)
+            if u.scheme != "http" or not u.hostname:
+                raise ValueError("target must be a socket path, unix:///path or http://127.0.0.1:PORT, got %r" % target)
+            self._unix, self._host, self._port = None, u.hostname, u.port or 80
+
+    def _connect(self):
+        if self._unix:
+            return _UnixConnection(self._unix, self._timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+
+    def _request(self, method, path, body=None, stream=None):
+        conn = self._connect()
+        try:
+            headers = {"Accept": "application/json"}
+            data = None
+            if body is not None:
+                data = json.dumps(body).encode("utf-8")
+                headers["Content-Type"] = "application/json"
+            if self._token:
+                headers["Authorization"] = "Bearer " + self._token
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                resp = conn.getresponse()
+            except (ConnectionError, FileNotFoundError, socket.timeout) as exc:
+                raise Temporary("cannot reach skillbuild serve at %s: %s" % (self._unix or "%s:%s" % (self._host, self._port), exc)) from exc
+            if resp.getheader("Content-Type", "").startswith("application/x-ndjson"):
+                return self._read_stream(resp, stream)
+            raw = resp.read()
+            try:
+                doc = json.loads(raw.decode("utf-8")) if raw else None
+            except ValueError:
+                doc = {"error": raw.decode("utf-8", "replace")}
+            code = resp.getheader(EXIT_HEADER)
+            code = int(code) if code and code.isdigit() else (0 if resp.status < 400 else 1)
+            if code != 0 or resp.status >= 400:
+                raise error_for(code or 1, resp.status, doc)
+            return doc
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _read_stream(resp, on_progress):
+        while True:
+            line = resp.readline()
+            if not line:
+                raise Failed("the server ended the stream without a result", status=resp.status)
+            event = json.loads(line.decode("utf-8"))
+            if "exit_code" in event:
+                code, doc = event["exit_code"], event.get("result")
+                if code != 0:
+                    raise error_for(code, resp.status, doc)
+                return doc
+            if on_progress is not None:
+                on_progress(event.get("progress"))
+
+    def health(self):
+        """The server's health document; raises Temporary when containerd
+        is down."""
+        return self._request("GET", "/v1/health")
+
+    def install(self, skill_id, requirements, version="1", progress=None, **options):
+        """Build (or reuse) the skill's image; returns `install --json`'s
+        document. options are install's other flags with underscores
+        (index_url, base, allow, no_scan, refresh, ...). progress, if given,
+        is called with each BuildKit status event while the build runs."""
+        body = dict(options, skill_id=skill_id, requirements=list(requirements), version=str(version))
+        if progress is not None:
+            body["progress"] = True
+        return self._request("POST", "/v1/install", body, stream=progress)
+
+    def scan(self, requirements, **options):
+        """Resolve and scan requirements like install would; returns `scan
+        --json`'s document; raises Vulnerable when they are not safe."""
+        return self._request("POST", "/v1/scan", dict(options, requirements=list(requirements)))
+
+    def run(self, skill_id, code, inputs=None, timeout=None, memory=None, version=None, **options):
+        """Run code in the skill's image with inputs (a dict) as the global
+        `inputs`; returns `run --json`'s document: exit_code, stdout,
+        stderr, result, error, timed_out, oom_killed, truncated,
+        duration_ms. timeout is seconds or "30s", memory bytes or "256m";
+        options are run's other flags (cpus, pids, tmpfs_size,
+        output_limit, image, user)."""
+        body = {"skill_id": skill_id, "code": code, "inputs": inputs if inputs is not None else {}}
+        if version is not None:
+            body["version"] = str(version)
+        if timeout is not None:
+            body["timeout"] = _duration(timeout)
+        if memory is not None:
+            body["memory"] = _size(memory)
+        for k, v in options.items():
+            body[k] = _size(v) if k in ("tmpfs_size", "output_limit") else (str(v) if k in ("cpus", "pids") else v)
+        return self._request("POST", "/v1/run", body)
+
+    def list(self):
+        """The skill images: `ls --json`'s array."""
+        return self._request("GET", "/v1/skills")
+
+    def remove(self, skill_id, version=None):
+        """Remove the skill's tags (one version, or all); returns `rm
+        --json`'s document; raises NotFound when there was none."""
+        body = {"skill_id": skill_id}
+        if version is not None:
+            body["version"] = str(version)
+        return self._request("POST", "/v1/remove", body)
+
+    # The names of the platform's former in-process helpers, so that a
+    # platform switches with a few lines.
+    def install_packages(self, skill_id, packages, version="1", **options):
+        return self.install(skill_id, packages, version=version, **options)
+
+    def execute_with_packages(self, skill_id, code, inputs=None, **options):
+        return self.run(skill_id, code, inputs, **options)

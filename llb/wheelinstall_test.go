@@ -1,0 +1,227 @@
+package llb
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// testWheel writes a wheel whose members are exactly files (no checks: the
+// point is to hand the installer what a hostile index could) and returns
+// its path and sha256.
+func testWheel(t *testing.T, dir, filename string, files map[string]string) (string, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w, err := zw.Create(n)
+		require.NoError(t, err)
+		_, err = w.Write([]byte(files[n]))
+		require.NoError(t, err)
+	}
+	require.NoError(t, zw.Close())
+	p := filepath.Join(dir, filename)
+	require.NoError(t, os.WriteFile(p, buf.Bytes(), 0o644))
+	sum := sha256.Sum256(buf.Bytes())
+	return p, hex.EncodeToString(sum[:])
+}
+
+// distFiles are the dist-info files of name-version plus extra.
+func distFiles(name, version string, extra map[string]string) map[string]string {
+	di := name + "-" + version + ".dist-info/"
+	files := map[string]string{
+		di + "WHEEL":    "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+		di + "METADATA": "Metadata-Version: 2.1\nName: " + name + "\nVersion: " + version + "\n",
+		di + "RECORD":   "",
+	}
+	for k, v := range extra {
+		files[k] = v
+	}
+	return files
+}
+
+// hostVenv makes a venv with the host's python3 (like the image's venv:
+// --without-pip, bin/python a symlink, lib64 -> lib).
+func hostVenv(t *testing.T) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	require.NoError(t, err, "the host python3 runs the installer in this test")
+	dir := filepath.Join(t.TempDir(), "venv")
+	out, err := exec.Command(py, "-m", "venv", "--without-pip", dir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return dir
+}
+
+// runInstaller runs wheelinstall.py with the venv's python on (name,
+// version, sha, file) quadruples, with no host environment.
+func runInstaller(t *testing.T, venv string, args ...string) (string, error) {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "wheelinstall.py")
+	require.NoError(t, os.WriteFile(script, wheelInstallScript, 0o644))
+	cmd := exec.Command(filepath.Join(venv, "bin", "python"), append([]string{"-I", script}, args...)...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "SOURCE_DATE_EPOCH=0", "LANG=C.UTF-8"}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// treeSnapshot lists every path under dir (symlinks not followed) with its
+// type and, for regular files, content hash: what a refused install must
+// leave untouched outside the venv.
+func treeSnapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	require.NoError(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			out[p] = "link " + target
+		case fi.Mode().IsRegular():
+			b, _ := os.ReadFile(p)
+			sum := sha256.Sum256(b)
+			out[p] = hex.EncodeToString(sum[:])
+		default:
+			out[p] = "dir"
+		}
+		return nil
+	}))
+	return out
+}
+
+func sitePackages(t *testing.T, venv string) string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages"))
+	require.NoError(t, err)
+	require.Len(t, m, 1)
+	return m[0]
+}
+
+func TestWheelInstallPutsFilesWherePipDoes(t *testing.T) {
+	t.Parallel()
+	venv := hostVenv(t)
+	dir := t.TempDir()
+	whl, sum := testWheel(t, dir, "good-1.0-py3-none-any.whl", distFiles("good", "1.0", map[string]string{
+		"good/__init__.py":                    "X = 1\n",
+		"good-1.0.data/scripts/good-tool":     "#!python\nprint('hi')\n",
+		"good-1.0.data/headers/good.h":        "int good;\n",
+		"good-1.0.data/data/share/good/x.txt": "x\n",
+		"good-1.0.data/purelib/good_extra.py": "Y = 2\n",
+		"good-1.0.dist-info/entry_points.txt": "[console_scripts]\ngood = good:main\n",
+	}))
+	out, err := runInstaller(t, venv, "good", "1.0", sum, whl)
+	require.NoError(t, err, out)
+
+	site := sitePackages(t, venv)
+	pyver := filepath.Base(filepath.Dir(site))
+	for _, p := range []string{
+		filepath.Join(site, "good", "__init__.py"),
+		filepath.Join(site, "good_extra.py"),
+		filepath.Join(site, "good-1.0.dist-info", "RECORD"),
+		filepath.Join(site, "good-1.0.dist-info", "INSTALLER"),
+		filepath.Join(venv, "bin", "good-tool"),
+		filepath.Join(venv, "bin", "good"),
+		filepath.Join(venv, "include", "site", pyver, "good", "good.h"),
+		filepath.Join(venv, "share", "good", "x.txt"),
+	} {
+		fi, err := os.Lstat(p)
+		if assert.NoError(t, err, "%s should be installed", p) {
+			assert.True(t, fi.Mode().IsRegular(), "%s is a regular file", p)
+		}
+	}
+	tool, err := os.ReadFile(filepath.Join(venv, "bin", "good-tool"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(tool), "#!"+venv+"/bin/python\n"), "shebang rewritten: %q", tool)
+	record, err := os.ReadFile(filepath.Join(site, "good-1.0.dist-info", "RECORD"))
+	require.NoError(t, err)
+	assert.Contains(t, string(record), "../../../bin/good,sha256=")
+	assert.Contains(t, string(record), "../../../include/site/"+pyver+"/good/good.h,sha256=")
+}
+
+func TestWheelInstallRefusesHostileWheels(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		lock    [2]string // name, version the lock claims
+		files   map[string]string
+		wantErr string
+	}{
+		{"absolute entry point", [2]string{"ep", "1.0"}, distFiles("ep", "1.0", map[string]string{
+			"ep-1.0.dist-info/entry_points.txt": "[console_scripts]\n/tmp/sb-escape-abs = ep:main\n"}), "unsafe console script name '/tmp/sb-escape-abs'"},
+		{"entry point climbing out of bin", [2]string{"ep", "1.0"}, distFiles("ep", "1.0", map[string]string{
+			"ep-1.0.dist-info/entry_points.txt": "[gui_scripts]\n../../../../escape = ep:main\n"}), "unsafe console script name"},
+		{"entry point named ..", [2]string{"ep", "1.0"}, distFiles("ep", "1.0", map[string]string{
+			"ep-1.0.dist-info/entry_points.txt": "[console_scripts]\n.. = ep:main\n"}), "unsafe console script name '..'"},
+		{"entry point that is not a reference", [2]string{"ep", "1.0"}, distFiles("ep", "1.0", map[string]string{
+			"ep-1.0.dist-info/entry_points.txt": "[console_scripts]\nx = os; import evil:main\n"}), "not a module:function reference"},
+		{"script over the venv's python link", [2]string{"sl", "1.0"}, distFiles("sl", "1.0", map[string]string{
+			"sl-1.0.data/scripts/python": "#!/bin/sh\n"}), "refusing to write"},
+		{"data through lib64", [2]string{"sl", "1.0"}, distFiles("sl", "1.0", map[string]string{
+			"sl-1.0.data/data/lib64/x": "x\n"}), "refusing to write through"},
+		{"data over bin/python3", [2]string{"sl", "1.0"}, distFiles("sl", "1.0", map[string]string{
+			"sl-1.0.data/data/bin/python3": "x\n"}), "refusing to write"},
+		{"member with ..", [2]string{"dd", "1.0"}, distFiles("dd", "1.0", map[string]string{
+			"dd/../../../../escape.py": "x\n"}), "unsafe path"},
+		{"data member with ..", [2]string{"dd", "1.0"}, distFiles("dd", "1.0", map[string]string{
+			"dd-1.0.data/data/../../escape": "x\n"}), "unsafe path"},
+		{"unknown data key", [2]string{"dd", "1.0"}, distFiles("dd", "1.0", map[string]string{
+			"dd-1.0.data/etc/x": "x\n"}), "unknown data directory 'etc'"},
+		{"another distribution", [2]string{"good", "1.0"}, distFiles("evil", "1.0", nil), "contains evil-1.0.dist-info, not the locked good 1.0"},
+		{"another version", [2]string{"good", "1.0"}, distFiles("good", "6.6", nil), "not the locked good 1.0"},
+		{"metadata of another distribution", [2]string{"good", "1.0"}, map[string]string{
+			"good-1.0.dist-info/WHEEL":    "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n",
+			"good-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n",
+		}, "its METADATA names evil 1.0, not the locked good 1.0"},
+		{"two dist-info directories", [2]string{"good", "1.0"}, distFiles("good", "1.0", map[string]string{
+			"evil-2.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: evil\nVersion: 2.0\n"}), "more than one .dist-info directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			venv := hostVenv(t)
+			before := treeSnapshot(t, venv)
+			whl, sum := testWheel(t, t.TempDir(), tt.lock[0]+"-"+tt.lock[1]+"-py3-none-any.whl", tt.files)
+			out, err := runInstaller(t, venv, tt.lock[0], tt.lock[1], sum, whl)
+			require.Error(t, err, "a hostile wheel must be refused:\n%s", out)
+			assert.Contains(t, out, "refused: ")
+			assert.Contains(t, out, tt.wantErr)
+			// Nothing the venv already had was changed (the refused write
+			// did not go through a link).
+			after := treeSnapshot(t, venv)
+			for p, v := range before {
+				if !strings.HasPrefix(p, sitePackages(t, venv)) {
+					assert.Equal(t, v, after[p], "%s changed", p)
+				}
+			}
+			_, err = os.Lstat("/tmp/sb-escape-abs")
+			assert.True(t, os.IsNotExist(err), "an absolute entry point was written")
+			_, err = os.Lstat(filepath.Join(filepath.Dir(venv), "escape"))
+			assert.True(t, os.IsNotExist(err), "an entry point left the venv")
+		})
+	}
+}
+
+func TestWheelInstallChecksTheHash(t *testing.T) {
+	t.Parallel()
+	venv := hostVenv(t)
+	whl, _ := testWheel(t, t.TempDir(), "good-1.0-py3-none-any.whl", distFiles("good", "1.0", nil))
+	out, err := runInstaller(t, venv, "good", "1.0", strings.Repeat("0", 64), whl)
+	require.Error(t, err)
+	assert.Contains(t, out, "does not match the lock's")
+}

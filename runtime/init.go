@@ -1,0 +1,175 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"debug/elf"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/skillbuild/skillbuild/runtime/pid1"
+)
+
+// initDir is where the init binary (pid1.Path) and, for a dynamically
+// linked one, its loader and libraries are mounted in a run.
+var initDir = path.Dir(pid1.Path)
+
+// initBinary is the running program as a run's init: this package links
+// package pid1, so the program becomes the init when started as
+// pid1.Path. A dynamically linked program (cgo, the default where a C
+// compiler is installed) is started through its own ELF loader with its
+// own libraries, mounted next to it, so it runs in any image whatever libc
+// the image has, or none; the code's python3 still uses the image's.
+type initBinary struct {
+	exe    string            // host path of the program
+	loader string            // host path of its ELF interpreter; "" when static
+	libs   map[string]string // soname → host path of the libraries it needs
+}
+
+// selfInit finds the running program's init binary once.
+var selfInit = sync.OnceValues(findInit)
+
+func findInit() (initBinary, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return initBinary{}, fmt.Errorf("find the running program for a run's init: %w", err)
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		return initBinary{}, fmt.Errorf("read %s for a run's init: %w", exe, err)
+	}
+	defer f.Close()
+	b := initBinary{exe: exe, libs: map[string]string{}}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			data := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(data, 0); err != nil {
+				return b, fmt.Errorf("read the ELF interpreter of %s: %w", exe, err)
+			}
+			b.loader = string(bytes.TrimRight(data, "\x00"))
+		}
+	}
+	if b.loader == "" {
+		return b, nil // static: nothing else to mount
+	}
+	// The libraries are the ones this very process has loaded: the exact
+	// files the program runs with here.
+	mapped, err := mappedSonames()
+	if err != nil {
+		return b, err
+	}
+	need, err := f.ImportedLibraries()
+	if err != nil {
+		return b, fmt.Errorf("read the libraries of %s: %w", exe, err)
+	}
+	for len(need) > 0 {
+		name := need[0]
+		need = need[1:]
+		if _, done := b.libs[name]; done || name == path.Base(b.loader) {
+			continue
+		}
+		p, ok := mapped[name]
+		if !ok {
+			return b, fmt.Errorf("library %s of %s is not loaded in this process: cannot give it to a run's init", name, exe)
+		}
+		b.libs[name] = p
+		lf, err := elf.Open(p)
+		if err != nil {
+			return b, fmt.Errorf("read library %s: %w", p, err)
+		}
+		more, err := lf.ImportedLibraries()
+		lf.Close()
+		if err != nil {
+			return b, fmt.Errorf("read library %s: %w", p, err)
+		}
+		need = append(need, more...)
+	}
+	return b, nil
+}
+
+// mappedSonames maps the soname of every shared object this process has
+// mapped to its path.
+func mappedSonames() (map[string]string, error) {
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil, fmt.Errorf("list loaded libraries: %w", err)
+	}
+	out := map[string]string{}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 || !strings.HasPrefix(fields[5], "/") || seen[fields[5]] {
+			continue
+		}
+		p := fields[5]
+		seen[p] = true
+		f, err := elf.Open(p)
+		if err != nil {
+			continue // not an ELF file, or gone
+		}
+		if names, err := f.DynString(elf.DT_SONAME); err == nil && len(names) > 0 {
+			out[names[0]] = p
+		}
+		f.Close()
+	}
+	return out, nil
+}
+
+// mounts are the read-only bind mounts that put the init into a run.
+// Unlike the sandbox files they are executable.
+func (b initBinary) mounts() []specs.Mount {
+	ro := func(src, dst string) specs.Mount {
+		return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "ro", "nosuid", "nodev"}}
+	}
+	ms := []specs.Mount{ro(b.exe, pid1.Path)}
+	if b.loader != "" {
+		ms = append(ms, ro(b.loader, path.Join(initDir, "lib", path.Base(b.loader))))
+		for _, name := range slices.Sorted(maps.Keys(b.libs)) {
+			ms = append(ms, ro(b.libs[name], path.Join(initDir, "lib", name)))
+		}
+	}
+	return ms
+}
+
+// args is the process argv of a run: argv under the init, with timeout.
+func (b initBinary) args(timeout, warm time.Duration, argv []string) []string {
+	a := pid1.Args(timeout, argv...)
+	if warm > 0 {
+		a = pid1.WarmArgs(warm, argv...)
+	}
+	if b.loader == "" {
+		return a
+	}
+	lib := path.Join(initDir, "lib")
+	return append([]string{path.Join(lib, path.Base(b.loader)), "--library-path", lib}, a...)
+}
+
+// withInit runs the process under the init b with the run's timeout: the
+// process's argv becomes the init's child, and b's files are mounted. With
+// warm positive the init waits up to warm for its job and the job's own
+// timeout instead (pid1.WarmArgs).
+func withInit(b initBinary, timeout, warm time.Duration) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process == nil || len(s.Process.Args) == 0 {
+			return fmt.Errorf("no process to run under the init: %w", errdefs.ErrInvalidArgument)
+		}
+		if b.exe == "" {
+			return fmt.Errorf("no init binary: %w", errdefs.ErrInvalidArgument)
+		}
+		s.Process.Args = b.args(timeout, warm, s.Process.Args)
+		s.Mounts = append(s.Mounts, b.mounts()...)
+		return nil
+	}
+}

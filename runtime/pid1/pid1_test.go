@@ -1,0 +1,136 @@
+package pid1_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skillbuild/skillbuild/runtime/pid1"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// initCmd starts this test binary as the init (it links the package, so
+// argv[0] = pid1.Path makes it one) in a new PID namespace, with the given
+// timeout and child.
+func initCmd(t *testing.T, timeout time.Duration, argv ...string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a new PID namespace needs root; the integration suite covers the init in real runs")
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := &exec.Cmd{Path: exe, Args: pid1.Args(timeout, argv...)}
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	require.True(t, errors.As(err, &ee), "%v", err)
+	return ee.ExitCode()
+}
+
+func TestInit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		script  string
+		status  int
+	}{
+		{name: "exit status passes through", timeout: time.Minute, script: "exit 3", status: 3},
+		{name: "a killed child is 128+signal", timeout: time.Minute, script: "kill -SEGV $$", status: 128 + int(syscall.SIGSEGV)},
+		{name: "the deadline kills everything", timeout: 500 * time.Millisecond, script: "sleep 600 & sleep 600", status: pid1.DeadlineStatus},
+		{name: "a daemon left behind does not keep the run alive", timeout: time.Hour, script: "setsid sleep 600 & exit 0", status: 0},
+		{
+			name: "signals from the sandbox do not stop the init", timeout: time.Second,
+			script: "for s in TERM INT HUP QUIT USR1 USR2 SEGV ABRT PIPE ALRM STOP KILL; do kill -$s 1; done; sleep 600",
+			status: pid1.DeadlineStatus,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := initCmd(t, tc.timeout, "sh", "-c", tc.script)
+			out, err := cmd.CombinedOutput()
+			assert.Equal(t, tc.status, exitStatus(t, err), "output: %s", out)
+		})
+	}
+}
+
+func TestInitChildNotFound(t *testing.T) {
+	t.Parallel()
+	out, err := initCmd(t, time.Minute, "no-such-python3").CombinedOutput()
+	assert.Equal(t, pid1.StartFailedStatus, exitStatus(t, err))
+	assert.Equal(t, pid1.StartFailedPrefix+"no no-such-python3 on PATH\n", string(out))
+}
+
+func TestInitRefusesBadArguments(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{pid1.Path},
+		{pid1.Path, "--timeout=0s", "--", "true"},
+		{pid1.Path, "--timeout=x", "--", "true"},
+		{pid1.Path, "--timeout=1s", "true"},
+		{pid1.Path, "--wait-job=x", "--", "true"},
+		{pid1.Path, "--idle=1s", "--", "true"},
+	} {
+		exe, err := os.Executable()
+		require.NoError(t, err)
+		out, err := (&exec.Cmd{Path: exe, Args: args}).CombinedOutput()
+		assert.Equal(t, 125, exitStatus(t, err), "%v: %s", args, out)
+	}
+	// Not PID 1: refused.
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	out, err := (&exec.Cmd{Path: exe, Args: pid1.Args(time.Second, "true"), Env: []string{"PATH=/usr/bin:/bin"}}).CombinedOutput()
+	assert.Equal(t, 125, exitStatus(t, err), "%s", out)
+	assert.Contains(t, string(out), "PID 1")
+}
+
+// TestWarmInit: a warm init starts its child at once, hands it the job
+// after the timeout line, and holds that timeout; without a job it stops
+// at its idle limit.
+func TestWarmInit(t *testing.T) {
+	t.Parallel()
+	warm := func(idle time.Duration, script string) *exec.Cmd {
+		cmd := initCmd(t, time.Minute, "sh", "-c", script)
+		cmd.Args = pid1.WarmArgs(idle, "sh", "-c", script)
+		return cmd
+	}
+	t.Run("job passes through", func(t *testing.T) {
+		t.Parallel()
+		cmd := warm(time.Minute, `read line; echo "got $line"`)
+		cmd.Stdin = strings.NewReader("10s\nhello\n")
+		out, err := cmd.Output()
+		assert.Equal(t, 0, exitStatus(t, err))
+		assert.Equal(t, "got hello\n", string(out))
+	})
+	t.Run("the job's deadline holds", func(t *testing.T) {
+		t.Parallel()
+		cmd := warm(time.Minute, "read line; sleep 600")
+		cmd.Stdin = strings.NewReader("300ms\n{}\n")
+		assert.Equal(t, pid1.DeadlineStatus, exitStatus(t, cmd.Run()))
+	})
+	t.Run("no job: idle limit", func(t *testing.T) {
+		t.Parallel()
+		cmd := warm(300*time.Millisecond, "read line; echo ran")
+		r, w, err := os.Pipe()
+		require.NoError(t, err)
+		defer w.Close()
+		cmd.Stdin = r
+		out, err := cmd.Output()
+		r.Close()
+		assert.Equal(t, pid1.IdleStatus, exitStatus(t, err))
+		assert.Empty(t, string(out), "the child got no job")
+	})
+}

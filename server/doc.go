@@ -1,0 +1,27 @@
+// Package server is skillbuild's local HTTP/JSON API: the commands of the
+// CLI (install, scan, list, remove, run) as endpoints that answer with the
+// same JSON documents as their --json output, plus health and Prometheus
+// metrics. It owns the HTTP side only: listening (a unix socket with a
+// group and mode 0660, or TCP on loopback with a bearer token), request
+// decoding with capped bodies, the error document and status of a failed
+// request, streamed build progress, metrics, and draining on shutdown. What
+// each endpoint does is an Ops, given by the caller (the CLI wires its own
+// commands in), so the server and the CLI cannot drift apart.
+//
+// # Endpoints
+//
+//	GET  /v1/health              {"ok": true, ...}
+//	GET  /v1/skills              the document of `skillbuild ls --json`
+//	POST /v1/install             InstallRequest → `install --json`'s document;
+//	                             with "progress": true, NDJSON events then the result
+//	POST /v1/scan                ScanRequest → `scan --json`'s document
+//	POST /v1/remove              RemoveRequest → `rm --json`'s document
+//	POST /v1/run                 RunRequest → `run --json`'s document
+//	GET  /metrics                Prometheus text format
+//
+// Every response carries the CLI's exit code of the operation in the
+// header X-Skillbuild-Exit-Code; the HTTP status follows from it (0: 200,
+// 2: 400, 3: 422, 4: 404, 75: 503, others 500). A request the server
+// cannot decode gets {"error": "...", "exit_code": 2} with status 400 (413
+// when the body is too large).
+package server

@@ -1,0 +1,412 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// Ops are what the endpoints do. Each returns the document the CLI prints
+// with --json for the same operation, and the operation's error (nil when
+// it worked), classified with errdefs; ExitCode maps such an error to the
+// CLI's exit code. A document may be nil when the operation failed before
+// it had one; the server then answers with an error document.
+type Ops interface {
+	Install(ctx context.Context, req InstallRequest, progress func(event any)) (any, error)
+	Scan(ctx context.Context, req ScanRequest) (any, error)
+	List(ctx context.Context) (any, error)
+	Remove(ctx context.Context, req RemoveRequest) (any, error)
+	Run(ctx context.Context, req RunRequest) (any, error)
+	// Health returns a document about the server's dependencies; an error
+	// makes the health check fail (503 when it is Unavailable).
+	Health(ctx context.Context) (any, error)
+	ExitCode(err error) int
+	// Metrics are gauges added to /metrics (pool sizes, ...).
+	Metrics() []Metric
+}
+
+// InstallRequest is the body of POST /v1/install: the skill and the flags
+// of `skillbuild install`, by the same names with underscores. Empty
+// fields take the CLI's defaults.
+type InstallRequest struct {
+	SkillID        string   `json:"skill_id"`
+	Version        string   `json:"version,omitempty"`
+	Requirements   []string `json:"requirements"`
+	Repo           string   `json:"repo,omitempty"`
+	Base           string   `json:"base,omitempty"`
+	IndexURL       string   `json:"index_url,omitempty"`
+	ExtraIndexURLs []string `json:"extra_index_urls,omitempty"`
+	AllowSdist     bool     `json:"allow_sdist,omitempty"`
+	BuildMemory    string   `json:"build_memory,omitempty"`
+	BuildCPUs      string   `json:"build_cpus,omitempty"`
+	BuildPids      string   `json:"build_pids,omitempty"`
+	BuildTimeout   string   `json:"build_timeout,omitempty"`
+	NoScan         bool     `json:"no_scan,omitempty"`
+	Allow          []string `json:"allow,omitempty"`
+	MinSeverity    string   `json:"min_severity,omitempty"`
+	AllowStaleDB   bool     `json:"allow_stale_db,omitempty"`
+	Refresh        bool     `json:"refresh,omitempty"`
+	// Progress asks for the build's progress as a stream of events.
+	Progress bool `json:"progress,omitempty"`
+}
+
+// ScanRequest is the body of POST /v1/scan: requirement lines, resolved
+// like install resolves them unless NoResolve.
+type ScanRequest struct {
+	Requirements   []string `json:"requirements"`
+	NoResolve      bool     `json:"no_resolve,omitempty"`
+	Base           string   `json:"base,omitempty"`
+	IndexURL       string   `json:"index_url,omitempty"`
+	ExtraIndexURLs []string `json:"extra_index_urls,omitempty"`
+	AllowSdist     bool     `json:"allow_sdist,omitempty"`
+	Allow          []string `json:"allow,omitempty"`
+	MinSeverity    string   `json:"min_severity,omitempty"`
+	AllowStaleDB   bool     `json:"allow_stale_db,omitempty"`
+}
+
+// RemoveRequest is the body of POST /v1/remove.
+type RemoveRequest struct {
+	SkillID string `json:"skill_id"`
+	Version string `json:"version,omitempty"`
+}
+
+// RunRequest is the body of POST /v1/run: the flags of `skillbuild run`.
+// Limits are strings as on the command line ("256m", "30s", "0.5").
+type RunRequest struct {
+	SkillID     string          `json:"skill_id"`
+	Version     string          `json:"version,omitempty"`
+	Repo        string          `json:"repo,omitempty"`
+	Image       string          `json:"image,omitempty"`
+	Code        string          `json:"code"`
+	Inputs      json.RawMessage `json:"inputs,omitempty"`
+	Memory      string          `json:"memory,omitempty"`
+	CPUs        string          `json:"cpus,omitempty"`
+	Pids        string          `json:"pids,omitempty"`
+	Timeout     string          `json:"timeout,omitempty"`
+	TmpfsSize   string          `json:"tmpfs_size,omitempty"`
+	OutputLimit string          `json:"output_limit,omitempty"`
+	User        string          `json:"user,omitempty"`
+	// Preload are modules imported before the run (by a warm container,
+	// ahead of it).
+	Preload []string `json:"preload,omitempty"`
+}
+
+// ErrorDocument is the answer to a request that failed before its
+// operation produced a document of its own.
+type ErrorDocument struct {
+	Error    string `json:"error"`
+	ExitCode int    `json:"exit_code"`
+}
+
+// HeaderExitCode carries the CLI exit code of every answer.
+const HeaderExitCode = "X-Skillbuild-Exit-Code"
+
+// Exit codes the server itself uses (the CLI's).
+const (
+	exitBadInput = 2
+	exitTempFail = 75
+)
+
+// Server serves Ops over HTTP. Create it with New.
+type Server struct {
+	ops     Ops
+	opts    options
+	mux     *http.ServeMux
+	metrics *metrics
+}
+
+type options struct {
+	token      string
+	maxBody    int64
+	drainLimit time.Duration
+}
+
+// Opt configures a Server.
+type Opt func(*options) error
+
+// WithToken requires "Authorization: Bearer TOKEN" on every request. A
+// TCP listener is refused without it.
+func WithToken(token string) Opt {
+	return func(o *options) error {
+		token = strings.TrimSpace(token)
+		if len(token) < 16 {
+			return fmt.Errorf("bearer token is shorter than 16 characters: %w", errdefs.ErrInvalidArgument)
+		}
+		o.token = token
+		return nil
+	}
+}
+
+// WithMaxBody caps request bodies. Default: 8 MiB.
+func WithMaxBody(n int64) Opt {
+	return func(o *options) error {
+		if n <= 0 {
+			return fmt.Errorf("maximum body size must be positive, got %d: %w", n, errdefs.ErrInvalidArgument)
+		}
+		o.maxBody = n
+		return nil
+	}
+}
+
+// WithDrainTimeout bounds how long Serve waits for requests in flight
+// after its ctx is cancelled (runs end at their own deadline well before
+// the default of 10 minutes; builds may take longer and are cancelled).
+func WithDrainTimeout(d time.Duration) Opt {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("drain timeout must be positive, got %s: %w", d, errdefs.ErrInvalidArgument)
+		}
+		o.drainLimit = d
+		return nil
+	}
+}
+
+// New returns a server for ops.
+func New(ops Ops, opts ...Opt) (*Server, error) {
+	if ops == nil {
+		return nil, fmt.Errorf("no operations given: %w", errdefs.ErrInvalidArgument)
+	}
+	o := options{maxBody: 8 << 20, drainLimit: 10 * time.Minute}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{ops: ops, opts: o, mux: http.NewServeMux(), metrics: newMetrics()}
+	s.mux.HandleFunc("GET /v1/health", endpoint(s, "health", noBody(ops.Health)))
+	s.mux.HandleFunc("GET /v1/skills", endpoint(s, "list", noBody(ops.List)))
+	s.mux.HandleFunc("POST /v1/install", s.install)
+	s.mux.HandleFunc("POST /v1/scan", endpoint(s, "scan", ops.Scan))
+	s.mux.HandleFunc("POST /v1/remove", endpoint(s, "remove", ops.Remove))
+	s.mux.HandleFunc("POST /v1/run", endpoint(s, "run", s.timedRun))
+	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
+	return s, nil
+}
+
+// ServeHTTP checks the token and routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.opts.token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="skillbuild"`)
+			s.writeError(w, http.StatusUnauthorized, exitBadInput, "missing or wrong bearer token: send Authorization: Bearer <the token of --token-file>")
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// Serve answers on ln until ctx is cancelled, then stops accepting and
+// waits for the requests in flight (bounded by WithDrainTimeout). A TCP
+// listener must be on a loopback address and needs WithToken.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.Check(ln); err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Requests outlive a cancelled ctx: draining lets them finish.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.drainLimit)
+	defer cancel()
+	err := hs.Shutdown(dctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		hs.Close()
+		return fmt.Errorf("requests still in flight after %s: %w", s.opts.drainLimit, err)
+	}
+	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		return e
+	}
+	return err
+}
+
+// Check refuses a listener Serve would refuse: TCP on an address that is
+// not loopback, or TCP without a token.
+func (s *Server) Check(ln net.Listener) error {
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		if !tcp.IP.IsLoopback() {
+			return fmt.Errorf("refusing to serve on %s: TCP only on a loopback address: %w", tcp, errdefs.ErrInvalidArgument)
+		}
+		if s.opts.token == "" {
+			return fmt.Errorf("refusing to serve on %s without a bearer token (--token-file): %w", tcp, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// decode reads r's body into v: one JSON object of known fields, within
+// the size cap. On failure it has answered already.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, s.opts.maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, e := dec.Token(); e != io.EOF {
+			err = errors.New("more than one JSON value in the body")
+		}
+	}
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.writeError(w, http.StatusRequestEntityTooLarge, exitBadInput, fmt.Sprintf("request body is larger than %d bytes", s.opts.maxBody))
+			return false
+		}
+		s.writeError(w, http.StatusBadRequest, exitBadInput, fmt.Sprintf("request body of %s %s: %v", r.Method, r.URL.Path, err))
+		return false
+	}
+	return true
+}
+
+// statusOf maps a CLI exit code to an HTTP status.
+func statusOf(code int) int {
+	switch code {
+	case 0:
+		return http.StatusOK
+	case 2:
+		return http.StatusBadRequest
+	case 3:
+		return http.StatusUnprocessableEntity
+	case 4:
+		return http.StatusNotFound
+	case 75:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// answer writes an operation's document (or an error document when it has
+// none) with the status of its exit code, and returns the exit code.
+func (s *Server) answer(w http.ResponseWriter, doc any, err error) int {
+	code := 0
+	if err != nil {
+		code = s.ops.ExitCode(err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	if doc == nil {
+		if err == nil {
+			doc = map[string]any{}
+		} else {
+			doc = ErrorDocument{Error: err.Error(), ExitCode: code}
+		}
+	}
+	writeJSON(w, statusOf(code), code, doc)
+	return code
+}
+
+func (s *Server) writeError(w http.ResponseWriter, status, code int, msg string) {
+	writeJSON(w, status, code, ErrorDocument{Error: msg, ExitCode: code})
+}
+
+func writeJSON(w http.ResponseWriter, status, code int, doc any) {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		status, code = http.StatusInternalServerError, 1
+		b, _ = json.Marshal(ErrorDocument{Error: "encode the answer: " + err.Error(), ExitCode: 1})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(HeaderExitCode, strconv.Itoa(code))
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// endpoint is the handler of an operation that takes a request body of
+// type T: it counts the request in flight, decodes the body, calls op and
+// answers with its document.
+func endpoint[T any](s *Server, name string, op func(context.Context, T) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		defer s.metrics.begin(name)()
+		var req T
+		if r.Method != http.MethodGet && !s.decode(w, r, &req) {
+			s.metrics.request(name, exitBadInput)
+			return
+		}
+		doc, err := op(r.Context(), req)
+		s.metrics.request(name, s.answer(w, doc, err))
+	}
+}
+
+// noBody adapts an operation without a request body (a GET) to endpoint.
+func noBody(op func(context.Context) (any, error)) func(context.Context, struct{}) (any, error) {
+	return func(ctx context.Context, _ struct{}) (any, error) { return op(ctx) }
+}
+
+// timedRun is Ops.Run, observed by the run latency histogram.
+func (s *Server) timedRun(ctx context.Context, req RunRequest) (any, error) {
+	start := time.Now()
+	defer func() { s.metrics.run(time.Since(start)) }()
+	return s.ops.Run(ctx, req)
+}
+
+// StreamEvent is one line of an install's NDJSON stream: progress events,
+// then one line with the result document and its exit code.
+type StreamEvent struct {
+	Progress any  `json:"progress,omitempty"`
+	Result   any  `json:"result,omitempty"`
+	ExitCode *int `json:"exit_code,omitempty"`
+}
+
+func (s *Server) install(w http.ResponseWriter, r *http.Request) {
+	defer s.metrics.begin("install")()
+	var req InstallRequest
+	if !s.decode(w, r, &req) {
+		s.metrics.request("install", exitBadInput)
+		return
+	}
+	if !req.Progress {
+		doc, err := s.ops.Install(r.Context(), req, nil)
+		code := s.answer(w, doc, err)
+		s.metrics.request("install", code)
+		s.metrics.build(code)
+		return
+	}
+	// Streamed: the status is 200 once the first line is out; the result
+	// line carries the exit code.
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	emit := func(ev StreamEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(ev) //nolint:errcheck // a gone client: the build goes on, its result is logged by nobody
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	doc, err := s.ops.Install(r.Context(), req, func(ev any) { emit(StreamEvent{Progress: ev}) })
+	code := 0
+	if err != nil {
+		code = max(s.ops.ExitCode(err), 1)
+		if doc == nil {
+			doc = ErrorDocument{Error: err.Error(), ExitCode: code}
+		}
+	}
+	emit(StreamEvent{Result: doc, ExitCode: &code})
+	s.metrics.request("install", code)
+	s.metrics.build(code)
+}
