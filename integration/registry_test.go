@@ -209,6 +209,10 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	}
 	tmpl := regs.tls.Host + "/skills/{id}:v{version}"
 
+	// Other tests push to the same registry: compare with what it had.
+	before, err := regs.tls.Blobs()
+	require.NoError(t, err)
+
 	// Build and push in one command, as a CI job does.
 	start := time.Now()
 	args := append([]string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "--push", tmpl}, tlsFlags()...)
@@ -224,7 +228,10 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	assert.Equal(t, refA, inst.Push.Ref)
 	blobsA, err := regs.tls.Blobs()
 	require.NoError(t, err)
-	assert.Equal(t, sum(blobsA), inst.Push.BytesPushed, "the bytes reported are the bytes the registry stored")
+	// Blobs the registry already held in another repository (the base
+	// layer, from another test) may be uploaded again or mounted; what is
+	// new in its storage was uploaded and counted.
+	assert.LessOrEqual(t, sum(newBlobs(before, blobsA)), inst.Push.BytesPushed, "what the registry stored anew was counted")
 	assert.Greater(t, inst.Push.BytesPushed, int64(10*size/2), "ten payload layers went up")
 	t.Logf("MEASURE push (install --push) of a 10-distribution skill: %d bytes, %d blobs, install+push %s", inst.Push.BytesPushed, inst.Push.Uploaded, time.Since(start))
 
@@ -271,7 +278,7 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	blobsB, err := regs.tls.Blobs()
 	require.NoError(t, err)
 	added := newBlobs(blobsA, blobsB)
-	assert.Equal(t, sum(added), b.BytesPushed, "the bytes reported are the bytes the registry stored")
+	assert.Equal(t, sum(added), b.BytesPushed, "the bytes reported are the bytes the registry stored anew")
 	la, lb := layers(t, "atom-skill:reg-a-v1"), layers(t, out.ImageTag)
 	var differing []string
 	for i := range lb {
