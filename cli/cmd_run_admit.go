@@ -2,14 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
 	ctd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/containerd/platforms"
+	"github.com/skillbuild/skillbuild/attest"
 	"github.com/skillbuild/skillbuild/registry"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/urfave/cli/v2"
@@ -87,21 +86,13 @@ func admit(ctx context.Context, client *ctd.Client, name string, allowUnscanned 
 
 // scanLabel reads the verdict label from the image's config.
 func scanLabel(ctx context.Context, client *ctd.Client, name string) (string, error) {
-	img, err := client.GetImage(ctx, name)
+	rec, err := client.ImageService().Get(ctx, name)
 	if err != nil {
 		return "", err
 	}
-	desc, err := img.Config(ctx)
+	img, err := attest.Inspect(ctx, client.ContentStore(), rec.Target, platforms.Default())
 	if err != nil {
-		return "", fmt.Errorf("image %s config: %w", name, err)
+		return "", fmt.Errorf("image %s: %w", name, err)
 	}
-	b, err := content.ReadBlob(ctx, client.ContentStore(), desc)
-	if err != nil {
-		return "", fmt.Errorf("image %s config: %w", name, err)
-	}
-	var cfg ocispec.Image
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return "", fmt.Errorf("image %s config: %w", name, err)
-	}
-	return cfg.Config.Labels[scan.LabelScan], nil
+	return img.Labels[scan.LabelScan], nil
 }

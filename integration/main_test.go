@@ -177,10 +177,15 @@ type result struct {
 // sb runs the skillbuild binary with the suite's daemon and root.
 func sb(t *testing.T, args ...string) result {
 	t.Helper()
+	return sbArgs(t, sbCmd(args...).Args[1:]...)
+}
+
+// sbArgs runs the skillbuild binary with exactly args.
+func sbArgs(t *testing.T, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := sbCmd(args...)
-	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	cmd := exec.CommandContext(ctx, env.bin, args...)
 	cmd.Env = cleanEnv()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

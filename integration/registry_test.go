@@ -11,7 +11,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -85,24 +84,11 @@ func sbHost2(t *testing.T, namespace string, args ...string) result {
 	return sbArgs(t, full...)
 }
 
-// sbArgs runs the skillbuild binary with exactly args.
-func sbArgs(t *testing.T, args ...string) result {
+// emptySkill builds a skill without requirements.
+func emptySkill(t *testing.T, id string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, env.bin, args...)
-	cmd.Env = cleanEnv()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("skillbuild %v: %v", args, err)
-	}
-	t.Logf("skillbuild %s → exit %d\nstderr (tail): %s", strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
-	return r
+	r := sb(t, "install", "--base", env.base, "--find-links", t.TempDir(), "--progress", "plain", id)
+	require.Equal(t, 0, r.code, r.stderr)
 }
 
 // pushJSON is the --json document of `skillbuild push`, and the "push"
@@ -491,14 +477,12 @@ func TestRegistryUnscannedImageIsRefused(t *testing.T) {
 // without a tag is exit 2; an unknown CA says how to trust it.
 func TestRegistryErrors(t *testing.T) {
 	registries(t)
-	links := t.TempDir()
-	r := sb(t, "install", "--base", env.base, "--find-links", links, "--progress", "plain", "reg-errors")
-	require.Equal(t, 0, r.code, r.stderr)
+	emptySkill(t, "reg-errors")
 	ref := regs.tls.Host + "/skills/errors:v1"
 
 	wrong := t.TempDir()
 	require.NoError(t, regtest.WriteDockerConfig(wrong, map[string][2]string{regs.tls.Host: {regUser, "wrong password"}}))
-	r = sb(t, append(append([]string{"push", "--docker-config", wrong}, tlsFlags()...), "reg-errors", ref)...)
+	r := sb(t, append(append([]string{"push", "--docker-config", wrong}, tlsFlags()...), "reg-errors", ref)...)
 	assert.NotEqual(t, 0, r.code)
 	assert.Contains(t, r.stderr, regs.tls.Host)
 	assert.Contains(t, r.stderr, filepath.Join(wrong, "config.json"))
@@ -533,12 +517,10 @@ func TestRegistryErrors(t *testing.T) {
 // --insecure-registry.
 func TestRegistryInsecure(t *testing.T) {
 	registries(t)
-	links := t.TempDir()
-	r := sb(t, "install", "--base", env.base, "--find-links", links, "--progress", "plain", "reg-insecure")
-	require.Equal(t, 0, r.code, r.stderr)
+	emptySkill(t, "reg-insecure")
 	ref := regs.plain.Host + "/skills/insecure:v1"
 
-	r = sb(t, "push", "reg-insecure", ref)
+	r := sb(t, "push", "reg-insecure", ref)
 	assert.NotEqual(t, 0, r.code, "plain HTTP without --insecure-registry is refused")
 	assert.Contains(t, r.stderr, "--insecure-registry "+regs.plain.Host)
 	tag, err := regs.plain.TagDigest("skills/insecure", "v1")

@@ -2,13 +2,11 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync/atomic"
 
 	ctd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -125,15 +123,15 @@ func (rc *Client) Pull(ctx context.Context, c *ctd.Client, ref string, opts ...P
 	if err := img.Unpack(ctx, o.snapshotter); err != nil {
 		return PullResult{}, fmt.Errorf("%s: unpack: %w", op, err)
 	}
-	cfg, err := imageConfig(ctx, cs, desc, o.platform)
+	inspected, err := attest.Inspect(ctx, cs, desc, o.platform)
 	if err != nil {
 		return PullResult{}, fmt.Errorf("%s: %w", op, err)
 	}
-	out := PullResult{Ref: named.String(), Digest: desc.Digest, Labels: cfg.Config.Labels, BytesFetched: cf.n.Load()}
+	out := PullResult{Ref: named.String(), Digest: desc.Digest, Labels: inspected.Labels, BytesFetched: cf.n.Load()}
 	names := []string{named.String()}
 	var recLabels map[string]string
 	if o.namer != nil {
-		extra, l, err := o.namer(cfg.Config.Labels)
+		extra, l, err := o.namer(inspected.Labels)
 		if err != nil {
 			return PullResult{}, fmt.Errorf("%s: %w", op, err)
 		}
@@ -182,23 +180,6 @@ func platformOrAttestation(f images.HandlerFunc, m platforms.Matcher) images.Han
 		}
 		return out, nil
 	}
-}
-
-// imageConfig reads the config of the image target for platform.
-func imageConfig(ctx context.Context, cs content.Provider, target ocispec.Descriptor, p platforms.MatchComparer) (ocispec.Image, error) {
-	var img ocispec.Image
-	cfgDesc, err := images.Config(ctx, cs, target, p)
-	if err != nil {
-		return img, fmt.Errorf("image config: %w", err)
-	}
-	b, err := content.ReadBlob(ctx, cs, cfgDesc)
-	if err != nil {
-		return img, fmt.Errorf("image config: %w", err)
-	}
-	if err := json.Unmarshal(b, &img); err != nil {
-		return img, fmt.Errorf("image config %s: %w", cfgDesc.Digest, err)
-	}
-	return img, nil
 }
 
 // countingFetcher counts the bytes read from the registry.
