@@ -94,7 +94,7 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 	if err != nil {
 		return runtime.Request{}, skill, "", err
 	}
-	req := runtime.Request{Limits: runtime.Limits(skill.Run), User: c.String("user"), Preload: c.StringSlice("preload")}
+	req := runtime.Request{Limits: skill.Run, User: c.String("user"), Preload: c.StringSlice("preload")}
 
 	switch code, file := c.String("c"), c.String("code"); {
 	case c.IsSet("c") && c.IsSet("code"):

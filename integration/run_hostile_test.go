@@ -279,6 +279,26 @@ func TestRunInputsThatAreNotFiles(t *testing.T) {
 	cmd.Stderr = &errb
 	assert.Equal(t, 2, exitOf(t, cmd.Run()), errb.String())
 	assert.Contains(t, errb.String(), "stdin is more than the")
+
+	// Stdin that nobody writes to: SIGTERM still ends the wait.
+	cmd = sbCmd("run", "--image", env.base, "--inputs-file", "-", "-c", "pass", "t")
+	stdin, err := cmd.StdinPipe() // never written, never closed until the end
+	require.NoError(t, err)
+	defer stdin.Close()
+	errb.Reset()
+	cmd.Stderr = &errb
+	require.NoError(t, cmd.Start())
+	time.Sleep(500 * time.Millisecond) // let it reach the read; a signal earlier is fine too
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(2 * time.Minute): // a hang detector
+		cmd.Process.Kill() //nolint:errcheck
+		t.Fatal("a read of stdin ignored SIGTERM")
+	}
+	assert.Equal(t, 130, exitOf(t, err), errb.String())
 	assertNoRunLeftovers(t)
 }
 

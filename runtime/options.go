@@ -6,19 +6,12 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/config"
 )
 
-// Limits bound one run. A zero field takes its default (DefaultLimits).
-// Its fields match config.RunLimits, so a skill's limits convert with
-// runtime.Limits(skill.Run).
-type Limits struct {
-	MemoryBytes      int64         `json:"memory_bytes"`
-	CPUs             float64       `json:"cpus"`
-	Pids             int64         `json:"pids"`
-	Timeout          time.Duration `json:"timeout"`
-	TmpfsBytes       int64         `json:"tmpfs_bytes"`
-	OutputLimitBytes int64         `json:"output_limit_bytes"`
-}
+// Limits bound one run: the skill's run limits (config.RunLimits, one
+// type for both). A zero field takes its default (DefaultLimits).
+type Limits = config.RunLimits
 
 // DefaultLimits are the limits of a run that sets none: --memory 256m
 // --cpus 0.5 --pids 64 --timeout 30s --tmpfs-size 64m --output-limit 1m.
@@ -33,9 +26,9 @@ func DefaultLimits() Limits {
 	}
 }
 
-// withDefaults fills zero fields from DefaultLimits and rejects negative
-// ones.
-func (l Limits) withDefaults() (Limits, error) {
+// withDefaults fills zero fields of l from DefaultLimits and rejects
+// negative ones.
+func withDefaults(l Limits) (Limits, error) {
 	d := DefaultLimits()
 	if l.MemoryBytes < 0 || l.CPUs < 0 || l.Pids < 0 || l.Timeout < 0 || l.TmpfsBytes < 0 || l.OutputLimitBytes < 0 {
 		return l, fmt.Errorf("limits must not be negative (%+v): %w", l, errdefs.ErrInvalidArgument)

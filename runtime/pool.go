@@ -307,7 +307,7 @@ func (p *Pool) ownerAlive(owner string) bool {
 // Run runs req like Runner.Run, in a warm container when one is ready.
 func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 	ctx = p.r.namespaced(ctx)
-	limits, err := req.Limits.withDefaults()
+	limits, err := withDefaults(req.Limits)
 	if err != nil {
 		return Result{}, err
 	}

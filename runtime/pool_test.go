@@ -61,11 +61,11 @@ func TestCappedBufferBind(t *testing.T) {
 // baked into the spec does not.
 func TestPoolKeyIgnoresPerRunLimits(t *testing.T) {
 	t.Parallel()
-	a, err := Limits{Timeout: time.Second, OutputLimitBytes: 10}.withDefaults()
+	a, err := withDefaults(Limits{Timeout: time.Second, OutputLimitBytes: 10})
 	require.NoError(t, err)
-	b, err := Limits{Timeout: time.Minute}.withDefaults()
+	b, err := withDefaults(Limits{Timeout: time.Minute})
 	require.NoError(t, err)
-	c, err := Limits{MemoryBytes: 64 << 20}.withDefaults()
+	c, err := withDefaults(Limits{MemoryBytes: 64 << 20})
 	require.NoError(t, err)
 	img := Request{Image: "img"}
 	assert.Equal(t, keyOf(img, a), keyOf(img, b))

@@ -48,7 +48,7 @@ func (p *Prepared) Limits() Limits { return p.limits }
 // errdefs.ErrInvalidArgument.
 func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	ctx = r.namespaced(ctx)
-	limits, err := req.Limits.withDefaults()
+	limits, err := withDefaults(req.Limits)
 	if err != nil {
 		return nil, err
 	}

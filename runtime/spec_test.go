@@ -326,16 +326,16 @@ func TestWithPrivateNetwork(t *testing.T) {
 
 func TestLimitsWithDefaults(t *testing.T) {
 	t.Parallel()
-	l, err := Limits{}.withDefaults()
+	l, err := withDefaults(Limits{})
 	require.NoError(t, err)
 	assert.Equal(t, DefaultLimits(), l)
-	l, err = Limits{MemoryBytes: 64 << 20, Timeout: time.Second}.withDefaults()
+	l, err = withDefaults(Limits{MemoryBytes: 64 << 20, Timeout: time.Second})
 	require.NoError(t, err)
 	assert.Equal(t, int64(64<<20), l.MemoryBytes)
 	assert.Equal(t, time.Second, l.Timeout)
 	assert.Equal(t, int64(64), l.Pids)
 	for _, bad := range []Limits{{MemoryBytes: -1}, {Timeout: -time.Second}, {MemoryBytes: 1 << 20}, {Pids: 1}, {TmpfsBytes: 1000}} {
-		_, err := bad.withDefaults()
+		_, err := withDefaults(bad)
 		assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, "%+v", bad)
 	}
 }
