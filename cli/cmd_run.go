@@ -42,7 +42,7 @@ limits_enforced says how the memory, cpus and pids limits were held:
 subtree (per process: RLIMIT_AS, RLIMIT_CPU at cpus × timeout seconds,
 RLIMIT_NPROC). Such a run is refused unless --require-limits=false.`,
 		ArgsUsage: "SKILL_ID",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION`"},
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
 			&cli.StringFlag{Name: config.FlagFile, Aliases: []string{"f"}, Usage: "skill.yaml `FILE` (its run limits apply)"},
@@ -61,7 +61,9 @@ RLIMIT_NPROC). Such a run is refused unless --require-limits=false.`,
 			&cli.StringSliceFlag{Name: "preload", Usage: "import Python `MODULE` before the inputs are read (what serve's warm containers do ahead of a run)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
 			&cli.BoolFlag{Name: "require-limits", Value: true, Usage: "rootless without cgroup delegation: refuse to run rather than hold memory, CPU and process limits with per-process rlimits"},
-		},
+			&cli.StringFlag{Name: "pull", Usage: "pull the image first: `missing|always|never` (default: missing when its name names a registry, else never)"},
+			&cli.BoolFlag{Name: "allow-unscanned", Usage: "run a pulled or loaded image that carries no passing scan verdict (loud, and recorded in the result)"},
+		}, registryFlags()...),
 		Action: runAction,
 	}
 }
@@ -84,6 +86,9 @@ type runOutput struct {
 	// LimitsEnforced says how the memory, cpus and pids limits were held:
 	// cgroup, or rlimit (rootless without cgroup delegation, per process).
 	LimitsEnforced map[string]string `json:"limits_enforced"`
+	// Unscanned says why an image without a passing scan verdict ran
+	// (--allow-unscanned); absent otherwise.
+	Unscanned string `json:"unscanned,omitempty"`
 }
 
 // runRequest turns the flags into a run request, the skill and the image's
@@ -182,6 +187,12 @@ func runAction(c *cli.Context) error {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
+	if err := pullForRun(c, client, req.Image); err != nil {
+		return emitRun(c, out, err)
+	}
+	if out.Unscanned, err = admit(ctx, client, req.Image, c.Bool("allow-unscanned"), c.App.ErrWriter); err != nil {
+		return emitRun(c, out, err)
+	}
 	ropts := append([]runtime.Opt{runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep()}, runtimeModeOpts(modeOf(c), c.Bool("require-limits"))...)
 	runner, err := runtime.New(ctx, client, ropts...)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	resolverconfig "github.com/moby/buildkit/util/resolver/config"
 	"github.com/skillbuild/skillbuild/config"
 )
 
@@ -26,6 +27,10 @@ type options struct {
 	builder string
 	tls     builderTLS
 	base    baseSource
+	// registries and dockerConfigDir: see WithRegistries and
+	// WithDockerConfigDir.
+	registries      map[string]resolverconfig.RegistryConfig
+	dockerConfigDir string
 }
 
 func defaultOptions() options {

@@ -133,6 +133,7 @@ func setup() (int, error) {
 }
 
 func teardown() {
+	stopRegistries()
 	env.ctd.Stop()
 	// The namespace's (empty) cgroup parents.
 	if ctrls, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
@@ -183,9 +184,22 @@ func sb(t *testing.T, args ...string) result {
 // failing the test when the command does not finish within limit.
 func sbRoot(t *testing.T, root string, limit time.Duration, args ...string) result {
 	t.Helper()
+	return sbArgsWithin(t, limit, append([]string{"--address", env.socket, "--namespace", namespace, "--root", root}, args...)...)
+}
+
+// sbArgs runs the skillbuild binary with exactly args.
+func sbArgs(t *testing.T, args ...string) result {
+	t.Helper()
+	return sbArgsWithin(t, 10*time.Minute, args...)
+}
+
+// sbArgsWithin runs the skillbuild binary with exactly args, failing the
+// test when it does not finish within limit.
+func sbArgsWithin(t *testing.T, limit time.Duration, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, env.bin, append([]string{"--address", env.socket, "--namespace", namespace, "--root", root}, args...)...)
+	cmd := exec.CommandContext(ctx, env.bin, args...)
 	cmd.Env = cleanEnv()
 	r := runCmd(t, cmd, "", args)
 	if ctx.Err() != nil {
