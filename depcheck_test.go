@@ -46,6 +46,12 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// reuse answers an unchanged skill from containerd alone: no BuildKit,
 		// so it can run before (instead of) starting an engine.
 		"reuse": {mod + "engine", mod + "llb", mod + "runtime", mod + "indexproxy", bk},
+		// registry moves images between containerd and registries: no
+		// BuildKit, so pull and run on a host that only runs skills never
+		// link the solver.
+		"registry": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", mod + "cli", bk},
+		// attest writes and reads statements in a content store.
+		"attest": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", bk, ctdC},
 		// server is the HTTP side of the API only: the operations come from
 		// its caller (the CLI), so it links neither engine nor containerd.
 		"server": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "cli", bk, ctd},

@@ -30,12 +30,25 @@ const (
 // program name) and returns the process exit code. Cancelling ctx
 // interrupts the command, which cleans up what it started. Output goes to
 // stdout and stderr; stdin is read by commands that take input from it.
+//
+// For an ordinary user (or with --rootless) commands that need containerd
+// first re-execute the process inside the user's rootless containerd's
+// namespaces (see package rootless), and the global defaults point at that
+// instance.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	mode, err := detectRootless(args)
+	if err != nil {
+		return report(stderr, err)
+	}
 	// A reader that goes away (`skillbuild run ... | head`) makes writes
 	// fail with EPIPE instead of killing the process with SIGPIPE, so the
 	// command cleans up what it started (a run, a build) and exits.
 	signal.Ignore(syscall.SIGPIPE)
-	app := newApp()
+	app := newApp(mode.defaults())
+	app.Metadata = map[string]any{metaRootless: mode}
+	if err := enterNamespaces(app, mode, args); err != nil {
+		return report(stderr, err)
+	}
 	app.Reader, app.Writer, app.ErrWriter = stdin, stdout, stderr
 	if len(args) == 0 || args[len(args)-1] != "--generate-bash-completion" {
 		args = interspersed(app, args)
@@ -44,7 +57,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 }
 
 // newApp is the CLI: global flags, commands and logging set-up.
-func newApp() *cli.App {
+func newApp(d appDefaults) *cli.App {
 	cli.VersionPrinter = func(c *cli.Context) {
 		if err := printVersion(c, false); err != nil {
 			fmt.Fprintln(c.App.ErrWriter, "skillbuild:", err)
@@ -55,7 +68,7 @@ func newApp() *cli.App {
 		Version:              shortVersion(),
 		EnableBashCompletion: true,
 		Usage:                "per-skill Python environments as container images, built with embedded BuildKit and run through containerd",
-		Flags:                globalFlags(),
+		Flags:                globalFlags(d),
 		Commands:             commands(),
 		Before: func(c *cli.Context) error {
 			// BuildKit and containerd log through logrus; their chatter is
@@ -73,11 +86,12 @@ func newApp() *cli.App {
 }
 
 // globalFlags are the flags every command shares.
-func globalFlags() []cli.Flag {
+func globalFlags(d appDefaults) []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "address", Value: config.DefaultAddress, EnvVars: []string{"CONTAINERD_ADDRESS"}, Usage: "containerd socket"},
+		&cli.StringFlag{Name: "address", Value: d.address, EnvVars: []string{"CONTAINERD_ADDRESS"}, Usage: "containerd socket (rootless: $XDG_RUNTIME_DIR/skillbuild/containerd.sock)"},
 		&cli.StringFlag{Name: "namespace", Value: config.DefaultNamespace, EnvVars: []string{"SKILLBUILD_NAMESPACE"}, Usage: "containerd namespace"},
-		&cli.StringFlag{Name: "root", Value: config.DefaultRoot, EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory"},
+		&cli.StringFlag{Name: "root", Value: d.root, EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory (rootless: $XDG_DATA_HOME/skillbuild/state)"},
+		&cli.BoolFlag{Name: "rootless", Usage: "use the user's rootless containerd (`skillbuild rootless start`); default: on for every user but root"},
 		&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
 	}, builderFlags()...)
 }

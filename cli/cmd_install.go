@@ -2,11 +2,16 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
+
+	"github.com/skillbuild/skillbuild/attest"
+	"github.com/skillbuild/skillbuild/lock"
+	"github.com/skillbuild/skillbuild/registry"
 
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
@@ -44,7 +49,7 @@ func installCommand() *cli.Command {
 		Name:      "install",
 		Usage:     "build (or reuse) the image of a skill: resolve, scan, install, tag atom-skill:<id>-v<version>",
 		ArgsUsage: "SKILL_ID [REQ...]",
-		Flags: append(append(skillFlags(),
+		Flags: append(append(append(skillFlags(), registryFlags()...),
 			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION` (positive integer or dotted numbers)"},
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
 			&cli.StringFlag{Name: config.FlagBuildMemory, Value: config.DefaultBuildMemory, Usage: "memory limit of each build step"},
@@ -56,6 +61,9 @@ func installCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
 			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
+			&cli.StringSliceFlag{Name: "cache-from", Usage: "import build cache from registry `REF` ({id} and {version} are filled in)"},
+			&cli.StringFlag{Name: "cache-to", Usage: "export the build cache (mode=max: every step, every distribution's layer) to registry `REF`"},
+			&cli.StringFlag{Name: "push", Usage: "after the build, push the image to `REF` (HOST[:PORT]/PATH:TAG; {id} and {version} are filled in)"},
 		), outputFlags()...),
 		Action: install,
 	}
@@ -106,6 +114,7 @@ type installResult struct {
 	Version         string                `json:"version"`
 	ImageTag        string                `json:"image_tag"`
 	Digest          string                `json:"digest"`
+	ManifestDigest  string                `json:"manifest_digest,omitempty"`
 	Packages        []engine.Package      `json:"packages"`
 	Vulnerabilities []scan.Finding        `json:"vulnerabilities"`
 	Allowed         []scan.AllowedFinding `json:"allowed_vulnerabilities,omitempty"`
@@ -119,6 +128,11 @@ type installResult struct {
 	Error     string   `json:"error,omitempty"`
 	Hint      string   `json:"hint,omitempty"`
 	BuildLogs []string `json:"build_logs"`
+	// LimitsEnforced says how each build limit was held: cgroup, rlimit
+	// (rootless without cgroup delegation; per process) or none.
+	LimitsEnforced map[string]string `json:"limits_enforced,omitempty"`
+	// Push is what --push did (absent without it).
+	Push *registry.PushResult `json:"push,omitempty"`
 }
 
 func install(c *cli.Context) error {
@@ -131,20 +145,63 @@ func install(c *cli.Context) error {
 	if err != nil {
 		return emitInstall(c, (&installResult{SkillID: in.ID, Version: in.Version}).fail(err), err)
 	}
+	if envOf(c).builder.embedded() {
+		// The embedded builder's image is in containerd: afterBuild
+		// exports it from there, with its attestations.
+		outs = nil
+	}
 	ch, done := progress(c)
 	out, err := buildSkill(c.Context, envOf(c), in, buildOptions{
 		refresh: c.Bool("refresh"),
 		layers:  sbllb.InstallOpts{MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer")},
 		outputs: outs,
 		load:    load,
+		cache:   cacheFlagsOf(c),
 	}, ch)
 	done()
+	if err == nil {
+		err = afterBuild(c, in, out)
+	}
 	return emitInstall(c, out, err)
+}
+
+// afterBuild writes --output and pushes --push once the image is built;
+// a failure is recorded in out.
+func afterBuild(c *cli.Context, in config.Input, out *installResult) error {
+	skill, err := config.Load(in)
+	if err != nil {
+		return err
+	}
+	if envOf(c).builder.embedded() {
+		for _, spec := range c.StringSlice("output") {
+			name, err := store.ImageName(skill.Tag())
+			if err == nil {
+				err = exportSkill(c, name, spec)
+			}
+			if err != nil {
+				out.fail(err)
+				return err
+			}
+		}
+	}
+	if ref := c.String("push"); ref != "" {
+		p, err := pushSkill(c, skill, ref)
+		if err != nil {
+			out.fail(err)
+			return err
+		}
+		out.Push = &p.PushResult
+		reportPush(c.App.ErrWriter, p.PushResult)
+	}
+	return nil
 }
 
 // env is what the commands take from the global flags.
 type env struct {
 	address, namespace, root string
+	// mode is rootless mode, if on: where limits live, where the engine
+	// keeps its sockets.
+	mode rootlessMode
 	// stderr receives warnings and waits (a build's progress goes to its
 	// status channel).
 	stderr io.Writer
@@ -155,7 +212,7 @@ type env struct {
 
 func envOf(c *cli.Context) env {
 	return env{address: c.String("address"), namespace: c.String("namespace"), root: c.String("root"), stderr: c.App.ErrWriter,
-		debug: c.Bool("debug"), builder: builderFlagsOf(c)}
+		debug: c.Bool("debug"), builder: builderFlagsOf(c), mode: modeOf(c)}
 }
 
 // buildOptions are the build's switches besides the skill.
@@ -166,6 +223,7 @@ type buildOptions struct {
 	// containerd, instead of) containerd.
 	outputs []engine.Output
 	load    bool
+	cache   cacheFlags
 }
 
 // buildSkill is `skillbuild install`: it loads the skill from in, scans
@@ -193,14 +251,21 @@ func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, 
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")
 		fmt.Fprintln(e.stderr, "WARNING: vulnerability scan disabled (--no-scan); this is recorded in the image labels")
 		req.Labels = map[string]string{scan.LabelScan: "disabled"}
+		req.Attestations = func(locked lock.Lock) ([]attest.Predicate, error) {
+			return verdictAttestation(scan.DisabledPredicate(skill.Policy, len(locked)))
+		}
 	} else {
 		// Fail closed at once when there is no database; open it when the
 		// scan needs it (it reads only the packages it checks).
 		if _, err := scan.Status(e.root); err != nil {
 			return out.fail(err), err
 		}
+		var verdict scan.Verdict
 		openDB := sync.OnceValues(func() (*scan.DB, error) { return scan.Open(e.root) })
-		req.Gate = scanGate(openDB, skill.Policy, out, e.stderr)
+		req.Gate = scanGate(openDB, skill.Policy, out, &verdict, e.stderr)
+		req.Attestations = func(lock.Lock) ([]attest.Predicate, error) {
+			return verdictAttestation(scan.Predicate(verdict, skill.Policy))
+		}
 		dbOpener = openDB
 	}
 
@@ -215,15 +280,25 @@ func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, 
 		}
 	}
 
+	cache, engOpts, err := buildCache(opts.cache, skill)
+	if err != nil {
+		return out.fail(err), err
+	}
+	req.Cache = cache
 	if dbOpener != nil {
 		go dbOpener() //nolint:errcheck // warms the database while the engine starts; the gate reads the error
 	}
-	eng, err := newEngine(ctx, e)
+	eng, err := newEngine(ctx, e, engOpts...)
 	if err != nil {
 		return out.fail(err), err
 	}
 	defer eng.Close()
 
+	out.LimitsEnforced = eng.LimitsEnforced(skill.Build)
+	if w := limitsWarning(out.LimitsEnforced); w != "" {
+		out.Warnings = append(out.Warnings, w)
+		fmt.Fprintln(e.stderr, "WARNING:", w)
+	}
 	req.Status = status
 	building = true // Build closes status
 	res, err := eng.Build(ctx, req)
@@ -236,6 +311,7 @@ func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, 
 	}
 	out.Success = true
 	out.Digest = res.Digest.String()
+	out.ManifestDigest = res.ManifestDigest.String()
 	out.Packages = res.Packages
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
 	out.Cached = len(res.Executed) == 0
@@ -274,15 +350,17 @@ func (out *installResult) fail(err error) *installResult {
 
 // newEngine starts the embedded BuildKit engine for the global settings
 // and sweeps away what dead runs left behind (see dial).
-func newEngine(ctx context.Context, e env) (*engine.Engine, error) {
+func newEngine(ctx context.Context, e env, extra ...engine.Opt) (*engine.Engine, error) {
 	bopts, err := e.builder.opts()
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(ctx, append([]engine.Opt{engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
+	opts := []engine.Opt{engine.WithAddress(e.address), engine.WithNamespace(e.namespace),
 		engine.WithRoot(e.root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(e.stderr, "waiting for another skillbuild process using %s (up to 10m)...\n", e.root)
-		})}, bopts...)...)
+		})}
+	opts = append(append(opts, bopts...), extra...)
+	eng, err := engine.New(ctx, append(opts, engineRootlessOpts(e)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -380,4 +458,27 @@ func installUnchanged(ctx context.Context, e env, skill config.Skill, req engine
 	out.Cached, out.Unchanged = true, true
 	out.Steps = []string{}
 	return true, nil
+}
+
+// verdictAttestation is the scan verdict as the image's attestation.
+func verdictAttestation(p scan.VerdictPredicate) ([]attest.Predicate, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return []attest.Predicate{{Type: attest.PredicateVerdict, Body: b}}, nil
+}
+
+// exportSkill writes the built image as --output says.
+func exportSkill(c *cli.Context, name, spec string) error {
+	o, err := parseOutput(spec)
+	if err != nil {
+		return err
+	}
+	client, err := store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return writeOutput(c.Context, client, name, o)
 }

@@ -34,10 +34,15 @@ Without --json the code's stdout and stderr pass through, a result is printed
 as one JSON line on stdout after them, and the exit status is the code's
 (124 after a timeout, 137 after an OOM kill). With --json one document
 {skill_id, image_tag, exit_code, stdout, stderr, result, error, timed_out,
-oom_killed, truncated, duration_ms, uid, gid} goes to stdout and the exit status is 0
-whenever the run itself worked, whatever the code did.`,
+oom_killed, truncated, duration_ms, uid, gid, limits_enforced} goes to stdout
+and the exit status is 0 whenever the run itself worked, whatever the code did.
+
+limits_enforced says how the memory, cpus and pids limits were held:
+"cgroup", or "rlimit" for a rootless user without a delegated cgroup
+subtree (per process: RLIMIT_AS, RLIMIT_CPU at cpus × timeout seconds,
+RLIMIT_NPROC). Such a run is refused unless --require-limits=false.`,
 		ArgsUsage: "SKILL_ID",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION`"},
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
 			&cli.StringFlag{Name: config.FlagFile, Aliases: []string{"f"}, Usage: "skill.yaml `FILE` (its run limits apply)"},
@@ -55,7 +60,10 @@ whenever the run itself worked, whatever the code did.`,
 			&cli.StringFlag{Name: "user", Usage: "run as `UID[:GID]` instead of the image's USER (only this can be root)"},
 			&cli.StringSliceFlag{Name: "preload", Usage: "import Python `MODULE` before the inputs are read (what serve's warm containers do ahead of a run)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
-		},
+			&cli.BoolFlag{Name: "require-limits", Value: true, Usage: "rootless without cgroup delegation: refuse to run rather than hold memory, CPU and process limits with per-process rlimits"},
+			&cli.StringFlag{Name: "pull", Usage: "pull the image first: `missing|always|never` (default: missing when its name names a registry, else never)"},
+			&cli.BoolFlag{Name: "allow-unscanned", Usage: "run a pulled or loaded image that carries no passing scan verdict (loud, and recorded in the result)"},
+		}, registryFlags()...),
 		Action: runAction,
 	}
 }
@@ -75,6 +83,12 @@ type runOutput struct {
 	DurationMS int64              `json:"duration_ms"`
 	UID        uint32             `json:"uid"`
 	GID        uint32             `json:"gid"`
+	// LimitsEnforced says how the memory, cpus and pids limits were held:
+	// cgroup, or rlimit (rootless without cgroup delegation, per process).
+	LimitsEnforced map[string]string `json:"limits_enforced"`
+	// Unscanned says why an image without a passing scan verdict ran
+	// (--allow-unscanned); absent otherwise.
+	Unscanned string `json:"unscanned,omitempty"`
 }
 
 // runRequest turns the flags into a run request, the skill and the image's
@@ -173,7 +187,14 @@ func runAction(c *cli.Context) error {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
-	runner, err := runtime.New(ctx, client, runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep())
+	if err := pullForRun(c, client, req.Image); err != nil {
+		return emitRun(c, out, err)
+	}
+	if out.Unscanned, err = admit(ctx, client, req.Image, c.Bool("allow-unscanned"), c.App.ErrWriter); err != nil {
+		return emitRun(c, out, err)
+	}
+	ropts := append([]runtime.Opt{runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep()}, runtimeModeOpts(modeOf(c), c.Bool("require-limits"))...)
+	runner, err := runtime.New(ctx, client, ropts...)
 	if err != nil {
 		return emitRun(c, out, err)
 	}
@@ -182,6 +203,9 @@ func runAction(c *cli.Context) error {
 		err = fmt.Errorf("%w: the run was stopped and cleaned up", cause)
 	}
 	err = runError(err, skill, c.String("image"), tag)
+	if errors.Is(err, runtime.ErrLimitsNotEnforceable) {
+		err = limitsRefused(c, err)
+	}
 	out.fill(res, err)
 	return emitRun(c, out, err)
 }
@@ -210,6 +234,7 @@ func (out *runOutput) fill(res runtime.Result, err error) {
 	out.TimedOut, out.OOMKilled, out.Truncated = res.TimedOut, res.OOMKilled, res.Truncated
 	out.DurationMS = res.Duration.Milliseconds()
 	out.UID, out.GID = res.UID, res.GID
+	out.LimitsEnforced = res.LimitsEnforced
 	if err != nil && out.Error == nil {
 		out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
 	}
@@ -266,6 +291,8 @@ func runErrorType(err error) string {
 		return "Interrupted"
 	case errdefs.IsUnavailable(err):
 		return "Unavailable"
+	case errors.Is(err, runtime.ErrLimitsNotEnforceable):
+		return "LimitsNotEnforceable"
 	default:
 		return "RunFailed"
 	}

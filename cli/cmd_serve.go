@@ -113,7 +113,10 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer client.Close()
-	runner, err := runtime.New(ctx, client, runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep())
+	// Rootless without delegated cgroups, runs are refused: a server does
+	// not accept per-process rlimits for its callers.
+	ropts := append([]runtime.Opt{runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep()}, runtimeModeOpts(modeOf(c), true)...)
+	runner, err := runtime.New(ctx, client, ropts...)
 	if err != nil {
 		return err
 	}

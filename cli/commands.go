@@ -19,9 +19,14 @@ func commands() []*cli.Command {
 		lsCommand(),
 		rmCommand(),
 		pruneCommand(),
+		pushCommand(),
+		pullCommand(),
+		inspectCommand(),
+		loadCommand(),
 		serveCommand(),
 		versionCommand(),
 		completionCommand(),
+		rootlessCommand(),
 	}
 	return cmds
 }

@@ -13,7 +13,7 @@ import (
 
 func TestInterspersedFlags(t *testing.T) {
 	t.Parallel()
-	app := newApp()
+	app := newApp(rootlessMode{}.defaults())
 	cases := []struct {
 		in, want string
 	}{

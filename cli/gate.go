@@ -10,10 +10,14 @@ import (
 	"github.com/skillbuild/skillbuild/scan"
 )
 
-// scanGate is scan.Gate recording the verdict in out and printing its
-// warnings on stderr.
-func scanGate(openDB func() (*scan.DB, error), policy config.Policy, out *installResult, stderr io.Writer) engine.Gate {
-	return scan.Gate(openDB, policy, recordVerdict(out, stderr))
+// scanGate is scan.Gate recording the verdict in out and in verdict, and
+// printing its warnings on stderr.
+func scanGate(openDB func() (*scan.DB, error), policy config.Policy, out *installResult, verdict *scan.Verdict, stderr io.Writer) engine.Gate {
+	record := recordVerdict(out, stderr)
+	return scan.Gate(openDB, policy, func(v scan.Verdict, err error) {
+		*verdict = v
+		record(v, err)
+	})
 }
 
 // recordVerdict records a verdict (or a refusal) in out and prints its

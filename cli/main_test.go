@@ -15,7 +15,7 @@ import (
 // The CLI reference is generated from the app; regenerate with
 // SKILLBUILD_UPDATE_DOCS=1 go test -run TestCLIDocs ./cli (or make docs).
 func TestCLIDocsUpToDate(t *testing.T) {
-	md, err := newApp().ToMarkdown()
+	md, err := newApp(rootlessMode{}.defaults()).ToMarkdown()
 	require.NoError(t, err)
 	if os.Getenv("SKILLBUILD_UPDATE_DOCS") != "" {
 		require.NoError(t, os.WriteFile("../docs/cli.md", []byte(md), 0o644))

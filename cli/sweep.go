@@ -29,7 +29,8 @@ func dial(c *cli.Context) (*ctd.Client, error) {
 // containers and snapshots, cheap when there is nothing to sweep. A
 // failure is a warning: it must not stop an unrelated command.
 func sweepRuns(ctx context.Context, e env, client *ctd.Client) {
-	r, err := runtime.New(ctx, client, runtime.WithStateDir(filepath.Join(e.root, "runs")), runtime.WithoutSweep())
+	opts := append([]runtime.Opt{runtime.WithStateDir(filepath.Join(e.root, "runs")), runtime.WithoutSweep()}, runtimeModeOpts(e.mode, false)...)
+	r, err := runtime.New(ctx, client, opts...)
 	if err == nil {
 		_, err = r.Sweep(ctx)
 	}

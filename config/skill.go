@@ -70,6 +70,12 @@ type BuildLimits struct {
 	CPUs        float64       `json:"cpus"`
 	Pids        int64         `json:"pids"`
 	Timeout     time.Duration `json:"timeout"`
+	// InRlimits is set by the engine, not by users, when build steps can
+	// have no cgroup (rootless without cgroup delegation): memory and CPU
+	// become RLIMIT_DATA and RLIMIT_CPU (cpus × timeout seconds) of each
+	// process, and the process limit is not enforced (RLIMIT_NPROC would
+	// count every process of the user the steps run as, daemons included).
+	InRlimits bool `json:"-"`
 }
 
 // RunLimits bound a single run of skill code.

@@ -19,6 +19,7 @@ import (
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/indexproxy"
 	"github.com/skillbuild/skillbuild/labels"
@@ -45,6 +46,11 @@ type Request struct {
 	Status chan *bkclient.SolveStatus
 	// Refresh re-runs resolution even when its inputs are unchanged.
 	Refresh bool
+	// Cache is the registry build cache to import from and export to.
+	Cache Cache
+	// Attestations are attached to the image next to the SBOM of its lock
+	// (the scan verdict); called after the solve, before tagging.
+	Attestations Attestations
 	// Layers tunes the install layers (llb.InstallOpts: MaxLayers,
 	// SingleLayer); the zero value is one layer per distribution up to
 	// llb.DefaultMaxLayers.
@@ -65,17 +71,37 @@ type Package struct {
 
 // Result describes a finished build.
 type Result struct {
-	ImageTag  string            `json:"image_tag"` // short form, e.g. atom-skill:weather-v3
-	ImageName string            `json:"image_name"`
-	Digest    digest.Digest     `json:"digest"`
-	Lock      lock.Lock         `json:"lock"`
-	Packages  []Package         `json:"packages"`
-	Labels    map[string]string `json:"labels,omitempty"`
+	ImageTag  string `json:"image_tag"` // short form, e.g. atom-skill:weather-v3
+	ImageName string `json:"image_name"`
+	// Digest is what the tag points at: an index holding the image
+	// manifest (ManifestDigest) and its attestations.
+	Digest         digest.Digest     `json:"digest"`
+	ManifestDigest digest.Digest     `json:"manifest_digest"`
+	Lock           lock.Lock         `json:"lock"`
+	Packages       []Package         `json:"packages"`
+	Labels         map[string]string `json:"labels,omitempty"`
 	// Cached counts the steps BuildKit answered from cache; Executed the
 	// steps it ran, by name.
 	Cached   int      `json:"cached_steps"`
 	Executed []string `json:"executed_steps"`
 	Logs     []string `json:"logs,omitempty"`
+	// LimitsEnforced says how each build limit (memory, cpus, pids) was
+	// held: "cgroup", "rlimit" (per process) or "none".
+	LimitsEnforced map[string]string `json:"limits_enforced"`
+}
+
+// LimitsEnforced says how the engine holds each build limit of l:
+// "cgroup", "rlimit" (per process: RLIMIT_DATA, RLIMIT_CPU at cpus × timeout)
+// or "none" (the process limit without cgroups; CPU without a timeout).
+func (e *Engine) LimitsEnforced(l config.BuildLimits) map[string]string {
+	if !e.opts.noCgroups {
+		return map[string]string{"memory": "cgroup", "cpus": "cgroup", "pids": "cgroup"}
+	}
+	cpus := "rlimit"
+	if l.Timeout <= 0 {
+		cpus = "none"
+	}
+	return map[string]string{"memory": "rlimit", "cpus": cpus, "pids": "none"}
 }
 
 // session is what one solve needs besides the graph: the index proxy, the
@@ -86,6 +112,8 @@ type solveSession struct {
 	trusted     []string
 	sources     lock.Sources // where the lock's files may come from
 	attachables []session.Attachable
+	cacheExp    []bkclient.CacheOptionsEntry
+	cacheImp    []bkclient.CacheOptionsEntry
 	locals      map[string]fsutil.FS
 	col         *collector
 	closers     []func() error
@@ -95,6 +123,7 @@ type solveSession struct {
 
 func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 	ss := &solveSession{skill: s, locals: map[string]fsutil.FS{}, col: newCollector()}
+	ss.skill.Build.InRlimits = e.opts.noCgroups
 	if sbllb.UsesIndex(s.Index) {
 		urls := indexURLs(s.Index)
 		ss.origIndex = urls
@@ -176,12 +205,17 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 		}
 	}()
 	resp, err := e.client.Build(ctx, bkclient.SolveOpt{
-		Exports:     exports,
-		LocalMounts: ss.locals,
-		OCIStores:   ss.ociStores,
-		Session:     ss.attachables,
+		Exports:      exports,
+		CacheExports: ss.cacheExp,
+		CacheImports: ss.cacheImp,
+		// Not nil: BuildKit's client copies the cache imports' attributes
+		// into it.
+		FrontendAttrs: map[string]string{},
+		LocalMounts:   ss.locals,
+		OCIStores:     ss.ociStores,
+		Session:       ss.attachables,
 	}, "skillbuild", func(ctx context.Context, c gateway.Client) (*gateway.Result, error) {
-		return buildFn(ctx, c, fail)
+		return buildFn(ctx, withCacheImports(c, ss.cacheImp), fail)
 	}, statusCh)
 	wg.Wait()
 	if err != nil {
@@ -298,7 +332,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 		// What ran before the failure is part of the answer (a refusal
 		// must show that nothing was installed).
 		cached, executed := b.ss.col.counts()
-		return &Result{Cached: cached, Executed: executed, Logs: b.ss.col.logLines()}, err
+		return &Result{Cached: cached, Executed: executed, Logs: b.ss.col.logLines(), LimitsEnforced: e.LimitsEnforced(req.Skill.Build)}, err
 	}
 	return e.tag(ctx, b, resp)
 }
@@ -332,6 +366,14 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
 		return nil, err
 	}
 	ss, err := e.newSession(s)
+	if err == nil {
+		var attach []session.Attachable
+		ss.cacheExp, ss.cacheImp, attach, err = e.cacheOptions(req.Cache)
+		ss.attachables = append(ss.attachables, attach...)
+		if err != nil {
+			ss.close()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -416,6 +458,17 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 	if err != nil {
 		return nil, err
 	}
+	// Containerd outputs tag an index holding the image and its SBOM and
+	// verdict attestations (see attach), not the bare manifest.
+	img.attach = func(ctx context.Context, cs content.Store, target ocispec.Descriptor) (ocispec.Descriptor, error) {
+		index, err := attach(ctx, cs, s, r, target, b.finalName, b.req.Attestations)
+		if err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("attach the SBOM and verdict to %s: %w", store.Familiar(b.finalName), err)
+		}
+		return index, nil
+	}
+	tagged := img.desc
+	img.tagged = &tagged
 	for _, o := range b.outs {
 		if err := o.commit(ctx, img); err != nil {
 			return nil, err
@@ -423,15 +476,18 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 	}
 	cached, executed := b.ss.col.counts()
 	return &Result{
-		ImageTag:  store.Familiar(b.finalName),
-		ImageName: b.finalName,
-		Digest:    img.desc.Digest,
-		Lock:      r.lock,
-		Packages:  pkgs,
-		Labels:    b.gateLabel,
-		Cached:    cached,
-		Executed:  executed,
-		Logs:      b.ss.col.logLines(),
+		ImageTag:       store.Familiar(b.finalName),
+		ImageName:      b.finalName,
+		Digest:         tagged.Digest,
+		ManifestDigest: img.desc.Digest,
+		Lock:           r.lock,
+		Packages:       pkgs,
+		Labels:         b.gateLabel,
+		Cached:         cached,
+		Executed:       executed,
+		Logs:           b.ss.col.logLines(),
+
+		LimitsEnforced: e.LimitsEnforced(b.req.Skill.Build),
 	}, nil
 }
 

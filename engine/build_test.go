@@ -175,3 +175,11 @@ func TestCheckLayerContentsNamesAtMostTenProblems(t *testing.T) {
 	assert.Equal(t, maxLayerProblems, strings.Count(err.Error(), " writes /etc/"))
 	assert.Contains(t, err.Error(), "and 490 more")
 }
+
+func TestSocketDirMustLeaveRoomForBuildKitSockets(t *testing.T) {
+	t.Parallel()
+	assert.NoError(t, checkSocketDir("/run/user/1000/skillbuild/t-5bac3db9"))
+	err := checkSocketDir("/tmp/skillbuild-rootless-2487137422/run/skillbuild/tmp-5bac3db9f302")
+	assert.True(t, errdefs.IsInvalidArgument(err), "%v", err)
+	assert.ErrorContains(t, err, "too long")
+}

@@ -3,8 +3,10 @@ package engine
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -21,8 +23,11 @@ type buildCgroup struct {
 	v2   bool
 }
 
-func newBuildCgroup(root string) (*buildCgroup, error) {
-	cg := &buildCgroup{name: "skillbuild-" + digest.FromString(root).Encoded()[:12]}
+// newBuildCgroup creates the build cgroup of root below base ("" for the
+// hierarchy's root).
+func newBuildCgroup(base, root string) (*buildCgroup, error) {
+	name := path.Join(base, "skillbuild-"+digest.FromString(root).Encoded()[:12])
+	cg := &buildCgroup{name: strings.TrimPrefix(name, "/")}
 	_, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers"))
 	cg.v2 = err == nil
 	if err := os.MkdirAll(cg.pidsDir(), 0o755); err != nil {

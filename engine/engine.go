@@ -11,6 +11,7 @@ import (
 
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/moby/buildkit/cache/remotecache"
+	registrycache "github.com/moby/buildkit/cache/remotecache/registry"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 	"github.com/moby/buildkit/control"
@@ -129,7 +130,13 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 
 	// BuildKit creates per-mount temporary directories (SSH sockets) in
 	// $TMPDIR; keep them inside our state root instead of littering /tmp.
-	tmpDir := filepath.Join(o.root, "tmp")
+	tmpDir := o.tmpDir
+	if tmpDir == "" {
+		tmpDir = filepath.Join(o.root, "tmp")
+	}
+	if err := checkSocketDir(tmpDir); err != nil {
+		return nil, err
+	}
 	if err := unmountState(o.root); err != nil {
 		return nil, fmt.Errorf("unmount leftovers of an interrupted build under %s: %w", o.root, err)
 	}
@@ -143,8 +150,8 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 	os.Setenv("TMPDIR", tmpDir)
 
 	e := &Engine{opts: o, lock: lk, ctd: c, tmpDir: tmpDir, oldTmp: oldTmp, hadTmp: hadTmp}
-	if e.opts.cgroupParent == "" {
-		cg, err := newBuildCgroup(o.root)
+	if e.opts.cgroupParent == "" && !e.opts.noCgroups {
+		cg, err := newBuildCgroup(o.cgroupBase, o.root)
 		if err != nil {
 			e.Close()
 			return nil, err
@@ -198,7 +205,7 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 		return fmt.Errorf("%s worker: %w", e.opts.builder, err)
 	}
 	e.gcPolicy = gcPolicy(stateDir)
-	wopt.RegistryHosts = resolver.NewRegistryConfig(nil)
+	wopt.RegistryHosts = resolver.NewRegistryConfig(e.opts.registries)
 	w, err := base.NewWorker(ctx, wopt)
 	stats.done()
 	if err != nil {
@@ -241,6 +248,8 @@ func gcPolicy(stateDir string) []bkclient.PruneInfo {
 // BuildKit's controller over the engine's one worker.
 func (e *Engine) newController(ctx context.Context, stateDir string) error {
 	w := e.worker
+	// The registry cache reaches registries as the worker does.
+	hosts := resolver.NewRegistryConfig(e.opts.registries)
 	wc := &worker.Controller{}
 	if err := wc.Add(w); err != nil {
 		return err
@@ -265,18 +274,22 @@ func (e *Engine) newController(ctx context.Context, stateDir string) error {
 		return fmt.Errorf("open build history: %w", err)
 	}
 	ctrl, err := control.NewController(control.Opt{
-		SessionManager:            sm,
-		WorkerController:          wc,
-		Frontends:                 map[string]frontend.Frontend{},
-		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{},
-		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{},
-		CacheManager:              solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
-		HistoryDB:                 historyDB,
-		CacheStore:                cacheStorage,
-		LeaseManager:              w.LeaseManager(),
-		ContentStore:              w.ContentStore(),
-		GarbageCollect:            w.GarbageCollect,
-		HistoryConfig:             &config.HistoryConfig{MaxAge: config.Duration{Duration: 24 * time.Hour}, MaxEntries: &historyEntries},
+		SessionManager:   sm,
+		WorkerController: wc,
+		Frontends:        map[string]frontend.Frontend{},
+		ResolveCacheExporterFuncs: map[string]remotecache.ResolveCacheExporterFunc{
+			"registry": registrycache.ResolveCacheExporterFunc(sm, hosts),
+		},
+		ResolveCacheImporterFuncs: map[string]remotecache.ResolveCacheImporterFunc{
+			"registry": registrycache.ResolveCacheImporterFunc(sm, w.ContentStore(), hosts),
+		},
+		CacheManager:   solver.NewCacheManager(ctx, "local", cacheStorage, worker.NewCacheResultStorage(wc)),
+		HistoryDB:      historyDB,
+		CacheStore:     cacheStorage,
+		LeaseManager:   w.LeaseManager(),
+		ContentStore:   w.ContentStore(),
+		GarbageCollect: w.GarbageCollect,
+		HistoryConfig:  &config.HistoryConfig{MaxAge: config.Duration{Duration: 24 * time.Hour}, MaxEntries: &historyEntries},
 	})
 	if err != nil {
 		historyDB.Close()

@@ -3,9 +3,11 @@ package engine
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
+	resolverconfig "github.com/moby/buildkit/util/resolver/config"
 	"github.com/skillbuild/skillbuild/config"
 )
 
@@ -15,6 +17,9 @@ type options struct {
 	root         string
 	snapshotter  string
 	cgroupParent string
+	cgroupBase   string
+	noCgroups    bool
+	tmpDir       string
 	lockTimeout  time.Duration
 	onLockWait   func()
 	// builder, tls and base are where builds run and where their base
@@ -22,6 +27,10 @@ type options struct {
 	builder string
 	tls     builderTLS
 	base    baseSource
+	// registries and dockerConfigDir: see WithRegistries and
+	// WithDockerConfigDir.
+	registries      map[string]resolverconfig.RegistryConfig
+	dockerConfigDir string
 }
 
 func defaultOptions() options {
@@ -89,6 +98,61 @@ func WithSnapshotter(name string) Opt {
 // WithCgroupParent puts every build step under this cgroup parent.
 func WithCgroupParent(p string) Opt {
 	return func(o *options) error { o.cgroupParent = p; return nil }
+}
+
+// WithCgroupBase creates the build's cgroup below base (relative to each
+// hierarchy's root): a subtree delegated to a rootless user.
+func WithCgroupBase(base string) Opt {
+	return func(o *options) error {
+		if !strings.HasPrefix(base, "/") {
+			return fmt.Errorf("cgroup base %q must start with /: %w", base, errdefs.ErrInvalidArgument)
+		}
+		o.cgroupBase = base
+		return nil
+	}
+}
+
+// WithRlimitLimits builds without any cgroup, for a rootless containerd
+// without cgroup delegation (where runc can create none): steps get
+// BuildKit's rootless spec, memory and CPU limits become rlimits of each
+// process, and the process limit is not enforced. Result.LimitsEnforced
+// says so.
+func WithRlimitLimits() Opt {
+	return func(o *options) error {
+		o.noCgroups = true
+		return nil
+	}
+}
+
+// WithTempDir sets where BuildKit makes its per-step temporary directories
+// (the forwarded index socket among them), emptied at start and close.
+// Unix socket paths are limited to 108 bytes, so it must be short; only
+// one engine may use it at a time. Default: ROOT/tmp.
+func WithTempDir(dir string) Opt {
+	return func(o *options) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("temporary directory %q must be absolute: %w", dir, errdefs.ErrInvalidArgument)
+		}
+		o.tmpDir = dir
+		return nil
+	}
+}
+
+// bkSocketSuffix is what BuildKit appends to its temporary directory for
+// a forwarded socket (.buildkit-ssh-sockNNNNNNNNNN/ssh_auth_sock).
+const bkSocketSuffix = "/.buildkit-ssh-sock0123456789/ssh_auth_sock"
+
+// maxSocketPath is the longest unix socket path Linux binds (108 bytes
+// with the terminating NUL).
+const maxSocketPath = 107
+
+// checkSocketDir refuses a temporary directory whose forwarded sockets
+// could not be bound (bind fails with a bare EINVAL mid-build otherwise).
+func checkSocketDir(dir string) error {
+	if n := len(dir) + len(bkSocketSuffix); n > maxSocketPath {
+		return fmt.Errorf("build temporary directory %s is %d bytes too long for the unix sockets BuildKit makes in it: use a shorter --root (or, rootless, a shorter XDG_RUNTIME_DIR): %w", dir, n-maxSocketPath, errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 // WithLockWait bounds how long New waits for another skillbuild process

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	ctd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/errdefs"
@@ -42,6 +43,11 @@ type exported struct {
 	name   string // the image's final name
 	desc   ocispec.Descriptor
 	labels map[string]string // image record labels (containerd outputs)
+	// attach, if set, wraps the image in an index with its attestations
+	// in a content store; containerd outputs tag what it returns.
+	attach func(ctx context.Context, cs content.Store, target ocispec.Descriptor) (ocispec.Descriptor, error)
+	// tagged, if set, receives what a containerd output tagged.
+	tagged *ocispec.Descriptor
 }
 
 // exportedImage reads the image descriptor from the exporters' response.
@@ -210,8 +216,28 @@ func (o *imageStoreOutput) commit(ctx context.Context, img exported) error {
 	if err != nil {
 		return fmt.Errorf("exported image %s: %w", o.staging, err)
 	}
+	target := rec.Target
+	if img.attach != nil {
+		// The attestations' blobs are referenced only once the index is
+		// tagged: a lease keeps them until then.
+		lctx, done, err := o.c.WithLease(ctx)
+		if err != nil {
+			return err
+		}
+		defer done(context.WithoutCancel(ctx)) //nolint:errcheck
+		if target, err = img.attach(lctx, o.c.ContentStore(), target); err != nil {
+			return err
+		}
+		ctx = lctx
+	}
 	// Tag last: only now does the skill's name point at the new image.
-	return store.SetTag(ctx, o.c, images.Image{Name: img.name, Target: rec.Target, Labels: img.labels})
+	if err := store.SetTag(ctx, o.c, images.Image{Name: img.name, Target: target, Labels: img.labels}); err != nil {
+		return err
+	}
+	if img.tagged != nil {
+		*img.tagged = target
+	}
+	return nil
 }
 
 func (o *imageStoreOutput) discard(ctx context.Context) {

@@ -71,6 +71,10 @@ func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt
 			Root:             root,
 			CgroupParent:     o.cgroupParent,
 			NetworkProviders: np,
+			// Rootless without cgroups: BuildKit drops each step's cgroup
+			// and resources (runc could create neither); the limits travel
+			// as rlimits instead (config.BuildLimits.InRlimits).
+			Rootless: o.noCgroups,
 		}),
 		Snapshotter:  sn,
 		ContentStore: cs,

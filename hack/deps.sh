@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # Install what skillbuild's tests and demo need on Debian/Ubuntu, if missing:
 # containerd + runc (the engine), debootstrap (the offline python base),
+# rootlesskit + uidmap (+ slirp4netns, fuse-overlayfs) for rootless mode,
 # Debian's pip/setuptools/wheel wheels (real wheels for the test index), and
-# the host's python3 with pip and venv plus curl (unit-test tools).
+# the host's python3 with pip and venv plus curl (unit-test tools), and
+# docker-registry + skopeo (the registry tests).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# Rootless mode (and its tests, which run as an unprivileged user):
+# RootlessKit, newuidmap/newgidmap, and the network and overlay helpers
+# rootless setups commonly use.
+command -v rootlesskit >/dev/null || need+=(rootlesskit)
+command -v newuidmap >/dev/null || need+=(uidmap)
+command -v slirp4netns >/dev/null || need+=(slirp4netns)
+command -v fuse-overlayfs >/dev/null || need+=(fuse-overlayfs)
 # The host's Debian python3 with pip and venv, and curl, drive the unit
 # tests of the index bridge and the wheel fixtures.
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v curl >/dev/null || need+=(curl)
+# A real registry (CNCF distribution) and an independent reader for the
+# push/pull tests.
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
 ls /usr/share/python-wheels/pip-*.whl >/dev/null 2>&1 || need+=(python3-pip-whl)
 ls /usr/share/python-wheels/setuptools-*.whl >/dev/null 2>&1 || need+=(python3-setuptools-whl)
 ls /usr/share/python-wheels/wheel-*.whl >/dev/null 2>&1 || need+=(python3-wheel-whl)

@@ -19,6 +19,7 @@ type installJSON struct {
 	Version         string `json:"version"`
 	ImageTag        string `json:"image_tag"`
 	Digest          string `json:"digest"`
+	ManifestDigest  string `json:"manifest_digest"`
 	Packages        []struct{ Name, Version string }
 	Vulnerabilities []struct {
 		ID, Package, Version string

@@ -133,6 +133,7 @@ func setup() (int, error) {
 }
 
 func teardown() {
+	stopRegistries()
 	env.ctd.Stop()
 	// The namespace's (empty) cgroup parents.
 	if ctrls, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
@@ -183,23 +184,44 @@ func sb(t *testing.T, args ...string) result {
 // failing the test when the command does not finish within limit.
 func sbRoot(t *testing.T, root string, limit time.Duration, args ...string) result {
 	t.Helper()
+	return sbArgsWithin(t, limit, append([]string{"--address", env.socket, "--namespace", namespace, "--root", root}, args...)...)
+}
+
+// sbArgs runs the skillbuild binary with exactly args.
+func sbArgs(t *testing.T, args ...string) result {
+	t.Helper()
+	return sbArgsWithin(t, 10*time.Minute, args...)
+}
+
+// sbArgsWithin runs the skillbuild binary with exactly args, failing the
+// test when it does not finish within limit.
+func sbArgsWithin(t *testing.T, limit time.Duration, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, env.bin, append([]string{"--address", env.socket, "--namespace", namespace, "--root", root}, args...)...)
+	cmd := exec.CommandContext(ctx, env.bin, args...)
 	cmd.Env = cleanEnv()
+	r := runCmd(t, cmd, "", args)
+	if ctx.Err() != nil {
+		t.Fatalf("skillbuild %v did not finish within %s; stderr: %s", args, limit, tailString(r.stderr, 1500))
+	}
+	return r
+}
+
+// runCmd runs a skillbuild command (args without the global flags, for
+// the log; who, when set, says as which user) and returns what it did.
+func runCmd(t testing.TB, cmd *exec.Cmd, who string, args []string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("skillbuild %v did not finish within %s; stderr: %s", args, limit, tailString(errb.String(), 1500))
-	}
 	r := result{stdout: out.String(), stderr: errb.String()}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("skillbuild %v: %v", args, err)
+		t.Fatalf("%sskillbuild %v: %v", who, args, err)
 	}
-	t.Logf("skillbuild %s → exit %d\nstderr (tail): %s", strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
+	t.Logf("%sskillbuild %s → exit %d\nstderr (tail): %s", who, strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
 	return r
 }
 

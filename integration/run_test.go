@@ -58,7 +58,7 @@ func decodeRun(t *testing.T, out string) runDoc {
 	require.True(t, utf8.ValidString(out), "the document is valid UTF-8")
 	var keys map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal([]byte(out), &keys), "stdout is one JSON document: %s", tailString(out, 2000))
-	want := []string{"skill_id", "image_tag", "exit_code", "stdout", "stderr", "result", "error", "timed_out", "oom_killed", "truncated", "duration_ms", "uid", "gid"}
+	want := []string{"skill_id", "image_tag", "exit_code", "stdout", "stderr", "result", "error", "timed_out", "oom_killed", "truncated", "duration_ms", "uid", "gid", "limits_enforced"}
 	got := make([]string, 0, len(keys))
 	for k := range keys {
 		got = append(got, k)

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"net/url"
 	"path"
 	"strconv"
@@ -55,12 +56,33 @@ func BaseLayout(ref, storeID string) llb.State {
 // limits are the build limits as op metadata (not part of the cache key).
 func limits(l config.BuildLimits) []llb.RunOption {
 	var opts []llb.RunOption
+	if l.InRlimits {
+		return rlimits(l)
+	}
 	if l.MemoryBytes > 0 {
 		opts = append(opts, llb.MemoryLimit(l.MemoryBytes), llb.MemorySwapLimit(l.MemoryBytes))
 	}
 	if l.CPUs > 0 {
 		const period = 100000
 		opts = append(opts, llb.CPUPeriod(period), llb.CPUQuota(int64(l.CPUs*period)))
+	}
+	return opts
+}
+
+// rlimits are the build limits as rlimits of each step's processes, for
+// steps without a cgroup. Memory is RLIMIT_DATA (what a process allocates
+// writable), not RLIMIT_AS: runc applies rlimits before it loads seccomp,
+// and its own Go init cannot even do that under an address-space limit of
+// a gigabyte. Unlike op metadata, ulimits are part of the
+// cache key; the layers a step makes do not depend on them.
+func rlimits(l config.BuildLimits) []llb.RunOption {
+	var opts []llb.RunOption
+	if l.MemoryBytes > 0 {
+		opts = append(opts, llb.AddUlimit(llb.UlimitData, l.MemoryBytes, l.MemoryBytes))
+	}
+	if l.CPUs > 0 && l.Timeout > 0 {
+		secs := int64(math.Max(1, math.Ceil(l.CPUs*l.Timeout.Seconds())))
+		opts = append(opts, llb.AddUlimit(llb.UlimitCPU, secs, secs))
 	}
 	return opts
 }

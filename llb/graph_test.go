@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
@@ -295,5 +296,25 @@ func TestParseReport(t *testing.T) {
 	} {
 		_, err := lock.ParseReport([]byte(doc))
 		assert.Error(t, err, name)
+	}
+}
+
+func TestStepLimitsAsRlimitsWithoutCgroups(t *testing.T) {
+	t.Parallel()
+	s := testSkill(t)
+	s.Build.Timeout = 10 * time.Minute
+	s.Build.InRlimits = true
+	g := marshal(t, Resolve(Base(s.Base), s, ResolveOpts{}))
+	require.NotEmpty(t, g.execs)
+	for _, e := range g.execs {
+		// A step with cgroup resources fails under a rootless runc that
+		// has no cgroup of its own.
+		assert.Nil(t, g.execMD[e].LinuxResources, "%s: no cgroup resources", g.names[e])
+		got := map[string]int64{}
+		for _, u := range e.Meta.Ulimit {
+			got[u.Name] = u.Hard
+			assert.Equal(t, u.Hard, u.Soft, u.Name)
+		}
+		assert.Equal(t, map[string]int64{"data": 512 << 20, "cpu": 900}, got, "%s: memory and cpus × timeout as rlimits", g.names[e])
 	}
 }

@@ -73,6 +73,9 @@ type options struct {
 	sweepOnNew     bool
 	loopbackUp     bool
 	sharedUID      bool
+	limitMode      limitMode
+	cgroupParent   string
+	requireCgroups bool
 }
 
 func defaultOptions() options {

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
@@ -253,7 +252,7 @@ func (p *Pool) SweepDead(ctx context.Context) (int, error) {
 		if !isDead {
 			continue
 		}
-		if err := removeContainer(ctx, c); err != nil {
+		if err := removeContainer(ctx, c, p.r.opts.processKill()); err != nil {
 			errs = append(errs, fmt.Errorf("remove container %s of a dead pool: %w", c.ID(), err))
 			continue
 		}
@@ -679,7 +678,7 @@ func (p *Pool) destroy(w *warmContainer) error {
 	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), cleanupTimeout)
 	defer cancel()
 	if w.alive() {
-		if err := w.sb.task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err == nil {
+		if err := w.sb.task.Kill(ctx, syscall.SIGKILL, p.r.opts.killOpts()...); err == nil {
 			select {
 			case <-w.sb.exitC:
 			case <-ctx.Done():

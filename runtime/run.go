@@ -63,6 +63,9 @@ const (
 	ErrorNoReport = "NoReport"
 	// ErrorInput: the runner could not decode the inputs.
 	ErrorInput = "InputError"
+	// ErrorCPUTimeLimit: without a CPU cgroup (WithRlimitLimits), the run
+	// used its CPU seconds (cpus × timeout) and got SIGXCPU.
+	ErrorCPUTimeLimit = "CPUTimeLimit"
 )
 
 // Request is one run of skill code.
@@ -124,6 +127,9 @@ type Result struct {
 	// (RunUIDBase...) unless the image or the caller named another user.
 	UID uint32 `json:"uid"`
 	GID uint32 `json:"gid"`
+	// LimitsEnforced says how each of the memory, cpus and pids limits was
+	// held: ByCgroup or ByRlimit.
+	LimitsEnforced map[string]string `json:"limits_enforced"`
 	// Duration is from the start of the process to its exit.
 	Duration time.Duration `json:"-"`
 }
@@ -199,6 +205,7 @@ const stepTimeout = 2 * time.Minute
 // is written after the teardown, and Run returns once it is written or ctx
 // is done.
 func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error) {
+	res.LimitsEnforced = r.opts.limitMode.enforced()
 	p, err := r.Prepare(ctx, req)
 	if err != nil {
 		return res, err

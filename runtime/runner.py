@@ -4,12 +4,17 @@ skillbuild ships this file inside its binary and bind-mounts it read-only
 into every run, next to the skill code; it works with any image that has a
 python3 on PATH and uses the standard library only.
 
-    python3 -B runner.py CODE_FILE REPORT_PATH [MODULE...]
+    python3 -B runner.py CODE_FILE REPORT_PATH [--rlimit-as=BYTES] [MODULE...]
 
 * The MODULEs (the skill's preload list) are imported first, before the
   inputs are read: a warm container has them imported when its job
   comes. One that fails to import is skipped (the code's own import then
   reports it).
+* With --rlimit-as (sandboxes without cgroups) the runner first sets
+  RLIMIT_AS, soft and hard, to BYTES (the code runs without capabilities
+  and cannot raise it again), and exits with status 128+SIGXCPU when
+  RLIMIT_CPU's soft limit is reached, so the host can tell why. If the
+  limit cannot be set the runner reports RlimitError and runs nothing.
 * stdin carries the inputs: one JSON object, UTF-8, compact (no raw
   newline), then a newline. The code's stdin is /dev/null.
 * CODE_FILE is executed as __main__ with a global ``inputs`` (that object,
@@ -75,8 +80,25 @@ def _flush():
             pass
 
 
+def _rlimit_mode(limit):
+    import resource
+    import signal
+
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    def on_xcpu(signum, frame):
+        _flush()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGXCPU, on_xcpu)
+
+
 def main():
     code_path, report_path = sys.argv[1], sys.argv[2]
+    modules = sys.argv[3:]
+    as_limit = 0
+    if modules and modules[0].startswith("--rlimit-as="):
+        as_limit = int(modules.pop(0)[len("--rlimit-as="):])
     # The runner's directory (which holds the code file) is not an import
     # location: `import code` must find the standard library module.
     here = os.path.dirname(os.path.abspath(__file__))
@@ -91,15 +113,22 @@ def main():
     report_id = _identity(report_fd)
     dumps, write_all, exit_now = json.dumps, _write_all, os._exit
 
-    for name in sys.argv[3:]:
+    exit_code = 0
+    error = None
+    result_json = None
+
+    if as_limit > 0:
+        try:
+            _rlimit_mode(as_limit)
+        except BaseException as exc:
+            error = {"type": "RlimitError", "message": "cannot set the memory limit (RLIMIT_AS): %s" % exc, "traceback": ""}
+            exit_code = 2
+
+    for name in modules if error is None else []:
         try:
             __import__(name)
         except BaseException:
             pass
-
-    exit_code = 0
-    error = None
-    result_json = None
 
     try:
         # One line: the host sends compact JSON (no raw newline) and a
@@ -110,8 +139,9 @@ def main():
             raise TypeError("inputs must be a JSON object, got %s" % type(inputs).__name__)
     except BaseException as exc:
         inputs = None
-        error = {"type": "InputError", "message": "cannot decode the inputs: %s" % exc, "traceback": ""}
-        exit_code = 2
+        if error is None:
+            error = {"type": "InputError", "message": "cannot decode the inputs: %s" % exc, "traceback": ""}
+            exit_code = 2
 
     # The code's stdin is empty, like a batch job's.
     try:

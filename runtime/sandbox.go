@@ -56,6 +56,9 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.opts.requireCgroups && r.opts.limitMode != cgroupLimits {
+		return nil, ErrLimitsNotEnforceable
+	}
 	if err := checkPreload(req.Preload); err != nil {
 		return nil, err
 	}
@@ -179,6 +182,9 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		hostname:   "skill",
 		warm:       p.warm,
 		preload:    p.req.Preload,
+
+		limitMode:    r.opts.limitMode,
+		cgroupParent: r.opts.cgroupParent,
 	}
 	if s.uid != nil {
 		plan.runUID = s.uid.uid
@@ -199,7 +205,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		cctx, cancel := s.cleanupContext()
 		defer cancel()
 		if c, lerr := r.client.LoadContainer(cctx, s.id); lerr == nil {
-			_ = removeContainer(cctx, c)
+			_ = removeContainer(cctx, c, r.opts.processKill())
 		}
 		if sn := r.client.SnapshotService(r.opts.snapshotter); sn != nil {
 			_ = sn.Remove(cctx, s.id)
@@ -209,7 +215,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	// removeContainer also kills and deletes a task the client lost track
 	// of (a NewTask that failed half-way).
 	s.container = container
-	s.cleanups = append(s.cleanups, func(cctx context.Context) error { return removeContainer(cctx, container) })
+	s.cleanups = append(s.cleanups, func(cctx context.Context) error { return removeContainer(cctx, container, r.opts.processKill()) })
 	if err := cancelled(ctx); err != nil {
 		return nil, err
 	}
@@ -236,7 +242,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	}
 	s.task = task
 	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
-		_, err := task.Delete(cctx, client.WithProcessKill)
+		_, err := task.Delete(cctx, r.opts.processKill())
 		if task.IO() != nil {
 			task.IO().Close()
 		}
@@ -352,7 +358,7 @@ func (s *Sandbox) initKilled(st client.ExitStatus) bool {
 func (s *Sandbox) killAndWait() (client.ExitStatus, error) {
 	cctx, cancel := s.cleanupContext()
 	defer cancel()
-	if err := s.task.Kill(cctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+	if err := s.task.Kill(cctx, syscall.SIGKILL, s.r.opts.killOpts()...); err != nil && !errdefs.IsNotFound(err) {
 		return client.ExitStatus{}, fmt.Errorf("kill task: %w", err)
 	}
 	select {
@@ -368,13 +374,16 @@ func (s *Sandbox) killAndWait() (client.ExitStatus, error) {
 // when every process of the container is gone), and the runner's report,
 // and interprets them into the Result.
 func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
-	res := Result{TimedOut: exit.TimedOut, Duration: exit.Duration, UID: s.user.UID, GID: s.user.GID}
+	res := Result{TimedOut: exit.TimedOut, Duration: exit.Duration, UID: s.user.UID, GID: s.user.GID, LimitsEnforced: s.r.opts.limitMode.enforced()}
 	cctx, cancel := s.cleanupContext()
 	defer cancel()
-	var err error
-	res.OOMKilled, err = oomKilled(cctx, s.task)
-	if err != nil {
-		return res, err
+	if s.r.opts.limitMode == cgroupLimits {
+		// Without a cgroup there is no OOM killer of the run's own.
+		var err error
+		res.OOMKilled, err = oomKilled(cctx, s.task)
+		if err != nil {
+			return res, err
+		}
 	}
 	if _, err := s.task.Delete(cctx); err != nil && !errdefs.IsNotFound(err) {
 		return res, fmt.Errorf("delete task: %w", err)
@@ -389,6 +398,9 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 	res.Stderr = toValidUTF8(s.stderr.Bytes())
 	res.Truncated = s.stdout.Truncated() || s.stderr.Truncated()
 	res.Result, res.Error = interpret(res, s.limits, rep, repErr, s.r.opts.maxResultBytes)
+	if s.r.opts.limitMode == rlimitLimits && rep == nil && res.ExitCode == 128+int(syscall.SIGXCPU) && !res.TimedOut {
+		res.Error = &CodeError{Type: ErrorCPUTimeLimit, Message: fmt.Sprintf("the run used its %d CPU seconds (RLIMIT_CPU: %g cpus × %s timeout) and was killed", cpuSeconds(s.limits), s.limits.CPUs, s.limits.Timeout)}
+	}
 	return res, nil
 }
 

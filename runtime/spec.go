@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +58,10 @@ type specPlan struct {
 	warm time.Duration
 	// preload are modules the runner imports before it reads its job.
 	preload []string
+	// limitMode and cgroupParent say where the limits live (see
+	// WithRlimitLimits, WithCgroupParent).
+	limitMode    limitMode
+	cgroupParent string
 }
 
 // specOpts is the hardened spec of a run, applied in order on containerd's
@@ -64,8 +69,13 @@ type specPlan struct {
 // mounts, masked and read-only paths; no devices).
 func specOpts(p specPlan) []oci.SpecOpts {
 	argv := []string{"python3", "-B", path.Join(SandboxDir, runnerName), path.Join(SandboxDir, codeName), path.Join(SandboxDir, reportName)}
+	if p.limitMode == rlimitLimits {
+		// The runner sets RLIMIT_AS itself: runc applies rlimits before
+		// it loads seccomp, and its Go init fails under one.
+		argv = append(argv, rlimitASFlag+strconv.FormatInt(p.limits.MemoryBytes, 10))
+	}
 	argv = append(argv, p.preload...)
-	return []oci.SpecOpts{
+	opts := []oci.SpecOpts{
 		// What runs: the runner under the image's python3, in the image's
 		// environment and working directory; nothing of the host's
 		// environment comes in.
@@ -113,7 +123,20 @@ func specOpts(p specPlan) []oci.SpecOpts {
 		// host's.
 		WithPrivateNetwork(),
 	}
+	// Where the limits live: a delegated cgroup subtree, or (rootless
+	// without delegation) no cgroup at all and rlimits in its place.
+	switch {
+	case p.limitMode == rlimitLimits:
+		opts = append(opts, WithRlimitsInsteadOfCgroups(p.limits))
+	case p.cgroupParent != "":
+		opts = append(opts, WithCgroupsPathUnder(p.cgroupParent))
+	}
+	return opts
 }
+
+// rlimitASFlag passes the runner the RLIMIT_AS it sets on itself (a module
+// name of the preload list never starts with a dash).
+const rlimitASFlag = "--rlimit-as="
 
 // fsizeLimit is RLIMIT_FSIZE: a little above the tmpfs size, so that a
 // full /tmp reports ENOSPC rather than EFBIG.

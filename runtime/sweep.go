@@ -54,7 +54,7 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 			live[c.ID()] = true
 			continue
 		}
-		if err := removeContainer(ctx, c); err != nil {
+		if err := removeContainer(ctx, c, r.opts.processKill()); err != nil {
 			errs = append(errs, fmt.Errorf("remove orphaned run %s: %w", c.ID(), err))
 			live[c.ID()] = true
 			continue
@@ -104,13 +104,13 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	return removed, errors.Join(errs...)
 }
 
-// removeContainer kills the container's task, if any, and deletes the
+// removeContainer kills the container's task, if any (with kill), and deletes the
 // task, the container and its snapshot.
-func removeContainer(ctx context.Context, c client.Container) error {
+func removeContainer(ctx context.Context, c client.Container, kill client.ProcessDeleteOpts) error {
 	task, err := c.Task(ctx, nil)
 	switch {
 	case err == nil:
-		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if _, err := task.Delete(ctx, kill); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete task: %w", err)
 		}
 	case !errdefs.IsNotFound(err):

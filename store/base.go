@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -58,7 +59,10 @@ func ImportRootfs(ctx context.Context, c *ctd.Client, dir, ref, snapshotter stri
 	if err != nil {
 		return ImportedImage{}, fmt.Errorf("write layer from %s: %w", dir, err)
 	}
-	now := time.Now().UTC()
+	// The epoch, like the skill images: the same root filesystem gives the
+	// same base image on every runner, so build caches (a registry cache
+	// exported by another runner included) apply across them.
+	now := time.Unix(0, 0).UTC()
 	img := ocispec.Image{
 		Created:  &now,
 		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
@@ -110,7 +114,7 @@ func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snap
 	}
 	defer done(context.WithoutCancel(ctx)) //nolint:errcheck
 
-	opts := []ctd.ImportOpt{ctd.WithAllPlatforms(false)}
+	opts := []ctd.ImportOpt{ctd.WithImportPlatform(withAttestations{platforms.Default()})}
 	if name != "" {
 		// Import under a digest name, tag below after unpacking.
 		opts = append(opts, ctd.WithDigestRef(func(d digest.Digest) string { return "import-tmp@" + d.String() }),
@@ -167,6 +171,16 @@ func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snap
 		return nil, fmt.Errorf("archive holds no named image; pass --name: %w", errdefs.ErrInvalidArgument)
 	}
 	return out, nil
+}
+
+// withAttestations matches a platform's manifests and the attestation
+// manifests (platform unknown/unknown) that BuildKit and skillbuild put
+// next to them in an index, so that an import keeps an image's SBOM and
+// verdict.
+type withAttestations struct{ platforms.MatchComparer }
+
+func (m withAttestations) Match(p ocispec.Platform) bool {
+	return m.MatchComparer.Match(p) || (p.OS == "unknown" && p.Architecture == "unknown")
 }
 
 // ImportOCILayout imports an OCI image layout directory.

@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/engine"
+	"github.com/skillbuild/skillbuild/rootless"
+	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/urfave/cli/v2"
+)
+
+// rootlessMode is how this process talks to containerd: as root to the
+// system's, or as an ordinary user to the user's rootless instance.
+type rootlessMode struct {
+	enabled bool
+	uid     int    // the user's uid on the host
+	user    string // its name, for hints
+	paths   rootless.Paths
+	limits  rootless.LimitMode
+}
+
+// namespaceCommands need RootlessKit's namespaces: the embedded BuildKit
+// worker mounts snapshots, the runtime reads task namespaces.
+var namespaceCommands = []string{"install", "run", "scan", "base", "ls", "rm", "prune", "serve"}
+
+// metaRootless is the app metadata key of the rootlessMode.
+const metaRootless = "rootless"
+
+// detectRootless decides the mode from --rootless (default: on for every
+// user but root, and inside the namespaces) and the user's environment.
+func detectRootless(args []string) (rootlessMode, error) {
+	m := rootlessMode{enabled: os.Geteuid() != 0 || rootless.InNamespace()}
+	if v, ok := globalBool(args, "rootless"); ok {
+		m.enabled = v
+	}
+	if !m.enabled {
+		return m, nil
+	}
+	if os.Geteuid() == 0 && !rootless.InNamespace() {
+		return m, fmt.Errorf("--rootless is for ordinary users; as root skillbuild uses the system containerd: %w", errdefs.ErrInvalidArgument)
+	}
+	m.uid = rootless.ParentUID()
+	m.user = strconv.Itoa(m.uid)
+	if u, err := user.LookupId(m.user); err == nil {
+		m.user = u.Username
+	}
+	p, err := rootless.PathsFor(rootless.Env{
+		UID:        m.uid,
+		Home:       os.Getenv("HOME"),
+		DataHome:   os.Getenv("XDG_DATA_HOME"),
+		RuntimeDir: os.Getenv("XDG_RUNTIME_DIR"),
+		TempDir:    os.TempDir(),
+	})
+	if err != nil {
+		return m, err
+	}
+	m.paths = p
+	m.limits = rootless.DetectLimits(m.uid)
+	return m, nil
+}
+
+// globalBool reads a boolean global flag (--name, --name=BOOL) from the
+// arguments before the command.
+func globalBool(args []string, name string) (value, set bool) {
+	for _, a := range args[1:] {
+		if len(a) < 2 || a[0] != '-' || a == "--" {
+			break
+		}
+		switch f, v, hasV := cutFlag(a); {
+		case f != name:
+		case !hasV:
+			value, set = true, true
+		default:
+			b, err := strconv.ParseBool(v)
+			value, set = b && err == nil, true
+		}
+	}
+	return value, set
+}
+
+func cutFlag(a string) (name, value string, hasValue bool) {
+	for len(a) > 0 && a[0] == '-' {
+		a = a[1:]
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i] == '=' {
+			return a[:i], a[i+1:], true
+		}
+	}
+	return a, "", false
+}
+
+// enterNamespaces re-executes the process inside the user's rootless
+// namespaces when its command needs them, before anything else runs (no
+// goroutine, file or daemon connection may exist on both sides). It
+// returns nil when nothing is to be done, and never returns otherwise
+// unless re-executing failed.
+func enterNamespaces(app *cli.App, m rootlessMode, args []string) error {
+	if !m.enabled || rootless.InNamespace() {
+		return nil
+	}
+	var skip []string
+	i := takeFlags(app.Flags, args, 1, &skip)
+	if i >= len(args) || !slices.Contains(namespaceCommands, args[i]) {
+		return nil
+	}
+	for _, a := range args[i:] {
+		if a == "-h" || a == "--help" || a == "--generate-bash-completion" {
+			return nil
+		}
+		if a == "--" {
+			break
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	wd, _ := os.Getwd()
+	return rootless.Reexec(m.paths, exe, args[1:], os.Environ(), wd)
+}
+
+// appDefaults are the global flags' defaults: the system's as root, the
+// user's rootless instance's otherwise.
+type appDefaults struct {
+	address, root string
+}
+
+func (m rootlessMode) defaults() appDefaults {
+	if !m.enabled {
+		return appDefaults{address: config.DefaultAddress, root: config.DefaultRoot}
+	}
+	return appDefaults{address: m.paths.Socket(), root: m.paths.StateRoot()}
+}
+
+func modeOf(c *cli.Context) rootlessMode {
+	m, _ := c.App.Metadata[metaRootless].(rootlessMode)
+	return m
+}
+
+// engineRootlessOpts place the build's limits: rootless, in the user's
+// delegated cgroup subtree, or as rlimits when there is none. BuildKit's
+// socket directories go under the runtime directory: a home directory's
+// data path can be too long for a unix socket.
+func engineRootlessOpts(e env) []engine.Opt {
+	m := e.mode
+	if !m.enabled {
+		return nil
+	}
+	tmp := filepath.Join(m.paths.Run, "t-"+digest.FromString(e.root).Encoded()[:8])
+	opts := []engine.Opt{engine.WithTempDir(tmp)}
+	if m.limits.Cgroups {
+		return append(opts, engine.WithCgroupBase(m.limits.Parent))
+	}
+	return append(opts, engine.WithRlimitLimits())
+}
+
+// runtimeModeOpts place a run's limits likewise. Rootless runs share one
+// uid: a run's own (runtime.RunUIDBase and up) lies outside the user
+// namespace's 65536 ids. requireLimits refuses a run whose limits
+// rlimits would hold.
+func runtimeModeOpts(m rootlessMode, requireLimits bool) []runtime.Opt {
+	if !m.enabled {
+		return nil
+	}
+	opts := []runtime.Opt{runtime.WithSharedUID()}
+	if m.limits.Cgroups {
+		return append(opts, runtime.WithCgroupParent(m.limits.Parent))
+	}
+	opts = append(opts, runtime.WithRlimitLimits())
+	if requireLimits {
+		opts = append(opts, runtime.WithRequireCgroups())
+	}
+	return opts
+}
+
+// limitsRefused explains a run refused for want of cgroup limits and says
+// how to get them.
+func limitsRefused(c *cli.Context, err error) error {
+	m := modeOf(c)
+	return fmt.Errorf("run refused: its memory, CPU and process limits cannot be held by cgroups for %s: %s. "+
+		"To enforce them, as root run `skillbuild rootless setup --user %s` once (it delegates a cgroup subtree to the user); "+
+		"or pass --require-limits=false to accept per-process rlimits (RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC; reported in limits_enforced): %w",
+		m.user, m.limits.Reason, m.user, err)
+}
+
+// limitsWarning says which build limits cgroups do not hold ("" when they
+// hold all).
+func limitsWarning(enforced map[string]string) string {
+	var weak []string
+	for _, l := range []string{"memory", "cpus", "pids"} {
+		switch enforced[l] {
+		case "cgroup", "":
+		case "none":
+			weak = append(weak, l+" not enforced")
+		default:
+			weak = append(weak, l+" by "+enforced[l]+" per process")
+		}
+	}
+	if len(weak) == 0 {
+		return ""
+	}
+	return "build limits without cgroups (rootless, no cgroup delegation): " + strings.Join(weak, ", ") +
+		"; as root, `skillbuild rootless setup --user USER` delegates a cgroup subtree"
+}

@@ -1,0 +1,77 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/integration/regtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestArchiveOutputAndLoad hands an image over as files, as pipelines
+// pass artifacts: install --output writes an OCI archive and an OCI
+// layout that skopeo reads, and `load` brings them into another host's
+// containerd, ready to run, with their attestations.
+func TestArchiveOutputAndLoad(t *testing.T) {
+	registries(t) // for the second containerd
+	srv, _ := index(t, pyindex.Wheel{Name: "archived-dep", Version: "1.0"})
+	dir := t.TempDir()
+	file, layout := filepath.Join(dir, "skill.tar"), filepath.Join(dir, "layout")
+
+	out, r := install(t, srv, "archived", []string{"--output", "oci-archive=" + file}, "archived-dep")
+	require.Equal(t, 0, r.code, r.stderr)
+	_, r = install(t, srv, "archived", []string{"--output", "oci-layout=" + layout}, "archived-dep")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.FileExists(t, filepath.Join(layout, "index.json"))
+	assert.FileExists(t, filepath.Join(layout, "oci-layout"))
+
+	// An existing path is not overwritten.
+	again, r := install(t, srv, "archived", []string{"--output", "oci-archive=" + file}, "archived-dep")
+	assert.NotEqual(t, 0, r.code)
+	assert.Contains(t, again.Error, "exists")
+
+	// skopeo reads both as they are.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, ref := range []string{"oci-archive:" + file, "oci:" + layout} {
+		b, err := regtest.Skopeo(ctx, cleanEnv(), "inspect", ref)
+		require.NoError(t, err)
+		var ins struct{ Labels map[string]string }
+		require.NoError(t, json.Unmarshal(b, &ins))
+		assert.Equal(t, "archived", ins.Labels["org.skillbuild.skill.id"], ref)
+		assert.Equal(t, "passed", ins.Labels["org.skillbuild.scan"], ref)
+	}
+
+	for ns, src := range map[string]string{"loaded-archive": file, "loaded-layout": layout} {
+		r = sbHost2(t, ns, "load", "--json", src)
+		require.Equal(t, 0, r.code, r.stderr)
+		var got []struct {
+			Names  []string `json:"names"`
+			Digest string   `json:"digest"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+		require.Len(t, got, 1)
+		assert.Equal(t, out.Digest, got[0].Digest, ns)
+		assert.Contains(t, got[0].Names, "docker.io/library/atom-skill:archived-v1", ns)
+
+		r = sbHost2(t, ns, "run", "--json", "-c", "import archived_dep; result = archived_dep.__version__", "archived")
+		require.Equal(t, 0, r.code, r.stderr)
+		d := decodeRun(t, r.stdout)
+		requireClean(t, d)
+		assert.Equal(t, `"1.0"`, string(d.Result))
+
+		r = sbHost2(t, ns, "inspect", "--json", "archived")
+		require.Equal(t, 0, r.code, r.stderr)
+		insp := decodeJSON[inspectJSON](t, r)
+		assert.Equal(t, "passed", insp.Verdict.Result, "the verdict attestation survived the file")
+		assert.Contains(t, string(insp.SBOM), "pkg:pypi/archived-dep@1.0")
+	}
+	_, err := os.Stat(filepath.Join(dir, ".skill.tar.partial"))
+	assert.True(t, os.IsNotExist(err), "no partial file is left")
+}

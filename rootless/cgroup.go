@@ -1,0 +1,190 @@
+package rootless
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/containerd/errdefs"
+)
+
+// cgroupRoot is where cgroupfs is mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// LimitMode says how limits can be enforced for a rootless user.
+type LimitMode struct {
+	// Cgroups: a cgroup subtree is delegated to the user; runs and builds
+	// put their cgroups under Parent and every limit holds.
+	Cgroups bool `json:"cgroups"`
+	// Parent is the delegated subtree, relative to each hierarchy's root
+	// (cgroup v1), e.g. /skillbuild-u1000.
+	Parent string `json:"parent,omitempty"`
+	// Reason says why limits fall back to rlimits, when they do.
+	Reason string `json:"reason,omitempty"`
+}
+
+// DelegatedName is the name of a user's cgroup v1 subtree in every
+// hierarchy.
+func DelegatedName(uid int) string { return "skillbuild-u" + strconv.Itoa(uid) }
+
+// cgroupV2 reports whether the host runs the unified hierarchy only.
+func cgroupV2() bool {
+	_, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers"))
+	return err == nil
+}
+
+// v1Hierarchies lists the mount points of the cgroup v1 hierarchies in
+// mountinfo (runc joins a container to every one of them).
+func v1Hierarchies(mountinfo io.Reader) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(mountinfo)
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 5 || len(g) < 1 || g[0] != "cgroup" {
+			continue
+		}
+		out = append(out, f[4])
+	}
+	return out, sc.Err()
+}
+
+func hostV1Hierarchies() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return v1Hierarchies(f)
+}
+
+// DetectLimits finds out how uid's limits can be enforced: in the
+// delegated cgroup v1 subtree when every hierarchy has one owned by uid,
+// with rlimits otherwise (Reason says why and what to do). Inside the
+// rootless namespaces, where the user is uid 0, uid is still the host's
+// (ParentUID).
+func DetectLimits(uid int) LimitMode {
+	owner := uid
+	if InNamespace() && uid == ParentUID() {
+		owner = 0
+	}
+	if cgroupV2() {
+		return LimitMode{Reason: "this host runs cgroup v2, whose delegation (systemd's Delegate=yes) skillbuild does not use yet; limits fall back to rlimits"}
+	}
+	hs, err := hostV1Hierarchies()
+	if err != nil || len(hs) == 0 {
+		return LimitMode{Reason: fmt.Sprintf("no cgroup v1 hierarchy found (%v)", err)}
+	}
+	name := DelegatedName(uid)
+	for _, h := range hs {
+		if err := ownedBy(filepath.Join(h, name), owner); err != nil {
+			return LimitMode{Reason: fmt.Sprintf("no cgroup subtree is delegated to uid %d (%v)", uid, err)}
+		}
+	}
+	return LimitMode{Cgroups: true, Parent: "/" + name}
+}
+
+func ownedBy(path string, uid int) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); !ok || int(sys.Uid) != uid {
+		return fmt.Errorf("%s does not belong to uid %d", path, uid)
+	}
+	return nil
+}
+
+// DelegateCgroups, run as root on a cgroup v1 host, gives uid:gid a
+// subtree named DelegatedName(uid) in every hierarchy: the directory and
+// its tasks and cgroup.procs files change owner (cgroup v1 delegates by
+// ownership), and the cpuset hierarchy's copy gets its parent's CPUs and
+// memory nodes. Containers of the user's rootless containerd then get
+// cgroups, and limits, below it. It is idempotent.
+func DelegateCgroups(uid, gid int) (LimitMode, error) {
+	if cgroupV2() {
+		return LimitMode{}, fmt.Errorf("this host runs cgroup v2: delegate with systemd (Delegate=yes in user@.service), which skillbuild does not use yet: %w", errdefs.ErrNotImplemented)
+	}
+	hs, err := hostV1Hierarchies()
+	if err != nil {
+		return LimitMode{}, fmt.Errorf("list cgroup hierarchies: %w", err)
+	}
+	if len(hs) == 0 {
+		return LimitMode{}, fmt.Errorf("no cgroup v1 hierarchy is mounted: %w", errdefs.ErrFailedPrecondition)
+	}
+	name := DelegatedName(uid)
+	for _, h := range hs {
+		dir := filepath.Join(h, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return LimitMode{}, fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+		if filepath.Base(h) == "cpuset" || strings.Contains(filepath.Base(h), "cpuset") {
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				v, err := os.ReadFile(filepath.Join(h, f))
+				if err != nil {
+					return LimitMode{}, fmt.Errorf("read %s: %w", f, err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+					return LimitMode{}, fmt.Errorf("write %s of %s: %w", f, dir, err)
+				}
+			}
+		}
+		for _, p := range []string{dir, filepath.Join(dir, "tasks"), filepath.Join(dir, "cgroup.procs")} {
+			if err := os.Chown(p, uid, gid); err != nil {
+				return LimitMode{}, fmt.Errorf("hand %s to uid %d: %w", p, uid, err)
+			}
+		}
+	}
+	return LimitMode{Cgroups: true, Parent: "/" + name}, nil
+}
+
+// UndelegateCgroups removes uid's delegated subtree from every hierarchy.
+// It fails while a process still lives in it.
+func UndelegateCgroups(uid int) error {
+	hs, err := hostV1Hierarchies()
+	if err != nil {
+		return fmt.Errorf("list cgroup hierarchies: %w", err)
+	}
+	var errs []string
+	for _, h := range hs {
+		if err := removeCgroupTree(filepath.Join(h, DelegatedName(uid))); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove delegated cgroups: %s: %w", strings.Join(errs, "; "), errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// removeCgroupTree rmdirs a cgroup bottom-up (cgroupfs only removes empty
+// groups; the files inside are virtual).
+func removeCgroupTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removeCgroupTree(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
