@@ -38,7 +38,7 @@ func TestVersion(t *testing.T) {
 // TestShellCompletion sources the bash script and completes as bash would.
 func TestShellCompletion(t *testing.T) {
 	script := `source <("$BIN" completion bash)
-COMP_WORDS=("$BIN" ins); COMP_CWORD=1; _skillbuild_complete; echo "${COMPREPLY[@]}"
+COMP_WORDS=("$BIN" insta); COMP_CWORD=1; _skillbuild_complete; echo "${COMPREPLY[@]}"
 COMP_WORDS=("$BIN" install --jso); COMP_CWORD=2; _skillbuild_complete; echo "${COMPREPLY[@]}"`
 	cmd := exec.Command("bash", "-c", script)
 	cmd.Env = append(cleanEnv(), "BIN="+env.bin)
