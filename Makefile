@@ -58,4 +58,4 @@ docs: ## regenerate docs/cli.md from the CLI
 .PHONY: clean
 clean: ## remove build output and stop the demo containerd
 	rm -rf bin
-	-@[ -f $(DEMO_DIR)/containerd.pid ] && kill $$(cat $(DEMO_DIR)/containerd.pid) 2>/dev/null; true
+	-@[ -f $(DEMO_DIR)/containerd/containerd.pid ] && kill $$(cat $(DEMO_DIR)/containerd/containerd.pid) 2>/dev/null; true
