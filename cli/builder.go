@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/engine"
@@ -66,25 +65,20 @@ func (b builderFlagValues) opts() ([]engine.Opt, error) {
 func outputs(c *cli.Context) ([]engine.Output, bool, error) {
 	var outs []engine.Output
 	for _, spec := range c.StringSlice("output") {
-		kind, dest, ok := strings.Cut(spec, "=")
-		var (
-			o   engine.Output
-			err error
-		)
-		switch {
-		case !ok:
-			err = fmt.Errorf("--output %q: expected oci-archive=FILE or oci-layout=DIR: %w", spec, errdefs.ErrInvalidArgument)
-		case kind == "oci-archive":
-			o, err = engine.OCIArchive(dest)
-		case kind == "oci-layout":
-			o, err = engine.OCILayout(dest)
-		default:
-			err = fmt.Errorf("--output %q: unknown destination %q; expected oci-archive=FILE or oci-layout=DIR: %w", spec, kind, errdefs.ErrInvalidArgument)
+		o, err := parseOutput(spec)
+		if err != nil {
+			return nil, false, err
+		}
+		var eo engine.Output
+		if o.kind == "oci-layout" {
+			eo, err = engine.OCILayout(o.path)
+		} else {
+			eo, err = engine.OCIArchive(o.path)
 		}
 		if err != nil {
 			return nil, false, err
 		}
-		outs = append(outs, o)
+		outs = append(outs, eo)
 	}
 	return outs, c.Bool("load"), nil
 }

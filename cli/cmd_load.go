@@ -23,8 +23,11 @@ type output struct{ kind, path string }
 // parseOutput reads --output oci-archive=FILE | oci-layout=DIR.
 func parseOutput(s string) (output, error) {
 	kind, path, ok := strings.Cut(s, "=")
-	if !ok || path == "" || (kind != "oci-archive" && kind != "oci-layout") {
+	switch {
+	case !ok || path == "":
 		return output{}, fmt.Errorf("--output %q: expected oci-archive=FILE or oci-layout=DIR: %w", s, errdefs.ErrInvalidArgument)
+	case kind != "oci-archive" && kind != "oci-layout":
+		return output{}, fmt.Errorf("--output %q: unknown destination %q; expected oci-archive=FILE or oci-layout=DIR: %w", s, kind, errdefs.ErrInvalidArgument)
 	}
 	return output{kind: kind, path: path}, nil
 }
