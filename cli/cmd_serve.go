@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	bkclient "github.com/moby/buildkit/client"
+	"github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/labels"
 	"github.com/skillbuild/skillbuild/runtime"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/skillbuild/skillbuild/server"
@@ -147,6 +150,40 @@ type serveOps struct {
 	env    env
 	client *ctd.Client
 	pool   *runtime.Pool
+
+	mu       sync.Mutex
+	preloads map[digest.Digest][]string // per image (target) digest
+}
+
+// preloadOf is the preload list the image records (labels.Preload), read
+// once per image digest. An image that cannot be read has none here: the
+// run then reports why.
+func (o *serveOps) preloadOf(ctx context.Context, ref string) []string {
+	img, err := o.client.GetImage(ctx, ref)
+	if err != nil {
+		return nil
+	}
+	key := img.Target().Digest
+	o.mu.Lock()
+	mods, ok := o.preloads[key]
+	o.mu.Unlock()
+	if ok {
+		return mods
+	}
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return nil
+	}
+	if l := spec.Config.Labels[labels.Preload]; l != "" {
+		mods = strings.Split(l, ",")
+	}
+	o.mu.Lock()
+	if o.preloads == nil {
+		o.preloads = map[digest.Digest][]string{}
+	}
+	o.preloads[key] = mods
+	o.mu.Unlock()
+	return mods
 }
 
 func (o *serveOps) ExitCode(err error) int { return exitCode(err) }
@@ -157,7 +194,7 @@ func (o *serveOps) Health(ctx context.Context) (any, error) {
 		return nil, fmt.Errorf("containerd at %s is not serving: %v: %w", o.env.address, err, errdefs.ErrUnavailable)
 	}
 	st := o.pool.Stats()
-	return map[string]any{"ok": true, "warm": st.Warm, "starting": st.Starting}, nil
+	return map[string]any{"ok": true, "warm": st.Warm, "starting": st.Starting, "destroying": st.Destroying}, nil
 }
 
 func (o *serveOps) List(ctx context.Context) (any, error) {
@@ -204,6 +241,10 @@ func (o *serveOps) Run(ctx context.Context, r server.RunRequest) (any, error) {
 	if err != nil {
 		out.fill(runtime.Result{}, err)
 		return out, err
+	}
+	if len(req.Preload) == 0 {
+		// The skill's own list, from its skill.yaml.
+		req.Preload = o.preloadOf(ctx, req.Image)
 	}
 	res, err := o.pool.Run(ctx, req)
 	err = runError(err, skill, r.Image, out.ImageTag)
@@ -283,6 +324,8 @@ func (o *serveOps) Metrics() []server.Metric {
 		{Name: "skillbuild_pool_hits_total", Help: "Runs that got a warm container.", Type: "counter", Value: float64(st.Hits)},
 		{Name: "skillbuild_pool_misses_total", Help: "Runs that started their own container.", Type: "counter", Value: float64(st.Misses)},
 		{Name: "skillbuild_pool_discarded_total", Help: "Warm containers destroyed unused (idle, image changed or removed, died).", Type: "counter", Value: float64(st.Discarded)},
+		{Name: "skillbuild_pool_destroying", Help: "Used or discarded run containers being removed.", Value: float64(st.Destroying)},
+		{Name: "skillbuild_pool_waited_total", Help: "Runs that waited for a warm container being started.", Type: "counter", Value: float64(st.Waited)},
 		{Name: "skillbuild_pool_start_failures_total", Help: "Background starts of warm containers that failed.", Type: "counter", Value: float64(st.StartFailures)},
 	}
 	first := true

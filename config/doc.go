@@ -50,6 +50,7 @@
 //	  allow_sdist: false           # allow building source distributions
 //	build: {memory: 1g, cpus: 1, pids: 512, timeout: 10m}
 //	run: {memory: 256m, cpus: 0.5, pids: 64, timeout: 30s, tmpfs_size: 64m, output_limit: 1m}
+//	preload: [numpy]               # modules serve's warm containers import before a run comes
 //	policy:
 //	  min_severity: high           # low, medium, high, critical; empty reports all
 //	  no_scan: false

@@ -61,6 +61,7 @@ type fileSkill struct {
 	Build            fileBuild  `yaml:"build"`
 	Run              fileRun    `yaml:"run"`
 	Policy           filePolicy `yaml:"policy"`
+	Preload          *[]scalar  `yaml:"preload"`
 }
 
 type fileIndex struct {

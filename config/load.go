@@ -200,6 +200,14 @@ func Load(in Input) (Skill, error) {
 		OutputLimitBytes: l.size(l.pick(FlagOutputLimit, in.OutputLimit, fs.Run.OutputLimit, "run.output_limit", DefaultRunOutputLimit)),
 	}
 	s.Policy = l.policy()
+	if fs.Preload != nil {
+		for i, sc := range *fs.Preload {
+			v := value{sc.Value, l.fileOrigin(sc, fmt.Sprintf("preload[%d]", i))}
+			if l.check(v, ValidateModuleName(v.s)) {
+				s.Preload = append(s.Preload, v.s)
+			}
+		}
+	}
 	if err := errors.Join(l.errs...); err != nil {
 		return Skill{}, err
 	}

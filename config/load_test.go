@@ -135,6 +135,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad allow entry in file", yaml: "id: a\nversion: 1\npolicy:\n  allow:\n    - id: PYSEC-1\n      expires: 2027-13-01\n", want: []string{"skill.yaml:5: policy.allow[0].reason: a reason is required", `skill.yaml:5: policy.allow[0].expires: expiry date "2027-13-01" is invalid`}},
 		{name: "find_links missing in file", yaml: "id: a\nversion: 1\nindex: {find_links: [nope]}\n", want: []string{`skill.yaml:3: index.find_links[0]: find-links directory "nope"`}},
 		{name: "bad extra url in file", yaml: "id: a\nversion: 1\nindex: {extra_urls: [\"https://u:s3cret@/x\"]}\n", want: []string{"skill.yaml:3: index.extra_urls[0]: index URL"}},
+		{name: "bad preload in file", yaml: "id: a\nversion: 1\npreload:\n  - numpy\n  - \"os; import x\"\n", want: []string{`skill.yaml:5: preload[1]: "os; import x" is not a Python module name`}},
 		{name: "warn age over max age", in: Input{ID: "a", Version: "1", DBWarnAge: "40d"}, want: []string{"policy.db_warn_age: warn age 960h0m0s is longer than max age 720h0m0s"}},
 		{name: "all errors at once", yaml: "id: A\nversion: 0\nrun: {memory: x, cpus: 0}\n", want: []string{"skill.yaml:1: id:", "skill.yaml:2: version:", "skill.yaml:3: run.memory:", "skill.yaml:3: run.cpus:"}},
 	}

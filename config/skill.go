@@ -23,6 +23,9 @@ type Skill struct {
 	Run RunLimits `json:"run"`
 	// Policy is the vulnerability policy.
 	Policy Policy `json:"policy"`
+	// Preload are Python modules a warm run container imports before its
+	// job comes ("numpy", "pandas.core"), so a run does not pay for them.
+	Preload []string `json:"preload,omitempty"`
 }
 
 // Requirement is one PEP 508 requirement line.

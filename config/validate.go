@@ -221,6 +221,18 @@ func ValidateSeverity(s string) error {
 	return invalidf("", 0, "min_severity", "severity %s is invalid: use one of %s", quote(s), strings.Join(Severities, ", "))
 }
 
+// moduleNameRE is a dotted Python module name.
+var moduleNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// ValidateModuleName checks a module name of the preload list: dotted
+// Python identifiers ("numpy", "pandas.core"), never code.
+func ValidateModuleName(s string) error {
+	if !moduleNameRE.MatchString(s) {
+		return errors.New(quote(s) + " is not a Python module name (dotted identifiers, e.g. numpy or pandas.core)")
+	}
+	return nil
+}
+
 // ValidateIndexURL checks a package index URL: absolute http or https with a
 // host. Credentials in the URL are allowed and never echoed in errors.
 func ValidateIndexURL(s string) error {

@@ -20,6 +20,9 @@ const (
 	Base = "org.opencontainers.image.base.name"
 	// BaseDigest is the base image's manifest digest.
 	BaseDigest = "org.opencontainers.image.base.digest"
+	// Preload is the skill's preload list, comma-separated: the modules a
+	// warm run container imports before its job comes. Absent when empty.
+	Preload = "org.skillbuild.preload"
 )
 
 // SpecDigest is the digest of everything that determines a skill's build

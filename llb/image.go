@@ -54,6 +54,9 @@ func ImageConfig(baseCfg []byte, s config.Skill, locked lock.Lock, baseRef strin
 	l[labels.Packages] = fmt.Sprint(len(locked))
 	l[labels.Base] = baseRef
 	l[labels.BaseDigest] = baseDgst.String()
+	if len(s.Preload) > 0 {
+		l[labels.Preload] = strings.Join(s.Preload, ",")
+	}
 	for k, v := range extra {
 		l[k] = v
 	}

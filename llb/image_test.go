@@ -44,6 +44,14 @@ func TestImageConfig(t *testing.T) {
 	assert.Equal(t, "passed", l["org.skillbuild.scan"])
 	assert.Equal(t, "x", l["maintainer"], "base labels kept")
 	assert.Equal(t, int64(0), img.Created.Unix(), "reproducible: created is the epoch")
+	assert.NotContains(t, l, labels.Preload, "no preload list, no label")
+
+	s.Preload = []string{"json", "xml.dom"}
+	out, err = ImageConfig(b, s, locked, "docker.io/library/python@sha256:abc", "sha256:abc", nil)
+	require.NoError(t, err)
+	img = ocispec.Image{}
+	require.NoError(t, json.Unmarshal(out, &img))
+	assert.Equal(t, "json,xml.dom", img.Config.Labels[labels.Preload], "the warm runner's modules")
 }
 
 func TestLockLabelFitsContainerdLimit(t *testing.T) {

@@ -37,15 +37,16 @@ type Pool struct {
 	owner string
 	lock  *os.File
 
-	mu       sync.Mutex
-	sets     map[poolKey]*warmSet
-	warm     int   // containers ready or starting, every set
-	memory   int64 // their memory limits, summed
-	closed   bool
-	inflight sync.WaitGroup // runs
-	bg       sync.WaitGroup // starts and destroys in the background
-	stop     chan struct{}
-	stats    PoolStats
+	mu         sync.Mutex
+	sets       map[poolKey]*warmSet
+	warm       int   // containers ready or starting, every set
+	memory     int64 // their memory limits, summed
+	destroying int   // containers being removed in the background
+	closed     bool
+	inflight   sync.WaitGroup // runs
+	bg         sync.WaitGroup // starts and destroys in the background
+	stop       chan struct{}
+	stats      PoolStats
 }
 
 // poolKey is what a warm container was made for: the image and everything
@@ -79,7 +80,18 @@ type warmSet struct {
 	digest   digest.Digest // of the image they were made from
 	ready    []*warmContainer
 	starting int
+	// waiters are runs that found none ready while some were starting:
+	// each started container goes to the first waiter, in order.
+	waiters []chan *warmContainer
+	// target is how many containers the set keeps ready or starting: the
+	// pool's per-image count, more while runs find none ready (up to
+	// the pool's maximum), back down when they stop.
+	target   int
+	missed   bool // a run found none ready since the janitor's last look
 	lastUsed time.Time
+
+	prepMu sync.Mutex
+	prep   *Prepared // the image resolved once for every start
 }
 
 // warmContainer is a started sandbox whose runner waits for its job.
@@ -104,6 +116,12 @@ type PoolStats struct {
 	Discarded int64
 	// StartFailures counts background starts that failed.
 	StartFailures int64
+	// Waited counts runs that waited for a container being started
+	// rather than start one of their own.
+	Waited int64
+	// Destroying is the number of used or discarded containers being
+	// removed in the background.
+	Destroying int
 }
 
 type poolOptions struct {
@@ -342,7 +360,13 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 	// A warm container that died while it waited (containerd restarted,
 	// the kernel killed it) is discarded and the next one tried.
 	for {
-		w := p.take(key, img.Target().Digest)
+		w, wait := p.take(key, img.Target().Digest)
+		if wait != nil {
+			p.count(func(s *PoolStats) { s.Waited++ })
+			if w, err = p.await(ctx, key, wait); err != nil {
+				return Result{}, err
+			}
+		}
 		if w == nil {
 			break
 		}
@@ -350,7 +374,7 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 			p.count(func(s *PoolStats) { s.Hits++ })
 			return p.runIn(ctx, w, req, limits, inputs)
 		}
-		p.destroy(w)
+		p.destroyLater(w)
 	}
 	// No warm container (yet): a run of its own, while the set fills.
 	p.count(func(s *PoolStats) { s.Misses++ })
@@ -364,8 +388,10 @@ func (p *Pool) count(f func(*PoolStats)) {
 }
 
 // take removes a ready container of key from its set, if any, and asks for
-// replacements. A set made from another digest of the image is dropped.
-func (p *Pool) take(key poolKey, dg digest.Digest) *warmContainer {
+// replacements. When none is ready but one is starting, it returns a
+// channel instead that gets the next one started (or nil: run without).
+// A set made from another digest of the image is dropped.
+func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmContainer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	set := p.sets[key]
@@ -373,26 +399,61 @@ func (p *Pool) take(key poolKey, dg digest.Digest) *warmContainer {
 		p.dropLocked(set)
 		set = nil
 	}
-	if set == nil {
-		set = &warmSet{key: key, digest: dg}
+	isNew := set == nil
+	if isNew {
+		set = &warmSet{key: key, digest: dg, target: min(p.opts.perKey, p.opts.maxWarm)}
 		p.sets[key] = set
 	}
 	set.lastUsed = time.Now()
-	var w *warmContainer
 	if n := len(set.ready); n > 0 {
-		w = set.ready[0]
+		w := set.ready[0]
 		set.ready = set.ready[1:]
 		p.warm--
 		p.memory -= w.memory
+		p.refillLocked(set)
+		return w, nil
+	}
+	// None ready: the demand is larger than the set.
+	if !isNew {
+		set.missed = true
+		set.target = min(set.target+1, p.opts.maxWarm)
 	}
 	p.refillLocked(set)
-	return w
+	if set.starting == 0 {
+		return nil, nil
+	}
+	wait := make(chan *warmContainer, 1)
+	set.waiters = append(set.waiters, wait)
+	return nil, wait
+}
+
+// await waits for the container a fill hands to wait. When ctx ends
+// first the run gives up its place, or destroys what it got meanwhile.
+func (p *Pool) await(ctx context.Context, key poolKey, wait chan *warmContainer) (*warmContainer, error) {
+	select {
+	case w := <-wait:
+		return w, nil
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	if set := p.sets[key]; set != nil {
+		set.waiters = slices.DeleteFunc(set.waiters, func(c chan *warmContainer) bool { return c == wait })
+	}
+	p.mu.Unlock()
+	select {
+	case w := <-wait:
+		if w != nil {
+			p.destroyLater(w)
+		}
+	default:
+	}
+	return nil, cancelled(ctx)
 }
 
 // refillLocked starts containers for set in the background until it has
-// its share, within the pool's bounds.
+// its target, within the pool's bounds.
 func (p *Pool) refillLocked(set *warmSet) {
-	for !p.closed && len(set.ready)+set.starting < p.opts.perKey && p.warm < p.opts.maxWarm &&
+	for !p.closed && len(set.ready)+set.starting < set.target && p.warm < p.opts.maxWarm &&
 		(p.opts.memBudget == 0 || p.memory+set.key.limits.MemoryBytes <= p.opts.memBudget) {
 		set.starting++
 		p.warm++
@@ -408,7 +469,7 @@ func (p *Pool) fill(set *warmSet) {
 	defer p.bg.Done()
 	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), stepTimeout)
 	defer cancel()
-	w, err := p.start(ctx, set.key, set.digest)
+	w, err := p.start(ctx, set)
 	p.mu.Lock()
 	set.starting--
 	if err != nil || p.sets[set.key] != set || p.closed {
@@ -416,6 +477,11 @@ func (p *Pool) fill(set *warmSet) {
 		p.memory -= set.key.limits.MemoryBytes
 		if err != nil {
 			p.stats.StartFailures++
+			// A waiter no other start serves runs without: its own
+			// start reports the trouble.
+			if len(set.waiters) > set.starting {
+				p.releaseWaiterLocked(set, nil)
+			}
 		}
 		p.mu.Unlock()
 		if w != nil {
@@ -423,8 +489,22 @@ func (p *Pool) fill(set *warmSet) {
 		}
 		return
 	}
-	set.ready = append(set.ready, w)
+	if len(set.waiters) > 0 {
+		p.warm--
+		p.memory -= w.memory
+		p.releaseWaiterLocked(set, w)
+		p.refillLocked(set)
+	} else {
+		set.ready = append(set.ready, w)
+	}
 	p.mu.Unlock()
+}
+
+// releaseWaiterLocked hands w (nil: none) to set's first waiter.
+func (p *Pool) releaseWaiterLocked(set *warmSet, w *warmContainer) {
+	wait := set.waiters[0]
+	set.waiters = set.waiters[1:]
+	wait <- w
 }
 
 // Drop destroys the warm containers of image (every set of limits), for
@@ -449,13 +529,31 @@ func (p *Pool) dropLocked(set *warmSet) {
 		p.warm--
 		p.memory -= w.memory
 		p.stats.Discarded++
-		p.bg.Add(1)
-		go func() {
-			defer p.bg.Done()
-			p.destroy(w)
-		}()
+		p.destroyLaterLocked(w)
 	}
 	set.ready = nil
+	for len(set.waiters) > 0 {
+		p.releaseWaiterLocked(set, nil)
+	}
+}
+
+// destroyLater destroys w in the background.
+func (p *Pool) destroyLater(w *warmContainer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.destroyLaterLocked(w)
+}
+
+func (p *Pool) destroyLaterLocked(w *warmContainer) {
+	p.destroying++
+	p.bg.Add(1)
+	go func() {
+		defer p.bg.Done()
+		_ = p.destroy(w) // a failure leaves it to the sweeps
+		p.mu.Lock()
+		p.destroying--
+		p.mu.Unlock()
+	}()
 }
 
 // janitor evicts idle sets and old containers.
@@ -475,6 +573,11 @@ func (p *Pool) janitor() {
 				p.dropLocked(set)
 				continue
 			}
+			// Demand went down: keep one fewer.
+			if !set.missed && set.target > min(p.opts.perKey, p.opts.maxWarm) {
+				set.target--
+			}
+			set.missed = false
 			var old []*warmContainer
 			set.ready = slices.DeleteFunc(set.ready, func(w *warmContainer) bool {
 				if now.Sub(w.created) > p.opts.maxAge {
@@ -487,11 +590,7 @@ func (p *Pool) janitor() {
 				p.warm--
 				p.memory -= w.memory
 				p.stats.Discarded++
-				p.bg.Add(1)
-				go func() {
-					defer p.bg.Done()
-					p.destroy(w)
-				}()
+				p.destroyLaterLocked(w)
 			}
 			if len(old) > 0 {
 				p.refillLocked(set)
@@ -506,6 +605,7 @@ func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.stats
+	s.Destroying = p.destroying
 	s.WarmByImage = map[string]int{}
 	for _, set := range p.sets {
 		s.Warm += len(set.ready)
@@ -554,24 +654,52 @@ func (p *Pool) Close(ctx context.Context) error {
 // and when the pool is gone (its process killed) it ends by itself.
 const warmSlack = time.Minute
 
-// start creates and starts a sandbox for key whose runner waits for its
-// job. On error nothing of it is left.
-func (p *Pool) start(ctx context.Context, key poolKey, dg digest.Digest) (*warmContainer, error) {
-	prep, err := p.r.Prepare(ctx, key.request())
+// prepared is set's image resolved and unpacked, once for all its starts
+// (a set is for one digest of its image).
+func (p *Pool) prepared(ctx context.Context, set *warmSet) (*Prepared, error) {
+	set.prepMu.Lock()
+	defer set.prepMu.Unlock()
+	if set.prep != nil {
+		return set.prep, nil
+	}
+	prep, err := p.r.Prepare(ctx, set.key.request())
 	if err != nil {
 		return nil, err
 	}
-	if prep.image.Target().Digest != dg {
-		return nil, fmt.Errorf("image %s changed: %w", key.image, errdefs.ErrAborted)
+	if prep.image.Target().Digest != set.digest {
+		return nil, fmt.Errorf("image %s changed: %w", set.key.image, errdefs.ErrAborted)
 	}
 	prep.warm = p.opts.maxAge + warmSlack
 	prep.labels = map[string]string{LabelPool: p.owner}
+	set.prep = prep
+	return prep, nil
+}
+
+// start creates and starts a sandbox for set whose runner waits for its
+// job. On error nothing of it is left.
+func (p *Pool) start(ctx context.Context, set *warmSet) (*warmContainer, error) {
+	prep, err := p.prepared(ctx, set)
+	if err != nil {
+		return nil, err
+	}
+	key := set.key
 	sb, err := p.r.Create(ctx, prep)
 	if err != nil {
 		return nil, err
 	}
 	if err := sb.Start(ctx); err != nil {
 		return nil, errors.Join(err, sb.Close(ctx))
+	}
+	// Ready once the runner has imported its modules and waits: a run
+	// handed the container pays for neither the interpreter's start nor
+	// the preloads.
+	select {
+	case <-sb.report.ready:
+	case st := <-sb.exitC:
+		err := fmt.Errorf("the runner of a warm container of %s exited with status %d before it was ready: %w", key.image, st.ExitCode(), errdefs.ErrFailedPrecondition)
+		return nil, errors.Join(err, sb.Close(ctx))
+	case <-ctx.Done():
+		return nil, errors.Join(fmt.Errorf("warm container of %s not ready: %w", key.image, ctx.Err()), p.destroy(&warmContainer{sb: sb}))
 	}
 	return &warmContainer{sb: sb, created: time.Now(), memory: key.limits.MemoryBytes}, nil
 }
@@ -595,11 +723,7 @@ func (p *Pool) runIn(ctx context.Context, w *warmContainer, req Request, limits 
 	collected := false
 	defer func() {
 		if collected {
-			p.bg.Add(1)
-			go func() {
-				defer p.bg.Done()
-				_ = sb.Close(ctx) // a failure leaves it to the sweeps
-			}()
+			p.destroyLater(w)
 			return
 		}
 		if err := sb.Close(ctx); err != nil {

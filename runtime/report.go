@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -26,6 +28,9 @@ type reportReader struct {
 	r, keep *os.File
 	buf     *cappedBuffer
 	done    chan error
+	// ready is closed when the runner wrote its first byte: the newline
+	// that says its modules are imported and it waits for its job.
+	ready chan struct{}
 }
 
 // openReport opens the FIFO at path for reading, plus a write end of its
@@ -41,9 +46,9 @@ func openReport(path string, limit int64) (*reportReader, error) {
 		r.Close()
 		return nil, fmt.Errorf("open report fifo: %w", err)
 	}
-	rr := &reportReader{r: r, keep: keep, buf: newCappedBuffer(limit, nil), done: make(chan error, 1)}
+	rr := &reportReader{r: r, keep: keep, buf: newCappedBuffer(limit, nil), done: make(chan error, 1), ready: make(chan struct{})}
 	go func() {
-		_, err := io.Copy(rr.buf, r)
+		_, err := io.Copy(&firstWrite{w: rr.buf, c: rr.ready}, r)
 		rr.done <- err
 	}()
 	return rr, nil
@@ -71,7 +76,7 @@ func (rr *reportReader) finish() (*runnerReport, error) {
 	if rr.buf.Truncated() {
 		return nil, errResultTooLarge
 	}
-	data := rr.buf.Bytes()
+	data := bytes.TrimSpace(rr.buf.Bytes()) // the runner's ready line
 	if len(data) == 0 {
 		return nil, nil
 	}
@@ -80,6 +85,20 @@ func (rr *reportReader) finish() (*runnerReport, error) {
 		return nil, fmt.Errorf("decode report: %w", err)
 	}
 	return &rep, nil
+}
+
+// firstWrite closes c at its first write of a byte to w.
+type firstWrite struct {
+	w    io.Writer
+	c    chan struct{}
+	once sync.Once
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		f.once.Do(func() { close(f.c) })
+	}
+	return f.w.Write(p)
 }
 
 // close releases the FIFO ends; safe after finish.

@@ -9,7 +9,8 @@ python3 on PATH and uses the standard library only.
 * The MODULEs (the skill's preload list) are imported first, before the
   inputs are read: a warm container has them imported when its job
   comes. One that fails to import is skipped (the code's own import then
-  reports it).
+  reports it). Then the runner writes a newline to REPORT_PATH: it is
+  ready for its job.
 * With --rlimit-as (sandboxes without cgroups) the runner first sets
   RLIMIT_AS, soft and hard, to BYTES (the code runs without capabilities
   and cannot raise it again), and exits with status 128+SIGXCPU when
@@ -21,7 +22,7 @@ python3 on PATH and uses the standard library only.
   as a dict). The code is never spliced into another source string.
 * If the code sets a global ``result``, it is encoded as JSON (no NaN or
   Infinity, ASCII only) and reported.
-* The report, one JSON object, goes to REPORT_PATH (a FIFO the host reads),
+* The report, one JSON object (after that newline), goes to REPORT_PATH (a FIFO the host reads),
   never to stdout or stderr: whatever the code prints stays the code's
   output and cannot break the report.
 
@@ -129,6 +130,14 @@ def main():
             __import__(name)
         except BaseException:
             pass
+
+    # Ready: the modules are imported and the job may come. A newline on
+    # the report channel says so (the report's JSON ignores it); a pool
+    # hands a warm container its job only after it.
+    try:
+        write_all(report_fd, b"\n")
+    except BaseException:
+        pass
 
     try:
         # One line: the host sends compact JSON (no raw newline) and a

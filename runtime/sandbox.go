@@ -370,9 +370,9 @@ func (s *Sandbox) killAndWait() (client.ExitStatus, error) {
 }
 
 // Collect reads what the exited task left: the OOM-kill counter, its
-// output (complete once the task is deleted: the shim closes the pipes
-// when every process of the container is gone), and the runner's report,
-// and interprets them into the Result.
+// output (complete once every process of the container is gone, see
+// endOutput), and the runner's report, and interprets them into the
+// Result. The task itself is deleted by Close.
 func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 	res := Result{TimedOut: exit.TimedOut, Duration: exit.Duration, UID: s.user.UID, GID: s.user.GID, LimitsEnforced: s.r.opts.limitMode.enforced()}
 	cctx, cancel := s.cleanupContext()
@@ -385,8 +385,8 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 			return res, err
 		}
 	}
-	if _, err := s.task.Delete(cctx); err != nil && !errdefs.IsNotFound(err) {
-		return res, fmt.Errorf("delete task: %w", err)
+	if err := s.endOutput(cctx); err != nil {
+		return res, err
 	}
 	rep, repErr := s.report.finish()
 	if err := startFailure(s.image, int(exit.Status.ExitCode()), rep, s.stderr.Bytes()); err != nil {
@@ -402,6 +402,39 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 		res.Error = &CodeError{Type: ErrorCPUTimeLimit, Message: fmt.Sprintf("the run used its %d CPU seconds (RLIMIT_CPU: %g cpus × %s timeout) and was killed", cpuSeconds(s.limits), s.limits.CPUs, s.limits.Timeout)}
 	}
 	return res, nil
+}
+
+// outputEndTimeout bounds the wait for the end of an exited task's output
+// before Collect deletes the task to end it.
+const outputEndTimeout = 2 * time.Second
+
+// endOutput waits until the exited task's output is complete. The init is
+// PID 1 of the container's PID namespace: when it has exited, every
+// process of the container is gone and the shim, at the end of the pipes,
+// closes the output. Deleting the task (a runc delete, tens of
+// milliseconds) is left to Close, off the run's path, unless the output
+// does not end in time: then the task is deleted here, which ends it.
+func (s *Sandbox) endOutput(ctx context.Context) error {
+	ended := make(chan struct{})
+	go func() {
+		if io := s.task.IO(); io != nil {
+			io.Wait()
+		}
+		close(ended)
+	}()
+	select {
+	case <-ended:
+		return nil
+	case <-time.After(outputEndTimeout):
+	}
+	if _, err := s.task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	select { // the copy of what the shim flushed at the delete
+	case <-ended:
+	case <-time.After(outputEndTimeout):
+	}
+	return nil
 }
 
 // Close removes the task, the container, its snapshot and the state

@@ -36,6 +36,9 @@ type spec struct {
 	FindLinks    []findLinksDir `json:"find_links,omitempty"`
 	AllowSdist   bool           `json:"allow_sdist,omitempty"`
 	Layering     Layering       `json:"layering"`
+	// Preload is written into the image's labels; empty leaves the
+	// digest of a skill without one as it was.
+	Preload []string `json:"preload,omitempty"`
 }
 
 // findLinksDir is a find-links directory as pip sees it: its top-level
@@ -56,7 +59,8 @@ type fileStat struct {
 // its own) and the package index's content (a resolution is reused until
 // --refresh, as BuildKit's cache reuses it): the graph version, the tag,
 // the base reference, the requirement lines, the index settings with the
-// listing of every find-links directory, and the layering. Build limits
+// listing of every find-links directory, the layering and the preload
+// list (an image label). Build limits
 // and the vulnerability policy are not in it: limits do not change the
 // result of a build that succeeded, and the policy is checked again on
 // every reuse.
@@ -64,7 +68,7 @@ func Digest(s config.Skill, l Layering) (digest.Digest, error) {
 	sp := spec{
 		Graph: GraphVersion, ID: s.ID, Version: s.Version, Repo: s.Repo, Base: s.Base,
 		IndexURL: s.Index.URL, ExtraURLs: s.Index.ExtraURLs, AllowSdist: s.Index.AllowSdist,
-		Layering: l, Requirements: []string{},
+		Layering: l, Requirements: []string{}, Preload: s.Preload,
 	}
 	for _, r := range s.Requirements {
 		sp.Requirements = append(sp.Requirements, r.Raw)

@@ -48,6 +48,7 @@ func TestDigestCoversWhatDeterminesTheBuild(t *testing.T) {
 		"allow sdist":  func(s *config.Skill, _ *Layering) { s.Index.AllowSdist = true },
 		"max layers":   func(_ *config.Skill, l *Layering) { l.MaxLayers = 5 },
 		"single layer": func(_ *config.Skill, l *Layering) { l.SingleLayer = true },
+		"preload":      func(s *config.Skill, _ *Layering) { s.Preload = []string{"json"} },
 		"new wheel in find-links": func(s *config.Skill, _ *Layering) {
 			require.NoError(t, os.WriteFile(filepath.Join(s.Index.FindLinks[0], "a-2.0-py3-none-any.whl"), []byte("wheel"), 0o644))
 		},
