@@ -94,11 +94,15 @@
 //
 // A Pool runs requests like Run, in sandboxes created and started ahead
 // of time per image, limits, user and preload list (Request.Preload). Their
-// init runs in warm mode (pid1.WarmArgs): the runner starts at once and
-// waits; the job (the timeout, then the inputs line) comes through a pipe,
-// after the code file is in place, and the deadline counts from it. Each
-// sandbox serves one run and is then removed; a replacement starts in the
-// background. Warm sandboxes carry LabelPool with their pool's owner ID;
+// init runs in warm mode (pid1.WarmArgs): the runner starts at once,
+// imports its preload modules, says so on its report channel (a newline)
+// and waits; only then is the sandbox handed out. The job (the timeout,
+// then the inputs line) comes through a pipe, after the code file is in
+// place, and the deadline counts from it. Each sandbox serves one run and
+// is then removed in the background (the result does not wait for it); a
+// replacement starts at once. A run that finds none ready waits for the
+// next one started, and the image's target count grows by one (up to the
+// pool's maximum); it shrinks by one per janitor round without such runs. Warm sandboxes carry LabelPool with their pool's owner ID;
 // NewPool removes those whose owner's lock file is free (a killed server),
 // and a warm init ends its container by itself when no job comes within
 // its idle limit or its job pipe closes.

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -277,15 +276,12 @@ func toValidUTF8(b []byte) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
-// moduleName is a dotted Python module name.
-var moduleName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
-
 // checkPreload checks that every name is a Python module name (they become
 // arguments of the runner, never code).
 func checkPreload(names []string) error {
 	for _, n := range names {
-		if !moduleName.MatchString(n) {
-			return fmt.Errorf("preload %q is not a Python module name: %w", n, errdefs.ErrInvalidArgument)
+		if err := config.ValidateModuleName(n); err != nil {
+			return fmt.Errorf("preload: %v: %w", err, errdefs.ErrInvalidArgument)
 		}
 	}
 	return nil

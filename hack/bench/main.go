@@ -49,6 +49,9 @@ type options struct {
 	noSingle    bool
 	appendOut   bool
 	noProfile   bool
+	serve       bool
+	onlyServe   bool
+	soakRuns    int
 }
 
 func main() {
@@ -70,6 +73,9 @@ func main() {
 	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")
 	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the rows that miss their target")
+	flag.BoolVar(&o.serve, "serve", true, "measure serve: warm runs and 16 clients beside ctr run --rm, preload, soak")
+	flag.BoolVar(&o.onlyServe, "only-serve", false, "measure only the serve section")
+	flag.IntVar(&o.soakRuns, "soak-runs", 1000, "runs of the serve soak")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")

@@ -29,6 +29,7 @@ type report struct {
 	total       time.Duration
 	only30      bool
 	singleHow   string // where the single-layer column comes from
+	serve       *serveReport
 }
 
 // all sets the tools up, warms them, and measures every table.
@@ -45,6 +46,11 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
 	)
 
+	if b.o.onlyServe {
+		rep.serve = b.serveTable(ctx)
+		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
 	rep.only30 = b.o.only30
 	if !b.o.only30 {
 		b.say("scan: go test -bench ./scan/")
@@ -112,6 +118,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 			b.say("  run table failed: %v", rep.runErr)
 		}
 
+		if b.o.serve {
+			rep.serve = b.serveTable(ctx)
+		}
 		b.say("scan: skillbuild scan --no-resolve, 200 pins, whole process")
 		rep.scans = b.scanTable(ctx, states[colSB])
 	}
@@ -248,6 +257,9 @@ func (rep *report) markdown() string {
 		sb.WriteString(l + "\n")
 	}
 	fmt.Fprintf(&sb, "- whole benchmark: %s\n\n", rep.total.Round(time.Second))
+	if rep.serve != nil && rep.runCells == nil && len(rep.builds)+len(rep.builds30) == 0 { // -only-serve
+		return sb.String() + rep.serve.markdown()
+	}
 	sb.WriteString("## Set-up\n\n")
 	for _, l := range rep.setup {
 		sb.WriteString("- " + l + "\n")
@@ -297,6 +309,9 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&sb, "failed: %s\n", oneLine(rep.runErr.Error()))
 	} else {
 		rep.runTable(&sb)
+	}
+	if rep.serve != nil {
+		sb.WriteString(rep.serve.markdown())
 	}
 
 	sb.WriteString("\n## Scan: 200 pinned packages against the full database\n\n")
