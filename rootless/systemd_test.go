@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/stretchr/testify/assert"
@@ -134,4 +135,16 @@ func TestPathsUnitDir(t *testing.T) {
 	p, err = PathsFor(Env{UID: 1000, Home: "/home/u", ConfigHome: "/cfg", RuntimeDir: "/r"})
 	require.NoError(t, err)
 	assert.Equal(t, "/cfg/systemd/user/"+UnitName, p.UnitPath())
+}
+
+func TestStopThroughSystemd(t *testing.T) {
+	t.Parallel()
+	bin, log := fakeSystemctl(t, 0)
+	p := Paths{Data: t.TempDir(), Run: filepath.Join(t.TempDir(), "skillbuild"), UnitDir: t.TempDir()}
+	res, err := Stop(context.Background(), p, time.Second, StopSystemd(Systemd{Bin: bin}))
+	require.NoError(t, err)
+	assert.False(t, res.Stopped, "nothing ran")
+	b, err := os.ReadFile(log)
+	require.NoError(t, err)
+	assert.Equal(t, "--user stop "+UnitName+"\n", string(b), "systemd stops the unit first, so it does not restart it")
 }
