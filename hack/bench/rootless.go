@@ -31,7 +31,7 @@ type rootlessSide struct {
 func (r *rootlessSide) argv(root string, args ...string) []string {
 	argv := []string{"setpriv", "--reuid=" + strconv.Itoa(r.u.UID), "--regid=" + strconv.Itoa(r.u.GID), "--clear-groups",
 		"env", "-i", "-C", r.u.Home, "PATH=" + sysPath, "HOME=" + r.u.Home, "LANG=C.UTF-8", "XDG_RUNTIME_DIR=" + r.u.RunDir,
-		r.u.Bin, "--namespace", namespace}
+		r.u.Bin}
 	if root != "" {
 		argv = append(argv, "--root", root)
 	}
@@ -78,6 +78,7 @@ func (r *rootlessSide) run(ctx context.Context, root, id string, flags ...string
 
 // rootlessSetup makes the user, starts its containerd, delegates cgroups
 // (so every limit holds, as for root) and imports the base and database.
+// Whenever it returns a rootlessSide, close removes the user again.
 func (b *bench) rootlessSetup(ctx context.Context) (*rootlessSide, error) {
 	u, err := rltest.New("sbbench", b.o.bin)
 	if err != nil {
@@ -95,13 +96,15 @@ func (b *bench) rootlessSetup(ctx context.Context) (*rootlessSide, error) {
 		},
 		func() error { _, err := b.exec(ctx, nil, r.argv("", "rootless", "start")); return err },
 		func() error {
-			_, err := b.exec(ctx, nil, r.argv("", "base", "import", "--oci-archive", archive, "--name", baseRef))
+			// The archive names the image (baseRef); --name with the
+			// archive's own name would lose the tag.
+			_, err := b.exec(ctx, nil, r.argv("", "base", "import", "--oci-archive", archive))
 			return err
 		},
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return nil, fmt.Errorf("rootless set-up: %w (user %s)", err, u.Name)
+			return r, fmt.Errorf("rootless set-up: %w (user %s)", err, u.Name) // r: for close
 		}
 	}
 	return r, nil
