@@ -244,7 +244,8 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 func (rep *report) markdown() string {
 	var sb strings.Builder
 	if rep.onlyRL {
-		sb.WriteString("# Benchmarks: rootless rows, separate run\n\n## Machine\n\n" + strings.Join(rep.machine, "\n") + "\n" + rep.rootless)
+		sb.WriteString("# Benchmarks: rootless rows, separate run\n\nWritten by `go run ./hack/bench -only-rootless -skip-buildah -append` (see hack/bench/rootless.go).\n\n" +
+			"## Machine\n\n" + strings.Join(rep.machine, "\n") + "\n" + rep.rootless)
 		return sb.String()
 	}
 	if rep.only30 {

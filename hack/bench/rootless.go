@@ -228,13 +228,14 @@ func (b *bench) rootlessTable(ctx context.Context) (string, error) {
 	p50 := func(d []time.Duration) string { return secs(pct(d, 50)) + " / " + secs(pct(d, 95)) }
 	t.WriteString("| row | root | rootless | rootless / root |\n|---|---|---|---|\n")
 	fmt.Fprintf(&t, "| cold build, 10 distributions (fresh --root; median (min–max) of %d) | %s | %s | %s |\n", len(rootCold), cell(rootCold), cell(rlCold), ratio(rlCold, rootCold))
-	fmt.Fprintf(&t, "| cached build, 10 distributions (the same skill again) | %s | %s | %s |\n", cell(rootCached), cell(rlCached), ratio(rlCached, rootCached))
+	fmt.Fprintf(&t, "| cached build, 10 distributions (the same skill again: answered unchanged from the image store) | %s | %s | %s |\n", cell(rootCached), cell(rlCached), ratio(rlCached, rootCached))
 	fmt.Fprintf(&t, "| `run` print(1) p50 / p95, rootless with delegated cgroup v1 (%d runs each) | %s | %s | %s |\n", len(rootRunsCg), p50(rootRunsCg), p50(rlRunsCg), ratio(rlRunsCg, rootRunsCg))
 	fmt.Fprintf(&t, "| `run` print(1) p50 / p95, rootless without delegation: rlimits, `--require-limits=false` (%d runs each) | %s | %s | %s |\n", len(rootRunsRl), p50(rootRunsRl), p50(rlRunsRl), ratio(rlRunsRl, rootRunsRl))
 	fmt.Fprintf(&t, "\nRootless: an ordinary user made for the bench (subordinate ids, `skillbuild rootless start`: containerd\n"+
 		"inside RootlessKit, every command re-executed into its namespaces), the cgroup v1 subtree delegated by\n"+
 		"`skillbuild rootless setup --user` for the builds and the first run row, taken back for the second. Root: the\n"+
 		"bench's private containerd. Both run the same binary, base and index, interleaved run by run after one cold\n"+
-		"warm-up build each; whole process wall clock. Load average at the end of these rows: %s.\n", loadAvg())
+		"warm-up build each; whole process wall clock. Rootless pays for entering RootlessKit's namespaces\n"+
+		"(a re-exec through nsenter) in every command. Load average at the end of these rows: %s.\n", loadAvg())
 	return t.String(), nil
 }
