@@ -221,20 +221,9 @@ func (db *DB) Match(pkgs []Package) ([]Finding, error) {
 			return nil, fmt.Errorf("package %s: version %q is not a PEP 440 version: %w", p.Name, p.Version, errdefs.ErrInvalidArgument)
 		}
 		name := lock.NormalizeName(p.Name)
-		es, err := db.entries(name)
+		hits, err := db.matchPackage(name, p.Version, ver)
 		if err != nil {
 			return nil, err
-		}
-		var hits []Finding
-		for i := range es {
-			e := &es[i]
-			if e.rec.Withdrawn != "" || !e.affects(ver) {
-				continue
-			}
-			hits = append(hits, Finding{
-				ID: e.rec.ID, Aliases: slices.Clone(e.rec.Aliases), Package: name, Version: p.Version,
-				Fixed: slices.Clone(e.fixed), Severity: e.severity, CVSS: e.cvss, Summary: e.rec.Summary,
-			})
 		}
 		out = append(out, dedupe(hits)...)
 	}

@@ -66,12 +66,12 @@ func TestPkgIndexCorruptBlobFails(t *testing.T) {
 	require.NoError(t, err)
 	db, err := Open(root)
 	require.NoError(t, err)
-	sp, ok := db.pkgs.spans["django"]
+	off, n, _, ok := db.pkgs.span("django")
 	require.True(t, ok)
 
 	f, err := os.OpenFile(pkgIndexPath(root), os.O_RDWR, 0)
 	require.NoError(t, err)
-	_, err = f.WriteAt([]byte("X"), db.pkgs.base+sp.off+sp.n/2)
+	_, err = f.WriteAt([]byte("X"), db.pkgs.base+off+int64(n/2))
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 
