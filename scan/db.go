@@ -67,10 +67,11 @@ type DB struct {
 }
 
 // matchPackage returns the findings (not yet merged) of the package name
-// (normalized) at version v (raw as given).
-func (db *DB) matchPackage(name, raw string, v version) ([]Finding, error) {
+// (normalized) at version v (raw as given). buf is scratch space for
+// reading the index, reused across calls.
+func (db *DB) matchPackage(name, raw string, v version, buf *[]byte) ([]Finding, error) {
 	if db.pkgs != nil {
-		return db.pkgs.match(name, raw, v)
+		return db.pkgs.match(name, raw, v, buf)
 	}
 	var hits []Finding
 	es := db.index[name]

@@ -8,20 +8,31 @@ import (
 )
 
 // A package's blob in the per-package index (see pkgIndexMagic): unsigned
-// varints (u), strings as u length + bytes (s).
+// varints (u), strings as u length + bytes (s), u32 little-endian.
 //
-//	u versions, then per version: s — one string per PEP 440 equal class, ascending
+//	u versions (n), n × u32 end offsets, then the version strings concatenated:
+//	  one per PEP 440 equal class, ascending
 //	u entries, then per entry (withdrawn records left out):
-//	  u match length, match: u explicit versions, their ranks ascending (delta-coded);
-//	                         u ranges, per range: byte all, u limits (ranks),
+//	  u match length, match:
+//	    byte explicit-version form: 0 = u count + ascending ranks delta-coded,
+//	                                1 = u length + bitmap of ranks (bit k of byte k/8)
+//	    u ranges, per range: byte all, u limits, a rank each,
 //	                         u events, per event: byte kind (|eventZero for introduced "0"), u rank unless zero
-//	  u info length, info:   s id, u aliases, s each, s summary, byte severity, s cvss, u fixed, s each
+//	  u info length, info: s id, u aliases, s each, s summary, byte severity, s cvss, u fixed, s each
 //
-// Ranks index the version list; events keep compile's order. A scan skips
-// an entry's info unless the entry matches.
+// Ranks index the version list; events keep compile's order. A scan finds
+// a version with a binary search over the offsets (parsing only the
+// versions it compares with), and skips an entry's info unless the entry
+// matches.
 
 // eventZero marks introduced "0" in an event's kind byte.
 const eventZero = 0x80
+
+// Forms of an entry's explicit versions: whichever is smaller.
+const (
+	explicitList   = 0
+	explicitBitmap = 1
+)
 
 // severityCodes are the severities as stored in a blob, by code.
 var severityCodes = []string{SeverityUnknown, SeverityNone, SeverityLow, SeverityMedium, SeverityHigh, SeverityCritical}
@@ -54,8 +65,13 @@ func encodePkg(es []entry) []byte {
 
 	var b []byte
 	b = binary.AppendUvarint(b, uint64(len(reps)))
+	end := 0
 	for _, s := range reps {
-		b = appendString(b, s)
+		end += len(s)
+		b = binary.LittleEndian.AppendUint32(b, uint32(end))
+	}
+	for _, s := range reps {
+		b = append(b, s...)
 	}
 	live := 0
 	for i := range es {
@@ -69,19 +85,7 @@ func encodePkg(es []entry) []byte {
 		if e.rec.Withdrawn != "" {
 			continue // never reported
 		}
-		var m []byte
-		ranks := make([]uint64, 0, len(e.versions))
-		for _, v := range e.versions {
-			ranks = append(ranks, rank[v])
-		}
-		slices.Sort(ranks)
-		ranks = slices.Compact(ranks)
-		m = binary.AppendUvarint(m, uint64(len(ranks)))
-		prev := uint64(0)
-		for _, r := range ranks {
-			m = binary.AppendUvarint(m, r-prev)
-			prev = r
-		}
+		m := appendExplicit(nil, e.versions, rank)
 		m = binary.AppendUvarint(m, uint64(len(e.ranges)))
 		for _, r := range e.ranges {
 			all := byte(0)
@@ -124,69 +128,108 @@ func encodePkg(es []entry) []byte {
 	return b
 }
 
+// appendExplicit appends an entry's explicit versions as ranks, in the
+// smaller of the two forms.
+func appendExplicit(b []byte, vs []version, rank map[version]uint64) []byte {
+	ranks := make([]uint64, 0, len(vs))
+	for _, v := range vs {
+		ranks = append(ranks, rank[v])
+	}
+	slices.Sort(ranks)
+	ranks = slices.Compact(ranks)
+	list := binary.AppendUvarint(nil, uint64(len(ranks)))
+	prev := uint64(0)
+	for _, r := range ranks {
+		list = binary.AppendUvarint(list, r-prev)
+		prev = r
+	}
+	bitmap := []byte{explicitBitmap}
+	if len(ranks) > 0 {
+		bits := make([]byte, ranks[len(ranks)-1]/8+1)
+		for _, r := range ranks {
+			bits[r/8] |= 1 << (r % 8)
+		}
+		bitmap = append(binary.AppendUvarint(bitmap, uint64(len(bits))), bits...)
+	} else {
+		bitmap = binary.AppendUvarint(bitmap, 0)
+	}
+	if len(bitmap) < 1+len(list) {
+		return append(b, bitmap...)
+	}
+	b = append(b, explicitList)
+	return append(b, list...)
+}
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
 
 // blobReader decodes a blob; the first error sticks and later reads
-// return zero values.
+// return zero values. It moves an offset, never the slice, so reading
+// writes no pointers.
 type blobReader struct {
 	b   []byte
+	off int
 	err error
 }
 
 var errShortBlob = errors.New("truncated record")
 
+func (r *blobReader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+	r.off = len(r.b)
+}
+
 func (r *blobReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
+	if r.off < len(r.b) && r.b[r.off] < 0x80 { // one byte: most ranks and lengths
+		r.off++
+		return uint64(r.b[r.off-1])
 	}
-	v, n := binary.Uvarint(r.b)
+	v, n := binary.Uvarint(r.b[r.off:])
 	if n <= 0 {
-		r.err = errShortBlob
+		r.fail(errShortBlob)
 		return 0
 	}
-	r.b = r.b[n:]
+	r.off += n
 	return v
 }
 
 // count reads a length or count, which can never exceed the bytes left.
 func (r *blobReader) count() int {
 	v := r.uvarint()
-	if v > uint64(len(r.b)) {
-		if r.err == nil {
-			r.err = errShortBlob
-		}
+	if v > uint64(len(r.b)-r.off) {
+		r.fail(errShortBlob)
 		return 0
 	}
 	return int(v)
 }
 
 func (r *blobReader) byte() byte {
-	if r.err != nil {
+	if r.off >= len(r.b) {
+		r.fail(errShortBlob)
 		return 0
 	}
-	if len(r.b) == 0 {
-		r.err = errShortBlob
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
+	r.off++
+	return r.b[r.off-1]
 }
 
 func (r *blobReader) bytes(n int) []byte {
-	if r.err != nil {
+	if n > len(r.b)-r.off {
+		r.fail(errShortBlob)
 		return nil
 	}
-	if n > len(r.b) {
-		r.err = errShortBlob
-		return nil
+	r.off += n
+	return r.b[r.off-n : r.off : r.off]
+}
+
+func (r *blobReader) u32() uint32 {
+	if b := r.bytes(4); b != nil {
+		return binary.LittleEndian.Uint32(b)
 	}
-	out := r.b[:n:n]
-	r.b = r.b[n:]
-	return out
+	return 0
 }
 
 func (r *blobReader) str() string { return string(r.bytes(r.count())) }
@@ -196,12 +239,21 @@ func (r *blobReader) str() string { return string(r.bytes(r.count())) }
 func matchPkg(b []byte, name, raw string, v version) ([]Finding, error) {
 	r := blobReader{b: b}
 	nv := r.count()
-	reps := make([][]byte, nv)
-	for i := range reps {
-		reps[i] = r.bytes(r.count())
-	}
+	ends := r.bytes(4 * nv)
+	strs := r.bytes(versionsLen(ends))
 	if r.err != nil {
 		return nil, r.err
+	}
+	rep := func(k int) ([]byte, error) {
+		start := uint32(0)
+		if k > 0 {
+			start = binary.LittleEndian.Uint32(ends[4*(k-1):])
+		}
+		end := binary.LittleEndian.Uint32(ends[4*k:])
+		if start > end || int(end) > len(strs) {
+			return nil, errShortBlob
+		}
+		return strs[start:end], nil
 	}
 	// Place v among the versions: q is 2·rank+1 when v equals the version
 	// of that rank, else 2·(the number of versions below v). Comparing v
@@ -209,9 +261,13 @@ func matchPkg(b []byte, name, raw string, v version) ([]Finding, error) {
 	lo, hi, eq := 0, nv, -1
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		pv, err := parseVersion(string(reps[m]))
+		s, err := rep(m)
 		if err != nil {
-			return nil, fmt.Errorf("version %q: %w", reps[m], err)
+			return nil, err
+		}
+		pv, err := parseVersion(string(s))
+		if err != nil {
+			return nil, fmt.Errorf("version %q: %w", s, err)
 		}
 		switch c := pv.Compare(v); {
 		case c < 0:
@@ -250,15 +306,24 @@ func matchPkg(b []byte, name, raw string, v version) ([]Finding, error) {
 	return hits, r.err
 }
 
+// versionsLen is the length of the version strings whose end offsets are
+// ends.
+func versionsLen(ends []byte) int {
+	if len(ends) < 4 {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint32(ends[len(ends)-4:]))
+}
+
 var errBadRank = errors.New("version rank out of range")
 
 // affectsRank is entry.affects on an encoded entry's match part, for a
 // version placed at q (see matchPkg) among nv versions.
 func affectsRank(m *blobReader, q, nv uint64) bool {
-	// at returns the comparison of the version at q with rank k: <0, 0, >0.
+	// at compares the version at q with the version of rank k: <0, 0, >0.
 	at := func(k uint64) int {
 		if k >= nv {
-			m.err = errBadRank
+			m.fail(errBadRank)
 		}
 		switch p := 2*k + 1; {
 		case q < p:
@@ -268,13 +333,27 @@ func affectsRank(m *blobReader, q, nv uint64) bool {
 		}
 		return 0
 	}
-	nx := m.count()
-	rk, listed := uint64(0), false
-	for range nx {
-		rk += m.uvarint() // the first is the rank itself
-		if at(rk) == 0 {
-			listed = true
+	listed := false
+	switch form := m.byte(); form {
+	case explicitList:
+		n := m.count()
+		rk := uint64(0)
+		for range n {
+			rk += m.uvarint() // the first is the rank itself
+			if at(rk) == 0 {
+				listed = true
+			}
 		}
+	case explicitBitmap:
+		bitmap := m.bytes(m.count())
+		if uint64(len(bitmap))*8 > nv+7 {
+			m.fail(errBadRank)
+		}
+		if k := q / 2; q%2 == 1 && k/8 < uint64(len(bitmap)) {
+			listed = bitmap[k/8]&(1<<(k%8)) != 0
+		}
+	default:
+		m.fail(fmt.Errorf("explicit versions form %d", form))
 	}
 	if listed {
 		return m.err == nil
@@ -312,7 +391,7 @@ func affectsRank(m *blobReader, q, nv uint64) bool {
 					affected = false
 				}
 			default:
-				m.err = fmt.Errorf("event kind %d", k)
+				m.fail(fmt.Errorf("event kind %d", k))
 			}
 		}
 		if m.err != nil {
@@ -339,8 +418,8 @@ func decodeFinding(info []byte, name, raw string) (Finding, error) {
 	f.Summary = r.str()
 	if s := int(r.byte()); s < len(severityCodes) {
 		f.Severity = severityCodes[s]
-	} else if r.err == nil {
-		r.err = fmt.Errorf("severity code %d", s)
+	} else {
+		r.fail(fmt.Errorf("severity code %d", s))
 	}
 	f.CVSS = r.str()
 	if n := r.count(); n > 0 {

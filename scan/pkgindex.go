@@ -190,14 +190,17 @@ func (idx *pkgIndex) span(name string) (off int64, n int, sum []byte, ok bool) {
 	return int64(binary.LittleEndian.Uint64(e[0:])), int(binary.LittleEndian.Uint32(e[8:])), e[20:], true
 }
 
-// blob reads and checks the blob of package name; nil if the database has
-// no records for it.
-func (idx *pkgIndex) blob(name string) ([]byte, error) {
+// blob reads and checks the blob of package name into *buf (grown as
+// needed); nil if the database has no records for it.
+func (idx *pkgIndex) blob(name string, buf *[]byte) ([]byte, error) {
 	off, n, want, ok := idx.span(name)
 	if !ok {
 		return nil, nil
 	}
-	b := make([]byte, n)
+	if cap(*buf) < n {
+		*buf = make([]byte, max(n, 2*cap(*buf)))
+	}
+	b := (*buf)[:n]
 	if _, err := idx.f.ReadAt(b, idx.base+off); err != nil {
 		return nil, idx.corrupt(name, err)
 	}
@@ -208,9 +211,9 @@ func (idx *pkgIndex) blob(name string) ([]byte, error) {
 }
 
 // match returns the findings (not yet merged) of package name at version
-// ver (raw as given, v parsed).
-func (idx *pkgIndex) match(name, raw string, v version) ([]Finding, error) {
-	b, err := idx.blob(name)
+// ver (raw as given, v parsed); buf is scratch space for the blob.
+func (idx *pkgIndex) match(name, raw string, v version, buf *[]byte) ([]Finding, error) {
+	b, err := idx.blob(name, buf)
 	if err != nil || b == nil {
 		return nil, err
 	}
