@@ -122,6 +122,8 @@ func scanSetsOf(db string) ([]scanSet, error) {
 	}, nil
 }
 
+// scanSet is one timed command: `scan --no-resolve --json` of pins, or
+// `--version` when pins is nil.
 type scanSet struct {
 	name string
 	pins []string
@@ -158,10 +160,19 @@ func (b *bench) timeScans(ctx context.Context, sets []scanSet, bins, roots []str
 				if row.err != nil {
 					continue
 				}
-				argv := b.sbArgsBin(bin, roots[i], append([]string{"scan", "--no-resolve", "--json"}, set.pins...)...)
-				r, err := b.exec(ctx, nil, argv, 3)
+				args := append([]string{"scan", "--no-resolve", "--json"}, set.pins...)
+				if set.pins == nil {
+					args = []string{"--version"}
+				}
+				r, err := b.exec(ctx, nil, b.sbArgsBin(bin, roots[i], args...), 3)
 				if err != nil {
 					row.err = err
+					continue
+				}
+				if set.pins == nil {
+					if run > 0 {
+						row.walls = append(row.walls, r.wall)
+					}
 					continue
 				}
 				var doc struct {
@@ -242,6 +253,9 @@ func runScanOnly(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The floor under both: starting the process (package init) and
+	// printing the version.
+	sets = append(sets, scanSet{name: "process start and exit (`--version`)"})
 	b.say("scan: %d runs of each set with each binary, interleaved", o.runs)
 	rows, docs := b.timeScans(ctx, sets, bins, roots)
 	fmt.Fprintf(stdout, "\n| set | binary | median (min–max) | findings |\n|---|---|---|---|\n")
