@@ -100,7 +100,7 @@ func (c *collector) counts() (cached int, executed []string) {
 	executed = []string{}
 	for _, d := range c.order {
 		v := c.vertices[d]
-		if !isStep(v.name) || !v.completed {
+		if !isStep(v.name) || !v.completed || isCanceled(v.err) {
 			continue
 		}
 		if v.cached {
@@ -111,6 +111,14 @@ func (c *collector) counts() (cached int, executed []string) {
 	}
 	sort.Strings(executed)
 	return cached, executed
+}
+
+// isCanceled tells a vertex that BuildKit started and then dropped (as
+// progressui's CANCELED does): one answered from a cache found meanwhile,
+// e.g. the registry cache, or one stopped by another step's failure. It
+// produced nothing, so it did not run.
+func isCanceled(err string) bool {
+	return strings.HasSuffix(err, context.Canceled.Error())
 }
 
 // isStep tells exec steps (which run code) from sources and file ops.
