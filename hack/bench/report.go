@@ -29,6 +29,7 @@ type report struct {
 	total       time.Duration
 	only30      bool
 	singleHow   string // where the single-layer column comes from
+	registry    *registryRows
 }
 
 // all sets the tools up, warms them, and measures every table.
@@ -45,6 +46,11 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
 	)
 
+	if b.o.onlyReg {
+		rep.registry = b.registrySection(ctx)
+		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
 	rep.only30 = b.o.only30
 	if !b.o.only30 {
 		b.say("scan: go test -bench ./scan/")
@@ -114,6 +120,10 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 
 		b.say("scan: skillbuild scan --no-resolve, 200 pins, whole process")
 		rep.scans = b.scanTable(ctx, states[colSB])
+	}
+
+	if !b.o.only30 && !b.o.noRegistry {
+		rep.registry = b.registrySection(ctx)
 	}
 
 	if !b.o.noProfile {
@@ -269,6 +279,9 @@ func (rep *report) markdown() string {
 		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
 		"  30-distribution predecessor was built untimed first.\n\n")
 
+	if rep.registry != nil && len(rep.builds)+len(rep.builds30) == 0 {
+		return sb.String() + "\n## Registry\n\n" + rep.registry.markdown()
+	}
 	if len(rep.builds) > 0 {
 		sb.WriteString("## Build\n\n")
 		rep.buildTable(&sb, rep.builds)
@@ -311,6 +324,10 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&sb, "| %s | %s (%s–%s) | %d |\n", r.name, secs(median(r.walls)), secs(lo), secs(hi), r.findings)
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
+
+	if rep.registry != nil {
+		sb.WriteString("\n## Registry\n\n" + rep.registry.markdown())
+	}
 
 	rep.targets(&sb)
 	if rep.profile != "" {
