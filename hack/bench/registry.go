@@ -312,7 +312,9 @@ func (r *registryRows) markdown() string {
 		"buildah: the same images exported with `ctr images export` into buildah's storage (`buildah pull\n" +
 		"oci-archive:`, untimed) and `buildah push --tls-verify=false IMAGE docker://REF`. Bytes are what the\n" +
 		"registry stored anew, read from its storage. The second skill shares 9 of the first's 10 distributions\n" +
-		"and goes to another repository of the same registry.\n\n")
+		"and goes to another repository of the same registry. skillbuild pushes the blobs as they are in\n" +
+		"containerd, so the base layer goes up as `base import` stored it (an uncompressed tar); buildah gzips\n" +
+		"every layer while it pushes, which is most of its time.\n\n")
 	if r.err != nil {
 		fmt.Fprintf(&sb, "failed: %s\n\n", oneLine(r.err.Error()))
 	}
