@@ -3,9 +3,11 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	digest "github.com/opencontainers/go-digest"
@@ -92,4 +94,30 @@ func TestCacheAnchorsKeepTheImage(t *testing.T) {
 	sideDef, err := side.Marshal(context.Background())
 	require.NoError(t, err)
 	assert.Subset(t, def.Def, sideDef.Def[:len(sideDef.Def)-1], "the anchored step is in the graph")
+}
+
+// TestCacheErrorClassifies: BuildKit's text of a cache registry failure
+// becomes exit 75 (unreachable) or a permission error naming the registry
+// and the config file; other errors, and errors about other hosts, pass.
+func TestCacheErrorClassifies(t *testing.T) {
+	t.Parallel()
+	e := &Engine{opts: options{dockerConfigDir: "/cfg"}}
+	c := Cache{To: "reg.example:5000/cache/x:buildcache"}
+	refused := errors.New(`failed to do request: Head "https://reg.example:5000/v2/cache/x/blobs/sha256:ab": dial tcp 10.0.0.1:5000: connect: connection refused`)
+	err := e.cacheError(refused, c)
+	assert.True(t, errdefs.IsUnavailable(err))
+	assert.ErrorIs(t, err, refused)
+	assert.Contains(t, err.Error(), "registry reg.example:5000 is unreachable")
+
+	denied := errors.New(`unexpected status from HEAD request to https://reg.example:5000/v2/cache/x/blobs/sha256:ab: 401 Unauthorized`)
+	err = e.cacheError(denied, c)
+	assert.True(t, errdefs.IsPermissionDenied(err))
+	assert.Contains(t, err.Error(), "/cfg/config.json")
+	assert.Contains(t, err.Error(), "docker login reg.example:5000")
+
+	other := errors.New("install foo==1: failed")
+	assert.Equal(t, other, e.cacheError(other, c))
+	elsewhere := errors.New("dial tcp other.example:443: connect: connection refused")
+	assert.Equal(t, elsewhere, e.cacheError(elsewhere, c), "not the cache registry")
+	assert.Equal(t, refused, e.cacheError(refused, Cache{}), "no cache")
 }
