@@ -72,6 +72,11 @@ func TestCanceledStepDidNotRun(t *testing.T) {
 	cached, executed := c.counts()
 	assert.Equal(t, 1, cached)
 	assert.Equal(t, []string{sbllb.StepInstall + "b==1"}, executed)
+
+	// Run again after the cancellation: it ran.
+	c.add(&bkclient.SolveStatus{Vertexes: []*bkclient.Vertex{{Digest: digest.FromString("1"), Name: sbllb.StepInstall + "a==1", Started: &now, Completed: &now}}})
+	_, executed = c.counts()
+	assert.Equal(t, []string{sbllb.StepInstall + "a==1", sbllb.StepInstall + "b==1"}, executed)
 }
 
 // TestCacheAnchorsKeepTheImage: anchoring the steps the image does not
