@@ -51,6 +51,8 @@ type options struct {
 	noProfile   bool
 	noRegistry  bool
 	onlyReg     bool
+	rootless    bool
+	onlyRL      bool
 }
 
 func main() {
@@ -74,6 +76,8 @@ func main() {
 	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the rows that miss their target")
 	flag.BoolVar(&o.noRegistry, "no-registry", false, "skip the registry rows (push, buildah push, --cache-from)")
 	flag.BoolVar(&o.onlyReg, "only-registry", false, "measure only the registry rows (use with -append)")
+	flag.BoolVar(&o.rootless, "rootless", false, "also measure root against rootless (a user made for the bench; see rootless.go)")
+	flag.BoolVar(&o.onlyRL, "only-rootless", false, "measure only the rootless rows (with -append, add them to -out)")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")

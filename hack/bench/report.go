@@ -30,6 +30,8 @@ type report struct {
 	only30      bool
 	singleHow   string // where the single-layer column comes from
 	registry    *registryRows
+	rootless    string // the rootless section (rootless.go), if measured
+	onlyRL      bool
 }
 
 // all sets the tools up, warms them, and measures every table.
@@ -49,6 +51,10 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	if b.o.onlyReg {
 		rep.registry = b.registrySection(ctx)
 		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
+	if b.o.onlyRL {
+		rep.onlyRL, rep.rootless = true, b.rootlessRows(ctx)
 		return rep, nil
 	}
 	rep.only30 = b.o.only30
@@ -126,6 +132,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		rep.registry = b.registrySection(ctx)
 	}
 
+	if b.o.rootless {
+		rep.rootless = b.rootlessRows(ctx)
+	}
 	if !b.o.noProfile {
 		b.say("profile: every build row that misses its target")
 		rep.profile = b.profileMissed(ctx, rep, sb, states, ex)
@@ -244,6 +253,11 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 // markdown renders BENCHMARKS.md.
 func (rep *report) markdown() string {
 	var sb strings.Builder
+	if rep.onlyRL {
+		sb.WriteString("# Benchmarks: rootless rows, separate run\n\nWritten by `go run ./hack/bench -only-rootless -skip-buildah -append` (see hack/bench/rootless.go).\n\n" +
+			"## Machine\n\n" + strings.Join(rep.machine, "\n") + "\n" + rep.rootless)
+		return sb.String()
+	}
 	if rep.only30 {
 		sb.WriteString("# Benchmarks: 30-distribution rows, separate run\n\n")
 	} else {
@@ -329,6 +343,7 @@ func (rep *report) markdown() string {
 		sb.WriteString("\n## Registry\n\n" + rep.registry.markdown())
 	}
 
+	sb.WriteString(rep.rootless)
 	rep.targets(&sb)
 	if rep.profile != "" {
 		sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
