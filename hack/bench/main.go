@@ -52,6 +52,10 @@ type options struct {
 	serve       bool
 	onlyServe   bool
 	soakRuns    int
+	noRegistry  bool
+	onlyReg     bool
+	rootless    bool
+	onlyRL      bool
 }
 
 func main() {
@@ -76,6 +80,10 @@ func main() {
 	flag.BoolVar(&o.serve, "serve", true, "measure serve: warm runs and 16 clients beside ctr run --rm, preload, soak")
 	flag.BoolVar(&o.onlyServe, "only-serve", false, "measure only the serve section")
 	flag.IntVar(&o.soakRuns, "soak-runs", 1000, "runs of the serve soak")
+	flag.BoolVar(&o.noRegistry, "no-registry", false, "skip the registry rows (push, buildah push, --cache-from)")
+	flag.BoolVar(&o.onlyReg, "only-registry", false, "measure only the registry rows (use with -append)")
+	flag.BoolVar(&o.rootless, "rootless", false, "also measure root against rootless (a user made for the bench; see rootless.go)")
+	flag.BoolVar(&o.onlyRL, "only-rootless", false, "measure only the rootless rows (with -append, add them to -out)")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")
@@ -90,6 +98,9 @@ func main() {
 }
 
 func run(ctx context.Context, o options, stdout io.Writer) error {
+	if *scanOnly {
+		return runScanOnly(ctx, o, stdout)
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the benchmark drives containerd, runc, buildah and podman and must run as root")
 	}

@@ -30,6 +30,9 @@ type report struct {
 	only30      bool
 	singleHow   string // where the single-layer column comes from
 	serve       *serveReport
+	registry    *registryRows
+	rootless    string // the rootless section (rootless.go), if measured
+	onlyRL      bool
 }
 
 // all sets the tools up, warms them, and measures every table.
@@ -49,6 +52,15 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	if b.o.onlyServe {
 		rep.serve = b.serveTable(ctx)
 		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
+	if b.o.onlyReg {
+		rep.registry = b.registrySection(ctx)
+		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
+	if b.o.onlyRL {
+		rep.onlyRL, rep.rootless = true, b.rootlessRows(ctx)
 		return rep, nil
 	}
 	rep.only30 = b.o.only30
@@ -125,6 +137,13 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		rep.scans = b.scanTable(ctx, states[colSB])
 	}
 
+	if !b.o.only30 && !b.o.noRegistry {
+		rep.registry = b.registrySection(ctx)
+	}
+
+	if b.o.rootless {
+		rep.rootless = b.rootlessRows(ctx)
+	}
 	if !b.o.noProfile {
 		b.say("profile: every build row that misses its target")
 		rep.profile = b.profileMissed(ctx, rep, sb, states, ex)
@@ -243,9 +262,18 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 // markdown renders BENCHMARKS.md.
 func (rep *report) markdown() string {
 	var sb strings.Builder
-	if rep.only30 {
+	if rep.onlyRL {
+		sb.WriteString("# Benchmarks: rootless rows, separate run\n\nWritten by `go run ./hack/bench -only-rootless -skip-buildah -append` (see hack/bench/rootless.go).\n\n" +
+			"## Machine\n\n" + strings.Join(rep.machine, "\n") + "\n" + rep.rootless)
+		return sb.String()
+	}
+	onlyServe := rep.serve != nil && rep.runCells == nil && len(rep.builds)+len(rep.builds30) == 0
+	switch {
+	case onlyServe:
+		sb.WriteString("# Benchmarks: serve rows, separate run (`go run ./hack/bench -only-serve -append`)\n\n")
+	case rep.only30:
 		sb.WriteString("# Benchmarks: 30-distribution rows, separate run\n\n")
-	} else {
+	default:
 		sb.WriteString("# Benchmarks\n\n")
 	}
 	sb.WriteString("Written by `make bench` (`go run ./hack/bench`); rerun it to refresh. Times are wall clock of the whole\n" +
@@ -257,7 +285,7 @@ func (rep *report) markdown() string {
 		sb.WriteString(l + "\n")
 	}
 	fmt.Fprintf(&sb, "- whole benchmark: %s\n\n", rep.total.Round(time.Second))
-	if rep.serve != nil && rep.runCells == nil && len(rep.builds)+len(rep.builds30) == 0 { // -only-serve
+	if onlyServe {
 		return sb.String() + rep.serve.markdown()
 	}
 	sb.WriteString("## Set-up\n\n")
@@ -281,6 +309,9 @@ func (rep *report) markdown() string {
 		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
 		"  30-distribution predecessor was built untimed first.\n\n")
 
+	if rep.registry != nil && len(rep.builds)+len(rep.builds30) == 0 {
+		return sb.String() + "\n## Registry\n\n" + rep.registry.markdown()
+	}
 	if len(rep.builds) > 0 {
 		sb.WriteString("## Build\n\n")
 		rep.buildTable(&sb, rep.builds)
@@ -327,6 +358,11 @@ func (rep *report) markdown() string {
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
 
+	if rep.registry != nil {
+		sb.WriteString("\n## Registry\n\n" + rep.registry.markdown())
+	}
+
+	sb.WriteString(rep.rootless)
 	rep.targets(&sb)
 	if rep.profile != "" {
 		sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
