@@ -98,7 +98,8 @@ type RunRequest struct {
 	OutputLimit string          `json:"output_limit,omitempty"`
 	User        string          `json:"user,omitempty"`
 	// Preload are modules imported before the run (by a warm container,
-	// ahead of it).
+	// ahead of it). Empty: the skill's own list (skill.yaml's preload,
+	// recorded in its image).
 	Preload []string `json:"preload,omitempty"`
 }
 
