@@ -17,7 +17,8 @@ import (
 // behind: BuildKit step containers (recognised by their cgroup path under
 // this root's build cgroup; BuildKit deletes them itself, but a process
 // that exits while a cancelled step is still being torn down cannot),
-// staging images of this root, and mounts under the engine's TMPDIR. It
+// staging images of this root, BuildKit's temporary leases of this root
+// (and of roots whose process died), and mounts under the engine's TMPDIR. It
 // runs when the engine starts (after a crash) and when it closes. The
 // state lock is held, so nothing else of this root is running.
 func (e *Engine) sweep(ctx context.Context) error {
@@ -39,7 +40,7 @@ func (e *Engine) sweep(ctx context.Context) error {
 			errs = append(errs, ignoreNotFound(e.ctd.ImageService().Delete(ctx, img.Name)))
 		}
 	}
-	errs = append(errs, mounts.UnmountUnder(e.tmpDir))
+	errs = append(errs, e.sweepLeases(ctx), mounts.UnmountUnder(e.tmpDir))
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// Lease labels. Several state roots may build in one containerd namespace
+// at once, each with its own engine. BuildKit's worker deletes every
+// temporary lease it can list when it starts (they are leftovers of its
+// own last run, as BuildKit sees it), so one engine starting would pull
+// the leases from under another's running build. Every lease an engine
+// creates carries its root's owner label, and the worker lists only its
+// own; leftovers of other roots are cleared by sweepForeignLeases, and
+// only when their root's lock says no process builds there.
+const (
+	// leaseOwnerLabel is a short id of the state root (filter-safe).
+	leaseOwnerLabel = "org.skillbuild.root-id"
+	// leaseRootLabel is the state root's path: its lock tells whether
+	// the owner still runs.
+	leaseRootLabel = "org.skillbuild.root"
+	// temporaryLeaseLabel is BuildKit's label of the leases that only live
+	// as long as the operation (mount, export, pull) that took them.
+	temporaryLeaseLabel = "buildkit/lease.temporary"
+)
+
+// rootID is the owner id of a state root's leases.
+func rootID(root string) string { return digest.FromString(root).Encoded()[:12] }
+
+// ownedLeases is a lease manager that labels every lease it creates with
+// its state root and lists only the leases of that root.
+type ownedLeases struct {
+	leases.Manager
+	root string
+}
+
+func newOwnedLeases(m leases.Manager, root string) ownedLeases {
+	return ownedLeases{Manager: m, root: root}
+}
+
+// Create labels the lease after every other option ran (BuildKit's own
+// options may replace the label map).
+func (m ownedLeases) Create(ctx context.Context, opts ...leases.Opt) (leases.Lease, error) {
+	opts = append(opts, leases.WithLabel(leaseOwnerLabel, rootID(m.root)), leases.WithLabel(leaseRootLabel, m.root))
+	return m.Manager.Create(ctx, opts...)
+}
+
+// List narrows every filter (containerd ORs the filters, and ANDs the
+// comma-separated parts of one) to this root's leases.
+func (m ownedLeases) List(ctx context.Context, filters ...string) ([]leases.Lease, error) {
+	return m.Manager.List(ctx, ownedFilters(m.root, filters)...)
+}
+
+func ownedFilters(root string, filters []string) []string {
+	own := fmt.Sprintf(`labels.%q==%s`, leaseOwnerLabel, rootID(root))
+	if len(filters) == 0 {
+		return []string{own}
+	}
+	out := make([]string, len(filters))
+	for i, f := range filters {
+		out[i] = f + "," + own
+	}
+	return out
+}
+
+// sweepLeases deletes the temporary leases of this root (a closed engine
+// runs no operation that holds one) and those of other roots whose owner
+// no longer runs (see sweepForeignLeases).
+func (e *Engine) sweepLeases(ctx context.Context) error {
+	ctx = namespaces.WithNamespace(ctx, e.opts.namespace)
+	ls := e.ctd.LeasesService()
+	temp, err := ls.List(ctx, fmt.Sprintf("labels.%q", temporaryLeaseLabel))
+	if err != nil {
+		return fmt.Errorf("list build leases: %w", err)
+	}
+	own := rootID(e.opts.root)
+	var errs []error
+	foreign := map[string][]leases.Lease{}
+	for _, l := range temp {
+		if l.Labels[leaseOwnerLabel] == own {
+			errs = append(errs, ignoreNotFound(ls.Delete(ctx, l)))
+			continue
+		}
+		foreign[l.Labels[leaseRootLabel]] = append(foreign[l.Labels[leaseRootLabel]], l)
+	}
+	for root, group := range foreign {
+		errs = append(errs, sweepForeignLeases(ctx, ls, root, group))
+	}
+	return errors.Join(errs...)
+}
+
+// sweepForeignLeases deletes the temporary leases of another state root
+// if no process holds that root's lock (it crashed, or its root is gone),
+// holding the lock meanwhile so that no engine of that root starts in
+// between. Leases without an owner (older versions) belong to no running
+// build of this version and go too.
+func sweepForeignLeases(ctx context.Context, ls leases.Manager, root string, group []leases.Lease) error {
+	if root != "" {
+		f, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR, 0)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// The root is gone, and with it whoever used it.
+		case err != nil:
+			return nil // not ours to judge (permissions): leave them
+		default:
+			defer f.Close()
+			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+				return nil // its engine runs
+			}
+			defer unix.Flock(int(f.Fd()), unix.LOCK_UN) //nolint:errcheck
+		}
+	}
+	var errs []error
+	for _, l := range group {
+		errs = append(errs, ignoreNotFound(ls.Delete(ctx, l)))
+	}
+	return errors.Join(errs...)
+}
