@@ -98,29 +98,53 @@ func (e *Engine) sweepLeases(ctx context.Context) error {
 }
 
 // sweepForeignLeases deletes the temporary leases of another state root
-// if no process holds that root's lock (it crashed, or its root is gone),
-// holding the lock meanwhile so that no engine of that root starts in
-// between. Leases without an owner (older versions) belong to no running
-// build of this version and go too.
+// if no process holds that root's lock (it crashed, or its root is gone).
+// The leases were listed before the lock was found free, so they are the
+// dead process's, not those of an engine starting on that root since.
+// Leases without an owner (older versions) go too.
 func sweepForeignLeases(ctx context.Context, ls leases.Manager, root string, group []leases.Lease) error {
-	if root != "" {
-		f, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR, 0)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			// The root is gone, and with it whoever used it.
-		case err != nil:
-			return nil // not ours to judge (permissions): leave them
-		default:
-			defer f.Close()
-			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-				return nil // its engine runs
-			}
-			defer unix.Flock(int(f.Fd()), unix.LOCK_UN) //nolint:errcheck
-		}
+	if root != "" && rootRunning(root) {
+		return nil
 	}
 	var errs []error
 	for _, l := range group {
 		errs = append(errs, ignoreNotFound(ls.Delete(ctx, l)))
 	}
 	return errors.Join(errs...)
+}
+
+// rootRunning reports whether a process holds the lock of another state
+// root (or whether that cannot be told: then it is taken as running).
+func rootRunning(root string) bool {
+	f, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR, 0)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return false // the root is gone, and with it whoever used it
+	case err != nil:
+		return true // not ours to judge (permissions)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return true
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN) //nolint:errcheck // closing drops it anyway
+	return false
+}
+
+// knownRoots maps the owner ids of the leases in the namespace to their
+// state roots: how a staging image's name (which carries the id) leads to
+// the lock of the root that made it.
+func (e *Engine) knownRoots(ctx context.Context) (map[string]string, error) {
+	ctx = namespaces.WithNamespace(ctx, e.opts.namespace)
+	ls, err := e.ctd.LeasesService().List(ctx, fmt.Sprintf("labels.%q", leaseOwnerLabel))
+	if err != nil {
+		return nil, fmt.Errorf("list build leases: %w", err)
+	}
+	roots := map[string]string{}
+	for _, l := range ls {
+		if r := l.Labels[leaseRootLabel]; r != "" {
+			roots[l.Labels[leaseOwnerLabel]] = r
+		}
+	}
+	return roots, nil
 }

@@ -104,3 +104,25 @@ func TestSweepForeignLeasesOnlyOfStoppedRoots(t *testing.T) {
 	require.NoError(t, err)
 	lk2.release()
 }
+
+func TestStagingInUseOnlyWhileItsRootRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	self, live, dead := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, r := range []string{live, dead} {
+		require.NoError(t, os.WriteFile(filepath.Join(r, "lock"), nil, 0o600))
+	}
+	lk, err := acquireLock(ctx, filepath.Join(live, "lock"), time.Second, nil)
+	require.NoError(t, err)
+	defer lk.release()
+	roots := map[string]string{rootID(live): live, rootID(dead): dead}
+	staging := func(root string) string { return stagingName(root, "skill") }
+	// The staging names carry the id the leases are labelled with.
+	assert.Equal(t, stagingName(live, ""), "localhost/skillbuild-staging/"+rootID(live)+"-")
+
+	assert.True(t, stagingInUse(staging(live), self, roots), "another root's build is running")
+	assert.False(t, stagingInUse(staging(dead), self, roots), "its process died")
+	assert.False(t, stagingInUse(staging(self), self, roots), "the caller's own")
+	assert.False(t, stagingInUse(staging(t.TempDir()), self, roots), "a root no lease names")
+	assert.False(t, stagingInUse("localhost/skillbuild-staging/old:deadbeef", self, roots), "not a root's name")
+}
