@@ -19,8 +19,8 @@ import (
 // own last run, as BuildKit sees it), so one engine starting would pull
 // the leases from under another's running build. Every lease an engine
 // creates carries its root's owner label, and the worker lists only its
-// own; leftovers of other roots are cleared by sweepForeignLeases, and
-// only when their root's lock says no process builds there.
+// own; leftovers of other roots are cleared by sweepDeadRoot, and only
+// when their root's lock says no process builds there.
 const (
 	// leaseOwnerLabel is a short id of the state root (filter-safe).
 	leaseOwnerLabel = "org.skillbuild.root-id"
@@ -72,8 +72,8 @@ func ownedFilters(root string, filters []string) []string {
 }
 
 // sweepLeases deletes the temporary leases of this root (a closed engine
-// runs no operation that holds one) and those of other roots whose owner
-// no longer runs (see sweepForeignLeases).
+// runs no operation that holds one) and clears what dead processes of
+// other roots left (sweepDeadRoot).
 func (e *Engine) sweepLeases(ctx context.Context) error {
 	ctx = namespaces.WithNamespace(ctx, e.opts.namespace)
 	ls := e.ctd.LeasesService()
@@ -92,23 +92,7 @@ func (e *Engine) sweepLeases(ctx context.Context) error {
 		foreign[l.Labels[leaseRootLabel]] = append(foreign[l.Labels[leaseRootLabel]], l)
 	}
 	for root, group := range foreign {
-		errs = append(errs, sweepForeignLeases(ctx, ls, root, group))
-	}
-	return errors.Join(errs...)
-}
-
-// sweepForeignLeases deletes the temporary leases of another state root
-// if no process holds that root's lock (it crashed, or its root is gone).
-// The leases were listed before the lock was found free, so they are the
-// dead process's, not those of an engine starting on that root since.
-// Leases without an owner (older versions) go too.
-func sweepForeignLeases(ctx context.Context, ls leases.Manager, root string, group []leases.Lease) error {
-	if root != "" && rootRunning(root) {
-		return nil
-	}
-	var errs []error
-	for _, l := range group {
-		errs = append(errs, ignoreNotFound(ls.Delete(ctx, l)))
+		errs = append(errs, e.sweepDeadRoot(ctx, root, group))
 	}
 	return errors.Join(errs...)
 }
@@ -116,19 +100,30 @@ func sweepForeignLeases(ctx context.Context, ls leases.Manager, root string, gro
 // rootRunning reports whether a process holds the lock of another state
 // root (or whether that cannot be told: then it is taken as running).
 func rootRunning(root string) bool {
+	release, running := lockIfStopped(root)
+	if !running {
+		release()
+	}
+	return running
+}
+
+// lockIfStopped takes the lock of another state root if no process holds
+// it, and returns its release; running is true (and nothing is held) when
+// a process holds it or that cannot be told. A root that is gone has
+// nobody running on it.
+func lockIfStopped(root string) (release func(), running bool) {
 	f, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR, 0)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return false // the root is gone, and with it whoever used it
+		return func() {}, false
 	case err != nil:
-		return true // not ours to judge (permissions)
+		return nil, true // not ours to judge (permissions)
 	}
-	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return true
+		f.Close()
+		return nil, true
 	}
-	unix.Flock(int(f.Fd()), unix.LOCK_UN) //nolint:errcheck // closing drops it anyway
-	return false
+	return func() { f.Close() }, false // closing drops the lock
 }
 
 // knownRoots maps the owner ids of the leases in the namespace to their

@@ -79,7 +79,7 @@ func TestOwnedLeasesListOnlyTheirRoot(t *testing.T) {
 	assert.NotEqual(t, rootID("/r"), rootID("/r2"))
 }
 
-func TestSweepForeignLeasesOnlyOfStoppedRoots(t *testing.T) {
+func TestLockIfStoppedOnlyTakesAFreeRoot(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	live, dead := t.TempDir(), t.TempDir()
@@ -90,19 +90,23 @@ func TestSweepForeignLeasesOnlyOfStoppedRoots(t *testing.T) {
 	require.NoError(t, err)
 	defer lk.release()
 
-	f := &fakeLeases{}
-	require.NoError(t, sweepForeignLeases(ctx, f, live, []leases.Lease{{ID: "live-1"}}))
-	assert.Empty(t, f.deleted, "the lease of a running engine stays")
+	_, running := lockIfStopped(live)
+	assert.True(t, running, "its engine holds the lock")
+	assert.True(t, rootRunning(live))
 
-	require.NoError(t, sweepForeignLeases(ctx, f, dead, []leases.Lease{{ID: "dead-1"}, {ID: "dead-2"}}))
-	require.NoError(t, sweepForeignLeases(ctx, f, filepath.Join(dead, "removed"), []leases.Lease{{ID: "gone-1"}}))
-	require.NoError(t, sweepForeignLeases(ctx, f, "", []leases.Lease{{ID: "unowned-1"}}))
-	assert.Equal(t, []string{"dead-1", "dead-2", "gone-1", "unowned-1"}, f.deleted)
-
-	// The sweep let go of the stopped root's lock.
+	release, running := lockIfStopped(dead)
+	require.False(t, running)
+	_, err = acquireLock(ctx, filepath.Join(dead, "lock"), 0, nil)
+	assert.Error(t, err, "held while the dead root is swept")
+	release()
 	lk2, err := acquireLock(ctx, filepath.Join(dead, "lock"), time.Second, nil)
-	require.NoError(t, err)
+	require.NoError(t, err, "and let go after")
 	lk2.release()
+	assert.False(t, rootRunning(dead))
+
+	release, running = lockIfStopped(filepath.Join(dead, "removed"))
+	assert.False(t, running, "a root that is gone")
+	release()
 }
 
 func TestStagingInUseOnlyWhileItsRootRuns(t *testing.T) {

@@ -71,9 +71,10 @@ func assertRootClean(t *testing.T, root string) {
 }
 
 // A client killed (SIGKILL: no clean-up of its own) while a build step
-// runs package code leaves no tag, and the next command on its root
-// removes everything the build had started: the step's container and
-// process, mounts, cgroup, leases. That command then builds normally.
+// runs package code leaves no tag, and the next command on any root of
+// the namespace removes everything the build had started: the step's
+// container and process, mounts, cgroup, leases, staging image. The next
+// install on its root then builds normally.
 func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	srv, dir := index(t, pyindex.Wheel{Name: "after-kill", Version: "1.0"})
 	const nap = "317" // the step's process, recognisable by its argv
@@ -116,12 +117,16 @@ func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	assert.False(t, imageExists(t, "atom-skill:killed-v1"), "no tag")
 	t.Logf("after the kill: %d step containers, %d step processes", len(rootContainers(t, root)), len(processesWithArgs("sleep", nap)))
 
-	// Once its build is dead, the staging image is a leftover.
+	// Once its build is dead, the next command on any root of the
+	// namespace clears what it left: the staging image, and the step
+	// still running on without its client.
 	r = sbRoot(t, other, 5*time.Minute, "prune", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
 	assert.Contains(t, rep.Staging, staging)
 	assert.False(t, imageExists(t, staging))
+	assert.Empty(t, processesWithArgs("sleep", nap), "the killed build's step process survived")
+	assertRootClean(t, root)
 
 	// The next command on the root finds the lock free and builds.
 	_, r = installOn(t, []string{"--root", root}, srv, "killed", nil, "after-kill==1.0")
