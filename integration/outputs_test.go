@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"archive/tar"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -34,22 +31,9 @@ func indexNames(t *testing.T, indexJSON []byte) []string {
 // archiveIndex reads index.json out of an OCI archive.
 func archiveIndex(t *testing.T, file string) []byte {
 	t.Helper()
-	f, err := os.Open(file)
-	require.NoError(t, err)
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			t.Fatalf("%s has no index.json", file)
-		}
-		require.NoError(t, err, "%s is not a tar archive", file)
-		if strings.TrimPrefix(h.Name, "./") == ocispec.ImageIndexFile {
-			b, err := io.ReadAll(tr)
-			require.NoError(t, err)
-			return b
-		}
-	}
+	b, ok := archiveFiles(t, file)[ocispec.ImageIndexFile]
+	require.True(t, ok, "%s has no index.json", file)
+	return b
 }
 
 // Every builder treats an existing --output path alike: an archive

@@ -54,6 +54,17 @@ func processesWithArgs(argv ...string) []string {
 	return pids
 }
 
+// waitForProcess waits up to a minute until a process with exactly argv
+// runs (a build step's), showing the command's output if none does.
+func waitForProcess(t *testing.T, output *syncBuffer, argv ...string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for len(processesWithArgs(argv...)) == 0 {
+		require.True(t, time.Now().Before(deadline), "the step's process %v never started: %s", argv, tailString(output.String(), 2000))
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // assertRootClean checks that nothing of a build of root survives: no
 // step container, process, mount, cgroup, staging image or temporary lease.
 func assertRootClean(t *testing.T, root string) {
@@ -89,11 +100,7 @@ func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck // no-op once it exited
 	waitFor(t, stderr, "build wheel killed-build==1.0 from source", 3*time.Minute)
-	deadline := time.Now().Add(time.Minute)
-	for len(processesWithArgs("sleep", nap)) == 0 {
-		require.True(t, time.Now().Before(deadline), "the step's process never started: %s", tailString(stderr.String(), 2000))
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitForProcess(t, stderr, "sleep", nap)
 
 	// A staging image of the running build (as between its export and its
 	// tag) survives a prune of another root: the build would fail to tag.

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -49,10 +48,7 @@ func TestInstallConcurrentRootsShareANamespace(t *testing.T) {
 	rootA, rootB := newRoot(t), newRoot(t)
 
 	before := temporaryLeases(t)
-	argsA := []string{"--address", env.socket, "--namespace", namespace, "--root", rootA,
-		"install", "--json", "--progress", "plain", "--allow-sdist", "--base", env.base, "--index-url", srv.URL(), "roots-a", "roots-a==1.0"}
-	a := exec.Command(env.bin, argsA...)
-	a.Env = cleanEnv()
+	a := sbCmdRoot(rootA, "install", "--json", "--progress", "plain", "--allow-sdist", "--base", env.base, "--index-url", srv.URL(), "roots-a", "roots-a==1.0")
 	stderrA, stdoutA := &syncBuffer{}, &syncBuffer{}
 	a.Stderr, a.Stdout = stderrA, stdoutA
 	require.NoError(t, a.Start())
@@ -72,9 +68,7 @@ func TestInstallConcurrentRootsShareANamespace(t *testing.T) {
 	// The second engine starts (its worker clears temporary leases it
 	// owns) and builds, while the first is still in its step.
 	stderrB := &syncBuffer{}
-	b := exec.Command(env.bin, "--address", env.socket, "--namespace", namespace, "--root", rootB,
-		"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "roots-b", "roots-b==1.0")
-	b.Env = cleanEnv()
+	b := sbCmdRoot(rootB, "install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "roots-b", "roots-b==1.0")
 	b.Stderr = stderrB
 	require.NoError(t, b.Start())
 	waitFor(t, stderrB, "resolve requirements", 3*time.Minute)

@@ -131,11 +131,7 @@ func TestInstallInterruptedCleansUp(t *testing.T) {
 			t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck // no-op once it exited
 			// Wait until the sdist's code runs in a build step, then signal.
 			waitFor(t, stderr, "resolve requirements", 2*time.Minute)
-			deadline := time.Now().Add(time.Minute)
-			for len(processesWithArgs("sleep", nap)) == 0 {
-				require.True(t, time.Now().Before(deadline), "the step's process never started: %s", tailString(stderr.String(), 2000))
-				time.Sleep(200 * time.Millisecond)
-			}
+			waitForProcess(t, stderr, "sleep", nap)
 			require.NoError(t, cmd.Process.Signal(sig))
 			err = cmd.Wait()
 			var ee *exec.ExitError
