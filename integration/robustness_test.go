@@ -111,6 +111,20 @@ func TestBaseImport(t *testing.T) {
 		out, err := runIn(t, "localhost/reimported/python:1", "python3", "-c", "print('ok')")
 		require.NoError(t, err)
 		assert.Equal(t, "ok\n", out)
+
+		// --name equal to the archive's own name: the one tag the import
+		// makes is the one asked for, and it stays.
+		own := filepath.Join(t.TempDir(), "own.tar")
+		f, err = os.Create(own)
+		require.NoError(t, err)
+		require.NoError(t, c.Export(ctx, f, archive.WithImage(c.ImageService(), "localhost/reimported/python:1"), archive.WithPlatform(nil)))
+		require.NoError(t, f.Close())
+		require.NoError(t, c.ImageService().Delete(ctx, "localhost/reimported/python:1"))
+		r = sb(t, "base", "import", "--json", "--oci-archive", own, "--name", "localhost/reimported/python:1")
+		require.Equal(t, 0, r.code, r.stderr)
+		got, err = c.ImageService().Get(ctx, "localhost/reimported/python:1")
+		require.NoError(t, err, "the name the archive records and --name agree: the import keeps it")
+		assert.Equal(t, img.Target.Digest, got.Target.Digest)
 	})
 }
 

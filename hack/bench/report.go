@@ -29,6 +29,9 @@ type report struct {
 	total       time.Duration
 	only30      bool
 	singleHow   string // where the single-layer column comes from
+	registry    *registryRows
+	rootless    string // the rootless section (rootless.go), if measured
+	onlyRL      bool
 }
 
 // all sets the tools up, warms them, and measures every table.
@@ -45,6 +48,15 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
 	)
 
+	if b.o.onlyReg {
+		rep.registry = b.registrySection(ctx)
+		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
+	if b.o.onlyRL {
+		rep.onlyRL, rep.rootless = true, b.rootlessRows(ctx)
+		return rep, nil
+	}
 	rep.only30 = b.o.only30
 	if !b.o.only30 {
 		b.say("scan: go test -bench ./scan/")
@@ -116,6 +128,13 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		rep.scans = b.scanTable(ctx, states[colSB])
 	}
 
+	if !b.o.only30 && !b.o.noRegistry {
+		rep.registry = b.registrySection(ctx)
+	}
+
+	if b.o.rootless {
+		rep.rootless = b.rootlessRows(ctx)
+	}
 	if !b.o.noProfile {
 		b.say("profile: every build row that misses its target")
 		rep.profile = b.profileMissed(ctx, rep, sb, states, ex)
@@ -234,6 +253,11 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 // markdown renders BENCHMARKS.md.
 func (rep *report) markdown() string {
 	var sb strings.Builder
+	if rep.onlyRL {
+		sb.WriteString("# Benchmarks: rootless rows, separate run\n\nWritten by `go run ./hack/bench -only-rootless -skip-buildah -append` (see hack/bench/rootless.go).\n\n" +
+			"## Machine\n\n" + strings.Join(rep.machine, "\n") + "\n" + rep.rootless)
+		return sb.String()
+	}
 	if rep.only30 {
 		sb.WriteString("# Benchmarks: 30-distribution rows, separate run\n\n")
 	} else {
@@ -269,6 +293,9 @@ func (rep *report) markdown() string {
 		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
 		"  30-distribution predecessor was built untimed first.\n\n")
 
+	if rep.registry != nil && len(rep.builds)+len(rep.builds30) == 0 {
+		return sb.String() + "\n## Registry\n\n" + rep.registry.markdown()
+	}
 	if len(rep.builds) > 0 {
 		sb.WriteString("## Build\n\n")
 		rep.buildTable(&sb, rep.builds)
@@ -312,6 +339,11 @@ func (rep *report) markdown() string {
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
 
+	if rep.registry != nil {
+		sb.WriteString("\n## Registry\n\n" + rep.registry.markdown())
+	}
+
+	sb.WriteString(rep.rootless)
 	rep.targets(&sb)
 	if rep.profile != "" {
 		sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
