@@ -273,8 +273,9 @@ func writeRootfsLayer(ctx context.Context, cs content.Store, dir string) (ocispe
 		return ocispec.Descriptor{}, "", err
 	}
 	defer w.Close()
-	// The layer stays uncompressed: it never leaves this host, and gzip
-	// would triple the import time of a 300 MB rootfs.
+	// The layer stays uncompressed: gzip would triple the import time of a
+	// 300 MB rootfs, and the layer is pushed once per registry (every skill
+	// image shares it), as stored.
 	diffID := digest.Canonical.Digester()
 	counter := &countWriter{}
 	if err := archive.WriteDiff(ctx, io.MultiWriter(w, diffID.Hash(), counter), empty, dir); err != nil {
