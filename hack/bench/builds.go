@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,7 +19,37 @@ const (
 	colHostSeed = "seed-style host: venv with ensurepip + its pip"
 	colBuildah  = "buildah bud, seed's Containerfile"
 	colBuildahF = "buildah bud, fastest Containerfile"
+	colCompare  = "skillbuild, -compare-bin"
 )
+
+// rowKeys name the build rows for -rows.
+var rowKeys = []string{"cold10", "cached10", "add20", "second10", "cold30", "second30", "add30"}
+
+// checkRows refuses a -rows list naming a row that does not exist.
+func checkRows(list string) error {
+	if list == "" {
+		return nil
+	}
+	for _, k := range strings.Split(list, ",") {
+		if !slices.Contains(rowKeys, strings.TrimSpace(k)) {
+			return fmt.Errorf("-rows: unknown row %q (rows: %s)", k, strings.Join(rowKeys, ","))
+		}
+	}
+	return nil
+}
+
+// wantRow says whether -rows selects the row key (every row without -rows).
+func (b *bench) wantRow(key string) bool {
+	if b.o.rows == "" {
+		return true
+	}
+	for _, k := range strings.Split(b.o.rows, ",") {
+		if strings.TrimSpace(k) == key {
+			return true
+		}
+	}
+	return false
+}
 
 // sample is one timed build.
 type sample struct {
@@ -230,6 +261,7 @@ func (bb *buildahBuilder) build(ctx context.Context, state, id string, reqs []st
 // scenario is one row of a build table.
 type scenario struct {
 	name string
+	key  string // for -rows
 	// target is the row's goal for skillbuild, if it has one.
 	target *target
 	// cold gives every run a new empty state; otherwise the runs share one
@@ -294,6 +326,7 @@ func coldScenario(n int) scenario {
 	}
 	return scenario{
 		target: tg,
+		key:    fmt.Sprintf("cold%d", n),
 		name:   fmt.Sprintf("cold build, %d-distribution skill, base prepared", n),
 		cold:   true,
 		run: func(ctx context.Context, t builder, state string, i int, _ func() (string, error)) (sample, error) {
@@ -306,6 +339,7 @@ func cachedScenario(n int) scenario {
 	id := fmt.Sprintf("cached%d", n)
 	return scenario{
 		name:   fmt.Sprintf("unchanged skill installed again (%d distributions), whole process", n),
+		key:    fmt.Sprintf("cached%d", n),
 		target: &target{peer: colBuildah, factor: 0.3},
 		noHost: true,
 		prep: func(ctx context.Context, t builder, state string) error {
@@ -322,6 +356,7 @@ func addOneScenario(n int) scenario {
 	id := fmt.Sprintf("add%d", n)
 	return scenario{
 		name:   fmt.Sprintf("add one requirement to a %d-distribution skill", n),
+		key:    fmt.Sprintf("add%d", n),
 		target: &target{peer: colHost, factor: 2},
 		prep: func(ctx context.Context, t builder, state string) error {
 			_, err := t.build(ctx, state, id, pins(core(n)), false)
@@ -340,6 +375,7 @@ func addOneScenario(n int) scenario {
 func secondScenario(n int) scenario {
 	return scenario{
 		name: fmt.Sprintf("second skill sharing %d of its %d distributions with a built one", n-1, n),
+		key:  fmt.Sprintf("second%d", n),
 		prep: func(ctx context.Context, t builder, state string) error {
 			_, err := t.build(ctx, state, fmt.Sprintf("first%d", n), pins(core(n)), false)
 			return err
@@ -417,7 +453,7 @@ func (b *bench) measureBuild(ctx context.Context, sc scenario, tools []builder, 
 			smp.stderr = nil
 			cell.samples = append(cell.samples, smp)
 			extra := ""
-			if t.key() == colSB || t.key() == colSingle {
+			if t.key() == colSB || t.key() == colSingle || t.key() == colCompare {
 				extra = fmt.Sprintf(" (%d steps executed, cached=%v, unchanged=%v, maxrss %d MiB)", smp.steps, smp.cached, smp.unchanged, smp.rss/1024)
 			}
 			b.say("  %-28s run %d: %s%s", t.key(), i+1, smp.wall.Round(time.Millisecond), extra)

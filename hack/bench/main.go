@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -49,6 +50,11 @@ type options struct {
 	noSingle    bool
 	appendOut   bool
 	noProfile   bool
+	rows        string
+	buildsOnly  bool
+	compareBin  string
+	noSeedHost  bool
+	profileAll  bool
 }
 
 func main() {
@@ -70,6 +76,11 @@ func main() {
 	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")
 	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the rows that miss their target")
+	flag.StringVar(&o.rows, "rows", "", "measure only these build rows, comma-separated: "+strings.Join(rowKeys, ","))
+	flag.BoolVar(&o.buildsOnly, "builds-only", false, "measure only the build tables (no run table, no scans)")
+	flag.BoolVar(&o.profileAll, "profile-all", false, "profile every build row that has a target, met or not")
+	flag.BoolVar(&o.noSeedHost, "no-seed-host", false, "leave out the seed-style host column (venv with ensurepip)")
+	flag.StringVar(&o.compareBin, "compare-bin", "", "also measure this skillbuild binary in every build row (e.g. one built from main, for before/after in one run)")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")
@@ -98,6 +109,14 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		if o.single, err = filepath.Abs(o.single); err != nil {
 			return err
 		}
+	}
+	if o.compareBin != "" {
+		if o.compareBin, err = filepath.Abs(o.compareBin); err != nil {
+			return err
+		}
+	}
+	if err := checkRows(o.rows); err != nil {
+		return err
 	}
 	if o.only30 && o.skip30 {
 		return fmt.Errorf("-only-30 and -skip-30 exclude each other")

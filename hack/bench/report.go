@@ -28,6 +28,7 @@ type report struct {
 	profile     string
 	total       time.Duration
 	only30      bool
+	buildsOnly  bool   // -builds-only: no run table, no scans
 	singleHow   string // where the single-layer column comes from
 }
 
@@ -46,13 +47,17 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	)
 
 	rep.only30 = b.o.only30
-	if !b.o.only30 {
+	rep.buildsOnly = b.o.buildsOnly
+	if !b.o.only30 && !b.o.buildsOnly {
 		b.say("scan: go test -bench ./scan/")
 		rep.goBench = b.goBench(ctx)
 	}
 
 	sb := &sbBuilder{b: b}
-	tools := []builder{sb, &hostBuilder{b: b}, &hostBuilder{b: b, seed: true}}
+	tools := []builder{sb, &hostBuilder{b: b}}
+	if !b.o.noSeedHost {
+		tools = append(tools, &hostBuilder{b: b, seed: true})
+	}
 	if b.podman && (!b.o.only30 || b.o.buildah30) {
 		tools = append(tools, &buildahBuilder{b: b}, &buildahBuilder{b: b, fast: true})
 	}
@@ -63,6 +68,11 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	case !b.o.noSingle && !b.o.skip30 && b.hasSingleLayerFlag(ctx):
 		tools = append(tools, &sbBuilder{b: b, col: colSingle, flags: []string{"--single-layer"}})
 		rep.singleHow = "the same skillbuild binary with its hidden `install --single-layer` flag (the whole lock in one pip step and one layer)"
+	}
+	if b.o.compareBin != "" {
+		// Its own image repository: the two binaries share containerd,
+		// and an image of the other would answer an unchanged skill.
+		tools = append(tools, &sbBuilder{b: b, bin: b.o.compareBin, col: colCompare, flags: []string{"--repo", "sb-bench-compare"}})
 	}
 	for _, t := range tools {
 		rep.buildCols = append(rep.buildCols, t.key())
@@ -92,6 +102,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	if !b.o.only30 {
 		table := []scenario{coldScenario(10), cachedScenario(10), addOneScenario(20), secondScenario(10)}
 		for _, sc := range table {
+			if !b.wantRow(sc.key) {
+				continue
+			}
 			sc.noSingle = true
 			b.say("build: %s", sc.name)
 			rep.builds = append(rep.builds, b.measureBuild(ctx, sc, tools, states, ex))
@@ -99,13 +112,16 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	}
 	if !b.o.skip30 {
 		for _, sc := range []scenario{coldScenario(30), secondScenario(30), addOneScenario(30)} {
+			if !b.wantRow(sc.key) {
+				continue
+			}
 			sc.noBuildah = !b.o.buildah30
 			b.say("build: %s", sc.name)
 			rep.builds30 = append(rep.builds30, b.measureBuild(ctx, sc, tools, states, ex))
 		}
 	}
 
-	if !b.o.only30 {
+	if !b.o.only30 && !b.o.buildsOnly {
 		b.say("run: print(1) latency over %d runs, then %d concurrent", b.o.runLatency, b.o.concurrency)
 		rep.runCells, rep.runOrder, rep.runErr = b.runTable(ctx, states[colSB])
 		if rep.runErr != nil {
@@ -284,7 +300,7 @@ func (rep *report) markdown() string {
 				"skillbuild built from before per-distribution layers.)\n")
 		}
 	}
-	if rep.only30 {
+	if rep.only30 || rep.buildsOnly {
 		rep.targets(&sb)
 		if rep.profile != "" {
 			sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
