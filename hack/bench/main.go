@@ -48,6 +48,7 @@ type options struct {
 	single      string
 	only30      bool
 	noSingle    bool
+	withSingle  bool
 	appendOut   bool
 	noProfile   bool
 	rows        string
@@ -71,7 +72,8 @@ func main() {
 	flag.BoolVar(&o.skip30, "skip-30", false, "skip the 30-distribution rows")
 	flag.BoolVar(&o.buildah30, "buildah-30", false, "also measure buildah in the 30-distribution rows")
 	flag.StringVar(&o.single, "single-layer-bin", "", "also measure this skillbuild binary (e.g. one built from before per-distribution layers) in the 30-distribution rows")
-	flag.BoolVar(&o.noSingle, "no-single-layer", false, "leave out the single-layer column (by default measured when -bin has `install --single-layer`)")
+	flag.BoolVar(&o.withSingle, "single-layer", false, "also measure the single-layer pipeline (`install --single-layer` of -bin) in the 30-distribution rows")
+	flag.BoolVar(&o.noSingle, "no-single-layer", false, "leave out the single-layer column (the default; kept for old command lines)")
 	flag.BoolVar(&o.only30, "only-30", false, "measure only the 30-distribution rows (no 10/20-distribution table, run table or scan)")
 	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")

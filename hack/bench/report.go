@@ -32,6 +32,9 @@ type report struct {
 	singleHow   string // where the single-layer column comes from
 }
 
+// warmupDists is the size of each tool's warm-up build.
+const warmupDists = 3
+
 // all sets the tools up, warms them, and measures every table.
 func (b *bench) all(ctx context.Context) (*report, error) {
 	rep := &report{runs: b.o.runs, concurrency: b.o.concurrency, latencyRuns: b.o.runLatency}
@@ -65,7 +68,7 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	case b.o.single != "":
 		tools = append(tools, &sbBuilder{b: b, bin: b.o.single, col: colSingle})
 		rep.singleHow = "a skillbuild binary from before per-distribution layers (`-single-layer-bin " + b.o.single + "`)"
-	case !b.o.noSingle && !b.o.skip30 && b.hasSingleLayerFlag(ctx):
+	case b.o.withSingle && !b.o.noSingle && !b.o.skip30 && b.hasSingleLayerFlag(ctx):
 		tools = append(tools, &sbBuilder{b: b, col: colSingle, flags: []string{"--single-layer"}})
 		rep.singleHow = "the same skillbuild binary with its hidden `install --single-layer` flag (the whole lock in one pip step and one layer)"
 	}
@@ -77,13 +80,15 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	for _, t := range tools {
 		rep.buildCols = append(rep.buildCols, t.key())
 	}
-	b.say("warm-up: one cold 10-distribution build per tool")
+	// A warm-up loads each tool's binaries, interpreters and libraries
+	// into the page cache; a small build does that as well as a big one.
+	b.say("warm-up: one cold %d-distribution build per tool", warmupDists)
 	for _, t := range tools {
 		st, err := t.newState(ctx)
 		if err != nil {
 			return nil, err
 		}
-		s, err := t.build(ctx, st, "warmup", pins(core(10)), true)
+		s, err := t.build(ctx, st, "warmup", pins(core(warmupDists)), true)
 		if err != nil {
 			return nil, fmt.Errorf("warm-up of %s: %w", t.key(), err)
 		}
@@ -296,8 +301,8 @@ func (rep *report) markdown() string {
 			sb.WriteString("\nThe single-layer column is " + rep.singleHow + ", run against the same containerd\n" +
 				"and index with its own --root; its ratio is its median over skillbuild's (per-distribution layers).\n")
 		} else {
-			sb.WriteString("\n(For a single-layer pipeline column, rerun with `-only-30 -single-layer-bin BIN -append`, BIN a\n" +
-				"skillbuild built from before per-distribution layers.)\n")
+			sb.WriteString("\n(For a column of the single-layer pipeline, run with `-single-layer`: the same binary's hidden\n" +
+				"`install --single-layer` flag, the whole lock in one pip step and one layer.)\n")
 		}
 	}
 	if rep.only30 || rep.buildsOnly {
