@@ -56,6 +56,8 @@ type options struct {
 	compareBin  string
 	noSeedHost  bool
 	profileAll  bool
+	rootless    bool
+	onlyRL      bool
 }
 
 func main() {
@@ -83,6 +85,8 @@ func main() {
 	flag.BoolVar(&o.profileAll, "profile-all", false, "profile every build row that has a target, met or not")
 	flag.BoolVar(&o.noSeedHost, "no-seed-host", false, "leave out the seed-style host column (venv with ensurepip)")
 	flag.StringVar(&o.compareBin, "compare-bin", "", "also measure this skillbuild binary in every build row (e.g. one built from main, for before/after in one run)")
+	flag.BoolVar(&o.rootless, "rootless", false, "also measure root against rootless (a user made for the bench; see rootless.go)")
+	flag.BoolVar(&o.onlyRL, "only-rootless", false, "measure only the rootless rows (with -append, add them to -out)")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")

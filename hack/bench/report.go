@@ -30,6 +30,8 @@ type report struct {
 	only30      bool
 	buildsOnly  bool   // -builds-only: no run table, no scans
 	singleHow   string // where the single-layer column comes from
+	rootless    string // the rootless section (rootless.go), if measured
+	onlyRL      bool
 }
 
 // warmupDists is the size of each tool's warm-up build.
@@ -49,6 +51,10 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
 	)
 
+	if b.o.onlyRL {
+		rep.onlyRL, rep.rootless = true, b.rootlessRows(ctx)
+		return rep, nil
+	}
 	rep.only30 = b.o.only30
 	rep.buildsOnly = b.o.buildsOnly
 	if !b.o.only30 && !b.o.buildsOnly {
@@ -137,6 +143,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		rep.scans = b.scanTable(ctx, states[colSB])
 	}
 
+	if b.o.rootless {
+		rep.rootless = b.rootlessRows(ctx)
+	}
 	if !b.o.noProfile {
 		b.say("profile: every build row that misses its target")
 		rep.profile = b.profileMissed(ctx, rep, sb, states, ex)
@@ -255,6 +264,11 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 // markdown renders BENCHMARKS.md.
 func (rep *report) markdown() string {
 	var sb strings.Builder
+	if rep.onlyRL {
+		sb.WriteString("# Benchmarks: rootless rows, separate run\n\nWritten by `go run ./hack/bench -only-rootless -skip-buildah -append` (see hack/bench/rootless.go).\n\n" +
+			"## Machine\n\n" + strings.Join(rep.machine, "\n") + "\n" + rep.rootless)
+		return sb.String()
+	}
 	if rep.only30 {
 		sb.WriteString("# Benchmarks: 30-distribution rows, separate run\n\n")
 	} else {
@@ -333,6 +347,7 @@ func (rep *report) markdown() string {
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
 
+	sb.WriteString(rep.rootless)
 	rep.targets(&sb)
 	if rep.profile != "" {
 		sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
