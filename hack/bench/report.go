@@ -302,7 +302,8 @@ func (rep *report) markdown() string {
 		"  requirements.txt` (the base's pip). Both `buildah bud --layers --network host` (`--no-cache` for cold rows), runc,\n" +
 		"  overlay storage in the work directory.\n" +
 		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
-		"  30-distribution predecessor was built untimed first.\n\n")
+		"  30-distribution predecessor was built untimed first (for \"add one\", before every run: each run adds one\n" +
+		"  requirement to the same skill, not swaps the last run's for another).\n\n")
 
 	if len(rep.builds) > 0 {
 		sb.WriteString("## Build\n\n")
