@@ -241,11 +241,10 @@ type resolved struct {
 	lock     lock.Lock
 }
 
-// resolve runs the resolve step (in the base image: it needs no venv, or
-// over the previous image, prev, when it has the same base) and reads the
-// lock back. With prepareVenv the venv step is solved meanwhile, so it is
-// ready (cached) when the install steps need it.
-func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, prev *previous, fail func(error) error) (*resolved, error) {
+// resolve runs the resolve step (in the base image: it needs no venv) and
+// reads the lock back. With prepareVenv the venv step is solved meanwhile,
+// so it is ready (cached) when the install steps need it.
+func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, fail func(error) error) (*resolved, error) {
 	s := ss.skill
 	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, ss.base.resolveOpt())
 	if err != nil {
@@ -263,34 +262,7 @@ func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, p
 			go c.Solve(ctx, gateway.SolveRequest{Definition: vdef.ToPB(), Evaluate: true}) //nolint:errcheck
 		}
 	}
-	done := false
-	if prev != nil && prev.baseDigest == dgst {
-		if r.lock, done, err = resolveOver(ctx, c, ss, prev); err != nil {
-			return nil, err
-		}
-	}
-	if !done {
-		if r.lock, err = solveResolve(ctx, c, ss, base, sbllb.ResolveOpts{Trusted: ss.trusted, Refresh: refresh}, fail); err != nil {
-			return nil, err
-		}
-	}
-	// The report was written by a step that may have run package code,
-	// and the previous lock was read from the state root: nothing in the
-	// lock is fetched unless it comes from where that step was allowed to
-	// look.
-	if err := r.lock.Check(ss.sources); err != nil {
-		return nil, fail(err)
-	}
-	if err := checkSdists(r.lock, s.Index.AllowSdist); err != nil {
-		return nil, fail(err)
-	}
-	return r, nil
-}
-
-// solveResolve solves the resolve step on base with o and parses its
-// report.
-func solveResolve(ctx context.Context, c gateway.Client, ss *solveSession, base llb.State, o sbllb.ResolveOpts, fail func(error) error) (lock.Lock, error) {
-	out := sbllb.Resolve(base, ss.skill, o)
+	out := sbllb.Resolve(base, s, sbllb.ResolveOpts{Trusted: ss.trusted, Refresh: refresh})
 	def, err := out.Marshal(ctx)
 	if err != nil {
 		return nil, fail(err)
@@ -307,11 +279,20 @@ func solveResolve(ctx context.Context, c gateway.Client, ss *solveSession, base 
 	if err != nil {
 		return nil, err // the resolve step failed: explained from its log
 	}
-	l, err := lock.ParseReport(b)
+	r.lock, err = lock.ParseReport(b)
 	if err != nil {
 		return nil, fail(err)
 	}
-	return l, nil
+	// The report was written by a step that may have run package code:
+	// nothing in it is fetched unless it comes from where that step was
+	// allowed to look.
+	if err := r.lock.Check(ss.sources); err != nil {
+		return nil, fail(err)
+	}
+	if err := checkSdists(r.lock, s.Index.AllowSdist); err != nil {
+		return nil, fail(err)
+	}
+	return r, nil
 }
 
 // Resolve resolves the skill's requirements exactly as Build does and
@@ -324,7 +305,7 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 	defer ss.close()
 	var locked lock.Lock
 	_, err = e.run(ctx, ss, nil, status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
-		r, err := resolve(ctx, c, ss, false, false, nil, fail)
+		r, err := resolve(ctx, c, ss, false, false, fail)
 		if err != nil {
 			return nil, err
 		}
@@ -367,7 +348,6 @@ type build struct {
 	ss         *solveSession
 	r          *resolved
 	gateLabel  map[string]string
-	prev       *previous // the image resolution may start from (nil: none)
 }
 
 // prepare names the image, digests the spec and opens the solve session.
@@ -397,8 +377,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	prev, _ := e.findPrevious(ctx, req, finalName)
-	return &build{req: req, finalName: finalName, specDigest: sd, outs: outs, exports: exports, ss: ss, prev: prev}, nil
+	return &build{req: req, finalName: finalName, specDigest: sd, outs: outs, exports: exports, ss: ss}, nil
 }
 
 // close ends the session; what the outputs wrote is published (commit) or
@@ -413,7 +392,7 @@ func (b *build) close(ctx context.Context) {
 // solve is the build function: resolve, gate, install, image config.
 func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
 	var err error
-	b.r, err = resolve(ctx, c, b.ss, b.req.Refresh, true, b.prev, fail)
+	b.r, err = resolve(ctx, c, b.ss, b.req.Refresh, true, fail)
 	if err != nil {
 		return nil, err
 	}
@@ -475,9 +454,6 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 		labels.BaseDigest:   r.baseDgst.String(),
 		labels.SpecDigest:   b.specDigest.String(),
 	}
-	if l := requirementsLabel(s); l != "" {
-		recordLabels[labels.Requirements] = l
-	}
 	img, err := exportedImage(b.finalName, resp.ExporterResponse, recordLabels)
 	if err != nil {
 		return nil, err
@@ -497,11 +473,6 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 		if err := o.commit(ctx, img); err != nil {
 			return nil, err
 		}
-	}
-	if e.opts.builder == BuilderEmbedded {
-		// Kept for the next build of the skill to resolve over (see
-		// previous); without it that build resolves from scratch.
-		e.locks().save(r.lock) //nolint:errcheck
 	}
 	cached, executed := b.ss.col.counts()
 	return &Result{

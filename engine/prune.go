@@ -118,9 +118,6 @@ func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, err
 		if rep.HistoryRecords, err = e.deleteHistory(ctx); err != nil {
 			return nil, err
 		}
-		if err := e.locks().prune(); err != nil {
-			return nil, fmt.Errorf("remove the kept locks: %w", err)
-		}
 	}
 	if err := e.pruneCache(ctx, o, rep); err != nil {
 		return nil, err

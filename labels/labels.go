@@ -27,9 +27,3 @@ const (
 // only, not of the image config: it is a local cache key (it covers the
 // find-links directories' listings), not part of the image's identity.
 const SpecDigest = "org.skillbuild.spec.digest"
-
-// Requirements are the skill's requirement lines, one per line, when they
-// fit in a label. Like SpecDigest, a label of the image record only: a
-// build of the same skill with more requirements resolves over this image
-// (its installed distributions stay as they are).
-const Requirements = "org.skillbuild.requirements"

@@ -7,8 +7,7 @@
 //     python3, which is also the venv's), whose output directory holds
 //     report.json. The build
 //     package solves it, reads the report back and turns it into a lock.Lock
-//     (ParseReport). Over an earlier image of the skill (ResolveOpts.Over),
-//     pip runs in that image's venv instead and reports only additions.
+//     (ParseReport).
 //   - Install: the lock.Lock's files fetched by hash (llb.HTTP with a checksum,
 //     or a local find-links directory), installed with the network off by
 //     wheelinstall.py, one llb.Diff layer per distribution on the same venv

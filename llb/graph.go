@@ -171,19 +171,6 @@ type ResolveOpts struct {
 	Trusted []string
 	// Refresh ignores a cached resolution (the index may have changed).
 	Refresh bool
-	// Over, if set, is an earlier image of the skill (Previous) whose
-	// venv holds an earlier lock of a subset of the requirements: pip
-	// resolves in that venv, keeps every installed distribution that
-	// satisfies the requirements, looks up only what is missing, and
-	// reports only what it would add. The step runs in that image
-	// instead of the base.
-	Over *llb.State
-}
-
-// Previous is an earlier image of a skill (pinned by digest), to resolve
-// over (ResolveOpts.Over).
-func Previous(ref string) llb.State {
-	return llb.Image(ref, llb.ResolveModePreferLocal, llb.WithCustomNamef("previous image %s", ref))
 }
 
 // Resolve runs pip's resolver; see the package doc.
@@ -197,12 +184,8 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 
 	// Not --quiet: pip says why requirements conflict ("The conflict is
 	// caused by") only at its default verbosity.
-	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed")
-	if o.Over != nil {
-		// In the earlier image's venv, whose installed distributions count.
-		base, argv = *o.Over, append(pipArgs("install"), "--dry-run")
-	}
-	argv = append(argv, "--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
+	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed",
+		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
 	}
