@@ -459,9 +459,9 @@ func (b *bench) measureBuild(ctx context.Context, sc scenario, tools []builder, 
 			}
 			smp.stderr = nil
 			cell.samples = append(cell.samples, smp)
-			extra := ""
+			extra := fmt.Sprintf(" (cpu %s)", smp.cpu.Round(time.Millisecond))
 			if t.key() == colSB || t.key() == colSingle || t.key() == colCompare {
-				extra = fmt.Sprintf(" (%d steps executed, cached=%v, unchanged=%v, maxrss %d MiB)", smp.steps, smp.cached, smp.unchanged, smp.rss/1024)
+				extra = fmt.Sprintf(" (%d steps executed, cached=%v, unchanged=%v, maxrss %d MiB, cpu %s)", smp.steps, smp.cached, smp.unchanged, smp.rss/1024, smp.cpu.Round(time.Millisecond))
 			}
 			b.say("  %-28s run %d: %s%s", t.key(), i+1, smp.wall.Round(time.Millisecond), extra)
 		}
