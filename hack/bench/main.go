@@ -56,6 +56,8 @@ type options struct {
 	compareBin  string
 	noSeedHost  bool
 	profileAll  bool
+	noRegistry  bool
+	onlyReg     bool
 	rootless    bool
 	onlyRL      bool
 }
@@ -85,6 +87,8 @@ func main() {
 	flag.BoolVar(&o.profileAll, "profile-all", false, "profile every build row that has a target, met or not")
 	flag.BoolVar(&o.noSeedHost, "no-seed-host", false, "leave out the seed-style host column (venv with ensurepip)")
 	flag.StringVar(&o.compareBin, "compare-bin", "", "also measure this skillbuild binary in every build row (e.g. one built from main, for before/after in one run)")
+	flag.BoolVar(&o.noRegistry, "no-registry", false, "skip the registry rows (push, buildah push, --cache-from)")
+	flag.BoolVar(&o.onlyReg, "only-registry", false, "measure only the registry rows (use with -append)")
 	flag.BoolVar(&o.rootless, "rootless", false, "also measure root against rootless (a user made for the bench; see rootless.go)")
 	flag.BoolVar(&o.onlyRL, "only-rootless", false, "measure only the rootless rows (with -append, add them to -out)")
 	flag.Parse()
@@ -101,6 +105,9 @@ func main() {
 }
 
 func run(ctx context.Context, o options, stdout io.Writer) error {
+	if *scanOnly {
+		return runScanOnly(ctx, o, stdout)
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the benchmark drives containerd, runc, buildah and podman and must run as root")
 	}

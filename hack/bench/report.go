@@ -30,6 +30,7 @@ type report struct {
 	only30      bool
 	buildsOnly  bool   // -builds-only: no run table, no scans
 	singleHow   string // where the single-layer column comes from
+	registry    *registryRows
 	rootless    string // the rootless section (rootless.go), if measured
 	onlyRL      bool
 }
@@ -51,6 +52,11 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
 	)
 
+	if b.o.onlyReg {
+		rep.registry = b.registrySection(ctx)
+		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
 	if b.o.onlyRL {
 		rep.onlyRL, rep.rootless = true, b.rootlessRows(ctx)
 		return rep, nil
@@ -141,6 +147,10 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 
 		b.say("scan: skillbuild scan --no-resolve, 200 pins, whole process")
 		rep.scans = b.scanTable(ctx, states[colSB])
+	}
+
+	if !b.o.only30 && !b.o.noRegistry {
+		rep.registry = b.registrySection(ctx)
 	}
 
 	if b.o.rootless {
@@ -305,6 +315,9 @@ func (rep *report) markdown() string {
 		"  30-distribution predecessor was built untimed first (for \"add one\", before every run: each run adds one\n" +
 		"  requirement to the same skill, not swaps the last run's for another).\n\n")
 
+	if rep.registry != nil && len(rep.builds)+len(rep.builds30) == 0 {
+		return sb.String() + "\n## Registry\n\n" + rep.registry.markdown()
+	}
 	if len(rep.builds) > 0 {
 		sb.WriteString("## Build\n\n")
 		rep.buildTable(&sb, rep.builds)
@@ -347,6 +360,10 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&sb, "| %s | %s (%s–%s) | %d |\n", r.name, secs(median(r.walls)), secs(lo), secs(hi), r.findings)
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
+
+	if rep.registry != nil {
+		sb.WriteString("\n## Registry\n\n" + rep.registry.markdown())
+	}
 
 	sb.WriteString(rep.rootless)
 	rep.targets(&sb)
