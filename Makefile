@@ -44,7 +44,6 @@ demo: base-rootfs build ## build two skills with conflicting versions of a packa
 
 .PHONY: bench
 bench: base-rootfs build ## benchmarks against host pip, buildah, ctr and podman; writes BENCHMARKS.md
-	$(GO) test -run '^$$' -bench . -benchtime 10x ./scan/
 	SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) run ./hack/bench -bin $(BIN) -rootfs $(ROOTFS) -out BENCHMARKS.md
 
 .PHONY: bench-quick

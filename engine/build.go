@@ -421,7 +421,7 @@ func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) er
 	}
 	res.AddMeta(exptypes.ExporterImageConfigKey, cfg)
 	// The base's layers are kept as they are when timestamps are
-	// rewritten (exportAttrs): only the skill's own layers are.
+	// rewritten (exportSpec): only the skill's own layers are.
 	res.AddMeta(exptypes.ExporterImageBaseConfigKey, b.r.baseCfg)
 	return res, nil
 }

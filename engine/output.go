@@ -21,6 +21,7 @@ import (
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/store"
 )
 
@@ -31,7 +32,7 @@ import (
 // push plugs in the same way: an image exporter with push set, or a
 // content-store exporter followed by a push in commit.
 type Output interface {
-	entry(ctx context.Context, name string) (bkclient.ExportEntry, error)
+	entry(ctx context.Context, spec exportSpec) (bkclient.ExportEntry, error)
 	commit(ctx context.Context, img exported) error
 	discard(ctx context.Context)
 	// clientStore reports whether the exporter writes into a content store of
@@ -69,12 +70,26 @@ func exportedImage(name string, resp map[string]string, labels map[string]string
 	return img, nil
 }
 
-// exportAttrs are the attributes every exporter gets: the image name and
-// the epoch as every timestamp, in the image config and in the files of
-// the skill's layers (steps leave their own clock's times on the files
-// they write), so every builder exports the same bytes for one skill.
-func exportAttrs(name string) map[string]string {
-	return map[string]string{"name": name, "source-date-epoch": "0", "rewrite-timestamp": "true"}
+// exportSpec is what every exporter of one build is told.
+type exportSpec struct {
+	name string // the image's name
+	// rewrite says the skill's layers may hold files with their step's
+	// own times (pip wrote them; see llb.FixedTimes).
+	rewrite bool
+}
+
+// attrs are the attributes every exporter gets: the image name and the
+// epoch as every timestamp of the image config, so every builder exports
+// the same bytes for one skill. The files in the skill's layers have the
+// epoch as their time already (the steps set it), unless the build says
+// otherwise: then the exporter rewrites the times in every layer it
+// exports (decompressing, rewriting and recompressing each).
+func (s exportSpec) attrs() map[string]string {
+	a := map[string]string{"name": s.name, "source-date-epoch": "0"}
+	if s.rewrite {
+		a["rewrite-timestamp"] = "true"
+	}
+	return a
 }
 
 // What an output does with a path that exists is the same for every
@@ -117,10 +132,10 @@ type archiveOutput struct {
 
 func (a *archiveOutput) clientStore() bool { return false }
 
-func (a *archiveOutput) entry(_ context.Context, name string) (bkclient.ExportEntry, error) {
+func (a *archiveOutput) entry(_ context.Context, spec exportSpec) (bkclient.ExportEntry, error) {
 	return bkclient.ExportEntry{
 		Type:   bkclient.ExporterOCI,
-		Attrs:  exportAttrs(name),
+		Attrs:  spec.attrs(),
 		Output: func(map[string]string) (io.WriteCloser, error) { return a.create() },
 	}, nil
 }
@@ -205,7 +220,7 @@ type layoutOutput struct{ dir string }
 
 func (l *layoutOutput) clientStore() bool { return true }
 
-func (l *layoutOutput) entry(_ context.Context, name string) (bkclient.ExportEntry, error) {
+func (l *layoutOutput) entry(_ context.Context, spec exportSpec) (bkclient.ExportEntry, error) {
 	if err := os.MkdirAll(l.dir, 0o755); err != nil {
 		return bkclient.ExportEntry{}, fmt.Errorf("oci-layout output: %w", err)
 	}
@@ -213,7 +228,7 @@ func (l *layoutOutput) entry(_ context.Context, name string) (bkclient.ExportEnt
 	if err != nil {
 		return bkclient.ExportEntry{}, fmt.Errorf("oci-layout output %s: %w", l.dir, err)
 	}
-	attrs := exportAttrs(name)
+	attrs := spec.attrs()
 	attrs["tar"] = "false"
 	return bkclient.ExportEntry{Type: bkclient.ExporterOCI, Attrs: attrs, OutputStore: cs}, nil
 }
@@ -346,8 +361,9 @@ type imageStoreOutput struct {
 
 func (o *imageStoreOutput) clientStore() bool { return false }
 
-func (o *imageStoreOutput) entry(_ context.Context, _ string) (bkclient.ExportEntry, error) {
-	attrs := exportAttrs(o.staging)
+func (o *imageStoreOutput) entry(_ context.Context, spec exportSpec) (bkclient.ExportEntry, error) {
+	spec.name = o.staging
+	attrs := spec.attrs()
 	attrs["unpack"], attrs["store"] = "true", "true"
 	return bkclient.ExportEntry{Type: bkclient.ExporterImage, Attrs: attrs}, nil
 }
@@ -397,10 +413,10 @@ type loadOutput struct {
 	err         error
 }
 
-func (o *loadOutput) entry(ctx context.Context, name string) (bkclient.ExportEntry, error) {
+func (o *loadOutput) entry(ctx context.Context, spec exportSpec) (bkclient.ExportEntry, error) {
 	return bkclient.ExportEntry{
 		Type:  bkclient.ExporterOCI,
-		Attrs: exportAttrs(name),
+		Attrs: spec.attrs(),
 		Output: func(map[string]string) (io.WriteCloser, error) {
 			pr, pw := io.Pipe()
 			o.done = make(chan struct{})
@@ -451,6 +467,7 @@ func (e *Engine) outputs(ctx context.Context, req Request, id, name string) ([]O
 			e.opts.builder, errdefs.ErrInvalidArgument)
 	}
 	outs = append(outs, req.Outputs...)
+	spec := exportSpec{name: name, rewrite: !sbllb.FixedTimes(req.Skill, req.Layers)}
 	var entries []bkclient.ExportEntry
 	stores := 0
 	for _, o := range outs {
@@ -459,7 +476,7 @@ func (e *Engine) outputs(ctx context.Context, req Request, id, name string) ([]O
 				return nil, nil, fmt.Errorf("at most one oci-layout output per build: %w", errdefs.ErrInvalidArgument)
 			}
 		}
-		ent, err := o.entry(ctx, name)
+		ent, err := o.entry(ctx, spec)
 		if err != nil {
 			return nil, nil, err
 		}

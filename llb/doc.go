@@ -10,7 +10,9 @@
 //     (ParseReport).
 //   - Install: the lock.Lock's files fetched by hash (llb.HTTP with a checksum,
 //     or a local find-links directory), installed with the network off by
-//     wheelinstall.py, one llb.Diff layer per distribution on the same venv;
+//     wheelinstall.py, one llb.Diff layer per distribution on the same venv
+//     (made by mkvenv.py); every file these steps write has the epoch as its
+//     time (FixedTimes), so layers need no rewrite at export;
 //     ListLayers lists what the layers really hold, for the engine to check.
 //
 // Steps that run package code (Resolve with source distributions allowed,

@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
@@ -102,11 +103,39 @@ func step(name string, argv []string, l config.BuildLimits, extra ...llb.RunOpti
 	return append(opts, extra...)
 }
 
+//go:embed mkvenv.py
+var mkvenvScript []byte
+
 // Venv creates the skill's virtual environment without pip (the base's pip
-// drives installs through --python), with the network off.
+// drives installs through --python), with the network off, and with every
+// time in its layer at the epoch (mkvenv.py).
 func Venv(base llb.State, s config.Skill) llb.State {
-	argv := []string{"python3", "-m", "venv", "--without-pip", VenvDir}
-	return base.Run(step(StepVenv+" "+VenvDir, argv, s.Build)...).Root()
+	script := llb.Scratch().File(llb.Mkfile("/mkvenv.py", 0o644, mkvenvScript), llb.WithCustomName("skillbuild venv maker"))
+	argv := []string{"python3", "-I", "/run/skillbuild/mkvenv/mkvenv.py", VenvDir}
+	return base.Run(step(StepVenv+" "+VenvDir, argv, s.Build, llb.AddMount("/run/skillbuild/mkvenv", script, llb.Readonly))...).Root()
+}
+
+// epoch is the time of every file in the skill's layers (and
+// SOURCE_DATE_EPOCH of every step): each step that makes a layer sets it
+// itself, so exporting needs no timestamp rewrite.
+var epoch = time.Unix(0, 0).UTC()
+
+// FixedTimes reports whether every file in the layers Install makes for s
+// with o has the epoch as its time. Layers pip writes (source
+// distributions, the single-layer pipeline) have the times of the step
+// that wrote them.
+func FixedTimes(s config.Skill, o InstallOpts) bool {
+	return !o.SingleLayer && !s.Index.AllowSdist
+}
+
+// lockLayer is the layer holding the lock at LockFile, its directories
+// created with the epoch as their time (a copy sets the times of the
+// parents it creates after creating what is in them; mkdir and mkfile
+// would leave the directory with the time of the file's creation).
+func lockLayer(locked lock.Lock) llb.State {
+	src := llb.Scratch().File(llb.Mkfile("/requirements.lock", 0o644, []byte(locked.Text())), llb.WithCustomName("requirements.lock"))
+	return llb.Scratch().File(llb.Copy(src, "/requirements.lock", LockFile, &llb.CopyInfo{CreateDestPath: true, CreatedTime: &epoch}),
+		llb.WithCustomName("requirements.lock"))
 }
 
 // pipArgs runs the base's pip on the venv (pip --python, pip ≥ 22.3).
@@ -329,8 +358,7 @@ func Layers(locked lock.Lock, maxLayers int) []lock.Lock {
 // into wheels, each in its own step that reaches only the index for its
 // build backend.
 func Install(venv llb.State, s config.Skill, locked lock.Lock, o InstallOpts) (Installed, error) {
-	lockFile := llb.Scratch().File(llb.Mkdir(WorkDir, 0o755, llb.WithParents(true)), llb.WithCustomName("requirements.lock")).
-		File(llb.Mkfile(LockFile, 0o644, []byte(locked.Text())), llb.WithCustomName("requirements.lock"))
+	lockFile := lockLayer(locked)
 	if len(locked) == 0 {
 		return Installed{Root: llb.Merge([]llb.State{venv, lockFile})}, nil
 	}

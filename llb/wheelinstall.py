@@ -29,7 +29,12 @@ so it checks everything it acts on:
   '..') and the object reference a dotted name, as pip requires;
 - .py files are byte-compiled (compileall, as pip does; SOURCE_DATE_EPOCH
   makes the .pyc reproducible);
-- INSTALLER is written and RECORD rewritten with every installed file.
+- INSTALLER is written and RECORD rewritten with every installed file;
+- everything it wrote, and every directory it wrote into (all of them in
+  the step's layer), gets SOURCE_DATE_EPOCH as its modification time, so
+  the layer's bytes depend only on the wheel (see mkvenv.py). Nothing
+  else is touched: changing the time of a file of the venv would copy it
+  into this layer.
 
 No network, no build code: wheels only. Errors go to stderr, exit 1.
 """
@@ -129,6 +134,10 @@ class Venv:
 
     def __init__(self, root):
         self.root = os.path.realpath(root)
+        # What this process wrote: files, and the directories written
+        # into (each one on the way from the root to a file).
+        self.files = set()
+        self.dirs = {self.root}
 
     def rel(self, path):
         """path (absolute, inside the venv) as components below the root."""
@@ -154,6 +163,7 @@ class Venv:
                     raise
                 os.close(fd)
                 fd = nfd
+                self.dirs.add(os.path.join(self.root, *parts[: i + 1]))
             return fd
         except BaseException:
             os.close(fd)
@@ -184,7 +194,22 @@ class Venv:
                 os.close(fd)
         finally:
             os.close(dfd)
-        return os.path.join(self.root, *parts)
+        path = os.path.join(self.root, *parts)
+        self.files.add(path)
+        return path
+
+    def wrote(self, path):
+        """Records a file written beside write (a .pyc, by compileall)."""
+        self.files.add(path)
+        self.dirs.add(os.path.dirname(path))
+
+    def settle_times(self, epoch):
+        """Sets the modification time of everything written to epoch.
+        Only paths write walked (no symbolic link on the way) are touched,
+        and never through a link."""
+        times = (epoch * 10**9, epoch * 10**9)
+        for p in sorted(self.files) + sorted(self.dirs, key=len, reverse=True):
+            os.utime(p, ns=times, follow_symlinks=False)
 
 
 def install(venv, path, want_name, want_version, want):
@@ -278,6 +303,7 @@ def install(venv, path, want_name, want_version, want):
             if os.path.isfile(pyc) and not os.path.islink(pyc):
                 with open(pyc, "rb") as f:
                     add(pyc, f.read())
+                venv.wrote(pyc)
     record.append((distinfo + "/RECORD", "", ""))
     out = io.StringIO(newline="")
     w = csv.writer(out, lineterminator="\n")
@@ -301,6 +327,7 @@ def main(argv):
         except (Refused, zipfile.BadZipFile, UnicodeDecodeError) as e:
             sys.stderr.write("wheelinstall: %s %s (%s): refused: %s\n" % (name, version, os.path.basename(path), e))
             return 1
+    venv.settle_times(int(os.environ.get("SOURCE_DATE_EPOCH", "0")))
     return 0
 
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // testWheel writes a wheel whose members are exactly files (no checks: the
@@ -224,4 +225,73 @@ func TestWheelInstallChecksTheHash(t *testing.T) {
 	out, err := runInstaller(t, venv, "good", "1.0", strings.Repeat("0", 64), whl)
 	require.Error(t, err)
 	assert.Contains(t, out, "does not match the lock's")
+}
+
+// mtimes maps every path under dir (links not followed) to its
+// modification time in seconds.
+func mtimes(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	require.NoError(t, filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		out[p] = fi.ModTime().Unix()
+		return nil
+	}))
+	return out
+}
+
+// TestWheelInstallFixesTheTimesOfWhatItWrote: every file the installer
+// writes, and every directory it writes into, gets SOURCE_DATE_EPOCH as
+// its time (the layer's bytes then do not depend on when it was built);
+// nothing else in the venv is touched (touching a file of the venv would
+// copy it into the distribution's layer).
+func TestWheelInstallFixesTheTimesOfWhatItWrote(t *testing.T) {
+	t.Parallel()
+	venv := hostVenv(t)
+	const old = 1_000_000_000
+	require.NoError(t, filepath.Walk(venv, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return unix.Lutimes(p, []unix.Timeval{{Sec: old}, {Sec: old}})
+	}))
+	before := mtimes(t, venv)
+	whl, sum := testWheel(t, t.TempDir(), "good-1.0-py3-none-any.whl", distFiles("good", "1.0", map[string]string{
+		"good/__init__.py":                    "X = 1\n",
+		"good/sub/mod.py":                     "Y = 1\n",
+		"good-1.0.data/scripts/good-tool":     "#!python\nprint('hi')\n",
+		"good-1.0.data/data/share/good/x.txt": "x\n",
+		"good-1.0.dist-info/entry_points.txt": "[console_scripts]\ngood = good:main\n",
+	}))
+	out, err := runInstaller(t, venv, "good", "1.0", sum, whl)
+	require.NoError(t, err, out)
+
+	site := sitePackages(t, venv)
+	wrote := map[string]bool{}
+	for p := range mtimes(t, venv) {
+		if _, had := before[p]; !had {
+			wrote[p] = true
+		}
+	}
+	for _, p := range []string{
+		filepath.Join(site, "good", "__pycache__", "__init__.cpython-"+strings.TrimPrefix(strings.ReplaceAll(filepath.Base(filepath.Dir(site)), ".", ""), "python")+".pyc"),
+		filepath.Join(site, "good", "sub", "mod.py"),
+		filepath.Join(venv, "bin", "good"),
+		filepath.Join(venv, "share", "good", "x.txt"),
+	} {
+		assert.True(t, wrote[p], "%s was installed", p)
+	}
+	// The directories written into: each one from the venv's root down.
+	for _, d := range []string{venv, filepath.Join(venv, "bin"), filepath.Join(venv, "lib"), filepath.Dir(site), site} {
+		wrote[d] = true
+	}
+	for p, m := range mtimes(t, venv) {
+		if wrote[p] {
+			assert.Zero(t, m, "%s was written: its time is the epoch", p)
+		} else {
+			assert.EqualValues(t, old, m, "%s was not written: its time is untouched", p)
+		}
+	}
 }

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -47,11 +48,17 @@ type options struct {
 	single      string
 	only30      bool
 	noSingle    bool
+	withSingle  bool
 	appendOut   bool
 	noProfile   bool
 	serve       bool
 	onlyServe   bool
 	soakRuns    int
+	rows        string
+	buildsOnly  bool
+	compareBin  string
+	noSeedHost  bool
+	profileAll  bool
 	noRegistry  bool
 	onlyReg     bool
 	rootless    bool
@@ -72,7 +79,8 @@ func main() {
 	flag.BoolVar(&o.skip30, "skip-30", false, "skip the 30-distribution rows")
 	flag.BoolVar(&o.buildah30, "buildah-30", false, "also measure buildah in the 30-distribution rows")
 	flag.StringVar(&o.single, "single-layer-bin", "", "also measure this skillbuild binary (e.g. one built from before per-distribution layers) in the 30-distribution rows")
-	flag.BoolVar(&o.noSingle, "no-single-layer", false, "leave out the single-layer column (by default measured when -bin has `install --single-layer`)")
+	flag.BoolVar(&o.withSingle, "single-layer", false, "also measure the single-layer pipeline (`install --single-layer` of -bin) in the 30-distribution rows")
+	flag.BoolVar(&o.noSingle, "no-single-layer", false, "leave out the single-layer column (the default; kept for old command lines)")
 	flag.BoolVar(&o.only30, "only-30", false, "measure only the 30-distribution rows (no 10/20-distribution table, run table or scan)")
 	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")
@@ -80,6 +88,11 @@ func main() {
 	flag.BoolVar(&o.serve, "serve", true, "measure serve: warm runs and 16 clients beside ctr run --rm, preload, soak")
 	flag.BoolVar(&o.onlyServe, "only-serve", false, "measure only the serve section")
 	flag.IntVar(&o.soakRuns, "soak-runs", 1000, "runs of the serve soak")
+	flag.StringVar(&o.rows, "rows", "", "measure only these build rows, comma-separated: "+strings.Join(rowKeys, ","))
+	flag.BoolVar(&o.buildsOnly, "builds-only", false, "measure only the build tables (no run table, no scans)")
+	flag.BoolVar(&o.profileAll, "profile-all", false, "profile every build row that has a target, met or not")
+	flag.BoolVar(&o.noSeedHost, "no-seed-host", false, "leave out the seed-style host column (venv with ensurepip)")
+	flag.StringVar(&o.compareBin, "compare-bin", "", "also measure this skillbuild binary in every build row (e.g. one built from main, for before/after in one run)")
 	flag.BoolVar(&o.noRegistry, "no-registry", false, "skip the registry rows (push, buildah push, --cache-from)")
 	flag.BoolVar(&o.onlyReg, "only-registry", false, "measure only the registry rows (use with -append)")
 	flag.BoolVar(&o.rootless, "rootless", false, "also measure root against rootless (a user made for the bench; see rootless.go)")
@@ -115,6 +128,14 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		if o.single, err = filepath.Abs(o.single); err != nil {
 			return err
 		}
+	}
+	if o.compareBin != "" {
+		if o.compareBin, err = filepath.Abs(o.compareBin); err != nil {
+			return err
+		}
+	}
+	if err := checkRows(o.rows); err != nil {
+		return err
 	}
 	if o.only30 && o.skip30 {
 		return fmt.Errorf("-only-30 and -skip-30 exclude each other")

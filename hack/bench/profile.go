@@ -34,7 +34,7 @@ func (b *bench) profileMissed(ctx context.Context, rep *report, sb *sbBuilder, s
 			if r.sc.target == nil {
 				continue
 			}
-			if ratio, met, ok := r.sc.target.check(*r); ok && !met {
+			if ratio, met, ok := r.sc.target.check(*r); ok && (!met || b.o.profileAll) {
 				misses = append(misses, miss{r, ratio})
 			}
 		}

@@ -28,12 +28,16 @@ type report struct {
 	profile     string
 	total       time.Duration
 	only30      bool
+	buildsOnly  bool   // -builds-only: no run table, no scans
 	singleHow   string // where the single-layer column comes from
 	serve       *serveReport
 	registry    *registryRows
 	rootless    string // the rootless section (rootless.go), if measured
 	onlyRL      bool
 }
+
+// warmupDists is the size of each tool's warm-up build.
+const warmupDists = 3
 
 // all sets the tools up, warms them, and measures every table.
 func (b *bench) all(ctx context.Context) (*report, error) {
@@ -64,13 +68,17 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		return rep, nil
 	}
 	rep.only30 = b.o.only30
-	if !b.o.only30 {
+	rep.buildsOnly = b.o.buildsOnly
+	if !b.o.only30 && !b.o.buildsOnly {
 		b.say("scan: go test -bench ./scan/")
 		rep.goBench = b.goBench(ctx)
 	}
 
 	sb := &sbBuilder{b: b}
-	tools := []builder{sb, &hostBuilder{b: b}, &hostBuilder{b: b, seed: true}}
+	tools := []builder{sb, &hostBuilder{b: b}}
+	if !b.o.noSeedHost {
+		tools = append(tools, &hostBuilder{b: b, seed: true})
+	}
 	if b.podman && (!b.o.only30 || b.o.buildah30) {
 		tools = append(tools, &buildahBuilder{b: b}, &buildahBuilder{b: b, fast: true})
 	}
@@ -78,20 +86,27 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	case b.o.single != "":
 		tools = append(tools, &sbBuilder{b: b, bin: b.o.single, col: colSingle})
 		rep.singleHow = "a skillbuild binary from before per-distribution layers (`-single-layer-bin " + b.o.single + "`)"
-	case !b.o.noSingle && !b.o.skip30 && b.hasSingleLayerFlag(ctx):
+	case b.o.withSingle && !b.o.noSingle && !b.o.skip30 && b.hasSingleLayerFlag(ctx):
 		tools = append(tools, &sbBuilder{b: b, col: colSingle, flags: []string{"--single-layer"}})
 		rep.singleHow = "the same skillbuild binary with its hidden `install --single-layer` flag (the whole lock in one pip step and one layer)"
+	}
+	if b.o.compareBin != "" {
+		// Its own image repository: the two binaries share containerd,
+		// and an image of the other would answer an unchanged skill.
+		tools = append(tools, &sbBuilder{b: b, bin: b.o.compareBin, col: colCompare, flags: []string{"--repo", "sb-bench-compare"}})
 	}
 	for _, t := range tools {
 		rep.buildCols = append(rep.buildCols, t.key())
 	}
-	b.say("warm-up: one cold 10-distribution build per tool")
+	// A warm-up loads each tool's binaries, interpreters and libraries
+	// into the page cache; a small build does that as well as a big one.
+	b.say("warm-up: one cold %d-distribution build per tool", warmupDists)
 	for _, t := range tools {
 		st, err := t.newState(ctx)
 		if err != nil {
 			return nil, err
 		}
-		s, err := t.build(ctx, st, "warmup", pins(core(10)), true)
+		s, err := t.build(ctx, st, "warmup", pins(core(warmupDists)), true)
 		if err != nil {
 			return nil, fmt.Errorf("warm-up of %s: %w", t.key(), err)
 		}
@@ -110,6 +125,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	if !b.o.only30 {
 		table := []scenario{coldScenario(10), cachedScenario(10), addOneScenario(20), secondScenario(10)}
 		for _, sc := range table {
+			if !b.wantRow(sc.key) {
+				continue
+			}
 			sc.noSingle = true
 			b.say("build: %s", sc.name)
 			rep.builds = append(rep.builds, b.measureBuild(ctx, sc, tools, states, ex))
@@ -117,13 +135,16 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	}
 	if !b.o.skip30 {
 		for _, sc := range []scenario{coldScenario(30), secondScenario(30), addOneScenario(30)} {
+			if !b.wantRow(sc.key) {
+				continue
+			}
 			sc.noBuildah = !b.o.buildah30
 			b.say("build: %s", sc.name)
 			rep.builds30 = append(rep.builds30, b.measureBuild(ctx, sc, tools, states, ex))
 		}
 	}
 
-	if !b.o.only30 {
+	if !b.o.only30 && !b.o.buildsOnly {
 		b.say("run: print(1) latency over %d runs, then %d concurrent", b.o.runLatency, b.o.concurrency)
 		rep.runCells, rep.runOrder, rep.runErr = b.runTable(ctx, states[colSB])
 		if rep.runErr != nil {
@@ -307,7 +328,8 @@ func (rep *report) markdown() string {
 		"  requirements.txt` (the base's pip). Both `buildah bud --layers --network host` (`--no-cache` for cold rows), runc,\n" +
 		"  overlay storage in the work directory.\n" +
 		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
-		"  30-distribution predecessor was built untimed first.\n\n")
+		"  30-distribution predecessor was built untimed first (for \"add one\", before every run: each run adds one\n" +
+		"  requirement to the same skill, not swaps the last run's for another).\n\n")
 
 	if rep.registry != nil && len(rep.builds)+len(rep.builds30) == 0 {
 		return sb.String() + "\n## Registry\n\n" + rep.registry.markdown()
@@ -323,11 +345,11 @@ func (rep *report) markdown() string {
 			sb.WriteString("\nThe single-layer column is " + rep.singleHow + ", run against the same containerd\n" +
 				"and index with its own --root; its ratio is its median over skillbuild's (per-distribution layers).\n")
 		} else {
-			sb.WriteString("\n(For a single-layer pipeline column, rerun with `-only-30 -single-layer-bin BIN -append`, BIN a\n" +
-				"skillbuild built from before per-distribution layers.)\n")
+			sb.WriteString("\n(For a column of the single-layer pipeline, run with `-single-layer`: the same binary's hidden\n" +
+				"`install --single-layer` flag, the whole lock in one pip step and one layer.)\n")
 		}
 	}
-	if rep.only30 {
+	if rep.only30 || rep.buildsOnly {
 		rep.targets(&sb)
 		if rep.profile != "" {
 			sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
