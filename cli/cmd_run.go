@@ -182,11 +182,14 @@ func runAction(c *cli.Context) error {
 		req.Stdout = pipeWatch{w: c.App.Writer, name: "stdout", cancel: cancel}
 		req.Stderr = pipeWatch{w: c.App.ErrWriter, name: "stderr", cancel: cancel}
 	}
-	client, err := dial(c)
+	// The sweep of dead runs' leftovers goes on beside this run (it never
+	// touches a live one) and is waited for before the client closes.
+	client, swept, err := dialSweepAside(c)
 	if err != nil {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
+	defer swept()
 	if err := pullForRun(c, client, req.Image); err != nil {
 		return emitRun(c, out, err)
 	}
@@ -194,6 +197,9 @@ func runAction(c *cli.Context) error {
 		return emitRun(c, out, err)
 	}
 	ropts := append([]runtime.Opt{runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep()}, runtimeModeOpts(modeOf(c), c.Bool("require-limits"))...)
+	if c.Bool("debug") {
+		ropts = append(ropts, runtime.WithTrace(c.App.ErrWriter)) // how long each step took
+	}
 	runner, err := runtime.New(ctx, client, ropts...)
 	if err != nil {
 		return emitRun(c, out, err)

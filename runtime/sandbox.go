@@ -14,10 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/skillbuild/skillbuild/runtime/pid1"
@@ -32,6 +36,9 @@ type Prepared struct {
 	inputs []byte // the inputs line the runner reads
 	image  client.Image
 	config ocispec.ImageConfig
+	// chainID names the snapshot of the image's root filesystem: the
+	// parent of the run's view.
+	chainID digest.Digest
 	// warm, when positive, creates a sandbox whose runner waits up to that
 	// long for its job (a Pool's warm container; see Sandbox.hand).
 	warm time.Duration
@@ -42,10 +49,11 @@ type Prepared struct {
 // Limits are the request's limits with defaults filled in.
 func (p *Prepared) Limits() Limits { return p.limits }
 
-// Prepare checks req (limits, inputs, image name), finds its image in
-// containerd and unpacks it for the runner's snapshotter if needed. An
-// image that does not exist is ErrImageNotFound; a bad request is
-// errdefs.ErrInvalidArgument.
+// Prepare checks req (limits, inputs, image name) and finds its image in
+// containerd: one lookup of its record, its config and root filesystem
+// kept per image digest after the first run. Create unpacks the image for
+// the runner's snapshotter if it is not yet. An image that does not exist
+// is ErrImageNotFound; a bad request is errdefs.ErrInvalidArgument.
 func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	ctx = r.namespaced(ctx)
 	limits, err := withDefaults(req.Limits)
@@ -65,25 +73,21 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	if req.Image == "" {
 		return nil, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
 	}
-	img, err := r.client.GetImage(ctx, req.Image)
+	done := r.step("-", "prepare")
+	defer done()
+	rec, err := r.client.ImageService().Get(ctx, req.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("image %s: %w", req.Image, ErrImageNotFound)
 		}
 		return nil, fmt.Errorf("image %s: %w", req.Image, err)
 	}
-	if ok, err := img.IsUnpacked(ctx, r.opts.snapshotter); err != nil {
-		return nil, fmt.Errorf("image %s: %w", req.Image, err)
-	} else if !ok {
-		if err := img.Unpack(ctx, r.opts.snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack image %s: %w", req.Image, err)
-		}
-	}
-	ispec, err := img.Spec(ctx)
+	img := client.NewImage(r.client, rec)
+	info, err := r.images.get(ctx, img)
 	if err != nil {
-		return nil, fmt.Errorf("image %s config: %w", req.Image, err)
+		return nil, fmt.Errorf("image %s: %w", req.Image, err)
 	}
-	return &Prepared{req: req, limits: limits, inputs: inputs, image: img, config: ispec.Config}, nil
+	return &Prepared{req: req, limits: limits, inputs: inputs, image: img, config: info.Config, chainID: info.ChainID}, nil
 }
 
 // Sandbox is one run's container with its task created but not started
@@ -103,8 +107,11 @@ type Sandbox struct {
 	uid       *uidLease  // the run's own uid, if any
 	user      specs.User // the process's user, from the spec
 	task      client.Task
+	taskGone  bool // the task is deleted (Collect)
+	viewGone  bool // the container and its view are removed
 	exitC     <-chan client.ExitStatus
 	start     time.Time
+	deadline  time.Time     // the LabelDeadline of the container
 	warm      time.Duration // see Prepared.warm
 	job       *os.File      // a warm sandbox's job pipe to the init
 	cleanups  []func(context.Context) error
@@ -137,13 +144,18 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		}
 	}()
 	dir := filepath.Join(r.opts.stateDir, s.id)
-
+	done := r.step(s.id, "files")
 	// The sandbox files: runner and code read-only, the report FIFO.
 	box := filepath.Join(dir, "box")
 	s.cleanups = append(s.cleanups, func(context.Context) error { return os.RemoveAll(dir) })
 	if err := prepareBox(dir, box, p.req.Code); err != nil {
 		return nil, err
 	}
+	owner, err := holdOwner(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.cleanups = append(s.cleanups, func(context.Context) error { return owner.Close() })
 	report, err := openReport(filepath.Join(box, reportName), r.opts.maxResultBytes)
 	if err != nil {
 		return nil, err
@@ -151,9 +163,10 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	s.report = report
 	s.cleanups = append(s.cleanups, func(context.Context) error { report.close(); return nil })
 
-	// Until Start sets the real one, the deadline covers creating and
-	// starting too.
-	labels := map[string]string{LabelRun: "1", LabelDeadline: deadlineLabel(time.Now().Add(2*stepTimeout + p.limits.Timeout + p.warm))}
+	// The deadline covers creating and starting too: Start moves it only
+	// when they took longer than startMargin, which saves a round-trip.
+	s.deadline = time.Now().Add(startMargin + p.limits.Timeout + p.warm)
+	labels := map[string]string{LabelRun: "1", LabelDeadline: deadlineLabel(s.deadline)}
 	maps.Copy(labels, p.labels)
 	init, err := selfInit()
 	if err != nil {
@@ -169,6 +182,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		}
 		s.cleanups = append(s.cleanups, func(context.Context) error { s.uid.release(); return nil })
 	}
+	done()
 	plan := specPlan{
 		init:       init,
 		resolvConf: resolvConf,
@@ -191,10 +205,23 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	}
 	stepCtx, stepCancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
 	defer stepCancel()
+	done = r.step(s.id, "create-container")
+	if err := r.view(stepCtx, p, s.id, labels); err != nil {
+		return nil, err
+	}
+	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
+		if s.viewGone {
+			return nil
+		}
+		if err := r.client.SnapshotService(r.opts.snapshotter).Remove(cctx, s.id); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove the root filesystem view: %w", err)
+		}
+		return nil
+	})
 	container, err := r.client.NewContainer(stepCtx, s.id,
-		client.WithImage(p.image),
+		client.WithImageName(p.image.Name()),
 		client.WithSnapshotter(r.opts.snapshotter),
-		client.WithNewSnapshotView(s.id, p.image, snapshots.WithLabels(labels)),
+		withSnapshotKey(s.id),
 		client.WithRuntime(r.opts.runtime, nil),
 		client.WithContainerLabels(labels),
 		client.WithNewSpec(specOpts(plan)...),
@@ -207,15 +234,18 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		if c, lerr := r.client.LoadContainer(cctx, s.id); lerr == nil {
 			_ = removeContainer(cctx, c, r.opts.processKill())
 		}
-		if sn := r.client.SnapshotService(r.opts.snapshotter); sn != nil {
-			_ = sn.Remove(cctx, s.id)
-		}
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	done()
 	// removeContainer also kills and deletes a task the client lost track
 	// of (a NewTask that failed half-way).
 	s.container = container
-	s.cleanups = append(s.cleanups, func(cctx context.Context) error { return removeContainer(cctx, container, r.opts.processKill()) })
+	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
+		if s.taskGone {
+			return s.removeRecordAndView(cctx)
+		}
+		return removeContainer(cctx, container, r.opts.processKill())
+	})
 	if err := cancelled(ctx); err != nil {
 		return nil, err
 	}
@@ -233,6 +263,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		s.job, stdin = jw, jr
 		s.cleanups = append(s.cleanups, func(context.Context) error { jw.Close(); jr.Close(); return nil })
 	}
+	done = r.step(s.id, "create-task")
 	task, err := container.NewTask(stepCtx, cio.NewCreator(cio.WithStreams(stdin, s.stdout, s.stderr), cio.WithFIFODir(ioDir)))
 	if err != nil {
 		if strings.Contains(err.Error(), "executable file not found") {
@@ -240,8 +271,12 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		}
 		return nil, fmt.Errorf("create task: %w", err)
 	}
+	done()
 	s.task = task
 	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
+		if s.taskGone {
+			return nil
+		}
 		_, err := task.Delete(cctx, r.opts.processKill())
 		if task.IO() != nil {
 			task.IO().Close()
@@ -257,6 +292,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		return nil, fmt.Errorf("wait task: %w", err)
 	}
 	if r.opts.loopbackUp {
+		defer r.step(s.id, "loopback")()
 		if err := loopbackUp(int(task.Pid())); err != nil {
 			return nil, fmt.Errorf("network namespace of run %s: %w", s.id, err)
 		}
@@ -284,9 +320,11 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	stepCtx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), stepTimeout)
 	defer cancel()
 	s.start = time.Now()
+	done := s.r.step(s.id, "start")
 	if err := s.task.Start(stepCtx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
+	done()
 	// The init's deadline counts from its own start, a little after this:
 	// the sweep grace covers the difference. A warm one's counts from its
 	// job; until then its idle limit holds.
@@ -294,9 +332,14 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	if s.warm > 0 {
 		until = time.Now().Add(s.warm)
 	}
+	if !until.After(s.deadline) {
+		return nil // the label set at creation still covers the run
+	}
+	defer s.r.step(s.id, "label-deadline")()
 	if _, err := s.container.SetLabels(stepCtx, map[string]string{LabelDeadline: deadlineLabel(until)}); err != nil {
 		return fmt.Errorf("label the run's deadline: %w", err)
 	}
+	s.deadline = until
 	return nil
 }
 
@@ -318,6 +361,7 @@ type Exit struct {
 // run was cancelled.
 func (s *Sandbox) Wait(ctx context.Context) (Exit, error) {
 	var exit Exit
+	defer s.r.step(s.id, "wait")()
 	timer := time.NewTimer(s.limits.Timeout)
 	defer timer.Stop()
 	select {
@@ -380,14 +424,18 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 	if s.r.opts.limitMode == cgroupLimits {
 		// Without a cgroup there is no OOM killer of the run's own.
 		var err error
+		done := s.r.step(s.id, "oom-check")
 		res.OOMKilled, err = oomKilled(cctx, s.task)
+		done()
 		if err != nil {
 			return res, err
 		}
 	}
-	if _, err := s.task.Delete(cctx); err != nil && !errdefs.IsNotFound(err) {
-		return res, fmt.Errorf("delete task: %w", err)
+	done := s.r.step(s.id, "delete-task")
+	if err := s.deleteExited(cctx); err != nil {
+		return res, err
 	}
+	done()
 	rep, repErr := s.report.finish()
 	if err := startFailure(s.image, int(exit.Status.ExitCode()), rep, s.stderr.Bytes()); err != nil {
 		return res, err
@@ -417,6 +465,7 @@ func (s *Sandbox) Close(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(s.r.namespaced(ctx)), cleanupTimeout)
 		defer cancel()
 		var errs []error
+		defer s.r.step(s.id, "close")()
 		for i := len(s.cleanups) - 1; i >= 0; i-- {
 			if err := s.cleanups[i](cctx); err != nil {
 				errs = append(errs, err)
@@ -452,4 +501,77 @@ func startFailure(image string, exitCode int, rep *runnerReport, stderr []byte) 
 		return nil
 	}
 	return fmt.Errorf("image %s: %s: %w", image, strings.TrimSpace(msg), errdefs.ErrFailedPrecondition)
+}
+
+// view creates the run's read-only view of the image's root filesystem,
+// unpacking the image for the snapshotter first when its layers are not
+// there yet.
+func (r *Runner) view(ctx context.Context, p *Prepared, key string, labels map[string]string) error {
+	sn := r.client.SnapshotService(r.opts.snapshotter)
+	_, err := sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
+	if errdefs.IsNotFound(err) {
+		if err := p.image.Unpack(ctx, r.opts.snapshotter); err != nil {
+			return fmt.Errorf("unpack image %s: %w", p.req.Image, err)
+		}
+		_, err = sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
+	}
+	if err != nil {
+		return fmt.Errorf("root filesystem view of image %s: %w", p.req.Image, err)
+	}
+	return nil
+}
+
+// withSnapshotKey makes the container's root filesystem the snapshot key,
+// which the run created itself (client.WithSnapshot would look it up once
+// more).
+func withSnapshotKey(key string) client.NewContainerOpts {
+	return func(_ context.Context, _ *client.Client, c *containers.Container) error {
+		c.SnapshotKey = key
+		return nil
+	}
+}
+
+// deleteExited deletes the exited task once its output is all copied
+// (the shim closes the pipes when the last process of the container is
+// gone): what client.Task.Delete does, without asking the task's status
+// first.
+func (s *Sandbox) deleteExited(ctx context.Context) error {
+	if io := s.task.IO(); io != nil {
+		io.Cancel()
+		io.Wait()
+	}
+	_, err := s.r.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: s.id})
+	if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	if io := s.task.IO(); io != nil {
+		io.Close()
+	}
+	s.taskGone = true
+	return nil
+}
+
+// removeRecordAndView removes the container record and its root
+// filesystem view of a sandbox whose task is deleted, side by side: they
+// do not depend on each other.
+func (s *Sandbox) removeRecordAndView(ctx context.Context) error {
+	viewErr := make(chan error, 1)
+	go func() {
+		err := s.r.client.SnapshotService(s.r.opts.snapshotter).Remove(ctx, s.id)
+		if err != nil && !errdefs.IsNotFound(err) {
+			err = fmt.Errorf("remove the root filesystem view: %w", err)
+		} else {
+			err = nil
+		}
+		viewErr <- err
+	}()
+	err := s.r.client.ContainerService().Delete(ctx, s.id)
+	if err != nil && !errdefs.IsNotFound(err) {
+		err = fmt.Errorf("delete container: %w", err)
+	} else {
+		err = nil
+	}
+	err = errors.Join(err, <-viewErr)
+	s.viewGone = err == nil
+	return err
 }
