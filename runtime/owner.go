@@ -14,13 +14,19 @@ import (
 // without waiting for its deadline.
 const ownerName = "owner"
 
-// holdOwner creates and locks the owner file of the run in dir.
+// holdOwner creates and locks the owner file of the run in dir. The file
+// is locked under another name and then renamed into place, so a sweep
+// never finds it unlocked while its owner lives.
 func holdOwner(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, ownerName), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.CreateTemp(dir, ".owner-*")
 	if err != nil {
 		return nil, fmt.Errorf("run owner lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("run owner lock: %w", err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, ownerName)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("run owner lock: %w", err)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
@@ -206,7 +208,20 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	stepCtx, stepCancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
 	defer stepCancel()
 	done = r.step(s.id, "create-container")
-	if err := r.view(stepCtx, p, s.id, labels); err != nil {
+	// The view and the container are made under a lease: until the
+	// container holds the view, the garbage collector must not take it.
+	leased, deleteLease, err := r.client.WithLease(stepCtx, leases.WithRandomID(), leases.WithExpiration(stepTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("lease for run %s: %w", s.id, err)
+	}
+	endLease := func() {
+		cctx, cancel := s.cleanupContext()
+		defer cancel()
+		deleteLease(cctx) //nolint:errcheck // it expires by itself
+	}
+	mounts, err := r.view(leased, p, s.id, labels)
+	if err != nil {
+		endLease()
 		return nil, err
 	}
 	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
@@ -218,7 +233,11 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		}
 		return nil
 	})
-	container, err := r.client.NewContainer(stepCtx, s.id,
+	if plan.resolvDest, err = imageFileTarget(stepCtx, mounts, resolvConfPath); err != nil {
+		endLease()
+		return nil, fmt.Errorf("image %s: %s: %w", p.req.Image, resolvConfPath, err)
+	}
+	container, err := r.client.NewContainer(leased, s.id,
 		client.WithImageName(p.image.Name()),
 		client.WithSnapshotter(r.opts.snapshotter),
 		withSnapshotKey(s.id),
@@ -234,8 +253,14 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		if c, lerr := r.client.LoadContainer(cctx, s.id); lerr == nil {
 			_ = removeContainer(cctx, c, r.opts.processKill())
 		}
+		endLease()
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	// The lease goes once the container holds the view, beside the task's
+	// creation; Close waits for it.
+	leaseEnded := make(chan struct{})
+	go func() { defer close(leaseEnded); endLease() }()
+	s.cleanups = append(s.cleanups, func(context.Context) error { <-leaseEnded; return nil })
 	done()
 	// removeContainer also kills and deletes a task the client lost track
 	// of (a NewTask that failed half-way).
@@ -506,20 +531,21 @@ func startFailure(image string, exitCode int, rep *runnerReport, stderr []byte) 
 // view creates the run's read-only view of the image's root filesystem,
 // unpacking the image for the snapshotter first when its layers are not
 // there yet.
-func (r *Runner) view(ctx context.Context, p *Prepared, key string, labels map[string]string) error {
+func (r *Runner) view(ctx context.Context, p *Prepared, key string, labels map[string]string) ([]mount.Mount, error) {
 	sn := r.client.SnapshotService(r.opts.snapshotter)
-	_, err := sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
+	mounts, err := sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
 	if errdefs.IsNotFound(err) {
 		if err := p.image.Unpack(ctx, r.opts.snapshotter); err != nil {
-			return fmt.Errorf("unpack image %s: %w", p.req.Image, err)
+			return nil, fmt.Errorf("unpack image %s: %w", p.req.Image, err)
 		}
-		_, err = sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
+		mounts, err = sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
 	}
 	if err != nil {
-		return fmt.Errorf("root filesystem view of image %s: %w", p.req.Image, err)
+		return nil, fmt.Errorf("root filesystem view of image %s: %w", p.req.Image, err)
 	}
-	return nil
+	return mounts, nil
 }
+
 
 // withSnapshotKey makes the container's root filesystem the snapshot key,
 // which the run created itself (client.WithSnapshot would look it up once

@@ -52,6 +52,7 @@ type specPlan struct {
 	init       initBinary  // PID 1, holding the deadline
 	runUID     uint32      // the run's own uid (and gid) in place of DefaultUID; 0: none
 	resolvConf string      // host file mounted over the image's resolv.conf; "": none
+	resolvDest string      // where: the image's resolv.conf or its link's target; "": none
 	userOut    *specs.User // if set, receives the process's user
 	// warm, when positive, makes the init wait up to that long for its
 	// job (and the job's timeout) on stdin: a warm container of a Pool.
@@ -98,7 +99,7 @@ func specOpts(p specPlan) []oci.SpecOpts {
 		WithTmpfs(HomeDir, p.limits.TmpfsBytes),
 		oci.WithDevShmSize(p.limits.TmpfsBytes / 1024),
 		WithSandboxMount(p.sandboxDir),
-		withResolvConf(p.resolvConf),
+		withResolvConf(p.resolvConf, p.resolvDest),
 
 		// PID 1 is skillbuild's init, the runner its child: the deadline
 		// holds inside the container even if the skillbuild process dies.
