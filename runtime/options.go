@@ -187,9 +187,13 @@ func WithSharedUID() Opt {
 }
 
 // WithTrace makes every run write how long each of its steps took to w,
-// one line per step ("run <id> <step> <duration>"), as the step ends: the
-// profile of a run (containerd round-trips, shim and runc work, the code,
-// the teardown). Lines of concurrent runs may interleave, each whole.
+// one line per step ("run <id> <step> <duration>", the duration in Go's
+// notation), as the step ends: prepare (image record and config),
+// files (sandbox files, owner lock, uid), create-container (lease, view,
+// spec, container record), create-task (the shim and runc create: the
+// namespaces, cgroups, mounts and seccomp), loopback, start, wait (the
+// init and the code), oom-check, delete-task and close (record, view and
+// files). Writes of concurrent runs may interleave, each line whole.
 func WithTrace(w io.Writer) Opt {
 	return func(o *options) error {
 		o.trace = w

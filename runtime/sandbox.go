@@ -546,7 +546,6 @@ func (r *Runner) view(ctx context.Context, p *Prepared, key string, labels map[s
 	return mounts, nil
 }
 
-
 // withSnapshotKey makes the container's root filesystem the snapshot key,
 // which the run created itself (client.WithSnapshot would look it up once
 // more).
