@@ -38,17 +38,27 @@ and builds and runs report in limits_enforced how each limit was held.`,
 newgidmap, user namespaces, rootlesskit, containerd, runc, nsenter, the
 kernel, and how limits will be enforced; exits 1 when a required piece is
 missing, printing how to add it.
+When everything is there and a systemd user manager answers (systemctl
+--user), it also installs and enables the user unit
+$XDG_CONFIG_HOME/systemd/user/skillbuild-containerd.service (Delegate=yes,
+KillMode=mixed); start, stop and status then go through systemctl. Without
+systemd the daemon is a plain background process of skillbuild's own.
 As root with --user NAME (cgroup v1): creates a cgroup subtree for the user
 in every hierarchy and hands it over, so runs and builds get cgroup limits;
-with --undo removes it again.`,
+with --undo removes it again (as the user, --undo removes the unit).`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "user", Usage: "as root: the `NAME` (or uid) to delegate a cgroup subtree to"},
-					&cli.BoolFlag{Name: "undo", Usage: "as root: remove the user's delegated cgroup subtree"},
+					&cli.BoolFlag{Name: "undo", Usage: "as root: remove the user's delegated cgroup subtree; as the user: remove the systemd unit"},
+					&cli.BoolFlag{Name: "no-systemd", Usage: "do not install the systemd user unit, even where systemd runs"},
 					jsonFlag,
 				},
 				Action: rootlessSetup,
 			},
-			{Name: "start", Usage: "start the user's rootless containerd in the background (idempotent)", Flags: []cli.Flag{jsonFlag}, Action: rootlessStart},
+			{
+				Name: "start", Usage: "start the user's rootless containerd: its systemd unit, or a background process (idempotent)",
+				Flags:  []cli.Flag{jsonFlag, &cli.BoolFlag{Name: "foreground", Usage: "become RootlessKit in the foreground (the systemd unit's ExecStart)"}},
+				Action: rootlessStart,
+			},
 			{Name: "stop", Usage: "stop it, and every shim, container and mount of it; images and cache stay", Flags: []cli.Flag{jsonFlag}, Action: rootlessStop},
 			{Name: "status", Usage: "whether it runs, where its socket and state are, how limits are enforced", Flags: []cli.Flag{jsonFlag}, Action: rootlessStatus},
 			{
@@ -72,12 +82,22 @@ with --undo removes it again.`,
 
 // setupOutput is the --json document of `rootless setup`.
 type setupOutput struct {
-	User   string             `json:"user"`
-	UID    int                `json:"uid"`
-	Ready  bool               `json:"ready"`
-	Checks []rootless.Check   `json:"checks"`
-	Limits rootless.LimitMode `json:"limits"`
-	Undone bool               `json:"undone,omitempty"`
+	User    string             `json:"user"`
+	UID     int                `json:"uid"`
+	Ready   bool               `json:"ready"`
+	Checks  []rootless.Check   `json:"checks"`
+	Limits  rootless.LimitMode `json:"limits"`
+	Service *serviceSetup      `json:"service,omitempty"`
+	Undone  bool               `json:"undone,omitempty"`
+}
+
+// serviceSetup says what will run the user's containerd.
+type serviceSetup struct {
+	// Manager is "systemd" (Unit installed and enabled) or "process".
+	Manager string `json:"manager"`
+	Unit    string `json:"unit,omitempty"`
+	// Reason says why there is no unit.
+	Reason string `json:"reason,omitempty"`
 }
 
 func rootlessSetup(c *cli.Context) error {
@@ -122,7 +142,10 @@ func rootlessSetup(c *cli.Context) error {
 	missing := rootless.Missing(out.Checks)
 	out.Ready = len(missing) == 0
 	var err error
-	if !out.Ready {
+	if os.Geteuid() != 0 && (out.Ready || c.Bool("undo")) {
+		out.Service, err = setupService(c)
+	}
+	if err == nil && !out.Ready {
 		names := make([]string, len(missing))
 		for i, m := range missing {
 			names[i] = m.Name
@@ -137,6 +160,63 @@ func rootlessSetup(c *cli.Context) error {
 	}
 	printChecks(c.App.Writer, out)
 	return err
+}
+
+// setupService installs the user's systemd unit where a user manager
+// answers (and --no-systemd is not given), or with --undo removes it.
+func setupService(c *cli.Context) (*serviceSetup, error) {
+	m := modeOf(c)
+	sd := rootless.Systemd{Env: os.Environ()}
+	if c.Bool("undo") {
+		if err := sd.Uninstall(c.Context, m.paths); err != nil {
+			return nil, err
+		}
+		return &serviceSetup{Manager: rootless.ManagerProcess, Reason: "removed the systemd unit (--undo)"}, nil
+	}
+	if c.Bool("no-systemd") {
+		return &serviceSetup{Manager: rootless.ManagerProcess, Reason: "--no-systemd"}, nil
+	}
+	if err := sd.Available(c.Context); err != nil {
+		return &serviceSetup{Manager: rootless.ManagerProcess, Reason: err.Error()}, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	unit := rootless.Unit(exe, []string{"rootless", "start", "--foreground"}, unitEnv())
+	path, err := sd.Install(c.Context, m.paths, unit)
+	if err != nil {
+		return nil, err
+	}
+	return &serviceSetup{Manager: rootless.ManagerSystemd, Unit: path}, nil
+}
+
+// unitEnv is the environment the unit gives skillbuild: PATH (to find
+// rootlesskit, newuidmap, containerd, runc), HOME and the XDG variables
+// that place the instance, as setup saw them.
+func unitEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "XDG_RUNTIME_DIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// systemdFor is the user's systemd when the unit is installed and a user
+// manager answers: start, stop and status go through it then.
+func systemdFor(c *cli.Context, p rootless.Paths) *rootless.Systemd {
+	if u := p.UnitPath(); u == "" {
+		return nil
+	} else if _, err := os.Stat(u); err != nil {
+		return nil
+	}
+	sd := rootless.Systemd{Env: os.Environ()}
+	if sd.Available(c.Context) != nil {
+		return nil
+	}
+	return &sd
 }
 
 func lookupUser(name string) (*user.User, error) {
@@ -168,6 +248,14 @@ func printChecks(w io.Writer, out setupOutput) {
 			fmt.Fprintf(w, "%-8s %-12s fix: %s\n", "", "", ch.Fix)
 		}
 	}
+	if sv := out.Service; sv != nil {
+		switch {
+		case sv.Unit != "":
+			fmt.Fprintf(w, "%-8s %-12s systemd user unit %s installed and enabled\n", "ok", "service", sv.Unit)
+		default:
+			fmt.Fprintf(w, "%-8s %-12s a background process of skillbuild's own (%s)\n", "note", "service", sv.Reason)
+		}
+	}
 	if out.Ready {
 		fmt.Fprintf(w, "ready: `skillbuild rootless start` as %s\n", out.User)
 	}
@@ -189,7 +277,14 @@ func rootlessStart(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	st, err := rootless.Start(c.Context, m.paths, rootless.WithChild(exe, "rootless", "child", "--"), rootless.WithEnv(os.Environ()))
+	opts := []rootless.StartOpt{rootless.WithChild(exe, "rootless", "child", "--"), rootless.WithEnv(os.Environ())}
+	if c.Bool("foreground") {
+		return rootless.Foreground(m.paths, c.App.ErrWriter, opts...)
+	}
+	if sd := systemdFor(c, m.paths); sd != nil {
+		opts = append(opts, rootless.WithSystemd(*sd))
+	}
+	st, err := rootless.Start(c.Context, m.paths, opts...)
 	if err != nil {
 		return err
 	}
@@ -201,7 +296,11 @@ func rootlessStop(c *cli.Context) error {
 	if !m.enabled || rootless.InNamespace() {
 		return fmt.Errorf("rootless stop is for ordinary users, outside the rootless namespaces: %w", errdefs.ErrFailedPrecondition)
 	}
-	res, err := rootless.Stop(c.Context, m.paths, 30*time.Second)
+	var opts []rootless.StopOpt
+	if sd := systemdFor(c, m.paths); sd != nil {
+		opts = append(opts, rootless.StopSystemd(*sd))
+	}
+	res, err := rootless.Stop(c.Context, m.paths, 30*time.Second, opts...)
 	if c.Bool("json") {
 		if err != nil {
 			fmt.Fprintln(c.App.ErrWriter, "skillbuild:", err)
@@ -227,7 +326,16 @@ func rootlessStatus(c *cli.Context) error {
 	if !m.enabled {
 		return fmt.Errorf("rootless status is for ordinary users (or --rootless): %w", errdefs.ErrFailedPrecondition)
 	}
-	return printStatus(c, rootless.StatusOf(c.Context, m.paths))
+	st := rootless.StatusOf(c.Context, m.paths)
+	if st.Running {
+		st.Manager = rootless.ManagerProcess
+		if sd := systemdFor(c, m.paths); sd != nil {
+			if out, err := sd.IsActive(c.Context); err == nil && out {
+				st.Manager = rootless.ManagerSystemd
+			}
+		}
+	}
+	return printStatus(c, st)
 }
 
 func printStatus(c *cli.Context, st rootless.Status) error {
@@ -236,11 +344,14 @@ func printStatus(c *cli.Context, st rootless.Status) error {
 	}
 	w := c.App.Writer
 	if st.Running {
-		fmt.Fprintf(w, "running: containerd %s, rootlesskit pid %d, child pid %d\n", st.ContainerdVersion, st.Pid, st.ChildPid)
+		fmt.Fprintf(w, "running: containerd %s, rootlesskit pid %d, child pid %d, run by %s\n", st.ContainerdVersion, st.Pid, st.ChildPid, st.Manager)
 	} else {
 		fmt.Fprintln(w, "not running (skillbuild rootless start)")
 	}
 	fmt.Fprintf(w, "socket:  %s\nstate:   %s\ndata:    %s\nlog:     %s\n", st.Socket, st.StateRoot, st.Data, st.Log)
+	if st.Unit != "" {
+		fmt.Fprintf(w, "unit:    %s (journalctl --user -u %s)\n", st.Unit, rootless.UnitName)
+	}
 	if st.Limits.Cgroups {
 		fmt.Fprintf(w, "limits:  cgroups under %s\n", st.Limits.Parent)
 	} else {

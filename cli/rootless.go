@@ -57,6 +57,7 @@ func detectRootless(args []string) (rootlessMode, error) {
 		UID:        m.uid,
 		Home:       os.Getenv("HOME"),
 		DataHome:   os.Getenv("XDG_DATA_HOME"),
+		ConfigHome: os.Getenv("XDG_CONFIG_HOME"),
 		RuntimeDir: os.Getenv("XDG_RUNTIME_DIR"),
 		TempDir:    os.TempDir(),
 	})
@@ -148,7 +149,9 @@ func modeOf(c *cli.Context) rootlessMode {
 }
 
 // engineRootlessOpts place the build's limits: rootless, in the user's
-// delegated cgroup subtree, or as rlimits when there is none. BuildKit's
+// delegated cgroup v1 subtree, or as rlimits when there is none (and on
+// cgroup v2, where the build's runc, started from this process outside the
+// unit's cgroup, may not move steps into it). BuildKit's
 // socket directories go under the runtime directory: a home directory's
 // data path can be too long for a unix socket.
 func engineRootlessOpts(e env) []engine.Opt {
@@ -158,21 +161,27 @@ func engineRootlessOpts(e env) []engine.Opt {
 	}
 	tmp := filepath.Join(m.paths.Run, "t-"+digest.FromString(e.root).Encoded()[:8])
 	opts := []engine.Opt{engine.WithTempDir(tmp)}
-	if m.limits.Cgroups {
+	if m.limits.Cgroups && m.limits.Version == 1 {
 		return append(opts, engine.WithCgroupBase(m.limits.Parent))
 	}
 	return append(opts, engine.WithRlimitLimits())
 }
 
-// runtimeModeOpts place a run's limits likewise. Rootless runs share one
-// uid: a run's own (runtime.RunUIDBase and up) lies outside the user
-// namespace's 65536 ids. requireLimits refuses a run whose limits
-// rlimits would hold.
+// runtimeModeOpts place a run's limits likewise. Rootless runs take their
+// own uid from the user's subordinate ids that the user namespace maps
+// (rootless.RunUIDRange; root's range, runtime.RunUIDBase and up, lies
+// outside it), and share one only when the namespace maps too few.
+// requireLimits refuses a run whose limits rlimits would hold.
 func runtimeModeOpts(m rootlessMode, requireLimits bool) []runtime.Opt {
 	if !m.enabled {
 		return nil
 	}
-	opts := []runtime.Opt{runtime.WithSharedUID()}
+	var opts []runtime.Opt
+	if base, n, err := rootless.RunUIDRange(); err == nil && n > 0 {
+		opts = append(opts, runtime.WithRunUIDRange(base, n))
+	} else {
+		opts = append(opts, runtime.WithSharedUID())
+	}
 	if m.limits.Cgroups {
 		return append(opts, runtime.WithCgroupParent(m.limits.Parent))
 	}
@@ -209,6 +218,6 @@ func limitsWarning(enforced map[string]string) string {
 	if len(weak) == 0 {
 		return ""
 	}
-	return "build limits without cgroups (rootless, no cgroup delegation): " + strings.Join(weak, ", ") +
-		"; as root, `skillbuild rootless setup --user USER` delegates a cgroup subtree"
+	return "build limits without cgroups (rootless, no cgroup v1 delegation): " + strings.Join(weak, ", ") +
+		"; on cgroup v1, as root, `skillbuild rootless setup --user USER` delegates a cgroup subtree (on cgroup v2 only runs get cgroups)"
 }

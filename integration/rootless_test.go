@@ -1,12 +1,9 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,13 +14,15 @@ import (
 	"time"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/integration/rltest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// rootlessUser is an unprivileged account made for one test, with its own
-// subordinate id ranges, home and runtime directory.
+// rootlessUser is an unprivileged account made for one test (rltest),
+// with its own subordinate id ranges, home and runtime directory.
 type rootlessUser struct {
+	ru               *rltest.User
 	name             string
 	uid, gid         int
 	subStart, subLen int
@@ -36,101 +35,25 @@ type rootlessUser struct {
 // copy of the binary under test the user can execute.
 func newRootlessUser(t testing.TB) *rootlessUser {
 	t.Helper()
-	for _, bin := range []string{"useradd", "usermod", "userdel", "rootlesskit", "newuidmap", "newgidmap", "nsenter"} {
-		_, err := exec.LookPath(bin)
-		require.NoError(t, err, "%s is needed to test rootless mode (make deps installs it)", bin)
-	}
-	// Short: BuildKit's forwarded sockets live under the runtime directory
-	// and unix socket paths end at 107 bytes.
-	dir, err := os.MkdirTemp("", "sbrl-")
+	ru, err := rltest.New("sbrl", env.bin)
 	require.NoError(t, err)
-	require.NoError(t, os.Chmod(dir, 0o755))
-	u := &rootlessUser{name: fmt.Sprintf("sbrl%d", os.Getpid()%100000), dir: dir, home: filepath.Join(dir, "home")}
-	out, err := exec.Command("useradd", "--no-create-home", "--home-dir", u.home, "--shell", "/usr/sbin/nologin", "--user-group", u.name).CombinedOutput()
-	require.NoError(t, err, "useradd: %s", out)
-	t.Cleanup(func() { u.remove(t) })
-	// useradd gives new users a range where login.defs says so (Debian
-	// does); otherwise add one no other line uses. One range only: two
-	// make newuidmap write several extents, which some kernels refuse.
-	u.subStart, u.subLen = subIDRange(t, u.name)
-	if u.subLen == 0 {
-		u.subStart, u.subLen = freeSubIDRange(t), 65536
-		rng := fmt.Sprintf("%d-%d", u.subStart, u.subStart+u.subLen-1)
-		out, err = exec.Command("usermod", "--add-subuids", rng, "--add-subgids", rng, u.name).CombinedOutput()
-		require.NoError(t, err, "usermod: %s", out)
-	}
-
-	uo, err := exec.Command("id", "-u", u.name).Output()
-	require.NoError(t, err)
-	u.uid, _ = strconv.Atoi(strings.TrimSpace(string(uo)))
-	g, err := exec.Command("id", "-g", u.name).Output()
-	require.NoError(t, err)
-	u.gid, _ = strconv.Atoi(strings.TrimSpace(string(g)))
-
-	u.runDir = filepath.Join(dir, "run")
-	for _, d := range []string{u.home, u.runDir} {
-		require.NoError(t, os.MkdirAll(d, 0o700))
-		require.NoError(t, os.Chown(d, u.uid, u.gid))
-	}
-	u.bin = filepath.Join(dir, "skillbuild")
-	copyFile(t, env.bin, u.bin, 0o755)
+	u := &rootlessUser{ru: ru, name: ru.Name, uid: ru.UID, gid: ru.GID, subStart: ru.SubStart, subLen: ru.SubLen,
+		dir: ru.Dir, home: ru.Home, runDir: ru.RunDir, bin: ru.Bin}
+	t.Cleanup(func() {
+		remove := ru.Remove
+		if os.Getenv("SKILLBUILD_TEST_KEEP") != "" {
+			remove = ru.RemoveKeepFiles
+		}
+		if err := remove(); err != nil {
+			t.Logf("remove user %s: %v", ru.Name, err)
+		}
+	})
 	return u
-}
-
-// subIDRange is name's range in /etc/subuid, if it has one.
-func subIDRange(t testing.TB, name string) (start, n int) {
-	b, err := os.ReadFile("/etc/subuid")
-	if os.IsNotExist(err) {
-		return 0, 0
-	}
-	require.NoError(t, err)
-	for _, l := range strings.Split(string(b), "\n") {
-		p := strings.Split(l, ":")
-		if len(p) == 3 && p[0] == name {
-			start, _ = strconv.Atoi(p[1])
-			n, _ = strconv.Atoi(p[2])
-			return start, n
-		}
-	}
-	return 0, 0
-}
-
-// freeSubIDRange is the start of 65536 ids no line of /etc/subuid or
-// /etc/subgid uses.
-func freeSubIDRange(t testing.TB) int {
-	end := 100000
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		b, err := os.ReadFile(f)
-		if os.IsNotExist(err) {
-			continue
-		}
-		require.NoError(t, err)
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			p := strings.Split(sc.Text(), ":")
-			if len(p) != 3 {
-				continue
-			}
-			s, err1 := strconv.Atoi(p[1])
-			n, err2 := strconv.Atoi(p[2])
-			if err1 == nil && err2 == nil && s+n > end {
-				end = s + n
-			}
-		}
-	}
-	return (end + 65535) / 65536 * 65536
 }
 
 func copyFile(t testing.TB, from, to string, mode os.FileMode) {
 	t.Helper()
-	in, err := os.Open(from)
-	require.NoError(t, err)
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	require.NoError(t, err)
-	_, err = io.Copy(out, in)
-	require.NoError(t, err)
-	require.NoError(t, out.Close())
+	require.NoError(t, rltest.CopyFile(from, to, mode))
 }
 
 // sb runs the binary under test as the user, with a clean environment of
@@ -139,11 +62,7 @@ func (u *rootlessUser) sb(t testing.TB, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, u.bin, args...)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + u.home, "LANG=C.UTF-8", "XDG_RUNTIME_DIR=" + u.runDir}
-	cmd.Dir = u.home
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: []uint32{}}}
-	return runCmd(t, cmd, "["+u.name+"] ", args)
+	return runCmd(t, u.ru.Command(ctx, args...), "["+u.name+"] ", args)
 }
 
 // asRoot runs the binary under test as root (for `rootless setup --user`).
@@ -154,73 +73,40 @@ func (u *rootlessUser) asRoot(t testing.TB, args ...string) result {
 	return runCmd(t, cmd, "[root] ", args)
 }
 
-// processes lists the live (not zombie) processes of the user: its own uid
-// or one of its subordinate ids.
-func (u *rootlessUser) processes() []string {
-	entries, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
-		}
-		var uid int
-		var state, name string
-		for _, l := range strings.Split(string(status), "\n") {
-			f := strings.Fields(l)
-			switch {
-			case len(f) >= 2 && f[0] == "Uid:":
-				uid, _ = strconv.Atoi(f[1])
-			case len(f) >= 2 && f[0] == "State:":
-				state = f[1]
-			case len(f) >= 2 && f[0] == "Name:":
-				name = f[1]
-			}
-		}
-		mine := uid == u.uid || (uid >= u.subStart && uid < u.subStart+u.subLen)
-		if mine && state != "Z" && state != "X" {
-			out = append(out, e.Name()+":"+name)
-		}
-	}
-	return out
-}
+// processes lists the live processes of the user and its subordinate ids.
+func (u *rootlessUser) processes() []string { return u.ru.Processes() }
 
-// remove stops whatever the user left running, takes back its cgroups,
-// and deletes the account and its files.
-func (u *rootlessUser) remove(t testing.TB) {
-	if u.bin != "" {
-		if _, err := os.Stat(u.bin); err == nil {
-			u.sb(t, "rootless", "stop")
-			u.asRoot(t, "rootless", "setup", "--user", u.name, "--undo")
-		}
-	}
-	for _, p := range u.processes() {
-		pid, _ := strconv.Atoi(strings.SplitN(p, ":", 2)[0])
-		syscall.Kill(pid, syscall.SIGKILL) //nolint:errcheck
-	}
-	if out, err := exec.Command("userdel", u.name).CombinedOutput(); err != nil {
-		t.Logf("userdel %s: %v: %s", u.name, err, out)
-	}
-	// userdel keeps subordinate ranges on some versions of shadow.
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var keep []string
-		for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
-			if !strings.HasPrefix(l, u.name+":") && !strings.HasPrefix(l, strconv.Itoa(u.uid)+":") {
-				keep = append(keep, l)
+// The run uids of a rootless run, inside the user namespace (see
+// rootless.RunUIDLow).
+const runUIDLow, runUIDHigh = 32768, 65532
+
+// watchRuns polls the host's processes until done, and returns the host
+// uid of each process running as one of the user's run uids, with its
+// /proc/PID/cgroup.
+func (u *rootlessUser) watchRuns(done func() bool) map[int]string {
+	seen := map[int]string{}
+	lo, hi := u.subStart+runUIDLow-1, u.subStart+runUIDHigh-1
+	for !done() {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(string(status), "\n") {
+				f := strings.Fields(l)
+				if len(f) < 2 || f[0] != "Uid:" {
+					continue
+				}
+				if uid, _ := strconv.Atoi(f[1]); uid >= lo && uid < hi {
+					cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+					seen[uid] = string(cg)
+				}
 			}
 		}
-		os.WriteFile(f, []byte(strings.Join(keep, "\n")+"\n"), 0o644) //nolint:errcheck
+		time.Sleep(100 * time.Millisecond)
 	}
-	if os.Getenv("SKILLBUILD_TEST_KEEP") == "" {
-		os.RemoveAll(u.dir)
-	}
+	return seen
 }
 
 // runRootless is `run --json` as the user, decoded.
@@ -294,12 +180,24 @@ func TestRootless(t *testing.T) {
 			Cgroups bool   `json:"cgroups"`
 			Parent  string `json:"parent"`
 		} `json:"limits"`
+		Service *struct {
+			Manager string `json:"manager"`
+			Unit    string `json:"unit"`
+			Reason  string `json:"reason"`
+		} `json:"service"`
 	}
 	r := u.sb(t, "rootless", "setup", "--json")
 	require.Equal(t, 0, r.code, "every prerequisite is there: %s", r.stdout)
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &setup))
 	assert.True(t, setup.Ready)
 	assert.False(t, setup.Limits.Cgroups, "nothing is delegated yet")
+	// The test user has no login session, so no systemd user manager
+	// answers (nor does one on a host without systemd): no unit, a
+	// background process.
+	require.NotNil(t, setup.Service, "setup says what will run containerd")
+	assert.Equal(t, "process", setup.Service.Manager)
+	assert.Contains(t, setup.Service.Reason, "systemd", "it says why there is no unit")
+	assert.NoFileExists(t, filepath.Join(u.home, ".config", "systemd", "user", "skillbuild-containerd.service"))
 
 	var st struct {
 		Running  bool   `json:"running"`
@@ -307,11 +205,13 @@ func TestRootless(t *testing.T) {
 		ChildPid int    `json:"child_pid"`
 		Socket   string `json:"socket"`
 		Root     string `json:"state_root"`
+		Manager  string `json:"manager"`
 	}
 	r = u.sb(t, "rootless", "start", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
 	require.True(t, st.Running)
+	assert.Equal(t, "process", st.Manager)
 	assert.Equal(t, filepath.Join(u.runDir, "skillbuild", "containerd.sock"), st.Socket, "the socket lives under XDG_RUNTIME_DIR")
 	assert.Equal(t, filepath.Join(u.home, ".local", "share", "skillbuild", "state"), st.Root, "state under XDG_DATA_HOME's default")
 	r = u.sb(t, "rootless", "start", "--json")
@@ -400,7 +300,9 @@ result = r`, rl...)
 			Net   any `json:"net"`
 		}
 		require.NoError(t, json.Unmarshal(d.Result, &got))
-		assert.Equal(t, 65532, got.UID, "non-root inside")
+		assert.GreaterOrEqual(t, got.UID, runUIDLow, "non-root inside: a run uid of its own")
+		assert.Less(t, got.UID, runUIDHigh)
+		assert.Equal(t, d.UID, uint32(got.UID), "the result reports the uid the code ran as")
 		assert.Equal(t, int(syscall.EROFS), got.Write, "read-only root")
 		assert.NotEqual(t, "connected", got.Net, "no network: the host's index on 127.0.0.1 is unreachable")
 
@@ -428,6 +330,35 @@ result = r`, rl...)
 		assert.False(t, d.TimedOut)
 	})
 
+	t.Run("concurrent runs get uids of their own", func(t *testing.T) {
+		// Two runs at once, each long enough to be seen from the host.
+		code := "import os, time\ntime.sleep(4)\nresult = [os.getuid(), os.getgid()]"
+		results := make(chan result, 2)
+		for range 2 {
+			go func() { results <- u.sb(t, append([]string{"run", "--json", "-c", code, "skill-a"}, rl...)...) }()
+		}
+		seen := u.watchRuns(func() bool { return len(results) == 2 })
+		var uids []int
+		for range 2 {
+			r := <-results
+			require.Equal(t, 0, r.code, r.stderr)
+			var d runDoc
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &d))
+			var ids [2]int
+			require.NoError(t, json.Unmarshal(d.Result, &ids), "%+v", d)
+			assert.Equal(t, ids[0], ids[1], "gid = uid")
+			assert.GreaterOrEqual(t, ids[0], runUIDLow)
+			assert.Less(t, ids[0], runUIDHigh)
+			uids = append(uids, ids[0])
+		}
+		assert.NotEqual(t, uids[0], uids[1], "two concurrent runs never share a uid")
+		// On the host each is its own subordinate id of the user: inside
+		// id N is the user's subordinate id SUBSTART+N-1.
+		for _, uid := range uids {
+			assert.Contains(t, seen, u.subStart+uid-1, "host uid of run uid %d (seen: %v)", uid, seen)
+		}
+	})
+
 	t.Run("delegated cgroups enforce every limit", func(t *testing.T) {
 		r := u.asRoot(t, "rootless", "setup", "--user", u.name, "--json")
 		require.Equal(t, 0, r.code, r.stderr)
@@ -438,6 +369,20 @@ result = r`, rl...)
 		require.Equal(t, 0, r.code, "no refusal once cgroups hold the limits: %s", r.stderr)
 		assert.JSONEq(t, `"2.0"`, string(d.Result))
 		assert.Equal(t, map[string]string{"memory": "cgroup", "cpus": "cgroup", "pids": "cgroup"}, lim)
+
+		// The run's cgroups are below the user's delegated subtree, in
+		// every hierarchy a limit needs.
+		done := make(chan result, 1)
+		go func() { done <- u.sb(t, "run", "--json", "-c", "import time; time.sleep(3)", "skill-a") }()
+		seen := u.watchRuns(func() bool { return len(done) == 1 })
+		require.Equal(t, 0, (<-done).code)
+		require.NotEmpty(t, seen, "the run's process was seen")
+		for _, cg := range seen {
+			for _, h := range []string{"memory", "pids", "cpu"} {
+				// Controllers may share a hierarchy (cpu,cpuacct).
+				assert.Regexp(t, `(?m)^\d+:(?:[^:]*,)?`+h+`(?:,[^:]*)?:/skillbuild-u`+strconv.Itoa(u.uid)+`/`, cg, "%s cgroup under the delegated subtree", h)
+			}
+		}
 
 		d, _, _ = u.run(t, "skill-a", balloon, "--memory", "128m")
 		assert.True(t, d.OOMKilled, "the memory cgroup's OOM killer acts: %+v", d.Error)
@@ -482,6 +427,28 @@ result = r`, rl...)
 			assert.NoDirExists(t, filepath.Join(u.runDir, "skillbuild", f))
 		}
 		assert.DirExists(t, filepath.Join(u.home, ".local", "share", "skillbuild", "containerd"), "images and cache stay")
+		leases, _ := filepath.Glob(filepath.Join(u.home, ".local", "share", "skillbuild", "state", "runs", "*"))
+		for _, l := range leases {
+			if filepath.Base(l) == "uids" {
+				ents, _ := os.ReadDir(l)
+				assert.Empty(t, ents, "every run uid was given back")
+				continue
+			}
+			assert.Fail(t, "a run's state directory survives", l)
+		}
+		var cgroups []string
+		hs, _ := filepath.Glob("/sys/fs/cgroup/*")
+		for _, h := range hs {
+			filepath.WalkDir(filepath.Join(h, "skillbuild-u"+strconv.Itoa(u.uid)), func(p string, d os.DirEntry, err error) error { //nolint:errcheck
+				if err == nil && d.IsDir() {
+					if procs, _ := os.ReadFile(filepath.Join(p, "cgroup.procs")); len(bytes.TrimSpace(procs)) > 0 {
+						cgroups = append(cgroups, p+": "+string(procs))
+					}
+				}
+				return nil
+			})
+		}
+		assert.Empty(t, cgroups, "no process is left in the delegated cgroups")
 		r = u.sb(t, "ls")
 		assert.Equal(t, 75, r.code, "containerd is gone: temporary failure")
 		assert.Contains(t, r.stderr, "skillbuild rootless start")

@@ -22,8 +22,11 @@ type LimitMode struct {
 	// put their cgroups under Parent and every limit holds.
 	Cgroups bool `json:"cgroups"`
 	// Parent is the delegated subtree, relative to each hierarchy's root
-	// (cgroup v1), e.g. /skillbuild-u1000.
+	// (cgroup v1), e.g. /skillbuild-u1000, or the cgroup of the user's
+	// systemd unit (cgroup v2).
 	Parent string `json:"parent,omitempty"`
+	// Version is the host's cgroup version (1 or 2).
+	Version int `json:"cgroup_version"`
 	// Reason says why limits fall back to rlimits, when they do.
 	Reason string `json:"reason,omitempty"`
 }
@@ -78,19 +81,19 @@ func DetectLimits(uid int) LimitMode {
 		owner = 0
 	}
 	if cgroupV2() {
-		return LimitMode{Reason: "this host runs cgroup v2, whose delegation (systemd's Delegate=yes) skillbuild does not use yet; limits fall back to rlimits"}
+		return detectV2(cgroupRoot, uid, owner)
 	}
 	hs, err := hostV1Hierarchies()
 	if err != nil || len(hs) == 0 {
-		return LimitMode{Reason: fmt.Sprintf("no cgroup v1 hierarchy found (%v)", err)}
+		return LimitMode{Version: 1, Reason: fmt.Sprintf("no cgroup v1 hierarchy found (%v)", err)}
 	}
 	name := DelegatedName(uid)
 	for _, h := range hs {
 		if err := ownedBy(filepath.Join(h, name), owner); err != nil {
-			return LimitMode{Reason: fmt.Sprintf("no cgroup subtree is delegated to uid %d (%v)", uid, err)}
+			return LimitMode{Version: 1, Reason: fmt.Sprintf("no cgroup subtree is delegated to uid %d (%v)", uid, err)}
 		}
 	}
-	return LimitMode{Cgroups: true, Parent: "/" + name}
+	return LimitMode{Cgroups: true, Version: 1, Parent: "/" + name}
 }
 
 func ownedBy(path string, uid int) error {
@@ -112,7 +115,7 @@ func ownedBy(path string, uid int) error {
 // cgroups, and limits, below it. It is idempotent.
 func DelegateCgroups(uid, gid int) (LimitMode, error) {
 	if cgroupV2() {
-		return LimitMode{}, fmt.Errorf("this host runs cgroup v2: delegate with systemd (Delegate=yes in user@.service), which skillbuild does not use yet: %w", errdefs.ErrNotImplemented)
+		return LimitMode{}, fmt.Errorf("this host runs cgroup v2, delegated by systemd: as the user, `skillbuild rootless setup` installs a unit with Delegate=yes: %w", errdefs.ErrNotImplemented)
 	}
 	hs, err := hostV1Hierarchies()
 	if err != nil {
@@ -144,7 +147,7 @@ func DelegateCgroups(uid, gid int) (LimitMode, error) {
 			}
 		}
 	}
-	return LimitMode{Cgroups: true, Parent: "/" + name}, nil
+	return LimitMode{Cgroups: true, Version: 1, Parent: "/" + name}, nil
 }
 
 // UndelegateCgroups removes uid's delegated subtree from every hierarchy.

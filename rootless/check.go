@@ -102,9 +102,15 @@ func Checks(u User, opts ...CheckOpt) []Check {
 	cs = append(cs, kernelCheck(o.kernel))
 	lm := DetectLimits(u.UID)
 	lc := Check{Name: "limits", OK: lm.Cgroups, Fix: "as root: skillbuild rootless setup --user " + u.Name}
-	if lm.Cgroups {
+	if lm.Version == 2 {
+		lc.Fix = "cgroup v2: run `skillbuild rootless setup` where a systemd user manager runs (it installs a unit with Delegate=yes), then `skillbuild rootless start`"
+	}
+	switch {
+	case lm.Cgroups && lm.Version == 2:
+		lc.Detail = "run limits by cgroups under the unit's delegated cgroup " + lm.Parent + "; build steps by rlimits (cgroup v2)"
+	case lm.Cgroups:
 		lc.Detail = "memory, CPU and process limits by cgroups under " + lm.Parent
-	} else {
+	default:
 		lc.Detail = "limits fall back to rlimits (per process, not per container: runs RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC; build steps RLIMIT_DATA, RLIMIT_CPU): " + lm.Reason
 	}
 	return append(cs, lc)

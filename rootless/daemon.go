@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,12 +32,24 @@ type Status struct {
 	Log               string    `json:"log"`
 	ContainerdVersion string    `json:"containerd_version,omitempty"`
 	Limits            LimitMode `json:"limits"`
+	// Manager is what runs the instance: ManagerSystemd (the user unit)
+	// or ManagerProcess (a background process of skillbuild's own).
+	Manager string `json:"manager,omitempty"`
+	// Unit is the installed systemd user unit, if any.
+	Unit string `json:"unit,omitempty"`
 }
+
+// The values of Status.Manager.
+const (
+	ManagerSystemd = "systemd"
+	ManagerProcess = "process"
+)
 
 type startOptions struct {
 	child        []string
 	env          []string
 	readyTimeout time.Duration
+	systemd      *Systemd
 }
 
 // StartOpt configures Start.
@@ -73,48 +86,52 @@ func WithReadyTimeout(d time.Duration) StartOpt {
 	}
 }
 
+// WithSystemd makes Start start the installed unit (UnitName) through the
+// user's systemd instead of a background process of its own; the unit
+// runs Foreground. WithChild is then not needed.
+func WithSystemd(sd Systemd) StartOpt {
+	return func(o *startOptions) error { o.systemd = &sd; return nil }
+}
+
+func startOpts(opts []StartOpt) (startOptions, error) {
+	o := startOptions{env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, readyTimeout: 60 * time.Second}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	if len(o.child) == 0 && o.systemd == nil {
+		return o, fmt.Errorf("no child command (WithChild): %w", errdefs.ErrInvalidArgument)
+	}
+	return o, nil
+}
+
 // usernsFile records the user namespace of a running instance, so Stop can
 // find every process left in it.
 func (p Paths) usernsFile() string { return filepath.Join(p.Run, "userns") }
 
-// Start runs containerd inside RootlessKit as the calling user, in a new
-// session detached from the caller, and returns once containerd answers on
-// p.Socket(). An instance that already runs is left alone (its status is
-// returned). A daemon that does not come up is stopped again, and the
-// error carries the end of its log.
-func Start(ctx context.Context, p Paths, opts ...StartOpt) (Status, error) {
-	o := startOptions{env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, readyTimeout: 60 * time.Second}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return Status{}, err
-		}
-	}
-	if len(o.child) == 0 {
-		return Status{}, fmt.Errorf("no child command (WithChild): %w", errdefs.ErrInvalidArgument)
-	}
-	uid := os.Geteuid()
+// prepareInstance creates p's directories, removes what an instance that
+// died left (stale sockets, state) and writes containerd's config.
+func prepareInstance(p Paths, uid int) error {
 	if uid == 0 {
-		return Status{}, fmt.Errorf("rootless containerd is for ordinary users; as root use the system containerd: %w", errdefs.ErrFailedPrecondition)
-	}
-	if st := StatusOf(ctx, p); st.Running {
-		return st, nil
+		return fmt.Errorf("rootless containerd is for ordinary users; as root use the system containerd: %w", errdefs.ErrFailedPrecondition)
 	}
 	if err := p.prepare(uid); err != nil {
-		return Status{}, err
+		return err
 	}
-	// Leftovers of an instance that died: stale sockets and state.
 	if _, err := cleanup(p); err != nil {
-		return Status{}, err
+		return err
 	}
 	if err := os.WriteFile(p.Config(), containerdConfig(p), 0o600); err != nil {
-		return Status{}, fmt.Errorf("write containerd config: %w", err)
+		return fmt.Errorf("write containerd config: %w", err)
 	}
-	logf, err := os.OpenFile(p.Log(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return Status{}, fmt.Errorf("open log: %w", err)
-	}
-	defer logf.Close()
+	return nil
+}
+
+// rootlesskitArgv is RootlessKit's command line for p's instance.
+func rootlesskitArgv(p Paths, child []string) []string {
 	args := []string{
+		"rootlesskit",
 		"--state-dir=" + p.RootlessKitDir(),
 		// containerd needs no network of its own, and every build step
 		// and run gets a fresh network namespace anyway.
@@ -122,9 +139,41 @@ func Start(ctx context.Context, p Paths, opts ...StartOpt) (Status, error) {
 		"--copy-up=/etc", "--copy-up=/run",
 		"--propagation=rslave",
 	}
-	args = append(args, o.child...)
-	args = append(args, p.ShimDir(), "containerd", "--config", p.Config())
-	cmd := exec.Command("rootlesskit", args...)
+	args = append(args, child...)
+	return append(args, p.ShimDir(), "containerd", "--config", p.Config())
+}
+
+// Start runs containerd inside RootlessKit as the calling user, in a new
+// session detached from the caller (or, WithSystemd, as the user's systemd
+// unit), and returns once containerd answers on p.Socket(). An instance
+// that already runs is left alone (its status is returned). A daemon that
+// does not come up is stopped again, and the error carries the end of its
+// log.
+func Start(ctx context.Context, p Paths, opts ...StartOpt) (Status, error) {
+	o, err := startOpts(opts)
+	if err != nil {
+		return Status{}, err
+	}
+	uid := os.Geteuid()
+	if uid == 0 {
+		return Status{}, prepareInstance(p, uid) // refuses root
+	}
+	if st := StatusOf(ctx, p); st.Running {
+		return st, nil
+	}
+	if o.systemd != nil {
+		return startUnit(ctx, p, o)
+	}
+	if err := prepareInstance(p, uid); err != nil {
+		return Status{}, err
+	}
+	logf, err := os.OpenFile(p.Log(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return Status{}, fmt.Errorf("open log: %w", err)
+	}
+	defer logf.Close()
+	argv := rootlesskitArgv(p, o.child)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = o.env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -149,7 +198,56 @@ func Start(ctx context.Context, p Paths, opts ...StartOpt) (Status, error) {
 	if err := os.WriteFile(p.PidFile(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
 		return fail(fmt.Errorf("write pid file: %w", err))
 	}
-	deadline := time.NewTimer(o.readyTimeout)
+	st, err := waitReady(ctx, p, o.readyTimeout, exited)
+	if err != nil {
+		return fail(err)
+	}
+	cmd.Process.Release() //nolint:errcheck
+	st.Manager = ManagerProcess
+	return st, nil
+}
+
+// startUnit starts the installed unit and waits for its containerd.
+func startUnit(ctx context.Context, p Paths, o startOptions) (Status, error) {
+	if path := p.UnitPath(); path == "" {
+		return Status{}, fmt.Errorf("no systemd unit directory: %w", errdefs.ErrInvalidArgument)
+	} else if _, err := os.Stat(path); err != nil {
+		return Status{}, fmt.Errorf("systemd unit %s is not installed (skillbuild rootless setup installs it): %w", path, errdefs.ErrFailedPrecondition)
+	}
+	if _, err := o.systemd.run(ctx, "start", UnitName); err != nil {
+		return Status{}, fmt.Errorf("%w (journalctl --user -u %s says why)", err, UnitName)
+	}
+	// The unit restarts a containerd that dies; it failed for good when
+	// systemd says so.
+	exited := make(chan error, 1)
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(time.Second):
+			}
+			if out, err := o.systemd.run(ctx, "is-failed", UnitName); err == nil && strings.TrimSpace(string(out)) == "failed" {
+				exited <- fmt.Errorf("unit %s failed", UnitName)
+				return
+			}
+		}
+	}()
+	st, err := waitReady(ctx, p, o.readyTimeout, exited)
+	if err != nil {
+		o.systemd.run(context.WithoutCancel(ctx), "stop", UnitName) //nolint:errcheck
+		return Status{}, fmt.Errorf("%w (journalctl --user -u %s says why)", err, UnitName)
+	}
+	st.Manager = ManagerSystemd
+	return st, nil
+}
+
+// waitReady waits until p's containerd answers, the daemon exits (a value
+// on exited) or timeout passes; it records the instance's user namespace.
+func waitReady(ctx context.Context, p Paths, timeout time.Duration, exited chan error) (Status, error) {
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -157,11 +255,11 @@ func Start(ctx context.Context, p Paths, opts ...StartOpt) (Status, error) {
 		select {
 		case err := <-exited:
 			exited <- err
-			return fail(fmt.Errorf("rootless containerd exited during start-up (%v)", err))
+			return Status{}, fmt.Errorf("rootless containerd exited during start-up (%v)", err)
 		case <-deadline.C:
-			return fail(fmt.Errorf("rootless containerd did not answer on %s within %s: %w", p.Socket(), o.readyTimeout, errdefs.ErrUnavailable))
+			return Status{}, fmt.Errorf("rootless containerd did not answer on %s within %s: %w", p.Socket(), timeout, errdefs.ErrUnavailable)
 		case <-ctx.Done():
-			return fail(fmt.Errorf("start cancelled: %w", ctx.Err()))
+			return Status{}, fmt.Errorf("start cancelled: %w", ctx.Err())
 		case <-tick.C:
 		}
 		if _, err := os.Stat(p.Socket()); err != nil {
@@ -171,15 +269,49 @@ func Start(ctx context.Context, p Paths, opts ...StartOpt) (Status, error) {
 			st := StatusOf(ctx, p)
 			st.ContainerdVersion = v
 			if st.ChildPid == 0 {
-				return fail(fmt.Errorf("rootlesskit recorded no child pid in %s", p.RootlessKitDir()))
+				return Status{}, fmt.Errorf("rootlesskit recorded no child pid in %s", p.RootlessKitDir())
 			}
 			if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", st.ChildPid)); err == nil {
 				os.WriteFile(p.usernsFile(), []byte(ns), 0o600) //nolint:errcheck
 			}
-			cmd.Process.Release() //nolint:errcheck
 			return st, nil
 		}
 	}
+}
+
+// Foreground prepares p's instance and replaces the calling process with
+// RootlessKit, recording its own pid (which RootlessKit keeps): the main
+// process of the systemd unit. On cgroup v2 it first moves into a leaf of
+// the unit's delegated cgroup and enables the limits' controllers for
+// containers (see evacuateV2); when that fails it says so on log and runs
+// on (runs then fall back to rlimits, and report it). It returns only on
+// error.
+func Foreground(p Paths, log io.Writer, opts ...StartOpt) error {
+	o, err := startOpts(opts)
+	if err != nil {
+		return err
+	}
+	if len(o.child) == 0 {
+		return fmt.Errorf("no child command (WithChild): %w", errdefs.ErrInvalidArgument)
+	}
+	if err := prepareInstance(p, os.Geteuid()); err != nil {
+		return err
+	}
+	if err := enterUnitCgroupV2(); err != nil {
+		fmt.Fprintf(log, "skillbuild: no cgroup limits for runs: %v\n", err)
+	}
+	argv := rootlesskitArgv(p, o.child)
+	bin, err := exec.LookPath(argv[0])
+	if err != nil {
+		return fmt.Errorf("rootlesskit: %w", err)
+	}
+	if err := os.WriteFile(p.PidFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	if err := os.Chdir(p.Data); err != nil {
+		return err
+	}
+	return syscall.Exec(bin, argv, o.env)
 }
 
 func ping(ctx context.Context, socket string) (string, error) {
@@ -212,6 +344,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 // StatusOf reports whether p's instance runs, and where its pieces are.
 func StatusOf(ctx context.Context, p Paths) Status {
 	st := Status{Socket: p.Socket(), StateRoot: p.StateRoot(), Data: p.Data, Run: p.Run, Log: p.Log()}
+	if u := p.UnitPath(); u != "" {
+		if _, err := os.Stat(u); err == nil {
+			st.Unit = u
+		}
+	}
 	st.Limits = DetectLimits(ParentUID())
 	pid, err := readPid(p.PidFile())
 	if err != nil || !isRootlessKit(pid, p) {
@@ -266,21 +403,44 @@ type StopResult struct {
 	Leftovers int `json:"leftovers_killed"`
 }
 
+// StopOpt configures Stop.
+type StopOpt func(*stopOptions)
+
+type stopOptions struct{ systemd *Systemd }
+
+// StopSystemd stops the user unit through systemd first (so systemd does
+// not restart it), then goes on as without it.
+func StopSystemd(sd Systemd) StopOpt {
+	return func(o *stopOptions) { o.systemd = &sd }
+}
+
 // Stop ends p's instance: SIGTERM to RootlessKit (which passes it to
 // containerd), SIGKILL after timeout, then SIGKILL to every process left
 // in its user namespace (shims outlive containerd by design, and their
 // containers with them); the namespaces, and every mount in them, end with
 // their last process. The runtime directory's sockets and state are
 // removed; the data directory (images, cache, database) stays.
-func Stop(ctx context.Context, p Paths, timeout time.Duration) (StopResult, error) {
+func Stop(ctx context.Context, p Paths, timeout time.Duration, opts ...StopOpt) (StopResult, error) {
+	var o stopOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var res StopResult
 	ns := readUserns(p)
-	if pid, err := readPid(p.PidFile()); err == nil && isRootlessKit(pid, p) {
-		if ns == "" {
-			if cp, err := ChildPid(p.RootlessKitDir()); err == nil {
-				ns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/user", cp))
-			}
+	pid, err := readPid(p.PidFile())
+	running := err == nil && isRootlessKit(pid, p)
+	if ns == "" && running {
+		if cp, err := ChildPid(p.RootlessKitDir()); err == nil {
+			ns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/user", cp))
 		}
+	}
+	if o.systemd != nil {
+		if _, err := o.systemd.run(ctx, "stop", UnitName); err != nil {
+			return res, err
+		}
+		res.Stopped = running
+	}
+	if running && !processDead(pid) {
 		res.Stopped = true
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return res, fmt.Errorf("stop rootlesskit (pid %d): %w", pid, err)

@@ -1,7 +1,8 @@
 // Package rootless runs skillbuild for an ordinary user: containerd inside
-// RootlessKit's user and mount namespaces, started and stopped as a plain
-// background process, and the way back into those namespaces for the
-// skillbuild process itself.
+// RootlessKit's user and mount namespaces, started and stopped as the
+// user's systemd unit where a systemd user manager runs and as a plain
+// background process where none does, and the way back into those
+// namespaces for the skillbuild process itself.
 //
 // # The daemon
 //
@@ -16,6 +17,11 @@
 // the host's: containerd itself needs none, and every build step and run
 // gets a network namespace of its own anyway (slirp4netns would need
 // /dev/net/tun, which not every host opens to users).
+//
+// With systemd, Unit is the user unit (ExecStart: the binary in
+// Foreground mode, which becomes RootlessKit; Delegate=yes; KillMode=mixed),
+// Systemd installs it and Start and Stop go through `systemctl --user`
+// (WithSystemd, StopSystemd).
 //
 // Stop ends RootlessKit (which ends containerd), then kills whatever is
 // left in the instance's user namespace — shims and their containers
@@ -35,7 +41,16 @@
 //
 // Run and build limits need cgroups. cgroup v1 delegates by ownership: root
 // may run DelegateCgroups once to give a user a subtree of every
-// hierarchy; DetectLimits finds it (or a delegated cgroup v2 subtree).
-// Without either, limits fall back to rlimits, and the callers report
-// which mechanism held each limit.
+// hierarchy; DetectLimits finds it. cgroup v2 delegates by systemd's
+// Delegate=yes: Foreground moves RootlessKit into a leaf of the unit's
+// cgroup and enables the controllers for containers beside it, and
+// DetectLimits finds that (runs only: see cgroup2.go). Without either,
+// limits fall back to rlimits, and the callers report which mechanism
+// held each limit.
+//
+// # Run uids
+//
+// Inside the user namespace id 0 is the user and ids 1..N its subordinate
+// ids; RunUIDRange is the block of them runs take a uid of their own from
+// (RunUIDLow..RunUIDHigh-1), so concurrent runs share no uid on the host.
 package rootless

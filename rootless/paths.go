@@ -17,6 +17,7 @@ type Env struct {
 	UID        int
 	Home       string
 	DataHome   string // $XDG_DATA_HOME
+	ConfigHome string // $XDG_CONFIG_HOME
 	RuntimeDir string // $XDG_RUNTIME_DIR
 	TempDir    string // os.TempDir(), for the runtime directory fallback
 }
@@ -29,6 +30,10 @@ type Paths struct {
 	// Run holds what lives as long as the daemon: the socket, RootlessKit's
 	// state, containerd's state, the config ($XDG_RUNTIME_DIR/skillbuild).
 	Run string
+	// UnitDir is where systemd looks for the user's units
+	// ($XDG_CONFIG_HOME/systemd/user, or ~/.config/systemd/user; empty
+	// without either).
+	UnitDir string
 }
 
 // PathsFor returns the paths of e's rootless instance. Without
@@ -53,7 +58,14 @@ func PathsFor(e Env) (Paths, error) {
 	if !filepath.IsAbs(run) {
 		return Paths{}, fmt.Errorf("runtime directory %q is not absolute: %w", run, errdefs.ErrInvalidArgument)
 	}
-	return Paths{Data: filepath.Join(data, "skillbuild"), Run: filepath.Join(run, "skillbuild")}, nil
+	unitDir := ""
+	switch {
+	case filepath.IsAbs(e.ConfigHome):
+		unitDir = filepath.Join(e.ConfigHome, "systemd", "user")
+	case e.Home != "":
+		unitDir = filepath.Join(e.Home, ".config", "systemd", "user")
+	}
+	return Paths{Data: filepath.Join(data, "skillbuild"), Run: filepath.Join(run, "skillbuild"), UnitDir: unitDir}, nil
 }
 
 func fallbackRuntimeDir(e Env) string {

@@ -170,3 +170,26 @@ func TestReexecRefusesALoopAndAStoppedInstance(t *testing.T) {
 	err = Reexec(p, "/bin/true", nil, nil, "")
 	assert.True(t, errdefs.IsFailedPrecondition(err), "already re-executed once: %v", err)
 }
+
+func TestRunUIDRange(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		uid, gid    string
+		base, count uint32
+	}{
+		{"65536 subordinate ids", "0 1000 1\n1 100000 65536\n", "0 1000 1\n1 100000 65536\n", RunUIDLow, RunUIDHigh - RunUIDLow},
+		{"a bigger range still stops below 65532", "0 1000 1\n1 100000 1000000\n", "0 1000 1\n1 100000 1000000\n", RunUIDLow, RunUIDHigh - RunUIDLow},
+		{"fewer gids than uids", "0 1000 1\n1 100000 65536\n", "0 1000 1\n1 100000 40000\n", RunUIDLow, 40001 - RunUIDLow},
+		{"too small a range", "0 1000 1\n1 100000 1000\n", "0 1000 1\n1 100000 1000\n", 0, 0},
+		{"the host's identity map", "0 0 4294967295\n", "0 0 4294967295\n", RunUIDLow, RunUIDHigh - RunUIDLow},
+		{"two extents, the larger wins", "0 1000 1\n1 100000 40000\n50000 300000 10000\n", "0 1000 1\n1 100000 65536\n", 50000, 10000},
+	} {
+		base, count, err := runUIDRange(strings.NewReader(tc.uid), strings.NewReader(tc.gid))
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, tc.base, base, tc.name)
+		assert.Equal(t, tc.count, count, tc.name)
+	}
+	_, _, err := runUIDRange(strings.NewReader("0 x 1\n"), strings.NewReader(""))
+	assert.ErrorContains(t, err, "uid_map")
+}

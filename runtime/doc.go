@@ -66,9 +66,11 @@
 // # Sharing nothing per user
 //
 // A run that would run as DefaultUID:DefaultGID gets a uid:gid of its own
-// from RunUIDBase (Result.UID), leased with an flock in the state
-// directory, so per-user kernel quotas (message queue bytes, RLIMIT_NPROC)
-// are not shared between concurrent runs (WithSharedUID turns this off).
+// (Result.UID) from RunUIDBase, or from the range WithRunUIDRange sets (a
+// rootless user namespace maps only the user's subordinate ids), leased
+// with an flock in the state directory, so per-user kernel quotas
+// (message queue bytes, RLIMIT_NPROC) are not shared between concurrent
+// runs (WithSharedUID turns this off).
 // The image's /etc/resolv.conf, which a base made from a host's root
 // filesystem carries with that host's nameserver, is covered by a file
 // that names none; /tmp and /dev/shm are noexec.

@@ -74,6 +74,7 @@ type options struct {
 	sweepOnNew     bool
 	loopbackUp     bool
 	sharedUID      bool
+	runUIDs        uidRange // where a run's own uid comes from (WithRunUIDRange)
 	limitMode      limitMode
 	cgroupParent   string
 	requireCgroups bool
@@ -89,6 +90,7 @@ func defaultOptions() options {
 		sweepGrace:     30 * time.Second,
 		sweepOnNew:     true,
 		loopbackUp:     true,
+		runUIDs:        uidRange{base: RunUIDBase, count: RunUIDCount},
 	}
 }
 

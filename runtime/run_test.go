@@ -311,7 +311,7 @@ func TestLeaseUID(t *testing.T) {
 	seen := map[uint32]bool{}
 	var leases []*uidLease
 	for range 50 {
-		l, err := leaseUID(dir)
+		l, err := leaseUID(dir, defaultOptions().runUIDs)
 		require.NoError(t, err)
 		assert.GreaterOrEqual(t, l.uid, uint32(RunUIDBase))
 		assert.Less(t, l.uid, uint32(RunUIDBase+RunUIDCount))
@@ -329,9 +329,9 @@ func TestLeaseUID(t *testing.T) {
 
 	// A lease whose holder died (its file stays, unlocked) is swept; a held
 	// one is not.
-	held, err := leaseUID(dir)
+	held, err := leaseUID(dir, defaultOptions().runUIDs)
 	require.NoError(t, err)
-	dead, err := leaseUID(dir)
+	dead, err := leaseUID(dir, defaultOptions().runUIDs)
 	require.NoError(t, err)
 	dead.file.Close() // the process died: the lock is gone, the file stays
 	sweepUIDLeases(dir)

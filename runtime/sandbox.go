@@ -179,7 +179,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		return nil, fmt.Errorf("sandbox resolv.conf: %w", err)
 	}
 	if !r.opts.sharedUID {
-		if s.uid, err = leaseUID(r.opts.stateDir); err != nil {
+		if s.uid, err = leaseUID(r.opts.stateDir, r.opts.runUIDs); err != nil {
 			return nil, err
 		}
 		s.cleanups = append(s.cleanups, func(context.Context) error { s.uid.release(); return nil })

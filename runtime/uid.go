@@ -15,14 +15,34 @@ import (
 // A run whose user would be DefaultUID:DefaultGID (the image names no
 // user, names root, or names 65532 as skillbuild's images do) runs as a
 // uid:gid of its own instead, picked from RunUIDBase up to
-// RunUIDBase+RunUIDCount-1 and held by no other live run of this state
-// directory. The kernel accounts some quotas per uid across every
-// namespace (POSIX message queue bytes, RLIMIT_NPROC, inotify instances),
-// so a shared uid would let one run exhaust them for all the others.
+// RunUIDBase+RunUIDCount-1 (or the range WithRunUIDRange sets) and held by
+// no other live run of this state directory. The kernel accounts some
+// quotas per uid across every namespace (POSIX message queue bytes,
+// RLIMIT_NPROC, inotify instances), so a shared uid would let one run
+// exhaust them for all the others.
 const (
 	RunUIDBase  = 1 << 30
 	RunUIDCount = 1 << 16
 )
+
+// uidRange is the ids base up to base+count-1.
+type uidRange struct{ base, count uint32 }
+
+// WithRunUIDRange makes runs take their own uid (and gid, the same
+// number) from base up to base+count-1 instead of RunUIDBase and up: a
+// rootless runtime can only use the ids its user namespace maps (the
+// user's subordinate ids). Every id of the range must be mapped for both
+// users and groups, and none may be 0 or DefaultUID.
+func WithRunUIDRange(base, count uint32) Opt {
+	return func(o *options) error {
+		end := uint64(base) + uint64(count)
+		if base == 0 || count == 0 || end > 1<<32-1 || (base <= DefaultUID && end > DefaultUID) {
+			return fmt.Errorf("run uid range %d+%d must be non-empty and hold neither 0 nor %d: %w", base, count, DefaultUID, errdefs.ErrInvalidArgument)
+		}
+		o.runUIDs = uidRange{base: base, count: count}
+		return nil
+	}
+}
 
 // uidLease is a uid held for one run: an flock on a file of the state
 // directory, released by release or by the death of the process.
@@ -31,8 +51,8 @@ type uidLease struct {
 	file *os.File
 }
 
-// leaseUID picks a free uid at random from the run range and locks it.
-func leaseUID(stateDir string) (*uidLease, error) {
+// leaseUID picks a free uid at random from r and locks it.
+func leaseUID(stateDir string, r uidRange) (*uidLease, error) {
 	dir := filepath.Join(stateDir, "uids")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("run uid leases: %w", err)
@@ -42,7 +62,7 @@ func leaseUID(stateDir string) (*uidLease, error) {
 		if _, err := rand.Read(b[:]); err != nil {
 			return nil, err
 		}
-		uid := RunUIDBase + binary.LittleEndian.Uint32(b[:])%RunUIDCount
+		uid := r.base + binary.LittleEndian.Uint32(b[:])%r.count
 		f, err := os.OpenFile(filepath.Join(dir, strconv.FormatUint(uint64(uid), 10)), os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("run uid lease: %w", err)

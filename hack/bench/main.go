@@ -49,6 +49,8 @@ type options struct {
 	noSingle    bool
 	appendOut   bool
 	noProfile   bool
+	rootless    bool
+	onlyRL      bool
 }
 
 func main() {
@@ -70,6 +72,8 @@ func main() {
 	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")
 	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the rows that miss their target")
+	flag.BoolVar(&o.rootless, "rootless", false, "also measure root against rootless (a user made for the bench; see rootless.go)")
+	flag.BoolVar(&o.onlyRL, "only-rootless", false, "measure only the rootless rows (with -append, add them to -out)")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")

@@ -29,6 +29,8 @@ type report struct {
 	total       time.Duration
 	only30      bool
 	singleHow   string // where the single-layer column comes from
+	rootless    string // the rootless section (rootless.go), if measured
+	onlyRL      bool
 }
 
 // all sets the tools up, warms them, and measures every table.
@@ -45,6 +47,10 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
 	)
 
+	if b.o.onlyRL {
+		rep.onlyRL, rep.rootless = true, b.rootlessRows(ctx)
+		return rep, nil
+	}
 	rep.only30 = b.o.only30
 	if !b.o.only30 {
 		b.say("scan: go test -bench ./scan/")
@@ -116,6 +122,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		rep.scans = b.scanTable(ctx, states[colSB])
 	}
 
+	if b.o.rootless {
+		rep.rootless = b.rootlessRows(ctx)
+	}
 	if !b.o.noProfile {
 		b.say("profile: every build row that misses its target")
 		rep.profile = b.profileMissed(ctx, rep, sb, states, ex)
@@ -234,6 +243,11 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 // markdown renders BENCHMARKS.md.
 func (rep *report) markdown() string {
 	var sb strings.Builder
+	if rep.onlyRL {
+		sb.WriteString("# Benchmarks: rootless rows, separate run\n\nWritten by `go run ./hack/bench -only-rootless -skip-buildah -append` (see hack/bench/rootless.go).\n\n" +
+			"## Machine\n\n" + strings.Join(rep.machine, "\n") + "\n" + rep.rootless)
+		return sb.String()
+	}
 	if rep.only30 {
 		sb.WriteString("# Benchmarks: 30-distribution rows, separate run\n\n")
 	} else {
@@ -312,6 +326,7 @@ func (rep *report) markdown() string {
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
 
+	sb.WriteString(rep.rootless)
 	rep.targets(&sb)
 	if rep.profile != "" {
 		sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
