@@ -18,24 +18,10 @@ import (
 // process. A live run, whose owner holds its lock, is left alone by the
 // same sweep.
 func TestRunKilledOwnerSweptAtOnce(t *testing.T) {
-	start := func(id string) (kill func()) {
-		cmd := sbCmd("run", "--image", env.base, "--timeout", "10m", "-c", "import time\nprint('ready', flush=True)\ntime.sleep(3600)", id)
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		require.NoError(t, err)
-		require.Equal(t, "ready\n", line)
-		return func() {
-			require.NoError(t, cmd.Process.Kill())
-			cmd.Wait() //nolint:errcheck
-		}
-	}
 	c := ctdClient(t)
-	killLive := start("alive")
+	killLive := startSleepingRun(t, "10m", "alive")
 	liveID := theRunContainer(t, c).ID()
-	killOrphan := start("orphan")
-	killOrphan() // no cleanup, no timeout: an orphan with ten minutes to go
+	startSleepingRun(t, "10m", "orphan")() // no cleanup, no timeout: an orphan with ten minutes to go
 	cs := runContainers(t, c)
 	require.Len(t, cs, 2, "the orphan and the live run")
 	deadline := runDeadline(t, cs[0])
@@ -53,4 +39,23 @@ func TestRunKilledOwnerSweptAtOnce(t *testing.T) {
 	_, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
 	require.NoError(t, err)
 	assertNoRunLeftovers(t)
+}
+
+// startSleepingRun starts `skillbuild run` of code that sleeps, waits until
+// the code runs, and returns what kills the skillbuild process with
+// SIGKILL (leaving its run behind).
+func startSleepingRun(t *testing.T, timeout, id string) (kill func()) {
+	t.Helper()
+	cmd := sbCmd("run", "--image", env.base, "--timeout", timeout, "-c", "import time\nprint('ready', flush=True)\ntime.sleep(3600)", id)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "ready\n", line)
+	return func() {
+		require.NoError(t, cmd.Process.Kill())
+		cmd.Wait() //nolint:errcheck
+	}
 }

@@ -775,15 +775,7 @@ func TestRunLimitsAndInterrupt(t *testing.T) {
 // passed, not before. (With the run's own state directory it goes at
 // once: TestRunKilledOwnerSweptAtOnce.)
 func TestRunOrphanSweep(t *testing.T) {
-	cmd := sbCmd("run", "--image", env.base, "--timeout", "4s", "-c", "import time\nprint('ready', flush=True)\ntime.sleep(3600)", "orphan")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "ready\n", line)
-	require.NoError(t, cmd.Process.Kill()) // no cleanup, no timeout: an orphan
-	cmd.Wait()                             //nolint:errcheck
+	startSleepingRun(t, "4s", "orphan")() // no cleanup, no timeout: an orphan
 
 	c := ctdClient(t)
 	cs := runContainers(t, c)
