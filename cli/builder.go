@@ -69,12 +69,7 @@ func outputs(c *cli.Context) ([]engine.Output, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		var eo engine.Output
-		if o.kind == "oci-layout" {
-			eo, err = engine.OCILayout(o.path)
-		} else {
-			eo, err = engine.OCIArchive(o.path)
-		}
+		eo, err := o.engineOutput()
 		if err != nil {
 			return nil, false, err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/skillbuild/skillbuild/attest"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/engine"
 	"github.com/skillbuild/skillbuild/store"
 	"github.com/urfave/cli/v2"
 )
@@ -32,34 +33,23 @@ func parseOutput(s string) (output, error) {
 	return output{kind: kind, path: path}, nil
 }
 
-// writeOutput exports the image name as o says. The file or directory
-// appears only complete: it is written under a temporary name first.
+// writeOutput exports the image name from containerd as o says, by the
+// rules every builder's outputs follow (engine.Export): an archive
+// replaces FILE atomically, a layout gets the image added.
 func writeOutput(ctx context.Context, client *ctd.Client, name string, o output) error {
-	if _, err := os.Stat(o.path); err == nil {
-		return fmt.Errorf("--output %s=%s: it exists; remove it or choose another path: %w", o.kind, o.path, errdefs.ErrAlreadyExists)
-	}
-	tmp := filepath.Join(filepath.Dir(o.path), "."+filepath.Base(o.path)+".partial")
-	os.RemoveAll(tmp) //nolint:errcheck
-	var err error
-	if o.kind == "oci-layout" {
-		err = store.ExportOCILayout(ctx, client, tmp, name)
-	} else {
-		var f *os.File
-		if f, err = os.Create(tmp); err == nil {
-			err = store.ExportOCIArchive(ctx, client, f, name)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
-	}
-	if err == nil {
-		err = os.Rename(tmp, o.path)
-	}
+	eo, err := o.engineOutput()
 	if err != nil {
-		os.RemoveAll(tmp) //nolint:errcheck
-		return fmt.Errorf("--output %s=%s: %w", o.kind, o.path, err)
+		return err
 	}
-	return nil
+	return engine.Export(ctx, client, name, eo)
+}
+
+// engineOutput is the engine's output for o; it checks the path.
+func (o output) engineOutput() (engine.Output, error) {
+	if o.kind == "oci-layout" {
+		return engine.OCILayout(o.path)
+	}
+	return engine.OCIArchive(o.path)
 }
 
 func loadCommand() *cli.Command {

@@ -239,6 +239,7 @@ type resolved struct {
 	baseRef  string // pinned by digest
 	baseDgst digest.Digest
 	lock     lock.Lock
+	report   llb.State // the resolve step's output (ReportFile)
 }
 
 // resolve runs the resolve step (in the base image: it needs no venv) and
@@ -267,6 +268,7 @@ func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, p
 	if err != nil {
 		return nil, fail(err)
 	}
+	r.report = out
 	rr, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
 	if err != nil {
 		return nil, err
@@ -329,6 +331,7 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 	defer b.close(ctx)
 	resp, err := e.run(ctx, b.ss, b.exports, req.Status, b.solve)
 	if err != nil {
+		err = e.cacheError(err, req.Cache)
 		// What ran before the failure is part of the answer (a refusal
 		// must show that nothing was installed).
 		cached, executed := b.ss.col.counts()
@@ -347,6 +350,7 @@ type build struct {
 	exports    []bkclient.ExportEntry
 	ss         *solveSession
 	r          *resolved
+	installed  sbllb.Installed
 	gateLabel  map[string]string
 }
 
@@ -409,6 +413,9 @@ func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) er
 	maps.Copy(extra, b.req.Labels)
 	maps.Copy(extra, b.gateLabel)
 	cfg, err := sbllb.ImageConfig(b.r.baseCfg, b.req.Skill, b.r.lock, b.r.baseRef, b.r.baseDgst, extra)
+	if err == nil {
+		cfg, err = withHistory(cfg, b.r.baseCfg, b.installed)
+	}
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -428,10 +435,19 @@ func (b *build) install(ctx context.Context, c gateway.Client, fail func(error) 
 	if err != nil {
 		return nil, fail(err)
 	}
+	b.installed = installed
 	if err := checkLayers(ctx, c, b.r.venv, installed, b.ss.skill, fail); err != nil {
 		return nil, err
 	}
-	def, err := installed.Root.Marshal(ctx)
+	root := installed.Root
+	if b.req.Cache.To != "" {
+		anchors := []llb.State{b.r.report}
+		if len(installed.Layers) > 0 {
+			anchors = append(anchors, sbllb.ListLayers(b.r.venv, installed, b.ss.skill))
+		}
+		root = withCacheAnchors(root, anchors...)
+	}
+	def, err := root.Marshal(ctx)
 	if err != nil {
 		return nil, fail(err)
 	}

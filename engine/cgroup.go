@@ -26,10 +26,7 @@ type buildCgroup struct {
 // newBuildCgroup creates the build cgroup of root below base ("" for the
 // hierarchy's root).
 func newBuildCgroup(base, root string) (*buildCgroup, error) {
-	name := path.Join(base, "skillbuild-"+digest.FromString(root).Encoded()[:12])
-	cg := &buildCgroup{name: strings.TrimPrefix(name, "/")}
-	_, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers"))
-	cg.v2 = err == nil
+	cg := buildCgroupOf(base, root)
 	if err := os.MkdirAll(cg.pidsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("create build cgroup %s (needed for the build process limit; skillbuild builds need root): %w", cg.pidsDir(), err)
 	}
@@ -38,6 +35,15 @@ func newBuildCgroup(base, root string) (*buildCgroup, error) {
 		os.WriteFile(filepath.Join(cgroupRoot, "cgroup.subtree_control"), []byte("+pids"), 0o644) //nolint:errcheck
 	}
 	return cg, nil
+}
+
+// buildCgroupOf names the build cgroup of root below base.
+func buildCgroupOf(base, root string) *buildCgroup {
+	name := path.Join(base, "skillbuild-"+digest.FromString(root).Encoded()[:12])
+	cg := &buildCgroup{name: strings.TrimPrefix(name, "/")}
+	_, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers"))
+	cg.v2 = err == nil
+	return cg
 }
 
 func (cg *buildCgroup) pidsDir() string {

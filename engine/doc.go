@@ -12,7 +12,15 @@
 // containerd (BuilderEmbeddedOCI), or on a running buildkitd (tcp://,
 // unix://) through the same client and session. Results go to Outputs
 // (OCIArchive, OCILayout) and, for the embedded builder or with Load, to
-// containerd; each output names the image only once the build succeeded.
+// containerd; each output names the image only once the build succeeded,
+// and treats an existing path the same on every builder (Export writes
+// the embedded builder's image by the same rules).
+//
+// Several state roots may build at once in one containerd namespace: the
+// leases of an engine carry its root, so it lists and clears only its
+// own, and a closing engine clears what a dead process of any root left
+// (its lock is free) — step containers, staging images, mounts, build
+// cgroup, leases.
 //
 // One call builds a skill:
 //

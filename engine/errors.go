@@ -55,6 +55,7 @@ type vertexInfo struct {
 	cached    bool
 	completed bool
 	started   bool
+	canceled  bool // its last completion was a cancellation
 	err       string
 	logs      []byte
 }
@@ -80,6 +81,9 @@ func (c *collector) add(st *bkclient.SolveStatus) {
 		vi.cached = vi.cached || v.Cached
 		vi.started = vi.started || v.Started != nil
 		vi.completed = vi.completed || v.Completed != nil
+		if v.Completed != nil {
+			vi.canceled = isCanceled(v.Error)
+		}
 		if v.Error != "" {
 			vi.err = v.Error
 		}
@@ -100,7 +104,7 @@ func (c *collector) counts() (cached int, executed []string) {
 	executed = []string{}
 	for _, d := range c.order {
 		v := c.vertices[d]
-		if !isStep(v.name) || !v.completed {
+		if !isStep(v.name) || !v.completed || v.canceled {
 			continue
 		}
 		if v.cached {
@@ -111,6 +115,14 @@ func (c *collector) counts() (cached int, executed []string) {
 	}
 	sort.Strings(executed)
 	return cached, executed
+}
+
+// isCanceled tells a vertex that BuildKit started and then dropped (as
+// progressui's CANCELED does): one answered from a cache found meanwhile,
+// e.g. the registry cache, or one stopped by another step's failure. It
+// produced nothing, so it did not run.
+func isCanceled(err string) bool {
+	return strings.HasSuffix(err, context.Canceled.Error())
 }
 
 // isStep tells exec steps (which run code) from sources and file ops.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -76,6 +77,19 @@ func exportAttrs(name string) map[string]string {
 	return map[string]string{"name": name, "source-date-epoch": "0", "rewrite-timestamp": "true"}
 }
 
+// What an output does with a path that exists is the same for every
+// builder (their own exporters, and Export from containerd for the
+// embedded one), and is checked before anything is built:
+//   - oci-archive=FILE: the file appears whole, renamed over FILE from a
+//     temporary file beside it when the build succeeded, so an existing
+//     FILE is replaced atomically (a reader sees the old or the new
+//     archive). A directory or a special file there is refused.
+//   - oci-layout=DIR: a layout is a store of many images, so the image is
+//     added: blobs first, its index entry (named after the image, replacing
+//     an entry of the same name) last. DIR may be missing (created), empty,
+//     or an OCI image layout; a directory holding anything else is refused
+//     rather than filled with blobs.
+
 // OCIArchive writes the image as an OCI image layout tar archive to path.
 // The file appears (renamed from a temporary file beside it) only when the
 // build succeeded; an existing file is replaced then.
@@ -90,6 +104,9 @@ func OCIArchive(path string) (Output, error) {
 	if st, err := os.Stat(filepath.Dir(abs)); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("oci-archive output %s: directory %s does not exist: %w", path, filepath.Dir(abs), errdefs.ErrInvalidArgument)
 	}
+	if st, err := os.Stat(abs); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("oci-archive output %s exists and is not a regular file (only a file is replaced); give a file name: %w", path, errdefs.ErrInvalidArgument)
+	}
 	return &archiveOutput{path: abs}, nil
 }
 
@@ -102,17 +119,20 @@ func (a *archiveOutput) clientStore() bool { return false }
 
 func (a *archiveOutput) entry(_ context.Context, name string) (bkclient.ExportEntry, error) {
 	return bkclient.ExportEntry{
-		Type:  bkclient.ExporterOCI,
-		Attrs: exportAttrs(name),
-		Output: func(map[string]string) (io.WriteCloser, error) {
-			f, err := os.CreateTemp(filepath.Dir(a.path), "."+filepath.Base(a.path)+".tmp*")
-			if err != nil {
-				return nil, err
-			}
-			a.tmp = f
-			return f, nil
-		},
+		Type:   bkclient.ExporterOCI,
+		Attrs:  exportAttrs(name),
+		Output: func(map[string]string) (io.WriteCloser, error) { return a.create() },
 	}, nil
+}
+
+// create opens the temporary file beside the archive's path.
+func (a *archiveOutput) create() (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(a.path), "."+filepath.Base(a.path)+".tmp*")
+	if err != nil {
+		return nil, err
+	}
+	a.tmp = f
+	return f, nil
 }
 
 func (a *archiveOutput) commit(context.Context, exported) error {
@@ -148,10 +168,37 @@ func OCILayout(dir string) (Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oci-layout output %s: %w", dir, errdefs.ErrInvalidArgument)
 	}
-	if st, err := os.Stat(abs); err == nil && !st.IsDir() {
-		return nil, fmt.Errorf("oci-layout output %s is not a directory: %w", dir, errdefs.ErrInvalidArgument)
+	if err := checkLayoutDir(abs); err != nil {
+		return nil, fmt.Errorf("oci-layout output %s: %w", dir, err)
 	}
 	return &layoutOutput{dir: abs}, nil
+}
+
+// checkLayoutDir accepts a missing directory, an empty one, or an OCI
+// image layout (it has an oci-layout or index.json file).
+func checkLayoutDir(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("it exists and is not a directory: %w", errdefs.ErrInvalidArgument)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	for _, f := range []string{ocispec.ImageLayoutFile, ocispec.ImageIndexFile} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err == nil && st.Mode().IsRegular() {
+			return nil
+		}
+	}
+	return fmt.Errorf("the directory is neither empty nor an OCI image layout (no %s); choose a new or empty directory: %w", ocispec.ImageLayoutFile, errdefs.ErrInvalidArgument)
 }
 
 type layoutOutput struct{ dir string }
@@ -194,6 +241,100 @@ func (l *layoutOutput) commit(_ context.Context, img exported) error {
 }
 
 func (l *layoutOutput) discard(context.Context) {}
+
+// Export writes the image name as containerd holds it (with its
+// attestations) to out, an OCIArchive or OCILayout output, by the same
+// rules as the builders' own exporters (see above): the embedded builder
+// writes its outputs this way once the image is tagged.
+func Export(ctx context.Context, c *ctd.Client, name string, out Output) error {
+	switch o := out.(type) {
+	case *archiveOutput:
+		return o.export(ctx, c, name)
+	case *layoutOutput:
+		return o.export(ctx, c, name)
+	}
+	return fmt.Errorf("output %T cannot be written from containerd: %w", out, errdefs.ErrInvalidArgument)
+}
+
+func (a *archiveOutput) export(ctx context.Context, c *ctd.Client, name string) error {
+	f, err := a.create()
+	if err != nil {
+		return fmt.Errorf("oci-archive output %s: %w", a.path, err)
+	}
+	err = store.ExportOCIArchive(ctx, c, f, name)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = a.commit(ctx, exported{})
+	}
+	if err != nil {
+		a.discard(ctx)
+		return fmt.Errorf("oci-archive output %s: %w", a.path, err)
+	}
+	return nil
+}
+
+// export writes the image as a layout of its own in a temporary directory
+// beside dir, moves the blobs dir lacks into it, then adds the index
+// entries.
+func (l *layoutOutput) export(ctx context.Context, c *ctd.Client, name string) error {
+	if err := l.exportVia(ctx, c, name); err != nil {
+		return fmt.Errorf("oci-layout output %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+func (l *layoutOutput) exportVia(ctx context.Context, c *ctd.Client, name string) error {
+	if err := checkLayoutDir(l.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(l.dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(l.dir), "."+filepath.Base(l.dir)+".partial")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := store.ExportOCILayout(ctx, c, tmp, name); err != nil {
+		return err
+	}
+	idx, err := ociindex.NewStoreIndex(tmp).Read()
+	if err != nil {
+		return err
+	}
+	err = filepath.WalkDir(filepath.Join(tmp, ocispec.ImageBlobsDir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(tmp, p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(l.dir, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		if _, err := os.Lstat(dst); err == nil {
+			return nil // blobs are named by their digest: the same bytes
+		}
+		return os.Rename(p, dst)
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range idx.Manifests {
+		n := m.Annotations[images.AnnotationImageName]
+		if n == "" {
+			n = name
+		}
+		if err := ociindex.NewStoreIndex(l.dir).Put(m, ociindex.Name(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // imageStoreOutput is the embedded builder's own target: BuildKit's image
 // exporter writes into containerd (unpacked) under a staging name, and

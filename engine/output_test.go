@@ -133,3 +133,35 @@ func TestExportedImageReadsTheDescriptor(t *testing.T) {
 	_, err = exportedImage("n", map[string]string{}, nil)
 	assert.Error(t, err)
 }
+
+func TestOutputsRefuseWhatTheyWouldClobber(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// An archive replaces a file, never a directory.
+	file := filepath.Join(dir, "old.tar")
+	require.NoError(t, os.WriteFile(file, []byte("old"), 0o600))
+	_, err := OCIArchive(file)
+	assert.NoError(t, err, "an existing file is replaced")
+	_, err = OCIArchive(dir)
+	assert.True(t, errdefs.IsInvalidArgument(err), "a directory: %v", err)
+
+	// A layout goes into a new, empty or layout directory only.
+	_, err = OCILayout(filepath.Join(dir, "new"))
+	assert.NoError(t, err)
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.Mkdir(empty, 0o755))
+	_, err = OCILayout(empty)
+	assert.NoError(t, err)
+	for _, f := range []string{ocispec.ImageLayoutFile, ocispec.ImageIndexFile} {
+		layout := filepath.Join(dir, "layout-"+f)
+		require.NoError(t, os.Mkdir(layout, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(layout, f), []byte("{}"), 0o644))
+		_, err = OCILayout(layout)
+		assert.NoError(t, err, "a layout with %s", f)
+	}
+	other := filepath.Join(dir, "home")
+	require.NoError(t, os.MkdirAll(filepath.Join(other, "src"), 0o755))
+	_, err = OCILayout(other)
+	assert.True(t, errdefs.IsInvalidArgument(err), "a directory of other things: %v", err)
+	assert.ErrorContains(t, err, "neither empty nor an OCI image layout")
+}

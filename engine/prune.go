@@ -65,7 +65,7 @@ func WithKeepStorage(n int64) PruneOpt {
 }
 
 // Prune frees what no skill image needs: leftover staging images of
-// interrupted builds, BuildKit cache records whose layers no image uses
+// interrupted builds (not those of a build running on another root), BuildKit cache records whose layers no image uses
 // (all records with WithPruneAll, down to a size with WithKeepStorage), and
 // then the content and snapshots that nothing references any more
 // (containerd's garbage collector, run synchronously). Layers shared with
@@ -102,8 +102,14 @@ func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, err
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
+	roots, err := e.knownRoots(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for _, rec := range recs {
 		switch {
+		case strings.HasPrefix(rec.Name, store.StagingPrefix) && stagingInUse(rec.Name, e.opts.root, roots):
+			// Another root's build is between export and tag.
 		case strings.HasPrefix(rec.Name, store.StagingPrefix):
 			if err := c.ImageService().Delete(ctx, rec.Name); err != nil && !errdefs.IsNotFound(err) {
 				return nil, fmt.Errorf("remove staging image %s: %w", rec.Name, err)
@@ -131,6 +137,20 @@ func (e *Engine) Prune(ctx context.Context, opts ...PruneOpt) (*PruneReport, err
 	}
 	rep.Freed = rep.Before.Sub(rep.After)
 	return rep, nil
+}
+
+// stagingInUse reports whether the staging image name belongs to another
+// state root whose engine runs now (see stagingName: the name carries the
+// root's id; the root's leases say where its lock is). Staging names of
+// this root (its engine is the caller), of roots no lease names, and of
+// roots nobody holds are leftovers.
+func stagingInUse(name, self string, roots map[string]string) bool {
+	id, _, ok := strings.Cut(strings.TrimPrefix(name, store.StagingPrefix), "-")
+	if !ok || id == rootID(self) {
+		return false
+	}
+	root, ok := roots[id]
+	return ok && rootRunning(root)
 }
 
 // pruneCache removes BuildKit cache records as o says, counting them in rep.

@@ -3,12 +3,15 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	ctd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/internal/mounts"
 )
@@ -17,7 +20,8 @@ import (
 // behind: BuildKit step containers (recognised by their cgroup path under
 // this root's build cgroup; BuildKit deletes them itself, but a process
 // that exits while a cancelled step is still being torn down cannot),
-// staging images of this root, and mounts under the engine's TMPDIR. It
+// staging images of this root, BuildKit's temporary leases of this root
+// (and of roots whose process died), and mounts under the engine's TMPDIR. It
 // runs when the engine starts (after a crash) and when it closes. The
 // state lock is held, so nothing else of this root is running.
 func (e *Engine) sweep(ctx context.Context) error {
@@ -31,16 +35,60 @@ func (e *Engine) sweep(ctx context.Context) error {
 	if e.opts.cgroupParent != "" {
 		errs = append(errs, e.sweepSteps(ctx, "/"+e.opts.cgroupParent+"/buildkit/"))
 	}
+	errs = append(errs, e.sweepStaging(ctx, e.opts.root), e.sweepLeases(ctx), mounts.UnmountUnder(e.tmpDir))
+	return errors.Join(errs...)
+}
+
+// sweepStaging deletes the staging images of root.
+func (e *Engine) sweepStaging(ctx context.Context, root string) error {
 	imgs, err := e.ctd.ImageService().List(ctx)
-	errs = append(errs, err)
-	prefix := stagingName(e.opts.root, "")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	prefix := stagingName(root, "")
 	for _, img := range imgs {
 		if strings.HasPrefix(img.Name, prefix) {
 			errs = append(errs, ignoreNotFound(e.ctd.ImageService().Delete(ctx, img.Name)))
 		}
 	}
-	errs = append(errs, mounts.UnmountUnder(e.tmpDir))
 	return errors.Join(errs...)
+}
+
+// sweepDeadRoot clears what a process that died building on another
+// state root left behind, if no process holds that root's lock now: its
+// step containers (and their processes: a step runs on after its client
+// died), staging images, mounts under the root, build cgroup, and the
+// temporary leases in group (listed before the lock was found free, so
+// the dead process's). The lock is held meanwhile, so no engine of that
+// root starts in between. Without this, only the next engine on that
+// root would clear them; now the next engine on any root of the
+// namespace does. A dead root is recognised by its temporary leases,
+// which a build holds while a step runs. Leases of no root (older
+// versions) are only deleted.
+func (e *Engine) sweepDeadRoot(ctx context.Context, root string, group []leases.Lease) error {
+	var errs []error
+	if root != "" {
+		release, running := lockIfStopped(root)
+		if running {
+			return nil
+		}
+		defer release()
+		if !e.opts.noCgroups {
+			cg := buildCgroupOf(e.opts.cgroupBase, root)
+			errs = append(errs, e.sweepSteps(ctx, "/"+cg.name+"/buildkit/"))
+			defer cg.remove()
+		}
+		errs = append(errs, e.sweepStaging(ctx, root), unmountState(root))
+	}
+	ls := e.ctd.LeasesService()
+	for _, l := range group {
+		errs = append(errs, ignoreNotFound(ls.Delete(namespaces.WithNamespace(ctx, e.opts.namespace), l)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean up after a dead build on %s: %w", root, err)
+	}
+	return nil
 }
 
 // unmountState detaches what BuildKit leaves mounted under the state root

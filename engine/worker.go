@@ -50,7 +50,9 @@ func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt
 		return base.WorkerOpt{}, nil, fmt.Errorf("open worker metadata: %w", err)
 	}
 	c := e.ctd
-	lm := leaseutil.WithNamespace(c.LeasesService(), o.namespace)
+	// Leases are labelled with, and listed for, this state root only
+	// (leases.go): other roots may build in the same namespace.
+	lm := leaseutil.WithNamespace(newOwnedLeases(c.LeasesService(), o.root), o.namespace)
 	cs := containerdsnapshot.NewContentStore(c.ContentStore(), o.namespace)
 	np := networkProviders()
 	sn := newStartupStats(ctx, containerdsnapshot.NewSnapshotter(o.snapshotter, c.SnapshotService(o.snapshotter), o.namespace, nil))

@@ -85,6 +85,7 @@ const maxLog = 1024
 type Proxy struct {
 	allowed  map[string]bool     // canonical host:port
 	auth     map[string]string   // host:port -> Authorization value
+	query    map[string]string   // host:port -> query added to every request (an index's token)
 	vhosts   map[string]*url.URL // virtual host -> real https base
 	stepURLs []string
 	trusted  []string
@@ -219,6 +220,7 @@ func New(urls []string, opts ...Opt) (*Proxy, error) {
 	p := &Proxy{
 		allowed: map[string]bool{},
 		auth:    map[string]string{},
+		query:   map[string]string{},
 		vhosts:  map[string]*url.URL{},
 		tunnels: map[net.Conn]struct{}{},
 		o:       o,
@@ -232,21 +234,36 @@ func New(urls []string, opts ...Opt) (*Proxy, error) {
 		p.allowed[hp] = true
 		step := *u
 		step.User = nil
-		if u.User != nil {
-			pass, _ := u.User.Password()
-			cred := "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
-			if u.Scheme == "http" {
-				if prev, ok := p.auth[hp]; ok && prev != cred {
+		// A query (an index's access token) is a secret like the
+		// credentials: the proxy adds it to every request for the index,
+		// and the step, its logs and its cache key never see it.
+		step.RawQuery, step.ForceQuery = "", false
+		if u.User != nil || u.RawQuery != "" {
+			cred := ""
+			if u.User != nil {
+				pass, _ := u.User.Password()
+				cred = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
+			}
+			key := hp
+			if u.Scheme == "https" {
+				// The step's pip would tunnel https end to end: it talks
+				// plain http to a virtual host, and the proxy to the index.
+				key = "index-" + strconv.Itoa(i) + vhostSuffix
+				p.vhosts[key] = &url.URL{Scheme: "https", Host: u.Host}
+				step.Scheme, step.Host = "http", key
+				p.trusted = append(p.trusted, key)
+			}
+			if cred != "" {
+				if prev, ok := p.auth[key]; ok && prev != cred {
 					return nil, fmt.Errorf("index URLs for %s carry different credentials: %w", hp, errdefs.ErrInvalidArgument)
 				}
-				p.auth[hp] = cred
-			} else {
-				vh := "index-" + strconv.Itoa(i) + vhostSuffix
-				real := &url.URL{Scheme: "https", Host: u.Host}
-				p.vhosts[vh] = real
-				p.auth[vh] = cred
-				step.Scheme, step.Host = "http", vh
-				p.trusted = append(p.trusted, vh)
+				p.auth[key] = cred
+			}
+			if q := u.RawQuery; q != "" {
+				if prev, ok := p.query[key]; ok && prev != q {
+					return nil, fmt.Errorf("index URLs for %s carry different queries: %w", hp, errdefs.ErrInvalidArgument)
+				}
+				p.query[key] = q
 			}
 		}
 		p.stepURLs = append(p.stepURLs, step.String())
@@ -572,6 +589,12 @@ func (p *Proxy) forward(r *http.Request) (*http.Request, string, string) {
 	out.Header.Del("Authorization")
 	if cred, ok := p.auth[key]; ok {
 		out.Header.Set("Authorization", cred)
+	}
+	if q, ok := p.query[key]; ok {
+		if target.RawQuery != "" {
+			q = target.RawQuery + "&" + q
+		}
+		target.RawQuery = q
 	}
 	return out, key, ""
 }

@@ -278,6 +278,47 @@ func TestProxyCredentials(t *testing.T) {
 	})
 }
 
+// TestProxyQueryToken: an index URL's query (an access token) is kept by
+// the proxy like credentials: the step's URLs do not carry it, and every
+// request for the index gets it added, next to the request's own query.
+func TestProxyQueryToken(t *testing.T) {
+	t.Parallel()
+	const user, secret, token = "builder", "s3cret-pass", "t0ken-value"
+	check := func(r *http.Request) bool {
+		u, p, ok := r.BasicAuth()
+		return ok && u == user && p == secret && r.URL.Query().Get("token") == token
+	}
+	index := newIndex(t, false, check)
+	tlsIndex := newIndex(t, true, check)
+	withSecrets := func(srv *httptest.Server) string {
+		return strings.Replace(srv.URL, "://", "://"+user+":"+secret+"@", 1) + "/simple?token=" + token
+	}
+	pool := tlsIndex.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	p, err := New([]string{withSecrets(index), withSecrets(tlsIndex)}, WithUpstreamTLS(&tls.Config{RootCAs: pool}))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+
+	steps := p.StepURLs()
+	assert.Equal(t, []string{index.URL + "/simple", "http://index-1.index.skillbuild.invalid/simple"}, steps)
+	for _, u := range steps {
+		req, err := http.NewRequest(http.MethodGet, u+"/pkg/?page=2", nil)
+		require.NoError(t, err)
+		resp, err := p.RoundTrip(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, u)
+		assert.Equal(t, indexBody, string(body))
+	}
+	for _, l := range append(p.Allowed(), p.Denied()...) {
+		assert.NotContains(t, l, token)
+		assert.NotContains(t, l, secret)
+	}
+
+	_, err = New([]string{index.URL + "/simple?token=a", index.URL + "/other?token=b"})
+	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, "two tokens for one host")
+}
+
 func TestProxyConnByteLimit(t *testing.T) {
 	t.Parallel()
 	requireTools(t, "python3", "curl")

@@ -31,10 +31,10 @@ func TestArchiveOutputAndLoad(t *testing.T) {
 	assert.FileExists(t, filepath.Join(layout, "index.json"))
 	assert.FileExists(t, filepath.Join(layout, "oci-layout"))
 
-	// An existing path is not overwritten.
-	again, r := install(t, srv, "archived", []string{"--output", "oci-archive=" + file}, "archived-dep")
-	assert.NotEqual(t, 0, r.code)
-	assert.Contains(t, again.Error, "exists")
+	// An existing archive is replaced, as every builder does
+	// (outputs_test.go has the other cases).
+	_, r = install(t, srv, "archived", []string{"--output", "oci-archive=" + file}, "archived-dep")
+	require.Equal(t, 0, r.code, r.stderr)
 
 	// skopeo reads both as they are.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -72,6 +72,9 @@ func TestArchiveOutputAndLoad(t *testing.T) {
 		assert.Equal(t, "passed", insp.Verdict.Result, "the verdict attestation survived the file")
 		assert.Contains(t, string(insp.SBOM), "pkg:pypi/archived-dep@1.0")
 	}
-	_, err := os.Stat(filepath.Join(dir, ".skill.tar.partial"))
-	assert.True(t, os.IsNotExist(err), "no partial file is left")
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range left {
+		assert.Contains(t, []string{"skill.tar", "layout"}, e.Name(), "no temporary file is left")
+	}
 }

@@ -106,7 +106,8 @@ func ociImageLayers(t *testing.T, read func(name string) ([]byte, error)) []stri
 	return out
 }
 
-func archiveLayers(t *testing.T, file string) []string {
+// archiveFiles reads the JSON and other small files of an OCI archive.
+func archiveFiles(t *testing.T, file string) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
 	f, err := os.Open(file)
@@ -116,15 +117,20 @@ func archiveLayers(t *testing.T, file string) []string {
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return files
 		}
-		require.NoError(t, err)
+		require.NoError(t, err, "%s is not a tar archive", file)
 		if strings.HasSuffix(h.Name, ".json") || h.Size < 1<<20 {
 			b, err := io.ReadAll(tr)
 			require.NoError(t, err)
 			files[strings.TrimPrefix(h.Name, "./")] = b
 		}
 	}
+}
+
+func archiveLayers(t *testing.T, file string) []string {
+	t.Helper()
+	files := archiveFiles(t, file)
 	return ociImageLayers(t, func(name string) ([]byte, error) {
 		if b, ok := files[name]; ok {
 			return b, nil

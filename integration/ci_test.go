@@ -50,30 +50,39 @@ func TestCIRecipe(t *testing.T) {
 	require.NoError(t, os.MkdirAll(bin, 0o755))
 	require.NoError(t, os.Symlink(env.bin, filepath.Join(bin, "skillbuild")))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", ciRecipe(t))
-	cmd.Dir = repo
-	cmd.Env = []string{"PATH=" + bin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + env.dir, "LANG=C.UTF-8",
-		"REGISTRY=" + regs.tls.Host + "/ci",
-		"CONTAINERD_ADDRESS=" + env.socket, "SKILLBUILD_NAMESPACE=" + namespace, "SKILLBUILD_ROOT=" + env.root,
-		"SKILLBUILD_REGISTRY_CA=" + regs.ca.CertFile}
-	out, err := cmd.CombinedOutput()
-	t.Logf("ci recipe output:\n%s", out)
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee)
-	assert.Equal(t, 3, ee.ExitCode(), "a vulnerable skill fails the job with exit 3")
-	assert.Contains(t, string(out), "REFUSED: ci-bad")
-	assert.Contains(t, string(out), "ok: ci-good")
+	// runJob runs the recipe as a runner with containerd at address,
+	// namespace ns and state root root would.
+	runJob := func(address, ns, root string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "bash", "-c", ciRecipe(t))
+		cmd.Dir = repo
+		cmd.Env = []string{"PATH=" + bin + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + env.dir, "LANG=C.UTF-8",
+			"REGISTRY=" + regs.tls.Host + "/ci",
+			"CONTAINERD_ADDRESS=" + address, "SKILLBUILD_NAMESPACE=" + ns, "SKILLBUILD_ROOT=" + root,
+			"SKILLBUILD_REGISTRY_CA=" + regs.ca.CertFile}
+		out, err := cmd.CombinedOutput()
+		t.Logf("ci recipe output:\n%s", out)
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, 3, ee.ExitCode(), "a vulnerable skill fails the job with exit 3")
+		assert.Contains(t, string(out), "REFUSED: ci-bad")
+		assert.Contains(t, string(out), "ok: ci-good")
+	}
+	runJob(env.socket, namespace, env.root)
 
-	var good, bad struct {
-		Success bool   `json:"success"`
-		Scan    string `json:"scan"`
+	type resultDoc struct {
+		Success bool     `json:"success"`
+		Scan    string   `json:"scan"`
+		Steps   []string `json:"executed_steps"`
+		Image   string   `json:"manifest_digest"`
 		Push    *struct {
 			Ref    string `json:"ref"`
 			Digest string `json:"digest"`
 		} `json:"push"`
 	}
+	var good, bad resultDoc
 	b, err := os.ReadFile(filepath.Join(repo, "skillbuild-results", "ci-good.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &good), string(b))
@@ -93,4 +102,21 @@ func TestCIRecipe(t *testing.T) {
 	tag, err = regs.tls.TagDigest("ci/ci-bad", "v2")
 	require.NoError(t, err)
 	assert.Empty(t, tag, "nothing was pushed for the refused skill")
+	cacheTag, err := regs.tls.TagDigest("ci/ci-good", "buildcache")
+	require.NoError(t, err)
+	assert.NotEmpty(t, cacheTag, "the job exported the build cache")
+
+	// The next job on a fresh runner (an empty root, a containerd holding
+	// only the base) builds nothing: the registry cache answers every step,
+	// and the image pushed is the same.
+	freshRunner(t, "ci")
+	runJob(regs.host2.Socket, "runner-ci", filepath.Join(env.dir, "runner-ci"))
+	var again resultDoc
+	b, err = os.ReadFile(filepath.Join(repo, "skillbuild-results", "ci-good.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &again), string(b))
+	assert.True(t, again.Success)
+	assert.Empty(t, again.Steps, "a fresh runner ran no step of the unchanged skill")
+	require.NotNil(t, again.Push)
+	assert.Equal(t, good.Image, again.Image, "the same image")
 }

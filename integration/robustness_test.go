@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,30 +111,51 @@ func TestBaseImport(t *testing.T) {
 		out, err := runIn(t, "localhost/reimported/python:1", "python3", "-c", "print('ok')")
 		require.NoError(t, err)
 		assert.Equal(t, "ok\n", out)
+
+		// --name equal to the archive's own name: the one tag the import
+		// makes is the one asked for, and it stays.
+		own := filepath.Join(t.TempDir(), "own.tar")
+		f, err = os.Create(own)
+		require.NoError(t, err)
+		require.NoError(t, c.Export(ctx, f, archive.WithImage(c.ImageService(), "localhost/reimported/python:1"), archive.WithPlatform(nil)))
+		require.NoError(t, f.Close())
+		require.NoError(t, c.ImageService().Delete(ctx, "localhost/reimported/python:1"))
+		r = sb(t, "base", "import", "--json", "--oci-archive", own, "--name", "localhost/reimported/python:1")
+		require.Equal(t, 0, r.code, r.stderr)
+		got, err = c.ImageService().Get(ctx, "localhost/reimported/python:1")
+		require.NoError(t, err, "the name the archive records and --name agree: the import keeps it")
+		assert.Equal(t, img.Target.Digest, got.Target.Digest)
 	})
 }
 
+// Ctrl-C or SIGTERM mid-build exits 130, tags nothing, and the process
+// cleans up before it exits: no step container or process, staging
+// image, mount, cgroup or temporary lease of its root is left.
 func TestInstallInterruptedCleansUp(t *testing.T) {
 	srv, dir := index(t)
-	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "slowbuild", Version: "1.0", Prelude: "import time\ntime.sleep(120)\n"})
+	const nap = "293" // the step's process, recognisable by its argv
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "slowbuild", Version: "1.0", Prelude: "import subprocess\nsubprocess.run(['sleep', '" + nap + "'])\n"})
 	require.NoError(t, err)
-	cmd := sbCmd("install", "--progress", "plain", "--allow-sdist", "--base", env.base, "--index-url", srv.URL(), "interrupted", "slowbuild")
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	require.NoError(t, cmd.Start())
-	// Wait until the sdist's code runs in a build step, then Ctrl-C.
-	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(stderr.String(), "resolve requirements") && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := sbCmd("install", "--progress", "plain", "--allow-sdist", "--base", env.base, "--index-url", srv.URL(), "interrupted", "slowbuild")
+			stderr := &syncBuffer{}
+			cmd.Stderr = stderr
+			require.NoError(t, cmd.Start())
+			t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck // no-op once it exited
+			// Wait until the sdist's code runs in a build step, then signal.
+			waitFor(t, stderr, "resolve requirements", 2*time.Minute)
+			waitForProcess(t, stderr, "sleep", nap)
+			require.NoError(t, cmd.Process.Signal(sig))
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, stderr.String())
+			assert.Equal(t, 130, ee.ExitCode(), stderr.String())
+			assert.False(t, imageExists(t, "atom-skill:interrupted-v1"))
+			assert.Empty(t, processesWithArgs("sleep", nap), "the step's process outlived the command")
+			assertRootClean(t, env.root)
+		})
 	}
-	time.Sleep(2 * time.Second)
-	require.NoError(t, cmd.Process.Signal(os.Interrupt))
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee, stderr.String())
-	assert.Equal(t, 130, ee.ExitCode(), stderr.String())
-	assert.False(t, imageExists(t, "atom-skill:interrupted-v1"))
-	// TestZZNoBuildLeftovers checks that nothing of it survives.
 }
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.

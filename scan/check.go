@@ -135,6 +135,7 @@ func Check(db *DB, pkgs []Package, policy config.Policy, now time.Time) (Verdict
 	if err != nil {
 		return v, err
 	}
+	v.Findings = make([]Finding, 0, len(findings))
 	for _, f := range findings {
 		if a, ok := allowedBy(f, policy.Allow); ok {
 			v.Allowed = append(v.Allowed, AllowedFinding{Finding: f, AllowedBy: a.ID, Reason: a.Reason, Expires: a.Expires})
@@ -212,6 +213,7 @@ func allowedBy(f Finding, allow []config.AllowEntry) (config.AllowEntry, bool) {
 // package are merged. A version that is not PEP 440 is ErrInvalidArgument.
 func (db *DB) Match(pkgs []Package) ([]Finding, error) {
 	var out []Finding
+	var buf []byte // one read buffer for every package's index blob
 	for _, p := range pkgs {
 		if p.Name == "" {
 			return nil, fmt.Errorf("package with version %q has no name: %w", p.Version, errdefs.ErrInvalidArgument)
@@ -221,20 +223,9 @@ func (db *DB) Match(pkgs []Package) ([]Finding, error) {
 			return nil, fmt.Errorf("package %s: version %q is not a PEP 440 version: %w", p.Name, p.Version, errdefs.ErrInvalidArgument)
 		}
 		name := lock.NormalizeName(p.Name)
-		es, err := db.entries(name)
+		hits, err := db.matchPackage(name, p.Version, ver, &buf)
 		if err != nil {
 			return nil, err
-		}
-		var hits []Finding
-		for i := range es {
-			e := &es[i]
-			if e.rec.Withdrawn != "" || !e.affects(ver) {
-				continue
-			}
-			hits = append(hits, Finding{
-				ID: e.rec.ID, Aliases: slices.Clone(e.rec.Aliases), Package: name, Version: p.Version,
-				Fixed: slices.Clone(e.fixed), Severity: e.severity, CVSS: e.cvss, Summary: e.rec.Summary,
-			})
 		}
 		out = append(out, dedupe(hits)...)
 	}
@@ -322,22 +313,37 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // sortVersions sorts and de-duplicates version strings by PEP 440 order
-// (strings that do not parse sort after the others, as text).
+// (strings that do not parse sort after the others, as text). Each string
+// is parsed once.
 func sortVersions(vs []string) []string {
-	slices.SortFunc(vs, func(a, b string) int {
-		va, ea := parseVersion(a)
-		vb, eb := parseVersion(b)
+	if len(vs) < 2 {
+		return vs
+	}
+	type parsed struct {
+		s  string
+		v  version
+		ok bool
+	}
+	ps := make([]parsed, len(vs))
+	for i, s := range vs {
+		v, err := parseVersion(s)
+		ps[i] = parsed{s, v, err == nil}
+	}
+	slices.SortFunc(ps, func(a, b parsed) int {
 		switch {
-		case ea == nil && eb == nil:
-			if c := va.Compare(vb); c != 0 {
+		case a.ok && b.ok:
+			if c := a.v.Compare(b.v); c != 0 {
 				return c
 			}
-		case ea == nil:
+		case a.ok:
 			return -1
-		case eb == nil:
+		case b.ok:
 			return 1
 		}
-		return strings.Compare(a, b)
+		return strings.Compare(a.s, b.s)
 	})
+	for i := range ps {
+		vs[i] = ps[i].s
+	}
 	return slices.Compact(vs)
 }

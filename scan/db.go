@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -65,12 +66,26 @@ type DB struct {
 	records  int
 }
 
-// entries are the compiled records that affect the package name.
-func (db *DB) entries(name string) ([]entry, error) {
+// matchPackage returns the findings (not yet merged) of the package name
+// (normalized) at version v (raw as given). buf is scratch space for
+// reading the index, reused across calls.
+func (db *DB) matchPackage(name, raw string, v version, buf *[]byte) ([]Finding, error) {
 	if db.pkgs != nil {
-		return db.pkgs.entries(name)
+		return db.pkgs.match(name, raw, v, buf)
 	}
-	return db.index[name], nil
+	var hits []Finding
+	es := db.index[name]
+	for i := range es {
+		e := &es[i]
+		if e.rec.Withdrawn != "" || !e.affects(v) {
+			continue
+		}
+		hits = append(hits, Finding{
+			ID: e.rec.ID, Aliases: slices.Clone(e.rec.Aliases), Package: name, Version: raw,
+			Fixed: slices.Clone(e.fixed), Severity: e.severity, CVSS: e.cvss, Summary: e.rec.Summary,
+		})
+	}
+	return hits, nil
 }
 
 // Manifest returns the manifest of the loaded database.
@@ -154,12 +169,12 @@ func openExport(root string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, recs, err := loadRecords(data)
+	db, err := load(data)
 	if err != nil {
 		return nil, fmt.Errorf("vulnerability database %s is unusable: %w (%s)", zipPath(root), err, fixHint)
 	}
 	db.manifest = m
-	writePkgIndex(pkgIndexPath(root), recs, zipPath(root), m.SHA256) //nolint:errcheck // an optimisation: the next Open loads the export again
+	writePkgIndex(pkgIndexPath(root), db.index, zipPath(root), m.SHA256) //nolint:errcheck // an optimisation: the next Open loads the export again
 	return db, nil
 }
 
@@ -187,15 +202,9 @@ func OpenFile(file string) (*DB, error) {
 
 // load parses and indexes an export.
 func load(data []byte) (*DB, error) {
-	db, _, err := loadRecords(data)
-	return db, err
-}
-
-// loadRecords parses and indexes an export, returning its records too.
-func loadRecords(data []byte) (*DB, []*Record, error) {
 	recs, err := parseExport(data)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	db := &DB{index: make(map[string][]entry), records: len(recs)}
 	for _, rec := range recs {
@@ -214,7 +223,7 @@ func loadRecords(data []byte) (*DB, []*Record, error) {
 			db.manifest.NewestModified = t.UTC()
 		}
 	}
-	return db, recs, nil
+	return db, nil
 }
 
 // describe fills a manifest for data loaded into db.
@@ -251,7 +260,7 @@ func Import(root, file string) (Manifest, error) {
 
 // install verifies data, then atomically replaces the zip and the manifest.
 func install(root, source string, data []byte, now time.Time, etag, lastModified string) (Manifest, error) {
-	db, recs, err := loadRecords(data)
+	db, err := load(data)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("refusing export from %s: %w", source, err)
 	}
@@ -265,7 +274,7 @@ func install(root, source string, data []byte, now time.Time, etag, lastModified
 	}
 	// The index before the manifest: it names the export it was made
 	// from, so until the manifest names that export too, readers ignore it.
-	if err := writePkgIndex(pkgIndexPath(root), recs, zipPath(root), m.SHA256); err != nil {
+	if err := writePkgIndex(pkgIndexPath(root), db.index, zipPath(root), m.SHA256); err != nil {
 		return Manifest{}, err
 	}
 	if err := writeManifest(root, m); err != nil {

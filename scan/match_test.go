@@ -248,37 +248,49 @@ func TestNormalizeNameDataNames(t *testing.T) {
 	}
 }
 
-// TestMatchSyntheticEvents covers event shapes that the 2024-10-10 snapshot
-// does not contain: limit events, several ECOSYSTEM ranges in one affected
+// syntheticEventCases are event shapes that the 2024-10-10 snapshot does
+// not contain: limit events, several ECOSYSTEM ranges in one affected
 // entry, a junk introduced event, and GIT ranges next to ECOSYSTEM ones.
+var syntheticEventCases = []struct {
+	name    string
+	aff     Affected
+	version string
+	want    bool
+}{
+	{"limit caps the range: below", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Limit: "2.0"}}}}}, "1.9", true},
+	{"limit caps the range: at", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Limit: "2.0"}}}}}, "2.0", false},
+	{"limit with fixed: fixed still applies", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.5"}, {Limit: "2.0"}}}}}, "1.6", false},
+	{"limit * means no limit", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1.0"}, {Limit: "*"}}}}}, "9.0", true},
+	{"second range object matches", Affected{Ranges: []Range{
+		{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.0"}}},
+		{Type: "ECOSYSTEM", Events: []Event{{Introduced: "2.0"}, {Fixed: "2.1"}}},
+	}}, "2.0.5", true},
+	{"between range objects", Affected{Ranges: []Range{
+		{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.0"}}},
+		{Type: "ECOSYSTEM", Events: []Event{{Introduced: "2.0"}, {Fixed: "2.1"}}},
+	}}, "1.5", false},
+	{"GIT range ignored", Affected{Ranges: []Range{{Type: "GIT", Events: []Event{{Introduced: "0"}, {Fixed: "abc123"}}}}}, "1.0", false},
+	{"junk introduced: conservatively affected", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "junk!"}, {Fixed: "1.0"}}}}}, "5.0", true},
+	{"last_affected and fixed in one range", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {LastAffected: "1.2"}, {Introduced: "2.0"}, {Fixed: "2.3"}}}}}, "1.3", false},
+	{"epoch orders above", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1!0"}}}}}, "2024.1", false},
+	{"epoch introduced, at", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1!0"}}}}}, "1!0.1", true},
+	{"listed version, other spelling", Affected{Versions: []string{"1.0", "2.0"}}, "1.0.0", true},
+	{"between listed versions", Affected{Versions: []string{"1.0", "2.0"}}, "1.5", false},
+	{"above every listed version", Affected{Versions: []string{"1.0", "2.0"}}, "3.0", false},
+	{"last_affected: at", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1.0"}, {LastAffected: "1.2"}}}}}, "1.2", true},
+	{"last_affected: above", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1.0"}, {LastAffected: "1.2"}}}}}, "1.2.post1", false},
+	{"fixed: just below", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1.0"}, {Fixed: "1.2"}}}}}, "1.2rc1", true},
+	{"introduced: just below", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1.0"}, {Fixed: "1.2"}}}}}, "1.0.dev0", false},
+	{"introduced, no fix: far above", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1.0"}}}}}, "99.0", true},
+	{"two limits: below the higher", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Limit: "1.0"}, {Limit: "3.0"}}}}}, "2.0", true},
+}
+
+// TestMatchSyntheticEvents matches the synthetic event shapes with the
+// compiled records (the whole-export matcher).
 func TestMatchSyntheticEvents(t *testing.T) {
 	t.Parallel()
 	rec := &Record{ID: "TEST-1"}
-	cases := []struct {
-		name    string
-		aff     Affected
-		version string
-		want    bool
-	}{
-		{"limit caps the range: below", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Limit: "2.0"}}}}}, "1.9", true},
-		{"limit caps the range: at", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Limit: "2.0"}}}}}, "2.0", false},
-		{"limit with fixed: fixed still applies", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.5"}, {Limit: "2.0"}}}}}, "1.6", false},
-		{"limit * means no limit", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1.0"}, {Limit: "*"}}}}}, "9.0", true},
-		{"second range object matches", Affected{Ranges: []Range{
-			{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.0"}}},
-			{Type: "ECOSYSTEM", Events: []Event{{Introduced: "2.0"}, {Fixed: "2.1"}}},
-		}}, "2.0.5", true},
-		{"between range objects", Affected{Ranges: []Range{
-			{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {Fixed: "1.0"}}},
-			{Type: "ECOSYSTEM", Events: []Event{{Introduced: "2.0"}, {Fixed: "2.1"}}},
-		}}, "1.5", false},
-		{"GIT range ignored", Affected{Ranges: []Range{{Type: "GIT", Events: []Event{{Introduced: "0"}, {Fixed: "abc123"}}}}}, "1.0", false},
-		{"junk introduced: conservatively affected", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "junk!"}, {Fixed: "1.0"}}}}}, "5.0", true},
-		{"last_affected and fixed in one range", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "0"}, {LastAffected: "1.2"}, {Introduced: "2.0"}, {Fixed: "2.3"}}}}}, "1.3", false},
-		{"epoch orders above", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1!0"}}}}}, "2024.1", false},
-		{"epoch introduced, at", Affected{Ranges: []Range{{Type: "ECOSYSTEM", Events: []Event{{Introduced: "1!0"}}}}}, "1!0.1", true},
-	}
-	for _, tc := range cases {
+	for _, tc := range syntheticEventCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := compile(rec, &tc.aff)

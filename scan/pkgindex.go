@@ -1,105 +1,106 @@
 package scan
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/lock"
 )
 
-// The per-package index lets a scan read only the packages it checks
-// instead of decompressing and parsing the whole export. It is derived
-// from the export at `db import` and `db update` and stored beside it:
+// The per-package index lets a scan read only the packages it checks,
+// already compiled, instead of decompressing and parsing the whole export
+// and every version string its records list. It is derived from the export
+// at `db import` and `db update` and stored beside it:
 //
-//	skillbuild-osv-index 1 <export sha256> <export size> <export mtime ns> <table length>\n
-//	<table: one "name offset length sha256\n" line per package, sorted>
-//	<blobs: per package, the JSON array of the records that affect it>
+//	skillbuild-osv-index 2 <export sha256> <export size> <export mtime ns> <packages> <table sha256>\n
+//	<table: per package, sorted by name: blob offset u64, blob length u32, name offset u32, name length u32, blob sha256>
+//	<names: the package names, concatenated>
+//	<blobs: per package, its compiled entries (see encodePkg)>
+//
+// A scan opens the table (a few kilobytes per thousand packages, checked
+// against its sha256), binary-searches it for each package it checks, and
+// reads and checks that package's blob alone; nothing of the other
+// packages is parsed.
+//
+// A blob holds the package's versions in PEP 440 order (one string per
+// equal class) and its entries with every version replaced by its rank in
+// that order. A scan parses the pinned version, places it among the ranks
+// with a binary search (a handful of parses), and then matches every
+// entry with integer comparisons only.
 //
 // The database is still identified by the export's sha256 (the verdict
 // records it). The index is used only while the manifest names the export
 // it was made from and the export file on disk is the one it was made from
 // (same size and modification time; otherwise Open verifies the export's
-// sha256 as before), and each blob is checked against its own sha256 when
-// it is read.
-const pkgIndexMagic = "skillbuild-osv-index 1"
+// sha256 as before).
+const pkgIndexMagic = "skillbuild-osv-index 2"
+
+// tableEntrySize is the size of one package's table entry.
+const tableEntrySize = 8 + 4 + 4 + 4 + sha256.Size
 
 func pkgIndexPath(root string) string { return filepath.Join(Dir(root), "PyPI.idx") }
-
-// pkgSpan is where one package's blob is in the index file.
-type pkgSpan struct {
-	off, n int64
-	sum    string
-}
 
 // pkgIndex is an open index: the table in memory, blobs read on demand.
 type pkgIndex struct {
 	f     *os.File
-	base  int64 // offset of the first blob
-	spans map[string]pkgSpan
 	path  string
-
-	mu    sync.Mutex
-	cache map[string][]entry
+	table []byte // n × tableEntrySize
+	names []byte
+	base  int64 // offset of the first blob
 }
 
-// writePkgIndex writes the index of recs, made from the export at
-// exportPath whose sha256 is exportSHA, atomically at path.
-func writePkgIndex(path string, recs []*Record, exportPath, exportSHA string) error {
+// writePkgIndex writes the index of index (the compiled entries by
+// normalized name), made from the export at exportPath whose sha256 is
+// exportSHA, atomically at path.
+func writePkgIndex(path string, index map[string][]entry, exportPath, exportSHA string) error {
 	st, err := os.Stat(exportPath)
 	if err != nil {
 		return fmt.Errorf("index vulnerability database: %w", err)
 	}
-	byName := map[string][]*Record{}
-	for _, rec := range recs {
-		seen := map[string]bool{}
-		for i := range rec.Affected {
-			name := lock.NormalizeName(rec.Affected[i].Package.Name)
-			if !seen[name] {
-				seen[name] = true
-				byName[name] = append(byName[name], rec)
-			}
-		}
-	}
-	names := make([]string, 0, len(byName))
-	for n := range byName {
+	names := make([]string, 0, len(index))
+	for n := range index {
 		names = append(names, n)
 	}
-	sort.Strings(names)
-	var table, blobs bytes.Buffer
+	slices.Sort(names)
+	var table, nameBuf, blobs bytes.Buffer
 	for _, n := range names {
-		b, err := json.Marshal(byName[n])
-		if err != nil {
-			return err
-		}
+		b := encodePkg(index[n])
 		sum := sha256.Sum256(b)
-		fmt.Fprintf(&table, "%s %d %d %s\n", n, blobs.Len(), len(b), hex.EncodeToString(sum[:]))
+		var e [tableEntrySize]byte
+		binary.LittleEndian.PutUint64(e[0:], uint64(blobs.Len()))
+		binary.LittleEndian.PutUint32(e[8:], uint32(len(b)))
+		binary.LittleEndian.PutUint32(e[12:], uint32(nameBuf.Len()))
+		binary.LittleEndian.PutUint32(e[16:], uint32(len(n)))
+		copy(e[20:], sum[:])
+		table.Write(e[:])
+		nameBuf.WriteString(n)
 		blobs.Write(b)
 	}
+	head := sha256.New()
+	head.Write(table.Bytes())
+	head.Write(nameBuf.Bytes())
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "%s %s %d %d %d\n", pkgIndexMagic, exportSHA, st.Size(), st.ModTime().UnixNano(), table.Len())
+	fmt.Fprintf(&out, "%s %s %d %d %d %x\n", pkgIndexMagic, exportSHA, st.Size(), st.ModTime().UnixNano(), len(names), head.Sum(nil))
 	out.Write(table.Bytes())
+	out.Write(nameBuf.Bytes())
 	out.Write(blobs.Bytes())
 	return writeAtomic(path, out.Bytes())
 }
 
 // openPkgIndex opens the index at path if it was made from the export at
 // exportPath with sha256 exportSHA and that file is unchanged; ok is false
-// when it is missing or made from another export (the caller loads and
-// verifies the export instead).
+// when it is missing, of another format or made from another export (the
+// caller loads and verifies the export instead).
 func openPkgIndex(path, exportPath, exportSHA string) (idx *pkgIndex, ok bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -113,76 +114,114 @@ func openPkgIndex(path, exportPath, exportSHA string) (idx *pkgIndex, ok bool, e
 			f.Close()
 		}
 	}()
-	br := bufio.NewReaderSize(f, 64<<10)
-	header, err := br.ReadString('\n')
-	if err != nil {
+	// The header is one short line; read it with the start of the table.
+	buf := make([]byte, 4<<10)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, false, nil
 	}
-	fields := strings.Fields(strings.TrimPrefix(header, pkgIndexMagic))
-	if !strings.HasPrefix(header, pkgIndexMagic+" ") || len(fields) != 4 || fields[0] != exportSHA {
+	buf = buf[:n]
+	nl := bytes.IndexByte(buf, '\n')
+	if nl < 0 || !bytes.HasPrefix(buf, []byte(pkgIndexMagic+" ")) {
+		return nil, false, nil
+	}
+	fields := strings.Fields(string(buf[len(pkgIndexMagic):nl]))
+	if len(fields) != 5 || fields[0] != exportSHA {
 		return nil, false, nil
 	}
 	st, err := os.Stat(exportPath)
 	if err != nil || strconv.FormatInt(st.Size(), 10) != fields[1] || strconv.FormatInt(st.ModTime().UnixNano(), 10) != fields[2] {
 		return nil, false, nil
 	}
-	tableLen, err := strconv.ParseInt(fields[3], 10, 64)
-	if err != nil || tableLen < 0 {
+	count, err := strconv.ParseInt(fields[3], 10, 32)
+	if err != nil || count < 0 {
 		return nil, false, nil
 	}
-	table := make([]byte, tableLen)
-	if _, err := io.ReadFull(br, table); err != nil {
+	tableLen := int(count) * tableEntrySize
+	// The names follow the table; their total length is the end of the
+	// last one.
+	head := make([]byte, tableLen)
+	if _, err := f.ReadAt(head, int64(nl+1)); err != nil {
 		return nil, false, nil
 	}
-	idx = &pkgIndex{f: f, base: int64(len(header)) + tableLen, spans: map[string]pkgSpan{}, path: path, cache: map[string][]entry{}}
-	for line := range bytes.Lines(table) {
-		parts := strings.Fields(string(line))
-		if len(parts) != 4 {
-			return nil, false, nil
-		}
-		off, err1 := strconv.ParseInt(parts[1], 10, 64)
-		n, err2 := strconv.ParseInt(parts[2], 10, 64)
-		if err1 != nil || err2 != nil {
-			return nil, false, nil
-		}
-		idx.spans[parts[0]] = pkgSpan{off: off, n: n, sum: parts[3]}
+	namesLen := 0
+	if count > 0 {
+		last := head[tableLen-tableEntrySize:]
+		namesLen = int(binary.LittleEndian.Uint32(last[12:])) + int(binary.LittleEndian.Uint32(last[16:]))
 	}
-	return idx, true, nil
+	names := make([]byte, namesLen)
+	if _, err := f.ReadAt(names, int64(nl+1+tableLen)); err != nil {
+		return nil, false, nil
+	}
+	sum := sha256.New()
+	sum.Write(head)
+	sum.Write(names)
+	if fmt.Sprintf("%x", sum.Sum(nil)) != fields[4] {
+		return nil, false, nil
+	}
+	return &pkgIndex{f: f, path: path, table: head, names: names, base: int64(nl + 1 + tableLen + namesLen)}, true, nil
 }
 
-// entries reads and compiles the records of one package.
-func (idx *pkgIndex) entries(name string) ([]entry, error) {
-	idx.mu.Lock()
-	defer idx.mu.Unlock()
-	if es, ok := idx.cache[name]; ok {
-		return es, nil
+// span returns the blob of package name in the table: its offset, length
+// and sha256.
+func (idx *pkgIndex) span(name string) (off int64, n int, sum []byte, ok bool) {
+	count := len(idx.table) / tableEntrySize
+	entryAt := func(i int) []byte { return idx.table[i*tableEntrySize : (i+1)*tableEntrySize] }
+	nameAt := func(e []byte) string {
+		o, l := binary.LittleEndian.Uint32(e[12:]), binary.LittleEndian.Uint32(e[16:])
+		if uint64(o)+uint64(l) > uint64(len(idx.names)) {
+			return ""
+		}
+		return string(idx.names[o : o+l])
 	}
-	sp, ok := idx.spans[name]
+	lo, hi := 0, count
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if nameAt(entryAt(m)) < name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == count || nameAt(entryAt(lo)) != name {
+		return 0, 0, nil, false
+	}
+	e := entryAt(lo)
+	return int64(binary.LittleEndian.Uint64(e[0:])), int(binary.LittleEndian.Uint32(e[8:])), e[20:], true
+}
+
+// blob reads and checks the blob of package name into *buf (grown as
+// needed); nil if the database has no records for it.
+func (idx *pkgIndex) blob(name string, buf *[]byte) ([]byte, error) {
+	off, n, want, ok := idx.span(name)
 	if !ok {
 		return nil, nil
 	}
-	b := make([]byte, sp.n)
-	if _, err := idx.f.ReadAt(b, idx.base+sp.off); err != nil {
+	if cap(*buf) < n {
+		*buf = make([]byte, max(n, 2*cap(*buf)))
+	}
+	b := (*buf)[:n]
+	if _, err := idx.f.ReadAt(b, idx.base+off); err != nil {
 		return nil, idx.corrupt(name, err)
 	}
-	sum := sha256.Sum256(b)
-	if hex.EncodeToString(sum[:]) != sp.sum {
+	if sum := sha256.Sum256(b); !bytes.Equal(sum[:], want) {
 		return nil, idx.corrupt(name, errors.New("checksum mismatch"))
 	}
-	var recs []*Record
-	if err := json.Unmarshal(b, &recs); err != nil {
+	return b, nil
+}
+
+// match returns the findings (not yet merged) of package name at version
+// ver (raw as given, v parsed); buf is scratch space for the blob.
+func (idx *pkgIndex) match(name, raw string, v version, buf *[]byte) ([]Finding, error) {
+	b, err := idx.blob(name, buf)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	hits, err := matchPkg(b, name, raw, v)
+	if err != nil {
 		return nil, idx.corrupt(name, err)
 	}
-	var es []entry
-	for _, rec := range recs {
-		for i := range rec.Affected {
-			if lock.NormalizeName(rec.Affected[i].Package.Name) == name {
-				es = append(es, compile(rec, &rec.Affected[i]))
-			}
-		}
-	}
-	idx.cache[name] = es
-	return es, nil
+	return hits, nil
 }
 
 func (idx *pkgIndex) corrupt(name string, err error) error {

@@ -142,10 +142,16 @@ func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snap
 	if name != "" {
 		// The archive must hold exactly one image for --name to mean
 		// anything; every name the import made is undone.
+		// The name asked for is undone too unless it ends up tagged.
 		targets := map[digest.Digest]images.Image{}
+		tagged := false
 		for _, img := range imgs {
 			targets[img.Target.Digest] = img
-			defer restoreName(context.WithoutCancel(ctx), c, img.Name, before)
+			defer func(made string) {
+				if made != name || !tagged {
+					restoreName(context.WithoutCancel(ctx), c, made, before)
+				}
+			}(img.Name)
 		}
 		if len(targets) != 1 {
 			return nil, fmt.Errorf("archive holds %d images; import it without --name to keep their own names: %w", len(targets), errdefs.ErrInvalidArgument)
@@ -154,6 +160,7 @@ func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snap
 			if err := unpackAndTag(ctx, c, name, img.Target, snapshotter); err != nil {
 				return nil, err
 			}
+			tagged = true
 			return []ImportedImage{{Name: name, Digest: img.Target.Digest}}, nil
 		}
 	}
@@ -214,7 +221,6 @@ func unpackAndTag(ctx context.Context, c *ctd.Client, name string, target ocispe
 	return SetTag(ctx, c, images.Image{Name: name, Target: target, Labels: map[string]string{}})
 }
 
-// setTag creates or moves a tag.
 // SetTag creates or moves the image record img (tag last: callers set it
 // only once everything it points to is in the store).
 func SetTag(ctx context.Context, c *ctd.Client, img images.Image) error {
@@ -267,8 +273,9 @@ func writeRootfsLayer(ctx context.Context, cs content.Store, dir string) (ocispe
 		return ocispec.Descriptor{}, "", err
 	}
 	defer w.Close()
-	// The layer stays uncompressed: it never leaves this host, and gzip
-	// would triple the import time of a 300 MB rootfs.
+	// The layer stays uncompressed: gzip would triple the import time of a
+	// 300 MB rootfs, and the layer is pushed once per registry (every skill
+	// image shares it), as stored.
 	diffID := digest.Canonical.Digester()
 	counter := &countWriter{}
 	if err := archive.WriteDiff(ctx, io.MultiWriter(w, diffID.Hash(), counter), empty, dir); err != nil {

@@ -49,6 +49,8 @@ type options struct {
 	noSingle    bool
 	appendOut   bool
 	noProfile   bool
+	noRegistry  bool
+	onlyReg     bool
 	rootless    bool
 	onlyRL      bool
 }
@@ -72,6 +74,8 @@ func main() {
 	flag.BoolVar(&o.appendOut, "append", false, "append the report to -out instead of replacing it")
 	flag.BoolVar(&o.skipBuildah, "skip-buildah", false, "skip the buildah and podman columns")
 	flag.BoolVar(&o.noProfile, "no-profile", false, "skip profiling the rows that miss their target")
+	flag.BoolVar(&o.noRegistry, "no-registry", false, "skip the registry rows (push, buildah push, --cache-from)")
+	flag.BoolVar(&o.onlyReg, "only-registry", false, "measure only the registry rows (use with -append)")
 	flag.BoolVar(&o.rootless, "rootless", false, "also measure root against rootless (a user made for the bench; see rootless.go)")
 	flag.BoolVar(&o.onlyRL, "only-rootless", false, "measure only the rootless rows (with -append, add them to -out)")
 	flag.Parse()
@@ -88,6 +92,9 @@ func main() {
 }
 
 func run(ctx context.Context, o options, stdout io.Writer) error {
+	if *scanOnly {
+		return runScanOnly(ctx, o, stdout)
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the benchmark drives containerd, runc, buildah and podman and must run as root")
 	}

@@ -29,6 +29,7 @@ type report struct {
 	total       time.Duration
 	only30      bool
 	singleHow   string // where the single-layer column comes from
+	registry    *registryRows
 	rootless    string // the rootless section (rootless.go), if measured
 	onlyRL      bool
 }
@@ -47,6 +48,11 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
 	)
 
+	if b.o.onlyReg {
+		rep.registry = b.registrySection(ctx)
+		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
 	if b.o.onlyRL {
 		rep.onlyRL, rep.rootless = true, b.rootlessRows(ctx)
 		return rep, nil
@@ -120,6 +126,10 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 
 		b.say("scan: skillbuild scan --no-resolve, 200 pins, whole process")
 		rep.scans = b.scanTable(ctx, states[colSB])
+	}
+
+	if !b.o.only30 && !b.o.noRegistry {
+		rep.registry = b.registrySection(ctx)
 	}
 
 	if b.o.rootless {
@@ -283,6 +293,9 @@ func (rep *report) markdown() string {
 		"- \"add one\" and \"second skill\" runs each add a distribution that tool never installed before; their 20- or\n" +
 		"  30-distribution predecessor was built untimed first.\n\n")
 
+	if rep.registry != nil && len(rep.builds)+len(rep.builds30) == 0 {
+		return sb.String() + "\n## Registry\n\n" + rep.registry.markdown()
+	}
 	if len(rep.builds) > 0 {
 		sb.WriteString("## Build\n\n")
 		rep.buildTable(&sb, rep.builds)
@@ -325,6 +338,10 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&sb, "| %s | %s (%s–%s) | %d |\n", r.name, secs(median(r.walls)), secs(lo), secs(hi), r.findings)
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
+
+	if rep.registry != nil {
+		sb.WriteString("\n## Registry\n\n" + rep.registry.markdown())
+	}
 
 	sb.WriteString(rep.rootless)
 	rep.targets(&sb)

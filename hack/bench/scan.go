@@ -4,10 +4,12 @@ import (
 	"archive/zip"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -102,47 +104,185 @@ func scanSets(db string) (vulnerable, clean []string, err error) {
 	return vulnerable, clean, nil
 }
 
+// Flags of the scan section alone (see runScanOnly).
+var (
+	scanOnly     = flag.Bool("scan-only", false, "measure only the scan rows (no containerd, no root): import -db into a fresh root and print the table; BENCHMARKS.md is not written")
+	scanBaseline = flag.String("scan-baseline", "", "with -scan-only: also time this skillbuild binary (its own root, same export), interleaved, and check that it reports the same findings")
+)
+
+// scanSetsOf are the two measured sets, named as in the report.
+func scanSetsOf(db string) ([]scanSet, error) {
+	vuln, clean, err := scanSets(db)
+	if err != nil {
+		return nil, err
+	}
+	return []scanSet{
+		{"200 pins, each at an affected version (exit 3)", vuln},
+		{"200 pins above every advisory", clean},
+	}, nil
+}
+
+// scanSet is one timed command: `scan --no-resolve --json` of pins, or
+// `--version` when pins is nil.
+type scanSet struct {
+	name string
+	pins []string
+}
+
 // scanTable times `skillbuild scan --no-resolve` of both sets, whole
 // process, against the full database imported into root.
 func (b *bench) scanTable(ctx context.Context, root string) []scanRow {
-	vuln, clean, err := scanSets(b.o.db)
+	sets, err := scanSetsOf(b.o.db)
 	if err != nil {
 		return []scanRow{{name: "200 pins", err: err}}
 	}
-	var rows []scanRow
-	for _, set := range []struct {
-		name string
-		pins []string
-	}{
-		{"200 pins, each at an affected version (exit 3)", vuln},
-		{"200 pins above every advisory", clean},
-	} {
-		row := scanRow{name: set.name}
-		argv := b.sbArgs(root, append([]string{"scan", "--no-resolve", "--json"}, set.pins...)...)
-		for i := range b.o.runs + 1 {
-			r, err := b.exec(ctx, nil, argv, 3)
-			if err != nil {
-				row.err = err
-				break
-			}
-			var doc struct {
-				Vulnerabilities []json.RawMessage `json:"vulnerabilities"`
-			}
-			if err := json.Unmarshal(r.stdout, &doc); err != nil {
-				row.err = fmt.Errorf("scan --json output: %w", err)
-				break
-			}
-			row.findings = len(doc.Vulnerabilities)
-			if i > 0 { // the first is the warm-up
-				row.walls = append(row.walls, r.wall)
-			}
+	rows, _ := b.timeScans(ctx, sets, []string{""}, []string{root})
+	return rows[0]
+}
+
+// timeScans times every set with every binary (bins[i] with the database
+// in roots[i]; "" is -bin), interleaved run by run so that load changes
+// hit them alike. rows[i][j] is binary i on set j; docs[i][j] its last
+// `vulnerabilities` array.
+func (b *bench) timeScans(ctx context.Context, sets []scanSet, bins, roots []string) (rows [][]scanRow, docs [][]string) {
+	rows = make([][]scanRow, len(bins))
+	docs = make([][]string, len(bins))
+	for i := range bins {
+		for _, set := range sets {
+			rows[i] = append(rows[i], scanRow{name: set.name})
 		}
-		if row.err == nil {
-			b.say("  scan %s: median %s, %d findings", set.name, median(row.walls).Round(time.Millisecond), row.findings)
-		}
-		rows = append(rows, row)
+		docs[i] = make([]string, len(sets))
 	}
-	return rows
+	for run := range b.o.runs + 1 { // the first is the warm-up
+		for j, set := range sets {
+			for i, bin := range bins {
+				row := &rows[i][j]
+				if row.err != nil {
+					continue
+				}
+				args := append([]string{"scan", "--no-resolve", "--json"}, set.pins...)
+				if set.pins == nil {
+					args = []string{"--version"}
+				}
+				r, err := b.exec(ctx, nil, b.sbArgsBin(bin, roots[i], args...), 3)
+				if err != nil {
+					row.err = err
+					continue
+				}
+				if set.pins == nil {
+					if run > 0 {
+						row.walls = append(row.walls, r.wall)
+					}
+					continue
+				}
+				var doc struct {
+					Vulnerabilities []json.RawMessage `json:"vulnerabilities"`
+				}
+				if err := json.Unmarshal(r.stdout, &doc); err != nil {
+					row.err = fmt.Errorf("scan --json output: %w", err)
+					continue
+				}
+				row.findings = len(doc.Vulnerabilities)
+				vs, _ := json.Marshal(doc.Vulnerabilities)
+				docs[i][j] = string(vs)
+				if run > 0 {
+					row.walls = append(row.walls, r.wall)
+				}
+			}
+		}
+	}
+	load := loadAvg()
+	for i := range rows {
+		for j := range rows[i] {
+			if r := rows[i][j]; r.err == nil {
+				lo, hi := minMax(r.walls)
+				b.say("  scan %s %s: median %s (%s–%s), %d findings, load average %s", orBin(bins[i], b.o.bin), r.name,
+					median(r.walls).Round(time.Millisecond), lo.Round(time.Millisecond), hi.Round(time.Millisecond), r.findings, load)
+			}
+		}
+	}
+	return rows, docs
+}
+
+func orBin(bin, def string) string {
+	if bin == "" {
+		return def
+	}
+	return bin
+}
+
+// runScanOnly is `bench -scan-only`: the scan rows alone, for iterating
+// on the scanner. It needs neither root nor containerd: the export is
+// imported into a fresh root per binary, and with -scan-baseline the other
+// binary is timed in the same loop and must report the same findings.
+func runScanOnly(ctx context.Context, o options, stdout io.Writer) error {
+	var err error
+	if o.bin, err = filepath.Abs(o.bin); err != nil {
+		return err
+	}
+	if o.db, err = filepath.Abs(o.db); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "sb-bench-scan-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{o: o, out: stdout, dir: dir}
+	if b.logf, err = os.Create(filepath.Join(dir, "bench.log")); err != nil {
+		return err
+	}
+	defer b.logf.Close()
+	bins := []string{""}
+	if *scanBaseline != "" {
+		base, err := filepath.Abs(*scanBaseline)
+		if err != nil {
+			return err
+		}
+		bins = append(bins, base)
+	}
+	var roots []string
+	for i, bin := range bins {
+		root := filepath.Join(dir, fmt.Sprintf("root%d", i))
+		if _, err := b.exec(ctx, nil, b.sbArgsBin(bin, root, "db", "import", o.db)); err != nil {
+			return fmt.Errorf("db import with %s: %w", orBin(bin, o.bin), err)
+		}
+		roots = append(roots, root)
+	}
+	sets, err := scanSetsOf(o.db)
+	if err != nil {
+		return err
+	}
+	// The floor under both: starting the process (package init) and
+	// printing the version.
+	sets = append(sets, scanSet{name: "process start and exit (`--version`)"})
+	b.say("scan: %d runs of each set with each binary, interleaved", o.runs)
+	rows, docs := b.timeScans(ctx, sets, bins, roots)
+	fmt.Fprintf(stdout, "\n| set | binary | median (min–max) | findings |\n|---|---|---|---|\n")
+	for j := range sets {
+		for i := range bins {
+			r := rows[i][j]
+			if r.err != nil {
+				fmt.Fprintf(stdout, "| %s | %s | failed: %s | |\n", r.name, orBin(bins[i], o.bin), oneLine(r.err.Error()))
+				continue
+			}
+			lo, hi := minMax(r.walls)
+			cell := fmt.Sprintf("%s (%s–%s)", secs(median(r.walls)), secs(lo), secs(hi))
+			if i > 0 && rows[0][j].err == nil {
+				cell += fmt.Sprintf(", **%.2f×**", float64(median(r.walls))/float64(median(rows[0][j].walls)))
+			}
+			fmt.Fprintf(stdout, "| %s | %s | %s | %d |\n", r.name, orBin(bins[i], o.bin), cell, r.findings)
+		}
+	}
+	fmt.Fprintf(stdout, "\nload average at end: %s\n", loadAvg())
+	for i := 1; i < len(bins); i++ {
+		for j := range sets {
+			if docs[i][j] != docs[0][j] {
+				return fmt.Errorf("%s and %s report different findings for %q", o.bin, bins[i], sets[j].name)
+			}
+		}
+	}
+	return nil
 }
 
 // goBench runs the scan package's Go benchmarks (in-process: load and

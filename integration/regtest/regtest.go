@@ -334,6 +334,16 @@ func (r *Registry) Blobs() (map[string]int64, error) {
 	return out, err
 }
 
+// BlobData is the content of blob dgst ("sha256:...") as the registry
+// stored it, read from its storage.
+func (r *Registry) BlobData(dgst string) ([]byte, error) {
+	algo, hex, ok := strings.Cut(dgst, ":")
+	if !ok || len(hex) < 2 {
+		return nil, fmt.Errorf("regtest: bad digest %q", dgst)
+	}
+	return os.ReadFile(filepath.Join(r.storage, "docker/registry/v2/blobs", algo, hex[:2], hex, "data"))
+}
+
 // TagDigest is the manifest digest the registry's tag points at, read from
 // its storage (no client in between); "" when the tag does not exist.
 func (r *Registry) TagDigest(repo, tag string) (string, error) {

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/moby/buildkit/util/leaseutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeLeases records what reaches containerd's lease service.
+type fakeLeases struct {
+	leases.Manager
+	created []leases.Lease
+	filters [][]string
+	deleted []string
+}
+
+func (f *fakeLeases) Create(_ context.Context, opts ...leases.Opt) (leases.Lease, error) {
+	var l leases.Lease
+	for _, o := range opts {
+		if err := o(&l); err != nil {
+			return leases.Lease{}, err
+		}
+	}
+	f.created = append(f.created, l)
+	return l, nil
+}
+
+func (f *fakeLeases) List(_ context.Context, filters ...string) ([]leases.Lease, error) {
+	f.filters = append(f.filters, filters)
+	return nil, nil
+}
+
+func (f *fakeLeases) Delete(_ context.Context, l leases.Lease, _ ...leases.DeleteOpt) error {
+	f.deleted = append(f.deleted, l.ID)
+	return nil
+}
+
+func TestOwnedLeasesLabelAfterBuildKitsOptions(t *testing.T) {
+	t.Parallel()
+	f := &fakeLeases{}
+	m := newOwnedLeases(f, "/var/lib/skillbuild")
+	// BuildKit's view leases replace the whole label map in their option.
+	_, err := m.Create(context.Background(), leases.WithRandomID(), func(l *leases.Lease) error {
+		l.Labels = map[string]string{"containerd.io/gc.flat": "now"}
+		return nil
+	}, leaseutil.MakeTemporary)
+	require.NoError(t, err)
+	require.Len(t, f.created, 1)
+	lbl := f.created[0].Labels
+	assert.Equal(t, rootID("/var/lib/skillbuild"), lbl[leaseOwnerLabel])
+	assert.Equal(t, "/var/lib/skillbuild", lbl[leaseRootLabel])
+	assert.Equal(t, "now", lbl["containerd.io/gc.flat"])
+	assert.NotEmpty(t, lbl[temporaryLeaseLabel])
+}
+
+func TestOwnedLeasesListOnlyTheirRoot(t *testing.T) {
+	t.Parallel()
+	f := &fakeLeases{}
+	m := newOwnedLeases(f, "/r")
+	own := `labels."org.skillbuild.root-id"==` + rootID("/r")
+	_, err := m.List(context.Background(), `labels."buildkit/lease.temporary"`)
+	require.NoError(t, err)
+	_, err = m.List(context.Background())
+	require.NoError(t, err)
+	_, err = m.List(context.Background(), "id==a", "id==b")
+	require.NoError(t, err)
+	assert.Equal(t, [][]string{
+		{`labels."buildkit/lease.temporary",` + own},
+		{own},
+		{"id==a," + own, "id==b," + own},
+	}, f.filters)
+	assert.NotEqual(t, rootID("/r"), rootID("/r2"))
+}
+
+func TestLockIfStoppedOnlyTakesAFreeRoot(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	live, dead := t.TempDir(), t.TempDir()
+	for _, r := range []string{live, dead} {
+		require.NoError(t, os.WriteFile(filepath.Join(r, "lock"), nil, 0o600))
+	}
+	lk, err := acquireLock(ctx, filepath.Join(live, "lock"), time.Second, nil)
+	require.NoError(t, err)
+	defer lk.release()
+
+	_, running := lockIfStopped(live)
+	assert.True(t, running, "its engine holds the lock")
+	assert.True(t, rootRunning(live))
+
+	release, running := lockIfStopped(dead)
+	require.False(t, running)
+	_, err = acquireLock(ctx, filepath.Join(dead, "lock"), 0, nil)
+	assert.Error(t, err, "held while the dead root is swept")
+	release()
+	lk2, err := acquireLock(ctx, filepath.Join(dead, "lock"), time.Second, nil)
+	require.NoError(t, err, "and let go after")
+	lk2.release()
+	assert.False(t, rootRunning(dead))
+
+	release, running = lockIfStopped(filepath.Join(dead, "removed"))
+	assert.False(t, running, "a root that is gone")
+	release()
+}
+
+func TestStagingInUseOnlyWhileItsRootRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	self, live, dead := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, r := range []string{live, dead} {
+		require.NoError(t, os.WriteFile(filepath.Join(r, "lock"), nil, 0o600))
+	}
+	lk, err := acquireLock(ctx, filepath.Join(live, "lock"), time.Second, nil)
+	require.NoError(t, err)
+	defer lk.release()
+	roots := map[string]string{rootID(live): live, rootID(dead): dead}
+	staging := func(root string) string { return stagingName(root, "skill") }
+	// The staging names carry the id the leases are labelled with.
+	assert.Equal(t, stagingName(live, ""), "localhost/skillbuild-staging/"+rootID(live)+"-")
+
+	assert.True(t, stagingInUse(staging(live), self, roots), "another root's build is running")
+	assert.False(t, stagingInUse(staging(dead), self, roots), "its process died")
+	assert.False(t, stagingInUse(staging(self), self, roots), "the caller's own")
+	assert.False(t, stagingInUse(staging(t.TempDir()), self, roots), "a root no lease names")
+	assert.False(t, stagingInUse("localhost/skillbuild-staging/old:deadbeef", self, roots), "not a root's name")
+}
