@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/containerd/errdefs"
@@ -174,6 +175,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return emitRun(c, out, err)
 	}
+	runGC(req.Limits)
 	// Ctrl-C and SIGTERM cancel c.Context (see main), and so does a reader
 	// of the output that goes away (EPIPE); the runtime still cleans up.
 	ctx, cancel := context.WithCancelCause(c.Context)
@@ -182,11 +184,14 @@ func runAction(c *cli.Context) error {
 		req.Stdout = pipeWatch{w: c.App.Writer, name: "stdout", cancel: cancel}
 		req.Stderr = pipeWatch{w: c.App.ErrWriter, name: "stderr", cancel: cancel}
 	}
-	client, err := dial(c)
+	// The sweep of dead runs' leftovers goes on beside this run (it never
+	// touches a live one) and is waited for before the client closes.
+	client, swept, err := dialSweepAside(c)
 	if err != nil {
 		return emitRun(c, out, err)
 	}
 	defer client.Close()
+	defer swept()
 	if err := pullForRun(c, client, req.Image); err != nil {
 		return emitRun(c, out, err)
 	}
@@ -194,6 +199,9 @@ func runAction(c *cli.Context) error {
 		return emitRun(c, out, err)
 	}
 	ropts := append([]runtime.Opt{runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep()}, runtimeModeOpts(modeOf(c), c.Bool("require-limits"))...)
+	if c.Bool("debug") {
+		ropts = append(ropts, runtime.WithTrace(c.App.ErrWriter)) // how long each step took
+	}
 	runner, err := runtime.New(ctx, client, ropts...)
 	if err != nil {
 		return emitRun(c, out, err)
@@ -339,4 +347,18 @@ func readStdin(ctx context.Context, r io.Reader, max int64) ([]byte, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("reading stdin: %w", context.Cause(ctx))
 	}
+}
+
+// runGC sets the garbage collector of a `skillbuild run` process: it lives
+// for one run and its heap stays small (the output buffers are capped), so
+// collecting as it goes costs more CPU (a third of the process's own, with
+// the collector's idle workers) than the memory it frees. It collects only
+// when the heap nears a bound above what the run may buffer.
+func runGC(l runtime.Limits) {
+	out := l.OutputLimitBytes
+	if out <= 0 {
+		out = runtime.DefaultLimits().OutputLimitBytes
+	}
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(256<<20 + 2*out)
 }

@@ -23,6 +23,21 @@ func dial(c *cli.Context) (*ctd.Client, error) {
 	return client, nil
 }
 
+// dialSweepAside is dial with the sweep running beside the caller's work
+// instead of before it; swept waits for it to end.
+func dialSweepAside(c *cli.Context) (client *ctd.Client, swept func(), err error) {
+	client, err = store.Dial(c.Context, c.String("address"), c.String("namespace"))
+	if err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sweepRuns(c.Context, envOf(c), client)
+	}()
+	return client, func() { <-done }, nil
+}
+
 // sweepRuns removes the containers, views and state of runs whose
 // skillbuild process died and whose deadline has passed (their init killed
 // their processes at the deadline already): one filtered list of

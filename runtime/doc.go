@@ -54,9 +54,14 @@
 // process of the namespace and exits pid1.DeadlineStatus: the deadline
 // holds even when the process that started the run is gone (kill -9,
 // SIGPIPE). The host kills at the timeout too, whichever comes first.
-// LabelDeadline is set when the task starts; Sweep, which the CLI runs in
-// every command that talks to containerd, removes what is left of a run
-// past it.
+// LabelDeadline, set at creation, covers the run (Start moves it only when
+// starting took unusually long). Each run holds an flock on an owner file
+// in its state directory for as long as its container or view exists;
+// Sweep, which the CLI runs in every command that talks to containerd
+// (beside the run, in `skillbuild run`), removes what is left of a run
+// whose owner lock is free (its process died, kill -9 included) at once,
+// and of a run it cannot tell about (another state directory) past its
+// deadline.
 //
 // # Sharing nothing per user
 //
@@ -89,8 +94,21 @@
 //
 // The task, container, snapshot and state files of a run are removed on
 // every path, including cancellation of ctx (cleanup runs on a context
-// that outlives it). Containers and views carry LabelRun and
+// that outlives it); once the task is deleted, the container record and
+// its view go side by side. Containers and views carry LabelRun and
 // LabelDeadline; New sweeps those of dead processes (Sweep).
+//
+// # Cost per run
+//
+// What a run asks of containerd is kept to what it needs: the image's
+// config and root filesystem chain ID are kept per image digest (in the
+// state directory's images/), so a run of a known image does one record
+// lookup and creates its view directly on the chain ID (unpacking only
+// when that is missing), under a short lease that ends once the container
+// holds it; the deadline label is written once; the exited task is deleted
+// without a status call. The runner imports json and traceback only when
+// the run needs them. WithTrace reports each step's duration
+// (`skillbuild --debug run` prints them).
 //
 // # Warm containers
 //

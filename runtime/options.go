@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -77,6 +78,7 @@ type options struct {
 	limitMode      limitMode
 	cgroupParent   string
 	requireCgroups bool
+	trace          io.Writer
 }
 
 func defaultOptions() options {
@@ -182,6 +184,21 @@ func WithoutSweep() Opt {
 func WithSharedUID() Opt {
 	return func(o *options) error {
 		o.sharedUID = true
+		return nil
+	}
+}
+
+// WithTrace makes every run write how long each of its steps took to w,
+// one line per step ("run <id> <step> <duration>", the duration in Go's
+// notation), as the step ends: prepare (image record and config),
+// files (sandbox files, owner lock, uid), create-container (lease, view,
+// spec, container record), create-task (the shim and runc create: the
+// namespaces, cgroups, mounts and seccomp), loopback, start, wait (the
+// init and the code), oom-check, output-end (the output is complete)
+// and close (task, record, view and files). Writes of concurrent runs may interleave, each line whole.
+func WithTrace(w io.Writer) Opt {
+	return func(o *options) error {
+		o.trace = w
 		return nil
 	}
 }

@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -24,21 +23,14 @@ const resolvConfText = "# skillbuild: a run has no network and no DNS\n"
 const resolvConfPath = "/etc/resolv.conf"
 
 // withResolvConf mounts the host file src (holding resolvConfText)
-// read-only over the image's /etc/resolv.conf, or over the file it links
-// to. An image without one gets none: a mountpoint cannot be created in
-// the read-only image, and there is nothing to hide.
-func withResolvConf(src string) oci.SpecOpts {
-	return func(ctx context.Context, client oci.Client, c *containers.Container, s *oci.Spec) error {
-		if c.SnapshotKey == "" {
-			return nil // no image root (unit tests of the spec)
-		}
-		mounts, err := client.SnapshotService(c.Snapshotter).Mounts(ctx, c.SnapshotKey)
-		if err != nil {
-			return fmt.Errorf("root filesystem of %s: %w", c.ID, err)
-		}
-		dest, err := imageFileTarget(ctx, mounts, resolvConfPath)
-		if err != nil || dest == "" {
-			return err
+// read-only at dest: the image's /etc/resolv.conf, or the file it links to
+// (imageFileTarget of the run's view). An image without one gets none
+// (dest ""): a mountpoint cannot be created in the read-only image, and
+// there is nothing to hide.
+func withResolvConf(src, dest string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if src == "" || dest == "" {
+			return nil
 		}
 		replaceMount(s, readOnlyBind(src, dest))
 		return nil

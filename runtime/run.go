@@ -138,6 +138,7 @@ type Result struct {
 type Runner struct {
 	client *client.Client
 	opts   options
+	images *imageInfoCache
 }
 
 // New returns a Runner using c (whose default namespace, or the one in ctx,
@@ -157,7 +158,7 @@ func New(ctx context.Context, c *client.Client, opts ...Opt) (*Runner, error) {
 	if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("run state directory: %w", err)
 	}
-	r := &Runner{client: c, opts: o}
+	r := &Runner{client: c, opts: o, images: newImageInfoCache(o.stateDir)}
 	if o.sweepOnNew {
 		if _, err := r.Sweep(ctx); err != nil {
 			return nil, err
@@ -189,6 +190,11 @@ const cleanupTimeout = 30 * time.Second
 
 // stepTimeout bounds the creation of a run's container and task together.
 const stepTimeout = 2 * time.Minute
+
+// startMargin is how long after its creation a run's container may start
+// and still be covered by the deadline label set at creation (see
+// Sandbox.Start).
+const startMargin = 15 * time.Second
 
 // Run runs req.Code in a container of req.Image and reports what happened.
 // The error is for failures of the run itself (bad request, image not

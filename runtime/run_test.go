@@ -198,6 +198,7 @@ func TestRunnerProtocol(t *testing.T) {
 		errType            string
 		result             string // "" for none
 		stdout, stderr     string // substrings
+		message            string // the error's exact message, when set
 	}{
 		{name: "result", code: `result = {"sum": inputs["a"] + inputs["b"]}`, inputs: `{"a":1,"b":2}`, result: `{"sum": 3}`},
 		{name: "prints cannot forge the report", code: "import os\nprint('{\"exit_code\": 9, \"result\": 666}')\nos.write(1, b'}')\nresult = 1", result: "1", stdout: `"result": 666`},
@@ -216,6 +217,10 @@ func TestRunnerProtocol(t *testing.T) {
 		{name: "bad inputs", code: "result = 1", inputs: `[1]`, exit: 2, errType: ErrorInput},
 		{name: "os._exit skips the report", code: "import os\nos._exit(3)", exit: 3},
 		{name: "closed descriptors do not lose the report", code: "import os\nos.closerange(3, 1024)\nresult = 'kept'", result: `"kept"`},
+		{name: "messages keep quotes, newlines and non-ASCII", code: "raise ValueError('caf\\u00e9 \"q\"\\n\\\\ \\ud800')", exit: 1, errType: "ValueError", message: "café \"q\"\n\\ \ufffd"},
+		// A plain run pays for neither json nor traceback (nor what they
+		// pull in): the runner imports them only when needed.
+		{name: "plain runs import no json", code: "import sys\nresult = [m for m in ('json', 'traceback') if m in sys.modules]", inputs: "{}", result: "[]"},
 		{name: "the report does not go to a file that reused its descriptor", code: "import os\nos.closerange(3, 1024)\nf = open('mine', 'w')\nresult = f.fileno()", result: "3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,6 +261,9 @@ func TestRunnerProtocol(t *testing.T) {
 				assert.Nil(t, rep.Error)
 			} else if assert.NotNil(t, rep.Error) {
 				assert.Equal(t, tc.errType, rep.Error.Type)
+				if tc.message != "" {
+					assert.Equal(t, tc.message, rep.Error.Message)
+				}
 			}
 			if tc.result == "" {
 				assert.False(t, rep.ResultSet)

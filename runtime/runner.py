@@ -34,10 +34,18 @@ or the SystemExit status), without waiting for threads the code left
 running.
 """
 
-import json
 import os
 import sys
-import traceback
+
+# json and traceback are imported only when a run needs them (inputs other
+# than {}, a result, an exception): with the modules they pull in (re,
+# enum, linecache, ...) they cost more than starting the interpreter, and
+# most runs need neither. The report's strings are escaped by _json, json's
+# C half, which imports nothing else.
+try:
+    from _json import encode_basestring_ascii as _quote
+except ImportError:  # an interpreter without the C module
+    _quote = None
 
 
 def _write_all(fd, data):
@@ -68,8 +76,38 @@ def _describe(exc, tb):
         message = str(exc)
     except BaseException:  # a broken __str__ must not hide the error
         message = "<unprintable %s>" % type(exc).__name__
+    import traceback
+
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     return {"type": _type_name(exc), "message": message, "traceback": text}
+
+
+def _json_module():
+    import json
+
+    return json
+
+
+def _quoted(text):
+    if _quote is not None:
+        return _quote(text)
+    return _json_module().dumps(text, ensure_ascii=True)
+
+
+def _report(exit_code, error, result_json):
+    """The report, one line of ASCII JSON, written without the json module."""
+    if error is None:
+        err = "null"
+    else:
+        err = "{%s}" % ", ".join(
+            "%s: %s" % (_quoted(k), _quoted(str(error.get(k, "")))) for k in ("type", "message", "traceback")
+        )
+    return '{"exit_code": %d, "error": %s, "result_set": %s, "result": %s}' % (
+        exit_code,
+        err,
+        "false" if result_json is None else "true",
+        "null" if result_json is None else result_json,
+    )
 
 
 def _flush():
@@ -112,7 +150,7 @@ def main():
     # own result on purpose).
     report_fd = os.open(report_path, os.O_WRONLY)
     report_id = _identity(report_fd)
-    dumps, write_all, exit_now = json.dumps, _write_all, os._exit
+    report, write_all, exit_now = _report, _write_all, os._exit
 
     exit_code = 0
     error = None
@@ -142,8 +180,8 @@ def main():
     try:
         # One line: the host sends compact JSON (no raw newline) and a
         # newline, and never closes the pipe, so do not wait for EOF.
-        raw = sys.stdin.buffer.readline()
-        inputs = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        raw = sys.stdin.buffer.readline().strip()
+        inputs = _json_module().loads(raw.decode("utf-8")) if raw not in (b"", b"{}") else {}
         if not isinstance(inputs, dict):
             raise TypeError("inputs must be a JSON object, got %s" % type(inputs).__name__)
     except BaseException as exc:
@@ -199,7 +237,7 @@ def main():
 
         if "result" in namespace:
             try:
-                result_json = dumps(namespace["result"], allow_nan=False, ensure_ascii=True)
+                result_json = _json_module().dumps(namespace["result"], allow_nan=False, ensure_ascii=True)
             except BaseException as exc:
                 result_json = None
                 if error is None:
@@ -212,15 +250,14 @@ def main():
                         exit_code = 1
 
     _flush()
-    head = dumps({"exit_code": exit_code, "error": error, "result_set": result_json is not None}, ensure_ascii=True)
-    report = head[:-1] + ', "result": ' + (result_json if result_json is not None else "null") + "}"
+    text = report(exit_code, error, result_json)
     try:
         # Code that closed every descriptor (as daemonizing code does) may
         # have closed this one, or reused its number for a file of its own:
         # write only to the FIFO itself.
         if _identity(report_fd) != report_id:
             report_fd = os.open(report_path, os.O_WRONLY)
-        write_all(report_fd, report.encode("ascii"))
+        write_all(report_fd, text.encode("ascii"))
         os.close(report_fd)
     except BaseException:
         pass

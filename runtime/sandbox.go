@@ -14,10 +14,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/skillbuild/skillbuild/runtime/pid1"
@@ -32,6 +38,9 @@ type Prepared struct {
 	inputs []byte // the inputs line the runner reads
 	image  client.Image
 	config ocispec.ImageConfig
+	// chainID names the snapshot of the image's root filesystem: the
+	// parent of the run's view.
+	chainID digest.Digest
 	// warm, when positive, creates a sandbox whose runner waits up to that
 	// long for its job (a Pool's warm container; see Sandbox.hand).
 	warm time.Duration
@@ -42,10 +51,11 @@ type Prepared struct {
 // Limits are the request's limits with defaults filled in.
 func (p *Prepared) Limits() Limits { return p.limits }
 
-// Prepare checks req (limits, inputs, image name), finds its image in
-// containerd and unpacks it for the runner's snapshotter if needed. An
-// image that does not exist is ErrImageNotFound; a bad request is
-// errdefs.ErrInvalidArgument.
+// Prepare checks req (limits, inputs, image name) and finds its image in
+// containerd: one lookup of its record, its config and root filesystem
+// kept per image digest after the first run. Create unpacks the image for
+// the runner's snapshotter if it is not yet. An image that does not exist
+// is ErrImageNotFound; a bad request is errdefs.ErrInvalidArgument.
 func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	ctx = r.namespaced(ctx)
 	limits, err := withDefaults(req.Limits)
@@ -65,25 +75,21 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	if req.Image == "" {
 		return nil, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
 	}
-	img, err := r.client.GetImage(ctx, req.Image)
+	done := r.step("-", "prepare")
+	defer done()
+	rec, err := r.client.ImageService().Get(ctx, req.Image)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("image %s: %w", req.Image, ErrImageNotFound)
 		}
 		return nil, fmt.Errorf("image %s: %w", req.Image, err)
 	}
-	if ok, err := img.IsUnpacked(ctx, r.opts.snapshotter); err != nil {
-		return nil, fmt.Errorf("image %s: %w", req.Image, err)
-	} else if !ok {
-		if err := img.Unpack(ctx, r.opts.snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack image %s: %w", req.Image, err)
-		}
-	}
-	ispec, err := img.Spec(ctx)
+	img := client.NewImage(r.client, rec)
+	info, err := r.images.get(ctx, img)
 	if err != nil {
-		return nil, fmt.Errorf("image %s config: %w", req.Image, err)
+		return nil, fmt.Errorf("image %s: %w", req.Image, err)
 	}
-	return &Prepared{req: req, limits: limits, inputs: inputs, image: img, config: ispec.Config}, nil
+	return &Prepared{req: req, limits: limits, inputs: inputs, image: img, config: info.Config, chainID: info.ChainID}, nil
 }
 
 // Sandbox is one run's container with its task created but not started
@@ -103,13 +109,18 @@ type Sandbox struct {
 	uid       *uidLease  // the run's own uid, if any
 	user      specs.User // the process's user, from the spec
 	task      client.Task
-	exitC     <-chan client.ExitStatus
-	start     time.Time
-	warm      time.Duration // see Prepared.warm
-	job       *os.File      // a warm sandbox's job pipe to the init
-	cleanups  []func(context.Context) error
-	once      sync.Once
-	closeErr  error
+	taskGone  bool // the task is deleted (Collect's fallback, or Close)
+	// outputEnded: the task exited and its output is complete (Collect).
+	outputEnded bool
+	viewGone    bool // the container and its view are removed
+	exitC       <-chan client.ExitStatus
+	start       time.Time
+	deadline    time.Time     // the LabelDeadline of the container
+	warm        time.Duration // see Prepared.warm
+	job         *os.File      // a warm sandbox's job pipe to the init
+	cleanups    []func(context.Context) error
+	once        sync.Once
+	closeErr    error
 }
 
 // ID is the ID of the sandbox's container, snapshot and state directory.
@@ -137,13 +148,18 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		}
 	}()
 	dir := filepath.Join(r.opts.stateDir, s.id)
-
+	done := r.step(s.id, "files")
 	// The sandbox files: runner and code read-only, the report FIFO.
 	box := filepath.Join(dir, "box")
 	s.cleanups = append(s.cleanups, func(context.Context) error { return os.RemoveAll(dir) })
 	if err := prepareBox(dir, box, p.req.Code); err != nil {
 		return nil, err
 	}
+	owner, err := holdOwner(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.cleanups = append(s.cleanups, func(context.Context) error { return owner.Close() })
 	report, err := openReport(filepath.Join(box, reportName), r.opts.maxResultBytes)
 	if err != nil {
 		return nil, err
@@ -151,9 +167,10 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	s.report = report
 	s.cleanups = append(s.cleanups, func(context.Context) error { report.close(); return nil })
 
-	// Until Start sets the real one, the deadline covers creating and
-	// starting too.
-	labels := map[string]string{LabelRun: "1", LabelDeadline: deadlineLabel(time.Now().Add(2*stepTimeout + p.limits.Timeout + p.warm))}
+	// The deadline covers creating and starting too: Start moves it only
+	// when they took longer than startMargin, which saves a round-trip.
+	s.deadline = time.Now().Add(startMargin + p.limits.Timeout + p.warm)
+	labels := map[string]string{LabelRun: "1", LabelDeadline: deadlineLabel(s.deadline)}
 	maps.Copy(labels, p.labels)
 	init, err := selfInit()
 	if err != nil {
@@ -169,6 +186,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		}
 		s.cleanups = append(s.cleanups, func(context.Context) error { s.uid.release(); return nil })
 	}
+	done()
 	plan := specPlan{
 		init:       init,
 		resolvConf: resolvConf,
@@ -191,10 +209,40 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	}
 	stepCtx, stepCancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
 	defer stepCancel()
-	container, err := r.client.NewContainer(stepCtx, s.id,
-		client.WithImage(p.image),
+	done = r.step(s.id, "create-container")
+	// The view and the container are made under a lease: until the
+	// container holds the view, the garbage collector must not take it.
+	leased, deleteLease, err := r.client.WithLease(stepCtx, leases.WithRandomID(), leases.WithExpiration(stepTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("lease for run %s: %w", s.id, err)
+	}
+	endLease := func() {
+		cctx, cancel := s.cleanupContext()
+		defer cancel()
+		deleteLease(cctx) //nolint:errcheck // it expires by itself
+	}
+	mounts, err := r.view(leased, p, s.id, labels)
+	if err != nil {
+		endLease()
+		return nil, err
+	}
+	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
+		if s.viewGone {
+			return nil
+		}
+		if err := r.client.SnapshotService(r.opts.snapshotter).Remove(cctx, s.id); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove the root filesystem view: %w", err)
+		}
+		return nil
+	})
+	if plan.resolvDest, err = imageFileTarget(stepCtx, mounts, resolvConfPath); err != nil {
+		endLease()
+		return nil, fmt.Errorf("image %s: %s: %w", p.req.Image, resolvConfPath, err)
+	}
+	container, err := r.client.NewContainer(leased, s.id,
+		client.WithImageName(p.image.Name()),
 		client.WithSnapshotter(r.opts.snapshotter),
-		client.WithNewSnapshotView(s.id, p.image, snapshots.WithLabels(labels)),
+		withSnapshotKey(s.id),
 		client.WithRuntime(r.opts.runtime, nil),
 		client.WithContainerLabels(labels),
 		client.WithNewSpec(specOpts(plan)...),
@@ -207,15 +255,24 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		if c, lerr := r.client.LoadContainer(cctx, s.id); lerr == nil {
 			_ = removeContainer(cctx, c, r.opts.processKill())
 		}
-		if sn := r.client.SnapshotService(r.opts.snapshotter); sn != nil {
-			_ = sn.Remove(cctx, s.id)
-		}
+		endLease()
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	// The lease goes once the container holds the view, beside the task's
+	// creation; Close waits for it.
+	leaseEnded := make(chan struct{})
+	go func() { defer close(leaseEnded); endLease() }()
+	s.cleanups = append(s.cleanups, func(context.Context) error { <-leaseEnded; return nil })
+	done()
 	// removeContainer also kills and deletes a task the client lost track
 	// of (a NewTask that failed half-way).
 	s.container = container
-	s.cleanups = append(s.cleanups, func(cctx context.Context) error { return removeContainer(cctx, container, r.opts.processKill()) })
+	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
+		if s.taskGone {
+			return s.removeRecordAndView(cctx)
+		}
+		return removeContainer(cctx, container, r.opts.processKill())
+	})
 	if err := cancelled(ctx); err != nil {
 		return nil, err
 	}
@@ -233,6 +290,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		s.job, stdin = jw, jr
 		s.cleanups = append(s.cleanups, func(context.Context) error { jw.Close(); jr.Close(); return nil })
 	}
+	done = r.step(s.id, "create-task")
 	task, err := container.NewTask(stepCtx, cio.NewCreator(cio.WithStreams(stdin, s.stdout, s.stderr), cio.WithFIFODir(ioDir)))
 	if err != nil {
 		if strings.Contains(err.Error(), "executable file not found") {
@@ -240,8 +298,16 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		}
 		return nil, fmt.Errorf("create task: %w", err)
 	}
+	done()
 	s.task = task
 	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
+		if s.taskGone {
+			return nil
+		}
+		if s.outputEnded {
+			// Collect saw the task exit and its output end.
+			return s.deleteExited(cctx)
+		}
 		_, err := task.Delete(cctx, r.opts.processKill())
 		if task.IO() != nil {
 			task.IO().Close()
@@ -257,6 +323,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		return nil, fmt.Errorf("wait task: %w", err)
 	}
 	if r.opts.loopbackUp {
+		defer r.step(s.id, "loopback")()
 		if err := loopbackUp(int(task.Pid())); err != nil {
 			return nil, fmt.Errorf("network namespace of run %s: %w", s.id, err)
 		}
@@ -284,9 +351,11 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	stepCtx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), stepTimeout)
 	defer cancel()
 	s.start = time.Now()
+	done := s.r.step(s.id, "start")
 	if err := s.task.Start(stepCtx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
+	done()
 	// The init's deadline counts from its own start, a little after this:
 	// the sweep grace covers the difference. A warm one's counts from its
 	// job; until then its idle limit holds.
@@ -294,9 +363,14 @@ func (s *Sandbox) Start(ctx context.Context) error {
 	if s.warm > 0 {
 		until = time.Now().Add(s.warm)
 	}
+	if !until.After(s.deadline) {
+		return nil // the label set at creation still covers the run
+	}
+	defer s.r.step(s.id, "label-deadline")()
 	if _, err := s.container.SetLabels(stepCtx, map[string]string{LabelDeadline: deadlineLabel(until)}); err != nil {
 		return fmt.Errorf("label the run's deadline: %w", err)
 	}
+	s.deadline = until
 	return nil
 }
 
@@ -318,6 +392,7 @@ type Exit struct {
 // run was cancelled.
 func (s *Sandbox) Wait(ctx context.Context) (Exit, error) {
 	var exit Exit
+	defer s.r.step(s.id, "wait")()
 	timer := time.NewTimer(s.limits.Timeout)
 	defer timer.Stop()
 	select {
@@ -380,14 +455,18 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 	if s.r.opts.limitMode == cgroupLimits {
 		// Without a cgroup there is no OOM killer of the run's own.
 		var err error
+		done := s.r.step(s.id, "oom-check")
 		res.OOMKilled, err = oomKilled(cctx, s.task)
+		done()
 		if err != nil {
 			return res, err
 		}
 	}
+	done := s.r.step(s.id, "output-end")
 	if err := s.endOutput(cctx); err != nil {
 		return res, err
 	}
+	done()
 	rep, repErr := s.report.finish()
 	if err := startFailure(s.image, int(exit.Status.ExitCode()), rep, s.stderr.Bytes()); err != nil {
 		return res, err
@@ -424,15 +503,19 @@ func (s *Sandbox) endOutput(ctx context.Context) error {
 	}()
 	select {
 	case <-ended:
+		s.outputEnded = true
 		return nil
 	case <-time.After(outputEndTimeout):
 	}
-	if _, err := s.task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("delete task: %w", err)
+	if err := s.deleteTask(ctx); err != nil {
+		return err
 	}
 	select { // the copy of what the shim flushed at the delete
 	case <-ended:
 	case <-time.After(outputEndTimeout):
+	}
+	if io := s.task.IO(); io != nil {
+		io.Close()
 	}
 	return nil
 }
@@ -450,6 +533,7 @@ func (s *Sandbox) Close(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(s.r.namespaced(ctx)), cleanupTimeout)
 		defer cancel()
 		var errs []error
+		defer s.r.step(s.id, "close")()
 		for i := len(s.cleanups) - 1; i >= 0; i-- {
 			if err := s.cleanups[i](cctx); err != nil {
 				errs = append(errs, err)
@@ -485,4 +569,86 @@ func startFailure(image string, exitCode int, rep *runnerReport, stderr []byte) 
 		return nil
 	}
 	return fmt.Errorf("image %s: %s: %w", image, strings.TrimSpace(msg), errdefs.ErrFailedPrecondition)
+}
+
+// view creates the run's read-only view of the image's root filesystem,
+// unpacking the image for the snapshotter first when its layers are not
+// there yet.
+func (r *Runner) view(ctx context.Context, p *Prepared, key string, labels map[string]string) ([]mount.Mount, error) {
+	sn := r.client.SnapshotService(r.opts.snapshotter)
+	mounts, err := sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
+	if errdefs.IsNotFound(err) {
+		if err := p.image.Unpack(ctx, r.opts.snapshotter); err != nil {
+			return nil, fmt.Errorf("unpack image %s: %w", p.req.Image, err)
+		}
+		mounts, err = sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("root filesystem view of image %s: %w", p.req.Image, err)
+	}
+	return mounts, nil
+}
+
+// withSnapshotKey makes the container's root filesystem the snapshot key,
+// which the run created itself (client.WithSnapshot would look it up once
+// more).
+func withSnapshotKey(key string) client.NewContainerOpts {
+	return func(_ context.Context, _ *client.Client, c *containers.Container) error {
+		c.SnapshotKey = key
+		return nil
+	}
+}
+
+// deleteExited deletes the exited task once its output is all copied
+// (the shim closes the pipes when the last process of the container is
+// gone): what client.Task.Delete does, without asking the task's status
+// first.
+func (s *Sandbox) deleteExited(ctx context.Context) error {
+	if io := s.task.IO(); io != nil {
+		io.Cancel()
+		io.Wait()
+	}
+	if err := s.deleteTask(ctx); err != nil {
+		return err
+	}
+	if io := s.task.IO(); io != nil {
+		io.Close()
+	}
+	return nil
+}
+
+// deleteTask deletes the exited task through the task service, without
+// the status call client.Task.Delete makes first.
+func (s *Sandbox) deleteTask(ctx context.Context) error {
+	_, err := s.r.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: s.id})
+	if err = errgrpc.ToNative(err); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task: %w", err)
+	}
+	s.taskGone = true
+	return nil
+}
+
+// removeRecordAndView removes the container record and its root
+// filesystem view of a sandbox whose task is deleted, side by side: they
+// do not depend on each other.
+func (s *Sandbox) removeRecordAndView(ctx context.Context) error {
+	viewErr := make(chan error, 1)
+	go func() {
+		err := s.r.client.SnapshotService(s.r.opts.snapshotter).Remove(ctx, s.id)
+		if err != nil && !errdefs.IsNotFound(err) {
+			err = fmt.Errorf("remove the root filesystem view: %w", err)
+		} else {
+			err = nil
+		}
+		viewErr <- err
+	}()
+	err := s.r.client.ContainerService().Delete(ctx, s.id)
+	if err != nil && !errdefs.IsNotFound(err) {
+		err = fmt.Errorf("delete container: %w", err)
+	} else {
+		err = nil
+	}
+	err = errors.Join(err, <-viewErr)
+	s.viewGone = err == nil
+	return err
 }

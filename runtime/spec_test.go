@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	goruntime "runtime"
 	"slices"
 	"testing"
 	"time"
@@ -211,6 +212,24 @@ func TestSeccompComesAfterCapabilities(t *testing.T) {
 	assert.True(t, allowsSyscall(s.Linux.Seccomp, "mount"))
 	s = spec(t, oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}), WithoutCapabilities(), seccomp.WithDefaultProfile())
 	assert.False(t, allowsSyscall(s.Linux.Seccomp, "mount"))
+}
+
+func TestWithNativeSeccompArch(t *testing.T) {
+	t.Parallel()
+	s := spec(t, seccomp.WithDefaultProfile())
+	require.Greater(t, len(s.Linux.Seccomp.Architectures), 1, "containerd's default lists the compat ABIs too")
+	rules := len(s.Linux.Seccomp.Syscalls)
+	s = spec(t, seccomp.WithDefaultProfile(), WithNativeSeccompArch())
+	if native, ok := nativeSeccompArch[goruntime.GOARCH]; ok {
+		assert.Equal(t, []specs.Arch{native}, s.Linux.Seccomp.Architectures)
+	}
+	assert.Len(t, s.Linux.Seccomp.Syscalls, rules, "the allowlist itself is unchanged")
+	assert.Equal(t, specs.ActErrno, s.Linux.Seccomp.DefaultAction)
+	// In the run's spec.
+	s = spec(t, specOpts(testPlan())...)
+	if native, ok := nativeSeccompArch[goruntime.GOARCH]; ok {
+		assert.Equal(t, []specs.Arch{native}, s.Linux.Seccomp.Architectures)
+	}
 }
 
 func TestWithRunUser(t *testing.T) {

@@ -21,9 +21,12 @@ const staleDirAge = 10 * time.Minute
 
 // Sweep kills and removes what runs left behind when their skillbuild
 // process died: containers (with their tasks and snapshots) and root
-// filesystem views labelled LabelRun whose LabelDeadline plus the sweep
-// grace has passed, and their state directories. It returns how many
-// containers it removed. Runs still within their deadline are left alone.
+// filesystem views labelled LabelRun whose owner process is gone (its lock
+// in this state directory is free; see holdOwner), or, when that cannot be
+// told (a run of another state directory), whose LabelDeadline plus the
+// sweep grace has passed; and their state directories. It returns how many
+// containers it removed. Runs of live processes within their deadline are
+// left alone.
 func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	ctx = r.namespaced(ctx)
 	now := time.Now()
@@ -38,29 +41,33 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	var errs []error
 	removed := 0
 	live := map[string]bool{}
-	cs, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q", LabelRun))
+	orphaned := func(id string, labels map[string]string) bool {
+		return expired(labels) || ownerGone(r.opts.stateDir, id)
+	}
+	// One list with the labels, not a lookup per container.
+	cs, err := r.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q", LabelRun))
 	if err != nil {
 		return 0, fmt.Errorf("list run containers: %w", err)
 	}
-	for _, c := range cs {
-		labels, err := c.Labels(ctx)
+	for _, rec := range cs {
+		if !orphaned(rec.ID, rec.Labels) {
+			live[rec.ID] = true
+			continue
+		}
+		c, err := r.client.LoadContainer(ctx, rec.ID)
+		if err == nil {
+			err = removeContainer(ctx, c, r.opts.processKill())
+		}
+		if errdefs.IsNotFound(err) {
+			continue // removed meanwhile, by its owner or another sweep
+		}
 		if err != nil {
-			if !errdefs.IsNotFound(err) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		if !expired(labels) {
-			live[c.ID()] = true
-			continue
-		}
-		if err := removeContainer(ctx, c, r.opts.processKill()); err != nil {
-			errs = append(errs, fmt.Errorf("remove orphaned run %s: %w", c.ID(), err))
-			live[c.ID()] = true
+			errs = append(errs, fmt.Errorf("remove orphaned run %s: %w", rec.ID, err))
+			live[rec.ID] = true
 			continue
 		}
 		removed++
-		if err := os.RemoveAll(filepath.Join(r.opts.stateDir, c.ID())); err != nil {
+		if err := os.RemoveAll(filepath.Join(r.opts.stateDir, rec.ID)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -69,7 +76,7 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	sn := r.client.SnapshotService(r.opts.snapshotter)
 	var views []string
 	err = sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-		if info.Labels[LabelRun] != "" && !live[info.Name] && expired(info.Labels) {
+		if info.Labels[LabelRun] != "" && !live[info.Name] && orphaned(info.Name, info.Labels) {
 			views = append(views, info.Name)
 		}
 		return nil
@@ -93,7 +100,7 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || now.Sub(info.ModTime()) < staleDirAge {
+		if err != nil || (now.Sub(info.ModTime()) < staleDirAge && !ownerGone(r.opts.stateDir, e.Name())) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(r.opts.stateDir, e.Name())); err != nil {

@@ -490,6 +490,7 @@ func (rep *report) runTable(sb *strings.Builder) {
 		"(`ctr images export` → `podman load`) as its non-root USER; podman with `--runtime runc --ulimit\n" +
 		"nofile=1024:1024 --ulimit nproc=1024:1024 --cgroup-manager cgroupfs`. skillbuild run also applies its hardened\n" +
 		"spec (memory/CPU/pids limits, seccomp, no capabilities, tmpfs /tmp, loopback-only netns) and its runner protocol.\n")
+	rep.runNotes(sb)
 }
 
 func (rep *report) buildRSS() string { return rssStats(rep.buildRSSSamples()) }

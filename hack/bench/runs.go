@@ -30,12 +30,19 @@ type sbRunner struct {
 	root string
 	id   string
 	wrap []string
+	// debug runs with --debug: the runtime writes how long each step of
+	// the run took to stderr (see runProfile).
+	debug bool
 }
 
 func (s *sbRunner) key() string { return colSBRun }
 
 func (s *sbRunner) run(ctx context.Context) (result, error) {
-	argv := append(append([]string{}, s.wrap...), s.b.sbArgs(s.root, "run", "--json", "-c", "print(1)", s.id)...)
+	args := []string{"run", "--json", "-c", "print(1)", s.id}
+	if s.debug {
+		args = append([]string{"--debug"}, args...)
+	}
+	argv := append(append([]string{}, s.wrap...), s.b.sbArgs(s.root, args...)...)
 	r, err := s.b.exec(ctx, nil, argv)
 	if err != nil {
 		return r, err
@@ -95,6 +102,19 @@ type runCell struct {
 	rss        []int64 // KiB, skillbuild only
 	throughput []float64
 	err        error
+	// load is the load average after the latency runs and after the
+	// concurrent batches (the same for every column: they interleave).
+	load [2]string
+	// profile is the median time of each step of `skillbuild run`
+	// (skillbuild's column only; see runProfile).
+	profile []stepTime
+}
+
+// stepTime is the median duration of one step of a run.
+type stepTime struct {
+	step string
+	d    time.Duration
+	n    int
 }
 
 // runTable prepares the skill image in containerd (and in podman's
@@ -146,9 +166,11 @@ func (b *bench) runTable(ctx context.Context, root string) (map[string]*runCell,
 			cell.rss = append(cell.rss, res.maxRSS)
 		}
 	}
+	load := loadAvg()
 	for _, r := range runners {
+		cells[r.key()].load[0] = load
 		if c := cells[r.key()]; c.err == nil {
-			b.say("  %-44s print(1) p50 %s p95 %s", r.key(), pct(c.latency, 50).Round(time.Millisecond), pct(c.latency, 95).Round(time.Millisecond))
+			b.say("  %-44s print(1) p50 %s p95 %s (load %s)", r.key(), pct(c.latency, 50).Round(time.Millisecond), pct(c.latency, 95).Round(time.Millisecond), load)
 		}
 	}
 	// Throughput: batches of concurrency runs started together.
@@ -165,10 +187,51 @@ func (b *bench) runTable(ctx context.Context, root string) (map[string]*runCell,
 				continue
 			}
 			cell.throughput = append(cell.throughput, rate)
-			b.say("  %-44s %d concurrent: %.2f runs/s", r.key(), b.o.concurrency, rate)
+			b.say("  %-44s %d concurrent: %.2f runs/s (load %s)", r.key(), b.o.concurrency, rate, loadAvg())
 		}
 	}
+	load = loadAvg()
+	for _, c := range cells {
+		c.load[1] = load
+	}
+	if c := cells[colSBRun]; c.err == nil {
+		c.profile = b.runProfile(ctx, &sbRunner{b: b, root: root, id: id, debug: true}, 10)
+	}
 	return cells, order, nil
+}
+
+// runProfile runs `skillbuild --debug run` n times and returns the median
+// time of each step the runtime reports ("run <id> <step> <duration>" on
+// stderr), in the order of the steps.
+func (b *bench) runProfile(ctx context.Context, r *sbRunner, n int) []stepTime {
+	times := map[string][]time.Duration{}
+	var order []string
+	for range n {
+		res, err := r.run(ctx)
+		if err != nil {
+			b.say("  run profile: %v", err)
+			return nil
+		}
+		for _, line := range strings.Split(string(res.stderr), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 4 || f[0] != "run" {
+				continue
+			}
+			d, err := time.ParseDuration(f[3])
+			if err != nil {
+				continue
+			}
+			if _, ok := times[f[2]]; !ok {
+				order = append(order, f[2])
+			}
+			times[f[2]] = append(times[f[2]], d)
+		}
+	}
+	var out []stepTime
+	for _, s := range order {
+		out = append(out, stepTime{step: s, d: median(times[s]), n: len(times[s])})
+	}
+	return out
 }
 
 // burst starts concurrency runs at once and returns runs per second over
@@ -204,4 +267,23 @@ func (b *bench) burst(ctx context.Context, r runner) (float64, error) {
 		return 0, firstErr
 	}
 	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// runNotes writes the load averages of the run table and the profile of
+// `skillbuild run` under it.
+func (rep *report) runNotes(sb *strings.Builder) {
+	c := rep.runCells[colSBRun]
+	if c == nil {
+		return
+	}
+	if c.load[0] != "" {
+		fmt.Fprintf(sb, "\nLoad average (1, 5, 15 min) after the latency runs: %s; after the concurrent batches: %s.\n", c.load[0], c.load[1])
+	}
+	if len(c.profile) == 0 {
+		return
+	}
+	sb.WriteString("\nWhere a `skillbuild run` spends its time (`skillbuild --debug run`, median of 10 runs after the table):\n\n| step | median |\n|---|---|\n")
+	for _, s := range c.profile {
+		fmt.Fprintf(sb, "| %s | %s |\n", s.step, s.d.Round(100*time.Microsecond))
+	}
 }
