@@ -14,21 +14,33 @@ import (
 // without waiting for its deadline.
 const ownerName = "owner"
 
-// holdOwner creates and locks the owner file of the run in dir. The file
-// is locked under another name and then renamed into place, so a sweep
-// never finds it unlocked while its owner lives.
+// holdOwner creates and locks the owner file of the run in dir.
 func holdOwner(dir string) (*os.File, error) {
-	f, err := os.CreateTemp(dir, ".owner-*")
+	f, err := lockedFile(filepath.Join(dir, ownerName))
 	if err != nil {
 		return nil, fmt.Errorf("run owner lock: %w", err)
 	}
+	return f, nil
+}
+
+// lockedFile creates path holding an exclusive flock. The file is locked
+// under another name and then renamed into place, so a sweep never finds
+// it unlocked while its owner lives (and never removes it as a dead
+// owner's).
+func lockedFile(path string) (*os.File, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".owner-*")
+	if err != nil {
+		return nil, err
+	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("run owner lock: %w", err)
+		os.Remove(f.Name())
+		return nil, err
 	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, ownerName)); err != nil {
+	if err := os.Rename(f.Name(), path); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("run owner lock: %w", err)
+		os.Remove(f.Name())
+		return nil, err
 	}
 	return f, nil
 }

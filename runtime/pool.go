@@ -215,13 +215,9 @@ func NewPool(ctx context.Context, r *Runner, opts ...PoolOpt) (*Pool, error) {
 	o.maxAge = maxAgeFactor * o.idleTimeout
 	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, stop: make(chan struct{})}
 	p.owner = strings.TrimPrefix(newID(), idPrefix)
-	lock, err := os.OpenFile(p.ownerFile(p.owner), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := lockedFile(p.ownerFile(p.owner))
 	if err != nil {
 		return nil, fmt.Errorf("pool owner file: %w", err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("lock pool owner file: %w", err)
 	}
 	p.lock = lock
 	if _, err := p.SweepDead(ctx); err != nil {
@@ -295,6 +291,15 @@ func (p *Pool) SweepDead(ctx context.Context) (int, error) {
 			errs = append(errs, fmt.Errorf("remove snapshot %s of a dead pool: %w", v, err))
 		}
 		os.RemoveAll(filepath.Join(p.r.opts.stateDir, v))
+	}
+	// The owner files of dead pools whose containers are gone already (a
+	// run's sweep removes a dead owner's containers too).
+	files, _ := filepath.Glob(filepath.Join(p.r.opts.stateDir, "pool-*.lock"))
+	for _, f := range files {
+		owner := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "pool-"), ".lock")
+		if _, seen := dead[owner]; !seen && owner != p.owner {
+			dead[owner] = !p.ownerAlive(owner)
+		}
 	}
 	for owner, isDead := range dead {
 		if isDead && len(errs) == 0 {

@@ -95,7 +95,7 @@ func main() {
 	flag.StringVar(&o.compareBin, "compare-bin", "", "also measure this skillbuild binary in every build row (e.g. one built from main, for before/after in one run)")
 	flag.BoolVar(&o.noRegistry, "no-registry", false, "skip the registry rows (push, buildah push, --cache-from)")
 	flag.BoolVar(&o.onlyReg, "only-registry", false, "measure only the registry rows (use with -append)")
-	flag.BoolVar(&o.rootless, "rootless", false, "also measure root against rootless (a user made for the bench; see rootless.go)")
+	flag.BoolVar(&o.rootless, "rootless", true, "measure root against rootless (a user made for the bench; see rootless.go)")
 	flag.BoolVar(&o.onlyRL, "only-rootless", false, "measure only the rootless rows (with -append, add them to -out)")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
