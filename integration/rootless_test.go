@@ -434,6 +434,9 @@ result = r`, rl...)
 				assert.Empty(t, ents, "every run uid was given back")
 				continue
 			}
+			if filepath.Base(l) == "images" { // config and chain ID per image digest, kept on purpose
+				continue
+			}
 			assert.Fail(t, "a run's state directory survives", l)
 		}
 		var cgroups []string
