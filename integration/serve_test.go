@@ -29,22 +29,13 @@ type served struct {
 	cmd    *exec.Cmd
 	sock   string
 	http   *http.Client
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	stderr syncBuffer
 	exited chan error
 }
 
-func (s *served) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stderr.Write(p)
-}
+func (s *served) Write(p []byte) (int, error) { return s.stderr.Write(p) }
 
-func (s *served) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stderr.String()
-}
+func (s *served) log() string { return s.stderr.String() }
 
 // startServe starts `skillbuild serve` on a socket of its own and waits
 // until it answers; the cleanup stops it with SIGTERM (or kills it).
