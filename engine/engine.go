@@ -200,14 +200,14 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 	if e.opts.builder == BuilderEmbeddedOCI {
 		newWorkerOpt = e.ociWorkerOpt
 	}
-	wopt, stats, err := newWorkerOpt(ctx, stateDir)
+	wopt, startupDone, err := newWorkerOpt(ctx, stateDir)
 	if err != nil {
 		return fmt.Errorf("%s worker: %w", e.opts.builder, err)
 	}
 	e.gcPolicy = gcPolicy(stateDir)
 	wopt.RegistryHosts = resolver.NewRegistryConfig(e.opts.registries)
 	w, err := base.NewWorker(ctx, wopt)
-	stats.done()
+	startupDone()
 	if err != nil {
 		wopt.MetadataStore.Close()
 		return fmt.Errorf("buildkit worker: %w", err)

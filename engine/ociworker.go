@@ -19,7 +19,7 @@ import (
 // runc runs the steps and a snapshotter of BuildKit's own (overlayfs when
 // the state root supports it, native copies otherwise) keeps their
 // filesystems under the state root. No containerd is involved.
-func (e *Engine) ociWorkerOpt(_ context.Context, stateDir string) (base.WorkerOpt, *startupStats, error) {
+func (e *Engine) ociWorkerOpt(_ context.Context, stateDir string) (base.WorkerOpt, func(), error) {
 	sn := runc.SnapshotterFactory{Name: "native", New: native.NewSnapshotter}
 	if overlayutils.Supported(stateDir) == nil {
 		sn = runc.SnapshotterFactory{Name: "overlayfs", New: func(root string) (ctdsnapshot.Snapshotter, error) {
@@ -36,5 +36,5 @@ func (e *Engine) ociWorkerOpt(_ context.Context, stateDir string) (base.WorkerOp
 	if err != nil {
 		return base.WorkerOpt{}, nil, fmt.Errorf("runc, %s snapshotter: %w", sn.Name, err)
 	}
-	return wopt, &startupStats{}, nil
+	return wopt, func() {}, nil
 }

@@ -35,7 +35,7 @@ func networkProviders() map[pb.NetMode]network.Provider {
 // connection (ctdworker.NewWorkerOpt would dial a second one and ask the
 // daemon for its identity and runtime platforms): steps run for the host
 // platform only.
-func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt, *startupStats, error) {
+func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt, func(), error) {
 	o := e.opts
 	root := filepath.Join(stateDir, "containerd-"+o.snapshotter)
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -53,7 +53,8 @@ func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt
 	// Leases are labelled with, and listed for, this state root only
 	// (leases.go): other roots may build in the same namespace.
 	lm := leaseutil.WithNamespace(newOwnedLeases(c.LeasesService(), o.root), o.namespace)
-	cs := containerdsnapshot.NewContentStore(c.ContentStore(), o.namespace)
+	infos := newStartupInfos(ctx, c.ContentStore(), o.namespace)
+	cs := containerdsnapshot.NewContentStore(infos, o.namespace)
 	np := networkProviders()
 	sn := newStartupStats(ctx, containerdsnapshot.NewSnapshotter(o.snapshotter, c.SnapshotService(o.snapshotter), o.namespace, nil))
 	return base.WorkerOpt{
@@ -95,5 +96,5 @@ func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt
 			return nil, lm.Delete(ctx, leases.Lease{ID: l.ID}, leases.SynchronousDelete)
 		},
 		MountPoolRoot: filepath.Join(root, "cachemounts"),
-	}, sn, nil
+	}, func() { sn.done(); infos.done() }, nil
 }
