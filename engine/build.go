@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -331,13 +332,22 @@ func (e *Engine) Build(ctx context.Context, req Request) (*Result, error) {
 	defer b.close(ctx)
 	resp, err := e.run(ctx, b.ss, b.exports, req.Status, b.solve)
 	if err != nil {
-		err = e.cacheError(err, req.Cache)
 		// What ran before the failure is part of the answer (a refusal
 		// must show that nothing was installed).
-		cached, executed := b.ss.col.counts()
-		return &Result{Cached: cached, Executed: executed, Logs: b.ss.col.logLines(), LimitsEnforced: e.LimitsEnforced(req.Skill.Build)}, err
+		return b.failed(e, e.cacheError(err, req.Cache))
 	}
-	return e.tag(ctx, b, resp)
+	res, err := e.tag(ctx, b, resp)
+	if err != nil {
+		return b.failed(e, err)
+	}
+	return res, nil
+}
+
+// failed is the answer of a build that did not tag: the steps that ran and
+// their logs, no image.
+func (b *build) failed(e *Engine, err error) (*Result, error) {
+	cached, executed := b.ss.col.counts()
+	return &Result{Cached: cached, Executed: executed, Logs: b.ss.col.logLines(), LimitsEnforced: e.LimitsEnforced(b.req.Skill.Build)}, err
 }
 
 // build is one Build in progress: what prepare fixed, and what the solve
@@ -352,6 +362,9 @@ type build struct {
 	r          *resolved
 	installed  sbllb.Installed
 	gateLabel  map[string]string
+	// checkExported says the engine checks the distribution layers from
+	// the exported image (layerfiles.go) rather than in a step.
+	checkExported bool
 }
 
 // prepare names the image, digests the spec and opens the solve session.
@@ -381,7 +394,8 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &build{req: req, finalName: finalName, specDigest: sd, outs: outs, exports: exports, ss: ss}, nil
+	return &build{req: req, finalName: finalName, specDigest: sd, outs: outs, exports: exports, ss: ss,
+		checkExported: e.opts.builder == BuilderEmbedded && e.ctd != nil}, nil
 }
 
 // close ends the session; what the outputs wrote is published (commit) or
@@ -436,13 +450,15 @@ func (b *build) install(ctx context.Context, c gateway.Client, fail func(error) 
 		return nil, fail(err)
 	}
 	b.installed = installed
-	if err := checkLayers(ctx, c, b.r.venv, installed, b.ss.skill, fail); err != nil {
-		return nil, err
+	if !b.checkExported {
+		if err := checkLayers(ctx, c, b.r.venv, installed, b.ss.skill, fail); err != nil {
+			return nil, err
+		}
 	}
 	root := installed.Root
 	if b.req.Cache.To != "" {
 		anchors := []llb.State{b.r.report}
-		if len(installed.Layers) > 0 {
+		if len(installed.Layers) > 0 && !b.checkExported {
 			anchors = append(anchors, sbllb.ListLayers(b.r.venv, installed, b.ss.skill))
 		}
 		root = withCacheAnchors(root, anchors...)
@@ -473,6 +489,16 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 	img, err := exportedImage(b.finalName, resp.ExporterResponse, recordLabels)
 	if err != nil {
 		return nil, err
+	}
+	if b.checkExported {
+		// Before any output commits: a layer that fails leaves no tag.
+		baseLayers, err := diffIDCount(r.baseCfg)
+		if err == nil {
+			err = checkExportedLayers(ctx, e.ctd.ContentStore(), img.desc, baseLayers, b.installed.Locks, filepath.Join(e.opts.root, layerListDir))
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	// Containerd outputs tag an index holding the image and its SBOM and
 	// verdict attestations (see attach), not the bare manifest.

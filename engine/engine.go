@@ -75,6 +75,7 @@ func (e *Engine) dailyGC() error {
 	}()
 	err := e.worker.Prune(ctx, ch, e.gcPolicy...)
 	close(ch)
+	err = errors.Join(err, pruneLayerLists(filepath.Join(e.opts.root, layerListDir), layerListMaxAge))
 	if err != nil {
 		return fmt.Errorf("build cache gc: %w", err)
 	}
