@@ -21,7 +21,9 @@ const maxLayerProblems = 10
 
 // checkLayers checks every distribution layer from its real contents
 // (llb.ListLayers lists the layers themselves, not what the installer
-// says it wrote) before anything is exported: nothing outside the venv,
+// says it wrote) before anything is exported, for builders whose exported
+// blobs this process cannot read (the embedded builder checks those
+// instead: checkExportedLayers): nothing outside the venv,
 // exactly the locked distributions' dist-info directories, and no file
 // written by two layers (the merge would silently let the later one win).
 // A failure is returned through fail as a *StepError naming the layers,

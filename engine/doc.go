@@ -4,8 +4,10 @@
 // the per-distribution installs), checks the resolved lock's sources
 // (lock.Lock.Check) and passes it through a Gate (the vulnerability scan)
 // before anything is fetched, fetches only through the index proxy's
-// policy, checks every layer's real contents, exports the result and tags
-// it last. It is the only package that links BuildKit's solver.
+// policy, checks every layer's real contents (the embedded builder from the
+// exported layer blobs, before the tag; other builders in a listing step
+// before the export), exports the result and tags it last. It is the only
+// package that links BuildKit's solver.
 //
 // WithBuilder picks where the graphs are solved: in-process with the
 // containerd worker (the default), in-process with the OCI worker and no

@@ -13,7 +13,8 @@
 //     wheelinstall.py, one llb.Diff layer per distribution on the same venv
 //     (made by mkvenv.py); every file these steps write has the epoch as its
 //     time (FixedTimes), so layers need no rewrite at export;
-//     ListLayers lists what the layers really hold, for the engine to check.
+//     ListLayers lists what the layers really hold, for the engine to check
+//     (builders whose exported blobs the engine cannot read itself).
 //
 // Steps that run package code (Resolve with source distributions allowed,
 // and source builds) run as BuildUser, not root.
