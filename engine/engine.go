@@ -212,17 +212,23 @@ func (e *Engine) start(ctx context.Context, stateDir string) error {
 	}
 	e.gcPolicy = gcPolicy(stateDir)
 	wopt.RegistryHosts = resolver.NewRegistryConfig(e.opts.registries)
+	// What the worker and the controller load at start (cache records,
+	// cached results) is answered from listings taken in newWorkerOpt;
+	// everything after goes to containerd.
 	w, err := base.NewWorker(ctx, wopt)
-	startupDone()
 	if err != nil {
+		startupDone()
 		wopt.MetadataStore.Close()
 		return fmt.Errorf("buildkit worker: %w", err)
 	}
 	e.worker = w
 	if e.fetch, err = useFetchPolicy(w); err != nil {
+		startupDone()
 		return err
 	}
-	if err := e.newController(ctx, stateDir); err != nil {
+	err = e.newController(ctx, stateDir)
+	startupDone()
+	if err != nil {
 		return err
 	}
 	return e.serve(ctx)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/errdefs"
 	"github.com/moby/buildkit/util/leaseutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,6 +20,8 @@ type fakeLeases struct {
 	created []leases.Lease
 	filters [][]string
 	deleted []string
+	// existing is what List answers.
+	existing []leases.Lease
 }
 
 func (f *fakeLeases) Create(_ context.Context, opts ...leases.Opt) (leases.Lease, error) {
@@ -34,7 +37,7 @@ func (f *fakeLeases) Create(_ context.Context, opts ...leases.Opt) (leases.Lease
 
 func (f *fakeLeases) List(_ context.Context, filters ...string) ([]leases.Lease, error) {
 	f.filters = append(f.filters, filters)
-	return nil, nil
+	return f.existing, nil
 }
 
 func (f *fakeLeases) Delete(_ context.Context, l leases.Lease, _ ...leases.DeleteOpt) error {
@@ -129,4 +132,30 @@ func TestStagingInUseOnlyWhileItsRootRuns(t *testing.T) {
 	assert.False(t, stagingInUse(staging(self), self, roots), "the caller's own")
 	assert.False(t, stagingInUse(staging(t.TempDir()), self, roots), "a root no lease names")
 	assert.False(t, stagingInUse("localhost/skillbuild-staging/old:deadbeef", self, roots), "not a root's name")
+}
+
+// TestStartupLeasesDeleteOnlyWhatExists shows deletes of leases the
+// start-up listing lacks answered "not found" without reaching containerd,
+// those of listed (and newly created) leases passed on, and every call
+// passed on after done.
+func TestStartupLeasesDeleteOnlyWhatExists(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := &fakeLeases{existing: []leases.Lease{{ID: "rec-view"}, {ID: "other-root"}}}
+	s := newStartupLeases(ctx, newOwnedLeases(f, "/r"))
+	assert.Equal(t, [][]string{nil}, f.filters, "one listing of every root's leases")
+
+	err := s.Delete(ctx, leases.Lease{ID: "missing-view"})
+	assert.True(t, errdefs.IsNotFound(err), "%v", err)
+	require.NoError(t, s.Delete(ctx, leases.Lease{ID: "rec-view"}))
+	_, err = s.Create(ctx, leases.WithID("new"))
+	require.NoError(t, err)
+	require.NoError(t, s.Delete(ctx, leases.Lease{ID: "new"}))
+	assert.Equal(t, []string{"rec-view", "new"}, f.deleted)
+
+	err = s.Delete(ctx, leases.Lease{ID: "rec-view"})
+	assert.True(t, errdefs.IsNotFound(err), "deleted once: gone from the listing")
+	s.done()
+	require.NoError(t, s.Delete(ctx, leases.Lease{ID: "missing-view"}))
+	assert.Equal(t, []string{"rec-view", "new", "missing-view"}, f.deleted, "after done containerd answers")
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/gc"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/cache/metadata"
 	"github.com/moby/buildkit/executor/containerdexecutor"
@@ -52,7 +53,8 @@ func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt
 	c := e.ctd
 	// Leases are labelled with, and listed for, this state root only
 	// (leases.go): other roots may build in the same namespace.
-	lm := leaseutil.WithNamespace(newOwnedLeases(c.LeasesService(), o.root), o.namespace)
+	sl := newStartupLeases(namespaces.WithNamespace(ctx, o.namespace), newOwnedLeases(c.LeasesService(), o.root))
+	lm := leaseutil.WithNamespace(sl, o.namespace)
 	infos := newStartupInfos(ctx, c.ContentStore(), o.namespace)
 	cs := containerdsnapshot.NewContentStore(infos, o.namespace)
 	np := networkProviders()
@@ -96,5 +98,5 @@ func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt
 			return nil, lm.Delete(ctx, leases.Lease{ID: l.ID}, leases.SynchronousDelete)
 		},
 		MountPoolRoot: filepath.Join(root, "cachemounts"),
-	}, func() { sn.done(); infos.done() }, nil
+	}, func() { sn.done(); infos.done(); sl.done() }, nil
 }
