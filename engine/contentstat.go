@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -21,55 +20,39 @@ import (
 // digest first, so no label is served stale.
 type startupInfos struct {
 	content.Store
-	mu    sync.Mutex
-	infos map[digest.Digest]content.Info // nil once done
+	startupListing[digest.Digest, content.Info]
 }
 
 // newStartupInfos lists the content of namespace ns in cs.
 func newStartupInfos(ctx context.Context, cs content.Store, ns string) *startupInfos {
-	s := &startupInfos{Store: cs, infos: map[digest.Digest]content.Info{}}
+	s := &startupInfos{Store: cs}
+	infos := map[digest.Digest]content.Info{}
 	err := cs.Walk(namespaces.WithNamespace(ctx, ns), func(info content.Info) error {
-		s.infos[info.Digest] = info
+		infos[info.Digest] = info
 		return nil
 	})
-	if err != nil {
-		s.infos = nil // every Info asks containerd
+	if err == nil {
+		s.m = infos
 	}
 	return s
 }
 
 // Info answers from the listing while the worker starts.
 func (s *startupInfos) Info(ctx context.Context, dgst digest.Digest) (content.Info, error) {
-	s.mu.Lock()
-	info, ok := s.infos[dgst]
-	s.mu.Unlock()
-	if ok {
+	if info, ok := s.get(dgst); ok {
 		return info, nil
 	}
 	return s.Store.Info(ctx, dgst)
 }
 
-// done ends the start-up: every later Info asks containerd.
-func (s *startupInfos) done() {
-	s.mu.Lock()
-	s.infos = nil
-	s.mu.Unlock()
-}
-
-func (s *startupInfos) invalidate(dgst digest.Digest) {
-	s.mu.Lock()
-	delete(s.infos, dgst)
-	s.mu.Unlock()
-}
-
 // Update changes the labels Info would report.
 func (s *startupInfos) Update(ctx context.Context, info content.Info, fieldpaths ...string) (content.Info, error) {
-	s.invalidate(info.Digest)
+	s.drop(info.Digest)
 	return s.Store.Update(ctx, info, fieldpaths...)
 }
 
 // Delete removes the blob.
 func (s *startupInfos) Delete(ctx context.Context, dgst digest.Digest) error {
-	s.invalidate(dgst)
+	s.drop(dgst)
 	return s.Store.Delete(ctx, dgst)
 }

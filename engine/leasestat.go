@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/errdefs"
@@ -20,8 +19,7 @@ import (
 // meanwhile is added to it, and after done every call goes to containerd.
 type startupLeases struct {
 	ownedLeases
-	mu     sync.Mutex
-	exists map[string]bool // nil once done
+	startupListing[string, struct{}]
 }
 
 // newStartupLeases lists the leases of the namespace in ctx.
@@ -31,9 +29,9 @@ func newStartupLeases(ctx context.Context, m ownedLeases) *startupLeases {
 	if err != nil {
 		return s // every Delete asks containerd
 	}
-	s.exists = make(map[string]bool, len(all))
+	s.m = make(map[string]struct{}, len(all))
 	for _, l := range all {
-		s.exists[l.ID] = true
+		s.m[l.ID] = struct{}{}
 	}
 	return s
 }
@@ -42,32 +40,15 @@ func newStartupLeases(ctx context.Context, m ownedLeases) *startupLeases {
 func (s *startupLeases) Create(ctx context.Context, opts ...leases.Opt) (leases.Lease, error) {
 	l, err := s.ownedLeases.Create(ctx, opts...)
 	if err == nil {
-		s.mu.Lock()
-		if s.exists != nil {
-			s.exists[l.ID] = true
-		}
-		s.mu.Unlock()
+		s.set(l.ID, struct{}{})
 	}
 	return l, err
 }
 
 // Delete answers not found for a lease the listing lacks while starting.
 func (s *startupLeases) Delete(ctx context.Context, l leases.Lease, opts ...leases.DeleteOpt) error {
-	s.mu.Lock()
-	known, listed := s.exists[l.ID], s.exists != nil
-	if known {
-		delete(s.exists, l.ID)
-	}
-	s.mu.Unlock()
-	if listed && !known {
+	if known, listed := s.drop(l.ID); listed && !known {
 		return fmt.Errorf("lease %q: %w", l.ID, errdefs.ErrNotFound)
 	}
 	return s.ownedLeases.Delete(ctx, l, opts...)
-}
-
-// done ends the start-up: every later call goes to containerd.
-func (s *startupLeases) done() {
-	s.mu.Lock()
-	s.exists = nil
-	s.mu.Unlock()
 }
