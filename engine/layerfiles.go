@@ -115,7 +115,9 @@ func layerList(ctx context.Context, cs content.Provider, desc ocispec.Descriptor
 	// The blob is verified against its digest while it is read: the list
 	// is of exactly the bytes the image holds.
 	verifier := desc.Digest.Verifier()
-	b, err := listTar(io.TeeReader(content.NewReader(ra), verifier))
+	// Large reads: each ReadAt of containerd's content proxy is a round
+	// trip of its own.
+	b, err := listTar(bufio.NewReaderSize(io.TeeReader(content.NewReader(ra), verifier), 1<<20))
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -187,4 +189,69 @@ func TestLayerListCache(t *testing.T) {
 	entries, err := os.ReadDir(cache)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
+}
+
+// countingProvider counts the ReadAt calls that reach a content store:
+// each is a containerd round trip through its content proxy.
+type countingProvider struct {
+	content.Provider
+	reads int
+}
+
+func (c *countingProvider) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
+	ra, err := c.Provider.ReaderAt(ctx, desc)
+	return &countingReaderAt{ReaderAt: ra, c: c}, err
+}
+
+type countingReaderAt struct {
+	content.ReaderAt
+	c *countingProvider
+}
+
+func (r *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	r.c.reads++
+	return r.ReaderAt.ReadAt(p, off)
+}
+
+// TestLayerListReadsInLargeChunks: a layer blob is read in a few large
+// reads, not one round trip per few kilobytes.
+func TestLayerListReadsInLargeChunks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cs, err := local.NewStore(t.TempDir())
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	data := make([]byte, 1<<10)
+	for i := range 200 {
+		_, err := rand.Read(data) // incompressible: the blob is large
+		require.NoError(t, err)
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%sm%03d.py", sitePackages, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))}))
+		_, err = tw.Write(data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.NoError(t, gz.Close())
+	blob := buf.Bytes()
+	require.Greater(t, len(blob), 128<<10)
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
+	require.NoError(t, content.WriteBlob(ctx, cs, "big", bytes.NewReader(blob), desc))
+	cp := &countingProvider{Provider: cs}
+	list, err := layerList(ctx, cp, desc, "")
+	require.NoError(t, err)
+	assert.Equal(t, 200, bytes.Count(list, []byte("\n")))
+	assert.LessOrEqual(t, cp.reads, 3, "reads of a %d-byte blob", len(blob))
+}
+
+// TestFirstCloseOnlyStartsTheGCClock: a new root's first close writes the
+// stamp without sizing the cache (the engine here has no worker: pruning
+// would panic); a stamp younger than a day leaves the cache alone.
+func TestFirstCloseOnlyStartsTheGCClock(t *testing.T) {
+	t.Parallel()
+	e := &Engine{opts: options{root: t.TempDir()}}
+	require.NoError(t, e.dailyGC())
+	_, err := os.Stat(filepath.Join(e.opts.root, "gc.stamp"))
+	require.NoError(t, err)
+	require.NoError(t, e.dailyGC())
 }
