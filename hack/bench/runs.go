@@ -33,12 +33,17 @@ type sbRunner struct {
 	// debug runs with --debug: the runtime writes how long each step of
 	// the run took to stderr (see runProfile).
 	debug bool
+	// image, if set, runs in that image (--image) rather than the skill's.
+	image string
 }
 
 func (s *sbRunner) key() string { return colSBRun }
 
 func (s *sbRunner) run(ctx context.Context) (result, error) {
 	args := []string{"run", "--json", "-c", "print(1)", s.id}
+	if s.image != "" {
+		args = append(args[:len(args)-1], "--image", s.image, s.id)
+	}
 	if s.debug {
 		args = append([]string{"--debug"}, args...)
 	}
