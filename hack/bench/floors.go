@@ -179,6 +179,8 @@ type floorRow struct {
 	burst func(ctx context.Context) (float64, error)
 	// cycle (serve): from the run's start until the pool is full again.
 	cycle []time.Duration
+	// prepare runs before each sequential run, untimed.
+	prepare func()
 }
 
 // floorsReport is the floors section.
@@ -217,39 +219,47 @@ func (b *bench) measureFloors(ctx context.Context, rep *floorsReport) error {
 	}
 	defer closeGo()
 	ctr := &ctrRunner{b: b, ref: baseRef}
-	sbr := &sbRunner{b: b, root: root, id: "floor", image: baseRef}
-	serve, err := b.startServe(ctx, root, "serve-floor", "--warm-per-skill", "2", "--max-warm", "2")
-	if err != nil {
-		return err
+	rows := []*floorRow{
+		{key: "(a) runc run, no containerd", what: "`runc run` of a bundle on the base's root filesystem (read-only root, runc's default spec: namespaces, no seccomp, no limits); the client column is runc itself", one: runc, clientHoldsInside: true},
+		{key: "(b) containerd Go client, in process", what: "one process: view snapshot, container, task create, wait, start, exit, task delete, container and view delete (what ctr does, without its process start; like ctr: no seccomp, no limits, root user, host-default capabilities)", one: goc},
+		{key: "(c) ctr run --rm", what: "`ctr run --rm IMAGE ID python3 -c 'print(1)'` (no seccomp, no limits)", one: func(ctx context.Context) (time.Duration, error) { r, err := ctr.run(ctx); return r.cpu, err }},
 	}
-	defer serve.stop() //nolint:errcheck
-	if err := serve.print1(); err != nil {
-		return err
+	// skillbuild run and serve, of -bin and (before/after) -compare-bin.
+	type variant struct{ bin, suffix string }
+	variants := []variant{{bin: b.o.bin}}
+	if b.o.compareBin != "" {
+		variants = append(variants, variant{bin: b.o.compareBin, suffix: " [-compare-bin]"})
 	}
-	serveRow := &floorRow{key: "(e) serve: warm run + pool replacement",
-		what: "`skillbuild serve`, 2 warm: print(1) through the API, then the used container's removal and a replacement created, started and ready; CPU is the whole cycle (the client column is the server process)"}
-	serveRow.one = func(ctx context.Context) (time.Duration, error) {
-		c0 := procCPU(serve.cmd.Process.Pid)
-		t0 := time.Now()
-		err := serve.print1()
-		serveRow.lat = append(serveRow.lat, time.Since(t0))
-		serve.quiet(2)
-		serveRow.cycle = append(serveRow.cycle, time.Since(t0))
-		return procCPU(serve.cmd.Process.Pid) - c0, err
+	var serves []*floorServe
+	defer func() {
+		for _, s := range serves {
+			s.stop()
+		}
+	}()
+	for i, v := range variants {
+		vroot := root
+		if i > 0 {
+			if vroot, err = b.newRoot(ctx, v.bin); err != nil {
+				return err
+			}
+		}
+		sbr := &sbRunner{b: b, root: vroot, id: "floor", image: baseRef, bin: v.bin}
+		rows = append(rows, &floorRow{key: "(d) skillbuild run" + v.suffix, what: "`skillbuild run --json --image IMAGE -c 'print(1)'`: hardened spec, init, runner, sweep beside the run",
+			one: func(ctx context.Context) (time.Duration, error) { r, err := sbr.run(ctx); return r.cpu, err }})
+		fs, err := b.newFloorServe(ctx, v.bin, vroot, fmt.Sprintf("serve-floor-%d", i), rep.conc)
+		if err != nil {
+			return err
+		}
+		serves = append(serves, fs)
+		fs.row.key += v.suffix
+		rows = append(rows, fs.row)
 	}
 	version := &floorRow{key: "(f) skillbuild --version", what: "process start and exit of the skillbuild binary alone, no container: what any CLI run pays before it does anything",
 		one: func(ctx context.Context) (time.Duration, error) {
 			r, err := b.exec(ctx, nil, []string{b.o.bin, "--version"})
 			return r.cpu, err
 		}}
-	rows := []*floorRow{
-		{key: "(a) runc run, no containerd", what: "`runc run` of a bundle on the base's root filesystem (read-only root, runc's default spec: namespaces, no seccomp, no limits); the client column is runc itself", one: runc, clientHoldsInside: true},
-		{key: "(b) containerd Go client, in process", what: "one process: view snapshot, container, task create, wait, start, exit, task delete, container and view delete (what ctr does, without its process start; like ctr: no seccomp, no limits, root user, host-default capabilities)", one: goc},
-		{key: "(c) ctr run --rm", what: "`ctr run --rm IMAGE ID python3 -c 'print(1)'` (no seccomp, no limits)", one: func(ctx context.Context) (time.Duration, error) { r, err := ctr.run(ctx); return r.cpu, err }},
-		{key: "(d) skillbuild run", what: "`skillbuild run --json --image IMAGE -c 'print(1)'`: hardened spec, init, runner, sweep beside the run", one: func(ctx context.Context) (time.Duration, error) { r, err := sbr.run(ctx); return r.cpu, err }},
-		serveRow,
-		version,
-	}
+	rows = append(rows, version)
 	rep.rows = rows
 	for _, r := range rows { // warm-up
 		if _, err := r.one(ctx); err != nil {
@@ -264,8 +274,8 @@ func (b *bench) measureFloors(ctx context.Context, rep *floorsReport) error {
 			if r.err != nil {
 				continue
 			}
-			if r == serveRow {
-				serve.quiet(2)
+			if r.prepare != nil {
+				r.prepare()
 			}
 			s0 := meter.sample()
 			t0 := time.Now()
@@ -277,7 +287,7 @@ func (b *bench) measureFloors(ctx context.Context, rep *floorsReport) error {
 				b.say("  floor %s run %d failed: %v", r.key, i+1, err)
 				continue
 			}
-			if r != serveRow {
+			if r.cycle == nil && r.prepare == nil {
 				r.lat = append(r.lat, wall)
 			}
 			r.n++
@@ -298,24 +308,9 @@ func (b *bench) measureFloors(ctx context.Context, rep *floorsReport) error {
 			b.say("  %-40s p50 %s, CPU per run %s (load %s)", r.key, secs(median(r.lat)), (r.total() / time.Duration(r.n)).Round(100*time.Microsecond), rep.load[0])
 		}
 	}
-	if err := serve.stop(); err != nil {
-		return err
-	}
 
 	// Throughput: batches of conc started together, rows alternating.
 	n := rep.conc
-	serve16, err := b.startServe(ctx, root, "serve-floor16", "--warm-per-skill", strconv.Itoa(n), "--max-warm", strconv.Itoa(n))
-	if err != nil {
-		return err
-	}
-	defer serve16.stop() //nolint:errcheck
-	if err := serve16.print1(); err != nil {
-		return err
-	}
-	serveRow.burst = func(ctx context.Context) (float64, error) {
-		serve16.quiet(n)
-		return clients(n, 4*n, func(int) error { return serve16.print1() })
-	}
 	for _, r := range rows {
 		if r.burst == nil {
 			one := r.one
@@ -344,6 +339,64 @@ func (b *bench) measureFloors(ctx context.Context, rep *floorsReport) error {
 }
 
 func (r *floorRow) total() time.Duration { return r.client + r.daemon + r.shimRunc + r.inside }
+
+// floorServe is a serve row: a server with 2 warm containers for the
+// sequential runs and one with conc warm for the batches.
+type floorServe struct {
+	row        *floorRow
+	seq, burst *serveProc
+}
+
+func (f *floorServe) stop() {
+	for _, s := range []*serveProc{f.seq, f.burst} {
+		if s != nil {
+			s.stop() //nolint:errcheck
+		}
+	}
+}
+
+// newFloorServe starts the servers of a serve row of skillbuild binary bin.
+func (b *bench) newFloorServe(ctx context.Context, bin, root, name string, conc int) (*floorServe, error) {
+	f := &floorServe{}
+	var err error
+	if f.seq, err = b.startServeBin(ctx, bin, root, name, "--warm-per-skill", "2", "--max-warm", "2"); err != nil {
+		return nil, err
+	}
+	if f.burst, err = b.startServeBin(ctx, bin, root, name+"-16", "--warm-per-skill", strconv.Itoa(conc), "--max-warm", strconv.Itoa(conc)); err != nil {
+		f.stop()
+		return nil, err
+	}
+	for _, s := range []*serveProc{f.seq, f.burst} {
+		if err := s.print1(); err != nil {
+			f.stop()
+			return nil, err
+		}
+	}
+	f.burst.quiet(conc) // its start-up must not weigh on the other rows
+	f.seq.quiet(2)
+	row := &floorRow{key: "(e) serve: warm run + pool replacement", cycle: []time.Duration{},
+		what: "`skillbuild serve`, 2 warm: print(1) through the API, then the used container's removal and a replacement created, started and ready; CPU is the whole cycle (the client column is the server process)"}
+	seq := f.seq
+	row.prepare = func() { seq.quiet(2) }
+	row.one = func(ctx context.Context) (time.Duration, error) {
+		c0 := procCPU(seq.cmd.Process.Pid)
+		t0 := time.Now()
+		err := seq.print1()
+		row.lat = append(row.lat, time.Since(t0))
+		seq.quiet(2)
+		row.cycle = append(row.cycle, time.Since(t0))
+		return procCPU(seq.cmd.Process.Pid) - c0, err
+	}
+	burst := f.burst
+	row.burst = func(ctx context.Context) (float64, error) {
+		burst.quiet(conc)
+		rate, err := clients(conc, 4*conc, func(int) error { return burst.print1() })
+		burst.quiet(conc) // the refill, untimed, before the next row's batch
+		return rate, err
+	}
+	f.row = row
+	return f, nil
+}
 
 // runcFloor returns a row function running print(1) with bare runc: one
 // bundle per run (its own cgroup path under the namespace's), the base
@@ -549,6 +602,65 @@ func (rep *floorsReport) markdown() string {
 	return sb.String()
 }
 
+// ceilings are what one container per run allows on this machine, as
+// ratios to ctr run --rm measured in the same section.
+type ceilings struct {
+	p50 float64 // CLI latency floor over ctr's p50
+	// rate and serveRate are CPU-bound runs/s ceilings over ctr's
+	// measured runs/s: through containerd with an in-process client, and
+	// serve's run + replacement.
+	rate, serveRate float64
+}
+
+// ceilings computes them; ok is false when a row they need is missing.
+func (rep *floorsReport) ceilings() (c ceilings, ok bool) {
+	if rep == nil || rep.err != nil {
+		return c, false
+	}
+	find := func(prefix string) *floorRow {
+		for _, r := range rep.rows {
+			if r.key == prefix && r.n > 0 && len(r.lat) > 0 {
+				return r
+			}
+		}
+		return nil
+	}
+	goc, ctr, srv, ver := find("(b) containerd Go client, in process"), find("(c) ctr run --rm"), find("(e) serve: warm run + pool replacement"), find("(f) skillbuild --version")
+	if goc == nil || ctr == nil || ver == nil || len(ctr.rate) == 0 {
+		return c, false
+	}
+	cm, _, _ := floatStats(ctr.rate)
+	ceil := func(r *floorRow) float64 {
+		return float64(runtime.NumCPU()) * float64(time.Second) * float64(r.n) / float64(r.total())
+	}
+	c.p50 = (median(goc.lat) + median(ver.lat)).Seconds() / median(ctr.lat).Seconds()
+	c.rate = ceil(goc) / cm
+	if srv != nil {
+		c.serveRate = ceil(srv) / cm
+	}
+	return c, true
+}
+
+// targetRows adds the ceilings to the targets table, each beside the
+// target it bounds.
+func (rep *floorsReport) targetRows(sb *strings.Builder, conc int) {
+	c, ok := rep.ceilings()
+	if !ok {
+		return
+	}
+	reach := func(ok bool) string {
+		if ok {
+			return "reachable"
+		}
+		return "**out of reach** with one container per run"
+	}
+	fmt.Fprintf(sb, "| ceiling of `print(1)` p50 (floors: in-process containerd client + the CLI's process start) | ≤ 0.7× %s | %.2f× | %s |\n", colCtr, c.p50, reach(c.p50 <= 0.7))
+	fmt.Fprintf(sb, "| ceiling of %d concurrent runs/s (floors: CPU of the in-process client's runs on every core) | ≥ 1× %s | %.2f× | %s |\n", conc, colCtr, c.rate, reach(c.rate >= 1))
+	if c.serveRate > 0 {
+		fmt.Fprintf(sb, "| ceiling of serve's runs/s, %d clients (floors: CPU of serve's run + replacement on every core) | ≥ 5× %s | %.2f× | %s |\n", conc, colCtr, c.serveRate, reach(c.serveRate >= 5))
+	}
+}
+
 // ceiling derives what one container per run allows on this machine from
 // the rows.
 func (rep *floorsReport) ceiling(sb *strings.Builder) {
@@ -614,8 +726,6 @@ func (rep *report) runsMarkdown() string {
 	if rep.floors != nil {
 		sb.WriteString(rep.floors.markdown())
 	}
-	if rep.runCells != nil {
-		rep.targets(&sb)
-	}
+	rep.targets(&sb)
 	return sb.String()
 }

@@ -456,6 +456,7 @@ func (rep *report) targets(sb *strings.Builder) {
 		c, _, _ := floatStats(ctr.throughput)
 		fmt.Fprintf(sb, "| %d concurrent runs, runs per second | ≥ 1× %s | %.2f× | %s |\n", rep.concurrency, colCtr, m/c, verdict(m >= c))
 	}
+	rep.floors.targetRows(sb, rep.concurrency)
 	for _, r := range rep.scans {
 		if r.err == nil && len(r.walls) > 0 {
 			m := median(r.walls)

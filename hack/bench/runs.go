@@ -35,6 +35,8 @@ type sbRunner struct {
 	debug bool
 	// image, if set, runs in that image (--image) rather than the skill's.
 	image string
+	// bin, if set, is the skillbuild binary to run (default: -bin).
+	bin string
 }
 
 func (s *sbRunner) key() string { return colSBRun }
@@ -47,7 +49,7 @@ func (s *sbRunner) run(ctx context.Context) (result, error) {
 	if s.debug {
 		args = append([]string{"--debug"}, args...)
 	}
-	argv := append(append([]string{}, s.wrap...), s.b.sbArgs(s.root, args...)...)
+	argv := append(append([]string{}, s.wrap...), s.b.sbArgsBin(s.bin, s.root, args...)...)
 	r, err := s.b.exec(ctx, nil, argv)
 	if err != nil {
 		return r, err
