@@ -83,8 +83,8 @@ func (r *Runner) acquireSharedView(ctx context.Context, p *Prepared) (*sharedVie
 	if err != nil {
 		return nil, nil, fmt.Errorf("shared view lock: %w", err)
 	}
-	// Blocks only while the last user of the view removes it.
-	if err := flockRetry(f, syscall.LOCK_SH); err != nil {
+	// Waits only while the last user of the view removes it.
+	if err := flockShared(ctx, f); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("shared view lock: %w", err)
 	}
@@ -180,12 +180,21 @@ func (r *Runner) sweepSharedViews(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// flockRetry is flock(2) restarted after EINTR.
-func flockRetry(f *os.File, how int) error {
+// flockShared takes a shared flock on f, waiting (in short steps, so that
+// ctx can end the wait) while another process holds it exclusively.
+func flockShared(ctx context.Context, f *os.File) error {
 	for {
-		err := syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
 }
