@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -48,9 +47,6 @@ type Pool struct {
 	bg         sync.WaitGroup // starts and destroys in the background
 	stop       chan struct{}
 	stats      PoolStats
-	// starting holds a token per container being created and started:
-	// at most opts.maxStarting at once (see WithMaxStarting).
-	starting chan struct{}
 }
 
 // poolKey is what a warm container was made for: the image and everything
@@ -134,7 +130,6 @@ type poolOptions struct {
 	memBudget   int64
 	idleTimeout time.Duration
 	maxAge      time.Duration
-	maxStarting int
 }
 
 // PoolOpt configures a Pool.
@@ -188,22 +183,6 @@ func WithIdleTimeout(d time.Duration) PoolOpt {
 	}
 }
 
-// WithMaxStarting bounds how many warm containers are being created and
-// started at once; the others wait their turn. Creating a container is
-// CPU work (containerd, the shim, runc, the interpreter's start): beyond
-// a few per core, more at once only make each take longer, and a run
-// waiting for the next one waits longer. Default: twice the number of
-// CPUs.
-func WithMaxStarting(n int) PoolOpt {
-	return func(o *poolOptions) error {
-		if n < 1 {
-			return fmt.Errorf("containers starting at once must be at least 1, got %d: %w", n, errdefs.ErrInvalidArgument)
-		}
-		o.maxStarting = n
-		return nil
-	}
-}
-
 // CheckPoolOpts reports the first invalid option, as NewPool would, for
 // callers that check their input before they connect to anything.
 func CheckPoolOpts(opts ...PoolOpt) error {
@@ -227,14 +206,14 @@ func NewPool(ctx context.Context, r *Runner, opts ...PoolOpt) (*Pool, error) {
 	if r == nil {
 		return nil, fmt.Errorf("runner is nil: %w", errdefs.ErrInvalidArgument)
 	}
-	o := poolOptions{perKey: 2, maxWarm: 8, idleTimeout: 5 * time.Minute, maxStarting: 2 * goruntime.NumCPU()}
+	o := poolOptions{perKey: 2, maxWarm: 8, idleTimeout: 5 * time.Minute}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
 	o.maxAge = maxAgeFactor * o.idleTimeout
-	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, stop: make(chan struct{}), starting: make(chan struct{}, o.maxStarting)}
+	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, stop: make(chan struct{})}
 	p.owner = strings.TrimPrefix(newID(), idPrefix)
 	lock, err := lockedFile(p.ownerFile(p.owner))
 	if err != nil {
@@ -499,28 +478,14 @@ func (p *Pool) fill(set *warmSet) {
 	defer p.bg.Done()
 	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), stepTimeout)
 	defer cancel()
-	var w *warmContainer
-	var err error
-	select {
-	case p.starting <- struct{}{}:
-		if p.dropped(set) {
-			err = errNotWanted
-		} else {
-			w, err = p.start(ctx, set)
-		}
-		<-p.starting
-	case <-p.stop:
-		err = errNotWanted
-	}
+	w, err := p.start(ctx, set)
 	p.mu.Lock()
 	set.starting--
 	if err != nil || p.sets[set.key] != set || p.closed {
 		p.warm--
 		p.memory -= set.key.limits.MemoryBytes
 		if err != nil {
-			if !errors.Is(err, errNotWanted) {
-				p.stats.StartFailures++
-			}
+			p.stats.StartFailures++
 			// A waiter no other start serves runs without: its own
 			// start reports the trouble.
 			if len(set.waiters) > set.starting {
@@ -542,18 +507,6 @@ func (p *Pool) fill(set *warmSet) {
 		set.ready = append(set.ready, w)
 	}
 	p.mu.Unlock()
-}
-
-// errNotWanted: a start waited its turn and its set was dropped or the
-// pool closed meanwhile.
-var errNotWanted = errors.New("warm container no longer wanted")
-
-// dropped reports whether set is no longer the pool's (or the pool is
-// closed).
-func (p *Pool) dropped(set *warmSet) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed || p.sets[set.key] != set
 }
 
 // releaseWaiterLocked hands w (nil: none) to set's first waiter.

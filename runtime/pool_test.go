@@ -20,8 +20,6 @@ func TestPoolOptions(t *testing.T) {
 	}{
 		{"per image 1", WithWarmPerImage(1), true},
 		{"per image 0", WithWarmPerImage(0), false},
-		{"starting 1", WithMaxStarting(1), true},
-		{"starting 0", WithMaxStarting(0), false},
 		{"max warm 0 keeps none", WithMaxWarm(0), true},
 		{"max warm negative", WithMaxWarm(-1), false},
 		{"budget", WithMemoryBudget(1 << 30), true},
