@@ -45,11 +45,14 @@
 //
 // # PID 1 and the deadline
 //
-// PID 1 of the container is not the runner but the running program
-// itself, mounted read-only and started as package pid1's init (any
-// program linking this package becomes the init when started as
-// pid1.Path; a dynamically linked one through its own ELF loader and
-// libraries, mounted next to it, so the image's libc does not matter). It
+// PID 1 of the container is not the runner but package pid1's init,
+// mounted read-only: the small static program skillbuild-init
+// (runtime/pid1/cmd/skillbuild-init) when it lies next to the running
+// program as NAME-init and speaks its protocol (it starts in about a
+// millisecond), else the running program itself (any program linking
+// this package becomes the init when started as pid1.Path; a dynamically
+// linked one through its own ELF loader and libraries, mounted next to
+// it, so the image's libc does not matter). It
 // runs the runner as its child, reaps orphans, ignores every signal the
 // sandbox can send it and is not dumpable, and at the timeout kills every
 // process of the namespace and exits pid1.DeadlineStatus: the deadline
