@@ -78,6 +78,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		if b.o.floors || b.o.onlyFloors {
 			rep.floors = b.floorsSection(ctx)
 		}
+		if b.o.compareBin != "" {
+			rep.machine = append(rep.machine, "- rows marked [-compare-bin]: the skillbuild binary "+b.o.compareBin)
+		}
 		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
 		return rep, nil
 	}
