@@ -57,7 +57,7 @@ func installCommand() *cli.Command {
 			&cli.StringFlag{Name: config.FlagBuildPids, Value: config.DefaultBuildPids, Usage: "process limit of the build steps"},
 			&cli.StringFlag{Name: config.FlagBuildTimeout, Value: config.DefaultBuildTimeout, Usage: "wall-clock limit of the whole build"},
 			&cli.BoolFlag{Name: config.FlagNoScan, Usage: "skip the vulnerability scan (loud, and recorded in the image labels)"},
-			&cli.BoolFlag{Name: "refresh", Usage: "resolve again even if the requirements did not change"},
+			&cli.BoolFlag{Name: "refresh", Usage: "resolve every requirement again, even if the requirements did not change or only add to an earlier image's"},
 			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
 			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
