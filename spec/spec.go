@@ -73,18 +73,31 @@ func Digest(s config.Skill, l Layering) (digest.Digest, error) {
 	for _, r := range s.Requirements {
 		sp.Requirements = append(sp.Requirements, r.Raw)
 	}
-	for _, dir := range s.Index.FindLinks {
-		fl, err := listDir(dir)
-		if err != nil {
-			return "", err
-		}
-		sp.FindLinks = append(sp.FindLinks, fl)
+	var err error
+	if sp.FindLinks, err = listDirs(s.Index.FindLinks); err != nil {
+		return "", err
 	}
-	b, err := json.Marshal(sp)
+	return jsonDigest(sp)
+}
+
+func jsonDigest(v any) (digest.Digest, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
 	return digest.FromBytes(b), nil
+}
+
+func listDirs(dirs []string) ([]findLinksDir, error) {
+	var out []findLinksDir
+	for _, dir := range dirs {
+		fl, err := listDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fl)
+	}
+	return out, nil
 }
 
 func listDir(dir string) (findLinksDir, error) {
@@ -124,16 +137,9 @@ type index struct {
 // labels.IndexDigest).
 func IndexDigest(s config.Skill) (digest.Digest, error) {
 	ix := index{IndexURL: s.Index.URL, ExtraURLs: s.Index.ExtraURLs, AllowSdist: s.Index.AllowSdist}
-	for _, dir := range s.Index.FindLinks {
-		fl, err := listDir(dir)
-		if err != nil {
-			return "", err
-		}
-		ix.FindLinks = append(ix.FindLinks, fl)
-	}
-	b, err := json.Marshal(ix)
-	if err != nil {
+	var err error
+	if ix.FindLinks, err = listDirs(s.Index.FindLinks); err != nil {
 		return "", err
 	}
-	return digest.FromBytes(b), nil
+	return jsonDigest(ix)
 }
