@@ -90,7 +90,7 @@ func TestResolveIncremental(t *testing.T) {
 	added := run("inc-skill", []string{"--version", "2"}, "inc-a", "inc-c")
 	assert.Equal(t, "added", added.Resolve, "fallback: %s", added.ResolveFallback)
 	assert.Empty(t, added.ResolveFallback)
-	assert.Contains(t, strings.Join(added.Steps, "\n"), sbllb.StepResolve+": what 2 requirements add to 2 locked distributions")
+	assert.Contains(t, strings.Join(added.Steps, "\n"), sbllb.StepResolve+" added to 2 locked distributions (2 requirements)")
 	assert.Equal(t, []string{"inc-a==1.0", "inc-c==1.0", "inc-lib==1.0", "inc-speed==1.0"}, names(added))
 
 	// The same requirements resolved from scratch give the same lock: the

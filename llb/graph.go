@@ -210,7 +210,7 @@ func ResolveAdded(base llb.State, s config.Skill, installed lock.Lock, o Resolve
 	script := llb.Scratch().File(llb.Mkfile("/installedview.py", 0o644, installedViewScript), llb.WithCustomName("skillbuild installed view"))
 	argv := append([]string{"python3", "-I", "/run/skillbuild/view/installedview.py", inputDir + "/installed.json", viewVenv, "--"},
 		append(pipCommon("install"), "--dry-run")...)
-	name := fmt.Sprintf("%s: what %d requirements add to %d locked distributions", StepResolve, len(s.Requirements), len(installed))
+	name := fmt.Sprintf("%s added to %d locked distributions (%d requirements)", StepResolve, len(installed), len(s.Requirements))
 	return resolveStep(base, s, o, name, argv, in, llb.AddMount("/run/skillbuild/view", script, llb.Readonly)), nil
 }
 

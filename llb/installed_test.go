@@ -86,7 +86,7 @@ func TestResolveAddedGraph(t *testing.T) {
 	g := marshal(t, st)
 	require.Len(t, g.execs, 1)
 	e := g.execs[0]
-	assert.Equal(t, StepResolve+": what 1 requirements add to 2 locked distributions", g.names[e])
+	assert.Equal(t, StepResolve+" added to 2 locked distributions (1 requirements)", g.names[e])
 	assert.True(t, strings.HasPrefix(g.names[e], StepResolve), "the engine tells steps by their name's prefix")
 	assert.Equal(t, pb.NetMode_NONE, e.Network)
 	assert.NotNil(t, g.execMD[e].LinuxResources, "the build limits")
