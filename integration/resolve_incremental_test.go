@@ -105,6 +105,13 @@ func TestResolveIncremental(t *testing.T) {
 		assert.Equal(t, d.Name == "inc-a" || d.Name == "inc-c", d.Requested, d.Name)
 	}
 
+	// --refresh resolves everything, though the image of version 1 could
+	// be extended.
+	refreshed := run("inc-skill", []string{"--refresh"}, "inc-a", "inc-c")
+	assert.Equal(t, "full", refreshed.Resolve)
+	assert.Contains(t, refreshed.Steps, sbllb.StepResolve)
+	assert.Equal(t, names(added), names(refreshed))
+
 	// A removed requirement: everything is resolved again.
 	removed := run("inc-skill", []string{"--version", "2"}, "inc-c")
 	assert.Equal(t, "full", removed.Resolve)
