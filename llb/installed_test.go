@@ -2,6 +2,9 @@ package llb
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -106,4 +109,59 @@ func TestResolveAddedGraph(t *testing.T) {
 
 	_, err = ResolveAdded(Base(s.Base), s, testLock, ResolveOpts{})
 	assert.Error(t, err, "no recorded metadata: no view")
+}
+
+// TestInstalledViewScript runs installedview.py with the host's python3
+// and its pip: the venv it makes holds exactly the view's dist-info
+// directories (METADATA and INSTALLER, nothing else), pip run there lists
+// them as installed with their versions, and an entry naming a path
+// outside site-packages is refused before pip runs.
+func TestInstalledViewScript(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("python3", "-I", "-c", "import pip").Run(); err != nil {
+		t.Skipf("the host's python3 has no pip (%v): installedview.py runs the interpreter's own pip", err)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "installedview.py")
+	require.NoError(t, os.WriteFile(script, installedViewScript, 0o644))
+	run := func(view []byte, venv string, args ...string) (string, error) {
+		viewFile := filepath.Join(dir, filepath.Base(venv)+".json")
+		require.NoError(t, os.WriteFile(viewFile, view, 0o644))
+		cmd := exec.Command("python3", append([]string{"-I", script, viewFile, venv, "--"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "PIP_CONFIG_FILE=/dev/null", "PIP_DISABLE_PIP_VERSION_CHECK=1"}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	locked := withMeta(testLock)
+	locked[1].Meta.RequiresDist = []string{"certifi>=2017"}
+	view, err := installedView(locked)
+	require.NoError(t, err)
+	venv := filepath.Join(dir, "v")
+	out, err := run(view, venv, "list", "--format=json", "--no-index")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, `{"name": "certifi", "version": "2024.2.2"}`)
+	assert.Contains(t, out, `{"name": "requests", "version": "2.31.0"}`)
+
+	sites, err := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages"))
+	require.NoError(t, err)
+	require.Len(t, sites, 1)
+	var found []string
+	require.NoError(t, filepath.WalkDir(sites[0], func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(sites[0], p)
+			found = append(found, rel)
+		}
+		return err
+	}))
+	assert.ElementsMatch(t, []string{
+		"certifi-2024.2.2.dist-info/METADATA", "certifi-2024.2.2.dist-info/INSTALLER",
+		"requests-2.31.0.dist-info/METADATA", "requests-2.31.0.dist-info/INSTALLER",
+	}, found, "site-packages holds the synthesized metadata and nothing else")
+
+	evil := filepath.Join(dir, "evil")
+	out, err = run([]byte(`{"dists": [{"dir": "../../../x.dist-info", "files": {"METADATA": "x"}}]}`), evil, "--version")
+	require.Error(t, err)
+	assert.Contains(t, out, "refusing dist-info entry")
+	_, statErr := os.Stat(filepath.Join(dir, "x.dist-info"))
+	assert.True(t, os.IsNotExist(statErr))
 }
