@@ -20,8 +20,9 @@ base-rootfs: deps ## build the offline python base rootfs once (cached in $(ROOT
 	@hack/base-rootfs.sh $(ROOTFS)
 
 .PHONY: build
-build: ## build bin/skillbuild
+build: ## build bin/skillbuild (and bin/skillbuild-init, the small static init a run's container starts with)
 	$(GO) build -buildvcs=auto -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o $(BIN)-init ./runtime/pid1/cmd/skillbuild-init
 
 .PHONY: lint
 lint: ## go vet and gofmt

@@ -57,7 +57,7 @@ func installCommand() *cli.Command {
 			&cli.StringFlag{Name: config.FlagBuildPids, Value: config.DefaultBuildPids, Usage: "process limit of the build steps"},
 			&cli.StringFlag{Name: config.FlagBuildTimeout, Value: config.DefaultBuildTimeout, Usage: "wall-clock limit of the whole build"},
 			&cli.BoolFlag{Name: config.FlagNoScan, Usage: "skip the vulnerability scan (loud, and recorded in the image labels)"},
-			&cli.BoolFlag{Name: "refresh", Usage: "resolve again even if the requirements did not change"},
+			&cli.BoolFlag{Name: "refresh", Usage: "resolve every requirement again, even if the requirements did not change or only add to an earlier image's"},
 			&cli.IntFlag{Name: "max-layers", Hidden: true, Usage: "distribution layers at most before bucketing (experiments)"},
 			&cli.BoolFlag{Name: "single-layer", Hidden: true, Usage: "install the whole lock in one pip step and layer (benchmarks)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress output on stderr: auto|tty|plain|rawjson|quiet"},
@@ -133,6 +133,11 @@ type installResult struct {
 	LimitsEnforced map[string]string `json:"limits_enforced,omitempty"`
 	// Push is what --push did (absent without it).
 	Push *registry.PushResult `json:"push,omitempty"`
+	// Resolve is how the lock was resolved: "full" (every requirement) or
+	// "added" (only what the requirements add to an earlier image's lock);
+	// ResolveFallback why an earlier image's lock was not extended.
+	Resolve         string `json:"resolve,omitempty"`
+	ResolveFallback string `json:"resolve_fallback,omitempty"`
 }
 
 func install(c *cli.Context) error {
@@ -280,6 +285,13 @@ func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, 
 		}
 	}
 
+	noPrevious := ""
+	if !req.Refresh && e.builder.embedded() {
+		// Only an optimization: without an earlier lock (or failing to read
+		// one) the build resolves everything.
+		req.Previous, noPrevious = previousLock(ctx, e, skill)
+	}
+
 	cache, engOpts, err := buildCache(opts.cache, skill)
 	if err != nil {
 		return out.fail(err), err
@@ -316,7 +328,36 @@ func buildSkill(ctx context.Context, e env, in config.Input, opts buildOptions, 
 	out.BuildLogs = append(out.BuildLogs, res.Logs...)
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
+	out.Resolve, out.ResolveFallback = res.Resolve, res.ResolveFallback
+	if out.Resolve == engine.ResolveFull && out.ResolveFallback == "" {
+		out.ResolveFallback = noPrevious
+	}
 	return out, nil
+}
+
+// previousLock is the lock document of an earlier image of the skill
+// that the build may extend (reuse.Previous), or nil and why not.
+func previousLock(ctx context.Context, e env, skill config.Skill) (*lock.Document, string) {
+	ctd, err := store.Dial(ctx, e.address, e.namespace)
+	if err == nil {
+		defer ctd.Close()
+		var doc *lock.Document
+		var image, why string
+		doc, image, why, err = reuse.Previous(ctx, ctd, skill)
+		if doc != nil {
+			if e.debug {
+				fmt.Fprintf(e.stderr, "resolving what the requirements add to the lock of %s\n", store.Familiar(image))
+			}
+			return doc, ""
+		}
+		if err == nil {
+			err = errors.New(why)
+		}
+	}
+	if e.debug {
+		fmt.Fprintf(e.stderr, "resolving every requirement: %v\n", err)
+	}
+	return nil, err.Error()
 }
 
 // fail records err in the document and returns it.

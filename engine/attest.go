@@ -32,7 +32,17 @@ func attach(ctx context.Context, cs content.Store, s config.Skill, r *resolved, 
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	preds := []attest.Predicate{{Type: attest.PredicateSPDX, Body: sbom}}
+	reqs := make([]string, len(s.Requirements))
+	for i, q := range s.Requirements {
+		reqs[i] = q.Raw
+	}
+	// The lock document: what a later build of the skill extends when its
+	// requirements only add to these (reuse.Previous).
+	doc, err := lock.NewDocument(reqs, r.lock, r.baseDgst.String()).Marshal()
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	preds := []attest.Predicate{{Type: attest.PredicateSPDX, Body: sbom}, {Type: lock.DocumentPredicate, Body: doc}}
 	if more != nil {
 		extra, err := more(r.lock)
 		if err != nil {

@@ -62,6 +62,12 @@ type Request struct {
 	// Load brings the result of an embedded-oci or remote build into the
 	// engine's containerd (the embedded builder always stores it there).
 	Load bool
+	// Previous is the lock document of an earlier image of the skill,
+	// resolved with the same index settings (reuse.Previous). When it was
+	// resolved on the same base and the skill's requirements only add to
+	// its own, the build resolves only what they add (resolveAdded);
+	// Refresh, or anything else, resolves everything.
+	Previous *lock.Document
 }
 
 // Package is a name and version in a built image.
@@ -89,7 +95,22 @@ type Result struct {
 	// LimitsEnforced says how each build limit (memory, cpus, pids) was
 	// held: "cgroup", "rlimit" (per process) or "none".
 	LimitsEnforced map[string]string `json:"limits_enforced"`
+	// Resolve says how the lock was resolved: ResolveFull, or
+	// ResolveAdded (only what the requirements add to Request.Previous);
+	// empty without requirements. ResolveFallback says why a previous
+	// lock was not extended (empty when there was none, or it was).
+	Resolve         string `json:"resolve,omitempty"`
+	ResolveFallback string `json:"resolve_fallback,omitempty"`
 }
+
+// How a build resolved its lock (Result.Resolve).
+const (
+	// ResolveFull resolved every requirement.
+	ResolveFull = "full"
+	// ResolveAdded resolved only what the requirements add to the
+	// previous image's lock, on a view of it installed.
+	ResolveAdded = "added"
+)
 
 // LimitsEnforced says how the engine holds each build limit of l:
 // "cgroup", "rlimit" (per process: RLIMIT_DATA, RLIMIT_CPU at cpus × timeout)
@@ -241,12 +262,15 @@ type resolved struct {
 	baseDgst digest.Digest
 	lock     lock.Lock
 	report   llb.State // the resolve step's output (ReportFile)
+	// how is ResolveFull or ResolveAdded; fallback why a previous lock
+	// was not extended.
+	how, fallback string
 }
 
 // resolve runs the resolve step (in the base image: it needs no venv) and
 // reads the lock back. With prepareVenv the venv step is solved meanwhile,
 // so it is ready (cached) when the install steps need it.
-func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, fail func(error) error) (*resolved, error) {
+func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, prev *lock.Document, fail func(error) error) (*resolved, error) {
 	s := ss.skill
 	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, ss.base.resolveOpt())
 	if err != nil {
@@ -264,12 +288,34 @@ func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, p
 			go c.Solve(ctx, gateway.SolveRequest{Definition: vdef.ToPB(), Evaluate: true}) //nolint:errcheck
 		}
 	}
+	if prev != nil && !refresh {
+		ok, err := resolveAdded(ctx, c, ss, r, base, prev)
+		if err != nil {
+			return nil, fail(err)
+		}
+		if ok {
+			return r, nil
+		}
+	}
+	r.how = ResolveFull
 	out := sbllb.Resolve(base, s, sbllb.ResolveOpts{Trusted: ss.trusted, Refresh: refresh})
+	locked, err := solveResolve(ctx, c, ss, out, fail)
+	if err != nil {
+		return nil, err
+	}
+	r.report, r.lock = out, locked
+	return r, nil
+}
+
+// solveResolve solves a resolve step and reads its report back as a
+// lock. The report was written by a step that may have run package code:
+// nothing in it is fetched unless it comes from where that step was
+// allowed to look.
+func solveResolve(ctx context.Context, c gateway.Client, ss *solveSession, out llb.State, fail func(error) error) (lock.Lock, error) {
 	def, err := out.Marshal(ctx)
 	if err != nil {
 		return nil, fail(err)
 	}
-	r.report = out
 	rr, err := c.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
 	if err != nil {
 		return nil, err
@@ -282,20 +328,84 @@ func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, p
 	if err != nil {
 		return nil, err // the resolve step failed: explained from its log
 	}
-	r.lock, err = lock.ParseReport(b)
+	locked, err := lock.ParseReport(b)
 	if err != nil {
 		return nil, fail(err)
 	}
-	// The report was written by a step that may have run package code:
-	// nothing in it is fetched unless it comes from where that step was
-	// allowed to look.
-	if err := r.lock.Check(ss.sources); err != nil {
+	if err := locked.Check(ss.sources); err != nil {
 		return nil, fail(err)
 	}
-	if err := checkSdists(r.lock, s.Index.AllowSdist); err != nil {
+	if err := checkSdists(locked, ss.skill.Index.AllowSdist); err != nil {
 		return nil, fail(err)
 	}
-	return r, nil
+	return locked, nil
+}
+
+// resolveAdded resolves only what the skill's requirements add to prev's
+// (llb.ResolveAdded) when prev may be extended: resolved on the same base
+// (r.baseDgst), its requirements all still there, at least one added, no
+// source distributions allowed (their build code would run next to the
+// view). ok is false, with r.fallback saying why, when the full resolve
+// must run instead: prev does not qualify, the step failed, or its
+// report replaces a locked distribution. The lock it makes is prev's plus
+// the report's, checked like a full resolve's; the scan gate sees all of
+// it. An error is one a full resolve would not cure.
+func resolveAdded(ctx context.Context, c gateway.Client, ss *solveSession, r *resolved, base llb.State, prev *lock.Document) (ok bool, err error) {
+	s := ss.skill
+	reqs := make([]string, len(s.Requirements))
+	names := make([]string, len(s.Requirements))
+	for i, q := range s.Requirements {
+		reqs[i], names[i] = q.Raw, q.Name
+	}
+	if why := addedApplies(prev, reqs, r.baseDgst, s.Index.AllowSdist); why != "" {
+		r.fallback = why
+		return false, nil
+	}
+	prevLock := prev.Lock()
+	out, err := sbllb.ResolveAdded(base, s, prevLock, sbllb.ResolveOpts{Trusted: ss.trusted})
+	if err != nil {
+		r.fallback = err.Error()
+		return false, nil
+	}
+	// A report the checks refuse (a file from elsewhere) stops the build
+	// as a full resolve's would; a step that failed is left to the full
+	// resolve, which explains its own failure.
+	var refused error
+	added, err := solveResolve(ctx, c, ss, out, func(err error) error { refused = err; return err })
+	if refused != nil {
+		return false, refused
+	}
+	if err != nil {
+		r.fallback = "resolving what was added failed: " + firstLine(err.Error())
+		return false, nil
+	}
+	locked, err := lock.Extend(prevLock, added, names)
+	if err != nil {
+		r.fallback = err.Error()
+		return false, nil
+	}
+	// Everything the previous lock holds came from where this resolve may
+	// look (the same index settings); checked again all the same.
+	if err := locked.Check(ss.sources); err != nil {
+		return false, err
+	}
+	r.report, r.lock, r.how = out, locked, ResolveAdded
+	return true, nil
+}
+
+// addedApplies says why prev cannot be extended to the requirement lines
+// reqs on the base whose digest is base (empty: it can).
+func addedApplies(prev *lock.Document, reqs []string, base digest.Digest, allowSdist bool) string {
+	if allowSdist {
+		return "source distributions are allowed"
+	}
+	if prev.BaseDigest != base.String() {
+		return "the previous lock was resolved on another base"
+	}
+	if ok, why := prev.Incremental(reqs); !ok {
+		return why
+	}
+	return ""
 }
 
 // Resolve resolves the skill's requirements exactly as Build does and
@@ -308,7 +418,7 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 	defer ss.close()
 	var locked lock.Lock
 	_, err = e.run(ctx, ss, nil, status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
-		r, err := resolve(ctx, c, ss, false, false, fail)
+		r, err := resolve(ctx, c, ss, false, false, nil, fail)
 		if err != nil {
 			return nil, err
 		}
@@ -356,12 +466,15 @@ type build struct {
 	req        Request
 	finalName  string
 	specDigest digest.Digest
-	outs       []Output
-	exports    []bkclient.ExportEntry
-	ss         *solveSession
-	r          *resolved
-	installed  sbllb.Installed
-	gateLabel  map[string]string
+	// indexDigest is recorded so that a later build with the same index
+	// settings may extend this build's lock (labels.IndexDigest).
+	indexDigest digest.Digest
+	outs        []Output
+	exports     []bkclient.ExportEntry
+	ss          *solveSession
+	r           *resolved
+	installed   sbllb.Installed
+	gateLabel   map[string]string
 	// checkExported says the engine checks the distribution layers from
 	// the exported image (layerfiles.go) rather than in a step.
 	checkExported bool
@@ -375,6 +488,10 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
 		return nil, err
 	}
 	sd, err := spec.Digest(s, spec.Layering{MaxLayers: req.Layers.MaxLayers, SingleLayer: req.Layers.SingleLayer})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	ixd, err := spec.IndexDigest(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
@@ -394,7 +511,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &build{req: req, finalName: finalName, specDigest: sd, outs: outs, exports: exports, ss: ss,
+	return &build{req: req, finalName: finalName, specDigest: sd, indexDigest: ixd, outs: outs, exports: exports, ss: ss,
 		checkExported: e.opts.builder == BuilderEmbedded && e.ctd != nil}, nil
 }
 
@@ -410,7 +527,7 @@ func (b *build) close(ctx context.Context) {
 // solve is the build function: resolve, gate, install, image config.
 func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
 	var err error
-	b.r, err = resolve(ctx, c, b.ss, b.req.Refresh, true, fail)
+	b.r, err = resolve(ctx, c, b.ss, b.req.Refresh, true, b.req.Previous, fail)
 	if err != nil {
 		return nil, err
 	}
@@ -485,6 +602,7 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 		labels.Packages:     fmt.Sprint(len(r.lock)),
 		labels.BaseDigest:   r.baseDgst.String(),
 		labels.SpecDigest:   b.specDigest.String(),
+		labels.IndexDigest:  b.indexDigest.String(),
 	}
 	img, err := exportedImage(b.finalName, resp.ExporterResponse, recordLabels)
 	if err != nil {
@@ -529,7 +647,9 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 		Executed:       executed,
 		Logs:           b.ss.col.logLines(),
 
-		LimitsEnforced: e.LimitsEnforced(b.req.Skill.Build),
+		LimitsEnforced:  e.LimitsEnforced(b.req.Skill.Build),
+		Resolve:         r.how,
+		ResolveFallback: r.fallback,
 	}, nil
 }
 

@@ -18,6 +18,13 @@
 // and treats an existing path the same on every builder (Export writes
 // the embedded builder's image by the same rules).
 //
+// With Request.Previous (reuse.Previous: the lock document an earlier
+// image of the skill carries, as every image now does next to its SBOM),
+// a build whose requirements only add to that image's resolves only what
+// they add (llb.ResolveAdded) and extends its lock; a report that
+// replaces a locked distribution, or a step that fails, falls back to the
+// full resolve. Either way the whole lock is checked and gated.
+//
 // Several state roots may build at once in one containerd namespace: the
 // leases of an engine carry its root, so it lists and clears only its
 // own, and a closing engine clears what a dead process of any root left

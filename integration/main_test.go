@@ -122,6 +122,13 @@ func setup() (int, error) {
 	if err := gobuild.Run(); err != nil {
 		return 0, fmt.Errorf("go build: %w", err)
 	}
+	// The small init runs use when it lies next to the binary (as `make
+	// build` puts it).
+	initBuild := exec.Command("go", "build", "-o", env.bin+"-init", "../runtime/pid1/cmd/skillbuild-init")
+	initBuild.Env, initBuild.Stderr = append(os.Environ(), "CGO_ENABLED=0"), os.Stderr
+	if err := initBuild.Run(); err != nil {
+		return 0, fmt.Errorf("go build skillbuild-init: %w", err)
+	}
 	if out, err := sbCmd("base", "import", "--rootfs", rootfs, "--name", baseRef).CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("base import: %v: %s", err, out)
 	}

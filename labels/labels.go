@@ -30,3 +30,9 @@ const (
 // only, not of the image config: it is a local cache key (it covers the
 // find-links directories' listings), not part of the image's identity.
 const SpecDigest = "org.skillbuild.spec.digest"
+
+// IndexDigest is the digest of the index settings the image's lock was
+// resolved with (see spec.IndexDigest); like SpecDigest, a label of the
+// image record only. A later build of the skill with the same settings
+// may resolve only what its requirements add.
+const IndexDigest = "org.skillbuild.index.digest"

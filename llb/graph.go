@@ -173,19 +173,61 @@ type ResolveOpts struct {
 	Refresh bool
 }
 
-// Resolve runs pip's resolver; see the package doc.
+// Resolve runs pip's resolver over every requirement; see the package doc.
 func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
+	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, requirementsText(s)), llb.WithCustomName("requirements.txt"))
+	// Not --quiet: pip says why requirements conflict ("The conflict is
+	// caused by") only at its default verbosity.
+	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed")
+	return resolveStep(base, s, o, StepResolve, argv, in)
+}
+
+//go:embed installedview.py
+var installedViewScript []byte
+
+// viewVenv is where ResolveAdded's step makes the venv of its view of the
+// installed set (on the step's tmpfs).
+const viewVenv = "/tmp/skillbuild-installed"
+
+// ResolveAdded resolves s's requirements on top of installed, the lock of
+// a previous build of the skill whose requirements s's only add to (see
+// lock.Document.Incremental): pip runs under the interpreter of a venv
+// whose site-packages holds, for each distribution of installed, only a
+// dist-info directory with the METADATA that DistInfo synthesizes from
+// the recorded metadata (installedview.py). No file of any package is in
+// that view, so nothing of the skill's packages runs; pip keeps every
+// installed distribution that satisfies the requirements (no
+// --ignore-installed) and its report lists only what must be added, or
+// replaced (the caller then resolves everything with Resolve). Index
+// access, limits, network and caching are Resolve's.
+func ResolveAdded(base llb.State, s config.Skill, installed lock.Lock, o ResolveOpts) (llb.State, error) {
+	view, err := installedView(installed)
+	if err != nil {
+		return llb.State{}, err
+	}
+	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, requirementsText(s)).
+		Mkfile("/installed.json", 0o644, view), llb.WithCustomNamef("requirements.txt and %d installed distributions", len(installed)))
+	script := llb.Scratch().File(llb.Mkfile("/installedview.py", 0o644, installedViewScript), llb.WithCustomName("skillbuild installed view"))
+	argv := append([]string{"python3", "-I", "/run/skillbuild/view/installedview.py", inputDir + "/installed.json", viewVenv, "--"},
+		append(pipCommon("install"), "--dry-run")...)
+	name := fmt.Sprintf("%s added to %d locked distributions (%d requirements)", StepResolve, len(installed), len(s.Requirements))
+	return resolveStep(base, s, o, name, argv, in, llb.AddMount("/run/skillbuild/view", script, llb.Readonly)), nil
+}
+
+func requirementsText(s config.Skill) []byte {
 	var reqs strings.Builder
 	for _, r := range s.Requirements {
 		reqs.WriteString(r.Raw)
 		reqs.WriteByte('\n')
 	}
-	in := llb.Scratch().File(llb.Mkfile("/requirements.txt", 0o644, []byte(reqs.String())), llb.WithCustomName("requirements.txt"))
+	return []byte(reqs.String())
+}
 
-	// Not --quiet: pip says why requirements conflict ("The conflict is
-	// caused by") only at its default verbosity.
-	argv := append(basePipArgs("install"), "--dry-run", "--ignore-installed",
-		"--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
+// resolveStep is the resolve step: argv (pip install --dry-run, or what
+// runs it) with the report, index, trust and cache arguments added, the
+// requirements file from in at inputDir.
+func resolveStep(base llb.State, s config.Skill, o ResolveOpts, name string, argv []string, in llb.State, more ...llb.RunOption) llb.State {
+	argv = append(argv, "--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
 	}
@@ -194,6 +236,7 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 		argv = append(argv, "--trusted-host", h)
 	}
 	extra := append(findLinksMounts(s.Index), llb.AddMount(inputDir, in, llb.Readonly))
+	extra = append(extra, more...)
 	var access []IndexAccessOpt
 	if s.Index.AllowSdist {
 		// Source distributions run their build code in this step.
@@ -222,7 +265,7 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 			}
 		}
 	}
-	run := base.Run(step(StepResolve, argv, s.Build, extra...)...)
+	run := base.Run(step(name, argv, s.Build, extra...)...)
 	return run.AddMount(reportDir, buildOutput(reportSub))
 }
 

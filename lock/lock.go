@@ -22,6 +22,10 @@ type Dist struct {
 	SHA256    string `json:"sha256"`          // hex
 	Requested bool   `json:"requested"`       // named by the skill, not pulled in transitively
 	Sdist     bool   `json:"sdist,omitempty"` // a source distribution: runs code when installed
+	// Meta is what pip reported of the distribution's metadata (nil when
+	// unknown: a lock read from text or a label). It is not part of the
+	// lock's JSON: the lock document (Document) records it.
+	Meta *Metadata `json:"-"`
 }
 
 // Digest is the file's content digest.
@@ -64,8 +68,11 @@ type report struct {
 		} `json:"download_info"`
 		Requested bool `json:"requested"`
 		Metadata  struct {
-			Name    string `json:"name"`
-			Version string `json:"version"`
+			Name           string   `json:"name"`
+			Version        string   `json:"version"`
+			RequiresDist   []string `json:"requires_dist"`
+			RequiresPython string   `json:"requires_python"`
+			ProvidesExtra  []string `json:"provides_extra"`
 		} `json:"metadata"`
 	} `json:"install"`
 }
@@ -109,6 +116,8 @@ func ParseReport(b []byte) (Lock, error) {
 			SHA256:    strings.ToLower(sum),
 			Requested: it.Requested,
 			Sdist:     !strings.HasSuffix(filename, ".whl"),
+			Meta: &Metadata{Name: it.Metadata.Name, RequiresDist: it.Metadata.RequiresDist,
+				RequiresPython: it.Metadata.RequiresPython, ProvidesExtra: it.Metadata.ProvidesExtra},
 		})
 	}
 	sort.Slice(lock, func(i, j int) bool { return lock[i].Name < lock[j].Name })

@@ -5,6 +5,11 @@
 // recorded lock, that image is the answer and nothing is resolved,
 // fetched, built or exported.
 //
+// Previous finds, for a skill that changed, the lock document of an
+// earlier image of it that a build may extend instead of resolving every
+// requirement again (same base, same index settings, requirements that
+// only add to its own).
+//
 // It imports no BuildKit, so embedders (and the install command) can ask
 // it before starting an engine.
 package reuse

@@ -4,7 +4,8 @@
 //
 // # What a run is
 //
-// Runner.Run creates a container on a read-only snapshot view of the image,
+// Runner.Run creates a container on a read-only snapshot view of the image
+// (one view shared by the runs of the image),
 // with a hardened spec (specOpts: one list of oci.SpecOpts on containerd's
 // defaults): read-only root, capped tmpfs at /tmp and /dev/shm, memory
 // limit with no swap, CPU quota, pids limit, the image's USER but never
@@ -44,11 +45,14 @@
 //
 // # PID 1 and the deadline
 //
-// PID 1 of the container is not the runner but the running program
-// itself, mounted read-only and started as package pid1's init (any
-// program linking this package becomes the init when started as
-// pid1.Path; a dynamically linked one through its own ELF loader and
-// libraries, mounted next to it, so the image's libc does not matter). It
+// PID 1 of the container is not the runner but package pid1's init,
+// mounted read-only: the small static program skillbuild-init
+// (runtime/pid1/cmd/skillbuild-init) when it lies next to the running
+// program as NAME-init and speaks its protocol (it starts in about a
+// millisecond), else the running program itself (any program linking
+// this package becomes the init when started as pid1.Path; a dynamically
+// linked one through its own ELF loader and libraries, mounted next to
+// it, so the image's libc does not matter). It
 // runs the runner as its child, reaps orphans, ignores every signal the
 // sandbox can send it and is not dumpable, and at the timeout kills every
 // process of the namespace and exits pid1.DeadlineStatus: the deadline
@@ -103,10 +107,15 @@
 // What a run asks of containerd is kept to what it needs: the image's
 // config and root filesystem chain ID are kept per image digest (in the
 // state directory's images/), so a run of a known image does one record
-// lookup and creates its view directly on the chain ID (unpacking only
-// when that is missing), under a short lease that ends once the container
-// holds it; the deadline label is written once; the exited task is deleted
-// without a status call. The runner imports json and traceback only when
+// lookup; the runs of a state directory share one read-only view per
+// image root filesystem (sharedview.go: held with an flock per view, made
+// by its first user, removed by its last, safe from the garbage collector
+// in between; Sweep removes one nobody holds), so a run creates and
+// removes no snapshot while another run of the image is alive (a warm
+// pool always is); the deadline label is written once; the exited task is
+// deleted without a status call; the OOM-kill counter is read from the
+// container's memory cgroup file when this process sees it, not through
+// the shim's full metrics. The runner imports json and traceback only when
 // the run needs them. WithTrace reports each step's duration
 // (`skillbuild --debug run` prints them).
 //

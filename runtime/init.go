@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/containers"
@@ -40,11 +42,58 @@ type initBinary struct {
 // selfInit finds the running program's init binary once.
 var selfInit = sync.OnceValues(findInit)
 
+// initSuffix names the separate init program next to the running one
+// (skillbuild → skillbuild-init; see runtime/pid1/cmd/skillbuild-init).
+const initSuffix = "-init"
+
 func findInit() (initBinary, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return initBinary{}, fmt.Errorf("find the running program for a run's init: %w", err)
 	}
+	if b, ok := siblingInit(exe + initSuffix); ok {
+		return b, nil
+	}
+	return programInit(exe)
+}
+
+// siblingInit is the init program p when it can stand in for the running
+// program: a static executable, a regular file owned by root or by this
+// process's user and writable by nobody else, that speaks this package's
+// init protocol (pid1.Protocol). A run's init then starts in about a
+// millisecond, where the running program initializes every package it
+// links first, and needs no loader or libraries mounted beside it.
+func siblingInit(p string) (initBinary, bool) {
+	st, err := os.Stat(p)
+	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 || st.Mode()&0o022 != 0 {
+		return initBinary{}, false
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); !ok || (sys.Uid != 0 && int(sys.Uid) != os.Geteuid()) {
+		return initBinary{}, false
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return initBinary{}, false
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return initBinary{}, false // dynamic: only the running program's libraries are known
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p, "--protocol")
+	cmd.Env = []string{}
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) != pid1.Protocol {
+		return initBinary{}, false
+	}
+	return initBinary{exe: p}, true
+}
+
+// programInit is the running program exe as the init.
+func programInit(exe string) (initBinary, error) {
 	f, err := elf.Open(exe)
 	if err != nil {
 		return initBinary{}, fmt.Errorf("read %s for a run's init: %w", exe, err)

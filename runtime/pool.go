@@ -292,6 +292,10 @@ func (p *Pool) SweepDead(ctx context.Context) (int, error) {
 		}
 		os.RemoveAll(filepath.Join(p.r.opts.stateDir, v))
 	}
+	// The shared views the dead pools' containers were the last users of.
+	if err := p.r.sweepSharedViews(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	// The owner files of dead pools whose containers are gone already (a
 	// run's sweep removes a dead owner's containers too).
 	files, _ := filepath.Glob(filepath.Join(p.r.opts.stateDir, "pool-*.lock"))

@@ -18,8 +18,6 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/leases"
-	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -44,7 +42,7 @@ type Prepared struct {
 	// warm, when positive, creates a sandbox whose runner waits up to that
 	// long for its job (a Pool's warm container; see Sandbox.hand).
 	warm time.Duration
-	// labels are added to the container's and its view's.
+	// labels are added to the container's.
 	labels map[string]string
 }
 
@@ -108,11 +106,13 @@ type Sandbox struct {
 	container client.Container
 	uid       *uidLease  // the run's own uid, if any
 	user      specs.User // the process's user, from the spec
-	task      client.Task
-	taskGone  bool // the task is deleted (Collect's fallback, or Close)
+	// cgroupsPath is the container's cgroup, from the spec ("": none).
+	cgroupsPath string
+	task        client.Task
+	taskGone    bool // the task is deleted (Collect's fallback, or Close)
 	// outputEnded: the task exited and its output is complete (Collect).
 	outputEnded bool
-	viewGone    bool // the container and its view are removed
+	viewKey     string // the root filesystem's snapshot: a shared view
 	exitC       <-chan client.ExitStatus
 	start       time.Time
 	deadline    time.Time     // the LabelDeadline of the container
@@ -191,6 +191,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		init:       init,
 		resolvConf: resolvConf,
 		userOut:    &s.user,
+		cgroupOut:  &s.cgroupsPath,
 		limits:     p.limits,
 		env:        p.config.Env,
 		cwd:        p.config.WorkingDir,
@@ -221,20 +222,15 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		defer cancel()
 		deleteLease(cctx) //nolint:errcheck // it expires by itself
 	}
-	mounts, err := r.view(leased, p, s.id, labels)
+	// The root filesystem: the view of the image the runs share (see
+	// sharedview.go), held until the container record is gone.
+	shared, mounts, err := r.acquireSharedView(leased, p)
 	if err != nil {
 		endLease()
 		return nil, err
 	}
-	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
-		if s.viewGone {
-			return nil
-		}
-		if err := r.client.SnapshotService(r.opts.snapshotter).Remove(cctx, s.id); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("remove the root filesystem view: %w", err)
-		}
-		return nil
-	})
+	s.viewKey = shared.name
+	s.cleanups = append(s.cleanups, func(cctx context.Context) error { return shared.release(cctx, r) })
 	if plan.resolvDest, err = imageFileTarget(stepCtx, mounts, resolvConfPath); err != nil {
 		endLease()
 		return nil, fmt.Errorf("image %s: %s: %w", p.req.Image, resolvConfPath, err)
@@ -242,7 +238,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	container, err := r.client.NewContainer(leased, s.id,
 		client.WithImageName(p.image.Name()),
 		client.WithSnapshotter(r.opts.snapshotter),
-		withSnapshotKey(s.id),
+		withSnapshotKey(s.viewKey),
 		client.WithRuntime(r.opts.runtime, nil),
 		client.WithContainerLabels(labels),
 		client.WithNewSpec(specOpts(plan)...),
@@ -456,7 +452,7 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 		// Without a cgroup there is no OOM killer of the run's own.
 		var err error
 		done := s.r.step(s.id, "oom-check")
-		res.OOMKilled, err = oomKilled(cctx, s.task)
+		res.OOMKilled, err = oomKilled(cctx, s.task, s.cgroupsPath)
 		done()
 		if err != nil {
 			return res, err
@@ -571,24 +567,6 @@ func startFailure(image string, exitCode int, rep *runnerReport, stderr []byte) 
 	return fmt.Errorf("image %s: %s: %w", image, strings.TrimSpace(msg), errdefs.ErrFailedPrecondition)
 }
 
-// view creates the run's read-only view of the image's root filesystem,
-// unpacking the image for the snapshotter first when its layers are not
-// there yet.
-func (r *Runner) view(ctx context.Context, p *Prepared, key string, labels map[string]string) ([]mount.Mount, error) {
-	sn := r.client.SnapshotService(r.opts.snapshotter)
-	mounts, err := sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
-	if errdefs.IsNotFound(err) {
-		if err := p.image.Unpack(ctx, r.opts.snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack image %s: %w", p.req.Image, err)
-		}
-		mounts, err = sn.View(ctx, key, p.chainID.String(), snapshots.WithLabels(labels))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("root filesystem view of image %s: %w", p.req.Image, err)
-	}
-	return mounts, nil
-}
-
 // withSnapshotKey makes the container's root filesystem the snapshot key,
 // which the run created itself (client.WithSnapshot would look it up once
 // more).
@@ -628,27 +606,13 @@ func (s *Sandbox) deleteTask(ctx context.Context) error {
 	return nil
 }
 
-// removeRecordAndView removes the container record and its root
-// filesystem view of a sandbox whose task is deleted, side by side: they
-// do not depend on each other.
+// removeRecordAndView removes the container record of a sandbox whose
+// task is deleted; its view is shared and released after it (see
+// sharedViewUse.release).
 func (s *Sandbox) removeRecordAndView(ctx context.Context) error {
-	viewErr := make(chan error, 1)
-	go func() {
-		err := s.r.client.SnapshotService(s.r.opts.snapshotter).Remove(ctx, s.id)
-		if err != nil && !errdefs.IsNotFound(err) {
-			err = fmt.Errorf("remove the root filesystem view: %w", err)
-		} else {
-			err = nil
-		}
-		viewErr <- err
-	}()
 	err := s.r.client.ContainerService().Delete(ctx, s.id)
 	if err != nil && !errdefs.IsNotFound(err) {
-		err = fmt.Errorf("delete container: %w", err)
-	} else {
-		err = nil
+		return fmt.Errorf("delete container: %w", err)
 	}
-	err = errors.Join(err, <-viewErr)
-	s.viewGone = err == nil
-	return err
+	return nil
 }

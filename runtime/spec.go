@@ -55,6 +55,7 @@ type specPlan struct {
 	resolvConf string      // host file mounted over the image's resolv.conf; "": none
 	resolvDest string      // where: the image's resolv.conf or its link's target; "": none
 	userOut    *specs.User // if set, receives the process's user
+	cgroupOut  *string     // if set, receives the container's cgroup path
 	// warm, when positive, makes the init wait up to that long for its
 	// job (and the job's timeout) on stdin: a warm container of a Pool.
 	warm time.Duration
@@ -134,7 +135,7 @@ func specOpts(p specPlan) []oci.SpecOpts {
 	case p.cgroupParent != "":
 		opts = append(opts, WithCgroupsPathUnder(p.cgroupParent))
 	}
-	return opts
+	return append(opts, recordCgroupsPath(p.cgroupOut))
 }
 
 // rlimitASFlag passes the runner the RLIMIT_AS it sets on itself (a module

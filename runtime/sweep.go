@@ -90,6 +90,11 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 
+	// Shared views no run holds any more.
+	if err := r.sweepSharedViews(ctx); err != nil {
+		errs = append(errs, err)
+	}
+
 	// State directories of runs that are gone.
 	entries, err := os.ReadDir(r.opts.stateDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -112,7 +117,8 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 }
 
 // removeContainer kills the container's task, if any (with kill), and deletes the
-// task, the container and its snapshot.
+// task, the container and its snapshot (not a shared view: see
+// containerDeleteOpts).
 func removeContainer(ctx context.Context, c client.Container, kill client.ProcessDeleteOpts) error {
 	task, err := c.Task(ctx, nil)
 	switch {
@@ -123,7 +129,7 @@ func removeContainer(ctx context.Context, c client.Container, kill client.Proces
 	case !errdefs.IsNotFound(err):
 		return fmt.Errorf("load task: %w", err)
 	}
-	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+	if err := c.Delete(ctx, containerDeleteOpts(ctx, c)...); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container: %w", err)
 	}
 	return nil

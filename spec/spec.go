@@ -73,18 +73,31 @@ func Digest(s config.Skill, l Layering) (digest.Digest, error) {
 	for _, r := range s.Requirements {
 		sp.Requirements = append(sp.Requirements, r.Raw)
 	}
-	for _, dir := range s.Index.FindLinks {
-		fl, err := listDir(dir)
-		if err != nil {
-			return "", err
-		}
-		sp.FindLinks = append(sp.FindLinks, fl)
+	var err error
+	if sp.FindLinks, err = listDirs(s.Index.FindLinks); err != nil {
+		return "", err
 	}
-	b, err := json.Marshal(sp)
+	return jsonDigest(sp)
+}
+
+func jsonDigest(v any) (digest.Digest, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
 	return digest.FromBytes(b), nil
+}
+
+func listDirs(dirs []string) ([]findLinksDir, error) {
+	var out []findLinksDir
+	for _, dir := range dirs {
+		fl, err := listDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fl)
+	}
+	return out, nil
 }
 
 func listDir(dir string) (findLinksDir, error) {
@@ -105,4 +118,28 @@ func listDir(dir string) (findLinksDir, error) {
 	}
 	sort.Slice(fl.Files, func(i, j int) bool { return fl.Files[i].Name < fl.Files[j].Name })
 	return fl, nil
+}
+
+// index is everything of a skill that decides what its requirements
+// resolve to besides the requirements and the base, as hashed.
+type index struct {
+	IndexURL   string         `json:"index_url,omitempty"`
+	ExtraURLs  []string       `json:"extra_urls,omitempty"`
+	FindLinks  []findLinksDir `json:"find_links,omitempty"`
+	AllowSdist bool           `json:"allow_sdist,omitempty"`
+}
+
+// IndexDigest is the digest of s's index settings: the index URLs, the
+// listing of every find-links directory (as Digest has them) and whether
+// source distributions are allowed. Two builds with the same IndexDigest
+// ask the same index the same way: a later one may resolve only what
+// its requirements add to an earlier one's (a label of the image record,
+// labels.IndexDigest).
+func IndexDigest(s config.Skill) (digest.Digest, error) {
+	ix := index{IndexURL: s.Index.URL, ExtraURLs: s.Index.ExtraURLs, AllowSdist: s.Index.AllowSdist}
+	var err error
+	if ix.FindLinks, err = listDirs(s.Index.FindLinks); err != nil {
+		return "", err
+	}
+	return jsonDigest(ix)
 }

@@ -93,3 +93,48 @@ func TestDigestMissingFindLinksDir(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "missing")
 }
+
+// TestIndexDigest: the index settings' digest changes with the index URLs,
+// the find-links listings and allow-sdist, and not with anything an
+// incremental resolve extends (requirements, version, base, limits).
+func TestIndexDigest(t *testing.T) {
+	t.Parallel()
+	s := skill(t)
+	want, err := IndexDigest(s)
+	require.NoError(t, err)
+	same := map[string]func(*config.Skill){
+		"requirements": func(s *config.Skill) {
+			s.Requirements = append(s.Requirements, config.Requirement{Raw: "idna", Name: "idna"})
+		},
+		"version": func(s *config.Skill) { s.Version = "2" },
+		"base":    func(s *config.Skill) { s.Base = "docker.io/library/python:3.12-slim" },
+		"limits":  func(s *config.Skill) { s.Build.MemoryBytes = 1 << 30 },
+	}
+	for name, change := range same {
+		c := skill(t)
+		c.Index.FindLinks = s.Index.FindLinks
+		change(&c)
+		got, err := IndexDigest(c)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, name)
+	}
+	changed := map[string]func(*config.Skill){
+		"index url":   func(s *config.Skill) { s.Index.URL = "http://127.0.0.1:10/simple" },
+		"extra url":   func(s *config.Skill) { s.Index.ExtraURLs = []string{"http://127.0.0.1:11/simple"} },
+		"allow sdist": func(s *config.Skill) { s.Index.AllowSdist = true },
+		"find-links listing": func(s *config.Skill) {
+			require.NoError(t, os.WriteFile(filepath.Join(s.Index.FindLinks[0], "a-2.0-py3-none-any.whl"), []byte("w"), 0o644))
+		},
+	}
+	for name, change := range changed {
+		c := skill(t)
+		c.Index.FindLinks = []string{t.TempDir()}
+		require.NoError(t, os.WriteFile(filepath.Join(c.Index.FindLinks[0], "a-1.0-py3-none-any.whl"), []byte("wheel"), 0o644))
+		base, err := IndexDigest(c)
+		require.NoError(t, err)
+		change(&c)
+		got, err := IndexDigest(c)
+		require.NoError(t, err)
+		assert.NotEqual(t, base, got, name)
+	}
+}

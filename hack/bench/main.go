@@ -63,6 +63,9 @@ type options struct {
 	onlyReg     bool
 	rootless    bool
 	onlyRL      bool
+	floors      bool
+	onlyFloors  bool
+	onlyRuns    bool
 }
 
 func main() {
@@ -97,6 +100,9 @@ func main() {
 	flag.BoolVar(&o.onlyReg, "only-registry", false, "measure only the registry rows (use with -append)")
 	flag.BoolVar(&o.rootless, "rootless", true, "measure root against rootless (a user made for the bench; see rootless.go)")
 	flag.BoolVar(&o.onlyRL, "only-rootless", false, "measure only the rootless rows (with -append, add them to -out)")
+	flag.BoolVar(&o.floors, "floors", true, "measure the floors of one container per run (bare runc, in-process containerd client, ctr, skillbuild run, serve; see floors.go)")
+	flag.BoolVar(&o.onlyFloors, "only-floors", false, "measure only the floors section")
+	flag.BoolVar(&o.onlyRuns, "only-runs", false, "measure only the run table and (unless -floors=false) the floors section")
 	flag.Parse()
 	if o.runs < 1 || o.runLatency < 2 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -latency-runs and -concurrency must be positive (latency-runs at least 2)")

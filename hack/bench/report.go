@@ -34,6 +34,8 @@ type report struct {
 	registry    *registryRows
 	rootless    string // the rootless section (rootless.go), if measured
 	onlyRL      bool
+	floors      *floorsReport // the floors section (floors.go), if measured
+	onlyRuns    bool          // -only-runs or -only-floors
 }
 
 // warmupDists is the size of each tool's warm-up build.
@@ -60,6 +62,25 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 	}
 	if b.o.onlyReg {
 		rep.registry = b.registrySection(ctx)
+		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
+		return rep, nil
+	}
+	if b.o.onlyRuns || b.o.onlyFloors {
+		rep.onlyRuns = true
+		if b.o.onlyRuns {
+			root, err := b.newRoot(ctx, "")
+			if err != nil {
+				return nil, err
+			}
+			b.say("run: print(1) latency over %d runs, then %d concurrent", b.o.runLatency, b.o.concurrency)
+			rep.runCells, rep.runOrder, rep.runErr = b.runTable(ctx, root)
+		}
+		if b.o.floors || b.o.onlyFloors {
+			rep.floors = b.floorsSection(ctx)
+		}
+		if b.o.compareBin != "" {
+			rep.machine = append(rep.machine, "- rows marked [-compare-bin]: the skillbuild binary "+b.o.compareBin)
+		}
 		rep.machine = append(rep.machine, "- load average at end: "+loadAvg())
 		return rep, nil
 	}
@@ -153,6 +174,9 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 
 		if b.o.serve {
 			rep.serve = b.serveTable(ctx)
+		}
+		if b.o.floors {
+			rep.floors = b.floorsSection(ctx)
 		}
 		b.say("scan: skillbuild scan --no-resolve, 200 pins, whole process")
 		rep.scans = b.scanTable(ctx, states[colSB])
@@ -288,6 +312,9 @@ func (rep *report) markdown() string {
 			"## Machine\n\n" + strings.Join(rep.machine, "\n") + "\n" + rep.rootless)
 		return sb.String()
 	}
+	if rep.onlyRuns {
+		return rep.runsMarkdown()
+	}
 	onlyServe := rep.serve != nil && rep.runCells == nil && len(rep.builds)+len(rep.builds30) == 0
 	switch {
 	case onlyServe:
@@ -366,6 +393,9 @@ func (rep *report) markdown() string {
 	if rep.serve != nil {
 		sb.WriteString(rep.serve.markdown())
 	}
+	if rep.floors != nil {
+		sb.WriteString(rep.floors.markdown())
+	}
 
 	sb.WriteString("\n## Scan: 200 pinned packages against the full database\n\n")
 	sb.WriteString("`skillbuild scan --no-resolve --json PIN...` (whole process, database in --root):\n\n")
@@ -429,6 +459,7 @@ func (rep *report) targets(sb *strings.Builder) {
 		c, _, _ := floatStats(ctr.throughput)
 		fmt.Fprintf(sb, "| %d concurrent runs, runs per second | ≥ 1× %s | %.2f× | %s |\n", rep.concurrency, colCtr, m/c, verdict(m >= c))
 	}
+	rep.floors.targetRows(sb, rep.concurrency)
 	for _, r := range rep.scans {
 		if r.err == nil && len(r.walls) > 0 {
 			m := median(r.walls)

@@ -33,16 +33,23 @@ type sbRunner struct {
 	// debug runs with --debug: the runtime writes how long each step of
 	// the run took to stderr (see runProfile).
 	debug bool
+	// image, if set, runs in that image (--image) rather than the skill's.
+	image string
+	// bin, if set, is the skillbuild binary to run (default: -bin).
+	bin string
 }
 
 func (s *sbRunner) key() string { return colSBRun }
 
 func (s *sbRunner) run(ctx context.Context) (result, error) {
 	args := []string{"run", "--json", "-c", "print(1)", s.id}
+	if s.image != "" {
+		args = append(args[:len(args)-1], "--image", s.image, s.id)
+	}
 	if s.debug {
 		args = append([]string{"--debug"}, args...)
 	}
-	argv := append(append([]string{}, s.wrap...), s.b.sbArgs(s.root, args...)...)
+	argv := append(append([]string{}, s.wrap...), s.b.sbArgsBin(s.bin, s.root, args...)...)
 	r, err := s.b.exec(ctx, nil, argv)
 	if err != nil {
 		return r, err

@@ -49,8 +49,13 @@ type serveProc struct {
 // startServe starts `skillbuild serve` on a socket in the work directory
 // and waits until it answers.
 func (b *bench) startServe(ctx context.Context, root, name string, flags ...string) (*serveProc, error) {
+	return b.startServeBin(ctx, "", root, name, flags...)
+}
+
+// startServeBin is startServe of another skillbuild binary (empty: -bin).
+func (b *bench) startServeBin(ctx context.Context, bin, root, name string, flags ...string) (*serveProc, error) {
 	sock := filepath.Join(b.dir, name+".sock")
-	argv := b.sbArgs(root, append([]string{"serve", "--listen", "unix://" + sock}, flags...)...)
+	argv := b.sbArgsBin(bin, root, append([]string{"serve", "--listen", "unix://" + sock}, flags...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = b.cleanEnv()
 	cmd.Stdout, cmd.Stderr = b.logf, b.logf

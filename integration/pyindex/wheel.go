@@ -46,6 +46,9 @@ type Wheel struct {
 	Requires []string
 	// RequiresPython is the Requires-Python specifier, e.g. ">=3.8".
 	RequiresPython string
+	// ProvidesExtra are the extras the wheel declares (Provides-Extra);
+	// their requirements are Requires lines with `extra == "NAME"`.
+	ProvidesExtra []string
 	// ConsoleScripts maps a script name to its entry point "module:func".
 	ConsoleScripts map[string]string
 	// Summary is the one-line Summary in METADATA.
@@ -187,6 +190,12 @@ func BuildWheel(dir string, w Wheel) (string, error) {
 	meta, err := metadata(w.Name, w.Version, w.Summary, w.RequiresPython, w.Requires)
 	if err != nil {
 		return "", err
+	}
+	for _, e := range w.ProvidesExtra {
+		if !identRE.MatchString(e) {
+			return "", fmt.Errorf("extra %q of %s: %w", e, w.Name, errdefs.ErrInvalidArgument)
+		}
+		meta += "Provides-Extra: " + e + "\n"
 	}
 	files[distInfo+"/METADATA"] = meta
 	files[distInfo+"/WHEEL"] = "Wheel-Version: 1.0\nGenerator: skillbuild-pyindex\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

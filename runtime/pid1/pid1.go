@@ -40,6 +40,11 @@ import (
 // and the argv[0] that makes a program linking this package the init.
 const Path = "/run/skillbuild-init/init"
 
+// Protocol names the version of the init's arguments, statuses and job
+// line: a separate init program (cmd/skillbuild-init) is used only when
+// it prints the same. Change it with any of them.
+const Protocol = "skillbuild-init/1"
+
 // DeadlineStatus is the exit status of the init when it killed the run at
 // its deadline: 128+SIGKILL, as if the runner had been killed. A run that
 // exits with it no earlier than its timeout after its start was ended by
