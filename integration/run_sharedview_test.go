@@ -1,14 +1,18 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -135,5 +139,53 @@ func TestRunSharedViewOfKilledRunSwept(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Empty(t, runContainers(t, c))
 	assert.Empty(t, sharedViews(t, c), "nobody holds the view: swept")
+	assertNoRunLeftovers(t)
+}
+
+// TestRunSharedViewOfRemovedRootSwept: a run killed with SIGKILL in a
+// --root that is then deleted leaves a view that no lock file speaks for
+// (and that containerd's collector never takes: it is a gc.root). Another
+// root's sweep leaves it while the orphaned container still uses it and
+// removes it once that container is gone.
+func TestRunSharedViewOfRemovedRootSwept(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), namespace)
+	c := ctdClient(t)
+	require.Empty(t, sharedViews(t, c))
+	root := t.TempDir()
+	cmd := sbCmdRoot(root, "run", "--image", env.base, "--timeout", "10m", "-c", "import time\nprint('ready', flush=True)\ntime.sleep(3600)", "gone-root")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "ready\n", line)
+	require.NoError(t, cmd.Process.Kill())
+	cmd.Wait() //nolint:errcheck
+	require.NoError(t, os.RemoveAll(root))
+	require.Len(t, sharedViews(t, c), 1)
+
+	r := sb(t, "ls")
+	require.Equal(t, 0, r.code, r.stderr)
+	cts := runContainers(t, c)
+	require.Len(t, cts, 1, "the other root's run is within its deadline: left to its sweep by deadline")
+	require.Len(t, sharedViews(t, c), 1, "its container still uses the view")
+
+	// The orphan goes (as the sweep by deadline would take it), the view stays for the next sweep.
+	ct := cts[0]
+	if task, err := ct.Task(ctx, nil); err == nil {
+		exit, err := task.Wait(ctx)
+		require.NoError(t, err)
+		require.NoError(t, task.Kill(ctx, syscall.SIGKILL))
+		<-exit
+		_, err = task.Delete(ctx)
+		require.NoError(t, err)
+	}
+	require.NoError(t, ct.Delete(ctx))
+	require.Len(t, sharedViews(t, c), 1)
+
+	r = sb(t, "ls")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Empty(t, sharedViews(t, c), "a view of a removed root that no container uses is swept")
 	assertNoRunLeftovers(t)
 }

@@ -24,6 +24,11 @@ import (
 // not a run's: Sweep removes it only when no run uses it.
 const LabelSharedView = "org.skillbuild.run.shared-view"
 
+// LabelSharedViewLock names the lock file of a shared view (see
+// sharedView), so that a sweep from any state directory can tell a view
+// whose state directory is gone.
+const LabelSharedViewLock = "org.skillbuild.run.shared-view.lock"
+
 // gcRootLabel keeps a snapshot from containerd's garbage collector: a
 // shared view lives exactly as long as its users say (see sharedView),
 // not as long as some container or lease happens to refer to it.
@@ -92,7 +97,7 @@ func (r *Runner) acquireSharedView(ctx context.Context, p *Prepared) (*sharedVie
 	sn := r.client.SnapshotService(r.opts.snapshotter)
 	mounts, err := sn.Mounts(ctx, name)
 	if errdefs.IsNotFound(err) {
-		mounts, err = r.createSharedView(ctx, p, name)
+		mounts, err = r.createSharedView(ctx, p, name, lockPath)
 	}
 	if err != nil {
 		use.release(ctx, r)
@@ -104,11 +109,12 @@ func (r *Runner) acquireSharedView(ctx context.Context, p *Prepared) (*sharedVie
 // createSharedView creates the view name of p's image, unpacking the image
 // first when its layers are not there; a view another run created
 // meanwhile is used as it is.
-func (r *Runner) createSharedView(ctx context.Context, p *Prepared, name string) ([]mount.Mount, error) {
+func (r *Runner) createSharedView(ctx context.Context, p *Prepared, name, lockPath string) ([]mount.Mount, error) {
 	sn := r.client.SnapshotService(r.opts.snapshotter)
 	labels := snapshots.WithLabels(map[string]string{
-		LabelSharedView: "1",
-		gcRootLabel:     time.Now().UTC().Format(time.RFC3339),
+		LabelSharedView:     "1",
+		LabelSharedViewLock: lockPath,
+		gcRootLabel:         time.Now().UTC().Format(time.RFC3339),
 	})
 	mounts, err := sn.View(ctx, name, p.chainID.String(), labels)
 	if errdefs.IsNotFound(err) {
@@ -151,15 +157,21 @@ func (r *Runner) removeSharedView(ctx context.Context, name string) error {
 	return nil
 }
 
-// sweepSharedViews removes the shared views of this state directory that
-// no run holds (their last users died before they could remove them), and
-// those of state directories that no longer exist.
+// sweepSharedViews removes the shared views that no run holds (their last
+// users died before they could remove them): this state directory's, and
+// those of other state directories that another process can lock or that
+// no longer exist (a removed --root), which the gc.root label would
+// otherwise keep for ever.
 func (r *Runner) sweepSharedViews(ctx context.Context) error {
 	sn := r.client.SnapshotService(r.opts.snapshotter)
-	var names []string
+	locks := map[string]string{} // view name -> its lock file
 	err := sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
 		if strings.HasPrefix(info.Name, sharedViewPrefix) {
-			names = append(names, info.Name)
+			lock := info.Labels[LabelSharedViewLock]
+			if lock == "" {
+				lock = viewLockPath(r.opts.stateDir, info.Name)
+			}
+			locks[info.Name] = lock
 		}
 		return nil
 	}, fmt.Sprintf("labels.%q", LabelSharedView))
@@ -167,10 +179,28 @@ func (r *Runner) sweepSharedViews(ctx context.Context) error {
 		return fmt.Errorf("list shared views: %w", err)
 	}
 	var errs []error
-	for _, name := range names {
-		f, err := os.OpenFile(viewLockPath(r.opts.stateDir, name), os.O_RDWR, 0)
+	var inUse map[string]bool // snapshot keys of run containers, listed when needed
+	for name, lock := range locks {
+		f, err := os.OpenFile(lock, os.O_RDWR, 0)
 		if err != nil {
-			continue // another state directory's view, or ours created just now: not ours to judge
+			// The lock file is made before the view and never removed, so
+			// a view whose state directory is gone has no process left to
+			// remove it; it goes once no container uses it (the sweep takes
+			// those runs by their deadline). Any other failure (another
+			// user's directory) is not ours to judge.
+			if !errors.Is(err, os.ErrNotExist) || !stateDirGone(lock) {
+				continue
+			}
+			if inUse == nil {
+				if inUse, err = r.runSnapshotKeys(ctx); err != nil {
+					errs = append(errs, err)
+					break
+				}
+			}
+			if !inUse[name] {
+				errs = append(errs, r.removeSharedView(ctx, name))
+			}
+			continue
 		}
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
 			errs = append(errs, r.removeSharedView(ctx, name))
@@ -178,6 +208,26 @@ func (r *Runner) sweepSharedViews(ctx context.Context) error {
 		f.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// runSnapshotKeys lists the root filesystem snapshots of run containers.
+func (r *Runner) runSnapshotKeys(ctx context.Context) (map[string]bool, error) {
+	cs, err := r.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q", LabelRun))
+	if err != nil {
+		return nil, fmt.Errorf("list run containers: %w", err)
+	}
+	keys := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		keys[c.SnapshotKey] = true
+	}
+	return keys, nil
+}
+
+// stateDirGone reports whether the state directory of the shared view
+// lock file lock (STATE/images/NAME.lock) no longer exists.
+func stateDirGone(lock string) bool {
+	_, err := os.Stat(filepath.Dir(filepath.Dir(lock)))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // flockShared takes a shared flock on f, waiting (in short steps, so that
