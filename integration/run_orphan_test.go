@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -46,7 +47,17 @@ func TestRunKilledOwnerSweptAtOnce(t *testing.T) {
 // SIGKILL (leaving its run behind).
 func startSleepingRun(t *testing.T, timeout, id string) (kill func()) {
 	t.Helper()
-	cmd := sbCmd("run", "--image", env.base, "--timeout", timeout, "-c", "import time\nprint('ready', flush=True)\ntime.sleep(3600)", id)
+	return startSleeping(t, sbCmd(sleepingRunArgs(timeout, id)...))
+}
+
+// sleepingRunArgs are the arguments of a run that prints "ready" and sleeps.
+func sleepingRunArgs(timeout, id string) []string {
+	return []string{"run", "--image", env.base, "--timeout", timeout, "-c", "import time\nprint('ready', flush=True)\ntime.sleep(3600)", id}
+}
+
+// startSleeping starts cmd, a sleeping run, and returns once it is ready.
+func startSleeping(t *testing.T, cmd *exec.Cmd) (kill func()) {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

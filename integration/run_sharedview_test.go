@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -152,16 +151,7 @@ func TestRunSharedViewOfRemovedRootSwept(t *testing.T) {
 	c := ctdClient(t)
 	require.Empty(t, sharedViews(t, c))
 	root := t.TempDir()
-	cmd := sbCmdRoot(root, "run", "--image", env.base, "--timeout", "10m", "-c", "import time\nprint('ready', flush=True)\ntime.sleep(3600)", "gone-root")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "ready\n", line)
-	require.NoError(t, cmd.Process.Kill())
-	cmd.Wait() //nolint:errcheck
+	startSleeping(t, sbCmdRoot(root, sleepingRunArgs("10m", "gone-root")...))()
 	require.NoError(t, os.RemoveAll(root))
 	require.Len(t, sharedViews(t, c), 1)
 
