@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/skillbuild/skillbuild/runtime"
@@ -38,13 +39,19 @@ func dialSweepAside(c *cli.Context) (client *ctd.Client, swept func(), err error
 	return client, func() { <-done }, nil
 }
 
+// viewSweepEvery is how often the sweep of every command walks
+// containerd's snapshots when no dead run of its --root showed (a walk
+// costs containerd a look at every snapshot of the namespace, and a
+// command runs per tool call).
+const viewSweepEvery = time.Minute
+
 // sweepRuns removes the containers, views and state of runs whose
 // skillbuild process died and whose deadline has passed (their init killed
 // their processes at the deadline already): one filtered list of
-// containers and snapshots, cheap when there is nothing to sweep. A
-// failure is a warning: it must not stop an unrelated command.
+// containers, and of snapshots when a dead run showed or viewSweepEvery
+// passed. A failure is a warning: it must not stop an unrelated command.
 func sweepRuns(ctx context.Context, e env, client *ctd.Client) {
-	opts := append([]runtime.Opt{runtime.WithStateDir(filepath.Join(e.root, "runs")), runtime.WithoutSweep()}, runtimeModeOpts(e.mode, false)...)
+	opts := append([]runtime.Opt{runtime.WithStateDir(filepath.Join(e.root, "runs")), runtime.WithoutSweep(), runtime.WithViewSweepEvery(viewSweepEvery)}, runtimeModeOpts(e.mode, false)...)
 	r, err := runtime.New(ctx, client, opts...)
 	if err == nil {
 		_, err = r.Sweep(ctx)

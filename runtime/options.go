@@ -72,6 +72,7 @@ type options struct {
 	maxResultBytes int64
 	sweepGrace     time.Duration
 	sweepOnNew     bool
+	viewSweepEvery time.Duration
 	loopbackUp     bool
 	sharedUID      bool
 	runUIDs        uidRange // where a run's own uid comes from (WithRunUIDRange)
@@ -154,6 +155,21 @@ func WithSweepGrace(d time.Duration) Opt {
 			return fmt.Errorf("sweep grace must not be negative, got %s: %w", d, errdefs.ErrInvalidArgument)
 		}
 		o.sweepGrace = d
+		return nil
+	}
+}
+
+// WithViewSweepEvery makes Sweep walk containerd's snapshots for views no
+// run holds (whose cost grows with every snapshot in the namespace) only
+// when it found something of a dead run of this state directory, or when
+// its last walk is older than d; other state directories' leftovers then
+// wait up to d longer. Zero (the default) walks on every Sweep.
+func WithViewSweepEvery(d time.Duration) Opt {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("view sweep interval must not be negative, got %s: %w", d, errdefs.ErrInvalidArgument)
+		}
+		o.viewSweepEvery = d
 		return nil
 	}
 }

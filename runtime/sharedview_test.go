@@ -51,3 +51,22 @@ func TestFlockSharedWaitsForRemoval(t *testing.T) {
 	require.NoError(t, flockShared(context.Background(), other), "shared between runs")
 	assert.Error(t, syscall.Flock(int(remover.Fd()), syscall.LOCK_EX|syscall.LOCK_NB), "no removal while runs hold it")
 }
+
+// TestViewSweepDue: with an interval the snapshot walk is due at first,
+// not again within the interval, and again once the last walk is older;
+// without one it is always due.
+func TestViewSweepDue(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "images"), 0o700))
+	r := &Runner{opts: options{stateDir: dir, viewSweepEvery: time.Minute}}
+	now := time.Now()
+	assert.True(t, r.viewSweepDue(now), "never walked")
+	assert.False(t, r.viewSweepDue(now.Add(30*time.Second)), "walked half a minute ago")
+	assert.True(t, r.viewSweepDue(now.Add(61*time.Second)), "walked over a minute ago")
+	assert.False(t, r.viewSweepDue(now.Add(62*time.Second)), "the walk is stamped")
+
+	always := &Runner{opts: options{stateDir: dir}}
+	assert.True(t, always.viewSweepDue(now))
+	assert.True(t, always.viewSweepDue(now))
+}

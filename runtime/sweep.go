@@ -72,34 +72,13 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 
-	// Views whose container never got created (the process died in between).
-	sn := r.client.SnapshotService(r.opts.snapshotter)
-	var views []string
-	err = sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-		if info.Labels[LabelRun] != "" && !live[info.Name] && orphaned(info.Name, info.Labels) {
-			views = append(views, info.Name)
-		}
-		return nil
-	}, fmt.Sprintf("labels.%q", LabelRun))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list run snapshots: %w", err))
-	}
-	for _, name := range views {
-		if err := sn.Remove(ctx, name); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove orphaned snapshot %s: %w", name, err))
-		}
-	}
-
-	// Shared views no run holds any more.
-	if err := r.sweepSharedViews(ctx); err != nil {
-		errs = append(errs, err)
-	}
-
-	// State directories of runs that are gone.
+	// State directories of runs that are gone (removed after the snapshot
+	// walk, which tells a dead run's view by its owner file there).
 	entries, err := os.ReadDir(r.opts.stateDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
+	var deadDirs []string
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), idPrefix) || live[e.Name()] {
 			continue
@@ -108,7 +87,40 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 		if err != nil || (now.Sub(info.ModTime()) < staleDirAge && !ownerGone(r.opts.stateDir, e.Name())) {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(r.opts.stateDir, e.Name())); err != nil {
+		deadDirs = append(deadDirs, e.Name())
+	}
+
+	// Snapshots: walking them costs containerd a look at every snapshot of
+	// the namespace, so with WithViewSweepEvery only after a dead run of
+	// this state directory showed (it may have left a view no run holds) or
+	// when the last walk is old.
+	if removed > 0 || len(deadDirs) > 0 || r.viewSweepDue(now) {
+		// Views whose container never got created (the process died in between).
+		sn := r.client.SnapshotService(r.opts.snapshotter)
+		var views []string
+		err = sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+			if info.Labels[LabelRun] != "" && !live[info.Name] && orphaned(info.Name, info.Labels) {
+				views = append(views, info.Name)
+			}
+			return nil
+		}, fmt.Sprintf("labels.%q", LabelRun))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list run snapshots: %w", err))
+		}
+		for _, name := range views {
+			if err := sn.Remove(ctx, name); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove orphaned snapshot %s: %w", name, err))
+			}
+		}
+
+		// Shared views no run holds any more.
+		if err := r.sweepSharedViews(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	for _, name := range deadDirs {
+		if err := os.RemoveAll(filepath.Join(r.opts.stateDir, name)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -133,4 +145,25 @@ func removeContainer(ctx context.Context, c client.Container, kill client.Proces
 		return fmt.Errorf("delete container: %w", err)
 	}
 	return nil
+}
+
+// viewSweepStamp is the file in the state directory's images/ (beside
+// the shared views' locks) whose modification time says when Sweep last
+// walked the snapshots.
+const viewSweepStamp = "views-swept"
+
+// viewSweepDue reports whether the snapshot walk is due (see
+// WithViewSweepEvery), and if so marks it done as of now.
+func (r *Runner) viewSweepDue(now time.Time) bool {
+	if r.opts.viewSweepEvery == 0 {
+		return true
+	}
+	stamp := filepath.Join(r.opts.stateDir, "images", viewSweepStamp)
+	if info, err := os.Stat(stamp); err == nil && now.Sub(info.ModTime()) < r.opts.viewSweepEvery {
+		return false
+	}
+	if err := os.WriteFile(stamp, nil, 0o600); err == nil {
+		os.Chtimes(stamp, now, now) //nolint:errcheck // the walk is due again sooner at worst
+	}
+	return true
 }
