@@ -65,7 +65,9 @@
 // (beside the run, in `skillbuild run`), removes what is left of a run
 // whose owner lock is free (its process died, kill -9 included) at once,
 // and of a run it cannot tell about (another state directory) past its
-// deadline.
+// deadline. The CLI's sweep walks containerd's snapshots (for views no run
+// holds) only when it found a dead run of its own or once a minute
+// (WithViewSweepEvery): a walk costs containerd a look at every snapshot.
 //
 // # Sharing nothing per user
 //
