@@ -150,13 +150,7 @@ func WithMaxResultBytes(n int64) Opt {
 // WithSweepGrace sets how long past its deadline a run's container must be
 // before Sweep treats it as orphaned. Default: 30s.
 func WithSweepGrace(d time.Duration) Opt {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("sweep grace must not be negative, got %s: %w", d, errdefs.ErrInvalidArgument)
-		}
-		o.sweepGrace = d
-		return nil
-	}
+	return durationOpt("sweep grace", d, func(o *options) { o.sweepGrace = d })
 }
 
 // WithViewSweepEvery makes Sweep walk containerd's snapshots for views no
@@ -165,11 +159,17 @@ func WithSweepGrace(d time.Duration) Opt {
 // its last walk is older than d; other state directories' leftovers then
 // wait up to d longer. Zero (the default) walks on every Sweep.
 func WithViewSweepEvery(d time.Duration) Opt {
+	return durationOpt("view sweep interval", d, func(o *options) { o.viewSweepEvery = d })
+}
+
+// durationOpt is an Opt that refuses a negative d (named what) and
+// otherwise sets it.
+func durationOpt(what string, d time.Duration, set func(*options)) Opt {
 	return func(o *options) error {
 		if d < 0 {
-			return fmt.Errorf("view sweep interval must not be negative, got %s: %w", d, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("%s must not be negative, got %s: %w", what, d, errdefs.ErrInvalidArgument)
 		}
-		o.viewSweepEvery = d
+		set(o)
 		return nil
 	}
 }
