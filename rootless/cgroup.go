@@ -1,7 +1,6 @@
 package rootless
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/sys/mountinfo"
 )
 
 // cgroupRoot is where cgroupfs is mounted.
@@ -43,22 +43,16 @@ func cgroupV2() bool {
 
 // v1Hierarchies lists the mount points of the cgroup v1 hierarchies in
 // mountinfo (runc joins a container to every one of them).
-func v1Hierarchies(mountinfo io.Reader) ([]string, error) {
-	var out []string
-	sc := bufio.NewScanner(mountinfo)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 1 || g[0] != "cgroup" {
-			continue
-		}
-		out = append(out, f[4])
+func v1Hierarchies(r io.Reader) ([]string, error) {
+	ms, err := mountinfo.GetMountsFromReader(r, mountinfo.FSTypeFilter("cgroup"))
+	if err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Mountpoint
+	}
+	return out, nil
 }
 
 func hostV1Hierarchies() ([]string, error) {

@@ -1,12 +1,12 @@
 package runtime
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
+	"github.com/moby/sys/mountinfo"
 )
 
 // oomKilled reports whether the kernel's OOM killer killed a process in the
@@ -75,29 +76,20 @@ var hostMemoryCgroup = sync.OnceValue(func() memoryCgroup {
 // cgroup v1's memory hierarchy when there is one (hybrid systems mount an
 // empty cgroup2 beside it), else cgroup2. Only a mount of the hierarchy's
 // root counts: a cgroupsPath is relative to it.
-func parseMemoryCgroup(mountinfo []byte) memoryCgroup {
+func parseMemoryCgroup(data []byte) memoryCgroup {
+	ms, err := mountinfo.GetMountsFromReader(bytes.NewReader(data), func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Root != "/" || (m.FSType != "cgroup" && m.FSType != "cgroup2"), false
+	})
+	if err != nil {
+		return memoryCgroup{}
+	}
 	var v1, v2 string
-	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 3 || f[3] != "/" {
-			continue
-		}
-		switch g[0] {
-		case "cgroup":
-			for _, o := range strings.Split(g[2], ",") {
-				if o == "memory" && v1 == "" {
-					v1 = f[4]
-				}
-			}
-		case "cgroup2":
-			if v2 == "" {
-				v2 = f[4]
-			}
+	for _, m := range ms {
+		switch {
+		case m.FSType == "cgroup" && v1 == "" && slices.Contains(strings.Split(m.VFSOptions, ","), "memory"):
+			v1 = m.Mountpoint
+		case m.FSType == "cgroup2" && v2 == "":
+			v2 = m.Mountpoint
 		}
 	}
 	if v1 != "" {

@@ -4,11 +4,13 @@ package mounts
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,11 +20,15 @@ func UnmountUnder(dir string) error {
 	if dir == "" {
 		return nil
 	}
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
-	mps := under(string(b), dir)
+	defer f.Close()
+	mps, err := under(f, dir)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, mp := range mps {
 		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
@@ -35,14 +41,17 @@ func UnmountUnder(dir string) error {
 // under lists the mount points in mountinfo that are dir or below it,
 // deepest first. A sibling that merely shares dir's prefix ("/a/b2" for
 // "/a/b") is not below it.
-func under(mountinfo, dir string) []string {
-	var mps []string
-	for _, l := range strings.Split(mountinfo, "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+string(filepath.Separator))) {
-			mps = append(mps, f[4])
-		}
+func under(r io.Reader, dir string) ([]string, error) {
+	ms, err := mountinfo.GetMountsFromReader(r, func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != dir && !strings.HasPrefix(m.Mountpoint, dir+string(filepath.Separator)), false
+	})
+	if err != nil {
+		return nil, err
+	}
+	mps := make([]string, len(ms))
+	for i, m := range ms {
+		mps[i] = m.Mountpoint
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
-	return mps
+	return mps, nil
 }

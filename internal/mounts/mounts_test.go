@@ -1,9 +1,11 @@
 package mounts
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestUnder(t *testing.T) {
@@ -14,7 +16,11 @@ func TestUnder(t *testing.T) {
 32 22 0:32 / /tmp/it-2/root rw - tmpfs tmpfs rw
 33 22 0:33 / /tmp/it rw - tmpfs tmpfs rw
 `
-	assert.Equal(t, []string{"/tmp/it/root/snap/1", "/tmp/it/root", "/tmp/it"}, under(info, "/tmp/it"),
+	mps, err := under(strings.NewReader(info), "/tmp/it")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"/tmp/it/root/snap/1", "/tmp/it/root", "/tmp/it"}, mps,
 		"deepest first, and never the sibling /tmp/it-2")
-	assert.Empty(t, under(info, "/nowhere"))
+	mps, err = under(strings.NewReader(info), "/nowhere")
+	require.NoError(t, err)
+	assert.Empty(t, mps)
 }
