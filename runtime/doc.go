@@ -100,9 +100,10 @@
 //
 // The task, container, snapshot and state files of a run are removed on
 // every path, including cancellation of ctx (cleanup runs on a context
-// that outlives it); once the task is deleted, the container record and
-// its view go side by side. Containers and views carry LabelRun and
-// LabelDeadline; New sweeps those of dead processes (Sweep).
+// that outlives it); once the task is deleted, the container record goes
+// and the run lets go of the shared view of its image (the last user
+// removes it). Containers carry LabelRun and LabelDeadline; New sweeps
+// those of dead processes, and the shared views nobody holds (Sweep).
 //
 // # Cost per run
 //

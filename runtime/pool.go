@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 )
@@ -238,8 +237,8 @@ func (p *Pool) release() {
 }
 
 // SweepDead removes the warm (and running) containers of pools whose owner
-// process is gone, with their snapshots and state directories. It returns
-// how many containers it removed.
+// process is gone, with their state directories, and the shared views they
+// were the last users of. It returns how many containers it removed.
 func (p *Pool) SweepDead(ctx context.Context) (int, error) {
 	ctx = p.r.namespaced(ctx)
 	cs, err := p.r.client.Containers(ctx, fmt.Sprintf("labels.%q", LabelPool))
@@ -272,25 +271,6 @@ func (p *Pool) SweepDead(ctx context.Context) (int, error) {
 		}
 		removed++
 		os.RemoveAll(filepath.Join(p.r.opts.stateDir, c.ID()))
-	}
-	// Views whose container was never created.
-	sn := p.r.client.SnapshotService(p.r.opts.snapshotter)
-	var views []string
-	err = sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-		owner := info.Labels[LabelPool]
-		if owner != "" && owner != p.owner && !p.ownerAlive(owner) {
-			views = append(views, info.Name)
-		}
-		return nil
-	}, fmt.Sprintf("labels.%q", LabelPool))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list pool snapshots: %w", err))
-	}
-	for _, v := range views {
-		if err := sn.Remove(ctx, v); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove snapshot %s of a dead pool: %w", v, err))
-		}
-		os.RemoveAll(filepath.Join(p.r.opts.stateDir, v))
 	}
 	// The shared views the dead pools' containers were the last users of.
 	if err := p.r.sweepSharedViews(ctx); err != nil {

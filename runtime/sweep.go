@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
 )
 
@@ -20,13 +19,13 @@ import (
 const staleDirAge = 10 * time.Minute
 
 // Sweep kills and removes what runs left behind when their skillbuild
-// process died: containers (with their tasks and snapshots) and root
-// filesystem views labelled LabelRun whose owner process is gone (its lock
-// in this state directory is free; see holdOwner), or, when that cannot be
-// told (a run of another state directory), whose LabelDeadline plus the
-// sweep grace has passed; and their state directories. It returns how many
-// containers it removed. Runs of live processes within their deadline are
-// left alone.
+// process died: containers (with their tasks) labelled LabelRun whose
+// owner process is gone (its lock in this state directory is free; see
+// holdOwner), or, when that cannot be told (a run of another state
+// directory), whose LabelDeadline plus the sweep grace has passed; their
+// state directories; and the shared views no run holds. It returns how
+// many containers it removed. Runs of live processes within their
+// deadline are left alone.
 func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	ctx = r.namespaced(ctx)
 	now := time.Now()
@@ -72,13 +71,12 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 
-	// State directories of runs that are gone (removed after the snapshot
-	// walk, which tells a dead run's view by its owner file there).
+	// State directories of runs that are gone.
 	entries, err := os.ReadDir(r.opts.stateDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	var deadDirs []string
+	deadDirs := 0
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), idPrefix) || live[e.Name()] {
 			continue
@@ -87,44 +85,24 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 		if err != nil || (now.Sub(info.ModTime()) < staleDirAge && !ownerGone(r.opts.stateDir, e.Name())) {
 			continue
 		}
-		deadDirs = append(deadDirs, e.Name())
+		if err := os.RemoveAll(filepath.Join(r.opts.stateDir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+		deadDirs++
 	}
+	sweepUIDLeases(r.opts.stateDir)
 
-	// Snapshots: walking them costs containerd a look at every snapshot of
-	// the namespace, so with WithViewSweepEvery only after a dead run of
-	// this state directory showed (it may have left a view no run holds) or
-	// when the last walk is old.
-	if removed > 0 || len(deadDirs) > 0 || r.viewSweepDue(now) {
-		// Views whose container never got created (the process died in between).
-		sn := r.client.SnapshotService(r.opts.snapshotter)
-		var views []string
-		err = sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-			if info.Labels[LabelRun] != "" && !live[info.Name] && orphaned(info.Name, info.Labels) {
-				views = append(views, info.Name)
-			}
-			return nil
-		}, fmt.Sprintf("labels.%q", LabelRun))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list run snapshots: %w", err))
-		}
-		for _, name := range views {
-			if err := sn.Remove(ctx, name); err != nil && !errdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("remove orphaned snapshot %s: %w", name, err))
-			}
-		}
-
-		// Shared views no run holds any more.
+	// Shared views no run holds any more. Walking the snapshots costs
+	// containerd a look at every snapshot of the namespace, so with
+	// WithViewSweepEvery only after a dead run of this state directory
+	// showed (it may have left a view no run holds) or when the last walk
+	// is old. (Runs make no view of their own: their root is the shared
+	// view, so no other snapshot of a run can be left.)
+	if removed > 0 || deadDirs > 0 || r.viewSweepDue(now) {
 		if err := r.sweepSharedViews(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-
-	for _, name := range deadDirs {
-		if err := os.RemoveAll(filepath.Join(r.opts.stateDir, name)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	sweepUIDLeases(r.opts.stateDir)
 	return removed, errors.Join(errs...)
 }
 
