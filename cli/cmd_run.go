@@ -353,12 +353,15 @@ func readStdin(ctx context.Context, r io.Reader, max int64) ([]byte, error) {
 // for one run and its heap stays small (the output buffers are capped), so
 // collecting as it goes costs more CPU (a third of the process's own, with
 // the collector's idle workers) than the memory it frees. It collects only
-// when the heap nears a bound above what the run may buffer.
+// when the heap nears a bound a little above what the run may buffer (its
+// two capped streams and their JSON copies): a run of print(1) never gets
+// there, and one that floods its output keeps the process's memory flat
+// however much the code prints.
 func runGC(l runtime.Limits) {
 	out := l.OutputLimitBytes
 	if out <= 0 {
 		out = runtime.DefaultLimits().OutputLimitBytes
 	}
 	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(256<<20 + 2*out)
+	debug.SetMemoryLimit(96<<20 + 4*out)
 }

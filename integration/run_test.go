@@ -687,6 +687,7 @@ result = "done"`
 		assert.Equal(t, `"done"`, string(d.Result))
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		assert.Less(t, ru.Maxrss, int64(150<<10), "skillbuild's peak RSS (KiB) after 400 MiB of output")
+		t.Logf("peak RSS %d KiB", ru.Maxrss)
 	})
 
 	t.Run("inputs round-trip byte-exact", func(t *testing.T) {
