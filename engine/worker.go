@@ -59,6 +59,19 @@ func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt
 	cs := containerdsnapshot.NewContentStore(infos, o.namespace)
 	np := networkProviders()
 	sn := newStartupStats(ctx, containerdsnapshot.NewSnapshotter(o.snapshotter, c.SnapshotService(o.snapshotter), o.namespace, nil))
+	exec, err := newInstallBatcher(containerdexecutor.New(containerdexecutor.ExecutorOptions{
+		Client:           c,
+		Root:             root,
+		CgroupParent:     o.cgroupParent,
+		NetworkProviders: np,
+		// Rootless without cgroups: BuildKit drops each step's cgroup
+		// and resources (runc could create neither); the limits travel
+		// as rlimits instead (config.BuildLimits.InRlimits).
+		Rootless: o.noCgroups,
+	}), root)
+	if err != nil {
+		return base.WorkerOpt{}, nil, err
+	}
 	return base.WorkerOpt{
 		ID:   id,
 		Root: root,
@@ -71,16 +84,9 @@ func (e *Engine) workerOpt(ctx context.Context, stateDir string) (base.WorkerOpt
 		},
 		MetadataStore:    md,
 		NetworkProviders: np,
-		Executor: containerdexecutor.New(containerdexecutor.ExecutorOptions{
-			Client:           c,
-			Root:             root,
-			CgroupParent:     o.cgroupParent,
-			NetworkProviders: np,
-			// Rootless without cgroups: BuildKit drops each step's cgroup
-			// and resources (runc could create neither); the limits travel
-			// as rlimits instead (config.BuildLimits.InRlimits).
-			Rootless: o.noCgroups,
-		}),
+		// Install steps that arrive together run as one container
+		// (coalesce.go); every other step as BuildKit runs it.
+		Executor:     exec,
 		Snapshotter:  sn,
 		ContentStore: cs,
 		Applier:      winlayers.NewFileSystemApplierWithWindows(cs, c.DiffService()),

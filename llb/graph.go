@@ -476,6 +476,12 @@ const layerListDir = "/run/skillbuild/lists"
 //go:embed wheelinstall.py
 var wheelInstallScript []byte
 
+// WheelInstaller is where a per-layer install step finds wheelinstall.py;
+// its argv is VenvDir/bin/python -I -B WheelInstaller followed by (name,
+// version, sha256, file) quadruples. The embedded engine recognises
+// install steps by it (and may run several in one container).
+const WheelInstaller = "/run/skillbuild/installer/wheelinstall.py"
+
 // installWheels installs hash-checked wheels on top of st with the network
 // off. Per-layer installs use skillbuild's own wheel installer (one
 // interpreter start, ~0.1 s) rather than pip (~1 s: pip starts twice);
@@ -489,8 +495,8 @@ func installWheels(st llb.State, s config.Skill, wheels lock.Lock, o InstallOpts
 		extra = append(extra, llb.AddMount(inputDir, lockFile, llb.Readonly))
 	} else {
 		script := llb.Scratch().File(llb.Mkfile("/wheelinstall.py", 0o644, wheelInstallScript), llb.WithCustomName("skillbuild wheel installer"))
-		argv = []string{VenvDir + "/bin/python", "-I", "-B", "/run/skillbuild/installer/wheelinstall.py"}
-		extra = append(extra, llb.AddMount("/run/skillbuild/installer", script, llb.Readonly))
+		argv = []string{VenvDir + "/bin/python", "-I", "-B", WheelInstaller}
+		extra = append(extra, llb.AddMount(path.Dir(WheelInstaller), script, llb.Readonly))
 	}
 	for i, d := range wheels {
 		f, err := Fetch(d, s.Index.FindLinks)
