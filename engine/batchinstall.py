@@ -23,6 +23,7 @@ For every group, one line on stdout: "skillbuild-batch-status " and a JSON
 object {"i": group index, "exit": exit status (128+N when killed by signal
 N), "output": what the child wrote to stdout and stderr}.
 """
+import codecs
 import importlib.util
 import json
 import os
@@ -98,9 +99,12 @@ def main(argv):
     source = read(installer)
     cfg = read(os.path.join(sys.prefix, "pyvenv.cfg"))
     mod = load(installer)
-    # What the installer reads lazily (the interpreter's build-time
-    # configuration) is read here, once, before any chroot.
+    # What the installer loads lazily (the interpreter's build-time
+    # configuration, the codecs zipfile decodes member names with) is
+    # loaded here, once, before any chroot.
     sysconfig.get_paths()
+    for name in ("cp437", "utf-8", "ascii", "latin-1"):
+        codecs.lookup(name)
     slots = max(1, len(os.sched_getaffinity(0)))
     todo = list(enumerate(groups))
     running = {}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -587,3 +588,6 @@ const (
 	wheelDir = "/run/skillbuild/wheel"
 	wheelSub = "/w"
 )
+
+// WheelInstallScript returns wheelinstall.py, the per-layer installer.
+func WheelInstallScript() []byte { return slices.Clone(wheelInstallScript) }
