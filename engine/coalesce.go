@@ -218,7 +218,7 @@ func (b *installBatcher) runBatch(reqs []*installRequest) {
 		case ok && st.Exit == 0:
 			fmt.Fprintf(r.process.Stdout, "skillbuild: installed in one container with %d other install steps\n", len(reqs)-1)
 			r.done <- nil
-		case ok && st.Exit != batchNotBatchable:
+		case ok && st.Exit != batchNotBatchable && st.Exit < 128:
 			io.WriteString(r.process.Stderr, st.Output) //nolint:errcheck
 			r.done <- &gatewayapi.ExitError{ExitCode: uint32(st.Exit)}
 		case r.ctx.Err() != nil:
@@ -227,8 +227,12 @@ func (b *installBatcher) runBatch(reqs []*installRequest) {
 			}
 			r.done <- err
 		default:
-			// Not installed by the batch (it could not start, or this
-			// step has another venv): the step runs alone.
+			// Not installed by the batch: it could not start, this step
+			// has another venv, or its install was killed (the batch's
+			// memory limit is one step's, and steps install two at a
+			// time on two CPUs). The step runs alone, with what it would
+			// have alone; a killed install's partial files are rewritten
+			// by the same installer.
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

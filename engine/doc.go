@@ -18,6 +18,18 @@
 // and treats an existing path the same on every builder (Export writes
 // the embedded builder's image by the same rules).
 //
+// The embedded builder runs the per-layer install steps that start
+// together (within a few milliseconds: a cold build's installs) as one
+// container: its executor binds the other steps' root filesystems, each
+// with its own mounts, below the first step's /tmp, and one Python process
+// forks a chroot per step that runs that step's own installer, so every
+// layer is byte for byte the one its step makes alone and the graph, its
+// cache keys and the layer digests do not change. Each step keeps its own
+// exit status and log (a refused wheel fails only its step); steps that
+// differ in anything but the installer's arguments (limits, env, network,
+// user) never share a container. The embedded-oci and remote builders run
+// one container per step.
+//
 // With Request.Previous (reuse.Previous: the lock document an earlier
 // image of the skill carries, as every image now does next to its SBOM),
 // a build whose requirements only add to that image's resolves only what

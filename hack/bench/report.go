@@ -344,6 +344,7 @@ func (rep *report) markdown() string {
 		"  against a private containerd; cold runs get a fresh `--root` (fresh BuildKit cache, vulnerability database\n" +
 		"  imported untimed); the vulnerability scan is on, as by default. \"steps run\" is the median length of `executed_steps`;\n" +
 		"  \"unchanged\" means install answered from containerd's image store without starting BuildKit.\n" +
+		"  The install steps that start together (a cold build's) run in one container; \"steps run\" counts one per distribution.\n" +
 		"- host floor: `python3 -m venv --without-pip V` (when the skill's venv does not exist yet) and\n" +
 		"  `python3 -m pip --python V/bin/python install --no-index --find-links WHEELHOUSE -r requirements.txt` on the host:\n" +
 		"  no container, no image, no isolation, no pip bootstrapped into the venv — the least work the install takes.\n" +
