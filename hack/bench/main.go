@@ -155,6 +155,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		return err
 	}
 	defer b.close()
+	if *onlyBuildCPU {
+		return b.buildCPUOnly(ctx, stdout)
+	}
 	rep, err := b.all(ctx)
 	if err != nil {
 		return err
