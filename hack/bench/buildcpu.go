@@ -61,7 +61,9 @@ func (b *bench) buildCPUOnly(ctx context.Context, w io.Writer) error {
 	}
 	tools := make([]*sbBuilder, len(bins))
 	for i, bin := range bins {
-		tools[i] = &sbBuilder{b: b, bin: bin, col: fmt.Sprintf("bin%d", i), wrap: into}
+		// Each binary tags under its own repository: another binary's image
+		// of the same skill would answer the build unchanged.
+		tools[i] = &sbBuilder{b: b, bin: bin, col: fmt.Sprintf("bin%d", i), wrap: into, flags: []string{"--repo", fmt.Sprintf("sb-bench-cpu%d", i)}}
 	}
 	ex := &extras{next: map[string]int{}}
 	fmt.Fprintf(w, "\n## CPU of whole builds (median of %d, interleaved; load average at start %s)\n\n", b.o.runs, loadAvg())
