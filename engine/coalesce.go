@@ -33,17 +33,23 @@ import (
 // milliseconds: the starts are most of the steps' CPU. The graph keeps one
 // step per distribution (a layer's cache key is the base, the venv and
 // that one wheel), and the embedded engine's executor runs the install
-// steps that arrive within batchWindow of each other as one container:
+// steps that arrive together (batchQuiet, batchWindow) as one container:
 // the first step's root filesystem is the container's, every other step's
 // is bind-mounted at batchDir/<i> with its own mounts below it, and
 // batchinstall.py installs each step into its own root (a chroot per
 // step, so each writes exactly what it would alone). Every step still gets
 // its own result, exit status and log.
 
-// batchWindow is how long the first install step waits for others to run
-// with: BuildKit starts a build's independent install steps within a few
-// milliseconds of each other.
-const batchWindow = 25 * time.Millisecond
+// batchQuiet and batchWindow say when the install steps that run
+// together are complete: when batchQuiet passed without another one
+// arriving, at most batchWindow after the first. BuildKit hands a cold
+// build's install steps to the executor over 15-25 ms (each first
+// prepares its snapshot), a few ms apart, up to 12 ms at times; a lone
+// step (adding one requirement) waits batchQuiet.
+const (
+	batchQuiet  = 15 * time.Millisecond
+	batchWindow = 50 * time.Millisecond
+)
 
 // batchMax bounds the steps of one container (its command line, and the
 // mounts of one runc).
@@ -68,10 +74,10 @@ var batchInstallScript []byte
 // and everything else (and install steps with nothing to run with) through
 // the executor it wraps, unchanged.
 type installBatcher struct {
-	inner     executor.Executor
-	driverDir string // host directory holding batchinstall.py
-	window    time.Duration
-	max       int
+	inner         executor.Executor
+	driverDir     string // host directory holding batchinstall.py
+	quiet, window time.Duration
+	max           int
 
 	mu   sync.Mutex
 	open map[string]*installBatch // by batchKey
@@ -79,6 +85,8 @@ type installBatcher struct {
 
 type installBatch struct {
 	reqs     []*installRequest
+	first    time.Time
+	timer    *time.Timer
 	launched bool
 }
 
@@ -101,7 +109,7 @@ func newInstallBatcher(inner executor.Executor, root string) (*installBatcher, e
 	if err := os.WriteFile(filepath.Join(dir, "batchinstall.py"), batchInstallScript, 0o644); err != nil {
 		return nil, fmt.Errorf("write install batch driver: %w", err)
 	}
-	return &installBatcher{inner: inner, driverDir: dir, window: batchWindow, max: batchMax, open: map[string]*installBatch{}}, nil
+	return &installBatcher{inner: inner, driverDir: dir, quiet: batchQuiet, window: batchWindow, max: batchMax, open: map[string]*installBatch{}}, nil
 }
 
 func (b *installBatcher) Exec(ctx context.Context, id string, process executor.ProcessInfo) error {
@@ -117,9 +125,11 @@ func (b *installBatcher) Run(ctx context.Context, id string, rootfs executor.Mou
 	b.mu.Lock()
 	bt := b.open[key]
 	if bt == nil {
-		bt = &installBatch{}
+		bt = &installBatch{first: time.Now()}
 		b.open[key] = bt
-		time.AfterFunc(b.window, func() { b.launch(key, bt) })
+		bt.timer = time.AfterFunc(b.quiet, func() { b.launch(key, bt) })
+	} else {
+		bt.timer.Reset(max(0, min(b.quiet, b.window-time.Since(bt.first))))
 	}
 	bt.reqs = append(bt.reqs, r)
 	full := len(bt.reqs) >= b.max
