@@ -49,8 +49,12 @@ def read(path):
 
 def child(mod, installer, source, cfg, prefix, args):
     if prefix:
-        os.chroot(prefix)
-        os.chdir("/")
+        try:
+            os.chroot(prefix)
+            os.chdir("/")
+        except OSError as e:
+            sys.stderr.write("batchinstall: cannot enter %s: %s\n" % (prefix, e))
+            return NOT_BATCHABLE
     if read(installer) != source or read(os.path.join(sys.prefix, "pyvenv.cfg")) != cfg:
         sys.stderr.write("batchinstall: another installer or virtual environment below %s\n" % prefix)
         return NOT_BATCHABLE

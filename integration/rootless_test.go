@@ -165,10 +165,10 @@ func TestRootless(t *testing.T) {
 	db := filepath.Join(u.dir, "osv.zip")
 	copyFile(t, filepath.Join("..", "scan", "testdata", "PyPI-pypa-20241010.zip"), db, 0o644)
 
-	srv, _ := index(t,
-		pyindex.Wheel{Name: "pkgx", Version: "1.0"},
-		pyindex.Wheel{Name: "pkgx", Version: "2.0"},
-	)
+	srv, _ := index(t, append([]pyindex.Wheel{
+		{Name: "pkgx", Version: "1.0"},
+		{Name: "pkgx", Version: "2.0"},
+	}, coalesceWheels("rlcoal")...)...)
 
 	var setup struct {
 		Ready  bool `json:"ready"`
@@ -245,6 +245,18 @@ func TestRootless(t *testing.T) {
 		b, rb, _ := install("skill-b", "pkgx==2.0")
 		require.Equal(t, 0, rb.code, rb.stderr)
 		assert.NotEqual(t, a.Digest, b.Digest)
+	})
+
+	t.Run("install steps run together, layers as root makes them", func(t *testing.T) {
+		archiveFile := filepath.Join(u.dir, "rlcoal.tar")
+		r := u.sb(t, "install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(),
+			"--output", "oci-archive="+archiveFile, "rlcoal", "rlcoal==1.0")
+		require.Equal(t, 0, r.code, r.stderr)
+		assert.Contains(t, r.stderr, batchedLog, "the install steps ran in one container")
+		// The same skill built as root, by the suite's engine.
+		root, rr := installOn(t, nil, srv, "rlcoal-root", nil, "rlcoal==1.0")
+		require.Equal(t, 0, rr.code, rr.stderr)
+		assert.Equal(t, layers(t, root.ImageTag), archiveLayers(t, archiveFile))
 	})
 
 	t.Run("scan gate refuses", func(t *testing.T) {
