@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -74,4 +77,38 @@ func TestBuildCoalescedBadWheelFailsOnlyItsStep(t *testing.T) {
 	out, r := install(t, srv, "coalesced-bad", nil, "coalbad==1.0")
 	refused(t, out, r, "atom-skill:coalesced-bad-v1", "refused an unsafe wheel", "coalbad-evil 1.0", "unsafe console script name '/etc/skillbuild-hostile'")
 	assert.Contains(t, r.stderr, batchedLog, "the good steps ran together with the bad one")
+}
+
+// archiveImageLayers reads the layer digests of the image in an OCI
+// archive whose index.json may point at an image index (the image and its
+// attestations) rather than at the image's manifest.
+func archiveImageLayers(t *testing.T, file string) []string {
+	t.Helper()
+	files := archiveFiles(t, file)
+	blob := func(d digest.Digest) []byte {
+		b, ok := files["blobs/sha256/"+d.Encoded()]
+		require.True(t, ok, "%s not in %s", d, file)
+		return b
+	}
+	var idx ocispec.Index
+	require.NoError(t, json.Unmarshal(files["index.json"], &idx))
+	require.Len(t, idx.Manifests, 1)
+	desc := idx.Manifests[0]
+	if desc.MediaType == ocispec.MediaTypeImageIndex {
+		require.NoError(t, json.Unmarshal(blob(desc.Digest), &idx))
+		for _, m := range idx.Manifests {
+			if m.Platform == nil || m.Platform.OS != "unknown" {
+				desc = m
+				break
+			}
+		}
+	}
+	var m ocispec.Manifest
+	require.NoError(t, json.Unmarshal(blob(desc.Digest), &m))
+	var out []string
+	for _, l := range m.Layers {
+		out = append(out, l.Digest.String())
+	}
+	require.NotEmpty(t, out, "layers of %s", file)
+	return out
 }

@@ -248,15 +248,15 @@ func TestRootless(t *testing.T) {
 	})
 
 	t.Run("install steps run together, layers as root makes them", func(t *testing.T) {
-		archiveFile := filepath.Join(u.dir, "rlcoal.tar")
+		archiveFile := filepath.Join(u.home, "rlcoal.tar")
 		r := u.sb(t, "install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(),
 			"--output", "oci-archive="+archiveFile, "rlcoal", "rlcoal==1.0")
-		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, 0, r.code, r.stdout)
 		assert.Contains(t, r.stderr, batchedLog, "the install steps ran in one container")
 		// The same skill built as root, by the suite's engine.
 		root, rr := installOn(t, nil, srv, "rlcoal-root", nil, "rlcoal==1.0")
 		require.Equal(t, 0, rr.code, rr.stderr)
-		assert.Equal(t, layers(t, root.ImageTag), archiveLayers(t, archiveFile))
+		assert.Equal(t, layers(t, root.ImageTag), archiveImageLayers(t, archiveFile))
 	})
 
 	t.Run("scan gate refuses", func(t *testing.T) {
