@@ -80,7 +80,8 @@ func findInit(stateDir string) (initBinary, error) {
 	return programInit(exe)
 }
 
-// initCheckName is the file in a state directory that records the last
+// initCheckName is the file in a state directory's images/ (what runs
+// keep on purpose: image info, shared view locks) that records the last
 // separate init program found good: its path, identity and the protocol
 // it spoke (see siblingInitChecked).
 const initCheckName = "init-checked"
@@ -96,7 +97,7 @@ func siblingInitChecked(p, stateDir string) (initBinary, bool) {
 	if !ok {
 		return initBinary{}, false
 	}
-	record := filepath.Join(stateDir, initCheckName)
+	record := filepath.Join(stateDir, "images", initCheckName)
 	if old, err := os.ReadFile(record); err == nil && string(old) == key {
 		return initBinary{exe: p}, true
 	}

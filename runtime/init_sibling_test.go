@@ -53,7 +53,7 @@ func TestSiblingInit(t *testing.T) {
 	b, ok = siblingInitChecked(good, state)
 	require.True(t, ok)
 	assert.Equal(t, initBinary{exe: good}, b)
-	record, err := os.ReadFile(filepath.Join(state, initCheckName))
+	record, err := os.ReadFile(filepath.Join(state, "images", initCheckName))
 	require.NoError(t, err)
 	b, ok = siblingInitChecked(good, state)
 	require.True(t, ok, "recorded")
@@ -66,7 +66,7 @@ func TestSiblingInit(t *testing.T) {
 	require.NoError(t, os.Chmod(good, 0o777))
 	_, ok = siblingInitChecked(good, state)
 	assert.False(t, ok, "writable by others: not trusted, whatever the record says")
-	after, err := os.ReadFile(filepath.Join(state, initCheckName))
+	after, err := os.ReadFile(filepath.Join(state, "images", initCheckName))
 	require.NoError(t, err)
 	assert.Equal(t, string(record), string(after), "a failed check records nothing")
 }
