@@ -195,9 +195,6 @@ func runAction(c *cli.Context) error {
 	if err := pullForRun(c, client, req.Image); err != nil {
 		return emitRun(c, out, err)
 	}
-	if out.Unscanned, err = admit(ctx, client, req.Image, c.Bool("allow-unscanned"), c.App.ErrWriter); err != nil {
-		return emitRun(c, out, err)
-	}
 	ropts := append([]runtime.Opt{runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep()}, runtimeModeOpts(modeOf(c), c.Bool("require-limits"))...)
 	if c.Bool("debug") {
 		ropts = append(ropts, runtime.WithTrace(c.App.ErrWriter)) // how long each step took
@@ -206,7 +203,15 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return emitRun(c, out, err)
 	}
-	res, err := runner.Run(ctx, req)
+	// The image's record is read once, for the admission and the run.
+	res := runtime.Result{LimitsEnforced: runner.LimitsEnforced()}
+	p, err := runner.Prepare(ctx, req)
+	if err == nil {
+		if out.Unscanned, err = admit(ctx, client, p.Image(), c.Bool("allow-unscanned"), c.App.ErrWriter); err != nil {
+			return emitRun(c, out, err)
+		}
+		res, err = runner.RunPrepared(ctx, p)
+	}
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, syscall.EPIPE) {
 		err = fmt.Errorf("%w: the run was stopped and cleaned up", cause)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	ctd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	"github.com/skillbuild/skillbuild/attest"
@@ -48,27 +49,22 @@ func pullForRun(c *cli.Context, client *ctd.Client, name string) error {
 	return nil
 }
 
-// admit decides whether the image name may run: an image that came from
+// admit decides whether the image rec may run: an image that came from
 // elsewhere (pulled, loaded) must carry a passing scan verdict in its
 // config labels, unless allowUnscanned; then the returned reason goes into
 // the result and a warning to stderr. Images built or imported on this
 // host are admitted as they are (their build reported its scan).
-func admit(ctx context.Context, client *ctd.Client, name string, allowUnscanned bool, stderr io.Writer) (string, error) {
-	rec, err := client.ImageService().Get(ctx, name)
-	if errdefs.IsNotFound(err) {
-		return "", nil // the runtime says it is missing, with its hint
-	}
-	if err != nil {
-		return "", err
-	}
+func admit(ctx context.Context, client *ctd.Client, rec images.Image, allowUnscanned bool, stderr io.Writer) (string, error) {
+	name := rec.Name
 	origin := rec.Labels[labelOrigin]
 	if origin == "" {
 		return "", nil
 	}
-	verdict, err := scanLabel(ctx, client, name)
+	img, err := attest.Inspect(ctx, client.ContentStore(), rec.Target, platforms.Default())
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("image %s: %w", name, err)
 	}
+	verdict := img.Labels[scan.LabelScan]
 	if scan.Passing(verdict) {
 		return "", nil
 	}
@@ -82,17 +78,4 @@ func admit(ctx context.Context, client *ctd.Client, name string, allowUnscanned 
 	}
 	fmt.Fprintln(stderr, "WARNING: "+reason+"; running it because of --allow-unscanned")
 	return reason + "; run with --allow-unscanned", nil
-}
-
-// scanLabel reads the verdict label from the image's config.
-func scanLabel(ctx context.Context, client *ctd.Client, name string) (string, error) {
-	rec, err := client.ImageService().Get(ctx, name)
-	if err != nil {
-		return "", err
-	}
-	img, err := attest.Inspect(ctx, client.ContentStore(), rec.Target, platforms.Default())
-	if err != nil {
-		return "", fmt.Errorf("image %s: %w", name, err)
-	}
-	return img.Labels[scan.LabelScan], nil
 }

@@ -42,16 +42,21 @@ func dialSweepAside(c *cli.Context) (client *ctd.Client, swept func(), err error
 // viewSweepEvery is how often the sweep of every command walks
 // containerd's snapshots when no dead run of its --root showed (a walk
 // costs containerd a look at every snapshot of the namespace, and a
-// command runs per tool call).
+// command runs per tool call). The list of every run container (each with
+// its spec, live runs' and serve's warm ones included) is taken as
+// seldom: in between, the runs of --root whose process died are found
+// from --root itself.
 const viewSweepEvery = time.Minute
 
 // sweepRuns removes the containers, views and state of runs whose
-// skillbuild process died and whose deadline has passed (their init killed
-// their processes at the deadline already): one filtered list of
-// containers, and of snapshots when a dead run showed or viewSweepEvery
-// passed. A failure is a warning: it must not stop an unrelated command.
+// skillbuild process died (at once for runs of --root; by their deadline,
+// when their init killed their processes already, for others): the state
+// directories of --root, a filtered list of containers when
+// viewSweepEvery passed, and of snapshots when a dead run showed or
+// viewSweepEvery passed. A failure is a warning: it must not stop an
+// unrelated command.
 func sweepRuns(ctx context.Context, e env, client *ctd.Client) {
-	opts := append([]runtime.Opt{runtime.WithStateDir(filepath.Join(e.root, "runs")), runtime.WithoutSweep(), runtime.WithViewSweepEvery(viewSweepEvery)}, runtimeModeOpts(e.mode, false)...)
+	opts := append([]runtime.Opt{runtime.WithStateDir(filepath.Join(e.root, "runs")), runtime.WithoutSweep(), runtime.WithViewSweepEvery(viewSweepEvery), runtime.WithContainerSweepEvery(viewSweepEvery)}, runtimeModeOpts(e.mode, false)...)
 	r, err := runtime.New(ctx, client, opts...)
 	if err == nil {
 		_, err = r.Sweep(ctx)

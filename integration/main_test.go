@@ -228,7 +228,14 @@ func runCmd(t testing.TB, cmd *exec.Cmd, who string, args []string) result {
 	} else if err != nil {
 		t.Fatalf("%sskillbuild %v: %v", who, args, err)
 	}
-	t.Logf("%sskillbuild %s → exit %d\nstderr (tail): %s", who, strings.Join(args, " "), r.code, tailString(r.stderr, 1500))
+	// A command's stderr goes into the log only when it failed: a failing
+	// test's own message must not drown in the progress of every build
+	// before it (assertions on a command that exited 0 carry what they need).
+	if r.code == 0 {
+		t.Logf("%sskillbuild %s → exit 0", who, strings.Join(args, " "))
+	} else {
+		t.Logf("%sskillbuild %s → exit %d\nstderr (tail): %s", who, strings.Join(args, " "), r.code, tailString(r.stderr, 600))
+	}
 	return r
 }
 

@@ -68,6 +68,9 @@
 // deadline. The CLI's sweep walks containerd's snapshots (for views no run
 // holds) only when it found a dead run of its own or once a minute
 // (WithViewSweepEvery): a walk costs containerd a look at every snapshot.
+// It lists the run containers (each record with its spec) once a minute
+// too (WithContainerSweepEvery); in between it finds the dead runs of its
+// own state directory from their owner locks alone.
 //
 // # Sharing nothing per user
 //

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -39,22 +41,115 @@ type initBinary struct {
 	libs   map[string]string // soname → host path of the libraries it needs
 }
 
-// selfInit finds the running program's init binary once.
-var selfInit = sync.OnceValues(findInit)
+// initFinder finds the running program's init binary once per process.
+type initFinder struct {
+	mu   sync.Mutex
+	done bool
+	b    initBinary
+	err  error
+}
+
+var selfInits initFinder
+
+// selfInit finds the running program's init binary once per process;
+// stateDir keeps what the check of a separate init program found (see
+// siblingInit), so that the next process need not start it again.
+func selfInit(stateDir string) (initBinary, error) {
+	f := &selfInits
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.done {
+		f.b, f.err = findInit(stateDir)
+		f.done = true
+	}
+	return f.b, f.err
+}
 
 // initSuffix names the separate init program next to the running one
 // (skillbuild → skillbuild-init; see runtime/pid1/cmd/skillbuild-init).
 const initSuffix = "-init"
 
-func findInit() (initBinary, error) {
+func findInit(stateDir string) (initBinary, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return initBinary{}, fmt.Errorf("find the running program for a run's init: %w", err)
 	}
-	if b, ok := siblingInit(exe + initSuffix); ok {
+	if b, ok := siblingInitChecked(exe+initSuffix, stateDir); ok {
 		return b, nil
 	}
 	return programInit(exe)
+}
+
+// initCheckName is the file in a state directory's images/ (what runs
+// keep on purpose: image info, shared view locks) that records the last
+// separate init program found good: its path, identity and the protocol
+// it spoke (see siblingInitChecked).
+const initCheckName = "init-checked"
+
+// siblingInitChecked is siblingInit, remembered in stateDir: a program
+// that passed the check before and is still the very same file (same
+// path, device, inode, size, modification and change times, checked
+// again for its owner and mode) is used without starting it once more.
+// Replacing or changing the program in any way (a rebuild, a chmod, a
+// chown) changes its change time, and so checks it anew.
+func siblingInitChecked(p, stateDir string) (initBinary, bool) {
+	key, ok := initIdentity(p)
+	if !ok {
+		return initBinary{}, false
+	}
+	record := filepath.Join(stateDir, "images", initCheckName)
+	if old, err := os.ReadFile(record); err == nil && string(old) == key {
+		return initBinary{exe: p}, true
+	}
+	b, ok := siblingInit(p)
+	if ok {
+		_ = writeFileAtomic(record, []byte(key)) // a failure costs the next run the check
+	}
+	return b, ok
+}
+
+// initIdentity names the file p as it is now, with the protocol this
+// program speaks; ok is false when p is not safe to trust (see
+// siblingInit).
+func initIdentity(p string) (string, bool) {
+	st, err := os.Stat(p)
+	if err != nil || !trustedInitFile(st) {
+		return "", false
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	return fmt.Sprintf("%s\n%s\n%d %d %d %d.%d %d.%d %o %d\n", pid1.Protocol, p, sys.Dev, sys.Ino, sys.Size,
+		sys.Mtim.Sec, sys.Mtim.Nsec, sys.Ctim.Sec, sys.Ctim.Nsec, sys.Mode, sys.Uid), true
+}
+
+// trustedInitFile: a regular executable file owned by root or by this
+// process's user and writable by nobody else.
+func trustedInitFile(st os.FileInfo) bool {
+	if !st.Mode().IsRegular() || st.Mode()&0o111 == 0 || st.Mode()&0o022 != 0 {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && (sys.Uid == 0 || int(sys.Uid) == os.Geteuid())
+}
+
+// writeFileAtomic writes data to p whole or not at all (a rename).
+func writeFileAtomic(p string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	if cerr := tmp.Close(); werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		return errors.Join(werr, cerr)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
 }
 
 // siblingInit is the init program p when it can stand in for the running
@@ -65,10 +160,7 @@ func findInit() (initBinary, error) {
 // links first, and needs no loader or libraries mounted beside it.
 func siblingInit(p string) (initBinary, bool) {
 	st, err := os.Stat(p)
-	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 || st.Mode()&0o022 != 0 {
-		return initBinary{}, false
-	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); !ok || (sys.Uid != 0 && int(sys.Uid) != os.Geteuid()) {
+	if err != nil || !trustedInitFile(st) {
 		return initBinary{}, false
 	}
 	f, err := elf.Open(p)

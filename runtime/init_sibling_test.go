@@ -46,4 +46,27 @@ func TestSiblingInit(t *testing.T) {
 	require.NoError(t, err)
 	_, ok = siblingInit(self)
 	assert.False(t, ok)
+
+	// Checked once, the same file is taken from the record; any change
+	// to it (here: the same bytes written anew) checks it again.
+	state := t.TempDir()
+	b, ok = siblingInitChecked(good, state)
+	require.True(t, ok)
+	assert.Equal(t, initBinary{exe: good}, b)
+	record, err := os.ReadFile(filepath.Join(state, "images", initCheckName))
+	require.NoError(t, err)
+	b, ok = siblingInitChecked(good, state)
+	require.True(t, ok, "recorded")
+	assert.Equal(t, initBinary{exe: good}, b)
+	data, err := os.ReadFile(script)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(good, data, 0o755), "the checked program replaced by one that does not speak the protocol")
+	_, ok = siblingInitChecked(good, state)
+	assert.False(t, ok, "a changed file is checked anew, not taken from the record")
+	require.NoError(t, os.Chmod(good, 0o777))
+	_, ok = siblingInitChecked(good, state)
+	assert.False(t, ok, "writable by others: not trusted, whatever the record says")
+	after, err := os.ReadFile(filepath.Join(state, "images", initCheckName))
+	require.NoError(t, err)
+	assert.Equal(t, string(record), string(after), "a failed check records nothing")
 }

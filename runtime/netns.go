@@ -5,6 +5,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // loopbackUp brings up the loopback device in the network namespace of the
@@ -17,7 +18,9 @@ func loopbackUp(pid int) error {
 		return fmt.Errorf("open network namespace of pid %d: %w", pid, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	// Routing only: without a family netlink opens a socket of each
+	// (route, xfrm, netfilter), each by entering the namespace and back.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in namespace of pid %d: %w", pid, err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	cg1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	cg2 "github.com/containerd/cgroups/v3/cgroup2/stats"
-	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/typeurl/v2"
@@ -28,7 +28,9 @@ import (
 // filesystem the runtime created the cgroup in (cgroupsPath, absolute);
 // otherwise the shim is asked for the task's metrics, which reads the same
 // counter among every other statistic of the cgroup.
-func oomKilled(ctx context.Context, task client.Task, cgroupsPath string) (bool, error) {
+func oomKilled(ctx context.Context, task interface {
+	Metrics(context.Context) (*types.Metric, error)
+}, cgroupsPath string) (bool, error) {
 	if killed, ok := oomKilledFromFile(cgroupsPath); ok {
 		return killed, nil
 	}

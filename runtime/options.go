@@ -73,13 +73,15 @@ type options struct {
 	sweepGrace     time.Duration
 	sweepOnNew     bool
 	viewSweepEvery time.Duration
-	loopbackUp     bool
-	sharedUID      bool
-	runUIDs        uidRange // where a run's own uid comes from (WithRunUIDRange)
-	limitMode      limitMode
-	cgroupParent   string
-	requireCgroups bool
-	trace          io.Writer
+	// containerSweepEvery: see WithContainerSweepEvery.
+	containerSweepEvery time.Duration
+	loopbackUp          bool
+	sharedUID           bool
+	runUIDs             uidRange // where a run's own uid comes from (WithRunUIDRange)
+	limitMode           limitMode
+	cgroupParent        string
+	requireCgroups      bool
+	trace               io.Writer
 }
 
 func defaultOptions() options {
@@ -160,6 +162,19 @@ func WithSweepGrace(d time.Duration) Opt {
 // wait up to d longer. Zero (the default) walks on every Sweep.
 func WithViewSweepEvery(d time.Duration) Opt {
 	return durationOpt("view sweep interval", d, func(o *options) { o.viewSweepEvery = d })
+}
+
+// WithContainerSweepEvery makes Sweep list containerd's run containers
+// (whose cost grows with every run container of the namespace, each
+// record with its spec, the live runs' included) only when its last list
+// is older than d. In between it removes the runs of this state
+// directory whose owner died, found from the state directory alone
+// (their owner locks), at once as ever; a run of another state directory
+// past its deadline, or one of this state directory whose state was
+// removed from under it, then waits up to d longer. Zero (the default)
+// lists on every Sweep.
+func WithContainerSweepEvery(d time.Duration) Opt {
+	return durationOpt("container sweep interval", d, func(o *options) { o.containerSweepEvery = d })
 }
 
 // durationOpt is an Opt that refuses a negative d (named what) and

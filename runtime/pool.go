@@ -758,7 +758,7 @@ func (s *Sandbox) hand(ctx context.Context, req Request, limits Limits, inputs [
 	// the deadline label when the run may outlast the warm one.
 	now := time.Now()
 	if until := now.Add(limits.Timeout); until.After(s.start.Add(s.warm)) {
-		if _, err := s.container.SetLabels(ctx, map[string]string{LabelDeadline: deadlineLabel(until)}); err != nil {
+		if err := s.setLabels(ctx, map[string]string{LabelDeadline: deadlineLabel(until)}); err != nil {
 			return fmt.Errorf("label the run's deadline: %w", err)
 		}
 	}

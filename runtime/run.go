@@ -167,6 +167,10 @@ func New(ctx context.Context, c *client.Client, opts ...Opt) (*Runner, error) {
 	return r, nil
 }
 
+// LimitsEnforced says how the Runner holds the memory, cpus and pids
+// limits of its runs (Result.LimitsEnforced).
+func (r *Runner) LimitsEnforced() map[string]string { return r.opts.limitMode.enforced() }
+
 // Run is New followed by Runner.Run, for a single run.
 func Run(ctx context.Context, c *client.Client, req Request, opts ...Opt) (Result, error) {
 	r, err := New(ctx, c, opts...)
@@ -209,12 +213,19 @@ const startMargin = 15 * time.Second
 // reader never holds up the run or its teardown: what it has not taken yet
 // is written after the teardown, and Run returns once it is written or ctx
 // is done.
-func (r *Runner) Run(ctx context.Context, req Request) (res Result, retErr error) {
-	res.LimitsEnforced = r.opts.limitMode.enforced()
+func (r *Runner) Run(ctx context.Context, req Request) (Result, error) {
 	p, err := r.Prepare(ctx, req)
 	if err != nil {
-		return res, err
+		return Result{LimitsEnforced: r.LimitsEnforced()}, err
 	}
+	return r.RunPrepared(ctx, p)
+}
+
+// RunPrepared is Run of a request that Prepare checked and whose image it
+// found (a caller that decides on the image's record first, such as an
+// admission check, reads it once).
+func (r *Runner) RunPrepared(ctx context.Context, p *Prepared) (res Result, retErr error) {
+	res.LimitsEnforced = r.LimitsEnforced()
 	sb, err := r.Create(ctx, p)
 	if err != nil {
 		return res, err

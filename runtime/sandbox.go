@@ -17,7 +17,7 @@ import (
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
@@ -48,6 +48,9 @@ type Prepared struct {
 
 // Limits are the request's limits with defaults filled in.
 func (p *Prepared) Limits() Limits { return p.limits }
+
+// Image is the record of the request's image, as Prepare read it.
+func (p *Prepared) Image() images.Image { return p.image.Metadata() }
 
 // Prepare checks req (limits, inputs, image name) and finds its image in
 // containerd: one lookup of its record, its config and root filesystem
@@ -95,20 +98,19 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 // everything it holds, whatever stage it reached; it must always be
 // called. A Sandbox is used by one goroutine.
 type Sandbox struct {
-	r         *Runner
-	ctx       context.Context // the namespaced context of Create, for cleanup
-	id        string
-	limits    Limits
-	image     string
-	report    *reportReader
-	stdout    *cappedBuffer
-	stderr    *cappedBuffer
-	container client.Container
-	uid       *uidLease  // the run's own uid, if any
-	user      specs.User // the process's user, from the spec
+	r      *Runner
+	ctx    context.Context // the namespaced context of Create, for cleanup
+	id     string
+	limits Limits
+	image  string
+	report *reportReader
+	stdout *cappedBuffer
+	stderr *cappedBuffer
+	uid    *uidLease  // the run's own uid, if any
+	user   specs.User // the process's user, from the spec
 	// cgroupsPath is the container's cgroup, from the spec ("": none).
 	cgroupsPath string
-	task        client.Task
+	task        *runTask
 	taskGone    bool // the task is deleted (Collect's fallback, or Close)
 	// outputEnded: the task exited and its output is complete (Collect).
 	outputEnded bool
@@ -172,7 +174,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	s.deadline = time.Now().Add(startMargin + p.limits.Timeout + p.warm)
 	labels := map[string]string{LabelRun: "1", LabelDeadline: deadlineLabel(s.deadline)}
 	maps.Copy(labels, p.labels)
-	init, err := selfInit()
+	init, err := selfInit(r.opts.stateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -211,63 +213,50 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	stepCtx, stepCancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
 	defer stepCancel()
 	done = r.step(s.id, "create-container")
-	// The view and the container are made under a lease: until the
-	// container holds the view, the garbage collector must not take it.
-	leased, deleteLease, err := r.client.WithLease(stepCtx, leases.WithRandomID(), leases.WithExpiration(stepTimeout))
-	if err != nil {
-		return nil, fmt.Errorf("lease for run %s: %w", s.id, err)
-	}
-	endLease := func() {
-		cctx, cancel := s.cleanupContext()
-		defer cancel()
-		deleteLease(cctx) //nolint:errcheck // it expires by itself
-	}
 	// The root filesystem: the view of the image the runs share (see
-	// sharedview.go), held until the container record is gone.
-	shared, mounts, err := r.acquireSharedView(leased, p)
+	// sharedview.go), held until the container record is gone. It carries
+	// the garbage collector's root label from its creation on, so the run
+	// needs no lease of its own to keep it until the container holds it.
+	shared, mounts, err := r.acquireSharedView(stepCtx, p)
 	if err != nil {
-		endLease()
 		return nil, err
 	}
 	s.viewKey = shared.name
 	s.cleanups = append(s.cleanups, func(cctx context.Context) error { return shared.release(cctx, r) })
 	if plan.resolvDest, err = imageFileTarget(stepCtx, mounts, resolvConfPath); err != nil {
-		endLease()
 		return nil, fmt.Errorf("image %s: %s: %w", p.req.Image, resolvConfPath, err)
 	}
-	container, err := r.client.NewContainer(leased, s.id,
+	// The record is created through the container service directly:
+	// client.NewContainer would take a lease (two more writes of
+	// containerd's metadata) and look up the namespace's default runtime,
+	// which the run names itself.
+	rec := containers.Container{ID: s.id}
+	for _, o := range []client.NewContainerOpts{
 		client.WithImageName(p.image.Name()),
 		client.WithSnapshotter(r.opts.snapshotter),
 		withSnapshotKey(s.viewKey),
 		client.WithRuntime(r.opts.runtime, nil),
 		client.WithContainerLabels(labels),
 		client.WithNewSpec(specOpts(plan)...),
-	)
-	if err != nil {
-		// A cancelled NewContainer may still have created the container or
-		// its view on the daemon's side: remove whatever exists.
+	} {
+		if err := o(stepCtx, r.client, &rec); err != nil {
+			return nil, fmt.Errorf("create container: %w", err)
+		}
+	}
+	if _, err := r.client.ContainerService().Create(stepCtx, rec); err != nil {
+		// A cancelled create may still have created the container on the
+		// daemon's side: remove it if it exists.
 		cctx, cancel := s.cleanupContext()
 		defer cancel()
-		if c, lerr := r.client.LoadContainer(cctx, s.id); lerr == nil {
-			_ = removeContainer(cctx, c, r.opts.processKill())
-		}
-		endLease()
+		_ = s.removeContainer(cctx)
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	// The lease goes once the container holds the view, beside the task's
-	// creation; Close waits for it.
-	leaseEnded := make(chan struct{})
-	go func() { defer close(leaseEnded); endLease() }()
-	s.cleanups = append(s.cleanups, func(context.Context) error { <-leaseEnded; return nil })
 	done()
-	// removeContainer also kills and deletes a task the client lost track
-	// of (a NewTask that failed half-way).
-	s.container = container
 	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
 		if s.taskGone {
 			return s.removeRecordAndView(cctx)
 		}
-		return removeContainer(cctx, container, r.opts.processKill())
+		return s.removeContainer(cctx)
 	})
 	if err := cancelled(ctx); err != nil {
 		return nil, err
@@ -287,7 +276,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		s.cleanups = append(s.cleanups, func(context.Context) error { jw.Close(); jr.Close(); return nil })
 	}
 	done = r.step(s.id, "create-task")
-	task, err := container.NewTask(stepCtx, cio.NewCreator(cio.WithStreams(stdin, s.stdout, s.stderr), cio.WithFIFODir(ioDir)))
+	task, err := newRunTask(stepCtx, r.client, s.id, mounts, cio.NewCreator(cio.WithStreams(stdin, s.stdout, s.stderr), cio.WithFIFODir(ioDir)))
 	if err != nil {
 		if strings.Contains(err.Error(), "executable file not found") {
 			return nil, fmt.Errorf("image %s has no python3 on PATH: %w", p.req.Image, errdefs.ErrFailedPrecondition)
@@ -304,14 +293,9 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 			// Collect saw the task exit and its output end.
 			return s.deleteExited(cctx)
 		}
-		_, err := task.Delete(cctx, r.opts.processKill())
-		if task.IO() != nil {
-			task.IO().Close()
-		}
-		if err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("delete task: %w", err)
-		}
-		return nil
+		err := s.deleteTaskKilled(cctx)
+		task.IO().Close()
+		return err
 	})
 	// Wait outlives ctx: after a cancellation the exit is still collected.
 	s.exitC, err = task.Wait(context.WithoutCancel(ctx))
@@ -363,7 +347,7 @@ func (s *Sandbox) Start(ctx context.Context) error {
 		return nil // the label set at creation still covers the run
 	}
 	defer s.r.step(s.id, "label-deadline")()
-	if _, err := s.container.SetLabels(stepCtx, map[string]string{LabelDeadline: deadlineLabel(until)}); err != nil {
+	if err := s.setLabels(stepCtx, map[string]string{LabelDeadline: deadlineLabel(until)}); err != nil {
 		return fmt.Errorf("label the run's deadline: %w", err)
 	}
 	s.deadline = until
@@ -603,6 +587,48 @@ func (s *Sandbox) deleteTask(ctx context.Context) error {
 		return fmt.Errorf("delete task: %w", err)
 	}
 	s.taskGone = true
+	return nil
+}
+
+// setLabels sets labels on the sandbox's container record (what
+// client.Container.SetLabels does, without loading the container first).
+func (s *Sandbox) setLabels(ctx context.Context, labels map[string]string) error {
+	paths := make([]string, 0, len(labels))
+	for k := range labels {
+		paths = append(paths, "labels."+k)
+	}
+	_, err := s.r.client.ContainerService().Update(ctx, containers.Container{ID: s.id, Labels: labels}, paths...)
+	return err
+}
+
+// removeContainer kills and deletes the sandbox's task, if any, and
+// deletes its container record: the path of a run that did not end
+// normally (see removeContainer).
+func (s *Sandbox) removeContainer(ctx context.Context) error {
+	c, err := s.r.client.LoadContainer(ctx, s.id)
+	if err == nil {
+		err = removeContainer(ctx, c, s.r.opts.processKill())
+	}
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// deleteTaskKilled kills and deletes the sandbox's task through a
+// client.Task loaded for it: the path of a run whose task did not exit by
+// itself (client.WithProcessKill and its kin need a client.Process).
+func (s *Sandbox) deleteTaskKilled(ctx context.Context) error {
+	c, err := s.r.client.LoadContainer(ctx, s.id)
+	if err == nil {
+		var t client.Task
+		if t, err = c.Task(ctx, nil); err == nil {
+			_, err = t.Delete(ctx, s.r.opts.processKill())
+		}
+	}
+	if err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete task: %w", err)
+	}
 	return nil
 }
 

@@ -77,7 +77,8 @@ type sharedViewUse struct {
 
 // acquireSharedView holds the shared view of p's image for a run (a
 // shared flock) and returns its mounts, creating the view when it does
-// not exist. ctx carries the run's lease.
+// not exist. The view carries the gc.root label from its creation on, so
+// it needs no lease.
 func (r *Runner) acquireSharedView(ctx context.Context, p *Prepared) (*sharedViewUse, []mount.Mount, error) {
 	name := sharedViewName(r.opts.stateDir, p.chainID)
 	lockPath := viewLockPath(r.opts.stateDir, name)

@@ -52,21 +52,24 @@ func TestFlockSharedWaitsForRemoval(t *testing.T) {
 	assert.Error(t, syscall.Flock(int(remover.Fd()), syscall.LOCK_EX|syscall.LOCK_NB), "no removal while runs hold it")
 }
 
-// TestViewSweepDue: with an interval the snapshot walk is due at first,
-// not again within the interval, and again once the last walk is older;
-// without one it is always due.
+// TestViewSweepDue: with an interval the snapshot walk (and, apart, the
+// list of the run containers) is due at first, not again within the
+// interval, and again once the last one is older; without one it is
+// always due.
 func TestViewSweepDue(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	require.NoError(t, os.Mkdir(filepath.Join(dir, "images"), 0o700))
 	r := &Runner{opts: options{stateDir: dir, viewSweepEvery: time.Minute}}
 	now := time.Now()
-	assert.True(t, r.viewSweepDue(now), "never walked")
-	assert.False(t, r.viewSweepDue(now.Add(30*time.Second)), "walked half a minute ago")
-	assert.True(t, r.viewSweepDue(now.Add(61*time.Second)), "walked over a minute ago")
-	assert.False(t, r.viewSweepDue(now.Add(62*time.Second)), "the walk is stamped")
+	due := func(at time.Time) bool { return r.sweepDue(viewSweepStamp, r.opts.viewSweepEvery, at) }
+	assert.True(t, due(now), "never walked")
+	assert.False(t, due(now.Add(30*time.Second)), "walked half a minute ago")
+	assert.True(t, due(now.Add(61*time.Second)), "walked over a minute ago")
+	assert.False(t, due(now.Add(62*time.Second)), "the walk is stamped")
+	assert.True(t, r.sweepDue(containerSweepStamp, time.Minute, now.Add(62*time.Second)), "the list has a stamp of its own")
+	assert.False(t, r.sweepDue(containerSweepStamp, time.Minute, now.Add(63*time.Second)))
 
 	always := &Runner{opts: options{stateDir: dir}}
-	assert.True(t, always.viewSweepDue(now))
-	assert.True(t, always.viewSweepDue(now))
+	assert.True(t, always.sweepDue(viewSweepStamp, 0, now))
+	assert.True(t, always.sweepDue(viewSweepStamp, 0, now))
 }

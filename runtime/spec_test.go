@@ -178,7 +178,7 @@ func TestWithInitStatic(t *testing.T) {
 // every library it needs are found, as the files this process runs with.
 func TestFindInit(t *testing.T) {
 	t.Parallel()
-	b, err := findInit()
+	b, err := findInit(t.TempDir())
 	require.NoError(t, err)
 	exe, err := os.Executable()
 	require.NoError(t, err)

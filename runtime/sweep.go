@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 )
 
@@ -43,10 +44,17 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	orphaned := func(id string, labels map[string]string) bool {
 		return expired(labels) || ownerGone(r.opts.stateDir, id)
 	}
-	// One list with the labels, not a lookup per container.
-	cs, err := r.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q", LabelRun))
-	if err != nil {
-		return 0, fmt.Errorf("list run containers: %w", err)
+	// One list with the labels, not a lookup per container; with
+	// WithContainerSweepEvery, only this state directory's dead runs
+	// between two lists.
+	var cs []containers.Container
+	if r.sweepDue(containerSweepStamp, r.opts.containerSweepEvery, now) {
+		var err error
+		if cs, err = r.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q", LabelRun)); err != nil {
+			return 0, fmt.Errorf("list run containers: %w", err)
+		}
+	} else {
+		cs = r.deadOwnRuns(live)
 	}
 	for _, rec := range cs {
 		if !orphaned(rec.ID, rec.Labels) {
@@ -98,7 +106,7 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	// showed (it may have left a view no run holds) or when the last walk
 	// is old. (Runs make no view of their own: their root is the shared
 	// view, so no other snapshot of a run can be left.)
-	if removed > 0 || deadDirs > 0 || r.viewSweepDue(now) {
+	if removed > 0 || deadDirs > 0 || r.sweepDue(viewSweepStamp, r.opts.viewSweepEvery, now) {
 		if err := r.sweepSharedViews(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -125,23 +133,49 @@ func removeContainer(ctx context.Context, c client.Container, kill client.Proces
 	return nil
 }
 
-// viewSweepStamp is the file in the state directory's images/ (beside
-// the shared views' locks) whose modification time says when Sweep last
-// walked the snapshots.
-const viewSweepStamp = "views-swept"
+// viewSweepStamp and containerSweepStamp are the files in the state
+// directory's images/ (beside the shared views' locks) whose modification
+// times say when Sweep last walked the snapshots and listed the run
+// containers.
+const (
+	viewSweepStamp      = "views-swept"
+	containerSweepStamp = "containers-swept"
+)
 
-// viewSweepDue reports whether the snapshot walk is due (see
-// WithViewSweepEvery), and if so marks it done as of now.
-func (r *Runner) viewSweepDue(now time.Time) bool {
-	if r.opts.viewSweepEvery == 0 {
+// sweepDue reports whether the sweep step of stamp, done at most every
+// every (zero: always), is due, and if so marks it done as of now.
+func (r *Runner) sweepDue(stamp string, every time.Duration, now time.Time) bool {
+	if every == 0 {
 		return true
 	}
-	stamp := filepath.Join(r.opts.stateDir, "images", viewSweepStamp)
-	if info, err := os.Stat(stamp); err == nil && now.Sub(info.ModTime()) < r.opts.viewSweepEvery {
+	stamp = filepath.Join(r.opts.stateDir, "images", stamp)
+	if info, err := os.Stat(stamp); err == nil && now.Sub(info.ModTime()) < every {
 		return false
 	}
-	if err := os.WriteFile(stamp, nil, 0o600); err == nil {
-		os.Chtimes(stamp, now, now) //nolint:errcheck // the walk is due again sooner at worst
+	if err := os.MkdirAll(filepath.Dir(stamp), 0o700); err == nil && os.WriteFile(stamp, nil, 0o600) == nil {
+		os.Chtimes(stamp, now, now) //nolint:errcheck // the step is due again sooner at worst
 	}
 	return true
+}
+
+// deadOwnRuns are the runs of this state directory whose owner died (see
+// holdOwner), as records with their IDs alone: what a sweep between two
+// lists of the run containers removes, without asking containerd for
+// every run container and its spec. The state directories of every
+// other run are marked live, so that a long run's is not taken for a
+// stale one.
+func (r *Runner) deadOwnRuns(live map[string]bool) []containers.Container {
+	entries, _ := os.ReadDir(r.opts.stateDir)
+	var dead []containers.Container
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), idPrefix) {
+			continue
+		}
+		if ownerGone(r.opts.stateDir, e.Name()) {
+			dead = append(dead, containers.Container{ID: e.Name()})
+		} else {
+			live[e.Name()] = true
+		}
+	}
+	return dead
 }
