@@ -1,7 +1,7 @@
 """Run several install steps' wheel installer in one container and one
 interpreter start.
 
-Usage: VENV/bin/python -I -B batchinstall.py INSTALLER --root PREFIX ARGS... [--root PREFIX ARGS...]
+Usage: VENV/bin/python -I -B batchinstall.py --jobs N INSTALLER --root PREFIX ARGS... [--root PREFIX ARGS...]
 
 The embedded engine runs per-layer install steps that arrive together as
 one container (coalesce.go): the first step's root filesystem is the
@@ -12,8 +12,9 @@ loads INSTALLER (the steps' wheelinstall.py) once and, for each group,
 forks a child that chroots into PREFIX and calls the installer's main with
 the group's ARGS: the child sees exactly what the step alone would see
 (its venv, its wheel files, at the same paths), so it writes the same
-bytes. The children run a few at a time (one per CPU this process may
-use); their roots are separate, so one failing does not touch another.
+bytes. N children run at a time (the engine gives the container N steps'
+CPU quota); their roots are separate, so one failing does not touch
+another.
 
 A group whose installer or venv is not this interpreter's (the bytes of
 INSTALLER or of pyvenv.cfg differ below its PREFIX) is left untouched and
@@ -88,11 +89,11 @@ def start(mod, installer, source, cfg, prefix, args):
 
 
 def main(argv):
-    if len(argv) < 3 or argv[1] != "--root":
+    if len(argv) < 5 or argv[0] != "--jobs" or not argv[1].isdigit() or argv[3] != "--root":
         sys.stderr.write(__doc__)
         return 2
-    installer, groups = argv[0], []
-    for a in argv[1:]:
+    slots, installer, groups = max(1, int(argv[1])), argv[2], []
+    for a in argv[3:]:
         if a == "--root":
             groups.append([])
         else:
@@ -109,7 +110,6 @@ def main(argv):
     sysconfig.get_paths()
     for name in ("cp437", "utf-8", "ascii", "latin-1"):
         codecs.lookup(name)
-    slots = max(1, len(os.sched_getaffinity(0)))
     todo = list(enumerate(groups))
     running = {}
     while todo or running:

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -261,7 +262,17 @@ func (b *installBatcher) runTogether(ctx context.Context, reqs []*installRequest
 	root := reqs[0]
 	meta := root.process.Meta
 	mounts := append(slices.Clone(root.mounts), executor.Mount{Src: hostBind(b.driverDir), Dest: batchDir + "/driver", Readonly: true})
-	args := append(slices.Clone(meta.Args[:3]), batchDir+"/driver/batchinstall.py", meta.Args[3], "--root", "")
+	// The driver runs jobs installs at once (each one process, one
+	// thread). The container gets jobs steps' CPU quota, so each install
+	// has what its step would have had; its memory limit stays one step's
+	// (an install killed there runs again alone).
+	jobs := min(len(reqs), runtime.NumCPU())
+	if lr := meta.LinuxResources; lr != nil && lr.CpuQuota > 0 {
+		lr = lr.CloneVT()
+		lr.CpuQuota *= int64(jobs)
+		meta.LinuxResources = lr
+	}
+	args := append(slices.Clone(meta.Args[:3]), batchDir+"/driver/batchinstall.py", "--jobs", strconv.Itoa(jobs), meta.Args[3], "--root", "")
 	args = append(args, meta.Args[4:]...)
 	for i, r := range reqs[1:] {
 		prefix := batchDir + "/" + strconv.Itoa(i+1)

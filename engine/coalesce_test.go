@@ -150,7 +150,7 @@ func TestBatchInstallDriverInstallsEachRootAlone(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(roots[2]+venv, "pyvenv.cfg"), []byte("home = /elsewhere\n"), 0o644))
 	untouched := map[int]string{1: treeOf(t, roots[1]+venv), 2: treeOf(t, roots[2]+venv)}
 
-	cmd := exec.Command(filepath.Join(venv, "bin", "python"), "-I", "-B", driver, installer,
+	cmd := exec.Command(filepath.Join(venv, "bin", "python"), "-I", "-B", driver, "--jobs", "2", installer,
 		"--root", roots[0], "good", "1.0", good, whl,
 		"--root", roots[1], "good", "1.0", strings.Repeat("0", 64), whl,
 		"--root", roots[2], "good", "1.0", good, whl)

@@ -27,8 +27,11 @@
 // cache keys and the layer digests do not change. Each step keeps its own
 // exit status and log (a refused wheel fails only its step); steps that
 // differ in anything but the installer's arguments (limits, env, network,
-// user) never share a container. The embedded-oci and remote builders run
-// one container per step.
+// user) never share a container. The container has one step's limits,
+// but for the CPU quota: N steps' for the N installs it runs at once (each
+// a single-threaded process); an install killed under the shared memory
+// limit runs again alone. The embedded-oci and remote builders run one
+// container per step.
 //
 // With Request.Previous (reuse.Previous: the lock document an earlier
 // image of the skill carries, as every image now does next to its SBOM),
