@@ -3,6 +3,7 @@ package engine
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,10 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/executor"
+	resourcestypes "github.com/moby/buildkit/executor/resources/types"
+	gatewayapi "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/solver/pb"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
@@ -213,4 +220,155 @@ func treeOf(t *testing.T, dir string) string {
 		return nil
 	}))
 	return strings.Join(lines, "\n")
+}
+
+// fakeExecutor stands for containerd's executor: it records every Run and
+// answers a batch with the statuses in exits (by group index).
+type fakeExecutor struct {
+	mu    sync.Mutex
+	calls []executor.Meta
+	mnts  [][]executor.Mount
+	exits map[int]int
+}
+
+func (f *fakeExecutor) Run(_ context.Context, _ string, _ executor.Mount, mounts []executor.Mount, p executor.ProcessInfo, started chan<- struct{}) (resourcestypes.Recorder, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, p.Meta)
+	f.mnts = append(f.mnts, mounts)
+	f.mu.Unlock()
+	if started != nil {
+		close(started)
+	}
+	if !strings.HasSuffix(p.Meta.Args[3], "batchinstall.py") {
+		return nil, nil
+	}
+	groups := 0
+	for _, a := range p.Meta.Args {
+		if a == "--root" {
+			groups++
+		}
+	}
+	for i := range groups {
+		out := ""
+		if f.exits[i] != 0 {
+			out = fmt.Sprintf("wheelinstall: group %d failed\n", i)
+		}
+		js, _ := json.Marshal(batchStatus{I: i, Exit: f.exits[i], Output: out})
+		fmt.Fprintf(p.Stdout, "%s%s\n", batchStatusPrefix, js)
+	}
+	return nil, nil
+}
+
+func (f *fakeExecutor) Exec(context.Context, string, executor.ProcessInfo) error { return nil }
+
+type bufCloser struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *bufCloser) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+func (*bufCloser) Close() error { return nil }
+func (w *bufCloser) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestInstallBatcherAnswersEachStep: install steps that arrive together
+// run as one container whose mounts nest each other step's root and
+// mounts below batchDir and whose CPU quota is one step's per install run
+// at once; each step gets its own result: success with a log line, its
+// own exit status and message, or (not batchable, killed) a run alone
+// with its own arguments.
+func TestInstallBatcherAnswersEachStep(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the batcher mounts each step's root on the host: needs root")
+	}
+	fake := &fakeExecutor{exits: map[int]int{1: 1, 2: batchNotBatchable, 3: 137}}
+	b, err := newInstallBatcher(fake, t.TempDir())
+	require.NoError(t, err)
+	b.quiet = 200 * time.Millisecond // every step below arrives in one batch
+	b.window = 2 * time.Second
+
+	const steps = 4
+	type answer struct {
+		err            error
+		stdout, stderr *bufCloser
+		started        chan struct{}
+	}
+	answers := make([]answer, steps)
+	var wg sync.WaitGroup
+	for i := range steps {
+		answers[i] = answer{stdout: &bufCloser{}, stderr: &bufCloser{}, started: make(chan struct{})}
+		meta := installMeta(fmt.Sprintf("d%d", i), "1.0", strings.Repeat("0", 64), "/run/skillbuild/files/0/d.whl")
+		meta.LinuxResources = &pb.LinuxResources{CpuPeriod: 100000, CpuQuota: 100000}
+		mounts := []executor.Mount{{Src: hostBind(t.TempDir()), Dest: "/tmp"}, {Src: hostBind(t.TempDir()), Dest: "/run/skillbuild/files/0", Readonly: true}}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, answers[i].err = b.Run(context.Background(), "", executor.Mount{Src: hostBind(t.TempDir())}, mounts,
+				executor.ProcessInfo{Meta: meta, Stdout: answers[i].stdout, Stderr: answers[i].stderr}, answers[i].started)
+		}()
+		time.Sleep(5 * time.Millisecond)
+	}
+	wg.Wait()
+
+	require.Len(t, fake.calls, 3, "one batch, then the two steps it did not install, alone")
+	batch := fake.calls[0]
+	jobs := min(steps, runtime.NumCPU())
+	assert.Equal(t, int64(100000*jobs), batch.LinuxResources.CpuQuota, "one step's CPU quota per install run at once")
+	assert.Equal(t, []string{"--jobs", strconv.Itoa(jobs)}, batch.Args[4:6])
+	var dests []string
+	for _, m := range fake.mnts[0] {
+		dests = append(dests, m.Dest)
+	}
+	for _, want := range []string{"/tmp", batchDir + "/driver", batchDir + "/1", batchDir + "/1/tmp", batchDir + "/3/run/skillbuild/files/0"} {
+		assert.Contains(t, dests, want)
+	}
+	for _, alone := range fake.calls[1:] {
+		assert.Equal(t, sbllb.WheelInstaller, alone.Args[3], "alone: the step's own process")
+		assert.Contains(t, []string{"d2", "d3"}, alone.Args[4])
+		assert.Equal(t, int64(100000), alone.LinuxResources.CpuQuota, "alone: the step's own limits")
+	}
+
+	for i, a := range answers {
+		select {
+		case <-a.started:
+		default:
+			t.Errorf("step %d: started not closed", i)
+		}
+	}
+	// Which request became which group depends on arrival order: map by
+	// the name each group's status names.
+	byName := map[string]answer{}
+	for i, a := range answers {
+		byName[fmt.Sprintf("d%d", i)] = a
+	}
+	groupOf := map[string]int{}
+	g := -1
+	for _, a := range batch.Args {
+		if a == "--root" {
+			g++
+		} else if g >= 0 && strings.HasPrefix(a, "d") && len(a) == 2 {
+			groupOf[a] = g
+		}
+	}
+	for name, a := range byName {
+		switch fake.exits[groupOf[name]] {
+		case 0:
+			assert.NoError(t, a.err, name)
+			assert.Contains(t, a.stdout.String(), "installed in one container with 3 other install steps", name)
+		case 1:
+			var exit *gatewayapi.ExitError
+			require.ErrorAs(t, a.err, &exit, name)
+			assert.EqualValues(t, 1, exit.ExitCode)
+			assert.Equal(t, fmt.Sprintf("wheelinstall: group %d failed\n", groupOf[name]), a.stderr.String(), "only its own message")
+		default:
+			assert.NoError(t, a.err, "%s ran alone", name)
+		}
+	}
 }
