@@ -272,6 +272,17 @@ func (b *installBatcher) runTogether(ctx context.Context, reqs []*installRequest
 		lr.CpuQuota *= int64(jobs)
 		meta.LinuxResources = lr
 	}
+	// Every step's started is closed when the container starts, or when
+	// it failed to (as the executor does for one step).
+	started := make(chan struct{})
+	closeStarted := sync.OnceFunc(func() {
+		for _, r := range reqs {
+			if r.started != nil {
+				close(r.started)
+			}
+		}
+	})
+	defer closeStarted()
 	args := append(slices.Clone(meta.Args[:3]), batchDir+"/driver/batchinstall.py", "--jobs", strconv.Itoa(jobs), meta.Args[3], "--root", "")
 	args = append(args, meta.Args[4:]...)
 	for i, r := range reqs[1:] {
@@ -296,16 +307,6 @@ func (b *installBatcher) runTogether(ctx context.Context, reqs []*installRequest
 	for _, r := range reqs {
 		stderr.ws = append(stderr.ws, r.process.Stderr)
 	}
-	// Every step's started is closed when the container starts, or when
-	// it failed to (as the executor does for one step).
-	started := make(chan struct{})
-	closeStarted := sync.OnceFunc(func() {
-		for _, r := range reqs {
-			if r.started != nil {
-				close(r.started)
-			}
-		}
-	})
 	go func() {
 		select {
 		case <-started:
