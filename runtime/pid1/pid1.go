@@ -12,8 +12,7 @@
 //
 // It cannot be stopped from inside the sandbox: the kernel drops signals
 // to a namespace's init that has no handler for them (SIGKILL and SIGSTOP
-// included), and this one ignores every other signal (SIGCHLD reaches only
-// the Go runtime's handler, which ignores it, so wait4 sees the exits). It
+// included), and this one handles every other signal by ignoring it. It
 // makes itself non-dumpable, so a process of the same user can neither
 // ptrace it nor read its memory. If it dies anyway (the OOM killer), the
 // kernel kills every process of the namespace with it: the run ends early,
@@ -31,7 +30,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -108,9 +106,9 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "skillbuild init: prctl:", err)
 		return usageStatus
 	}
-	// Every signal the sandbox can send is ignored (see ignoreSignals):
-	// no goroutine waits for signals, the init blocks in wait4.
-	ignoreSignals()
+	// Every signal is caught here: SIGCHLD to reap, the rest ignored.
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs)
 
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
@@ -134,101 +132,31 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "%scannot start %s: %v\n", StartFailedPrefix, path, err)
 		return StartFailedStatus
 	}
-	var e ending
-	go e.watch(timeout, idle, jobs)
-	status, err := waitFor(child)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "skillbuild init: wait:", err)
-		status = usageStatus
-	}
-	limit := e.finish()
-	killAll()
-	if limit != 0 {
-		return limit
-	}
-	return status
-}
-
-// ignoreSignals ignores every signal but SIGCHLD and SIGURG: the kernel
-// then drops them (a namespace's init gets no signal it does not handle
-// from inside its namespace, SIGKILL and SIGSTOP included). SIGCHLD and
-// SIGURG keep the Go runtime's handler, which ignores them: SIGCHLD must
-// not be ignored, or the kernel would reap the children itself and wait4
-// would never see the child's status; SIGURG is the runtime's own
-// preemption signal.
-func ignoreSignals() {
-	for s := 1; s <= 64; s++ {
-		switch syscall.Signal(s) {
-		case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGKILL, syscall.SIGSTOP:
-			continue
-		}
-		signal.Ignore(syscall.Signal(s))
-	}
-}
-
-// ending is how the run's limits end it: the deadline (or, for a warm
-// init, the idle limit) kills every process unless the child exited
-// first.
-type ending struct {
-	mu       sync.Mutex
-	finished bool // the child exited
-	status   int  // DeadlineStatus or IdleStatus once a limit ended the run
-}
-
-// watch kills every process of the namespace at the deadline (a warm
-// init: at its idle limit, unless its job came first; then at the job's
-// deadline).
-func (e *ending) watch(timeout, idle time.Duration, jobs <-chan time.Duration) {
-	limit, status := timeout, DeadlineStatus
+	// A warm init waits for its job first: the idle limit runs, the
+	// deadline not yet.
+	var deadline <-chan time.Time
 	if idle > 0 {
-		t := time.NewTimer(idle)
-		select {
-		case d := <-jobs:
-			t.Stop()
-			limit = d
-		case <-t.C:
-			limit, status = 0, IdleStatus
-		}
+		deadline = time.After(idle)
+	} else {
+		deadline = time.After(timeout)
 	}
-	if limit > 0 {
-		time.Sleep(limit)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.finished {
-		return
-	}
-	e.status = status
-	_ = unix.Kill(-1, unix.SIGKILL)
-}
-
-// finish records that the child exited and returns the status of the
-// limit that ended the run first, or 0.
-func (e *ending) finish() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.finished = true
-	return e.status
-}
-
-// waitFor reaps every process that ends in the namespace (its init
-// inherits the orphans) until child ends, and returns child's exit status
-// (128+signal when it was killed).
-func waitFor(child int) (int, error) {
 	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
+		if status, done := reap(child); done {
+			killAll()
+			return status
 		}
-		if err != nil {
-			return 0, err
-		}
-		if pid == child {
-			if ws.Signaled() {
-				return 128 + int(ws.Signal()), nil
+		select {
+		case <-sigs:
+		case d := <-jobs:
+			jobs = nil
+			idle = 0
+			deadline = time.After(d)
+		case <-deadline:
+			killAll()
+			if idle > 0 {
+				return IdleStatus
 			}
-			return ws.ExitStatus(), nil
+			return DeadlineStatus
 		}
 	}
 }
@@ -276,6 +204,29 @@ func parse(args []string) (timeout, idle time.Duration, argv []string, err error
 		return 0, d, args[2:], nil
 	}
 	return d, 0, args[2:], nil
+}
+
+// reap collects every child that has ended, without blocking, and reports
+// the exit status of child once it has ended.
+func reap(child int) (int, bool) {
+	status, done := 0, false
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return status, done
+		}
+		if pid == child {
+			done = true
+			status = ws.ExitStatus()
+			if ws.Signaled() {
+				status = 128 + int(ws.Signal())
+			}
+		}
+	}
 }
 
 // killAll kills every other process of the PID namespace and reaps them
