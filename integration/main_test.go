@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +32,7 @@ var env struct {
 	socket string // the private containerd's socket
 	root   string // skillbuild --root
 	bin    string // the skillbuild binary under test
+	peak   string // hack/peakrss, for a child's own peak RSS (runPeakRSS)
 	base   string // base image reference (a Debian bookworm python3)
 	ctd    *ctdtest.Daemon
 }
@@ -129,6 +133,12 @@ func setup() (int, error) {
 	if err := initBuild.Run(); err != nil {
 		return 0, fmt.Errorf("go build skillbuild-init: %w", err)
 	}
+	env.peak = filepath.Join(dir, "peakrss")
+	peakBuild := exec.Command("go", "build", "-o", env.peak, "../hack/peakrss")
+	peakBuild.Stderr = os.Stderr
+	if err := peakBuild.Run(); err != nil {
+		return 0, fmt.Errorf("go build peakrss: %w", err)
+	}
 	if out, err := sbCmd("base", "import", "--rootfs", rootfs, "--name", baseRef).CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("base import: %v: %s", err, out)
 	}
@@ -173,6 +183,33 @@ func sbCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(env.bin, full...)
 	cmd.Env = cleanEnv()
 	return cmd
+}
+
+// runPeakRSS runs cmd (not started) and returns the peak resident set
+// size, in KiB, of its program alone. cmd.ProcessState.SysUsage cannot
+// tell it: a child's ru_maxrss starts at its Go parent's peak, this test
+// binary's (see hack/peakrss), so cmd runs under peakrss instead.
+func runPeakRSS(cmd *exec.Cmd) (int64, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, w)
+	fd := 2 + len(cmd.ExtraFiles)
+	cmd.Args = append([]string{env.peak, strconv.Itoa(fd), cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = env.peak
+	err = cmd.Run()
+	w.Close()
+	report, rerr := io.ReadAll(r)
+	if err != nil {
+		return 0, err
+	}
+	var kib int64
+	if _, serr := fmt.Sscan(string(report), &kib); rerr != nil || serr != nil {
+		return 0, fmt.Errorf("peakrss report %q: %v", report, errors.Join(rerr, serr))
+	}
+	return kib, nil
 }
 
 // result is what a skillbuild invocation did.
