@@ -114,7 +114,7 @@ func (s *sbBuilder) build(ctx context.Context, root, id string, reqs []string, _
 	}
 	argv := s.b.sbArgsBin(s.bin, root, append([]string{"install", "--json", "--progress", progress,
 		"--base", baseRef, "--index-url", s.b.index.srv.URL()}, append(append(append([]string{}, s.flags...), id), reqs...)...)...)
-	r, err := s.b.exec(ctx, nil, append(append([]string{}, s.wrap...), argv...))
+	r, err := s.b.execPeak(ctx, nil, append(append([]string{}, s.wrap...), argv...))
 	if err != nil {
 		return sample{}, err
 	}

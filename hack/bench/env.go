@@ -36,7 +36,8 @@ type bench struct {
 	ctd    *ctdtest.Daemon
 	roots  int // skillbuild roots handed out
 	index  *index
-	podman bool // buildah and podman columns enabled
+	podman bool   // buildah and podman columns enabled
+	peak   string // hack/peakrss, built into dir (see execPeak)
 }
 
 // sysPath is the PATH of every process the benchmark starts.
@@ -71,6 +72,11 @@ func newBench(ctx context.Context, o options, out io.Writer) (*bench, error) {
 		return nil, err
 	}
 	b.say("work directory %s (command log: %s)", dir, b.logf.Name())
+	b.peak = filepath.Join(dir, "peakrss")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.peak, "github.com/skillbuild/skillbuild/hack/peakrss").CombinedOutput(); err != nil {
+		b.close()
+		return nil, fmt.Errorf("go build hack/peakrss: %v: %s", err, out)
+	}
 	if err := b.setup(ctx); err != nil {
 		b.close()
 		return nil, err
@@ -95,15 +101,44 @@ type result struct {
 	stdout []byte
 	stderr []byte
 	code   int
-	maxRSS int64         // KiB, from wait4's rusage
+	maxRSS int64         // KiB: the program's own only from execPeak (see hack/peakrss)
 	cpu    time.Duration // user + system CPU of the process and its waited-for children
 	start  time.Time
 }
 
 // exec runs argv with the clean environment and returns what it did. An
 // exit code other than 0 or one of ok is an error carrying stderr's tail.
+// Its maxRSS is wait4's, never below this process's own peak: a Go
+// program's child starts counting from its parent's (hack/peakrss).
 func (b *bench) exec(ctx context.Context, stdin io.Reader, argv []string, ok ...int) (result, error) {
+	return b.execReport(ctx, stdin, argv, nil, ok...)
+}
+
+// execPeak is exec with argv started by hack/peakrss: maxRSS and cpu are
+// argv's own, and wall time includes peakrss's start (about 2 ms).
+func (b *bench) execPeak(ctx context.Context, stdin io.Reader, argv []string, ok ...int) (result, error) {
+	rp, wp, err := os.Pipe()
+	if err != nil {
+		return result{}, err
+	}
+	defer rp.Close()
+	r, err := b.execReport(ctx, stdin, append([]string{b.peak, "3", lookSys(argv[0])}, argv[1:]...), wp, ok...)
+	wp.Close()
+	var kib, user, sys int64
+	r.maxRSS = 0 // unknown unless peakrss reported
+	if report, rerr := io.ReadAll(rp); rerr == nil {
+		if _, serr := fmt.Sscan(string(report), &kib, &user, &sys); serr == nil {
+			r.maxRSS, r.cpu = kib, time.Duration(user+sys)
+		}
+	}
+	return r, err
+}
+
+func (b *bench) execReport(ctx context.Context, stdin io.Reader, argv []string, report *os.File, ok ...int) (result, error) {
 	cmd := exec.CommandContext(ctx, lookSys(argv[0]), argv[1:]...)
+	if report != nil {
+		cmd.ExtraFiles = []*os.File{report}
+	}
 	cmd.Env = b.cleanEnv()
 	cmd.Dir = b.dir
 	cmd.Stdin = stdin

@@ -508,7 +508,7 @@ func (rep *report) runTable(sb *strings.Builder) {
 		}
 		fmt.Fprintf(sb, " %s |", txt)
 	}
-	sb.WriteString("\n| peak RSS of the skillbuild process (wait4 ru_maxrss): median / max |")
+	sb.WriteString("\n| peak RSS of the skillbuild process itself (hack/peakrss; builds: every sample, whose time includes peakrss's ~2 ms start; run: 3 untimed runs): median / max |")
 	for i, c := range rep.runOrder {
 		if i > 0 {
 			sb.WriteString(" — |")
