@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 
@@ -14,14 +13,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// build builds peakrss into a temporary directory.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "peakrss")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Run())
+	return bin
+}
+
 // TestPeakRSSIsTheChildsOwn inflates this process to 200 MiB, then starts
 // a small program directly and under peakrss: wait4 reads the direct one
 // as at least this process's peak; peakrss reads the program's own.
 func TestPeakRSSIsTheChildsOwn(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "peakrss")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := build(t)
 	sh, err := exec.LookPath("sh")
 	require.NoError(t, err)
 
@@ -56,13 +62,10 @@ func TestPeakRSSIsTheChildsOwn(t *testing.T) {
 }
 
 func TestPeakRSSPassesOnASignalDeath(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "peakrss")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := build(t)
 	_, w, err := os.Pipe()
 	require.NoError(t, err)
-	cmd := exec.Command(bin, strconv.Itoa(3), "sh", "-c", "kill -TERM $$")
+	cmd := exec.Command(bin, "3", "sh", "-c", "kill -TERM $$")
 	cmd.ExtraFiles = []*os.File{w}
 	err = cmd.Run()
 	var ee *exec.ExitError
