@@ -63,11 +63,13 @@ func TestPeakRSSIsTheChildsOwn(t *testing.T) {
 
 func TestPeakRSSPassesOnASignalDeath(t *testing.T) {
 	bin := build(t)
-	_, w, err := os.Pipe()
+	r, w, err := os.Pipe()
 	require.NoError(t, err)
+	defer r.Close()
 	cmd := exec.Command(bin, "3", "sh", "-c", "kill -TERM $$")
 	cmd.ExtraFiles = []*os.File{w}
 	err = cmd.Run()
+	w.Close()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)
 	ws := ee.Sys().(syscall.WaitStatus)
