@@ -131,6 +131,9 @@ func (b *bench) execPeak(ctx context.Context, stdin io.Reader, argv []string, ok
 			r.maxRSS, r.cpu = kib, time.Duration(user+sys)
 		}
 	}
+	b.logMu.Lock()
+	fmt.Fprintf(b.logf, "# its own maxrss (peakrss): %d KiB\n\n", r.maxRSS)
+	b.logMu.Unlock()
 	return r, err
 }
 
