@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/skillbuild/skillbuild/integration/ctdtest"
 	"github.com/skillbuild/skillbuild/internal/mounts"
+	"github.com/skillbuild/skillbuild/internal/peakrss"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
 )
 
@@ -190,26 +188,16 @@ func sbCmd(args ...string) *exec.Cmd {
 // tell it: a child's ru_maxrss starts at its Go parent's peak, this test
 // binary's (see hack/peakrss), so cmd runs under peakrss instead.
 func runPeakRSS(cmd *exec.Cmd) (int64, error) {
-	r, w, err := os.Pipe()
+	read, err := peakrss.Wrap(cmd, env.peak)
 	if err != nil {
 		return 0, err
 	}
-	defer r.Close()
-	cmd.ExtraFiles = append(cmd.ExtraFiles, w)
-	fd := 2 + len(cmd.ExtraFiles)
-	cmd.Args = append([]string{env.peak, strconv.Itoa(fd), cmd.Path}, cmd.Args[1:]...)
-	cmd.Path = env.peak
 	err = cmd.Run()
-	w.Close()
-	report, rerr := io.ReadAll(r)
+	u, rerr := read()
 	if err != nil {
 		return 0, err
 	}
-	var kib int64
-	if _, serr := fmt.Sscan(string(report), &kib); rerr != nil || serr != nil {
-		return 0, fmt.Errorf("peakrss report %q: %v", report, errors.Join(rerr, serr))
-	}
-	return kib, nil
+	return u.MaxRSSKiB, rerr
 }
 
 // result is what a skillbuild invocation did.

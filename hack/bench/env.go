@@ -16,6 +16,7 @@ import (
 
 	"github.com/skillbuild/skillbuild/integration/ctdtest"
 	"github.com/skillbuild/skillbuild/internal/mounts"
+	"github.com/skillbuild/skillbuild/internal/peakrss"
 )
 
 // baseRef is the tag of the Debian python base in containerd and in
@@ -111,36 +112,23 @@ type result struct {
 // Its maxRSS is wait4's, never below this process's own peak: a Go
 // program's child starts counting from its parent's (hack/peakrss).
 func (b *bench) exec(ctx context.Context, stdin io.Reader, argv []string, ok ...int) (result, error) {
-	return b.execReport(ctx, stdin, argv, nil, ok...)
+	return b.execRSS(ctx, stdin, argv, false, ok...)
 }
 
 // execPeak is exec with argv started by hack/peakrss: maxRSS and cpu are
 // argv's own, and wall time includes peakrss's start (about 2 ms).
 func (b *bench) execPeak(ctx context.Context, stdin io.Reader, argv []string, ok ...int) (result, error) {
-	rp, wp, err := os.Pipe()
-	if err != nil {
-		return result{}, err
-	}
-	defer rp.Close()
-	r, err := b.execReport(ctx, stdin, append([]string{b.peak, "3", lookSys(argv[0])}, argv[1:]...), wp, ok...)
-	wp.Close()
-	var kib, user, sys int64
-	r.maxRSS = 0 // unknown unless peakrss reported
-	if report, rerr := io.ReadAll(rp); rerr == nil {
-		if _, serr := fmt.Sscan(string(report), &kib, &user, &sys); serr == nil {
-			r.maxRSS, r.cpu = kib, time.Duration(user+sys)
-		}
-	}
-	b.logMu.Lock()
-	fmt.Fprintf(b.logf, "# its own maxrss (peakrss): %d KiB\n\n", r.maxRSS)
-	b.logMu.Unlock()
-	return r, err
+	return b.execRSS(ctx, stdin, argv, true, ok...)
 }
 
-func (b *bench) execReport(ctx context.Context, stdin io.Reader, argv []string, report *os.File, ok ...int) (result, error) {
+func (b *bench) execRSS(ctx context.Context, stdin io.Reader, argv []string, peak bool, ok ...int) (result, error) {
 	cmd := exec.CommandContext(ctx, lookSys(argv[0]), argv[1:]...)
-	if report != nil {
-		cmd.ExtraFiles = []*os.File{report}
+	var readPeak func() (peakrss.Usage, error)
+	if peak {
+		var err error
+		if readPeak, err = peakrss.Wrap(cmd, b.peak); err != nil {
+			return result{}, err
+		}
 	}
 	cmd.Env = b.cleanEnv()
 	cmd.Dir = b.dir
@@ -156,6 +144,13 @@ func (b *bench) execReport(ctx context.Context, stdin io.Reader, argv []string, 
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.maxRSS = ru.Maxrss
 			r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	if readPeak != nil {
+		u, perr := readPeak()
+		r.maxRSS = u.MaxRSSKiB // zero: unknown
+		if perr == nil {
+			r.cpu = u.CPU
 		}
 	}
 	b.logMu.Lock()

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 
+	"github.com/skillbuild/skillbuild/internal/peakrss"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -42,34 +41,28 @@ func TestPeakRSSIsTheChildsOwn(t *testing.T) {
 	directKiB := direct.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
 	assert.GreaterOrEqual(t, directKiB, int64(200<<10), "wait4's reading of a child of this process")
 
-	r, w, err := os.Pipe()
+	cmd := exec.Command(sh, "-c", "exit 3")
+	read, err := peakrss.Wrap(cmd, bin)
 	require.NoError(t, err)
-	defer r.Close()
-	cmd := exec.Command(bin, "3", sh, "-c", "exit 3")
-	cmd.ExtraFiles = []*os.File{w}
 	err = cmd.Run()
-	w.Close()
+	u, rerr := read()
+	require.NoError(t, rerr)
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 3, ee.ExitCode(), "peakrss exits as its program did")
-	report, err := io.ReadAll(r)
-	require.NoError(t, err)
-	var kib, user, sys int64
-	_, err = fmt.Sscan(string(report), &kib, &user, &sys)
-	require.NoError(t, err, "report %q", report)
+	kib := u.MaxRSSKiB
 	assert.Less(t, kib, int64(32<<10), "peakrss's reading of sh -c 'exit 3'")
 	t.Logf("sh -c 'exit 3': %d KiB started directly, %d KiB under peakrss", directKiB, kib)
 }
 
 func TestPeakRSSPassesOnASignalDeath(t *testing.T) {
 	bin := build(t)
-	r, w, err := os.Pipe()
+	cmd := exec.Command("sh", "-c", "kill -TERM $$")
+	read, err := peakrss.Wrap(cmd, bin)
 	require.NoError(t, err)
-	defer r.Close()
-	cmd := exec.Command(bin, "3", "sh", "-c", "kill -TERM $$")
-	cmd.ExtraFiles = []*os.File{w}
 	err = cmd.Run()
-	w.Close()
+	_, rerr := read()
+	assert.NoError(t, rerr, "a report even when the program died of a signal")
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)
 	ws := ee.Sys().(syscall.WaitStatus)
