@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,7 +40,7 @@ func TestServeRefusesBadInput(t *testing.T) {
 		var out, errb bytes.Buffer
 		args := append([]string{"skillbuild", "--address", filepath.Join(dir, "no-containerd.sock"), "--root", dir, "serve"}, tc.args...)
 		code := Main(context.Background(), args, nil, &out, &errb)
-		assert.Equal(t, exitBadInput, code, "%v: %s", tc.args, errb.String())
+		assert.Equal(t, api.ExitBadInput, code, "%v: %s", tc.args, errb.String())
 		assert.Contains(t, errb.String(), tc.msg, "%v", tc.args)
 	}
 }
