@@ -65,7 +65,7 @@ func printInspect(c *cli.Context, out api.InspectResult) error {
 	if out.Verdict != nil && json.Unmarshal(out.Verdict, &v) == nil {
 		fmt.Fprintf(w, "verdict\t%s: %d packages, %d allowed, %d below threshold\n", v.Result, v.Packages, len(v.Allowed), len(v.BelowThreshold))
 		if v.DB != nil {
-			fmt.Fprintf(w, "database\tsha256:%s, checked %s\n", v.DB.SHA256, v.DB.CheckedAt.Format("2006-01-02 15:04 MST"))
+			fmt.Fprintf(w, "database\tsha256:%s, newest record %s\n", v.DB.SHA256, v.DB.NewestModified.Format("2006-01-02 15:04 MST"))
 		}
 		for _, a := range v.Allowed {
 			fmt.Fprintf(w, "allowed\t%s %s==%s: %s (until %s)\n", a.ID, a.Package, a.Version, a.Reason, a.Expires.Format("2006-01-02"))
