@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
@@ -156,13 +157,26 @@ func (s *Service) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult
 	if err != nil {
 		return nil, err
 	}
+	// An archive may name one image several times (OCI and containerd
+	// annotations): each image is listed once, each name once.
 	out := api.LoadResult{}
+	at := map[string]int{}
 	for _, img := range imgs {
 		names, err := s.nameLoaded(ctx, client, img, req.Repo, "archive "+filepath.Base(req.Path))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, api.LoadedImage{Names: names, Digest: img.Digest.String()})
+		d := img.Digest.String()
+		i, seen := at[d]
+		if !seen {
+			i, at[d] = len(out), len(out)
+			out = append(out, api.LoadedImage{Digest: d, Names: []string{}})
+		}
+		for _, n := range names {
+			if !slices.Contains(out[i].Names, n) {
+				out[i].Names = append(out[i].Names, n)
+			}
+		}
 	}
 	return out, nil
 }
@@ -184,12 +198,17 @@ func (s *Service) nameLoaded(ctx context.Context, client *ctd.Client, img store.
 		return nil, err
 	}
 	names := []string{img.Name}
-	for _, n := range append([]string{img.Name}, extra...) {
+	for _, n := range extra {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
 		if err := store.SetTag(ctx, client, images.Image{Name: n, Target: rec.Target, Labels: recLabels}); err != nil {
 			return nil, err
 		}
 	}
-	return append(names, extra...), nil
+	return names, nil
 }
 
 // ImportBase imports a base image offline from exactly one of an OCI
