@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"sync"
 
@@ -124,6 +126,10 @@ func (s *Service) build(ctx context.Context, in config.Input, req api.InstallReq
 		return failInstall(out, err), err
 	}
 	out := &api.InstallResult{SkillID: skill.ID, Version: skill.Version, ImageTag: store.Familiar(skill.Tag()), Packages: []api.Package{}, Vulnerabilities: []scan.Finding{}, BuildLogs: []string{}}
+
+	if err := s.checkDestinations(skill, req.Local); err != nil {
+		return failInstall(out, err), err
+	}
 
 	var dbOpener func() (*scan.DB, error)
 	layers := sbllb.InstallOpts{MaxLayers: req.Local.MaxLayers, SingleLayer: req.Local.SingleLayer}
@@ -457,4 +463,35 @@ func (s *Service) export(ctx context.Context, name, spec string) error {
 func FailedInstall(req api.InstallRequest, err error) *api.InstallResult {
 	in := req.Input()
 	return failInstall(&api.InstallResult{SkillID: in.ID, Version: in.Version}, err)
+}
+
+// checkDestinations refuses, before anything is built, a push or a load
+// that cannot work: a push reference that does not expand, a push from a
+// builder that leaves the image outside containerd (without --load), no
+// containerd to load into or push from, registry settings that do not
+// read.
+func (s *Service) checkDestinations(skill config.Skill, local api.InstallLocal) error {
+	if local.Push != "" {
+		if _, err := registry.ExpandRef(local.Push, skill.ID, skill.Version); err != nil {
+			return fmt.Errorf("--push: %w", err)
+		}
+		if !s.opts.builder.embedded() && !local.Load {
+			return fmt.Errorf("--push sends the image from containerd, and the %s builder leaves it only in its --output destinations: "+
+				"add --load to put it into the containerd at %s first, or push the --output archive with skopeo: %w",
+				s.opts.builder.Name, s.opts.address, errdefs.ErrInvalidArgument)
+		}
+		if _, err := s.registryClient(); err != nil {
+			return err
+		}
+	}
+	if (local.Push != "" || local.Load) && !s.opts.builder.embedded() {
+		if _, err := os.Stat(s.opts.address); errors.Is(err, fs.ErrNotExist) {
+			what := "--load"
+			if local.Push != "" {
+				what = "--push (with --load)"
+			}
+			return fmt.Errorf("%s needs a containerd, and there is no socket at %s (set --address): %w", what, s.opts.address, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
 }
