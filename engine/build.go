@@ -220,6 +220,7 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 	go func() {
 		defer wg.Done()
 		for st := range statusCh {
+			st = noteCacheMiss(st)
 			ss.col.add(st)
 			if status != nil {
 				status <- st
