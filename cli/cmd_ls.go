@@ -58,7 +58,7 @@ func printImages(out io.Writer, imgs []api.SkillImage, unpacked bool) {
 		if unpacked {
 			size += "\t" + config.FormatSize(s.Unpacked)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Version, s.Tag, dg, size, s.Packages, s.Created.Local().Format(time.DateTime))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.SkillID, s.Version, s.Tag, dg, size, s.Packages, s.Created.Local().Format(time.DateTime))
 	}
 	w.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/server"
 	"github.com/skillbuild/skillbuild/skill"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
 
@@ -88,7 +89,7 @@ func serve(c *cli.Context) error {
 	if err := pool.Check(); err != nil {
 		return fmt.Errorf("--max-warm, --warm-per-skill, --warm-memory, --idle-timeout: %w", err)
 	}
-	svc, err := newService(c, skill.WithWarmPool(pool))
+	svc, err := newService(c, skill.WithWarmPool(pool), skill.WithFace(api.FaceAPI))
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func (s *Service) admit(ctx context.Context, client *ctd.Client, rec images.Imag
 	}
 	reason := fmt.Sprintf("image %s came from a %s and carries no passing scan verdict (%s: %s)", name, origin, scan.LabelScan, shown)
 	if !allowUnscanned {
-		return "", fmt.Errorf("%s; build it with the scan on, or pass --allow-unscanned to run it anyway: %w", reason, errdefs.ErrFailedPrecondition)
+		return "", fmt.Errorf("%s; %s: %w", reason, s.advise("build it with the scan on, or pass --allow-unscanned to run it anyway", "build it with the scan on"), errdefs.ErrFailedPrecondition)
 	}
 	fmt.Fprintln(s.opts.log, "WARNING: "+reason+"; running it because of --allow-unscanned")
 	return reason + "; run with --allow-unscanned", nil

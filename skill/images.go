@@ -39,7 +39,7 @@ func (s *Service) List(ctx context.Context, req api.ListRequest) ([]api.SkillIma
 func skillImages(imgs []store.SkillImage) []api.SkillImage {
 	out := make([]api.SkillImage, len(imgs))
 	for i, s := range imgs {
-		out[i] = api.SkillImage{ID: s.ID, Version: s.Version, Tag: s.Tag, Name: s.Name, Digest: s.Digest, Packages: s.Packages,
+		out[i] = api.SkillImage{SkillID: s.ID, Version: s.Version, Tag: s.Tag, Name: s.Name, Digest: s.Digest, Packages: s.Packages,
 			LockDigest: s.LockDigest, Size: s.Size, Unpacked: s.Unpacked, Created: s.Created, Updated: s.Updated}
 	}
 	return out
@@ -74,7 +74,7 @@ func (s *Service) Remove(ctx context.Context, req api.RemoveRequest) (*api.Remov
 func (s *Service) Inspect(ctx context.Context, req api.InspectRequest) (*api.InspectResult, error) {
 	name := req.Ref
 	if name == "" {
-		skill, err := config.Load(config.Input{ID: req.SkillID, Version: orDefault(req.Version, "1"), Repo: req.Repo, Set: map[string]bool{}})
+		skill, err := s.load(config.Input{ID: req.SkillID, Version: orDefault(req.Version, "1"), Repo: req.Repo, Set: map[string]bool{}})
 		if err != nil {
 			return nil, err
 		}

@@ -82,7 +82,7 @@ func forward(progress Progress) (chan *bkclient.SolveStatus, chan struct{}) {
 // afterBuild writes the outputs and pushes once the image is built; a
 // failure is recorded in out.
 func (s *Service) afterBuild(ctx context.Context, in config.Input, req api.InstallRequest, out *api.InstallResult) error {
-	skill, err := config.Load(in)
+	skill, err := s.load(in)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (s *Service) build(ctx context.Context, in config.Input, req api.InstallReq
 			close(status)
 		}
 	}()
-	skill, err := config.Load(in)
+	skill, err := s.load(in)
 	if err != nil {
 		out := &api.InstallResult{SkillID: in.ID, Version: in.Version}
 		return failInstall(out, err), err

@@ -25,7 +25,7 @@ const LabelOrigin = "org.skillbuild.origin"
 func (s *Service) Pull(ctx context.Context, req api.PullRequest) (*api.PullResult, error) {
 	ref := req.Ref
 	if ref == "" {
-		skill, err := config.Load(config.Input{ID: req.SkillID, Version: orDefault(req.Version, "1"), Repo: req.Repo,
+		skill, err := s.load(config.Input{ID: req.SkillID, Version: orDefault(req.Version, "1"), Repo: req.Repo,
 			Set: map[string]bool{config.FlagRepo: req.Repo != "", config.FlagVersion: true}})
 		if err != nil {
 			return nil, err
@@ -95,7 +95,7 @@ func (s *Service) Push(ctx context.Context, req api.PushRequest) (*api.PushResul
 	if req.Local.Input != nil {
 		in = *req.Local.Input
 	}
-	skill, err := config.Load(in)
+	skill, err := s.load(in)
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, 
 	if in.ID != "" {
 		out.SkillID = in.ID
 	}
-	skill, err := config.Load(in)
+	skill, err := s.load(in)
 	if err != nil {
 		return fillRun(out, runtime.Result{}, err), err
 	}
@@ -40,14 +40,14 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, 
 	var res runtime.Result
 	if pool := s.pool(); pool != nil {
 		res, err = s.runWarm(ctx, pool, rreq)
-		err = runError(err, skill, req.Image, out.ImageTag)
+		err = s.runError(err, skill, req.Image, out.ImageTag)
 		return fillRun(out, res, err), err
 	}
 	res, out.Unscanned, err = s.runCold(ctx, req.Local, rreq)
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, syscall.EPIPE) {
 		err = fmt.Errorf("%w: the run was stopped and cleaned up", cause)
 	}
-	err = runError(err, skill, req.Image, out.ImageTag)
+	err = s.runError(err, skill, req.Image, out.ImageTag)
 	if errors.Is(err, runtime.ErrLimitsNotEnforceable) {
 		err = s.limitsRefused(err)
 	}
@@ -149,18 +149,24 @@ func runImage(skill config.Skill, image string) (ref, tag string, err error) {
 }
 
 // runError turns a missing image into an error that says what to do.
-func runError(err error, skill config.Skill, image, tag string) error {
+func (s *Service) runError(err error, skill config.Skill, image, tag string) error {
+	if errors.Is(err, runtime.ErrLimitsNotEnforceable) && s.pool() != nil {
+		return fmt.Errorf("run refused: this server cannot hold run limits with cgroups (rootless without a delegated cgroup subtree); "+
+			"its operator can delegate one with `skillbuild rootless setup --user USER` as root: %w", err)
+	}
 	if !errors.Is(err, runtime.ErrImageNotFound) {
 		return err
 	}
-	hint := "skillbuild install " + skill.ID
+	hint := "run `skillbuild install " + skill.ID + "` first"
 	if skill.Version != "1" {
-		hint = "skillbuild install --version " + skill.Version + " " + skill.ID
+		hint = "run `skillbuild install --version " + skill.Version + " " + skill.ID + "` first"
 	}
+	apiHint := fmt.Sprintf("install it first (POST /v1/install with skill_id %q, version %q)", skill.ID, skill.Version)
 	if image != "" {
-		hint = "skillbuild base import, or pull it into containerd,"
+		hint = "run `skillbuild base import`, or pull it into containerd, first"
+		apiHint = "import or pull it on the server first"
 	}
-	return &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
+	return &notFoundError{msg: fmt.Sprintf("image %s not found, %s", tag, s.advise(hint, apiHint))}
 }
 
 // fillRun records what a run did; err is the failure of the run itself,

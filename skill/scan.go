@@ -19,7 +19,7 @@ import (
 // settings), or with NoResolve the pins given as the whole set. A
 // vulnerable set is the verdict and a *scan.VulnerableError.
 func (s *Service) Scan(ctx context.Context, req api.ScanRequest, progress Progress) (*api.ScanResult, error) {
-	policy, err := ParseScanPolicy(req.MinSeverity, req.AllowStaleDB, req.Allow)
+	policy, err := s.scanPolicy(req.MinSeverity, req.AllowStaleDB, req.Allow)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (s *Service) scanPackages(ctx context.Context, req api.ScanRequest, progres
 		in = *req.Local.Input
 	}
 	if len(in.Requirements) == 0 && len(in.RequirementFiles) == 0 {
-		return nil, fmt.Errorf("nothing to scan: give requirements as arguments or with -r FILE: %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("nothing to scan: %s: %w", s.advise("give requirements as arguments or with -r FILE", `the request's "requirements" is empty`), errdefs.ErrInvalidArgument)
 	}
 	if !req.NoResolve {
 		// The policy is the request's (scan takes the ID shorthand of
@@ -81,7 +81,7 @@ func (s *Service) scanPackages(ctx context.Context, req api.ScanRequest, progres
 // sdist settings) like install does.
 func (s *Service) resolvePackages(ctx context.Context, in config.Input, progress Progress) ([]scan.Package, error) {
 	in.ID, in.Version = "scan", "1"
-	skill, err := config.Load(in)
+	skill, err := s.load(in)
 	if err != nil {
 		return nil, err
 	}
@@ -99,26 +99,26 @@ func (s *Service) resolvePackages(ctx context.Context, in config.Input, progress
 	return scan.Packages(locked), nil
 }
 
-// ParseScanPolicy is a scan's policy from its minimum severity, stale
-// database switch and allow entries (ID, ID@PACKAGE, or
+// scanPolicy is a scan's policy from its minimum severity, stale database
+// switch and allow entries (ID, ID@PACKAGE, or
 // ID[@PACKAGE]:YYYY-MM-DD:REASON).
-func ParseScanPolicy(minSeverity string, allowStale bool, allow []string) (config.Policy, error) {
+func (s *Service) scanPolicy(minSeverity string, allowStale bool, allow []string) (config.Policy, error) {
 	p := config.Policy{MinSeverity: strings.ToLower(minSeverity), AllowStaleDB: allowStale}
 	if err := config.ValidateSeverity(p.MinSeverity); err != nil {
-		return p, err
+		return p, s.inputError(err)
 	}
-	for _, s := range allow {
-		if strings.Contains(s, ":") {
-			a, err := config.ParseAllow(s)
+	for _, a := range allow {
+		if strings.Contains(a, ":") {
+			entry, err := config.ParseAllow(a)
 			if err != nil {
-				return p, err
+				return p, s.inputError(err)
 			}
-			p.Allow = append(p.Allow, a)
+			p.Allow = append(p.Allow, entry)
 			continue
 		}
-		id, pkg, _ := strings.Cut(s, "@")
+		id, pkg, _ := strings.Cut(a, "@")
 		if id == "" {
-			return p, fmt.Errorf("--allow %q: empty id: %w", s, errdefs.ErrInvalidArgument)
+			return p, fmt.Errorf("%s %q: empty id: %w", s.advise("--allow", "allow"), a, errdefs.ErrInvalidArgument)
 		}
 		p.Allow = append(p.Allow, config.AllowEntry{ID: id, Package: pkg, Reason: "--allow on the command line"})
 	}

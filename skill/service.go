@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/skillbuild/skillbuild/store"
 )
 
@@ -44,6 +45,7 @@ type options struct {
 	registry                 Registry
 	rootless                 *Rootless
 	warm                     *WarmPool
+	face                     api.Face
 }
 
 // Opt configures a Service.

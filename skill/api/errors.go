@@ -80,3 +80,13 @@ func Findings(err error) (fs []Finding, ok bool) {
 	}
 	return nil, false
 }
+
+// Face is whom a service's errors advise: the command line's user (flags,
+// commands to type) or an API caller (request fields, endpoints).
+type Face int
+
+// The faces of the service.
+const (
+	FaceCLI Face = iota
+	FaceAPI
+)

@@ -54,7 +54,8 @@ type ListRequest struct {
 
 // SkillImage is one tagged skill image, as `ls --json` lists it.
 type SkillImage struct {
-	ID       string        `json:"id"`
+	// SkillID is the skill's id: the same key as in every other document.
+	SkillID  string        `json:"skill_id"`
 	Version  string        `json:"version"`
 	Tag      string        `json:"tag"`  // short form, e.g. atom-skill:weather-v3
 	Name     string        `json:"name"` // containerd name, fully qualified
