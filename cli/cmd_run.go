@@ -166,14 +166,14 @@ func emitRun(c *cli.Context, out *api.RunResult, err error) error {
 		return cli.Exit("run: "+out.Error.Message, exitRunOOM)
 	case out.Error != nil && out.Error.Traceback == "":
 		// Python printed no traceback for this one: say what happened.
-		code := out.ExitCode
+		code := out.Exit()
 		if code == 0 {
 			code = api.ExitFailed
 		}
 		return cli.Exit("run: "+out.Error.Message, code)
 	}
-	if out.ExitCode != 0 {
-		return cli.Exit("", out.ExitCode)
+	if code := out.Exit(); code != 0 {
+		return cli.Exit("", code)
 	}
 	return nil
 }

@@ -172,7 +172,10 @@ func (s *Service) runError(err error, skill config.Skill, image, tag string) err
 // fillRun records what a run did; err is the failure of the run itself,
 // if any (then the document's error says what it was).
 func fillRun(out *api.RunResult, res runtime.Result, err error) *api.RunResult {
-	out.ExitCode = res.ExitCode
+	if ran := res.Duration > 0 || err == nil; ran {
+		// Only a process that ran has an exit status and a user.
+		out.ExitCode, out.UID, out.GID = &res.ExitCode, &res.UID, &res.GID
+	}
 	out.Stdout, out.Stderr = res.Stdout, res.Stderr
 	out.Result = res.Result
 	if res.Error != nil {
@@ -180,7 +183,6 @@ func fillRun(out *api.RunResult, res runtime.Result, err error) *api.RunResult {
 	}
 	out.TimedOut, out.OOMKilled, out.Truncated = res.TimedOut, res.OOMKilled, res.Truncated
 	out.DurationMS = res.Duration.Milliseconds()
-	out.UID, out.GID = res.UID, res.GID
 	out.LimitsEnforced = res.LimitsEnforced
 	if err != nil && out.Error == nil {
 		out.Error = &api.CodeError{Type: runErrorType(err), Message: err.Error()}

@@ -73,9 +73,11 @@ func (r RunRequest) Input() config.Input {
 // RunResult is what a run did: the document of `skillbuild run --json`
 // and of POST /v1/run.
 type RunResult struct {
-	SkillID    string          `json:"skill_id"`
-	ImageTag   string          `json:"image_tag"`
-	ExitCode   int             `json:"exit_code"`
+	SkillID  string `json:"skill_id"`
+	ImageTag string `json:"image_tag"`
+	// ExitCode is the runner's exit status; null when no process ran (the
+	// run was refused, or its image was not found).
+	ExitCode   *int            `json:"exit_code"`
 	Stdout     string          `json:"stdout"`
 	Stderr     string          `json:"stderr"`
 	Result     json.RawMessage `json:"result"`
@@ -84,8 +86,9 @@ type RunResult struct {
 	OOMKilled  bool            `json:"oom_killed"`
 	Truncated  bool            `json:"truncated"`
 	DurationMS int64           `json:"duration_ms"`
-	UID        uint32          `json:"uid"`
-	GID        uint32          `json:"gid"`
+	// UID and GID are the user the code ran as; null when no process ran.
+	UID *uint32 `json:"uid"`
+	GID *uint32 `json:"gid"`
 	// LimitsEnforced says how the memory, cpus and pids limits were held:
 	// cgroup, or rlimit (rootless without cgroup delegation, per process).
 	LimitsEnforced map[string]string `json:"limits_enforced"`
@@ -103,4 +106,12 @@ type CodeError struct {
 	Message string `json:"message"`
 	// Traceback is Python's formatted traceback, when there is one.
 	Traceback string `json:"traceback,omitempty"`
+}
+
+// Exit is the run's exit status, 0 when no process ran.
+func (r *RunResult) Exit() int {
+	if r.ExitCode == nil {
+		return 0
+	}
+	return *r.ExitCode
 }
