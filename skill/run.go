@@ -31,6 +31,9 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, 
 		return fillRun(out, runtime.Result{}, err), err
 	}
 	out.SkillID = skill.ID
+	if err := s.checkCeilings(skill.Run, req.User); err != nil {
+		return fillRun(out, runtime.Result{}, err), err
+	}
 	rreq := runtime.Request{Code: []byte(req.Code), Inputs: req.Inputs, Limits: runtime.Limits(skill.Run), User: req.User, Preload: req.Preload,
 		Stdout: req.Local.Stdout, Stderr: req.Local.Stderr}
 	rreq.Image, out.ImageTag, err = runImage(skill, req.Image)
