@@ -124,7 +124,7 @@ func (s *Service) pullForRun(ctx context.Context, client *ctd.Client, mode, name
 	if !registry.NamesRegistry(name) {
 		return fmt.Errorf("--pull %s: %s names no registry to pull from: %w", mode, name, errdefs.ErrInvalidArgument)
 	}
-	res, err := s.pullImage(ctx, client, name, "")
+	res, err := s.pullImage(ctx, client, name, "", OriginRegistry, false)
 	if err != nil {
 		return err
 	}
