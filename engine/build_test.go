@@ -33,6 +33,14 @@ func TestExplainResolveFailures(t *testing.T) {
 		{"no venv", "create venv /opt/skill/venv", "exit code: 1", "Error: ensurepip", []string{"venv"}},
 		{"unsafe wheel", "install evil==1.0", "exit code: 1", "wheelinstall: evil 1.0 (evil-1.0-py3-none-any.whl): refused: unsafe console script name '/etc/x'\n",
 			[]string{"refused an unsafe wheel: evil 1.0", "unsafe console script name '/etc/x'"}},
+		{"wheel over the venv", "install foo==9", "exit code: 1",
+			"wheelinstall: foo 9 (foo-9-py3-none-any.whl): refused: it writes /opt/skill/venv/pyvenv.cfg (from 'foo-9.data/data/pyvenv.cfg'), which belongs to the virtual environment\n",
+			[]string{`refused an unsafe wheel: foo 9 (foo-9-py3-none-any.whl; requirement "foo==9" at requirements.txt:3): writes /opt/skill/venv/pyvenv.cfg (from 'foo-9.data/data/pyvenv.cfg'), which belongs to the virtual environment`,
+				"a distribution may only add files of its own", "remove foo from the requirements"}},
+		{"dependency over another's file", "install bar==1", "exit code: 1",
+			"wheelinstall: bar 1 (bar-1-py3-none-any.whl): refused: it writes /opt/skill/venv/bin/x (from 'entry point x'), which baz 2 already wrote: no file may be replaced\n",
+			[]string{"bar 1 (bar-1-py3-none-any.whl; pulled in as a dependency): writes /opt/skill/venv/bin/x (from 'entry point x'), which baz 2 already wrote",
+				"remove bar or the distribution that wrote the file first"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +132,9 @@ func TestCheckLayerContents(t *testing.T) {
 		list("d "+site, "d "+site+"/B_c-2.0_1.dist-info", "d "+site+"/ns", "f "+site+"/ns/b.py",
 			"d "+site+"/b_c/_vendor/x-9.dist-info", "l "+sbllb.VenvDir+"/bin/b-link"),
 	}
-	require.NoError(t, checkLayerContents([]lock.Lock{a, b}, good))
+	venv := list("d /opt", "d /opt/skill", "d "+sbllb.VenvDir, "f "+sbllb.VenvDir+"/pyvenv.cfg", "d "+sbllb.VenvDir+"/bin",
+		"l "+sbllb.VenvDir+"/bin/python", "f "+sbllb.VenvDir+"/bin/activate", "d "+site, "l "+sbllb.VenvDir+"/lib64")
+	require.NoError(t, checkLayerContents(venv, []lock.Lock{a, b}, good))
 
 	tests := []struct {
 		name  string
@@ -149,11 +159,18 @@ func TestCheckLayerContents(t *testing.T) {
 			list("d "+site+"/a-1.0.dist-info", "d "+site+"/x"),
 			list("d "+site+"/b_c-2.0_1.dist-info", "f "+site+"/x")},
 			[]string{site + "/x is written by both"}},
+		{"the venv's config", []lock.Lock{a}, [][]byte{list("d "+site+"/a-1.0.dist-info", "f "+sbllb.VenvDir+"/pyvenv.cfg")},
+			[]string{"replaces or deletes the virtual environment's own files", "a==1.0 replaces " + sbllb.VenvDir + "/pyvenv.cfg"}},
+		{"the venv's activate script deleted", []lock.Lock{a, b}, [][]byte{list("d " + site + "/a-1.0.dist-info"),
+			list("d "+site+"/b_c-2.0_1.dist-info", "o "+sbllb.VenvDir+"/bin/activate")},
+			[]string{"b-c==2.0-1 replaces " + sbllb.VenvDir + "/bin/activate"}},
+		{"a directory over the venv's link", []lock.Lock{a}, [][]byte{list("d "+site+"/a-1.0.dist-info", "d "+sbllb.VenvDir+"/lib64", "f "+sbllb.VenvDir+"/lib64/x")},
+			[]string{"a==1.0 replaces " + sbllb.VenvDir + "/lib64"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := checkLayerContents(tt.locks, tt.lists)
+			err := checkLayerContents(venv, tt.locks, tt.lists)
 			var se *StepError
 			require.ErrorAs(t, err, &se)
 			assert.Equal(t, sbllb.StepCheckLayers, se.Step)
@@ -170,7 +187,7 @@ func TestCheckLayerContentsNamesAtMostTenProblems(t *testing.T) {
 	for i := range 500 {
 		entries = append(entries, fmt.Sprintf(`["f", "/etc/x%d"]`, i))
 	}
-	err := checkLayerContents([]lock.Lock{{{Name: "a", Version: "1"}}}, [][]byte{[]byte(strings.Join(entries, "\n"))})
+	err := checkLayerContents(nil, []lock.Lock{{{Name: "a", Version: "1"}}}, [][]byte{[]byte(strings.Join(entries, "\n"))})
 	require.Error(t, err)
 	assert.Equal(t, maxLayerProblems, strings.Count(err.Error(), " writes /etc/"))
 	assert.Contains(t, err.Error(), "and 490 more")

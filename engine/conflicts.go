@@ -24,8 +24,9 @@ const maxLayerProblems = 10
 // says it wrote) before anything is exported, for builders whose exported
 // blobs this process cannot read (the embedded builder checks those
 // instead: checkExportedLayers): nothing outside the venv,
-// exactly the locked distributions' dist-info directories, and no file
-// written by two layers (the merge would silently let the later one win).
+// exactly the locked distributions' dist-info directories, no file of the
+// venv's own replaced or deleted, and no file written by two layers (the
+// merge would silently let the later one win).
 // A failure is returned through fail as a *StepError naming the layers,
 // paths and distributions.
 func checkLayers(ctx context.Context, c gateway.Client, venv llb.State, in sbllb.Installed, s config.Skill, fail func(error) error) error {
@@ -45,6 +46,7 @@ func checkLayers(ctx context.Context, c gateway.Client, venv llb.State, in sbllb
 		return fail(err)
 	}
 	lists := make([][]byte, len(in.Layers))
+	var venvList []byte
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range in.Layers {
 		g.Go(func() error {
@@ -53,10 +55,15 @@ func checkLayers(ctx context.Context, c gateway.Client, venv llb.State, in sbllb
 			return err
 		})
 	}
+	g.Go(func() error {
+		var err error
+		venvList, err = ref.ReadFile(gctx, gateway.ReadRequest{Filename: sbllb.VenvLayerList})
+		return err
+	})
 	if err := g.Wait(); err != nil {
 		return err // reading a list runs the install steps: a failure is explained from its log
 	}
-	if err := checkLayerContents(in.Locks, lists); err != nil {
+	if err := checkLayerContents(venvList, in.Locks, lists); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -81,16 +88,29 @@ func parseLayerList(b []byte) ([]layerEntry, error) {
 	return out, nil
 }
 
+// venvLayer is the owner, in checkLayerContents, of the venv layer's
+// entries.
+const venvLayer = -1
+
 // checkLayerContents checks the layer lists (lists[i] is layer i's, holding
-// locks[i]) and returns a *StepError naming at most maxLayerProblems
-// problems, or nil.
-func checkLayerContents(locks []lock.Lock, lists [][]byte) error {
-	var escaped, mismatched, conflicts []string
+// locks[i]) against each other and against the venv layer's list venv
+// (the layer below them all) and returns a *StepError naming at most
+// maxLayerProblems problems, or nil. A distribution layer may share
+// directories with the venv and the other layers, and nothing else.
+func checkLayerContents(venv []byte, locks []lock.Lock, lists [][]byte) error {
+	var escaped, mismatched, overVenv, conflicts []string
 	type owner struct {
 		layer int
 		typ   string
 	}
 	owners := map[string]owner{}
+	venvEntries, err := parseLayerList(venv)
+	if err != nil {
+		return &StepError{Step: sbllb.StepCheckLayers, Reason: fmt.Sprintf("layer of the virtual environment: %v", err)}
+	}
+	for _, e := range venvEntries {
+		owners[e.path] = owner{layer: venvLayer, typ: e.typ}
+	}
 	for i, b := range lists {
 		entries, err := parseLayerList(b)
 		if err != nil {
@@ -106,7 +126,11 @@ func checkLayerContents(locks []lock.Lock, lists [][]byte) error {
 				distInfos = append(distInfos, path.Base(e.path))
 			}
 			if prev, ok := owners[e.path]; ok && prev.layer != i && (e.typ != "d" || prev.typ != "d") {
-				conflicts = append(conflicts, fmt.Sprintf("%s is written by both %s and %s", e.path, layerLabel(locks[prev.layer]), layerLabel(locks[i])))
+				if prev.layer == venvLayer {
+					overVenv = append(overVenv, fmt.Sprintf("%s replaces %s", layerLabel(locks[i]), e.path))
+				} else {
+					conflicts = append(conflicts, fmt.Sprintf("%s is written by both %s and %s", e.path, layerLabel(locks[prev.layer]), layerLabel(locks[i])))
+				}
 				continue
 			}
 			owners[e.path] = owner{layer: i, typ: e.typ}
@@ -120,6 +144,9 @@ func checkLayerContents(locks []lock.Lock, lists [][]byte) error {
 	case len(mismatched) > 0:
 		return layerError("a distribution layer does not hold the distribution its lock entry names", mismatched,
 			"the index served files that are not what it listed: remove the distribution or fix the index")
+	case len(overVenv) > 0:
+		return layerError("a distribution replaces or deletes the virtual environment's own files", overVenv,
+			"a distribution may only add files of its own: remove it (or the requirement that pulls it in) from the requirements")
 	case len(conflicts) > 0:
 		return layerError("distributions overwrite each other's files", conflicts,
 			"remove one of the conflicting distributions from the requirements")

@@ -40,9 +40,9 @@ const layerListDir = "layer-lists"
 const layerListMaxAge = 7 * 24 * time.Hour
 
 // checkExportedLayers checks the distribution layers of the exported image
-// manifest (in cs) against locks: the image's layers are the base's
-// (baseLayers of them), the venv's, one per entry of locks in order, and
-// the lock file's last.
+// manifest (in cs) against locks and against the venv's layer: the image's
+// layers are the base's (baseLayers of them), the venv's, one per entry of
+// locks in order, and the lock file's last.
 func checkExportedLayers(ctx context.Context, cs content.Store, manifest ocispec.Descriptor, baseLayers int, locks []lock.Lock, cacheDir string) error {
 	if len(locks) == 0 {
 		return nil
@@ -55,13 +55,22 @@ func checkExportedLayers(ctx context.Context, cs content.Store, manifest ocispec
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("check layers: exported manifest %s: %w", manifest.Digest, err)
 	}
-	layers, err := distributionLayers(m, baseLayers, len(locks))
+	venv, layers, err := distributionLayers(m, baseLayers, len(locks))
 	if err != nil {
 		return err
 	}
 	lists := make([][]byte, len(layers))
+	var venvList []byte
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
+	g.Go(func() error {
+		var err error
+		venvList, err = layerList(gctx, cs, venv, cacheDir)
+		if err != nil {
+			return fmt.Errorf("check layers: list the layer of the virtual environment (%s): %w", venv.Digest, err)
+		}
+		return nil
+	})
 	for i, l := range layers {
 		g.Go(func() error {
 			var err error
@@ -75,21 +84,22 @@ func checkExportedLayers(ctx context.Context, cs content.Store, manifest ocispec
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return checkLayerContents(locks, lists)
+	return checkLayerContents(venvList, locks, lists)
 }
 
-// distributionLayers picks the n distribution layers out of an exported
-// skill image's manifest: those between the venv's and the lock file's.
-// An image of another shape is refused rather than guessed at.
-func distributionLayers(m ocispec.Manifest, baseLayers, n int) ([]ocispec.Descriptor, error) {
+// distributionLayers picks the venv's layer and the n distribution layers
+// out of an exported skill image's manifest: those between the venv's and
+// the lock file's. An image of another shape is refused rather than
+// guessed at.
+func distributionLayers(m ocispec.Manifest, baseLayers, n int) (ocispec.Descriptor, []ocispec.Descriptor, error) {
 	if !images.IsManifestType(m.MediaType) && m.MediaType != "" {
-		return nil, fmt.Errorf("check layers: the exported image is a %s, not an image manifest", m.MediaType)
+		return ocispec.Descriptor{}, nil, fmt.Errorf("check layers: the exported image is a %s, not an image manifest", m.MediaType)
 	}
 	if want := baseLayers + 1 + n + 1; len(m.Layers) != want {
-		return nil, fmt.Errorf("check layers: the exported image has %d layers, not the %d of its base (%d), venv, %d distribution layers and lock file",
+		return ocispec.Descriptor{}, nil, fmt.Errorf("check layers: the exported image has %d layers, not the %d of its base (%d), venv, %d distribution layers and lock file",
 			len(m.Layers), want, baseLayers, n)
 	}
-	return m.Layers[baseLayers+1 : baseLayers+1+n], nil
+	return m.Layers[baseLayers], m.Layers[baseLayers+1 : baseLayers+1+n], nil
 }
 
 // layerList is the file list of one layer blob (parseLayerList's format),

@@ -104,7 +104,9 @@ func image(t *testing.T, cs content.Store, dists ...[]byte) ocispec.Descriptor {
 	}
 	layers := []ocispec.Descriptor{
 		put(layerTar(t, file("usr/bin/python3")), ocispec.MediaTypeImageLayerGzip),
-		put(layerTar(t, dir("opt/skill/venv/")), ocispec.MediaTypeImageLayerGzip),
+		put(layerTar(t, dir("opt/"), dir("opt/skill/"), dir("opt/skill/venv/"), file("opt/skill/venv/pyvenv.cfg"), dir("opt/skill/venv/bin/"),
+			file("opt/skill/venv/bin/activate"), tar.Header{Name: "opt/skill/venv/bin/python", Typeflag: tar.TypeSymlink, Linkname: "/usr/bin/python3"},
+			dir(sitePackages)), ocispec.MediaTypeImageLayerGzip),
 	}
 	for _, d := range dists {
 		layers = append(layers, put(d, ocispec.MediaTypeImageLayerGzip))
@@ -126,9 +128,11 @@ func distLayer(t *testing.T, name string, files ...string) []byte {
 }
 
 // TestCheckExportedLayers checks an exported image's distribution layers:
-// the lock file's layer and the layers below the distributions' are not
-// theirs, two layers writing one file fail with the paths and names, and
-// a layer deleting another's file counts as writing it.
+// the lock file's layer and the base's are not theirs, two layers writing
+// one file fail with the paths and names, a layer deleting another's file
+// counts as writing it, and the venv's layer is compared too: a
+// distribution may share its directories, never replace or delete its
+// files.
 func TestCheckExportedLayers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -148,6 +152,24 @@ func TestCheckExportedLayers(t *testing.T) {
 		require.ErrorAs(t, err, &se, name)
 		assert.Equal(t, sbllb.StepCheckLayers, se.Step)
 		assert.Contains(t, se.Error(), "/"+sitePackages+"a.py is written by both a==1.0 and b==1.0", name)
+	}
+
+	for name, tt := range map[string]struct {
+		layer []byte
+		want  string
+	}{
+		"the venv's config": {layerTar(t, dir(sitePackages), dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/pyvenv.cfg")),
+			"b==1.0 replaces /opt/skill/venv/pyvenv.cfg"},
+		"the venv's interpreter": {layerTar(t, dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/bin/python")),
+			"b==1.0 replaces /opt/skill/venv/bin/python"},
+		"deletes the venv's activate": {layerTar(t, dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/bin/.wh.activate")),
+			"b==1.0 replaces /opt/skill/venv/bin/activate"},
+	} {
+		err = checkExportedLayers(ctx, cs, image(t, cs, distLayer(t, "a", "a.py"), tt.layer), 1, locks, "")
+		var se *StepError
+		require.ErrorAs(t, err, &se, name)
+		assert.Contains(t, se.Error(), "replaces or deletes the virtual environment's own files", name)
+		assert.Contains(t, se.Error(), tt.want, name)
 	}
 
 	err = checkExportedLayers(ctx, cs, image(t, cs, distLayer(t, "a", "a.py")), 1, locks, "")
