@@ -143,20 +143,23 @@ func (s *Service) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult
 	if err != nil {
 		return nil, err
 	}
-	var imgs []store.ImportedImage
+	var arc *store.Archive
 	if st.IsDir() {
-		imgs, err = store.ImportOCILayout(ctx, client, req.Path, "", snapshotter)
+		arc, err = store.ReadOCILayout(ctx, client, req.Path, snapshotter)
 	} else {
 		f, ferr := os.Open(req.Path)
 		if ferr != nil {
 			return nil, fmt.Errorf("load %s: %w: %w", req.Path, ferr, errdefs.ErrInvalidArgument)
 		}
 		defer f.Close()
-		imgs, err = store.ImportOCIArchive(ctx, client, f, "", snapshotter)
+		arc, err = store.ReadOCIArchive(ctx, client, f, snapshotter)
 	}
 	if err != nil {
 		return nil, err
 	}
+	// Until the names are set the import's lease holds the content; what
+	// no name references afterwards is collected.
+	defer arc.Release(context.WithoutCancel(ctx)) //nolint:errcheck
 	abs, err := filepath.Abs(req.Path)
 	if err != nil {
 		return nil, err
@@ -164,7 +167,7 @@ func (s *Service) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult
 	origin := OriginArchive + " " + filepath.Base(req.Path)
 	// Every name is checked before any is set.
 	var plans []loadPlan
-	for _, img := range imgs {
+	for _, img := range arc.Images {
 		p, err := s.planLoaded(ctx, client, img, req.Repo, origin)
 		if err != nil {
 			return nil, err
@@ -177,16 +180,20 @@ func (s *Service) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult
 		}
 		plans = append(plans, p)
 	}
+	var recs []images.Image
+	for _, p := range plans {
+		for _, n := range p.names {
+			recs = append(recs, images.Image{Name: n, Target: p.target, Labels: p.labels})
+		}
+	}
+	if _, err := store.SetTags(ctx, client, recs); err != nil {
+		return nil, err
+	}
 	// An archive may name one image several times (OCI and containerd
 	// annotations): each image is listed once, each name once.
 	out := api.LoadResult{}
 	at := map[string]int{}
 	for _, p := range plans {
-		for _, n := range p.names {
-			if err := store.SetTag(ctx, client, images.Image{Name: n, Target: p.target, Labels: p.labels}); err != nil {
-				return nil, err
-			}
-		}
 		d := p.target.Digest.String()
 		i, seen := at[d]
 		if !seen {
@@ -211,26 +218,28 @@ type loadPlan struct {
 
 // planLoaded names a loaded image: its name in the archive and, for a
 // skill image, its skill tag; its record says where it came from.
-func (s *Service) planLoaded(ctx context.Context, client *ctd.Client, img store.ImportedImage, repo, origin string) (loadPlan, error) {
-	rec, err := client.ImageService().Get(ctx, img.Name)
+func (s *Service) planLoaded(ctx context.Context, client *ctd.Client, img store.ArchiveImage, repo, origin string) (loadPlan, error) {
+	desc, err := attest.Inspect(ctx, client.ContentStore(), img.Target, platforms.Default())
 	if err != nil {
-		return loadPlan{}, err
-	}
-	desc, err := attest.Inspect(ctx, client.ContentStore(), rec.Target, platforms.Default())
-	if err != nil {
-		return loadPlan{}, fmt.Errorf("loaded image %s: %w", img.Name, err)
+		return loadPlan{}, fmt.Errorf("loaded image %s: %w", orDefault(img.Name, img.Target.Digest.String()), err)
 	}
 	extra, recLabels, err := skillNames(desc.Labels, orDefault(repo, config.DefaultRepo), origin)
 	if err != nil {
 		return loadPlan{}, err
 	}
-	names := []string{img.Name}
+	var names []string
+	if img.Name != "" {
+		names = append(names, img.Name)
+	}
 	for _, n := range extra {
 		if !slices.Contains(names, n) {
 			names = append(names, n)
 		}
 	}
-	return loadPlan{target: rec.Target, names: names, labels: recLabels}, nil
+	if len(names) == 0 {
+		return loadPlan{}, fmt.Errorf("image %s of the archive has no name and no skill labels to name it by: %w", img.Target.Digest, errdefs.ErrInvalidArgument)
+	}
+	return loadPlan{target: img.Target, names: names, labels: recLabels}, nil
 }
 
 // ImportBase imports a base image offline from exactly one of an OCI
