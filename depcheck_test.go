@@ -59,6 +59,9 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// skill/api holds the documents: values that both faces and the
 		// service share, light enough for the server.
 		"skill/api": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
+		// layers checks images from their blobs: the build before it tags
+		// and admission before a run share it, so it links no BuildKit.
+		"layers": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "skill", bk, ctdC},
 		// the service is below both faces.
 		"skill": {mod + "cli", mod + "server"},
 		// engine owns BuildKit, not runs or verdicts.
