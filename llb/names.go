@@ -17,7 +17,7 @@ const (
 	// graph's output state.
 	ReportFile = reportSub + "/report.json"
 	// User is the non-root user skill code runs as.
-	User = "65532:65532"
+	User = layers.User
 	// BuildUser is the unprivileged user of the steps that run package
 	// code at build time: resolving with source distributions allowed
 	// (pip runs their setup.py for metadata) and building a source
