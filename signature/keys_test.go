@@ -22,6 +22,9 @@ import (
 //	openssl genpkey -algorithm ED25519 -out ed25519.key
 //	openssl pkcs8 -topk8 -in ec-pkcs8.key -v2 aes-256-cbc -passout pass:'test password' -out ec-pkcs8-encrypted.key
 //	openssl pkey -in X.key -pubout -out X.pub
+//
+// and cosign.key/cosign.pub with `COSIGN_PASSWORD='test password' cosign
+// generate-key-pair` (cosign v3.1.3).
 
 const testPassword = "test password"
 
@@ -52,6 +55,8 @@ func TestParsePrivateKey(t *testing.T) {
 		{name: "PKCS#8 encrypted", pem: keyFile(t, "ec-pkcs8-encrypted.key"), password: testPassword, pub: "ec-pkcs8.pub"},
 		{name: "PKCS#8 encrypted, wrong password", pem: keyFile(t, "ec-pkcs8-encrypted.key"), password: "nope", wantErr: "is encrypted"},
 		{name: "PKCS#8 encrypted, no password", pem: keyFile(t, "ec-pkcs8-encrypted.key"), wantErr: "COSIGN_PASSWORD"},
+		{name: "cosign.key", pem: keyFile(t, "cosign.key"), password: testPassword, pub: "cosign.pub"},
+		{name: "cosign.key, wrong password", pem: keyFile(t, "cosign.key"), password: "nope", wantErr: "is encrypted"},
 		{name: "cosign.key with an empty password", pem: emptyPass},
 		{name: "ECDSA P-384", pem: keyFile(t, "ec-p384.key"), wantErr: "P-384 is not supported"},
 		{name: "Ed25519", pem: keyFile(t, "ed25519.key"), wantErr: "ed25519.PublicKey keys are not supported"},
@@ -97,6 +102,7 @@ func TestParsePublicKey(t *testing.T) {
 	}{
 		{file: "ec-pkcs8.pub"},
 		{file: "rsa.pub"},
+		{file: "cosign.pub"},
 		{file: "ec-p384.pub", wantErr: "P-384 is not supported"},
 		{file: "ed25519.pub", wantErr: "not supported"},
 		{file: "ec-pkcs8.key", wantErr: "expected a PEM \"PUBLIC KEY\" block"},
@@ -134,7 +140,7 @@ func TestLoadKeySet(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "README"), []byte("trusted signers"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "signer.key"), keyFile(t, "ec-sec1.key"), 0o600))
 	single := filepath.Join(t.TempDir(), "cosign.pem")
-	require.NoError(t, os.WriteFile(single, keyFile(t, "ec-sec1.pub"), 0o644))
+	require.NoError(t, os.WriteFile(single, keyFile(t, "cosign.pub"), 0o644))
 
 	ks, err := LoadKeySet(dir, single)
 	require.NoError(t, err)
