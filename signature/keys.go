@@ -173,9 +173,12 @@ func LoadKeySet(paths ...string) (KeySet, error) {
 	return NewKeySet(keys...), nil
 }
 
+// classifyFS classifies a key file that cannot be read: one that does not
+// exist is bad input (a flag or setting naming nothing), not a missing
+// image.
 func classifyFS(err error) error {
 	if os.IsNotExist(err) {
-		return fmt.Errorf("%v: %w", err, errdefs.ErrNotFound)
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if os.IsPermission(err) {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrPermissionDenied)

@@ -155,7 +155,9 @@ func TestLoadKeySet(t *testing.T) {
 	assert.ErrorContains(t, err, "no *.pub file")
 
 	_, err = LoadKeySet(filepath.Join(dir, "missing.pub"))
-	assert.True(t, errdefs.IsNotFound(err), "%v", err)
+	assert.True(t, errdefs.IsInvalidArgument(err), "a path naming nothing is bad input: %v", err)
+	_, err = LoadPrivateKey(filepath.Join(dir, "missing.key"), nil)
+	assert.True(t, errdefs.IsInvalidArgument(err), "%v", err)
 
 	bad := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(bad, "p384.pub"), keyFile(t, "ec-p384.pub"), 0o644))
