@@ -220,6 +220,7 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 	go func() {
 		defer wg.Done()
 		for st := range statusCh {
+			st = noteCacheMiss(st)
 			ss.col.add(st)
 			if status != nil {
 				status <- st
@@ -409,10 +410,14 @@ func addedApplies(prev *lock.Document, reqs []string, base digest.Digest, allowS
 }
 
 // Resolve resolves the skill's requirements exactly as Build does and
-// returns the lock, without fetching or installing anything.
+// returns the lock, without fetching or installing anything. status (may
+// be nil) receives BuildKit's progress; Resolve closes it.
 func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkclient.SolveStatus) (lock.Lock, error) {
 	ss, err := e.newSession(s)
 	if err != nil {
+		if status != nil {
+			close(status)
+		}
 		return nil, err
 	}
 	defer ss.close()

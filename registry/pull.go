@@ -38,10 +38,11 @@ type PullResult struct {
 	Signature *signature.Verified `json:"signature,omitempty"`
 }
 
-// Namer decides, from the pulled image's config labels, the image names
-// to store besides the reference itself and the labels of the image
-// records (containerd's record labels, not the config's).
-type Namer func(configLabels map[string]string) (names []string, recordLabels map[string]string, err error)
+// Namer decides, from the pulled image (its target and config labels),
+// the image names to store besides the reference itself and the labels of
+// the image records (containerd's record labels, not the config's). An
+// error stops the pull before any name is set.
+type Namer func(target ocispec.Descriptor, configLabels map[string]string) (names []string, recordLabels map[string]string, err error)
 
 type pullOptions struct {
 	snapshotter string
@@ -174,7 +175,7 @@ func (rc *Client) Pull(ctx context.Context, c *ctd.Client, ref string, opts ...P
 	names := []string{named.String()}
 	var recLabels map[string]string
 	if o.namer != nil {
-		extra, l, err := o.namer(inspected.Labels)
+		extra, l, err := o.namer(desc, inspected.Labels)
 		if err != nil {
 			return PullResult{}, fmt.Errorf("%s: %w", op, err)
 		}
