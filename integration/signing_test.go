@@ -267,6 +267,21 @@ func TestSigningRoundTrip(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, "genuine", resultAs[string](t, decodeRun(t, r.stdout)))
 
+	// Pulled without keys: nothing to verify from until the signature is
+	// fetched for the image already there.
+	_, later, err := pullHost2(t, "sign-later", ref)
+	require.NoError(t, err)
+	rec, err = later.ImageService().Get(ctx, ref)
+	require.NoError(t, err)
+	_, err = signature.VerifyStored(ctx, later.ContentStore(), rec.Target, keySet(t, trustDir))
+	assert.True(t, errdefs.IsFailedPrecondition(err), "%v", err)
+	assert.ErrorContains(t, err, "not pulled with trusted keys")
+	fetched, err := rc.FetchSignature(ctx, later, ref, rec.Target, keySet(t, trustDir))
+	require.NoError(t, err)
+	stored, err = signature.VerifyStored(ctx, later.ContentStore(), rec.Target, keySet(t, trustDir))
+	require.NoError(t, err)
+	assert.Equal(t, fetched, stored)
+
 	// A signature by an untrusted key: refused, nothing named.
 	_, host2, err = pullHost2(t, "sign-stranger", ref, registry.WithTrustedKeys(keySet(t, strangerPub)))
 	assert.True(t, errdefs.IsFailedPrecondition(err), "%v", err)

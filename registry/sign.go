@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 
+	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/errdefs"
@@ -137,11 +138,24 @@ func (c *Client) Verify(ctx context.Context, ref string, keys signature.KeySet) 
 
 // FetchSignature fetches the signature artifact of image (by digest)
 // from ref's repository, verifies it with keys and, when it verifies,
-// stores it in cs and records it on image (signature.Record), so that
-// signature.VerifyStored verifies the image later without the registry.
-// image must be in cs. Pull with WithTrustedKeys does the same before it
-// fetches the image; this serves an image that is already here.
-func (c *Client) FetchSignature(ctx context.Context, cs content.Store, ref string, image ocispec.Descriptor, keys signature.KeySet) (signature.Verified, error) {
+// stores it in c's content store and records it on image
+// (signature.Record), so that signature.VerifyStored verifies the image
+// later without the registry. image must be in the store. Pull with
+// WithTrustedKeys does the same before it fetches the image; this serves
+// an image that is already here (pulled without keys, or whose signer
+// signed it since).
+func (rc *Client) FetchSignature(ctx context.Context, c *ctd.Client, ref string, image ocispec.Descriptor, keys signature.KeySet) (signature.Verified, error) {
+	// The artifact is written before the record that keeps it: a lease
+	// holds it from the garbage collector in between.
+	ctx, done, err := c.WithLease(ctx)
+	if err != nil {
+		return signature.Verified{}, err
+	}
+	defer done(context.WithoutCancel(ctx)) //nolint:errcheck
+	return rc.fetchSignature(ctx, c.ContentStore(), ref, image, keys)
+}
+
+func (c *Client) fetchSignature(ctx context.Context, cs content.Store, ref string, image ocispec.Descriptor, keys signature.KeySet) (signature.Verified, error) {
 	named, err := ParseRef(ref)
 	if err != nil {
 		return signature.Verified{}, err

@@ -214,7 +214,8 @@ func TestVerifyRefusesAChangedImage(t *testing.T) {
 	assert.NoError(t, err)
 }
 
-// TestFetchSignatureStoresWhatItVerified: a verified artifact is stored
+// TestFetchSignatureStoresWhatItVerified (FetchSignature without its
+// lease, which needs a containerd client): a verified artifact is stored
 // and recorded, so VerifyStored answers without the registry; a refused
 // one leaves nothing recorded.
 func TestFetchSignatureStoresWhatItVerified(t *testing.T) {
@@ -230,12 +231,12 @@ func TestFetchSignatureStoresWhatItVerified(t *testing.T) {
 	_, err = c.Sign(ctx, ref, ours)
 	require.NoError(t, err)
 
-	_, err = c.FetchSignature(ctx, cs, ref, img, signature.NewKeySet(theirs.Key()))
+	_, err = c.fetchSignature(ctx, cs, ref, img, signature.NewKeySet(theirs.Key()))
 	assert.True(t, errdefs.IsFailedPrecondition(err), "%v", err)
 	_, err = signature.VerifyStored(ctx, cs, img, signature.NewKeySet(ours.Key()))
 	assert.ErrorContains(t, err, "not pulled with trusted keys", "a refused signature is not recorded")
 
-	v, err := c.FetchSignature(ctx, cs, ref, img, signature.NewKeySet(ours.Key()))
+	v, err := c.fetchSignature(ctx, cs, ref, img, signature.NewKeySet(ours.Key()))
 	require.NoError(t, err)
 	info, err := cs.Info(ctx, v.Artifact)
 	require.NoError(t, err)
