@@ -50,6 +50,9 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// BuildKit, so pull and run on a host that only runs skills never
 		// link the solver.
 		"registry": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", mod + "cli", bk},
+		// signature is the format, the keys and the checks: a content
+		// store, no registry client, no daemon client.
+		"signature": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", mod + "cli", mod + "server", bk, ctdC},
 		// attest writes and reads statements in a content store.
 		"attest": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", bk, ctdC},
 		// server is the HTTP side of the API only: the operations are the
