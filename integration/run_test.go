@@ -24,6 +24,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -43,6 +44,8 @@ type runDoc struct {
 	DurationMS int64           `json:"duration_ms"`
 	UID        uint32          `json:"uid"`
 	GID        uint32          `json:"gid"`
+	Unscanned  string          `json:"unscanned"`
+	Admission  *api.Admission  `json:"admission"`
 }
 
 type runError struct {
@@ -61,7 +64,11 @@ func decodeRun(t *testing.T, out string) runDoc {
 	want := []string{"skill_id", "image_tag", "exit_code", "stdout", "stderr", "result", "error", "timed_out", "oom_killed", "truncated", "duration_ms", "uid", "gid", "limits_enforced"}
 	got := make([]string, 0, len(keys))
 	for k := range keys {
-		got = append(got, k)
+		// How the image was admitted, and why it ran unverified, appear
+		// only when there is something to say.
+		if k != "admission" && k != "unscanned" {
+			got = append(got, k)
+		}
 	}
 	require.ElementsMatch(t, want, got)
 	var d runDoc

@@ -263,6 +263,7 @@ func TestSigningRoundTrip(t *testing.T) {
 	assert.Equal(t, *pulled.Signature, stored)
 	_, err = signature.VerifyStored(ctx, host2.ContentStore(), rec.Target, keySet(t, strangerPub))
 	assert.True(t, errdefs.IsFailedPrecondition(err), "%v", err)
+	trustHost2(t, "sign-ok")
 	r = sbHost2(t, "sign-ok", "run", "--json", "--pull", "never", "--image", ref, "-c", "import sigdep; result = sigdep.VALUE", "sig-a")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, "genuine", resultAs[string](t, decodeRun(t, r.stdout)))

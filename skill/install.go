@@ -133,7 +133,7 @@ func (s *Service) build(ctx context.Context, in config.Input, req api.InstallReq
 
 	var dbOpener func() (*scan.DB, error)
 	layers := sbllb.InstallOpts{MaxLayers: req.Local.MaxLayers, SingleLayer: req.Local.SingleLayer}
-	ereq := engine.Request{Skill: skill, Refresh: req.Refresh, Layers: layers, Outputs: outs, Load: req.Local.Load}
+	ereq := engine.Request{Skill: skill, Refresh: req.Refresh, Layers: layers, Outputs: outs, Load: req.Local.Load, Marks: s.buildMarks}
 	if skill.Policy.NoScan {
 		out.Scan = api.ScanDisabled
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")

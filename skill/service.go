@@ -35,6 +35,12 @@ type Service struct {
 	warm   *runtime.Pool
 
 	preloads preloadCache
+
+	// The state root's build key (buildKey) and the admission decisions.
+	keyOnce  sync.Once
+	key      []byte
+	keyErr   error
+	admitted admission
 }
 
 type options struct {
@@ -47,6 +53,7 @@ type options struct {
 	warm                     *WarmPool
 	face                     api.Face
 	ceilings                 *Ceilings
+	runPolicy                *config.Policy
 }
 
 // Opt configures a Service.
@@ -134,6 +141,16 @@ func WithWarmPool(p WarmPool) Opt {
 			return err
 		}
 		o.warm = &p
+		return nil
+	}
+}
+
+// WithRunPolicy is the vulnerability policy runs of images from elsewhere
+// are admitted under (a server's; the command line takes a run's from its
+// flags and skill.yaml).
+func WithRunPolicy(p config.Policy) Opt {
+	return func(o *options) error {
+		o.runPolicy = &p
 		return nil
 	}
 }
