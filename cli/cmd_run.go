@@ -67,7 +67,7 @@ RLIMIT_NPROC). Such a run is refused unless --require-limits=false.`,
 			&cli.StringSliceFlag{Name: config.FlagAllow, Usage: "admit an image from elsewhere despite a vulnerability: `ID[@PACKAGE]:YYYY-MM-DD:REASON`"},
 			&cli.StringFlag{Name: config.FlagMinSeverity, Usage: "only findings at or above `SEVERITY` (low|medium|high|critical) refuse an image from elsewhere"},
 			&cli.BoolFlag{Name: config.FlagAllowStaleDB, Usage: "admit images from elsewhere with a vulnerability database older than its maximum age"},
-		}, registryFlags()...),
+		}, append(registryFlags(), trustFlags()...)...),
 		Action: runAction,
 	}
 }

@@ -36,7 +36,7 @@ warm containers to the next one, which removes them when it starts.
 Callers get the ceilings set here (--max-*; 0: none), never more: a run
 asking for more is refused (400, exit code 2) naming the ceiling, and so
 is uid 0 unless --allow-root-user (users are numeric uid[:gid]).`,
-		Flags: []cli.Flag{
+		Flags: append(trustFlags(),
 			&cli.StringFlag{Name: "listen", Value: server.DefaultListen, Usage: "`ADDRESS`: unix:///path/to.sock or tcp://127.0.0.1:PORT"},
 			&cli.StringFlag{Name: "group", Usage: "`GROUP` (name or gid) owning the unix socket"},
 			&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the bearer token clients must send (required for TCP)"},
@@ -57,7 +57,7 @@ is uid 0 unless --allow-root-user (users are numeric uid[:gid]).`,
 			&cli.StringFlag{Name: config.FlagMinSeverity, Usage: "only findings at or above `SEVERITY` refuse an image from elsewhere"},
 			&cli.BoolFlag{Name: config.FlagAllowStaleDB, Usage: "admit images from elsewhere with a database older than --db-max-age"},
 			&cli.StringFlag{Name: config.FlagDBMaxAge, Value: config.DefaultDBMaxAge, Usage: "refuse images from elsewhere when the database is older than `AGE`"},
-		},
+		),
 		Action: serve,
 	}
 }

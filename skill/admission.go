@@ -204,6 +204,9 @@ func describeOrigin(origin string) string {
 // says, on a base this host trusts, and the lock passes this host's scan.
 func (s *Service) verify(ctx context.Context, client *ctd.Client, rec images.Image, opts admitOpts, a *api.Admission) error {
 	name := api.Familiar(rec.Name)
+	if err := s.checkSignature(ctx, client, rec, a); err != nil {
+		return err
+	}
 	cs := client.ContentStore()
 	_, manifest, err := attest.Read(ctx, cs, rec.Target, platforms.Default())
 	if err != nil {

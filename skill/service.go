@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/signature"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/skillbuild/skillbuild/store"
 )
@@ -54,6 +55,7 @@ type options struct {
 	face                     api.Face
 	ceilings                 *Ceilings
 	runPolicy                *config.Policy
+	trusted                  *signature.KeySet
 }
 
 // Opt configures a Service.

@@ -111,6 +111,9 @@ type Admission struct {
 	Base string `json:"base,omitempty"`
 	Scan string `json:"scan,omitempty"`
 	DB   string `json:"db,omitempty"`
+	// SignedBy names the trusted key whose signature it carries (with
+	// trusted keys configured).
+	SignedBy string `json:"signed_by,omitempty"`
 	// Unscanned says why it ran unverified (--allow-unscanned).
 	Unscanned string `json:"unscanned,omitempty"`
 }
