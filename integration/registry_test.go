@@ -482,10 +482,10 @@ func TestRegistryImagesAreVerifiedHere(t *testing.T) {
 	registries(t)
 	srv, _ := index(t, pyindex.Wheel{Name: "verified-dep", Version: "1.0"})
 	const allowPip = "PYSEC-2023-228@pip:2099-01-01:the builder's own reason"
-	build := func(id string, extra ...string) string {
+	build := func(id string, flags []string, reqs ...string) string {
 		ref := regs.tls.Host + "/skills/" + id + ":v1"
-		args := append(append([]string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "--push", ref}, extra...), tlsFlags()...)
-		r := sb(t, append(args, id)...)
+		args := append(append([]string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "--push", ref}, flags...), tlsFlags()...)
+		r := sb(t, append(append(args, id), reqs...)...)
 		require.Equal(t, 0, r.code, r.stderr)
 		return ref
 	}
@@ -496,9 +496,9 @@ func TestRegistryImagesAreVerifiedHere(t *testing.T) {
 		return decodeRun(t, r.stdout), r
 	}
 
-	clean := build("verified-clean", "verified-dep")
-	allowed := build("verified-allowed", "--allow", allowPip, "pip==23.0.1")
-	noScan := build("verified-noscan", "--no-scan", "pip==23.0.1")
+	clean := build("verified-clean", nil, "verified-dep")
+	allowed := build("verified-allowed", []string{"--allow", allowPip}, "pip==23.0.1")
+	noScan := build("verified-noscan", []string{"--no-scan"}, "pip==23.0.1")
 
 	// A host without the base: nothing to verify the layers against.
 	d, r := run("verify-nobase", clean)
