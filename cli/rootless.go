@@ -149,9 +149,8 @@ func modeOf(c *cli.Context) rootlessMode {
 }
 
 // engineRootlessOpts place the build's limits: rootless, in the user's
-// delegated cgroup v1 subtree, or as rlimits when there is none (and on
-// cgroup v2, where the build's runc, started from this process outside the
-// unit's cgroup, may not move steps into it). BuildKit's
+// delegated cgroup (v1 subtree, v2 unit or subtree), or as rlimits when
+// there is none. BuildKit's
 // socket directories go under the runtime directory: a home directory's
 // data path can be too long for a unix socket.
 func engineRootlessOpts(e env) []engine.Opt {
@@ -161,7 +160,7 @@ func engineRootlessOpts(e env) []engine.Opt {
 	}
 	tmp := filepath.Join(m.paths.Run, "t-"+digest.FromString(e.root).Encoded()[:8])
 	opts := []engine.Opt{engine.WithTempDir(tmp)}
-	if m.limits.Cgroups && m.limits.Version == 1 {
+	if m.limits.Cgroups {
 		return append(opts, engine.WithCgroupBase(m.limits.Parent))
 	}
 	return append(opts, engine.WithRlimitLimits())
@@ -197,9 +196,9 @@ func runtimeModeOpts(m rootlessMode, requireLimits bool) []runtime.Opt {
 func limitsRefused(c *cli.Context, err error) error {
 	m := modeOf(c)
 	return fmt.Errorf("run refused: its memory, CPU and process limits cannot be held by cgroups for %s: %s. "+
-		"To enforce them, as root run `skillbuild rootless setup --user %s` once (it delegates a cgroup subtree to the user); "+
+		"To enforce them, %s; "+
 		"or pass --require-limits=false to accept per-process rlimits (RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC; reported in limits_enforced): %w",
-		m.user, m.limits.Reason, m.user, err)
+		m.user, m.limits.Reason, rootless.LimitsFix(m.limits, m.user), err)
 }
 
 // limitsWarning says which build limits cgroups do not hold ("" when they
@@ -218,6 +217,6 @@ func limitsWarning(enforced map[string]string) string {
 	if len(weak) == 0 {
 		return ""
 	}
-	return "build limits without cgroups (rootless, no cgroup v1 delegation): " + strings.Join(weak, ", ") +
-		"; on cgroup v1, as root, `skillbuild rootless setup --user USER` delegates a cgroup subtree (on cgroup v2 only runs get cgroups)"
+	return "build limits without cgroups (rootless, no delegated cgroup): " + strings.Join(weak, ", ") +
+		"; a delegated cgroup holds them all: as root `skillbuild rootless setup --user USER` (cgroup v1, or v2 without systemd), or the user's systemd unit (cgroup v2 with systemd; `skillbuild rootless setup` says how)"
 }
