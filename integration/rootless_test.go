@@ -208,12 +208,14 @@ func TestRootless(t *testing.T) {
 		Socket   string `json:"socket"`
 		Root     string `json:"state_root"`
 		Manager  string `json:"manager"`
+		Version  string `json:"containerd_version"`
 	}
 	r = u.sb(t, "rootless", "start", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
 	require.True(t, st.Running)
 	assert.Equal(t, "process", st.Manager)
+	assert.Equal(t, env.ctd.Version, st.Version, "the user's containerd is the one the suite tests")
 	assert.Equal(t, filepath.Join(u.runDir, "skillbuild", "containerd.sock"), st.Socket, "the socket lives under XDG_RUNTIME_DIR")
 	assert.Equal(t, filepath.Join(u.home, ".local", "share", "skillbuild", "state"), st.Root, "state under XDG_DATA_HOME's default")
 	r = u.sb(t, "rootless", "start", "--json")
