@@ -23,10 +23,18 @@ DEADLINE=${DEADLINE:-3600}
 lanes=("$@")
 [ ${#lanes[@]} -gt 0 ] || lanes=(plain systemd)
 
-# What each lane runs (go test -run patterns over the integration suite).
+# What each lane runs (go test -run and -skip patterns over the
+# integration suite). Emulation makes a test about ten times slower than
+# on the host: the lanes run what differs on cgroup v2 (limits, the OOM
+# counter, delegation, build steps' cgroups, warm runs draining), and
+# TestRootless without its subtests that cgroups do not touch.
 declare -A RUN=(
-  [plain]='^(TestRunLimitsAndInterrupt|TestRunHostile|TestRunSkillImage|TestInstallStepOverMemoryLimitFails|TestServeAPI|TestRootless|TestZZNoBuildLeftovers)$'
-  [systemd]='^(TestRootlessSystemd|TestRunLimitsAndInterrupt)$'
+  [plain]='^(TestRunLimitsAndInterrupt|TestRunHostile|TestInstallStepOverMemoryLimitFails|TestServePreload|TestRootless|TestZZNoBuildLeftovers)$'
+  [systemd]='^(TestRunLimitsAndInterrupt|TestRootlessSystemd)$'
+)
+declare -A SKIP=(
+  [plain]='^TestRootless$/^(install_steps|scan_gate|runs_under_rlimits|concurrent_runs|ls,_rm)'
+  [systemd]='^$'
 )
 
 for b in qemu-system-x86_64 debootstrap mkfs.ext4; do
@@ -58,7 +66,7 @@ echo "payload built ($((SECONDS - t1)) s)" >&2
 fail=0
 for lane in "${lanes[@]}"; do
   [ -n "${RUN[$lane]:-}" ] || { echo "unknown lane $lane (plain, systemd)" >&2; exit 2; }
-  printf 'RUN=%q\nTIMEOUT=%q\n' "${RUN[$lane]}" "$((DEADLINE - 120))s" >"$payload/lane-$lane.env"
+  printf 'ARGS=(-test.run %q -test.skip %q -test.timeout %q)\n' "${RUN[$lane]}" "${SKIP[$lane]}" "$((DEADLINE - 120))s" >"$payload/lane-$lane.env"
   init=init=/usr/local/sbin/skillbuild-vm-init
   [ "$lane" = systemd ] && init="init=/lib/systemd/systemd systemd.unified_cgroup_hierarchy=1"
   console=$work/console-$lane.log
@@ -95,7 +103,9 @@ for lane in "${lanes[@]}"; do
     continue
   fi
   fail=1
-  [ -n "$verdict" ] || verdict="go test exited $rc"
+  if [ -z "$verdict" ]; then
+    if [ "$rc" = none ]; then verdict="the guest stopped before go test finished"; else verdict="go test exited $rc"; fi
+  fi
   echo "--- go test output ($lane):"
   cat "$results/$lane/test.log" 2>/dev/null || echo "(none)"
   echo "--- end of the guest console ($lane):"
