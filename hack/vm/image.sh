@@ -54,12 +54,13 @@ chmod 0755 "$stage/usr/local/sbin/"*
 echo sbvm >"$stage/etc/hostname"
 printf '127.0.0.1 localhost sbvm\n::1 localhost\n' >"$stage/etc/hosts"
 printf '/dev/vda / ext4 rw,errors=remount-ro 0 0\n' >"$stage/etc/fstab"
-# systemd: run the tests once booted; nothing else that costs time.
+# systemd: run the tests once booted; nothing else that costs time (the
+# suite starts a containerd of its own).
 mkdir -p "$stage/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/skillbuild-vm-test.service "$stage/etc/systemd/system/multi-user.target.wants/skillbuild-vm-test.service"
 for u in serial-getty@ttyS0.service getty@tty1.service apt-daily.timer apt-daily-upgrade.timer \
          e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer dpkg-db-backup.timer \
-         systemd-timesyncd.service; do
+         systemd-timesyncd.service containerd.service; do
   ln -sf /dev/null "$stage/etc/systemd/system/$u"
 done
 mkdir -p "$stage/var/cache/skillbuild"

@@ -13,7 +13,8 @@
 # lockup or panic, and fails with its console log.
 # Usage: hack/vm/run.sh [LANE...]   (default: plain systemd)
 # Env: ROOTFS (the python base rootfs), STALL (default 600), DEADLINE per
-# lane (default 3600), KEEP=1 keeps the work directory.
+# lane (default 3600), KEEP=1 keeps the work directory, VM_RUN and
+# VM_SKIP replace the lanes' test patterns.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GO=${GO:-go}
@@ -36,6 +37,9 @@ declare -A SKIP=(
   [plain]='^TestRootless$/^(install_steps|scan_gate|runs_under_rlimits|concurrent_runs|ls,_rm)'
   [systemd]='^$'
 )
+# VM_RUN and VM_SKIP, when set, replace every lane's patterns (a one-off
+# look).
+if [ -n "${VM_RUN:-}" ]; then for l in "${!RUN[@]}"; do RUN[$l]=$VM_RUN; SKIP[$l]=${VM_SKIP:-^\$}; done; fi
 
 for b in qemu-system-x86_64 debootstrap mkfs.ext4; do
   command -v "$b" >/dev/null || { echo "$b not found: make deps installs it" >&2; exit 1; }
