@@ -6,6 +6,10 @@ ROOTFS ?= /var/cache/skillbuild/rootfs-bookworm
 BASE_REF ?= localhost/skillbuild/python:3.11-bookworm
 DEMO_DIR ?= /tmp/skillbuild-demo
 TESTFLAGS ?= -count=1 -timeout 60m
+# The cosign the signing tests check interoperability with (built once,
+# cached by version); hack/cosign.version is the one place it is pinned.
+COSIGN_VERSION ?= $(shell cat hack/cosign.version)
+COSIGN_CACHE ?= /var/cache/skillbuild
 
 .PHONY: help
 help: ## show this help
@@ -18,6 +22,10 @@ deps: ## install containerd, runc, debootstrap and Debian's wheels if missing (a
 .PHONY: base-rootfs
 base-rootfs: deps ## build the offline python base rootfs once (cached in $(ROOTFS))
 	@hack/base-rootfs.sh $(ROOTFS)
+
+.PHONY: cosign
+cosign: ## build the pinned cosign the signing tests run, once (cached in $(COSIGN_CACHE)/cosign-$(COSIGN_VERSION))
+	@hack/cosign.sh $(COSIGN_VERSION) $(COSIGN_CACHE)
 
 .PHONY: build
 build: ## build bin/skillbuild (and bin/skillbuild-init, the small static init a run's container starts with)
@@ -33,7 +41,7 @@ lint: ## go vet and gofmt
 CORE_TESTS ?= ^(TestVersion|TestInstallConflictingVersionsEachGetTheirs|TestInstallImageShape|TestInstallStepOverMemoryLimitFails|TestRunSkillImage|TestRunAPI|TestRunLimitsAndInterrupt|TestRunHostile|TestServeAPI|TestServeHostile|TestRegistryPushPullRunOnAnotherHost|TestRootless|TestLsListsSkillImages|TestPruneFreesUnsharedKeepsShared|TestZZNoBuildLeftovers)$$
 
 .PHONY: test
-test: base-rootfs lint ## run every test: unit and integration (host containerd), the core again on containerd 2.x, and the cgroup v2 VM lanes
+test: base-rootfs cosign lint ## run every test: unit and integration (host containerd), the core again on containerd 2.x, and the cgroup v2 VM lanes
 	SKILLBUILD_INTEGRATION=1 SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) test $(TESTFLAGS) ./...
 	cd clients/python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t .
 	$(MAKE) --no-print-directory test-containerd2
