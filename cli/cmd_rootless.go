@@ -27,9 +27,12 @@ starts; --address and --root default to that instance's socket
 
 Limits: a rootless runc can create cgroups only where the user owns them.
 On cgroup v1 root runs "skillbuild rootless setup --user NAME" once to give
-the user a cgroup subtree; without it memory, CPU and process limits fall
-back to per-process rlimits, "run" refuses that unless --require-limits=false,
-and builds and runs report in limits_enforced how each limit was held.`,
+the user a cgroup subtree. On cgroup v2 with systemd the user's unit gets
+one (Delegate=yes); without systemd root runs "skillbuild rootless setup
+--user NAME" after the user's "rootless start" (only root may move the
+daemon into it). Without one memory, CPU and process limits fall back to
+per-process rlimits, "run" refuses that unless --require-limits=false, and
+builds and runs report in limits_enforced how each limit was held.`,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "setup",
@@ -43,9 +46,12 @@ When everything is there and a systemd user manager answers (systemctl
 $XDG_CONFIG_HOME/systemd/user/skillbuild-containerd.service (Delegate=yes,
 KillMode=mixed); start, stop and status then go through systemctl. Without
 systemd the daemon is a plain background process of skillbuild's own.
-As root with --user NAME (cgroup v1): creates a cgroup subtree for the user
-in every hierarchy and hands it over, so runs and builds get cgroup limits;
-with --undo removes it again (as the user, --undo removes the unit).`,
+As root with --user NAME: creates a cgroup subtree for the user and hands it
+over, so runs and builds get cgroup limits: in every hierarchy on cgroup v1;
+on cgroup v2 without systemd /sys/fs/cgroup/skillbuild-uUID, into which it
+moves the user's running instance (refused where systemd runs: there the
+user's unit has the subtree). With --undo removes it again (as the user,
+--undo removes the unit).`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "user", Usage: "as root: the `NAME` (or uid) to delegate a cgroup subtree to"},
 					&cli.BoolFlag{Name: "undo", Usage: "as root: remove the user's delegated cgroup subtree; as the user: remove the systemd unit"},

@@ -753,13 +753,23 @@ func TestRunLimitsAndInterrupt(t *testing.T) {
 	require.Len(t, cs, 1)
 	id := cs[0].ID()
 	cg := func(ctrl, file string) string {
-		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctrl, namespace, id, file))
+		dir := filepath.Join("/sys/fs/cgroup", ctrl, namespace, id)
+		if cgroupV2() {
+			dir = filepath.Join("/sys/fs/cgroup", namespace, id)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, file))
 		require.NoError(t, err)
 		return strings.TrimSpace(string(b))
 	}
-	assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.limit_in_bytes"), "skill.yaml")
-	assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.memsw.limit_in_bytes"), "no swap")
-	assert.Equal(t, "25000", cg("cpu", "cpu.cfs_quota_us"), "skill.yaml")
+	if cgroupV2() {
+		assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.max"), "skill.yaml")
+		assert.Equal(t, "0", cg("memory", "memory.swap.max"), "no swap")
+		assert.Equal(t, "25000 100000", cg("cpu", "cpu.max"), "skill.yaml")
+	} else {
+		assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.limit_in_bytes"), "skill.yaml")
+		assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.memsw.limit_in_bytes"), "no swap")
+		assert.Equal(t, "25000", cg("cpu", "cpu.cfs_quota_us"), "skill.yaml")
+	}
 	assert.Equal(t, "16", cg("pids", "pids.max"), "the flag wins over skill.yaml")
 	labels, err := cs[0].Labels(context.Background())
 	require.NoError(t, err)
