@@ -138,7 +138,13 @@
 // replacement starts at once. A run that finds none ready waits for the
 // next one started, and the image's target count grows by one (up to the
 // pool's maximum); it shrinks by one per janitor round without such runs. Warm sandboxes carry LabelPool with their pool's owner ID;
-// NewPool removes those whose owner's lock file is free (a killed server),
-// and a warm init ends its container by itself when no job comes within
-// its idle limit or its job pipe closes.
+// NewPool removes those whose owner's lock file is free (a killed server).
+// A warm init ends its container by itself when no job comes within its
+// idle limit, and within a second when its host dies before the job
+// came: it holds the write end of the run's report FIFO, whose read end
+// only the host process holds, and polls it for POLLERR (no reader
+// left). Its stdin cannot tell: the shim keeps that open. Once the job
+// came, the run keeps its own deadline, host or not. Sweep, in the next
+// command of any kind, removes the stopped containers and the dead
+// pool's owner file.
 package runtime

@@ -1,9 +1,12 @@
 package pid1_test
 
 import (
+	"bufio"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +27,7 @@ func initCmd(t *testing.T, timeout time.Duration, argv ...string) *exec.Cmd {
 	}
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	cmd := &exec.Cmd{Path: exe, Args: pid1.Args(timeout, argv...)}
+	cmd := &exec.Cmd{Path: exe, Args: pid1.Args(timeout, "", argv...)}
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
 	return cmd
@@ -83,6 +86,10 @@ func TestInitRefusesBadArguments(t *testing.T) {
 		{pid1.Path, "--timeout=1s", "true"},
 		{pid1.Path, "--wait-job=x", "--", "true"},
 		{pid1.Path, "--idle=1s", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--wait-job=1s", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--report=", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--report=/a", "--report=/b", "--", "true"},
+		{pid1.Path, "--report=/a", "--", "true"},
 	} {
 		exe, err := os.Executable()
 		require.NoError(t, err)
@@ -92,7 +99,7 @@ func TestInitRefusesBadArguments(t *testing.T) {
 	// Not PID 1: refused.
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	out, err := (&exec.Cmd{Path: exe, Args: pid1.Args(time.Second, "true"), Env: []string{"PATH=/usr/bin:/bin"}}).CombinedOutput()
+	out, err := (&exec.Cmd{Path: exe, Args: pid1.Args(time.Second, "", "true"), Env: []string{"PATH=/usr/bin:/bin"}}).CombinedOutput()
 	assert.Equal(t, 125, exitStatus(t, err), "%s", out)
 	assert.Contains(t, string(out), "PID 1")
 }
@@ -104,7 +111,7 @@ func TestWarmInit(t *testing.T) {
 	t.Parallel()
 	warm := func(idle time.Duration, script string) *exec.Cmd {
 		cmd := initCmd(t, time.Minute, "sh", "-c", script)
-		cmd.Args = pid1.WarmArgs(idle, "sh", "-c", script)
+		cmd.Args = pid1.WarmArgs(idle, "", "sh", "-c", script)
 		return cmd
 	}
 	t.Run("job passes through", func(t *testing.T) {
@@ -133,4 +140,56 @@ func TestWarmInit(t *testing.T) {
 		assert.Equal(t, pid1.IdleStatus, exitStatus(t, err))
 		assert.Empty(t, string(out), "the child got no job")
 	})
+}
+
+// TestWarmInitEndsWithItsHost: a warm init whose host closes its end of
+// the report FIFO (the host process died) before the job came kills
+// everything and exits with HostGoneStatus, long before its idle limit;
+// once the job came, the run keeps its own deadline whatever the host
+// does.
+func TestWarmInitEndsWithItsHost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		job    string // written to the init's stdin before the host goes ("": none)
+		script string // prints a line once the init holds the FIFO (it opens it before starting the child)
+		status int
+	}{
+		{name: "no job yet: ends with its host", script: "echo up; read line; sleep 600", status: pid1.HostGoneStatus},
+		{name: "a job handed: keeps its deadline", job: "500ms\n{}\n", script: "read line; echo up; sleep 600", status: pid1.DeadlineStatus},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fifo := filepath.Join(t.TempDir(), "report")
+			require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+			host, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+			require.NoError(t, err)
+			defer host.Close()
+			cmd := initCmd(t, time.Minute, "sh", "-c", tc.script)
+			cmd.Args = pid1.WarmArgs(time.Hour, fifo, "sh", "-c", tc.script)
+			stdin, err := cmd.StdinPipe()
+			require.NoError(t, err)
+			defer stdin.Close() // like the shim, never closed while the init runs
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			if tc.job != "" {
+				_, err := io.WriteString(stdin, tc.job)
+				require.NoError(t, err)
+			}
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			require.NoError(t, err)
+			require.Equal(t, "up\n", line)
+			require.NoError(t, host.Close())
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				assert.Equal(t, tc.status, exitStatus(t, err))
+			case <-time.After(time.Minute): // a hang detector; the idle limit is an hour
+				cmd.Process.Kill() //nolint:errcheck
+				t.Fatal("the warm init outlived its host")
+			}
+		})
+	}
 }
