@@ -366,7 +366,7 @@ for p in ["/evil", "/usr/evil", os.path.join(os.path.dirname(json.__file__), "ev
     except OSError as e:
         out[p] = errno.errorcode[e.errno]
 try:
-    os.chmod("/run/skillbuild/report", 0o666)
+    os.chmod("/run/skillbuild/runner.py", 0o666)
     out["chmod"] = "changed"
 except OSError as e:
     out["chmod"] = errno.errorcode[e.errno]
@@ -376,6 +376,75 @@ result = out`,
 				for p, e := range resultAs[map[string]string](t, d) {
 					assert.Equal(t, "EROFS", e, p)
 				}
+			},
+		},
+		{
+			name: "a forked child cannot forge the report",
+			code: `import os, socket
+forged = b'{"exit_code": 0, "error": null, "result_set": true, "result": 42}'
+pid = os.fork()
+if pid == 0:
+    for fd in range(1024):
+        try:
+            os.write(fd, forged)
+        except OSError:
+            pass
+    try:
+        fd = os.open("/run/skillbuild/report", os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, forged)
+    except OSError as e:
+        print("report path:", e.strerror, flush=True)
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect("\0skillbuild-report")
+        s.sendall(forged)
+        s.close()
+    except OSError:
+        pass
+    os._exit(0)
+os.waitpid(pid, 0)
+result = 1`,
+			check: func(t *testing.T, d runDoc) {
+				requireClean(t, d)
+				assert.Equal(t, "1", string(d.Result), "the code's own result, not the child's forgery")
+				assert.Contains(t, d.Stdout, "report path: No such file or directory", "the report FIFO's path is gone before the code runs")
+			},
+		},
+		{
+			name:  "forked children that end the code at the pids limit do not report",
+			flags: []string{"--pids", "32"},
+			code: `import os
+r, w = os.pipe()
+forked, err, child = 0, None, False
+try:
+    for i in range(200):
+        if os.fork() == 0:
+            os.close(w)
+            os.read(r, 1)  # until the parent closed its end: after the loop
+            child = True
+            break
+        forked += 1
+except OSError as e:
+    err = type(e).__name__
+if not child:
+    os.close(w)
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+result = {"forked": forked, "err": err, "child": child}`,
+			check: func(t *testing.T, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					Forked int    `json:"forked"`
+					Err    string `json:"err"`
+					Child  bool   `json:"child"`
+				}](t, d)
+				assert.Equal(t, "BlockingIOError", r.Err, "the code's own exception")
+				assert.False(t, r.Child, "the runner's report, not a child's")
+				assert.Less(t, r.Forked, 32)
+				assert.Greater(t, r.Forked, 0)
 			},
 		},
 		{

@@ -64,7 +64,7 @@ func TestSpecOptsHardenedSpec(t *testing.T) {
 	assert.Equal(t, []string{
 		"/run/skillbuild-init/lib/ld-linux-x86-64.so.2", "--library-path", "/run/skillbuild-init/lib",
 		"/run/skillbuild-init/init", "--timeout=30s", "--report=/run/skillbuild/report", "--",
-		"python3", "-B", "/run/skillbuild/runner.py", "/run/skillbuild/code.py", "/run/skillbuild/report",
+		"python3", "-B", "/run/skillbuild/runner.py", "/run/skillbuild/code.py", "@skillbuild-report",
 	}, s.Process.Args, "the runner under the init, which holds the deadline; a dynamically linked init through its own loader")
 	assert.Equal(t, []string{"PATH=/opt/skill/venv/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"}, s.Process.Env, "the image's environment and HOME, nothing of the host's")
 	assert.Equal(t, "/opt/skill", s.Process.Cwd)

@@ -18,6 +18,10 @@
 // kernel kills every process of the namespace with it: the run ends early,
 // never late.
 //
+// It also carries the child's report to the host: the report FIFO (see
+// Args) is its alone before the child starts, and it passes on only what
+// the child process itself sends to ReportSocket.
+//
 // A warm init (WarmArgs) waits for its job, and for no longer than its
 // host lives: it holds the write end of the run's report FIFO, whose read
 // end only the host process holds, and ends its container once no reader
@@ -30,11 +34,14 @@
 package pid1
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -49,7 +56,7 @@ const Path = "/run/skillbuild-init/init"
 // Protocol names the version of the init's arguments, statuses and job
 // line: a separate init program (cmd/skillbuild-init) is used only when
 // it prints the same. Change it with any of them.
-const Protocol = "skillbuild-init/2"
+const Protocol = "skillbuild-init/3"
 
 // DeadlineStatus is the exit status of the init when it killed the run at
 // its deadline: 128+SIGKILL, as if the runner had been killed. A run that
@@ -63,6 +70,17 @@ const usageStatus = 125
 // IdleStatus is the exit status of a warm init (WarmArgs) whose job did
 // not come within its idle limit.
 const IdleStatus = 124
+
+// ReportHeld is the byte the init writes first to the report FIFO (see
+// Args): it holds the write end, and the host removes the FIFO's path.
+const ReportHeld = '\x06'
+
+// ReportSocket is the abstract unix socket (in the container's own
+// network namespace) the child sends its report to, over one connection
+// per message: what the child process itself sends (the peer's
+// credentials say so) goes to the report FIFO, whatever any other process
+// sends is dropped. The init binds it before the child starts.
+const ReportSocket = "@skillbuild-report"
 
 // HostGoneStatus is the exit status of a warm init (WarmArgs) whose host
 // went away before its job came: the read end of its report FIFO (see
@@ -81,9 +99,13 @@ const StartFailedPrefix = "skillbuild init: "
 
 // Args is the argv of the init for a run of argv with the given timeout.
 // report is the path, inside the container, of the run's report FIFO,
-// whose read end only the host process that runs the container holds:
-// the init opens its write end before it starts anything, and a warm init
-// (WarmArgs) ends its container when the host's end closes.
+// whose read end only the host process that runs the container holds
+// ("": none). The init opens its write end before it starts anything and
+// writes ReportHeld; the host then removes the path, and the init starts
+// the child only once the path is gone: from then on the FIFO is the
+// init's alone, and it writes to it only what the child itself sends to
+// ReportSocket. A warm init (WarmArgs) ends its container when the host's
+// end closes.
 func Args(timeout time.Duration, report string, argv ...string) []string {
 	return initArgs("--timeout="+timeout.String(), report, argv)
 }
@@ -151,11 +173,23 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "%sno %s on PATH\n", StartFailedPrefix, argv[0])
 		return StartFailedStatus
 	}
-	// The report FIFO's write end: the host holds the read end from
-	// before the container started. Without a reader the open fails at
-	// once (O_NONBLOCK) rather than wait for one: nobody is left to
-	// collect the run.
+	// Few threads: a sandbox at its pids limit denies the Go runtime a new
+	// one (fatal: newosproc), so nothing here blocks in a system call once
+	// the child runs, and one P needs no spinning thread beside it.
+	goruntime.GOMAXPROCS(1)
+
+	// A warm init waits for its job first: the idle limit runs, the
+	// deadline not yet, and the host must stay.
+	limit := timeout
+	if idle > 0 {
+		limit = idle
+	}
+	deadline := time.After(limit)
+	until := time.Now().Add(limit)
+
+	// The report channel, before anything else runs: see Args.
 	var report *os.File
+	var rl *relay
 	if reportPath != "" {
 		report, err = os.OpenFile(reportPath, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		if err != nil {
@@ -163,6 +197,13 @@ func Main(args []string) int {
 			return HostGoneStatus
 		}
 		defer report.Close()
+		if status, ok := holdReport(report, reportPath, until, idle > 0); !ok {
+			return status
+		}
+		if rl, err = newRelay(report); err != nil {
+			fmt.Fprintf(os.Stderr, "skillbuild init: report socket: %v\n", err)
+			return usageStatus
+		}
 	}
 	stdin := uintptr(0)
 	var jobs <-chan time.Duration
@@ -174,38 +215,38 @@ func Main(args []string) int {
 		}
 		stdin = r.Fd()
 		defer r.Close()
-		jobs = waitJob(os.Stdin, w)
+		jobs = waitJob(jobInput(), w)
 	}
 	child, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{stdin, 1, 2}})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%scannot start %s: %v\n", StartFailedPrefix, path, err)
 		return StartFailedStatus
 	}
-	// A warm init waits for its job first: the idle limit runs, the
-	// deadline not yet, and the host must stay.
-	var deadline <-chan time.Time
+	// end kills every other process, passes on what the child reported
+	// and returns status.
+	end := func(status int) int {
+		killAll()
+		rl.finish()
+		return status
+	}
+	if rl != nil {
+		rl.start(child)
+	}
 	var hostCheck <-chan time.Time
-	if idle > 0 {
-		deadline = time.After(idle)
-		if report != nil {
-			tick := time.NewTicker(hostCheckEvery)
-			defer tick.Stop()
-			hostCheck = tick.C
-		}
-	} else {
-		deadline = time.After(timeout)
+	if idle > 0 && report != nil {
+		tick := time.NewTicker(hostCheckEvery)
+		defer tick.Stop()
+		hostCheck = tick.C
 	}
 	for {
 		if status, done := reap(child); done {
-			killAll()
-			return status
+			return end(status)
 		}
 		select {
 		case <-sigs:
 		case <-hostCheck:
 			if readerGone(report) {
-				killAll()
-				return HostGoneStatus
+				return end(HostGoneStatus)
 			}
 		case d := <-jobs:
 			// From here on the run's own deadline holds, host or not.
@@ -213,13 +254,46 @@ func Main(args []string) int {
 			idle = 0
 			deadline = time.After(d)
 		case <-deadline:
-			killAll()
 			if idle > 0 {
-				return IdleStatus
+				return end(IdleStatus)
 			}
-			return DeadlineStatus
+			return end(DeadlineStatus)
 		}
 	}
+}
+
+// holdReport makes the report FIFO the init's alone: it writes
+// ReportHeld, upon which the host removes the FIFO's path, and waits until
+// the path is gone, so that no process started later can open the FIFO.
+// It gives up (ok false, with the status to exit with) when the host is
+// gone or at until; warm says which limit until is.
+func holdReport(report *os.File, path string, until time.Time, warm bool) (status int, ok bool) {
+	if _, err := report.Write([]byte{ReportHeld}); err != nil {
+		return HostGoneStatus, false
+	}
+	for wait := 20 * time.Microsecond; ; wait = min(2*wait, 5*time.Millisecond) {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return 0, true
+		}
+		switch {
+		case readerGone(report):
+			return HostGoneStatus, false
+		case time.Now().After(until) && warm:
+			return IdleStatus, false
+		case time.Now().After(until):
+			return DeadlineStatus, false
+		}
+		time.Sleep(wait)
+	}
+}
+
+// jobInput is the init's stdin, read without blocking a thread (it is
+// the init's alone in warm mode: the child reads a pipe of the init's).
+func jobInput() io.Reader {
+	if err := syscall.SetNonblock(0, true); err != nil {
+		return os.Stdin
+	}
+	return os.NewFile(0, "stdin")
 }
 
 // waitJob reads the job's timeout line from in, then copies the rest of

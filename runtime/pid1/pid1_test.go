@@ -3,6 +3,7 @@ package pid1_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -29,8 +30,47 @@ func initCmd(t *testing.T, timeout time.Duration, argv ...string) *exec.Cmd {
 	require.NoError(t, err)
 	cmd := &exec.Cmd{Path: exe, Args: pid1.Args(timeout, "", argv...)}
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	// A network namespace of its own too: the report socket is an
+	// abstract one, which lives in it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	return cmd
+}
+
+// reportHost is the host's end of a run's report FIFO, held as the
+// runtime holds it: a read end, and a write end of its own until the init
+// holds the FIFO (ReportHeld), when it removes the FIFO's path. got
+// receives what came after ReportHeld once the init's end closed.
+type reportHost struct {
+	path string
+	r    *os.File
+	held chan struct{}
+	got  chan string
+}
+
+func newReportHost(t *testing.T) *reportHost {
+	t.Helper()
+	h := &reportHost{path: filepath.Join(t.TempDir(), "report"), held: make(chan struct{}), got: make(chan string, 1)}
+	require.NoError(t, syscall.Mkfifo(h.path, 0o600))
+	var err error
+	h.r, err = os.OpenFile(h.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { h.r.Close() })
+	keep, err := os.OpenFile(h.path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	go func() {
+		first := make([]byte, 1)
+		_, err := io.ReadFull(h.r, first)
+		keep.Close()
+		if err != nil || first[0] != pid1.ReportHeld {
+			h.got <- fmt.Sprintf("no ReportHeld: %q %v", first, err)
+			return
+		}
+		os.Remove(h.path)
+		close(h.held)
+		rest, _ := io.ReadAll(h.r)
+		h.got <- string(rest)
+	}()
+	return h
 }
 
 func exitStatus(t *testing.T, err error) int {
@@ -152,7 +192,7 @@ func TestWarmInitEndsWithItsHost(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		job    string // written to the init's stdin before the host goes ("": none)
-		script string // prints a line once the init holds the FIFO (it opens it before starting the child)
+		script string // prints a line once it runs (the init holds the FIFO by then)
 		status int
 	}{
 		{name: "no job yet: ends with its host", script: "echo up; read line; sleep 600", status: pid1.HostGoneStatus},
@@ -160,19 +200,16 @@ func TestWarmInitEndsWithItsHost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			fifo := filepath.Join(t.TempDir(), "report")
-			require.NoError(t, syscall.Mkfifo(fifo, 0o600))
-			host, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-			require.NoError(t, err)
-			defer host.Close()
+			host := newReportHost(t)
 			cmd := initCmd(t, time.Minute, "sh", "-c", tc.script)
-			cmd.Args = pid1.WarmArgs(time.Hour, fifo, "sh", "-c", tc.script)
+			cmd.Args = pid1.WarmArgs(time.Hour, host.path, "sh", "-c", tc.script)
 			stdin, err := cmd.StdinPipe()
 			require.NoError(t, err)
 			defer stdin.Close() // like the shim, never closed while the init runs
 			stdout, err := cmd.StdoutPipe()
 			require.NoError(t, err)
 			require.NoError(t, cmd.Start())
+			defer cmd.Process.Kill() //nolint:errcheck // after a failure
 			if tc.job != "" {
 				_, err := io.WriteString(stdin, tc.job)
 				require.NoError(t, err)
@@ -180,16 +217,66 @@ func TestWarmInitEndsWithItsHost(t *testing.T) {
 			line, err := bufio.NewReader(stdout).ReadString('\n')
 			require.NoError(t, err)
 			require.Equal(t, "up\n", line)
-			require.NoError(t, host.Close())
+			require.NoError(t, host.r.Close())
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
 			select {
 			case err := <-done:
 				assert.Equal(t, tc.status, exitStatus(t, err))
 			case <-time.After(time.Minute): // a hang detector; the idle limit is an hour
-				cmd.Process.Kill() //nolint:errcheck
 				t.Fatal("the warm init outlived its host")
 			}
 		})
+	}
+}
+
+// TestInitReportChannel: the report FIFO is the init's alone before the
+// child starts (its path is gone), and what reaches it is what the child
+// process itself sent to ReportSocket: a grandchild's own connection is
+// refused, and what a grandchild writes into a connection of the child's
+// it inherited is dropped.
+func TestInitReportChannel(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("the child here is a python3 script (the runner's language): no python3 on this host")
+	}
+	host := newReportHost(t)
+	script := fmt.Sprintf(`import os, socket, sys
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("\0" + %[1]q[1:])
+    return s
+print("fifo path exists:", os.path.exists(%[2]q), flush=True)
+if os.fork() == 0:
+    try:
+        s = connect()
+        s.sendall(b"forged-own ")
+        s.close()
+    except OSError:
+        pass
+    os._exit(0)
+os.wait()
+s = connect()
+s.sendall(b"report-1 ")
+if os.fork() == 0:
+    s.sendall(b"forged-inherited ")
+    os._exit(0)
+os.wait()
+s.sendall(b"report-2")
+s.close()
+s = connect()
+s.sendall(b" report-3")
+s.close()
+`, pid1.ReportSocket, host.path)
+	cmd := initCmd(t, time.Minute, "python3", "-c", script)
+	cmd.Args = pid1.Args(time.Minute, host.path, "python3", "-c", script)
+	out, err := cmd.CombinedOutput()
+	require.Equal(t, 0, exitStatus(t, err), "%s", out)
+	assert.Equal(t, "fifo path exists: False\n", string(out))
+	select {
+	case got := <-host.got:
+		assert.Equal(t, "report-1 report-2 report-3", got, "the child's messages alone, in order")
+	case <-time.After(time.Minute):
+		t.Fatal("the report FIFO did not end with the init")
 	}
 }
