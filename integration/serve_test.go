@@ -314,58 +314,6 @@ print(seen)
 	assertNoRunLeftovers(t)
 }
 
-// TestServeHostile repeats the hostile run cases through the API, each
-// twice, so that the second run of each gets a warm container: limits and
-// deadlines hold from the hand-over, and nothing is left.
-func TestServeHostile(t *testing.T) {
-	s := startServe(t, "--warm-per-skill", "1", "--max-warm", "6")
-	cases := []struct {
-		name  string
-		req   map[string]any
-		check func(t *testing.T, d runDoc)
-	}{
-		{"memory balloon", map[string]any{"memory": "64m", "code": "b = []\nwhile True:\n    b.append(bytearray(8 << 20))"}, func(t *testing.T, d runDoc) {
-			assert.True(t, d.OOMKilled)
-			require.NotNil(t, d.Error)
-			assert.Equal(t, "OutOfMemory", d.Error.Type)
-		}},
-		{"fork bomb", map[string]any{"timeout": "3s", "pids": "32", "code": "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)"}, requireTimedOut},
-		{"timeout", map[string]any{"timeout": "2s", "code": "import time\nprint('sleeping', flush=True)\ntime.sleep(3600)"}, func(t *testing.T, d runDoc) {
-			requireTimedOut(t, d)
-			assert.Equal(t, "sleeping\n", d.Stdout, "output before the deadline is kept")
-		}},
-		{"output flood", map[string]any{"output_limit": "64k", "code": "import sys\nfor _ in range(4096):\n    sys.stdout.write('x' * 1023 + '\\n')\nresult = 'done'"}, func(t *testing.T, d runDoc) {
-			requireClean(t, d)
-			assert.True(t, d.Truncated)
-			assert.Equal(t, 64<<10, len(d.Stdout))
-		}},
-		{"daemonized child", map[string]any{"timeout": "20s", "code": "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(3600)\n    os._exit(0)\nresult = 'parent done'"}, func(t *testing.T, d runDoc) {
-			requireClean(t, d)
-			assert.False(t, d.TimedOut, "the run ends with its runner, not with the child it left")
-		}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			for i := range 2 {
-				req := map[string]any{"skill_id": "hostile", "image": env.base}
-				for k, v := range tc.req {
-					req[k] = v
-				}
-				if i == 1 {
-					// Give the replacement time to start: this run is warm.
-					require.Eventually(t, func() bool { return s.warm(t) >= 1 }, time.Minute, 50*time.Millisecond)
-				}
-				tc.check(t, s.run(t, req))
-			}
-		})
-	}
-	d := s.run(t, map[string]any{"skill_id": "hostile", "image": env.base, "code": "print(1)"})
-	requireClean(t, d)
-	assert.NotEqual(t, "0", s.metric(t, "skillbuild_pool_hits_total"))
-	s.stop(t)
-	assertNoRunLeftovers(t)
-}
-
 // TestServeManyClients: runs from several clients at once (Go and the
 // Python client), each checking it got its own result; then SIGTERM while
 // runs are in flight: they finish, and nothing is left.
