@@ -185,6 +185,7 @@ func (c *Client) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, e
 	if !ok {
 		return nil, err
 	}
+	out.Result = orNil(out.Result)
 	for _, w := range []struct {
 		to   io.Writer
 		text string
@@ -202,7 +203,17 @@ func (c *Client) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, e
 func (c *Client) Inspect(ctx context.Context, req api.InspectRequest) (*api.InspectResult, error) {
 	var out api.InspectResult
 	ok, err := c.call(ctx, http.MethodPost, "/v1/inspect", req, &out, nil)
+	out.SBOM, out.Verdict = orNil(out.SBOM), orNil(out.Verdict)
 	return docOf(&out, ok), err
+}
+
+// orNil is raw, or nil for JSON's null: the document as the service made
+// it (a json.RawMessage decodes null as the bytes "null").
+func orNil(raw json.RawMessage) json.RawMessage {
+	if string(raw) == "null" {
+		return nil
+	}
+	return raw
 }
 
 // Health is the server's health document.
