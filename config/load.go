@@ -103,6 +103,11 @@ type Input struct {
 	DBWarnAge    string
 	DBMaxAge     string
 
+	// Preload are the modules a warm run container imports ahead of a
+	// run; nil takes skill.yaml's list. (No flag sets them: an API
+	// request does, and the command line sends skill.yaml's to a server.)
+	Preload []string
+
 	// Set names the flags (Flag* constants) the user set explicitly. An
 	// explicit flag overrides skill.yaml; a non-empty value not in Set (a
 	// CLI default) only fills what skill.yaml leaves out.
@@ -208,7 +213,14 @@ func Load(in Input) (Skill, error) {
 		OutputLimitBytes: l.size(l.pick(FlagOutputLimit, in.OutputLimit, fs.Run.OutputLimit, "run.output_limit", DefaultRunOutputLimit)),
 	}
 	s.Policy = l.policy()
-	if fs.Preload != nil {
+	if in.Preload != nil {
+		for i, m := range in.Preload {
+			v := value{m, origin{source: "request", field: fmt.Sprintf("preload[%d]", i)}}
+			if l.check(v, ValidateModuleName(v.s)) {
+				s.Preload = append(s.Preload, v.s)
+			}
+		}
+	} else if fs.Preload != nil {
 		for i, sc := range *fs.Preload {
 			v := value{sc.Value, l.fileOrigin(sc, fmt.Sprintf("preload[%d]", i))}
 			if l.check(v, ValidateModuleName(v.s)) {

@@ -46,15 +46,49 @@ func (s *served) log() string { return s.stderr.String() }
 func startServe(t testing.TB, flags ...string) *served {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
+	return startServeOn(t, "unix://"+sock, sock, "", flags...)
+}
+
+// startServeTCP starts `skillbuild serve` on addr (tcp://127.0.0.1:PORT)
+// with the bearer token in tokenFile; s.http sends the token.
+func startServeTCP(t testing.TB, addr, tokenFile, token string, flags ...string) *served {
+	t.Helper()
+	return startServeOn(t, addr, "", token, append([]string{"--token-file", tokenFile}, flags...)...)
+}
+
+// bearer adds a bearer token to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+// startServeOn starts `skillbuild serve --listen listen`: on the unix
+// socket sock, or on TCP with token.
+func startServeOn(t testing.TB, listen, sock, token string, flags ...string) *served {
+	t.Helper()
 	s := &served{sock: sock, exited: make(chan error, 1)}
-	args := append([]string{"serve", "--listen", "unix://" + sock, "--allow-base-images"}, flags...)
+	args := append([]string{"serve", "--listen", listen, "--allow-base-images"}, flags...)
 	s.cmd = sbCmd(args...)
 	s.cmd.Stdout, s.cmd.Stderr = s, s
 	require.NoError(t, s.cmd.Start())
 	go func() { s.exited <- s.cmd.Wait() }()
-	s.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
+	network, address := "unix", sock
+	if sock == "" {
+		network, address = "tcp", strings.TrimPrefix(listen, "tcp://")
+	}
+	var tr http.RoundTripper = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, address)
+	}}
+	if token != "" {
+		tr = bearer{token: token, next: tr}
+	}
+	s.http = &http.Client{Transport: tr}
 	t.Cleanup(func() {
 		if s.cmd.ProcessState == nil {
 			s.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
@@ -139,14 +173,21 @@ func (s *served) curl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// python runs a script with the host's python3 and the client on its
-// path; the socket's path is sys.argv[1]. It returns stdout.
+// python runs a script with the python3 of a venv the client package was
+// installed into (clientVenv); the socket's path is sys.argv[1]. It
+// returns stdout.
 func (s *served) python(t *testing.T, script string) string {
 	t.Helper()
-	client, err := filepath.Abs(filepath.Join("..", "clients", "python"))
-	require.NoError(t, err)
-	cmd := exec.Command("python3", "-c", script, s.sock)
-	cmd.Env = append(cleanEnv(), "PYTHONPATH="+client, "PYTHONDONTWRITEBYTECODE=1")
+	return pythonClient(t, script, s.sock)
+}
+
+// pythonClient runs script with the client venv's python3 and args as
+// sys.argv[1:], and returns stdout.
+func pythonClient(t *testing.T, script string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(clientVenv(t), append([]string{"-c", script}, args...)...)
+	cmd.Dir = t.TempDir() // nothing on the path but the venv's
+	cmd.Env = append(cleanEnv(), "PYTHONDONTWRITEBYTECODE=1")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	require.NoError(t, cmd.Run(), "python3 client script failed:\n%s", errb.String())
@@ -513,4 +554,54 @@ func TestServeSurvivesContainerdRestart(t *testing.T) {
 	requireClean(t, s.run(t, req))
 	s.stop(t)
 	assertNoRunLeftovers(t)
+}
+
+// venv is the suite's venv with the Python client installed.
+var venv struct {
+	once   sync.Once
+	python string
+	err    error
+}
+
+// clientVenv is the python3 of a fresh venv into which the Python client
+// was installed as a user installs it: a wheel built from clients/python
+// by pip with Debian's setuptools and wheel, installed with --no-index
+// (no network). Made once per suite.
+func clientVenv(t *testing.T) string {
+	t.Helper()
+	venv.once.Do(func() { venv.python, venv.err = installClient(filepath.Join(env.dir, "pyclient")) })
+	require.NoError(t, venv.err, "install the Python client into a venv")
+	return venv.python
+}
+
+func installClient(dir string) (string, error) {
+	src, err := filepath.Abs(filepath.Join("..", "clients", "python"))
+	if err != nil {
+		return "", err
+	}
+	// A copy: pip builds in the source tree, which is not the suite's to
+	// write into.
+	tree := filepath.Join(dir, "src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("cp", "-r", src, tree).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("copy %s: %v: %s", src, err, out)
+	}
+	vdir := filepath.Join(dir, "venv")
+	python := filepath.Join(vdir, "bin", "python3")
+	dist := filepath.Join(dir, "dist")
+	for _, argv := range [][]string{
+		{"/usr/bin/python3", "-m", "venv", vdir},
+		{python, "-m", "pip", "install", "--no-index", "--find-links", pyindex.DebianWheelsDir, "wheel"},
+		{python, "-m", "pip", "wheel", "--no-index", "--no-build-isolation", "--no-deps", "-w", dist, tree},
+		{python, "-m", "pip", "install", "--no-index", "--find-links", dist, "skillbuild-client"},
+	} {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = cleanEnv()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, out)
+		}
+	}
+	return python, nil
 }

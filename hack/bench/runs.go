@@ -39,6 +39,8 @@ type sbRunner struct {
 	bin string
 	// peak starts it under hack/peakrss, for its own peak RSS.
 	peak bool
+	// host, if set, sends the run to that server (--host).
+	host string
 }
 
 func (s *sbRunner) key() string { return colSBRun }
@@ -50,6 +52,9 @@ func (s *sbRunner) run(ctx context.Context) (result, error) {
 	}
 	if s.debug {
 		args = append([]string{"--debug"}, args...)
+	}
+	if s.host != "" {
+		args = append([]string{"--host", s.host}, args...)
 	}
 	argv := append(append([]string{}, s.wrap...), s.b.sbArgsBin(s.bin, s.root, args...)...)
 	start := s.b.exec
