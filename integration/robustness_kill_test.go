@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -112,7 +113,7 @@ func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	_, err = c.ImageService().Create(ctx, images.Image{Name: staging, Target: base.Target})
 	require.NoError(t, err)
 	other := newRoot(t)
-	var rep pruneJSON
+	var rep api.PruneResult
 	r := sbRoot(t, other, 5*time.Minute, "prune", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)

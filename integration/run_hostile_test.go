@@ -445,7 +445,8 @@ func TestRunOwnUID(t *testing.T) {
 	}](t, d)
 	assert.Empty(t, r.Err, "the second run has a quota of its own")
 	assert.GreaterOrEqual(t, r.FD, 0)
-	assert.Equal(t, d.UID, r.UID)
+	uid, _ := ranAs(t, d)
+	assert.Equal(t, uid, r.UID)
 
 	// The first run's uid, from its container's spec.
 	c := ctdClient(t)

@@ -33,7 +33,7 @@ result = f()
 	r := sb(t, "run", "--json", "--image", env.base, "--code", file, "compat")
 	require.Equal(t, 0, r.code, r.stderr)
 	d := decodeRun(t, r.stdout)
-	assert.Equal(t, 128+int(syscall.SIGSYS), d.ExitCode, "killed by the filter, not answered: result %s", d.Result)
+	assert.Equal(t, 128+int(syscall.SIGSYS), d.Exit(), "killed by the filter, not answered: result %s", d.Result)
 	assert.Nil(t, d.Result)
 	assertNoRunLeftovers(t)
 }

@@ -24,32 +24,13 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // runDoc is the --json document of `skillbuild run`.
-type runDoc struct {
-	SkillID    string          `json:"skill_id"`
-	ImageTag   string          `json:"image_tag"`
-	ExitCode   int             `json:"exit_code"`
-	Stdout     string          `json:"stdout"`
-	Stderr     string          `json:"stderr"`
-	Result     json.RawMessage `json:"result"`
-	Error      *runError       `json:"error"`
-	TimedOut   bool            `json:"timed_out"`
-	OOMKilled  bool            `json:"oom_killed"`
-	Truncated  bool            `json:"truncated"`
-	DurationMS int64           `json:"duration_ms"`
-	UID        uint32          `json:"uid"`
-	GID        uint32          `json:"gid"`
-}
-
-type runError struct {
-	Type      string `json:"type"`
-	Message   string `json:"message"`
-	Traceback string `json:"traceback"`
-}
+type runDoc = api.RunResult
 
 // decodeRun checks that out is one valid UTF-8 JSON document with exactly
 // the documented keys, and decodes it.
@@ -98,7 +79,17 @@ func requireClean(t *testing.T, d runDoc) {
 	require.Nil(t, d.Error, "stderr: %s", d.Stderr)
 	require.False(t, d.TimedOut)
 	require.False(t, d.OOMKilled)
-	require.Equal(t, 0, d.ExitCode, "stderr: %s", d.Stderr)
+	require.NotNil(t, d.ExitCode, "a process ran: the document has its exit status")
+	require.Equal(t, 0, d.Exit(), "stderr: %s", d.Stderr)
+}
+
+// ranAs is the uid and gid the document says the code ran as; a process
+// must have run.
+func ranAs(t *testing.T, d runDoc) (uid, gid uint32) {
+	t.Helper()
+	require.NotNil(t, d.UID, "a process ran: the document names its uid")
+	require.NotNil(t, d.GID, "a process ran: the document names its gid")
+	return *d.UID, *d.GID
 }
 
 // requireTimedOut asserts the run was killed at its deadline.
@@ -107,7 +98,7 @@ func requireTimedOut(t *testing.T, d runDoc) {
 	require.True(t, d.TimedOut, "error: %+v stderr: %s", d.Error, d.Stderr)
 	require.NotNil(t, d.Error)
 	assert.Equal(t, "Timeout", d.Error.Type)
-	assert.Equal(t, 128+int(syscall.SIGKILL), d.ExitCode)
+	assert.Equal(t, 128+int(syscall.SIGKILL), d.Exit())
 	assert.False(t, d.OOMKilled)
 }
 
@@ -289,7 +280,7 @@ func TestRunHostile(t *testing.T) {
 				require.NotNil(t, d.Error)
 				assert.Equal(t, "OutOfMemory", d.Error.Type)
 				assert.False(t, d.TimedOut)
-				assert.NotEqual(t, 0, d.ExitCode)
+				assert.NotEqual(t, 0, d.Exit())
 			},
 		},
 		{
@@ -519,7 +510,8 @@ result = {"ids": ids, "nnp": [l for l in open("/proc/self/status").read().splitl
 				}](t, d)
 				assert.Equal(t, []string{"NoNewPrivs:\t1"}, r.NNP)
 				require.NotNil(t, r.IDs, "su was observed after exec")
-				u := strconv.Itoa(int(d.UID))
+				uid, _ := ranAs(t, d)
+				u := strconv.Itoa(int(uid))
 				assert.Equal(t, []string{"Uid:\t" + u + "\t" + u + "\t" + u + "\t" + u, "Gid:\t" + u + "\t" + u + "\t" + u + "\t" + u}, r.IDs, "real, effective, saved, fs ids all unprivileged")
 			},
 		},
@@ -564,11 +556,12 @@ result = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "cap
 				}](t, d)
 				// An image without USER runs as an unprivileged uid of the
 				// run's own, reported in the document.
-				assert.Equal(t, int(d.UID), r.UID)
+				uid, gid := ranAs(t, d)
+				assert.Equal(t, int(uid), r.UID)
 				assert.GreaterOrEqual(t, r.UID, sbruntime.RunUIDBase)
 				assert.Less(t, r.UID, sbruntime.RunUIDBase+sbruntime.RunUIDCount)
 				assert.Equal(t, r.UID, r.GID)
-				assert.Equal(t, int(d.GID), r.GID)
+				assert.Equal(t, int(gid), r.GID)
 				assert.Equal(t, []int{r.UID}, r.Groups)
 				for _, c := range r.Caps {
 					assert.Equal(t, "0000000000000000", c)
@@ -602,7 +595,7 @@ result = {"uid": os.getuid(), "capeff": status["CapEff"], "write": w}`,
 			code: "print('before')\ndef f(x):\n    raise ValueError('bad %r' % x)\nf('''\"q\"''')",
 			check: func(t *testing.T, d runDoc) {
 				require.NotNil(t, d.Error)
-				assert.Equal(t, 1, d.ExitCode)
+				assert.Equal(t, 1, d.Exit())
 				assert.Equal(t, "ValueError", d.Error.Type)
 				assert.Equal(t, `bad '"q"'`, d.Error.Message)
 				assert.Contains(t, d.Error.Traceback, `File "/run/skillbuild/code.py", line 3, in f`)
@@ -620,7 +613,7 @@ result = {"uid": os.getuid(), "capeff": status["CapEff"], "write": w}`,
 				assert.Equal(t, "ResultNotSerializable", d.Error.Type)
 				assert.Contains(t, d.Error.Message, "result is not JSON-serializable: TypeError: Object of type object is not JSON serializable")
 				assert.Nil(t, d.Result)
-				assert.Equal(t, 1, d.ExitCode)
+				assert.Equal(t, 1, d.Exit())
 			},
 		},
 		{
@@ -831,9 +824,10 @@ result = {"uid": os.getuid(), "cwd": os.getcwd(), "prefix": sys.prefix, "site": 
 	res := resultAs[map[string]any](t, d)
 	// The image's USER is skillbuild's unprivileged 65532, which every run
 	// gets as a uid of its own.
-	assert.Equal(t, float64(d.UID), res["uid"], "the uid the document reports")
-	assert.GreaterOrEqual(t, d.UID, uint32(sbruntime.RunUIDBase))
-	assert.Less(t, d.UID, uint32(sbruntime.RunUIDBase+sbruntime.RunUIDCount))
+	uid, _ := ranAs(t, d)
+	assert.Equal(t, float64(uid), res["uid"], "the uid the document reports")
+	assert.GreaterOrEqual(t, uid, uint32(sbruntime.RunUIDBase))
+	assert.Less(t, uid, uint32(sbruntime.RunUIDBase+sbruntime.RunUIDCount))
 	assert.Equal(t, "/opt/skill", res["cwd"])
 	assert.Equal(t, "/opt/skill/venv", res["prefix"], "the skill's venv is the interpreter's")
 	assert.True(t, strings.HasPrefix(res["site"].(string), "/opt/skill/venv/"), res["site"])
