@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/plugins/content/local"
@@ -245,13 +247,63 @@ func TestLayerListReadsInLargeChunks(t *testing.T) {
 }
 
 // TestFirstCloseOnlyStartsTheGCClock: a new root's first close writes the
-// stamp without sizing the cache (the engine here has no worker: pruning
-// would panic); a stamp younger than a day leaves the cache alone.
+// stamp and collects nothing; a stamp younger than a day leaves the stamp
+// and the caches alone. (The engine here has no worker: a collection
+// would not get past the build cache, so what is observed is the stamp's
+// time and a layer list past its age, which a collection removes.)
 func TestFirstCloseOnlyStartsTheGCClock(t *testing.T) {
 	t.Parallel()
-	e := &Engine{opts: options{root: t.TempDir()}}
+	root := t.TempDir()
+	e := &Engine{opts: options{root: root}}
+	stamp := filepath.Join(root, "gc.stamp")
+	lists := filepath.Join(root, layerListDir)
+	require.NoError(t, os.MkdirAll(lists, 0o700))
+	stale := filepath.Join(lists, "sha256-stale")
+	require.NoError(t, os.WriteFile(stale, nil, 0o600))
+	old := time.Now().Add(-2 * layerListMaxAge)
+	require.NoError(t, os.Chtimes(stale, old, old))
+
 	require.NoError(t, e.dailyGC())
-	_, err := os.Stat(filepath.Join(e.opts.root, "gc.stamp"))
+	b, err := os.ReadFile(stamp)
+	require.NoError(t, err, "the first close starts the clock")
+	written, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	require.NoError(t, err, "the stamp says when: %q", b)
+	assert.WithinDuration(t, time.Now(), written, time.Hour)
+	assert.FileExists(t, stale, "the first close collects nothing")
+
+	// A stamp an hour old: not due; the stamp keeps its time.
+	hourAgo := time.Now().Add(-time.Hour).Truncate(time.Second)
+	require.NoError(t, os.Chtimes(stamp, hourAgo, hourAgo))
+	require.NoError(t, e.dailyGC())
+	st, err := os.Stat(stamp)
 	require.NoError(t, err)
-	require.NoError(t, e.dailyGC())
+	assert.Equal(t, hourAgo, st.ModTime().Truncate(time.Second), "a stamp younger than a day is not rewritten")
+	assert.FileExists(t, stale, "nothing is collected before the day is over")
+}
+
+// TestListTarHostileNames: names that climb out of the root, are
+// absolute, or carry newlines and quotes are listed at the path they
+// would reach inside the image, one JSON line each; a whiteout of the
+// root's contents lists the root.
+func TestListTarHostileNames(t *testing.T) {
+	t.Parallel()
+	blob := layerTar(t,
+		file("../../etc/passwd"),
+		file("/opt/skill/venv/bin/python"),
+		file(sitePackages+"x\n[\"f\",\"/etc/shadow\"]"),
+		file("./.wh..wh..opq"),
+		file("opt/.wh."),
+	)
+	got, err := listTar(bytes.NewReader(blob))
+	require.NoError(t, err)
+	want := `["f","/etc/passwd"]
+["f","/opt/skill/venv/bin/python"]
+["f","/` + sitePackages + `x\n[\"f\",\"/etc/shadow\"]"]
+["o","/"]
+["o","/opt"]
+`
+	assert.Equal(t, want, string(got))
+	entries, err := parseLayerList(got)
+	require.NoError(t, err)
+	assert.Len(t, entries, 5, "the name with a newline is one entry")
 }
