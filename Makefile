@@ -30,8 +30,9 @@ lint: ## go vet and gofmt
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
-test: base-rootfs lint ## run every test: unit and integration (private containerd, real runc, BuildKit, pip)
-	SKILLBUILD_INTEGRATION=1 SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) test $(TESTFLAGS) ./...
+test: base-rootfs lint ## run every test: unit and integration (private containerd, real runc, BuildKit, pip); then the ten slowest
+	$(GO) build -o bin/testreport ./hack/testreport
+	SKILLBUILD_INTEGRATION=1 SKILLBUILD_TEST_ROOTFS=$(ROOTFS) bin/testreport -slowest 10 -- $(GO) test -json $(TESTFLAGS) ./...
 	cd clients/python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t .
 
 .PHONY: unit
