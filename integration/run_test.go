@@ -766,35 +766,55 @@ func TestRunLimitsAndInterrupt(t *testing.T) {
 // TestRunOrphanSweep: a skillbuild killed mid-run leaves its container; a
 // sweep that cannot tell whether its owner lives (another state
 // directory: no owner lock to try) removes it once its deadline has
-// passed, not before. (With the run's own state directory it goes at
-// once: TestRunKilledOwnerSweptAtOnce.)
+// passed, and leaves an orphan still within its deadline alone. (With the
+// runs' own state directory they go at once: TestRunKilledOwnerSweptAtOnce.)
 func TestRunOrphanSweep(t *testing.T) {
-	startSleepingRun(t, "4s", "orphan")() // no cleanup, no timeout: an orphan
+	// Orphans: killed without cleanup. One is due in seconds; the other's
+	// deadline is far beyond anything this test waits for. Both owners
+	// live until both runs are ready: a run's start sweeps the orphans of
+	// its state directory whose owner died.
+	killWaiting := startSleepingRun(t, "30m", "orphan-waiting")
+	killDue := startSleepingRun(t, "4s", "orphan-due")
+	killDue()
+	killWaiting()
 
 	c := ctdClient(t)
-	cs := runContainers(t, c)
-	require.Len(t, cs, 1, "the orphan")
-	labels, err := cs[0].Labels(context.Background())
-	require.NoError(t, err)
-	deadline, err := time.Parse(time.RFC3339Nano, labels[sbruntime.LabelDeadline])
-	require.NoError(t, err)
-
 	ctx := context.Background()
-	state := sbruntime.WithStateDir(t.TempDir())
-	if time.Now().Before(deadline) {
-		_, err = sbruntime.New(ctx, c, state, sbruntime.WithSweepGrace(0))
+	deadlines := map[string]time.Time{}
+	for _, ct := range runContainers(t, c) {
+		labels, err := ct.Labels(ctx)
 		require.NoError(t, err)
-		if time.Now().Before(deadline) { // still: the sweep ran before it
-			assert.Len(t, runContainers(t, c), 1, "a run within its deadline is left alone")
+		deadlines[ct.ID()], err = time.Parse(time.RFC3339Nano, labels[sbruntime.LabelDeadline])
+		require.NoError(t, err)
+	}
+	require.Len(t, deadlines, 2, "the orphans")
+	var due, waiting string
+	for id, d := range deadlines {
+		if d.Before(time.Now().Add(time.Minute)) {
+			due = id
+		} else {
+			waiting = id
 		}
 	}
-	time.Sleep(time.Until(deadline) + 100*time.Millisecond)
+	require.NotEmpty(t, due, "the 4s orphan: %v", deadlines)
+	require.NotEmpty(t, waiting, "the 30m orphan: %v", deadlines)
+
+	// Once the first deadline has passed, a sweep (at New) removes that
+	// orphan and only that one.
+	time.Sleep(time.Until(deadlines[due]) + 100*time.Millisecond)
+	state := sbruntime.WithStateDir(t.TempDir())
 	r, err := sbruntime.New(ctx, c, state, sbruntime.WithSweepGrace(0))
 	require.NoError(t, err)
+	var left []string
+	for _, ct := range runContainers(t, c) {
+		left = append(left, ct.ID())
+	}
+	assert.Equal(t, []string{waiting}, left, "the orphan past its deadline is swept, the one within it is left alone")
 	n, err := r.Sweep(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 0, n, "New already swept it")
-	// Its state directory is the run's own one's to sweep.
+	// Their state directory is the runs' own one's to sweep: the owner
+	// is dead, so the waiting orphan goes at once.
 	_, err = sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
 	require.NoError(t, err)
 	assertNoRunLeftovers(t)
