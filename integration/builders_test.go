@@ -67,6 +67,7 @@ func newRoot(t testing.TB) string {
 	t.Helper()
 	root, err := os.MkdirTemp(env.dir, "root-")
 	require.NoError(t, err)
+	rememberRoot(root)
 	t.Cleanup(func() {
 		mounts.UnmountUnder(root) //nolint:errcheck // never remove through a mount
 		os.RemoveAll(root)
