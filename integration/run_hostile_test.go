@@ -288,7 +288,7 @@ func TestRunInputsThatAreNotFiles(t *testing.T) {
 	errb.Reset()
 	cmd.Stderr = &errb
 	require.NoError(t, cmd.Start())
-	time.Sleep(500 * time.Millisecond) // let it reach the read; a signal earlier is fine too
+	waitReadingStdin(t, cmd.Process.Pid)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
