@@ -111,6 +111,7 @@ func TestLsListsSkillImages(t *testing.T) {
 }
 
 func TestRmMissingTagExitsNotFound(t *testing.T) {
+	t.Parallel()
 	out, r := rmSkill(t, "never-built")
 	assert.Equal(t, 4, r.code)
 	assert.Empty(t, out.Removed)
