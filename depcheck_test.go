@@ -50,6 +50,9 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// BuildKit, so pull and run on a host that only runs skills never
 		// link the solver.
 		"registry": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", mod + "cli", bk},
+		// signature is the format, the keys and the checks: a content
+		// store, no registry client, no daemon client.
+		"signature": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", mod + "cli", mod + "server", bk, ctdC},
 		// attest writes and reads statements in a content store.
 		"attest": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", bk, ctdC},
 		// server is the HTTP side of the API only: the operations are the
@@ -59,6 +62,9 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// skill/api holds the documents: values that both faces and the
 		// service share, light enough for the server.
 		"skill/api": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
+		// layers checks images from their blobs: the build before it tags
+		// and admission before a run share it, so it links no BuildKit.
+		"layers": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "skill", bk, ctdC},
 		// the service is below both faces.
 		"skill": {mod + "cli", mod + "server"},
 		// engine owns BuildKit, not runs or verdicts.

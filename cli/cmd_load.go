@@ -21,6 +21,7 @@ it runs only with a passing scan verdict (or --allow-unscanned).`,
 		ArgsUsage: "FILE|DIR",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME` of the local skill tags"},
+			&cli.BoolFlag{Name: "replace", Usage: "move a name that points at another image (never done otherwise)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
 		},
 		Action: loadAction,
@@ -32,7 +33,7 @@ func loadAction(c *cli.Context) error {
 		return fmt.Errorf("expected one FILE or DIR, got %q: %w", c.Args().Slice(), errdefs.ErrInvalidArgument)
 	}
 	return withService(c, func(svc *skill.Service) error {
-		out, err := svc.Load(c.Context, api.LoadRequest{Path: c.Args().First(), Repo: c.String(config.FlagRepo)})
+		out, err := svc.Load(c.Context, api.LoadRequest{Path: c.Args().First(), Repo: c.String(config.FlagRepo), Replace: c.Bool("replace")})
 		if err != nil {
 			return err
 		}

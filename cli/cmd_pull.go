@@ -18,11 +18,14 @@ func pullCommand() *cli.Command {
 name names a registry (--repo HOST/PATH), with its attestations. A skill image
 is also tagged atom-skill:<id>-v<version> (under --repo) from its labels, so
 ` + "`skillbuild run SKILL_ID`" + ` finds it. Names are set only after everything
-was fetched and unpacked.`,
+was fetched and unpacked, and a name that points at another image is never
+moved (unless --replace, or it was set by pulling the same REF before).`,
 		ArgsUsage: "REF|SKILL_ID",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: config.FlagVersion, Value: "1", Usage: "skill `VERSION` (with SKILL_ID)"},
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME` of the local skill tag"},
+			&cli.BoolFlag{Name: "base", Usage: "pull a base image to build skills on (install builds only on an image imported or pulled as a base)"},
+			&cli.BoolFlag{Name: "replace", Usage: "move a name that points at another image (never done otherwise)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
 		}, registryFlags()...),
 		Action: pullAction,
@@ -33,7 +36,7 @@ func pullAction(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("expected one REF or SKILL_ID, got %q: %w", c.Args().Slice(), errdefs.ErrInvalidArgument)
 	}
-	req := api.PullRequest{Version: c.String(config.FlagVersion), Repo: c.String(config.FlagRepo)}
+	req := api.PullRequest{Version: c.String(config.FlagVersion), Repo: c.String(config.FlagRepo), Base: c.Bool("base"), Replace: c.Bool("replace")}
 	if arg := c.Args().First(); api.IsRef(arg) {
 		req.Ref = arg
 	} else {

@@ -31,7 +31,11 @@ afterwards; a replacement starts in the background. Builds take the same
 state lock as the CLI, which keeps working beside the server. SIGTERM
 drains: requests in flight finish (runs at the latest at their deadline),
 then the warm containers are removed. A server killed outright leaves its
-warm containers to the next one, which removes them when it starts.`,
+warm containers to the next one, which removes them when it starts.
+
+Callers get the ceilings set here (--max-*; 0: none), never more: a run
+asking for more is refused (400, exit code 2) naming the ceiling, and so
+is uid 0 unless --allow-root-user (users are numeric uid[:gid]).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: server.DefaultListen, Usage: "`ADDRESS`: unix:///path/to.sock or tcp://127.0.0.1:PORT"},
 			&cli.StringFlag{Name: "group", Usage: "`GROUP` (name or gid) owning the unix socket"},
@@ -41,9 +45,38 @@ warm containers to the next one, which removes them when it starts.`,
 			&cli.StringFlag{Name: "warm-memory", Usage: "bound the sum of the warm containers' memory limits (e.g. 4g)"},
 			&cli.StringFlag{Name: "idle-timeout", Value: "5m", Usage: "destroy a skill's warm containers after this long without a run"},
 			&cli.StringFlag{Name: "max-body", Value: "8m", Usage: "largest request body"},
+			&cli.StringFlag{Name: "max-memory", Value: config.DefaultMaxRunMemory, Usage: "largest memory limit a run request may ask for"},
+			&cli.StringFlag{Name: "max-cpus", Value: config.DefaultMaxRunCPUs, Usage: "largest CPU limit a run request may ask for"},
+			&cli.StringFlag{Name: "max-pids", Value: config.DefaultMaxRunPids, Usage: "largest process limit a run request may ask for"},
+			&cli.StringFlag{Name: "max-timeout", Value: config.DefaultMaxRunTimeout, Usage: "longest timeout a run request may ask for"},
+			&cli.StringFlag{Name: "max-tmpfs-size", Value: config.DefaultMaxRunTmpfsSize, Usage: "largest /tmp a run request may ask for"},
+			&cli.StringFlag{Name: "max-output-limit", Value: config.DefaultMaxRunOutputLimit, Usage: "largest output limit a run request may ask for"},
+			&cli.BoolFlag{Name: "allow-root-user", Usage: "let run requests ask for uid 0 (\"user\": \"0\")"},
 		},
 		Action: serve,
 	}
+}
+
+// serveCeilings are the --max-* flags: what run requests may ask for.
+func serveCeilings(c *cli.Context) (skill.Ceilings, error) {
+	ceil := skill.Ceilings{AllowRoot: c.Bool("allow-root-user")}
+	var err error
+	for _, f := range []struct {
+		flag  string
+		parse func(string) error
+	}{
+		{"max-memory", func(v string) (err error) { ceil.Limits.MemoryBytes, err = config.ParseSize(v); return }},
+		{"max-cpus", func(v string) (err error) { ceil.Limits.CPUs, err = config.ParseCPUs(v); return }},
+		{"max-pids", func(v string) (err error) { ceil.Limits.Pids, err = config.ParsePids(v); return }},
+		{"max-timeout", func(v string) (err error) { ceil.Limits.Timeout, err = config.ParseDuration(v); return }},
+		{"max-tmpfs-size", func(v string) (err error) { ceil.Limits.TmpfsBytes, err = config.ParseSize(v); return }},
+		{"max-output-limit", func(v string) (err error) { ceil.Limits.OutputLimitBytes, err = config.ParseSize(v); return }},
+	} {
+		if err = f.parse(c.String(f.flag)); err != nil {
+			return ceil, fmt.Errorf("--%s: %w", f.flag, err)
+		}
+	}
+	return ceil, nil
 }
 
 // serveOptions turns the flags into the warm pool's and the server's
@@ -89,7 +122,11 @@ func serve(c *cli.Context) error {
 	if err := pool.Check(); err != nil {
 		return fmt.Errorf("--max-warm, --warm-per-skill, --warm-memory, --idle-timeout: %w", err)
 	}
-	svc, err := newService(c, skill.WithWarmPool(pool), skill.WithFace(api.FaceAPI))
+	ceil, err := serveCeilings(c)
+	if err != nil {
+		return err
+	}
+	svc, err := newService(c, skill.WithWarmPool(pool), skill.WithFace(api.FaceAPI), skill.WithCeilings(ceil))
 	if err != nil {
 		return err
 	}

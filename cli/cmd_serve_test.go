@@ -35,6 +35,8 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{[]string{"--max-warm", "-1"}, "must not be negative"},
 		{[]string{"--idle-timeout", "soon"}, "--idle-timeout"},
 		{[]string{"--max-body", "big"}, "--max-body"},
+		{[]string{"--max-memory", "lots"}, "--max-memory"},
+		{[]string{"--max-timeout", "soon"}, "--max-timeout"},
 		{[]string{"--listen", "unix://" + filepath.Join(dir, "a.sock"), "extra"}, "no arguments"},
 	} {
 		var out, errb bytes.Buffer

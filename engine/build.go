@@ -24,6 +24,7 @@ import (
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/indexproxy"
 	"github.com/skillbuild/skillbuild/labels"
+	"github.com/skillbuild/skillbuild/layers"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/spec"
@@ -615,9 +616,9 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 	}
 	if b.checkExported {
 		// Before any output commits: a layer that fails leaves no tag.
-		baseLayers, err := diffIDCount(r.baseCfg)
+		baseLayers, err := layers.DiffIDCount(r.baseCfg)
 		if err == nil {
-			err = checkExportedLayers(ctx, e.ctd.ContentStore(), img.desc, baseLayers, b.installed.Locks, filepath.Join(e.opts.root, layerListDir))
+			err = layerStepError(layers.CheckImage(ctx, e.ctd.ContentStore(), img.desc, baseLayers, b.installed.Locks, filepath.Join(e.opts.root, layers.ListDir)))
 		}
 		if err != nil {
 			return nil, err

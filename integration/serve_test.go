@@ -252,6 +252,17 @@ print(json.dumps(c.health()))
 	assert.Contains(t, string(body), `unknown field \"cmd\"`)
 	status, _, _ = s.call(t, http.MethodPost, "/v1/run", map[string]any{"skill_id": "served", "code": strings.Repeat("#", 9<<20)})
 	assert.Equal(t, 413, status, "bodies are capped")
+	// Callers get the ceilings the operator set, never more.
+	for field, value := range map[string]string{"memory": "1000g", "pids": "1000000", "cpus": "64", "timeout": "100000h", "user": "0"} {
+		status, code, body = s.call(t, http.MethodPost, "/v1/run", map[string]any{"skill_id": "served", "code": "pass", field: value})
+		assert.Equal(t, 400, status, "%s %s: %s", field, value, body)
+		assert.Equal(t, "2", code, field)
+		if field == "user" {
+			assert.Contains(t, string(body), "uid 0", field)
+		} else {
+			assert.Contains(t, string(body), "ceiling", field)
+		}
+	}
 
 	// Warm containers served runs, and the metrics say so.
 	assert.NotEqual(t, "", s.metric(t, "skillbuild_pool_hits_total"))

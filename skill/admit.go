@@ -35,7 +35,7 @@ func (s *Service) admit(ctx context.Context, client *ctd.Client, rec images.Imag
 	if shown == "" {
 		shown = "missing"
 	}
-	reason := fmt.Sprintf("image %s came from a %s and carries no passing scan verdict (%s: %s)", name, origin, scan.LabelScan, shown)
+	reason := fmt.Sprintf("image %s came from %s and carries no passing scan verdict (%s: %s)", name, originPhrase(origin), scan.LabelScan, shown)
 	if !allowUnscanned {
 		return "", fmt.Errorf("%s; %s: %w", reason, s.advise("build it with the scan on, or pass --allow-unscanned to run it anyway", "build it with the scan on"), errdefs.ErrFailedPrecondition)
 	}

@@ -143,36 +143,64 @@ func (s *Service) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult
 	if err != nil {
 		return nil, err
 	}
-	var imgs []store.ImportedImage
+	var arc *store.Archive
 	if st.IsDir() {
-		imgs, err = store.ImportOCILayout(ctx, client, req.Path, "", snapshotter)
+		arc, err = store.ReadOCILayout(ctx, client, req.Path, snapshotter)
 	} else {
 		f, ferr := os.Open(req.Path)
 		if ferr != nil {
 			return nil, fmt.Errorf("load %s: %w: %w", req.Path, ferr, errdefs.ErrInvalidArgument)
 		}
 		defer f.Close()
-		imgs, err = store.ImportOCIArchive(ctx, client, f, "", snapshotter)
+		arc, err = store.ReadOCIArchive(ctx, client, f, snapshotter)
 	}
 	if err != nil {
+		return nil, err
+	}
+	// Until the names are set the import's lease holds the content; what
+	// no name references afterwards is collected.
+	defer arc.Release(context.WithoutCancel(ctx)) //nolint:errcheck
+	abs, err := filepath.Abs(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	origin := OriginArchive + " " + filepath.Base(req.Path)
+	// Every name is checked before any is set.
+	var plans []loadPlan
+	for _, img := range arc.Images {
+		p, err := s.planLoaded(ctx, client, img, req.Repo, origin)
+		if err != nil {
+			return nil, err
+		}
+		p.labels[LabelSource] = abs
+		for _, n := range p.names {
+			if err := s.mayName(ctx, client, n, p.target.Digest, abs, req.Replace); err != nil {
+				return nil, err
+			}
+		}
+		plans = append(plans, p)
+	}
+	var recs []images.Image
+	for _, p := range plans {
+		for _, n := range p.names {
+			recs = append(recs, images.Image{Name: n, Target: p.target, Labels: p.labels})
+		}
+	}
+	if _, err := store.SetTags(ctx, client, recs); err != nil {
 		return nil, err
 	}
 	// An archive may name one image several times (OCI and containerd
 	// annotations): each image is listed once, each name once.
 	out := api.LoadResult{}
 	at := map[string]int{}
-	for _, img := range imgs {
-		names, err := s.nameLoaded(ctx, client, img, req.Repo, "archive "+filepath.Base(req.Path))
-		if err != nil {
-			return nil, err
-		}
-		d := img.Digest.String()
+	for _, p := range plans {
+		d := p.target.Digest.String()
 		i, seen := at[d]
 		if !seen {
 			i, at[d] = len(out), len(out)
 			out = append(out, api.LoadedImage{Digest: d, Names: []string{}})
 		}
-		for _, n := range names {
+		for _, n := range p.names {
 			if !slices.Contains(out[i].Names, n) {
 				out[i].Names = append(out[i].Names, n)
 			}
@@ -181,34 +209,37 @@ func (s *Service) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult
 	return out, nil
 }
 
-// nameLoaded records where a loaded image came from and, for a skill
-// image, tags it as its skill too.
-func (s *Service) nameLoaded(ctx context.Context, client *ctd.Client, img store.ImportedImage, repo, origin string) ([]string, error) {
-	is := client.ImageService()
-	rec, err := is.Get(ctx, img.Name)
+// loadPlan is what a loaded image will be named and labelled.
+type loadPlan struct {
+	target ocispec.Descriptor
+	names  []string
+	labels map[string]string
+}
+
+// planLoaded names a loaded image: its name in the archive and, for a
+// skill image, its skill tag; its record says where it came from.
+func (s *Service) planLoaded(ctx context.Context, client *ctd.Client, img store.ArchiveImage, repo, origin string) (loadPlan, error) {
+	desc, err := attest.Inspect(ctx, client.ContentStore(), img.Target, platforms.Default())
 	if err != nil {
-		return nil, err
-	}
-	desc, err := attest.Inspect(ctx, client.ContentStore(), rec.Target, platforms.Default())
-	if err != nil {
-		return nil, fmt.Errorf("loaded image %s: %w", img.Name, err)
+		return loadPlan{}, fmt.Errorf("loaded image %s: %w", orDefault(img.Name, img.Target.Digest.String()), err)
 	}
 	extra, recLabels, err := skillNames(desc.Labels, orDefault(repo, config.DefaultRepo), origin)
 	if err != nil {
-		return nil, err
+		return loadPlan{}, err
 	}
-	names := []string{img.Name}
+	var names []string
+	if img.Name != "" {
+		names = append(names, img.Name)
+	}
 	for _, n := range extra {
 		if !slices.Contains(names, n) {
 			names = append(names, n)
 		}
 	}
-	for _, n := range names {
-		if err := store.SetTag(ctx, client, images.Image{Name: n, Target: rec.Target, Labels: recLabels}); err != nil {
-			return nil, err
-		}
+	if len(names) == 0 {
+		return loadPlan{}, fmt.Errorf("image %s of the archive has no name and no skill labels to name it by: %w", img.Target.Digest, errdefs.ErrInvalidArgument)
 	}
-	return names, nil
+	return loadPlan{target: img.Target, names: names, labels: recLabels}, nil
 }
 
 // ImportBase imports a base image offline from exactly one of an OCI
@@ -251,6 +282,15 @@ func (s *Service) ImportBase(ctx context.Context, req api.BaseImportRequest) ([]
 	}
 	out := make([]api.ImportedImage, len(imgs))
 	for i, img := range imgs {
+		// Recorded as a base: install builds only on such an image.
+		rec, err := client.ImageService().Get(ctx, img.Name)
+		if err != nil {
+			return nil, err
+		}
+		rec.Labels = map[string]string{LabelOrigin: OriginBase}
+		if err := store.SetTag(ctx, client, rec); err != nil {
+			return nil, err
+		}
 		out[i] = api.ImportedImage{Name: img.Name, Digest: img.Digest}
 	}
 	return out, nil

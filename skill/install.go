@@ -168,6 +168,11 @@ func (s *Service) build(ctx context.Context, in config.Input, req api.InstallReq
 		}
 	}
 
+	if s.opts.builder.embedded() {
+		if err := s.checkBase(ctx, skill.Base); err != nil {
+			return failInstall(out, err), err
+		}
+	}
 	noPrevious := ""
 	if !ereq.Refresh && s.opts.builder.embedded() {
 		// Only an optimization: without an earlier lock (or failing to read
@@ -494,4 +499,32 @@ func (s *Service) checkDestinations(skill config.Skill, local api.InstallLocal) 
 		}
 	}
 	return nil
+}
+
+// checkBase refuses to build on an image that was not imported or pulled
+// as a base: a loaded archive or a pulled skill image that names itself
+// like the base must not become the ground of every later build. A base
+// that is not there is the engine's to explain.
+func (s *Service) checkBase(ctx context.Context, base string) error {
+	client, err := s.containerd(ctx, sweepNone)
+	if err != nil {
+		return err
+	}
+	rec, err := client.ImageService().Get(ctx, base)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch origin := rec.Labels[LabelOrigin]; origin {
+	case OriginBase:
+		return nil
+	case "":
+		return fmt.Errorf("base %s has no origin: it was not imported or pulled as a base (one imported by an earlier skillbuild must be imported again): %s: %w",
+			store.Familiar(base), s.advise("run `skillbuild base import` or `skillbuild pull --base` for it", "import or pull it as a base on the server"), errdefs.ErrInvalidArgument)
+	default:
+		return fmt.Errorf("base %s came from %s, not from a base import or pull: %s: %w",
+			store.Familiar(base), originPhrase(origin), s.advise("run `skillbuild base import` or `skillbuild pull --base` for it", "import or pull it as a base on the server"), errdefs.ErrInvalidArgument)
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/labels"
 	"github.com/skillbuild/skillbuild/registry"
@@ -39,12 +40,17 @@ func (s *Service) Pull(ctx context.Context, req api.PullRequest) (*api.PullResul
 	if err != nil {
 		return nil, err
 	}
-	return s.pullImage(ctx, client, ref, req.Repo)
+	origin := OriginRegistry
+	if req.Base {
+		origin = OriginBase
+	}
+	return s.pullImage(ctx, client, ref, req.Repo, origin, req.Replace)
 }
 
 // pullImage pulls ref, names a skill image also by its skill tag (under
-// repo) and records where it came from.
-func (s *Service) pullImage(ctx context.Context, client *ctd.Client, ref, repo string) (*api.PullResult, error) {
+// repo) and records where it came from. A name that points at another
+// image moves only with replace, or when the same reference set it.
+func (s *Service) pullImage(ctx context.Context, client *ctd.Client, ref, repo, origin string, replace bool) (*api.PullResult, error) {
 	rc, err := s.registryClient()
 	if err != nil {
 		return nil, err
@@ -52,8 +58,23 @@ func (s *Service) pullImage(ctx context.Context, client *ctd.Client, ref, repo s
 	if repo == "" {
 		repo = config.DefaultRepo
 	}
-	namer := func(cfgLabels map[string]string) ([]string, map[string]string, error) {
-		return skillNames(cfgLabels, repo, "registry")
+	named, err := registry.ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	source := named.String()
+	namer := func(target ocispec.Descriptor, cfgLabels map[string]string) ([]string, map[string]string, error) {
+		names, rec, err := skillNames(cfgLabels, repo, origin)
+		if err != nil {
+			return nil, nil, err
+		}
+		rec[LabelSource] = source
+		for _, n := range append([]string{source}, names...) {
+			if err := s.mayName(ctx, client, n, target.Digest, source, replace); err != nil {
+				return nil, nil, err
+			}
+		}
+		return names, rec, nil
 	}
 	res, err := rc.Pull(ctx, client, ref, registry.WithSnapshotter(snapshotter), registry.WithNamer(namer))
 	if err != nil {

@@ -31,6 +31,9 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, 
 		return fillRun(out, runtime.Result{}, err), err
 	}
 	out.SkillID = skill.ID
+	if err := s.checkCeilings(skill.Run, req.User); err != nil {
+		return fillRun(out, runtime.Result{}, err), err
+	}
 	rreq := runtime.Request{Code: []byte(req.Code), Inputs: req.Inputs, Limits: runtime.Limits(skill.Run), User: req.User, Preload: req.Preload,
 		Stdout: req.Local.Stdout, Stderr: req.Local.Stderr}
 	rreq.Image, out.ImageTag, err = runImage(skill, req.Image)
@@ -121,7 +124,7 @@ func (s *Service) pullForRun(ctx context.Context, client *ctd.Client, mode, name
 	if !registry.NamesRegistry(name) {
 		return fmt.Errorf("--pull %s: %s names no registry to pull from: %w", mode, name, errdefs.ErrInvalidArgument)
 	}
-	res, err := s.pullImage(ctx, client, name, "")
+	res, err := s.pullImage(ctx, client, name, "", OriginRegistry, false)
 	if err != nil {
 		return err
 	}

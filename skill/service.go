@@ -46,6 +46,7 @@ type options struct {
 	rootless                 *Rootless
 	warm                     *WarmPool
 	face                     api.Face
+	ceilings                 *Ceilings
 }
 
 // Opt configures a Service.

@@ -94,6 +94,11 @@ type PullRequest struct {
 	// Repo is the repository of the local skill tag (and of SkillID's
 	// image).
 	Repo string `json:"repo,omitempty"`
+	// Base pulls an image to build skills on (install builds only on an
+	// image imported or pulled as a base).
+	Base bool `json:"base,omitempty"`
+	// Replace lets the pull move a name that points at another image.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // PullResult says what a pull stored.
@@ -144,6 +149,8 @@ type LoadRequest struct {
 	Path string `json:"-"`
 	// Repo is the repository of the skill tags given to skill images.
 	Repo string `json:"repo,omitempty"`
+	// Replace lets the load move a name that points at another image.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // LoadResult lists what a load stored.

@@ -1,4 +1,4 @@
-package engine
+package layers
 
 import (
 	"archive/tar"
@@ -10,15 +10,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -75,7 +72,7 @@ func TestListTarListsWhatTheLayerDoes(t *testing.T) {
 ["o","/` + sitePackages + `pkg"]
 `
 	assert.Equal(t, want, string(got))
-	entries, err := parseLayerList(got)
+	entries, err := ParseList(got)
 	require.NoError(t, err)
 	assert.Len(t, entries, 8)
 }
@@ -106,7 +103,9 @@ func image(t *testing.T, cs content.Store, dists ...[]byte) ocispec.Descriptor {
 	}
 	layers := []ocispec.Descriptor{
 		put(layerTar(t, file("usr/bin/python3")), ocispec.MediaTypeImageLayerGzip),
-		put(layerTar(t, dir("opt/skill/venv/")), ocispec.MediaTypeImageLayerGzip),
+		put(layerTar(t, dir("opt/"), dir("opt/skill/"), dir("opt/skill/venv/"), file("opt/skill/venv/pyvenv.cfg"), dir("opt/skill/venv/bin/"),
+			file("opt/skill/venv/bin/activate"), tar.Header{Name: "opt/skill/venv/bin/python", Typeflag: tar.TypeSymlink, Linkname: "/usr/bin/python3"},
+			dir(sitePackages)), ocispec.MediaTypeImageLayerGzip),
 	}
 	for _, d := range dists {
 		layers = append(layers, put(d, ocispec.MediaTypeImageLayerGzip))
@@ -128,9 +127,11 @@ func distLayer(t *testing.T, name string, files ...string) []byte {
 }
 
 // TestCheckExportedLayers checks an exported image's distribution layers:
-// the lock file's layer and the layers below the distributions' are not
-// theirs, two layers writing one file fail with the paths and names, and
-// a layer deleting another's file counts as writing it.
+// the lock file's layer and the base's are not theirs, two layers writing
+// one file fail with the paths and names, a layer deleting another's file
+// counts as writing it, and the venv's layer is compared too: a
+// distribution may share its directories, never replace or delete its
+// files.
 func TestCheckExportedLayers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -139,20 +140,37 @@ func TestCheckExportedLayers(t *testing.T) {
 	locks := []lock.Lock{{{Name: "a", Version: "1.0"}}, {{Name: "b", Version: "1.0"}}}
 
 	ok := image(t, cs, distLayer(t, "a", "a.py"), distLayer(t, "b", "b.py"))
-	require.NoError(t, checkExportedLayers(ctx, cs, ok, 1, locks, ""))
+	require.NoError(t, CheckImage(ctx, cs, ok, 1, locks, ""))
 
 	for name, b := range map[string][]byte{
 		"same file": distLayer(t, "b", "a.py"),
 		"deletes":   distLayer(t, "b", ".wh.a.py"),
 	} {
-		err = checkExportedLayers(ctx, cs, image(t, cs, distLayer(t, "a", "a.py"), b), 1, locks, "")
-		var se *StepError
+		err = CheckImage(ctx, cs, image(t, cs, distLayer(t, "a", "a.py"), b), 1, locks, "")
+		var se *Error
 		require.ErrorAs(t, err, &se, name)
-		assert.Equal(t, sbllb.StepCheckLayers, se.Step)
 		assert.Contains(t, se.Error(), "/"+sitePackages+"a.py is written by both a==1.0 and b==1.0", name)
 	}
 
-	err = checkExportedLayers(ctx, cs, image(t, cs, distLayer(t, "a", "a.py")), 1, locks, "")
+	for name, tt := range map[string]struct {
+		layer []byte
+		want  string
+	}{
+		"the venv's config": {layerTar(t, dir(sitePackages), dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/pyvenv.cfg")),
+			"b==1.0 replaces /opt/skill/venv/pyvenv.cfg"},
+		"the venv's interpreter": {layerTar(t, dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/bin/python")),
+			"b==1.0 replaces /opt/skill/venv/bin/python"},
+		"deletes the venv's activate": {layerTar(t, dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/bin/.wh.activate")),
+			"b==1.0 replaces /opt/skill/venv/bin/activate"},
+	} {
+		err = CheckImage(ctx, cs, image(t, cs, distLayer(t, "a", "a.py"), tt.layer), 1, locks, "")
+		var se *Error
+		require.ErrorAs(t, err, &se, name)
+		assert.Contains(t, se.Error(), "replaces or deletes the virtual environment's own files", name)
+		assert.Contains(t, se.Error(), tt.want, name)
+	}
+
+	err = CheckImage(ctx, cs, image(t, cs, distLayer(t, "a", "a.py")), 1, locks, "")
 	assert.ErrorContains(t, err, "has 4 layers, not the 5 of its base (1), venv, 2 distribution layers and lock file")
 }
 
@@ -170,10 +188,10 @@ func TestLayerListCache(t *testing.T) {
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
 	require.NoError(t, content.WriteBlob(ctx, cs, "a", bytes.NewReader(blob), desc))
 
-	first, err := layerList(ctx, cs, desc, cache)
+	first, err := List(ctx, cs, desc, cache)
 	require.NoError(t, err)
 	require.NoError(t, cs.Delete(ctx, desc.Digest))
-	again, err := layerList(ctx, cs, desc, cache)
+	again, err := List(ctx, cs, desc, cache)
 	require.NoError(t, err, "answered from the cache")
 	assert.Equal(t, first, again)
 
@@ -181,13 +199,13 @@ func TestLayerListCache(t *testing.T) {
 	forged := ocispec.Descriptor{MediaType: desc.MediaType, Digest: digest.FromString("other"), Size: desc.Size}
 	fake := filepath.Join(root, "content", "blobs", "sha256", forged.Digest.Encoded())
 	require.NoError(t, os.WriteFile(fake, blob, 0o644))
-	_, err = layerList(ctx, cs, forged, cache)
+	_, err = List(ctx, cs, forged, cache)
 	assert.ErrorContains(t, err, "does not match its digest")
 	_, err = os.Stat(filepath.Join(cache, "sha256-"+forged.Digest.Encoded()))
 	assert.True(t, os.IsNotExist(err), "nothing cached for it")
 
 	// Lists nobody used for the age limit go.
-	require.NoError(t, pruneLayerLists(cache, 0))
+	require.NoError(t, PruneLists(cache, 0))
 	entries, err := os.ReadDir(cache)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
@@ -240,45 +258,10 @@ func TestLayerListReadsInLargeChunks(t *testing.T) {
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
 	require.NoError(t, content.WriteBlob(ctx, cs, "big", bytes.NewReader(blob), desc))
 	cp := &countingProvider{Provider: cs}
-	list, err := layerList(ctx, cp, desc, "")
+	list, err := List(ctx, cp, desc, "")
 	require.NoError(t, err)
 	assert.Equal(t, 200, bytes.Count(list, []byte("\n")))
 	assert.LessOrEqual(t, cp.reads, 3, "reads of a %d-byte blob", len(blob))
-}
-
-// TestFirstCloseOnlyStartsTheGCClock: a new root's first close writes the
-// stamp and collects nothing; a stamp younger than a day leaves the stamp
-// and the caches alone. (The engine here has no worker: a collection
-// would not get past the build cache, so what is observed is the stamp's
-// time and a layer list past its age, which a collection removes.)
-func TestFirstCloseOnlyStartsTheGCClock(t *testing.T) {
-	t.Parallel()
-	root := t.TempDir()
-	e := &Engine{opts: options{root: root}}
-	stamp := filepath.Join(root, "gc.stamp")
-	lists := filepath.Join(root, layerListDir)
-	require.NoError(t, os.MkdirAll(lists, 0o700))
-	stale := filepath.Join(lists, "sha256-stale")
-	require.NoError(t, os.WriteFile(stale, nil, 0o600))
-	old := time.Now().Add(-2 * layerListMaxAge)
-	require.NoError(t, os.Chtimes(stale, old, old))
-
-	require.NoError(t, e.dailyGC())
-	b, err := os.ReadFile(stamp)
-	require.NoError(t, err, "the first close starts the clock")
-	written, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
-	require.NoError(t, err, "the stamp says when: %q", b)
-	assert.WithinDuration(t, time.Now(), written, time.Hour)
-	assert.FileExists(t, stale, "the first close collects nothing")
-
-	// A stamp an hour old: not due; the stamp keeps its time.
-	hourAgo := time.Now().Add(-time.Hour).Truncate(time.Second)
-	require.NoError(t, os.Chtimes(stamp, hourAgo, hourAgo))
-	require.NoError(t, e.dailyGC())
-	st, err := os.Stat(stamp)
-	require.NoError(t, err)
-	assert.Equal(t, hourAgo, st.ModTime().Truncate(time.Second), "a stamp younger than a day is not rewritten")
-	assert.FileExists(t, stale, "nothing is collected before the day is over")
 }
 
 // TestListTarHostileNames: names that climb out of the root, are
@@ -303,7 +286,7 @@ func TestListTarHostileNames(t *testing.T) {
 ["o","/opt"]
 `
 	assert.Equal(t, want, string(got))
-	entries, err := parseLayerList(got)
+	entries, err := ParseList(got)
 	require.NoError(t, err)
 	assert.Len(t, entries, 5, "the name with a newline is one entry")
 }
