@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -75,4 +76,13 @@ func TestEnterNamespacesNotRootlessDoesNothing(t *testing.T) {
 	// namespaces (rootless, it would re-execute and not return).
 	require.True(t, needsNamespaces(app.Flags, []string{"sb", "install", "x"}))
 	assert.NoError(t, enterNamespaces(app, rootlessMode{}, []string{"sb", "install", "x"}))
+}
+
+func TestRootlessFlagIsRefusedToRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("checks what root is told; this process is not root")
+	}
+	_, err := detectRootless([]string{"sb", "--rootless", "ls"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--rootless is for ordinary users")
 }

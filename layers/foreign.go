@@ -221,11 +221,15 @@ func checkVenvLayer(ctx context.Context, cs content.Provider, desc ocispec.Descr
 	return List(ctx, cs, desc, cacheDir)
 }
 
-// isVenvLib reports whether rel is lib/pythonX.Y or its site-packages.
+// isVenvLib reports whether rel is one of the venv's own directories
+// under lib/ or include/: pythonX.Y, and lib/pythonX.Y/site-packages.
 func isVenvLib(rel string) bool {
-	ok1, _ := path.Match("lib/python[0-9]*", rel)
-	ok2, _ := path.Match("lib/python[0-9]*/site-packages", rel)
-	return ok1 || ok2
+	for _, pattern := range []string{"lib/python[0-9]*", "lib/python[0-9]*/site-packages", "include/python[0-9]*"} {
+		if ok, _ := path.Match(pattern, rel); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // isPythonLink reports whether rel names one of the venv's interpreter

@@ -31,7 +31,6 @@ type foreignImage struct {
 
 var baseEnv = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"}
 
-
 func reg(name, body string) tar.Header {
 	return tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), Linkname: body}
 }
@@ -70,7 +69,7 @@ func goodVenv(t *testing.T, extra ...tar.Header) []byte {
 	hs := []tar.Header{dir("opt/"), dir("opt/skill/"), dir("opt/skill/venv/"), reg("opt/skill/venv/pyvenv.cfg", goodCfg),
 		dir("opt/skill/venv/bin/"), reg("opt/skill/venv/bin/activate", "# sh"), link("opt/skill/venv/bin/python", "python3"),
 		link("opt/skill/venv/bin/python3", "/usr/bin/python3"), link("opt/skill/venv/bin/python3.11", "python3"),
-		dir("opt/skill/venv/include/"), dir("opt/skill/venv/lib/"), dir("opt/skill/venv/lib/python3.11/"), dir(sitePackages),
+		dir("opt/skill/venv/include/"), dir("opt/skill/venv/include/python3.11/"), dir("opt/skill/venv/lib/"), dir("opt/skill/venv/lib/python3.11/"), dir(sitePackages),
 		link("opt/skill/venv/lib64", "lib")}
 	return layerWith(t, append(hs, extra...)...)
 }
