@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +17,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// resolveJSON is what the incremental-resolve tests read of install --json.
-type resolveJSON struct {
-	installJSON
-	Resolve         string `json:"resolve"`
-	ResolveFallback string `json:"resolve_fallback"`
-}
 
 // lockDocument reads the lock document attached to the image tagged tag
 // and the lock digest its record carries.
@@ -65,16 +57,14 @@ func TestResolveIncremental(t *testing.T) {
 		// (Provides-Extra, the extra's Requires-Dist) brings inc-speed in.
 		pyindex.Wheel{Name: "inc-c", Version: "1.0", Requires: []string{"inc-a[fast]"}},
 	)
-	run := func(id string, extra []string, reqs ...string) resolveJSON {
+	run := func(id string, extra []string, reqs ...string) installJSON {
 		t.Helper()
-		_, r := install(t, srv, id, extra, reqs...)
+		out, r := install(t, srv, id, extra, reqs...)
 		require.Equal(t, 0, r.code, r.stderr)
-		var out resolveJSON
-		require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
 		require.True(t, out.Success, r.stdout)
 		return out
 	}
-	names := func(out resolveJSON) []string {
+	names := func(out installJSON) []string {
 		var n []string
 		for _, p := range out.Packages {
 			n = append(n, p.Name+"=="+p.Version)

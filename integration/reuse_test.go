@@ -60,19 +60,10 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 
 	args := []string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "reuse-skill", "reuse-pkg==1.0"}
-	type doc struct {
-		installJSON
-		Unchanged bool `json:"unchanged"`
-	}
-	parse := func(r result) doc {
-		var d doc
-		require.NoError(t, json.Unmarshal([]byte(r.stdout), &d), "stdout: %s", r.stdout)
-		return d
-	}
 
 	r = sbRoot(t, root, 10*time.Minute, args...)
 	require.Equal(t, 0, r.code, r.stderr)
-	first := parse(r)
+	first := parseInstall(t, r)
 	assert.False(t, first.Unchanged)
 	assert.Contains(t, first.Steps, sbllb.StepResolve)
 
@@ -85,7 +76,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.NoError(t, unix.Flock(int(lf.Fd()), unix.LOCK_UN))
 	lf.Close()
 	require.Equal(t, 0, r.code, r.stderr)
-	again := parse(r)
+	again := parseInstall(t, r)
 	assert.True(t, again.Success)
 	assert.True(t, again.Unchanged, "answered from the image store")
 	assert.True(t, again.Cached)
@@ -97,7 +88,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 
 	r = sbRoot(t, root, 10*time.Minute, append([]string{"install", "--refresh"}, args[1:]...)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	refreshed := parse(r)
+	refreshed := parseInstall(t, r)
 	assert.False(t, refreshed.Unchanged, "--refresh builds")
 	assert.Contains(t, refreshed.Steps, sbllb.StepResolve, "--refresh resolves again")
 	assert.Equal(t, first.Digest, refreshed.Digest, "same inputs, same image")
@@ -107,7 +98,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	r = sbRoot(t, root, 10*time.Minute, args...)
 	assert.Equal(t, 3, r.code, "refused as vulnerable: %s", r.stderr)
-	refused := parse(r)
+	refused := parseInstall(t, r)
 	assert.False(t, refused.Success)
 	assert.False(t, refused.Unchanged)
 	assert.Equal(t, "refused", refused.Scan)

@@ -26,29 +26,7 @@ import (
 )
 
 // runDoc is the --json document of `skillbuild run`.
-type runDoc struct {
-	SkillID    string          `json:"skill_id"`
-	ImageTag   string          `json:"image_tag"`
-	ExitCode   int             `json:"exit_code"`
-	Stdout     string          `json:"stdout"`
-	Stderr     string          `json:"stderr"`
-	Result     json.RawMessage `json:"result"`
-	Error      *runError       `json:"error"`
-	TimedOut   bool            `json:"timed_out"`
-	OOMKilled  bool            `json:"oom_killed"`
-	Truncated  bool            `json:"truncated"`
-	DurationMS int64           `json:"duration_ms"`
-	UID        uint32          `json:"uid"`
-	GID        uint32          `json:"gid"`
-	Unscanned  string          `json:"unscanned"`
-	Admission  *api.Admission  `json:"admission"`
-}
-
-type runError struct {
-	Type      string `json:"type"`
-	Message   string `json:"message"`
-	Traceback string `json:"traceback"`
-}
+type runDoc = api.RunResult
 
 // decodeRun checks that out is one valid UTF-8 JSON document with exactly
 // the documented keys, and decodes it.
@@ -101,7 +79,17 @@ func requireClean(t *testing.T, d runDoc) {
 	require.Nil(t, d.Error, "stderr: %s", d.Stderr)
 	require.False(t, d.TimedOut)
 	require.False(t, d.OOMKilled)
-	require.Equal(t, 0, d.ExitCode, "stderr: %s", d.Stderr)
+	require.NotNil(t, d.ExitCode, "a process ran: the document has its exit status")
+	require.Equal(t, 0, d.Exit(), "stderr: %s", d.Stderr)
+}
+
+// ranAs is the uid and gid the document says the code ran as; a process
+// must have run.
+func ranAs(t *testing.T, d runDoc) (uid, gid uint32) {
+	t.Helper()
+	require.NotNil(t, d.UID, "a process ran: the document names its uid")
+	require.NotNil(t, d.GID, "a process ran: the document names its gid")
+	return *d.UID, *d.GID
 }
 
 // requireTimedOut asserts the run was killed at its deadline.
@@ -110,7 +98,7 @@ func requireTimedOut(t *testing.T, d runDoc) {
 	require.True(t, d.TimedOut, "error: %+v stderr: %s", d.Error, d.Stderr)
 	require.NotNil(t, d.Error)
 	assert.Equal(t, "Timeout", d.Error.Type)
-	assert.Equal(t, 128+int(syscall.SIGKILL), d.ExitCode)
+	assert.Equal(t, 128+int(syscall.SIGKILL), d.Exit())
 	assert.False(t, d.OOMKilled)
 }
 
@@ -281,35 +269,55 @@ func TestRunLimitsAndInterrupt(t *testing.T) {
 // TestRunOrphanSweep: a skillbuild killed mid-run leaves its container; a
 // sweep that cannot tell whether its owner lives (another state
 // directory: no owner lock to try) removes it once its deadline has
-// passed, not before. (With the run's own state directory it goes at
-// once: TestRunKilledOwnerSweptAtOnce.)
+// passed, and leaves an orphan still within its deadline alone. (With the
+// runs' own state directory they go at once: TestRunKilledOwnerSweptAtOnce.)
 func TestRunOrphanSweep(t *testing.T) {
-	startSleepingRun(t, "4s", "orphan")() // no cleanup, no timeout: an orphan
+	// Orphans: killed without cleanup. One is due in seconds; the other's
+	// deadline is far beyond anything this test waits for. Both owners
+	// live until both runs are ready: a run's start sweeps the orphans of
+	// its state directory whose owner died.
+	killWaiting := startSleepingRun(t, "30m", "orphan-waiting")
+	killDue := startSleepingRun(t, "4s", "orphan-due")
+	killDue()
+	killWaiting()
 
 	c := ctdClient(t)
-	cs := runContainers(t, c)
-	require.Len(t, cs, 1, "the orphan")
-	labels, err := cs[0].Labels(context.Background())
-	require.NoError(t, err)
-	deadline, err := time.Parse(time.RFC3339Nano, labels[sbruntime.LabelDeadline])
-	require.NoError(t, err)
-
 	ctx := context.Background()
-	state := sbruntime.WithStateDir(t.TempDir())
-	if time.Now().Before(deadline) {
-		_, err = sbruntime.New(ctx, c, state, sbruntime.WithSweepGrace(0))
+	deadlines := map[string]time.Time{}
+	for _, ct := range runContainers(t, c) {
+		labels, err := ct.Labels(ctx)
 		require.NoError(t, err)
-		if time.Now().Before(deadline) { // still: the sweep ran before it
-			assert.Len(t, runContainers(t, c), 1, "a run within its deadline is left alone")
+		deadlines[ct.ID()], err = time.Parse(time.RFC3339Nano, labels[sbruntime.LabelDeadline])
+		require.NoError(t, err)
+	}
+	require.Len(t, deadlines, 2, "the orphans")
+	var due, waiting string
+	for id, d := range deadlines {
+		if d.Before(time.Now().Add(time.Minute)) {
+			due = id
+		} else {
+			waiting = id
 		}
 	}
-	time.Sleep(time.Until(deadline) + 100*time.Millisecond)
+	require.NotEmpty(t, due, "the 4s orphan: %v", deadlines)
+	require.NotEmpty(t, waiting, "the 30m orphan: %v", deadlines)
+
+	// Once the first deadline has passed, a sweep (at New) removes that
+	// orphan and only that one.
+	time.Sleep(time.Until(deadlines[due]) + 100*time.Millisecond)
+	state := sbruntime.WithStateDir(t.TempDir())
 	r, err := sbruntime.New(ctx, c, state, sbruntime.WithSweepGrace(0))
 	require.NoError(t, err)
+	var left []string
+	for _, ct := range runContainers(t, c) {
+		left = append(left, ct.ID())
+	}
+	assert.Equal(t, []string{waiting}, left, "the orphan past its deadline is swept, the one within it is left alone")
 	n, err := r.Sweep(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 0, n, "New already swept it")
-	// Its state directory is the run's own one's to sweep.
+	// Their state directory is the runs' own one's to sweep: the owner
+	// is dead, so the waiting orphan goes at once.
 	_, err = sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
 	require.NoError(t, err)
 	assertNoRunLeftovers(t)
@@ -339,9 +347,10 @@ result = {"uid": os.getuid(), "cwd": os.getcwd(), "prefix": sys.prefix, "site": 
 	res := resultAs[map[string]any](t, d)
 	// The image's USER is skillbuild's unprivileged 65532, which every run
 	// gets as a uid of its own.
-	assert.Equal(t, float64(d.UID), res["uid"], "the uid the document reports")
-	assert.GreaterOrEqual(t, d.UID, uint32(sbruntime.RunUIDBase))
-	assert.Less(t, d.UID, uint32(sbruntime.RunUIDBase+sbruntime.RunUIDCount))
+	uid, _ := ranAs(t, d)
+	assert.Equal(t, float64(uid), res["uid"], "the uid the document reports")
+	assert.GreaterOrEqual(t, uid, uint32(sbruntime.RunUIDBase))
+	assert.Less(t, uid, uint32(sbruntime.RunUIDBase+sbruntime.RunUIDCount))
 	assert.Equal(t, "/opt/skill", res["cwd"])
 	assert.Equal(t, "/opt/skill/venv", res["prefix"], "the skill's venv is the interpreter's")
 	assert.True(t, strings.HasPrefix(res["site"].(string), "/opt/skill/venv/"), res["site"])

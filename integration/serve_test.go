@@ -22,6 +22,7 @@ import (
 	"github.com/skillbuild/skillbuild/integration/ctdtest"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/skillbuild/skillbuild/runtime/pid1"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -197,9 +198,7 @@ func pythonClient(t *testing.T, script string, args ...string) string {
 // warm is the number of warm containers ready, from the health document.
 func (s *served) warm(t *testing.T) int {
 	t.Helper()
-	var h struct {
-		Warm int `json:"warm"`
-	}
+	var h api.Health
 	_, _, b := s.call(t, http.MethodGet, "/v1/health", nil)
 	require.NoError(t, json.Unmarshal(b, &h), "%s", b)
 	return h.Warm

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,16 +66,12 @@ func (s *sbRunner) run(ctx context.Context) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	var doc struct {
-		ExitCode int             `json:"exit_code"`
-		Stdout   string          `json:"stdout"`
-		Error    json.RawMessage `json:"error"` // null, or {type, message, traceback}
-	}
+	var doc api.RunResult
 	if err := json.Unmarshal(r.stdout, &doc); err != nil {
 		return r, fmt.Errorf("run --json output: %w", err)
 	}
-	if doc.ExitCode != 0 || strings.TrimSpace(doc.Stdout) != "1" {
-		return r, fmt.Errorf("run printed %q, exit %d, error %s", doc.Stdout, doc.ExitCode, doc.Error)
+	if doc.ExitCode == nil || doc.Exit() != 0 || strings.TrimSpace(doc.Stdout) != "1" {
+		return r, fmt.Errorf("run printed %q, exit %d, error %+v", doc.Stdout, doc.Exit(), doc.Error)
 	}
 	return r, nil
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/skill/api"
 )
 
 // serveReport is the serve section: print(1) through the API of a real
@@ -93,14 +94,8 @@ func (s *serveProc) stop() error {
 	}
 }
 
-type serveHealth struct {
-	Warm       int `json:"warm"`
-	Starting   int `json:"starting"`
-	Destroying int `json:"destroying"`
-}
-
-func (s *serveProc) health() (serveHealth, error) {
-	var h serveHealth
+func (s *serveProc) health() (api.Health, error) {
+	var h api.Health
 	resp, err := s.http.Get("http://skillbuild/v1/health")
 	if err != nil {
 		return h, err
@@ -132,12 +127,8 @@ func (s *serveProc) run(req map[string]any) (result json.RawMessage, stdout stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var d struct {
-		Stdout string          `json:"stdout"`
-		Result json.RawMessage `json:"result"`
-		Error  json.RawMessage `json:"error"`
-	}
-	if err := json.Unmarshal(b, &d); err != nil || resp.StatusCode != 200 || (len(d.Error) > 0 && string(d.Error) != "null") {
+	var d api.RunResult
+	if err := json.Unmarshal(b, &d); err != nil || resp.StatusCode != 200 || d.Error != nil {
 		return nil, "", fmt.Errorf("run answered %d: %s", resp.StatusCode, oneLine(string(b)))
 	}
 	return d.Result, d.Stdout, nil
