@@ -540,6 +540,11 @@ func TestSigningFromTheCommandLine(t *testing.T) {
 	_, r = runOnHost2(t, "clisig", unsigned, "--trusted-key", pub)
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "no valid signature by a trusted key")
+	// --allow-unscanned runs what could not be verified, never what a
+	// required signature check refused.
+	_, r = runOnHost2(t, "clisig", unsigned, "--trusted-key", pub, "--allow-unscanned")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "no valid signature by a trusted key")
 }
 
 // runOnHost2 runs result = 1 in image ref on the second host's namespace
