@@ -3,7 +3,6 @@ module github.com/skillbuild/skillbuild
 go 1.26.8
 
 require (
-	deps.dev/util/semver v0.0.0-20260727054525-2946ae4a6141
 	github.com/containerd/cgroups/v3 v3.1.3
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/containerd/errdefs v1.0.0
