@@ -153,3 +153,10 @@ func cleanLink(base, href string) (string, error) {
 	}
 	return ensureQuotedURL(joined)
 }
+
+// PathToURL is pip's path_to_url for an absolute, clean POSIX path: the
+// file:// URL of a find-links file.
+func PathToURL(p string) string { return "file://" + quote(p) }
+
+// FileLink is the link pip makes of a find-links file at path p.
+func FileLink(p string) Link { return newLink(PathToURL(p), nil) }
