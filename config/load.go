@@ -60,6 +60,7 @@ const (
 	FlagAllowStaleDB  = "allow-stale-db"
 	FlagDBWarnAge     = "db-warn-age"
 	FlagDBMaxAge      = "db-max-age"
+	FlagResolver      = "resolver"
 )
 
 // Input holds the raw values exactly as the CLI received them. Empty
@@ -94,6 +95,10 @@ type Input struct {
 	AllowStaleDB bool
 	DBWarnAge    string
 	DBMaxAge     string
+
+	// Resolver is --resolver: auto, pip or builtin (empty: the engine's
+	// default).
+	Resolver string
 
 	// Set names the flags (Flag* constants) the user set explicitly. An
 	// explicit flag overrides skill.yaml; a non-empty value not in Set (a
@@ -200,6 +205,9 @@ func Load(in Input) (Skill, error) {
 		OutputLimitBytes: l.size(l.pick(FlagOutputLimit, in.OutputLimit, fs.Run.OutputLimit, "run.output_limit", DefaultRunOutputLimit)),
 	}
 	s.Policy = l.policy()
+	if v := l.pick(FlagResolver, in.Resolver, fs.Resolver, "resolver", ""); v.s != "" && l.check(v, ValidateResolver(v.s)) {
+		s.Resolver = v.s
+	}
 	if fs.Preload != nil {
 		for i, sc := range *fs.Preload {
 			v := value{sc.Value, l.fileOrigin(sc, fmt.Sprintf("preload[%d]", i))}
