@@ -101,6 +101,12 @@ type Result struct {
 	// lock was not extended (empty when there was none, or it was).
 	Resolve         string `json:"resolve,omitempty"`
 	ResolveFallback string `json:"resolve_fallback,omitempty"`
+	// Resolver says which resolver made the lock: ResolverBuiltin (in
+	// process) or ResolverPip (pip in the base image); ResolverFallback
+	// why pip resolved when the builtin resolver was asked for first
+	// (auto). Both are empty without requirements.
+	Resolver         string `json:"resolver,omitempty"`
+	ResolverFallback string `json:"resolver_fallback,omitempty"`
 }
 
 // How a build resolved its lock (Result.Resolve).
@@ -141,6 +147,7 @@ type solveSession struct {
 	closers     []func() error
 	base        baseImage                // where the base image is resolved
 	ociStores   map[string]content.Store // session content stores (a base archive or layout)
+	proxy       *indexproxy.Proxy        // the index proxy (nil without an index)
 }
 
 func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
@@ -154,6 +161,7 @@ func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 			return nil, err
 		}
 		ss.closers = append(ss.closers, proxy.Close)
+		ss.proxy = proxy
 		if e.fetch != nil {
 			// A remote builder fetches with its own HTTP source (remote.go).
 			remove := e.fetch.add(proxy)
@@ -265,12 +273,15 @@ type resolved struct {
 	// how is ResolveFull or ResolveAdded; fallback why a previous lock
 	// was not extended.
 	how, fallback string
+	// resolver is ResolverBuiltin or ResolverPip; resolverFallback why
+	// pip resolved in auto mode.
+	resolver, resolverFallback string
 }
 
 // resolve runs the resolve step (in the base image: it needs no venv) and
 // reads the lock back. With prepareVenv the venv step is solved meanwhile,
 // so it is ready (cached) when the install steps need it.
-func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, prev *lock.Document, fail func(error) error) (*resolved, error) {
+func (e *Engine) resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, prev *lock.Document, fail func(error) error) (*resolved, error) {
 	s := ss.skill
 	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, ss.base.resolveOpt())
 	if err != nil {
@@ -288,6 +299,12 @@ func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, p
 			go c.Solve(ctx, gateway.SolveRequest{Definition: vdef.ToPB(), Evaluate: true}) //nolint:errcheck
 		}
 	}
+	if done, err := e.resolveBuiltin(ctx, c, ss, r, base, prev, refresh); err != nil {
+		return nil, fail(err)
+	} else if done {
+		return r, nil
+	}
+	r.resolver = ResolverPip
 	if prev != nil && !refresh {
 		ok, err := resolveAdded(ctx, c, ss, r, base, prev)
 		if err != nil {
@@ -418,7 +435,7 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 	defer ss.close()
 	var locked lock.Lock
 	_, err = e.run(ctx, ss, nil, status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
-		r, err := resolve(ctx, c, ss, false, false, nil, fail)
+		r, err := e.resolve(ctx, c, ss, false, false, nil, fail)
 		if err != nil {
 			return nil, err
 		}
@@ -463,6 +480,7 @@ func (b *build) failed(e *Engine, err error) (*Result, error) {
 // build is one Build in progress: what prepare fixed, and what the solve
 // learnt (the resolution and the verdict's labels).
 type build struct {
+	e          *Engine
 	req        Request
 	finalName  string
 	specDigest digest.Digest
@@ -511,7 +529,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &build{req: req, finalName: finalName, specDigest: sd, indexDigest: ixd, outs: outs, exports: exports, ss: ss,
+	return &build{e: e, req: req, finalName: finalName, specDigest: sd, indexDigest: ixd, outs: outs, exports: exports, ss: ss,
 		checkExported: e.opts.builder == BuilderEmbedded && e.ctd != nil}, nil
 }
 
@@ -527,7 +545,7 @@ func (b *build) close(ctx context.Context) {
 // solve is the build function: resolve, gate, install, image config.
 func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
 	var err error
-	b.r, err = resolve(ctx, c, b.ss, b.req.Refresh, true, b.req.Previous, fail)
+	b.r, err = b.e.resolve(ctx, c, b.ss, b.req.Refresh, true, b.req.Previous, fail)
 	if err != nil {
 		return nil, err
 	}
@@ -647,9 +665,11 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 		Executed:       executed,
 		Logs:           b.ss.col.logLines(),
 
-		LimitsEnforced:  e.LimitsEnforced(b.req.Skill.Build),
-		Resolve:         r.how,
-		ResolveFallback: r.fallback,
+		LimitsEnforced:   e.LimitsEnforced(b.req.Skill.Build),
+		Resolve:          r.how,
+		ResolveFallback:  r.fallback,
+		Resolver:         r.resolver,
+		ResolverFallback: r.resolverFallback,
 	}, nil
 }
 
