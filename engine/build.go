@@ -270,6 +270,9 @@ type resolved struct {
 	baseDgst digest.Digest
 	lock     lock.Lock
 	report   llb.State // the resolve step's output (ReportFile)
+	// env is the base's python environment step, when the builtin
+	// resolver resolved: kept in a registry cache like the report.
+	env llb.State
 	// how is ResolveFull or ResolveAdded; fallback why a previous lock
 	// was not extended.
 	how, fallback string
@@ -592,7 +595,7 @@ func (b *build) install(ctx context.Context, c gateway.Client, fail func(error) 
 	}
 	root := installed.Root
 	if b.req.Cache.To != "" {
-		anchors := []llb.State{b.r.report}
+		anchors := []llb.State{b.r.report, b.r.env}
 		if len(installed.Layers) > 0 && !b.checkExported {
 			anchors = append(anchors, sbllb.ListLayers(b.r.venv, installed, b.ss.skill))
 		}

@@ -69,13 +69,15 @@ func (e *Engine) resolveBuiltin(ctx context.Context, c gateway.Client, ss *solve
 	if s.Index.AllowSdist {
 		return declined("source distributions are allowed")
 	}
-	env, err := e.pythonEnvironment(ctx, c, ss, r.baseDgst, base)
+	envStep := sbllb.PythonEnvironment(base, s, resolver.EnvironmentScript)
+	env, err := e.pythonEnvironment(ctx, c, r.baseDgst, envStep)
 	if errors.Is(err, resolver.ErrUnsupported) {
 		return declined(err.Error())
 	}
 	if err != nil {
 		return false, err
 	}
+	r.env = envStep
 	wheels, err := os.MkdirTemp(filepath.Join(e.opts.root, resolverDir), "wheels-")
 	if err != nil {
 		return false, fmt.Errorf("builtin resolver: %w", err)
@@ -179,7 +181,7 @@ func (e *Engine) acceptBuiltin(ss *solveSession, r *resolved, res *resolver.Resu
 // resolver: read from the state root when this base was looked at before
 // on this kernel (marker values include the kernel's release), otherwise
 // asked of the base in a step (llb.PythonEnvironment) and kept.
-func (e *Engine) pythonEnvironment(ctx context.Context, c gateway.Client, ss *solveSession, base digest.Digest, baseState llb.State) (*resolver.Environment, error) {
+func (e *Engine) pythonEnvironment(ctx context.Context, c gateway.Client, base digest.Digest, step llb.State) (*resolver.Environment, error) {
 	dir := filepath.Join(e.opts.root, resolverDir, "environments")
 	var u unix.Utsname
 	_ = unix.Uname(&u)
@@ -190,7 +192,7 @@ func (e *Engine) pythonEnvironment(ctx context.Context, c gateway.Client, ss *so
 			return env, err
 		}
 	}
-	def, err := sbllb.PythonEnvironment(baseState, ss.skill, resolver.EnvironmentScript).Marshal(ctx)
+	def, err := step.Marshal(ctx)
 	if err != nil {
 		return nil, err
 	}
