@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,9 +67,13 @@ func TestResolveIncremental(t *testing.T) {
 		// (Provides-Extra, the extra's Requires-Dist) brings inc-speed in.
 		pyindex.Wheel{Name: "inc-c", Version: "1.0", Requires: []string{"inc-a[fast]"}},
 	)
+	// The incremental resolve of pip's (a view of the lock installed); the
+	// builtin resolver's is TestResolverBothWaysSameImage's.
+	pipOnly := filepath.Join(t.TempDir(), "skill.yaml")
+	require.NoError(t, os.WriteFile(pipOnly, []byte("resolver: pip\n"), 0o644))
 	run := func(id string, extra []string, reqs ...string) resolveJSON {
 		t.Helper()
-		_, r := install(t, srv, id, extra, reqs...)
+		_, r := install(t, srv, id, append([]string{"-f", pipOnly}, extra...), reqs...)
 		require.Equal(t, 0, r.code, r.stderr)
 		var out resolveJSON
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
-	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -62,7 +61,8 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	args := []string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "reuse-skill", "reuse-pkg==1.0"}
 	type doc struct {
 		installJSON
-		Unchanged bool `json:"unchanged"`
+		Unchanged bool   `json:"unchanged"`
+		Resolve   string `json:"resolve"`
 	}
 	parse := func(r result) doc {
 		var d doc
@@ -74,7 +74,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	first := parse(r)
 	assert.False(t, first.Unchanged)
-	assert.Contains(t, first.Steps, sbllb.StepResolve)
+	assert.Equal(t, "full", first.Resolve)
 
 	// Hold the engine's state lock: an engine would wait for it (and the
 	// command would not finish in time); the unchanged answer does not.
@@ -99,7 +99,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	refreshed := parse(r)
 	assert.False(t, refreshed.Unchanged, "--refresh builds")
-	assert.Contains(t, refreshed.Steps, sbllb.StepResolve, "--refresh resolves again")
+	assert.Equal(t, "full", refreshed.Resolve, "--refresh resolves again")
 	assert.Equal(t, first.Digest, refreshed.Digest, "same inputs, same image")
 
 	// A newer database that flags the pinned version refuses the skill.
