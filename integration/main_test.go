@@ -32,6 +32,7 @@ var env struct {
 	bin    string // the skillbuild binary under test
 	peak   string // hack/peakrss, for a child's own peak RSS (runPeakRSS)
 	base   string // base image reference (a Debian bookworm python3)
+	rootfs string // the base's root filesystem (SKILLBUILD_TEST_ROOTFS)
 	ctd    *ctdtest.Daemon
 }
 
@@ -108,6 +109,7 @@ func setup() (int, error) {
 		return 0, err
 	}
 	env.dir = dir
+	env.rootfs = rootfs
 	env.root = filepath.Join(dir, "sbroot")
 	env.base = baseRef
 
