@@ -6,6 +6,10 @@ ROOTFS ?= /var/cache/skillbuild/rootfs-bookworm
 BASE_REF ?= localhost/skillbuild/python:3.11-bookworm
 DEMO_DIR ?= /tmp/skillbuild-demo
 TESTFLAGS ?= -count=1 -timeout 60m
+# The cosign the signing tests check interoperability with (built once,
+# cached by version); hack/cosign.version is the one place it is pinned.
+COSIGN_VERSION ?= $(shell cat hack/cosign.version)
+COSIGN_CACHE ?= /var/cache/skillbuild
 
 .PHONY: help
 help: ## show this help
@@ -19,6 +23,10 @@ deps: ## install containerd, runc, debootstrap and Debian's wheels if missing (a
 base-rootfs: deps ## build the offline python base rootfs once (cached in $(ROOTFS))
 	@hack/base-rootfs.sh $(ROOTFS)
 
+.PHONY: cosign
+cosign: ## build the pinned cosign the signing tests run, once (cached in $(COSIGN_CACHE)/cosign-$(COSIGN_VERSION))
+	@hack/cosign.sh $(COSIGN_VERSION) $(COSIGN_CACHE)
+
 .PHONY: build
 build: ## build bin/skillbuild (and bin/skillbuild-init, the small static init a run's container starts with)
 	$(GO) build -buildvcs=auto -o $(BIN) .
@@ -30,7 +38,7 @@ lint: ## go vet and gofmt
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
-test: base-rootfs lint ## run every test: unit and integration (private containerd, real runc, BuildKit, pip)
+test: base-rootfs cosign lint ## run every test: unit and integration (private containerd, real runc, BuildKit, pip)
 	SKILLBUILD_INTEGRATION=1 SKILLBUILD_TEST_ROOTFS=$(ROOTFS) $(GO) test $(TESTFLAGS) ./...
 	cd clients/python && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests -t .
 

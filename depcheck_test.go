@@ -50,11 +50,23 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// BuildKit, so pull and run on a host that only runs skills never
 		// link the solver.
 		"registry": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", mod + "cli", bk},
+		// signature is the format, the keys and the checks: a content
+		// store, no registry client, no daemon client.
+		"signature": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", mod + "cli", mod + "server", bk, ctdC},
 		// attest writes and reads statements in a content store.
 		"attest": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", bk, ctdC},
-		// server is the HTTP side of the API only: the operations come from
-		// its caller (the CLI), so it links neither engine nor containerd.
-		"server": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "cli", bk, ctd},
+		// server is the HTTP side of the API only: the operations are the
+		// service's, given by its caller, and the documents skill/api's, so
+		// it links neither engine, runtime nor containerd.
+		"server": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "skill$", mod + "cli", bk, ctd},
+		// skill/api holds the documents: values that both faces and the
+		// service share, light enough for the server.
+		"skill/api": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
+		// layers checks images from their blobs: the build before it tags
+		// and admission before a run share it, so it links no BuildKit.
+		"layers": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "skill", bk, ctdC},
+		// the service is below both faces.
+		"skill": {mod + "cli", mod + "server"},
 		// pep440 is versions and specifiers: a leaf every other package may use.
 		"pep440": {mod, bk, ctd},
 		// pep508 is requirements and markers over pep440 only.
@@ -68,7 +80,7 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// its caller gives it (the build's index proxy), and knows no engine,
 		// graph, image or configuration file.
 		"resolver": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy",
-			mod + "cli", mod + "server", bk, ctd},
+			mod + "cli", mod + "server", mod + "skill", bk, ctd},
 		// engine owns BuildKit, not runs or verdicts.
 		"engine": {mod + "runtime", mod + "scan", mod + "cli"},
 	}
@@ -79,9 +91,36 @@ func TestArchitectureBoundaries(t *testing.T) {
 			require.NoError(t, err)
 			for _, dep := range strings.Fields(string(out)) {
 				for _, b := range banned {
-					assert.False(t, dep == b || strings.HasPrefix(dep, b+"/"), "%s depends on %s", pkg, dep)
+					// A trailing $ bans the package itself, not those below it.
+					exact, isExact := strings.CutSuffix(b, "$")
+					hit := dep == exact || (!isExact && strings.HasPrefix(dep, b+"/"))
+					assert.False(t, hit, "%s depends on %s", pkg, dep)
 				}
 			}
 		})
+	}
+}
+
+// TestFacesAreThin: the command line imports, of this module, only the
+// service, its documents, the server it starts, the configuration it
+// parses and the rootless set-up it performs; the pipeline is the
+// service's.
+func TestFacesAreThin(t *testing.T) {
+	t.Parallel()
+	const mod = "github.com/skillbuild/skillbuild/"
+	allowed := map[string][]string{
+		"cli":    {"config", "rootless", "server", "skill", "skill/api"},
+		"server": {"skill/api"},
+	}
+	for pkg, ok := range allowed {
+		out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./"+pkg).Output()
+		require.NoError(t, err)
+		for _, imp := range strings.Fields(string(out)) {
+			rel, ours := strings.CutPrefix(imp, mod)
+			if !ours {
+				continue
+			}
+			assert.Contains(t, ok, rel, "%s imports %s: a face calls the service (package skill), nothing below it", pkg, imp)
+		}
 	}
 }

@@ -8,22 +8,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/containerd/errdefs"
 	"github.com/sirupsen/logrus"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
-)
-
-// Exit codes. They are part of the CLI contract (see README).
-const (
-	exitOK          = 0
-	exitFailed      = 1   // the build or run failed
-	exitBadInput    = 2   // invalid flags, skill.yaml or requirements
-	exitVulnerable  = 3   // refused: known vulnerabilities
-	exitNotFound    = 4   // image, skill or database not found
-	exitInterrupted = 130 // Ctrl-C or SIGTERM (128+SIGINT); what was started is cleaned up
-	exitTempFail    = 75  // temporary: containerd unreachable, lock busy; try again
-	exitBrokenPipe  = 141 // stdout or stderr closed by its reader (128+SIGPIPE); what was started is cleaned up
 )
 
 // Main runs the skillbuild command line with args (args[0] is the
@@ -100,7 +88,7 @@ func globalFlags(d appDefaults) []cli.Flag {
 // it to the process exit code.
 func report(stderr io.Writer, err error) int {
 	if err == nil {
-		return exitOK
+		return api.ExitOK
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
@@ -113,29 +101,6 @@ func report(stderr io.Writer, err error) int {
 	return exitCode(err)
 }
 
-// isInterrupted reports whether err comes from Ctrl-C or SIGTERM.
-func isInterrupted(err error) bool {
-	return errors.Is(err, context.Canceled) || errdefs.IsCanceled(err)
-}
-
-// exitCode classifies an error into an exit code.
-func exitCode(err error) int {
-	switch {
-	case err == nil:
-		return exitOK
-	case isVulnerable(err):
-		return exitVulnerable
-	case errors.Is(err, syscall.EPIPE):
-		return exitBrokenPipe
-	case isInterrupted(err):
-		return exitInterrupted
-	case errdefs.IsInvalidArgument(err):
-		return exitBadInput
-	case errdefs.IsNotFound(err):
-		return exitNotFound
-	case errdefs.IsUnavailable(err), errdefs.IsAborted(err):
-		return exitTempFail
-	default:
-		return exitFailed
-	}
-}
+// exitCode classifies an error into an exit code (api.ExitCode: one
+// table for the CLI and the API).
+func exitCode(err error) int { return api.ExitCode(err) }

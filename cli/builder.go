@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"fmt"
-
-	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/engine"
+	"github.com/skillbuild/skillbuild/skill"
 	"github.com/urfave/cli/v2"
 )
 
@@ -12,7 +9,7 @@ import (
 // all start an engine).
 func builderFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "builder", Value: engine.BuilderEmbedded, EnvVars: []string{"SKILLBUILD_BUILDER"},
+		&cli.StringFlag{Name: "builder", Value: skill.BuilderEmbedded, EnvVars: []string{"SKILLBUILD_BUILDER"},
 			Usage: "where builds run: embedded (BuildKit in-process, containerd worker), embedded-oci (in-process, runc, no containerd), tcp://HOST:PORT or unix:///PATH (a buildkitd)"},
 		&cli.StringFlag{Name: "builder-ca", Usage: "CA certificate `FILE` of a tcp:// builder"},
 		&cli.StringFlag{Name: "builder-cert", Usage: "client certificate `FILE` for a tcp:// builder (mutual TLS)"},
@@ -30,50 +27,8 @@ func outputFlags() []cli.Flag {
 	}
 }
 
-// builderFlagValues are the builder flags' values, kept in env so every
-// command that starts an engine (install, scan, prune, serve) uses them.
-type builderFlagValues struct {
-	builder, ca, cert, key, baseArchive, baseLayout string
-}
-
-func builderFlagsOf(c *cli.Context) builderFlagValues {
-	return builderFlagValues{builder: c.String("builder"), ca: c.String("builder-ca"), cert: c.String("builder-cert"), key: c.String("builder-key"),
-		baseArchive: c.String("base-archive"), baseLayout: c.String("base-layout")}
-}
-
-// embedded reports whether builds run on the default builder, whose image
-// store is the local containerd.
-func (b builderFlagValues) embedded() bool {
-	return b.builder == "" || b.builder == engine.BuilderEmbedded
-}
-
-// opts converts the builder flags into engine options.
-func (b builderFlagValues) opts() ([]engine.Opt, error) {
-	opts := []engine.Opt{engine.WithBuilder(b.builder), engine.WithBuilderTLS(b.ca, b.cert, b.key)}
-	switch {
-	case b.baseArchive != "" && b.baseLayout != "":
-		return nil, fmt.Errorf("--base-archive and --base-layout both name a base; give one: %w", errdefs.ErrInvalidArgument)
-	case b.baseArchive != "":
-		opts = append(opts, engine.WithBaseArchive(b.baseArchive))
-	case b.baseLayout != "":
-		opts = append(opts, engine.WithBaseLayout(b.baseLayout))
-	}
-	return opts, nil
-}
-
-// outputs parses --output and --load.
-func outputs(c *cli.Context) ([]engine.Output, bool, error) {
-	var outs []engine.Output
-	for _, spec := range c.StringSlice("output") {
-		o, err := parseOutput(spec)
-		if err != nil {
-			return nil, false, err
-		}
-		eo, err := o.engineOutput()
-		if err != nil {
-			return nil, false, err
-		}
-		outs = append(outs, eo)
-	}
-	return outs, c.Bool("load"), nil
+// builderOf is the builder the global flags choose.
+func builderOf(c *cli.Context) skill.Builder {
+	return skill.Builder{Name: c.String("builder"), CA: c.String("builder-ca"), Cert: c.String("builder-cert"), Key: c.String("builder-key"),
+		BaseArchive: c.String("base-archive"), BaseLayout: c.String("base-layout")}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,8 +41,8 @@ func TestBuilderFlagsBadInput(t *testing.T) {
 			args = append(append(append(args, global...), cmd...), "--json", "--no-scan", "s", "pkg")
 			var stdout, stderr bytes.Buffer
 			code := Main(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
-			assert.Equal(t, exitBadInput, code, "stdout: %s\nstderr: %s", stdout.String(), stderr.String())
-			var doc installResult
+			assert.Equal(t, api.ExitBadInput, code, "stdout: %s\nstderr: %s", stdout.String(), stderr.String())
+			var doc api.InstallResult
 			require.NoError(t, json.Unmarshal(stdout.Bytes(), &doc), stdout.String())
 			assert.Contains(t, doc.Error, tc.want)
 		})

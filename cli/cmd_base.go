@@ -3,9 +3,8 @@ package cli
 import (
 	"fmt"
 
-	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/store"
+	"github.com/skillbuild/skillbuild/skill"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
 
@@ -29,48 +28,18 @@ func baseCommand() *cli.Command {
 }
 
 func baseImport(c *cli.Context) error {
-	layout, archive, rootfs, name := c.String("oci-layout"), c.String("oci-archive"), c.String("rootfs"), c.String("name")
-	n := 0
-	for _, s := range []string{layout, archive, rootfs} {
-		if s != "" {
-			n++
+	req := api.BaseImportRequest{OCILayout: c.String("oci-layout"), OCIArchive: c.String("oci-archive"), Rootfs: c.String("rootfs"), Name: c.String("name")}
+	return withService(c, func(svc *skill.Service) error {
+		imgs, err := svc.ImportBase(c.Context, req)
+		if err != nil {
+			return err
 		}
-	}
-	if n != 1 {
-		return fmt.Errorf("give exactly one of --oci-layout, --oci-archive, --rootfs: %w", errdefs.ErrInvalidArgument)
-	}
-	if rootfs != "" && name == "" {
-		return fmt.Errorf("--rootfs needs --name REF: %w", errdefs.ErrInvalidArgument)
-	}
-	client, err := dial(c)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	var imgs []store.ImportedImage
-	switch {
-	case rootfs != "":
-		var img store.ImportedImage
-		img, err = store.ImportRootfs(c.Context, client, rootfs, name, "overlayfs")
-		imgs = append(imgs, img)
-	case layout != "":
-		imgs, err = store.ImportOCILayout(c.Context, client, layout, name, "overlayfs")
-	default:
-		f, ferr := config.OpenInput(archive, 0)
-		if ferr != nil {
-			return fmt.Errorf("--oci-archive: %w", ferr)
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, imgs)
 		}
-		defer f.Close()
-		imgs, err = store.ImportOCIArchive(c.Context, client, f, name, "overlayfs")
-	}
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, imgs)
-	}
-	for _, img := range imgs {
-		fmt.Fprintf(c.App.Writer, "%s %s\n", img.Name, img.Digest)
-	}
-	return nil
+		for _, img := range imgs {
+			fmt.Fprintf(c.App.Writer, "%s %s\n", img.Name, img.Digest)
+		}
+		return nil
+	})
 }

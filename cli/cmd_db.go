@@ -3,11 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/scan"
+	"github.com/skillbuild/skillbuild/skill"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
 
@@ -22,18 +22,20 @@ func dbCommand() *cli.Command {
 				Usage:     "download the OSV PyPI export (conditional GET) and install it",
 				ArgsUsage: " ",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "url", Value: scan.DefaultURL, Usage: "export URL"},
+					&cli.StringFlag{Name: "url", Value: skill.DefaultDBURL, Usage: "export URL"},
 					jsonFlag,
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
 						return fmt.Errorf("db update takes no arguments: %w", errdefs.ErrInvalidArgument)
 					}
-					m, changed, err := scan.Update(c.Context, c.String("root"), c.String("url"), &http.Client{Timeout: 10 * time.Minute})
-					if err != nil {
-						return err
-					}
-					return printManifest(c.App.Writer, c.Bool("json"), m, map[bool]string{true: "updated", false: "unchanged (not modified)"}[changed], &changed)
+					return withService(c, func(svc *skill.Service) error {
+						m, changed, err := svc.DBUpdate(c.Context, c.String("url"))
+						if err != nil {
+							return err
+						}
+						return printManifest(c.App.Writer, c.Bool("json"), m, map[bool]string{true: "updated", false: "unchanged (not modified)"}[changed], &changed)
+					})
 				},
 			},
 			{
@@ -45,11 +47,13 @@ func dbCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return fmt.Errorf("db import takes one FILE (an OSV PyPI all.zip): %w", errdefs.ErrInvalidArgument)
 					}
-					m, err := scan.Import(c.String("root"), c.Args().First())
-					if err != nil {
-						return err
-					}
-					return printManifest(c.App.Writer, c.Bool("json"), m, "imported", nil)
+					return withService(c, func(svc *skill.Service) error {
+						m, err := svc.DBImport(c.Args().First())
+						if err != nil {
+							return err
+						}
+						return printManifest(c.App.Writer, c.Bool("json"), m, "imported", nil)
+					})
 				},
 			},
 			{
@@ -58,11 +62,13 @@ func dbCommand() *cli.Command {
 				ArgsUsage: " ",
 				Flags:     []cli.Flag{jsonFlag},
 				Action: func(c *cli.Context) error {
-					m, err := scan.Status(c.String("root"))
-					if err != nil {
-						return err
-					}
-					return printManifest(c.App.Writer, c.Bool("json"), m, "installed", nil)
+					return withService(c, func(svc *skill.Service) error {
+						m, err := svc.DBStatus()
+						if err != nil {
+							return err
+						}
+						return printManifest(c.App.Writer, c.Bool("json"), m, "installed", nil)
+					})
 				},
 			},
 		},
@@ -70,10 +76,10 @@ func dbCommand() *cli.Command {
 }
 
 // printManifest prints m as JSON (with "changed" for update) or as text.
-func printManifest(w io.Writer, asJSON bool, m scan.Manifest, what string, changed *bool) error {
+func printManifest(w io.Writer, asJSON bool, m api.DBManifest, what string, changed *bool) error {
 	if asJSON {
 		doc := struct {
-			scan.Manifest
+			api.DBManifest
 			Changed *bool `json:"changed,omitempty"`
 		}{m, changed}
 		return writeJSON(w, doc)

@@ -8,7 +8,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/store"
+	"github.com/skillbuild/skillbuild/skill"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
 
@@ -28,30 +29,20 @@ func ls(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("ls takes no arguments: %w", errdefs.ErrInvalidArgument)
 	}
-	client, err := dial(c)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	var opts []store.ListOpt
-	if c.Bool("unpacked") {
-		opts = append(opts, store.WithUnpackedSize(snapshotter))
-	}
-	imgs, err := store.ListImages(c.Context, client, opts...)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, imgs)
-	}
-	printImages(c.App.Writer, imgs, c.Bool("unpacked"))
-	return nil
+	return withService(c, func(svc *skill.Service) error {
+		imgs, err := svc.List(c.Context, api.ListRequest{Unpacked: c.Bool("unpacked")})
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, imgs)
+		}
+		printImages(c.App.Writer, imgs, c.Bool("unpacked"))
+		return nil
+	})
 }
 
-// snapshotter is the containerd snapshotter skillbuild unpacks images for.
-const snapshotter = "overlayfs"
-
-func printImages(out io.Writer, imgs []store.SkillImage, unpacked bool) {
+func printImages(out io.Writer, imgs []api.SkillImage, unpacked bool) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	head := "SKILL\tVERSION\tTAG\tDIGEST\tSIZE\tPACKAGES\tCREATED"
 	if unpacked {
@@ -67,7 +58,7 @@ func printImages(out io.Writer, imgs []store.SkillImage, unpacked bool) {
 		if unpacked {
 			size += "\t" + config.FormatSize(s.Unpacked)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.Version, s.Tag, dg, size, s.Packages, s.Created.Local().Format(time.DateTime))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.SkillID, s.Version, s.Tag, dg, size, s.Packages, s.Created.Local().Format(time.DateTime))
 	}
 	w.Flush()
 }

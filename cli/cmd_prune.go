@@ -5,8 +5,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/engine"
-	"github.com/skillbuild/skillbuild/store"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
 
@@ -28,23 +27,20 @@ func prune(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("prune takes no arguments: %w", errdefs.ErrInvalidArgument)
 	}
-	var opts []engine.PruneOpt
-	if c.Bool("all") {
-		opts = append(opts, engine.WithPruneAll())
-	}
+	req := api.PruneRequest{All: c.Bool("all")}
 	if s := c.String("keep-storage"); s != "" && s != "0" {
 		n, err := config.ParseSize(s)
 		if err != nil {
 			return fmt.Errorf("--keep-storage: %w", err)
 		}
-		opts = append(opts, engine.WithKeepStorage(n))
+		req.KeepStorage = n
 	}
-	eng, err := newEngine(c.Context, envOf(c))
+	svc, err := newService(c)
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
-	rep, err := eng.Prune(c.Context, opts...)
+	defer closeService(svc)
+	rep, err := svc.Prune(c.Context, req)
 	if err != nil {
 		return err
 	}
@@ -68,7 +64,7 @@ func prune(c *cli.Context) error {
 			if i > 0 {
 				fmt.Fprint(c.App.Writer, ", ")
 			}
-			fmt.Fprint(c.App.Writer, store.Familiar(n))
+			fmt.Fprint(c.App.Writer, api.Familiar(n))
 		}
 		fmt.Fprintln(c.App.Writer)
 	}

@@ -5,7 +5,8 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/store"
+	"github.com/skillbuild/skillbuild/skill"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
 
@@ -24,12 +25,6 @@ func rmCommand() *cli.Command {
 	}
 }
 
-// rmResult is the --json document of `skillbuild rm`.
-type rmResult struct {
-	Removed []store.SkillImage `json:"removed"`
-	Error   string             `json:"error,omitempty"`
-}
-
 func rm(c *cli.Context) error {
 	if c.NArg() != 1 {
 		for _, a := range c.Args().Slice() {
@@ -39,24 +34,17 @@ func rm(c *cli.Context) error {
 		}
 		return fmt.Errorf("rm takes exactly one SKILL_ID: %w", errdefs.ErrInvalidArgument)
 	}
-	client, err := dial(c)
-	if err != nil {
+	return withService(c, func(svc *skill.Service) error {
+		out, err := svc.Remove(c.Context, api.RemoveRequest{SkillID: c.Args().First(), Version: c.String("version")})
+		if out == nil {
+			return err
+		}
+		if c.Bool("json") {
+			return jsonResult(c.App.Writer, out, err, exitCode)
+		}
+		for _, s := range out.Removed {
+			fmt.Fprintf(c.App.Writer, "removed %s (%s)\n", s.Tag, s.Digest)
+		}
 		return err
-	}
-	defer client.Close()
-	removed, err := store.RemoveImages(c.Context, client, store.WithSkill(c.Args().First(), c.String("version")))
-	if c.Bool("json") {
-		out := rmResult{Removed: removed}
-		if out.Removed == nil {
-			out.Removed = []store.SkillImage{}
-		}
-		if err != nil {
-			out.Error = err.Error()
-		}
-		return jsonResult(c.App.Writer, out, err, exitCode)
-	}
-	for _, s := range removed {
-		fmt.Fprintf(c.App.Writer, "removed %s (%s)\n", s.Tag, s.Digest)
-	}
-	return err
+	})
 }

@@ -10,9 +10,9 @@ import (
 	"syscall"
 
 	"github.com/containerd/errdefs"
-	"github.com/distribution/reference"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/skill"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
 
@@ -69,61 +69,37 @@ RLIMIT_NPROC). Such a run is refused unless --require-limits=false.`,
 	}
 }
 
-// runOutput is the --json document of `skillbuild run`.
-type runOutput struct {
-	SkillID    string             `json:"skill_id"`
-	ImageTag   string             `json:"image_tag"`
-	ExitCode   int                `json:"exit_code"`
-	Stdout     string             `json:"stdout"`
-	Stderr     string             `json:"stderr"`
-	Result     json.RawMessage    `json:"result"`
-	Error      *runtime.CodeError `json:"error"`
-	TimedOut   bool               `json:"timed_out"`
-	OOMKilled  bool               `json:"oom_killed"`
-	Truncated  bool               `json:"truncated"`
-	DurationMS int64              `json:"duration_ms"`
-	UID        uint32             `json:"uid"`
-	GID        uint32             `json:"gid"`
-	// LimitsEnforced says how the memory, cpus and pids limits were held:
-	// cgroup, or rlimit (rootless without cgroup delegation, per process).
-	LimitsEnforced map[string]string `json:"limits_enforced"`
-	// Unscanned says why an image without a passing scan verdict ran
-	// (--allow-unscanned); absent otherwise.
-	Unscanned string `json:"unscanned,omitempty"`
-}
-
-// runRequest turns the flags into a run request, the skill and the image's
-// tag as shown to the user.
-func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
+// runRequest turns the flags into a run request.
+func runRequest(c *cli.Context) (api.RunRequest, error) {
 	in := skillInput(c)
-	if c.NArg() > 1 {
-		return runtime.Request{}, config.Skill{}, "", fmt.Errorf("expected one SKILL_ID, got %q: %w", c.Args().Slice(), errdefs.ErrInvalidArgument)
-	}
 	in.ID = c.Args().First()
-	skill, err := config.Load(in)
-	if err != nil {
-		return runtime.Request{}, skill, "", err
+	req := api.RunRequest{SkillID: in.ID, Image: c.String("image"), User: c.String("user"), Preload: c.StringSlice("preload"),
+		Local: api.RunLocal{Input: &in, Pull: c.String("pull"), AllowUnscanned: c.Bool("allow-unscanned"), AcceptRlimits: !c.Bool("require-limits")}}
+	if c.NArg() > 1 {
+		return req, fmt.Errorf("expected one SKILL_ID, got %q: %w", c.Args().Slice(), errdefs.ErrInvalidArgument)
 	}
-	req := runtime.Request{Limits: skill.Run, User: c.String("user"), Preload: c.StringSlice("preload")}
+	if c.Bool("debug") {
+		req.Local.Trace = c.App.ErrWriter // how long each step took
+	}
 
 	switch code, file := c.String("c"), c.String("code"); {
 	case c.IsSet("c") && c.IsSet("code"):
-		return req, skill, "", fmt.Errorf("give --code FILE or -c CODE, not both: %w", errdefs.ErrInvalidArgument)
+		return req, fmt.Errorf("give --code FILE or -c CODE, not both: %w", errdefs.ErrInvalidArgument)
 	case c.IsSet("c"):
-		req.Code = []byte(code)
+		req.Code = code
 	case file != "":
 		b, err := config.ReadInput(file, config.MaxCodeSize)
 		if err != nil {
-			return req, skill, "", fmt.Errorf("--code: %w", err)
+			return req, fmt.Errorf("--code: %w", err)
 		}
-		req.Code = b
+		req.Code = string(b)
 	default:
-		return req, skill, "", fmt.Errorf("no code: give --code FILE or -c CODE: %w", errdefs.ErrInvalidArgument)
+		return req, fmt.Errorf("no code: give --code FILE or -c CODE: %w", errdefs.ErrInvalidArgument)
 	}
 
 	switch {
 	case c.IsSet("inputs") && c.IsSet("inputs-file"):
-		return req, skill, "", fmt.Errorf("give --inputs or --inputs-file, not both: %w", errdefs.ErrInvalidArgument)
+		return req, fmt.Errorf("give --inputs or --inputs-file, not both: %w", errdefs.ErrInvalidArgument)
 	case c.IsSet("inputs"):
 		req.Inputs = json.RawMessage(c.String("inputs"))
 	case c.IsSet("inputs-file"):
@@ -135,132 +111,41 @@ func runRequest(c *cli.Context) (runtime.Request, config.Skill, string, error) {
 			b, err = config.ReadInput(f, config.MaxInputsSize)
 		}
 		if err != nil {
-			return req, skill, "", fmt.Errorf("--inputs-file: %w", err)
+			return req, fmt.Errorf("--inputs-file: %w", err)
 		}
 		req.Inputs = b
 	}
-
-	var tag string
-	req.Image, tag, err = runImage(skill, c.String("image"))
-	return req, skill, tag, err
-}
-
-// runImage is the image reference a run of skill uses (image, when given,
-// instead of the skill's tag) as containerd stores it, and as shown to the
-// user.
-func runImage(skill config.Skill, image string) (ref, tag string, err error) {
-	tag = skill.Tag()
-	ref = tag
-	if image != "" {
-		ref, tag = image, image
-	}
-	named, err := reference.ParseNormalizedNamed(ref)
-	if err != nil {
-		return "", "", fmt.Errorf("image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
-	}
-	if image == "" {
-		tag = reference.FamiliarString(reference.TagNameOnly(named))
-	}
-	return reference.TagNameOnly(named).String(), tag, nil
+	return req, nil
 }
 
 func runAction(c *cli.Context) error {
-	asJSON := c.Bool("json")
-	out := &runOutput{SkillID: c.Args().First()}
-	req, skill, tag, err := runRequest(c)
-	out.ImageTag = tag
-	if skill.ID != "" {
-		out.SkillID = skill.ID
-	}
+	req, err := runRequest(c)
 	if err != nil {
-		return emitRun(c, out, err)
+		return emitRun(c, skill.FailedRun(req, err), err)
 	}
-	runGC(req.Limits)
+	runGC(c.String(config.FlagOutputLimit))
 	// Ctrl-C and SIGTERM cancel c.Context (see main), and so does a reader
-	// of the output that goes away (EPIPE); the runtime still cleans up.
+	// of the output that goes away (EPIPE); the service still cleans up.
 	ctx, cancel := context.WithCancelCause(c.Context)
 	defer cancel(nil)
-	if !asJSON {
-		req.Stdout = pipeWatch{w: c.App.Writer, name: "stdout", cancel: cancel}
-		req.Stderr = pipeWatch{w: c.App.ErrWriter, name: "stderr", cancel: cancel}
+	if !c.Bool("json") {
+		req.Local.Stdout = pipeWatch{w: c.App.Writer, name: "stdout", cancel: cancel}
+		req.Local.Stderr = pipeWatch{w: c.App.ErrWriter, name: "stderr", cancel: cancel}
 	}
-	// The sweep of dead runs' leftovers goes on beside this run (it never
-	// touches a live one) and is waited for before the client closes.
-	client, swept, err := dialSweepAside(c)
+	svc, err := newService(c)
 	if err != nil {
-		return emitRun(c, out, err)
+		return emitRun(c, skill.FailedRun(req, err), err)
 	}
-	defer client.Close()
-	defer swept()
-	if err := pullForRun(c, client, req.Image); err != nil {
-		return emitRun(c, out, err)
-	}
-	ropts := append([]runtime.Opt{runtime.WithStateDir(runsDir(c)), runtime.WithoutSweep()}, runtimeModeOpts(modeOf(c), c.Bool("require-limits"))...)
-	if c.Bool("debug") {
-		ropts = append(ropts, runtime.WithTrace(c.App.ErrWriter)) // how long each step took
-	}
-	runner, err := runtime.New(ctx, client, ropts...)
-	if err != nil {
-		return emitRun(c, out, err)
-	}
-	// The image's record is read once, for the admission and the run.
-	res := runtime.Result{LimitsEnforced: runner.LimitsEnforced()}
-	p, err := runner.Prepare(ctx, req)
-	if err == nil {
-		if out.Unscanned, err = admit(ctx, client, p.Image(), c.Bool("allow-unscanned"), c.App.ErrWriter); err != nil {
-			return emitRun(c, out, err)
-		}
-		res, err = runner.RunPrepared(ctx, p)
-	}
-	if cause := context.Cause(ctx); err != nil && errors.Is(cause, syscall.EPIPE) {
-		err = fmt.Errorf("%w: the run was stopped and cleaned up", cause)
-	}
-	err = runError(err, skill, c.String("image"), tag)
-	if errors.Is(err, runtime.ErrLimitsNotEnforceable) {
-		err = limitsRefused(c, err)
-	}
-	out.fill(res, err)
+	defer closeService(svc)
+	out, err := svc.Run(ctx, req)
 	return emitRun(c, out, err)
-}
-
-// runError turns a missing image into an error that says what to do.
-func runError(err error, skill config.Skill, image, tag string) error {
-	if !errors.Is(err, runtime.ErrImageNotFound) {
-		return err
-	}
-	hint := "skillbuild install " + skill.ID
-	if skill.Version != "1" {
-		hint = "skillbuild install --version " + skill.Version + " " + skill.ID
-	}
-	if image != "" {
-		hint = "skillbuild base import, or pull it into containerd,"
-	}
-	return &notFoundError{msg: fmt.Sprintf("image %s not found, run `%s` first", tag, hint)}
-}
-
-// fill records what a run did; err is the failure of the run itself, if
-// any (then the document's error says what it was).
-func (out *runOutput) fill(res runtime.Result, err error) {
-	out.ExitCode = res.ExitCode
-	out.Stdout, out.Stderr = res.Stdout, res.Stderr
-	out.Result, out.Error = res.Result, res.Error
-	out.TimedOut, out.OOMKilled, out.Truncated = res.TimedOut, res.OOMKilled, res.Truncated
-	out.DurationMS = res.Duration.Milliseconds()
-	out.UID, out.GID = res.UID, res.GID
-	out.LimitsEnforced = res.LimitsEnforced
-	if err != nil && out.Error == nil {
-		out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
-	}
 }
 
 // emitRun prints the outcome of a run and returns what decides the exit
 // status: err when the run itself failed; otherwise, without --json, the
 // code's exit status.
-func emitRun(c *cli.Context, out *runOutput, err error) error {
+func emitRun(c *cli.Context, out *api.RunResult, err error) error {
 	if c.Bool("json") {
-		if err != nil && out.Error == nil {
-			out.Error = &runtime.CodeError{Type: runErrorType(err), Message: err.Error()}
-		}
 		if err != nil {
 			fmt.Fprintln(c.App.ErrWriter, "skillbuild:", err)
 		}
@@ -281,41 +166,17 @@ func emitRun(c *cli.Context, out *runOutput, err error) error {
 		return cli.Exit("run: "+out.Error.Message, exitRunOOM)
 	case out.Error != nil && out.Error.Traceback == "":
 		// Python printed no traceback for this one: say what happened.
-		code := out.ExitCode
+		code := out.Exit()
 		if code == 0 {
-			code = exitFailed
+			code = api.ExitFailed
 		}
 		return cli.Exit("run: "+out.Error.Message, code)
 	}
-	if out.ExitCode != 0 {
-		return cli.Exit("", out.ExitCode)
+	if code := out.Exit(); code != 0 {
+		return cli.Exit("", code)
 	}
 	return nil
 }
-
-// runErrorType is the --json error type of a run that did not happen.
-func runErrorType(err error) string {
-	switch {
-	case errdefs.IsNotFound(err):
-		return "ImageNotFound"
-	case errdefs.IsInvalidArgument(err):
-		return "InvalidRequest"
-	case isInterrupted(err):
-		return "Interrupted"
-	case errdefs.IsUnavailable(err):
-		return "Unavailable"
-	case errors.Is(err, runtime.ErrLimitsNotEnforceable):
-		return "LimitsNotEnforceable"
-	default:
-		return "RunFailed"
-	}
-}
-
-// notFoundError is a not-found error that says only what to do.
-type notFoundError struct{ msg string }
-
-func (e *notFoundError) Error() string { return e.msg }
-func (e *notFoundError) Unwrap() error { return errdefs.ErrNotFound }
 
 // pipeWatch passes writes on to w and cancels the run, with the error as
 // the cause, once w's reader is gone (EPIPE): nobody reads what the run
@@ -362,10 +223,10 @@ func readStdin(ctx context.Context, r io.Reader, max int64) ([]byte, error) {
 // two capped streams and their JSON copies): a run of print(1) never gets
 // there, and one that floods its output keeps the process's memory flat
 // however much the code prints.
-func runGC(l runtime.Limits) {
-	out := l.OutputLimitBytes
-	if out <= 0 {
-		out = runtime.DefaultLimits().OutputLimitBytes
+func runGC(outputLimit string) {
+	out, err := config.ParseSize(outputLimit)
+	if err != nil || out <= 0 {
+		out, _ = config.ParseSize(config.DefaultRunOutputLimit)
 	}
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(96<<20 + 4*out)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,12 +35,14 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{[]string{"--max-warm", "-1"}, "must not be negative"},
 		{[]string{"--idle-timeout", "soon"}, "--idle-timeout"},
 		{[]string{"--max-body", "big"}, "--max-body"},
+		{[]string{"--max-memory", "lots"}, "--max-memory"},
+		{[]string{"--max-timeout", "soon"}, "--max-timeout"},
 		{[]string{"--listen", "unix://" + filepath.Join(dir, "a.sock"), "extra"}, "no arguments"},
 	} {
 		var out, errb bytes.Buffer
 		args := append([]string{"skillbuild", "--address", filepath.Join(dir, "no-containerd.sock"), "--root", dir, "serve"}, tc.args...)
 		code := Main(context.Background(), args, nil, &out, &errb)
-		assert.Equal(t, exitBadInput, code, "%v: %s", tc.args, errb.String())
+		assert.Equal(t, api.ExitBadInput, code, "%v: %s", tc.args, errb.String())
 		assert.Contains(t, errb.String(), tc.msg, "%v", tc.args)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"strings"
 	"testing"
 
@@ -49,11 +50,11 @@ func TestFlagAfterArgumentsIsAFlag(t *testing.T) {
 	root := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	code := Main(context.Background(), []string{"skillbuild", "--root", root, "db", "import", "../scan/testdata/PyPI-pypa-20241010.zip"}, strings.NewReader(""), &stdout, &stderr)
-	require.Equal(t, exitOK, code, "stderr: %s", stderr.String())
+	require.Equal(t, api.ExitOK, code, "stderr: %s", stderr.String())
 	stdout.Reset()
 	stderr.Reset()
 	code = Main(context.Background(), []string{"skillbuild", "--root", root, "scan", "--no-resolve", "pip==23.0.1", "--json", "--allow-stale-db"}, strings.NewReader(""), &stdout, &stderr)
-	assert.Equal(t, exitVulnerable, code, "stderr: %s", stderr.String())
+	assert.Equal(t, api.ExitVulnerable, code, "stderr: %s", stderr.String())
 	var doc struct {
 		Safe  bool `json:"safe"`
 		Vulns []struct {

@@ -1,13 +1,9 @@
 package cli
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"testing"
 
-	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/scan"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -23,22 +19,4 @@ func TestCLIDocsUpToDate(t *testing.T) {
 	want, err := os.ReadFile("../docs/cli.md")
 	require.NoError(t, err)
 	assert.Equal(t, string(want), md, "docs/cli.md is stale: run `make docs`")
-}
-
-func TestExitCodes(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		err  error
-		want int
-	}{
-		{nil, exitOK},
-		{errors.New("boom"), exitFailed},
-		{fmt.Errorf("bad id: %w", errdefs.ErrInvalidArgument), exitBadInput},
-		{fmt.Errorf("no image: %w", errdefs.ErrNotFound), exitNotFound},
-		{fmt.Errorf("containerd down: %w", errdefs.ErrUnavailable), exitTempFail},
-		{fmt.Errorf("gate: %w", &scan.VulnerableError{}), exitVulnerable},
-	}
-	for _, tc := range cases {
-		assert.Equal(t, tc.want, exitCode(tc.err), "%v", tc.err)
-	}
 }

@@ -4,17 +4,12 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/engine"
 	"github.com/skillbuild/skillbuild/rootless"
-	"github.com/skillbuild/skillbuild/runtime"
 	"github.com/urfave/cli/v2"
 )
 
@@ -146,78 +141,4 @@ func (m rootlessMode) defaults() appDefaults {
 func modeOf(c *cli.Context) rootlessMode {
 	m, _ := c.App.Metadata[metaRootless].(rootlessMode)
 	return m
-}
-
-// engineRootlessOpts place the build's limits: rootless, in the user's
-// delegated cgroup v1 subtree, or as rlimits when there is none (and on
-// cgroup v2, where the build's runc, started from this process outside the
-// unit's cgroup, may not move steps into it). BuildKit's
-// socket directories go under the runtime directory: a home directory's
-// data path can be too long for a unix socket.
-func engineRootlessOpts(e env) []engine.Opt {
-	m := e.mode
-	if !m.enabled {
-		return nil
-	}
-	tmp := filepath.Join(m.paths.Run, "t-"+digest.FromString(e.root).Encoded()[:8])
-	opts := []engine.Opt{engine.WithTempDir(tmp)}
-	if m.limits.Cgroups && m.limits.Version == 1 {
-		return append(opts, engine.WithCgroupBase(m.limits.Parent))
-	}
-	return append(opts, engine.WithRlimitLimits())
-}
-
-// runtimeModeOpts place a run's limits likewise. Rootless runs take their
-// own uid from the user's subordinate ids that the user namespace maps
-// (rootless.RunUIDRange; root's range, runtime.RunUIDBase and up, lies
-// outside it), and share one only when the namespace maps too few.
-// requireLimits refuses a run whose limits rlimits would hold.
-func runtimeModeOpts(m rootlessMode, requireLimits bool) []runtime.Opt {
-	if !m.enabled {
-		return nil
-	}
-	var opts []runtime.Opt
-	if base, n, err := rootless.RunUIDRange(); err == nil && n > 0 {
-		opts = append(opts, runtime.WithRunUIDRange(base, n))
-	} else {
-		opts = append(opts, runtime.WithSharedUID())
-	}
-	if m.limits.Cgroups {
-		return append(opts, runtime.WithCgroupParent(m.limits.Parent))
-	}
-	opts = append(opts, runtime.WithRlimitLimits())
-	if requireLimits {
-		opts = append(opts, runtime.WithRequireCgroups())
-	}
-	return opts
-}
-
-// limitsRefused explains a run refused for want of cgroup limits and says
-// how to get them.
-func limitsRefused(c *cli.Context, err error) error {
-	m := modeOf(c)
-	return fmt.Errorf("run refused: its memory, CPU and process limits cannot be held by cgroups for %s: %s. "+
-		"To enforce them, as root run `skillbuild rootless setup --user %s` once (it delegates a cgroup subtree to the user); "+
-		"or pass --require-limits=false to accept per-process rlimits (RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC; reported in limits_enforced): %w",
-		m.user, m.limits.Reason, m.user, err)
-}
-
-// limitsWarning says which build limits cgroups do not hold ("" when they
-// hold all).
-func limitsWarning(enforced map[string]string) string {
-	var weak []string
-	for _, l := range []string{"memory", "cpus", "pids"} {
-		switch enforced[l] {
-		case "cgroup", "":
-		case "none":
-			weak = append(weak, l+" not enforced")
-		default:
-			weak = append(weak, l+" by "+enforced[l]+" per process")
-		}
-	}
-	if len(weak) == 0 {
-		return ""
-	}
-	return "build limits without cgroups (rootless, no cgroup v1 delegation): " + strings.Join(weak, ", ") +
-		"; on cgroup v1, as root, `skillbuild rootless setup --user USER` delegates a cgroup subtree (on cgroup v2 only runs get cgroups)"
 }

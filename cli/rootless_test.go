@@ -26,15 +26,6 @@ func TestGlobalBool(t *testing.T) {
 	}
 }
 
-func TestLimitsWarningNamesWhatCgroupsDoNotHold(t *testing.T) {
-	t.Parallel()
-	assert.Empty(t, limitsWarning(map[string]string{"memory": "cgroup", "cpus": "cgroup", "pids": "cgroup"}))
-	w := limitsWarning(map[string]string{"memory": "rlimit", "cpus": "rlimit", "pids": "none"})
-	assert.Contains(t, w, "memory by rlimit per process")
-	assert.Contains(t, w, "pids not enforced")
-	assert.Contains(t, w, "skillbuild rootless setup --user")
-}
-
 func TestRootDefaultsAreTheSystems(t *testing.T) {
 	t.Parallel()
 	d := rootlessMode{}.defaults()

@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/skillbuild/skillbuild/store"
 	"github.com/urfave/cli/v2"
 )
 
@@ -94,16 +93,15 @@ func printVersion(c *cli.Context, asJSON bool) error {
 	v := buildVersion()
 	ctx, cancel := context.WithTimeout(c.Context, 3*time.Second)
 	defer cancel()
-	addr := c.String("address")
-	if cl, err := store.Dial(ctx, addr, c.String("namespace")); err != nil {
-		v.DaemonErr = err.Error()
-	} else {
-		if dv, err := cl.Version(ctx); err != nil {
-			v.DaemonErr = err.Error()
-		} else {
-			v.Daemon = &daemonVersion{Address: addr, Version: dv.Version, Revision: dv.Revision}
+	svc, err := newService(c)
+	if err == nil {
+		var version, revision string
+		if version, revision, err = svc.DaemonVersion(ctx); err == nil {
+			v.Daemon = &daemonVersion{Address: svc.Address(), Version: version, Revision: revision}
 		}
-		cl.Close()
+	}
+	if err != nil {
+		v.DaemonErr = err.Error()
 	}
 	if asJSON {
 		return writeJSON(c.App.Writer, v)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func run(t *testing.T, args ...string) (int, string, string) {
 func TestVersionReportsLibrariesAndAnUnreachableDaemon(t *testing.T) {
 	t.Parallel()
 	code, out, stderr := run(t, "version", "--json", "--address", filepath.Join(t.TempDir(), "none.sock"))
-	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, api.ExitOK, code, stderr)
 	var v versionInfo
 	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
 	// Module versions are in a real binary's build info only; the
@@ -32,7 +33,7 @@ func TestVersionReportsLibrariesAndAnUnreachableDaemon(t *testing.T) {
 	assert.Contains(t, v.DaemonErr, "none.sock")
 
 	code, out, _ = run(t, "--address", filepath.Join(t.TempDir(), "none.sock"), "--version")
-	assert.Equal(t, exitOK, code)
+	assert.Equal(t, api.ExitOK, code)
 	assert.Contains(t, out, "BuildKit:")
 	assert.Contains(t, out, "not reachable")
 }
@@ -41,11 +42,11 @@ func TestCompletion(t *testing.T) {
 	t.Parallel()
 	for _, sh := range []string{"bash", "zsh", "fish"} {
 		code, out, stderr := run(t, "completion", sh)
-		require.Equal(t, exitOK, code, stderr)
+		require.Equal(t, api.ExitOK, code, stderr)
 		assert.Contains(t, out, "skillbuild", sh)
 	}
 	code, _, stderr := run(t, "completion", "tcsh")
-	assert.Equal(t, exitBadInput, code)
+	assert.Equal(t, api.ExitBadInput, code)
 	assert.Contains(t, stderr, "bash, zsh or fish")
 
 	// Whether the scripts complete is tested against the real binary in

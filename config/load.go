@@ -13,22 +13,30 @@ import (
 
 // Defaults for values neither a flag nor skill.yaml sets.
 const (
-	DefaultRepo            = "atom-skill"
-	DefaultBase            = "docker.io/library/python:3.11-slim"
-	DefaultBuildMemory     = "1g"
-	DefaultBuildCPUs       = "1"
-	DefaultBuildPids       = "512"
-	DefaultBuildTimeout    = "10m"
-	DefaultRunMemory       = "256m"
-	DefaultRunCPUs         = "0.5"
-	DefaultRunPids         = "64"
-	DefaultRunTimeout      = "30s"
-	DefaultRunTmpfsSize    = "64m"
-	DefaultRunOutputLimit  = "1m"
-	DefaultDBWarnAge       = "7d"
-	DefaultDBMaxAge        = "30d"
-	DefaultMinSeverity     = ""
-	defaultRequirementsSrc = "args"
+	DefaultRepo           = "atom-skill"
+	DefaultBase           = "docker.io/library/python:3.11-slim"
+	DefaultBuildMemory    = "1g"
+	DefaultBuildCPUs      = "1"
+	DefaultBuildPids      = "512"
+	DefaultBuildTimeout   = "10m"
+	DefaultRunMemory      = "256m"
+	DefaultRunCPUs        = "0.5"
+	DefaultRunPids        = "64"
+	DefaultRunTimeout     = "30s"
+	DefaultRunTmpfsSize   = "64m"
+	DefaultRunOutputLimit = "1m"
+	// The ceilings a server puts on its callers' run limits by default
+	// (serve --max-*): four times the run defaults.
+	DefaultMaxRunMemory      = "1g"
+	DefaultMaxRunCPUs        = "2"
+	DefaultMaxRunPids        = "256"
+	DefaultMaxRunTimeout     = "2m"
+	DefaultMaxRunTmpfsSize   = "256m"
+	DefaultMaxRunOutputLimit = "4m"
+	DefaultDBWarnAge         = "7d"
+	DefaultDBMaxAge          = "30d"
+	DefaultMinSeverity       = ""
+	defaultRequirementsSrc   = "args"
 )
 
 // Flag names: the keys of Input.Set, and the names used in errors

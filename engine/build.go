@@ -24,6 +24,7 @@ import (
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/indexproxy"
 	"github.com/skillbuild/skillbuild/labels"
+	"github.com/skillbuild/skillbuild/layers"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/spec"
@@ -228,6 +229,7 @@ func (e *Engine) run(ctx context.Context, ss *solveSession, exports []bkclient.E
 	go func() {
 		defer wg.Done()
 		for st := range statusCh {
+			st = noteCacheMiss(st)
 			ss.col.add(st)
 			if status != nil {
 				status <- st
@@ -429,10 +431,14 @@ func addedApplies(prev *lock.Document, reqs []string, base digest.Digest, allowS
 }
 
 // Resolve resolves the skill's requirements exactly as Build does and
-// returns the lock, without fetching or installing anything.
+// returns the lock, without fetching or installing anything. status (may
+// be nil) receives BuildKit's progress; Resolve closes it.
 func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkclient.SolveStatus) (lock.Lock, error) {
 	ss, err := e.newSession(s)
 	if err != nil {
+		if status != nil {
+			close(status)
+		}
 		return nil, err
 	}
 	defer ss.close()
@@ -631,9 +637,9 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 	}
 	if b.checkExported {
 		// Before any output commits: a layer that fails leaves no tag.
-		baseLayers, err := diffIDCount(r.baseCfg)
+		baseLayers, err := layers.DiffIDCount(r.baseCfg)
 		if err == nil {
-			err = checkExportedLayers(ctx, e.ctd.ContentStore(), img.desc, baseLayers, b.installed.Locks, filepath.Join(e.opts.root, layerListDir))
+			err = layerStepError(layers.CheckImage(ctx, e.ctd.ContentStore(), img.desc, baseLayers, b.installed.Locks, filepath.Join(e.opts.root, layers.ListDir)))
 		}
 		if err != nil {
 			return nil, err

@@ -3,12 +3,11 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/layers"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/resolver"
@@ -34,6 +33,14 @@ func TestExplainResolveFailures(t *testing.T) {
 		{"no venv", "create venv /opt/skill/venv", "exit code: 1", "Error: ensurepip", []string{"venv"}},
 		{"unsafe wheel", "install evil==1.0", "exit code: 1", "wheelinstall: evil 1.0 (evil-1.0-py3-none-any.whl): refused: unsafe console script name '/etc/x'\n",
 			[]string{"refused an unsafe wheel: evil 1.0", "unsafe console script name '/etc/x'"}},
+		{"wheel over the venv", "install foo==9", "exit code: 1",
+			"wheelinstall: foo 9 (foo-9-py3-none-any.whl): refused: it writes /opt/skill/venv/pyvenv.cfg (from 'foo-9.data/data/pyvenv.cfg'), which belongs to the virtual environment\n",
+			[]string{`refused an unsafe wheel: foo 9 (foo-9-py3-none-any.whl; requirement "foo==9" at requirements.txt:3): writes /opt/skill/venv/pyvenv.cfg (from 'foo-9.data/data/pyvenv.cfg'), which belongs to the virtual environment`,
+				"a distribution may only add files of its own", "remove foo from the requirements"}},
+		{"dependency over another's file", "install bar==1", "exit code: 1",
+			"wheelinstall: bar 1 (bar-1-py3-none-any.whl): refused: it writes /opt/skill/venv/bin/x (from 'entry point x'), which baz 2 already wrote: no file may be replaced\n",
+			[]string{"bar 1 (bar-1-py3-none-any.whl; pulled in as a dependency): writes /opt/skill/venv/bin/x (from 'entry point x'), which baz 2 already wrote",
+				"remove bar or the distribution that wrote the file first"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,74 +114,19 @@ func TestCheckSdists(t *testing.T) {
 	assert.NoError(t, checkSdists(locked, true))
 }
 
-func TestCheckLayerContents(t *testing.T) {
+// TestLayerRefusalIsTheCheckStepsFailure: a layer check's refusal comes
+// out of the build as the failure of the step that checks layers, with
+// its reason and hint.
+func TestLayerRefusalIsTheCheckStepsFailure(t *testing.T) {
 	t.Parallel()
-	const site = sbllb.VenvDir + "/lib/python3.11/site-packages"
-	list := func(entries ...string) []byte {
-		var b strings.Builder
-		for _, e := range entries {
-			typ, p, _ := strings.Cut(e, " ")
-			fmt.Fprintf(&b, "[%q, %q]\n", typ, p)
-		}
-		return []byte(b.String())
-	}
-	a := lock.Lock{{Name: "a", Version: "1.0"}}
-	b := lock.Lock{{Name: "b-c", Version: "2.0-1"}}
-	good := [][]byte{
-		list("d /opt", "d /opt/skill", "d "+sbllb.VenvDir, "d "+site, "d "+site+"/a-1.0.dist-info", "f "+site+"/ns/__init__.py", "d "+site+"/ns"),
-		list("d "+site, "d "+site+"/B_c-2.0_1.dist-info", "d "+site+"/ns", "f "+site+"/ns/b.py",
-			"d "+site+"/b_c/_vendor/x-9.dist-info", "l "+sbllb.VenvDir+"/bin/b-link"),
-	}
-	require.NoError(t, checkLayerContents([]lock.Lock{a, b}, good))
-
-	tests := []struct {
-		name  string
-		locks []lock.Lock
-		lists [][]byte
-		want  []string
-	}{
-		{"file outside the venv", []lock.Lock{a}, [][]byte{list("d /etc", "f /etc/x", "d "+site+"/a-1.0.dist-info")},
-			[]string{"writes outside the virtual environment", "a==1.0 writes /etc/x", "a==1.0 writes /etc;"}},
-		{"link beside the venv", []lock.Lock{a}, [][]byte{list("l /opt/skill/venv2", "d "+site+"/a-1.0.dist-info")},
-			[]string{"a==1.0 writes /opt/skill/venv2"}},
-		{"another distribution's dist-info", []lock.Lock{a}, [][]byte{list("d "+site+"/a-1.0.dist-info", "d "+site+"/evil-6.6.dist-info")},
-			[]string{"does not hold the distribution its lock entry names", "the layer of a==1.0 contains evil-6.6.dist-info"}},
-		{"wrong version", []lock.Lock{a}, [][]byte{list("d " + site + "/a-2.0.dist-info")},
-			[]string{"contains a-2.0.dist-info", "has no dist-info of a 1.0"}},
-		{"no dist-info", []lock.Lock{a}, [][]byte{list("f " + site + "/a.py")}, []string{"has no dist-info of a 1.0"}},
-		{"same file in two layers", []lock.Lock{a, b}, [][]byte{
-			list("d "+site+"/a-1.0.dist-info", "f "+site+"/ns/__init__.py"),
-			list("d "+site+"/b_c-2.0_1.dist-info", "f "+site+"/ns/__init__.py")},
-			[]string{"overwrite each other's files", site + "/ns/__init__.py is written by both a==1.0 and b-c==2.0-1"}},
-		{"a file where another layer has a directory", []lock.Lock{a, b}, [][]byte{
-			list("d "+site+"/a-1.0.dist-info", "d "+site+"/x"),
-			list("d "+site+"/b_c-2.0_1.dist-info", "f "+site+"/x")},
-			[]string{site + "/x is written by both"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			err := checkLayerContents(tt.locks, tt.lists)
-			var se *StepError
-			require.ErrorAs(t, err, &se)
-			assert.Equal(t, sbllb.StepCheckLayers, se.Step)
-			for _, w := range tt.want {
-				assert.Contains(t, se.Error(), w)
-			}
-		})
-	}
-}
-
-func TestCheckLayerContentsNamesAtMostTenProblems(t *testing.T) {
-	t.Parallel()
-	var entries []string
-	for i := range 500 {
-		entries = append(entries, fmt.Sprintf(`["f", "/etc/x%d"]`, i))
-	}
-	err := checkLayerContents([]lock.Lock{{{Name: "a", Version: "1"}}}, [][]byte{[]byte(strings.Join(entries, "\n"))})
-	require.Error(t, err)
-	assert.Equal(t, maxLayerProblems, strings.Count(err.Error(), " writes /etc/"))
-	assert.Contains(t, err.Error(), "and 490 more")
+	err := layerStepError(layers.Check(nil, []lock.Lock{{{Name: "a", Version: "1"}}}, [][]byte{[]byte(`["f", "/etc/x"]`)}))
+	var se *StepError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, sbllb.StepCheckLayers, se.Step)
+	assert.Contains(t, se.Reason, "a==1 writes /etc/x")
+	assert.NotEmpty(t, se.Hint)
+	plain := errors.New("list the layer")
+	assert.Equal(t, plain, layerStepError(plain), "other errors pass as they are")
 }
 
 func TestSocketDirMustLeaveRoomForBuildKitSockets(t *testing.T) {

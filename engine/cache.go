@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,4 +226,34 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// cacheImportVertex starts the name of the vertex in which BuildKit reads
+// a registry cache's manifest.
+const cacheImportVertex = "importing cache manifest from "
+
+// noteCacheMiss turns the failure of a cache import whose reference does
+// not exist yet (the first build that exports to it) into a note: the
+// cache only accelerates, the build goes on without it, and an ERROR line
+// in the progress would read like the build's failure.
+func noteCacheMiss(st *bkclient.SolveStatus) *bkclient.SolveStatus {
+	var out *bkclient.SolveStatus
+	for i, v := range st.Vertexes {
+		if !strings.HasPrefix(v.Name, cacheImportVertex) || !strings.Contains(v.Error, "not found") {
+			continue
+		}
+		if out == nil {
+			cp := *st
+			cp.Vertexes = slices.Clone(st.Vertexes)
+			out = &cp
+		}
+		nv := *v
+		nv.Name = v.Name + " (none there yet: building without it)"
+		nv.Error = ""
+		out.Vertexes[i] = &nv
+	}
+	if out == nil {
+		return st
+	}
+	return out
 }

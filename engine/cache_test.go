@@ -126,3 +126,18 @@ func TestCacheErrorClassifies(t *testing.T) {
 	assert.Equal(t, elsewhere, e.cacheError(elsewhere, c), "not the cache registry")
 	assert.Equal(t, refused, e.cacheError(refused, Cache{}), "no cache")
 }
+
+func TestNoteCacheMissTurnsAMissingCacheIntoANote(t *testing.T) {
+	t.Parallel()
+	miss := &bkclient.Vertex{Name: cacheImportVertex + "127.0.0.1:5000/cache/x:buildcache", Error: "127.0.0.1:5000/cache/x:buildcache: not found"}
+	denied := &bkclient.Vertex{Name: cacheImportVertex + "127.0.0.1:5000/cache/y:buildcache", Error: "unexpected status: 401 Unauthorized"}
+	step := &bkclient.Vertex{Name: "install x", Error: "not found"}
+	st := &bkclient.SolveStatus{Vertexes: []*bkclient.Vertex{miss, denied, step}}
+	got := noteCacheMiss(st)
+	require.Len(t, got.Vertexes, 3)
+	assert.Empty(t, got.Vertexes[0].Error, "a cache not there yet is no error")
+	assert.Contains(t, got.Vertexes[0].Name, "none there yet")
+	assert.Equal(t, denied.Error, got.Vertexes[1].Error, "other cache failures stay errors")
+	assert.Equal(t, step.Error, got.Vertexes[2].Error, "a step's error stays")
+	assert.Equal(t, "127.0.0.1:5000/cache/x:buildcache: not found", miss.Error, "the collector's copy is not changed under it")
+}

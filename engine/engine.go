@@ -24,6 +24,7 @@ import (
 	"github.com/moby/buildkit/util/resolver"
 	"github.com/moby/buildkit/worker"
 	"github.com/moby/buildkit/worker/base"
+	"github.com/skillbuild/skillbuild/layers"
 	"github.com/skillbuild/skillbuild/store"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
@@ -82,7 +83,7 @@ func (e *Engine) dailyGC() error {
 	}()
 	err = e.worker.Prune(ctx, ch, e.gcPolicy...)
 	close(ch)
-	err = errors.Join(err, pruneLayerLists(filepath.Join(e.opts.root, layerListDir), layerListMaxAge))
+	err = errors.Join(err, layers.PruneLists(filepath.Join(e.opts.root, layers.ListDir), layers.ListMaxAge))
 	if err != nil {
 		return fmt.Errorf("build cache gc: %w", err)
 	}

@@ -207,8 +207,7 @@ func explain(ctx context.Context, err error, s config.Skill, index []string, col
 		explainResolve(ctx, se, log, s, index)
 	case strings.Contains(log, "wheelinstall: ") && strings.Contains(log, "refused: "):
 		_, refused, _ := strings.Cut(log[strings.Index(log, "wheelinstall: "):], "wheelinstall: ")
-		se.Reason = "refused an unsafe wheel: " + firstLine(refused)
-		se.Hint = "the file is not what the index listed or would write outside the virtual environment; remove the distribution from the requirements or fix the index"
+		explainRefusedWheel(se, firstLine(refused), s)
 	default:
 		se.Reason = "failed: " + firstLine(v.err)
 		if len(se.Log) > 0 {
@@ -216,6 +215,34 @@ func explain(ctx context.Context, err error, s config.Skill, index []string, col
 		}
 	}
 	return se
+}
+
+// reRefusedWheel is wheelinstall.py's refusal: "NAME VERSION (FILE):
+// refused: REASON".
+var reRefusedWheel = regexp.MustCompile(`^(\S+) (\S+) \(([^)]*)\): refused: (.*)$`)
+
+// explainRefusedWheel explains a wheel the installer refused. A wheel
+// that would replace a file (the virtual environment's, or one another
+// distribution of the layer wrote) is named with the requirement that
+// brought it in.
+func explainRefusedWheel(se *StepError, line string, s config.Skill) {
+	se.Reason = "refused an unsafe wheel: " + line
+	se.Hint = "the file is not what the index listed or would write outside the virtual environment; remove the distribution from the requirements or fix the index"
+	m := reRefusedWheel.FindStringSubmatch(line)
+	if m == nil {
+		return
+	}
+	name, version, file, why := m[1], m[2], m[3], m[4]
+	dist := fmt.Sprintf("%s %s (%s; %s)", name, version, file, requestedAs(s, lock.NormalizeName(name)))
+	switch {
+	case strings.Contains(why, "which belongs to the virtual environment"):
+		se.Reason = fmt.Sprintf("refused an unsafe wheel: %s: %s", dist, strings.TrimPrefix(why, "it "))
+		se.Hint = "a distribution may only add files of its own, never replace the virtual environment's (its interpreter, pyvenv.cfg, activate scripts, standard library layout); " +
+			"remove " + lock.NormalizeName(name) + " from the requirements (or the requirement that pulls it in), or pin a release of it that does not ship that file"
+	case strings.Contains(why, "already wrote: no file may be replaced"):
+		se.Reason = fmt.Sprintf("refused an unsafe wheel: %s: %s", dist, strings.TrimPrefix(why, "it "))
+		se.Hint = "a distribution may only add files of its own; remove " + lock.NormalizeName(name) + " or the distribution that wrote the file first from the requirements"
+	}
 }
 
 func explainResolve(ctx context.Context, se *StepError, log string, s config.Skill, index []string) {
@@ -378,6 +405,20 @@ func requirementLine(s config.Skill, name string) string {
 		}
 	}
 	return " (pulled in as a dependency)"
+}
+
+// requestedAs says how the skill asked for the project name: the user's
+// requirement and where it was written, or as a dependency.
+func requestedAs(s config.Skill, name string) string {
+	for _, r := range s.Requirements {
+		if r.Name == name {
+			if r.Source != "" && r.Line > 0 {
+				return fmt.Sprintf("requirement %q at %s:%d", r.Raw, r.Source, r.Line)
+			}
+			return fmt.Sprintf("requirement %q", r.Raw)
+		}
+	}
+	return "pulled in as a dependency"
 }
 
 // probeIndex looks at the index from the host to tell "unreachable" and

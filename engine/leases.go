@@ -73,28 +73,77 @@ func ownedFilters(root string, filters []string) []string {
 
 // sweepLeases deletes the temporary leases of this root (a closed engine
 // runs no operation that holds one) and clears what dead processes of
-// other roots left (sweepDeadRoot).
+// other roots left (sweepDeadRoot): their temporary leases, and every
+// lease of a root that no longer exists (sortLeases).
 func (e *Engine) sweepLeases(ctx context.Context) error {
 	ctx = namespaces.WithNamespace(ctx, e.opts.namespace)
 	ls := e.ctd.LeasesService()
-	temp, err := ls.List(ctx, fmt.Sprintf("labels.%q", temporaryLeaseLabel))
+	// containerd ORs the filters: the temporary leases of every root (and
+	// of none), and every lease of a root.
+	found, err := ls.List(ctx, fmt.Sprintf("labels.%q", temporaryLeaseLabel), fmt.Sprintf("labels.%q", leaseOwnerLabel))
 	if err != nil {
 		return fmt.Errorf("list build leases: %w", err)
 	}
-	own := rootID(e.opts.root)
+	own, foreign := sortLeases(found, e.opts.root, rootGone)
 	var errs []error
-	foreign := map[string][]leases.Lease{}
-	for _, l := range temp {
-		if l.Labels[leaseOwnerLabel] == own {
-			errs = append(errs, ignoreNotFound(ls.Delete(ctx, l)))
-			continue
-		}
-		foreign[l.Labels[leaseRootLabel]] = append(foreign[l.Labels[leaseRootLabel]], l)
+	for _, l := range own {
+		errs = append(errs, ignoreNotFound(ls.Delete(ctx, l)))
 	}
 	for root, group := range foreign {
 		errs = append(errs, e.sweepDeadRoot(ctx, root, group))
 	}
 	return errors.Join(errs...)
+}
+
+// sortLeases sorts the leases found by sweepLeases into the temporary
+// leases of root, to delete, and per other root those to delete once that
+// root's lock shows no process: its temporary leases, and when gone says
+// the root no longer exists, all of them. A root's other leases hold its
+// build cache (BuildKit's records in the root's metadata database) and
+// stay while the root does; once the root is deleted, nothing will ever
+// use or release them, and they would keep the cache's snapshots and
+// content in containerd for ever. Temporary leases of no root (older
+// versions) are grouped under "".
+func sortLeases(found []leases.Lease, root string, gone func(string) bool) (own []leases.Lease, foreign map[string][]leases.Lease) {
+	id := rootID(root)
+	foreign = map[string][]leases.Lease{}
+	goneRoots := map[string]bool{}
+	for _, l := range found {
+		temporary := l.Labels[temporaryLeaseLabel] != ""
+		owner, r := l.Labels[leaseOwnerLabel], l.Labels[leaseRootLabel]
+		switch {
+		case owner == id:
+			if temporary {
+				own = append(own, l)
+			}
+			continue
+		case temporary:
+		case r == "":
+			continue
+		default:
+			g, ok := goneRoots[r]
+			if !ok {
+				g = gone(r)
+				goneRoots[r] = g
+			}
+			if !g {
+				continue
+			}
+		}
+		foreign[r] = append(foreign[r], l)
+	}
+	return own, foreign
+}
+
+// rootGone reports whether the state root at path no longer exists (an
+// absolute path that is not there: anything else, e.g. a directory this
+// process may not look into, is taken as existing).
+func rootGone(path string) bool {
+	if !filepath.IsAbs(path) {
+		return false
+	}
+	_, err := os.Lstat(path)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // rootRunning reports whether a process holds the lock of another state

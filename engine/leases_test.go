@@ -159,3 +159,54 @@ func TestStartupLeasesDeleteOnlyWhatExists(t *testing.T) {
 	require.NoError(t, s.Delete(ctx, leases.Lease{ID: "missing-view"}))
 	assert.Equal(t, []string{"rec-view", "new", "missing-view"}, f.deleted, "after done containerd answers")
 }
+
+// TestSortLeases: the sweep deletes this root's temporary leases, and of
+// another root its temporary leases (once its lock is free) and, when
+// the root was deleted, every lease: the build cache's leases of a root
+// that is gone would otherwise hold its snapshots and content for ever.
+// A live root's cache leases, and this root's, are never swept.
+func TestSortLeases(t *testing.T) {
+	t.Parallel()
+	lease := func(id, root string, temporary bool) leases.Lease {
+		l := leases.Lease{ID: id, Labels: map[string]string{}}
+		if root != "" {
+			l.Labels[leaseOwnerLabel], l.Labels[leaseRootLabel] = rootID(root), root
+		}
+		if temporary {
+			l.Labels[temporaryLeaseLabel] = "1"
+		}
+		return l
+	}
+	found := []leases.Lease{
+		lease("self-temp", "/self", true), lease("self-cache", "/self", false),
+		lease("live-temp", "/live", true), lease("live-cache", "/live", false),
+		lease("gone-temp", "/gone", true), lease("gone-cache-1", "/gone", false), lease("gone-cache-2", "/gone", false),
+		lease("old-temp", "", true),
+	}
+	asked := map[string]int{}
+	own, foreign := sortLeases(found, "/self", func(root string) bool {
+		asked[root]++
+		return root == "/gone"
+	})
+	ids := func(ls []leases.Lease) []string {
+		var out []string
+		for _, l := range ls {
+			out = append(out, l.ID)
+		}
+		return out
+	}
+	assert.Equal(t, []string{"self-temp"}, ids(own))
+	assert.Len(t, foreign, 3)
+	assert.Equal(t, []string{"live-temp"}, ids(foreign["/live"]), "a live root's cache stays")
+	assert.Equal(t, []string{"gone-temp", "gone-cache-1", "gone-cache-2"}, ids(foreign["/gone"]))
+	assert.Equal(t, []string{"old-temp"}, ids(foreign[""]))
+	assert.Equal(t, map[string]int{"/live": 1, "/gone": 1}, asked, "each root is looked at once, this one never")
+}
+
+func TestRootGone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	assert.False(t, rootGone(dir))
+	assert.True(t, rootGone(filepath.Join(dir, "deleted")))
+	assert.False(t, rootGone("relative/deleted"), "a relative path says nothing")
+}

@@ -59,13 +59,16 @@ func (e *Engine) sweepStaging(ctx context.Context, root string) error {
 // state root left behind, if no process holds that root's lock now: its
 // step containers (and their processes: a step runs on after its client
 // died), staging images, mounts under the root, build cgroup, and the
-// temporary leases in group (listed before the lock was found free, so
-// the dead process's). The lock is held meanwhile, so no engine of that
-// root starts in between. Without this, only the next engine on that
-// root would clear them; now the next engine on any root of the
-// namespace does. A dead root is recognised by its temporary leases,
-// which a build holds while a step runs. Leases of no root (older
-// versions) are only deleted.
+// leases in group (listed before the lock was found free, so the dead
+// process's: its temporary leases, and every lease of a root that was
+// deleted). The lock is held meanwhile, so no engine of that root starts
+// in between. Without this, only the next engine on that root would clear
+// them; now the next engine on any root of the namespace does. A dead
+// root is recognised by its temporary leases, which a build holds while a
+// step runs, or by its path being gone. Leases of no root (older versions)
+// are only deleted. The last delete waits for containerd's garbage
+// collector: what only the leases held (a deleted root's build cache:
+// snapshots, content) is gone when the sweep returns.
 func (e *Engine) sweepDeadRoot(ctx context.Context, root string, group []leases.Lease) error {
 	var errs []error
 	if root != "" {
@@ -82,8 +85,12 @@ func (e *Engine) sweepDeadRoot(ctx context.Context, root string, group []leases.
 		errs = append(errs, e.sweepStaging(ctx, root), unmountState(root))
 	}
 	ls := e.ctd.LeasesService()
-	for _, l := range group {
-		errs = append(errs, ignoreNotFound(ls.Delete(namespaces.WithNamespace(ctx, e.opts.namespace), l)))
+	for i, l := range group {
+		var opts []leases.DeleteOpt
+		if i == len(group)-1 {
+			opts = append(opts, leases.SynchronousDelete)
+		}
+		errs = append(errs, ignoreNotFound(ls.Delete(namespaces.WithNamespace(ctx, e.opts.namespace), l, opts...)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean up after a dead build on %s: %w", root, err)

@@ -59,6 +59,11 @@ func TestArchiveOutputAndLoad(t *testing.T) {
 		require.Len(t, got, 1)
 		assert.Equal(t, out.Digest, got[0].Digest, ns)
 		assert.Contains(t, got[0].Names, "docker.io/library/atom-skill:archived-v1", ns)
+		seen := map[string]bool{}
+		for _, n := range got[0].Names {
+			assert.False(t, seen[n], "%s: %s is listed once (the archive names it twice)", ns, n)
+			seen[n] = true
+		}
 
 		r = sbHost2(t, ns, "run", "--json", "-c", "import archived_dep; result = archived_dep.__version__", "archived")
 		require.Equal(t, 0, r.code, r.stderr)

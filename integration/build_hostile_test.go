@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
@@ -113,26 +112,40 @@ func TestBuildHostileForgedReportIsRefused(t *testing.T) {
 }
 
 func TestBuildHostileWheelsAreRefused(t *testing.T) {
+	const unsafeHint = "remove the distribution"
 	tests := []struct {
 		name  string
 		wheel pyindex.Wheel
 		want  []string
+		hint  string
 	}{
 		{"absolute entry point", pyindex.Wheel{Name: "ep-abs", Version: "1.0",
 			RawEntryPoints: "[console_scripts]\n/etc/skillbuild-hostile = ep_abs:main\n"},
-			[]string{"refused an unsafe wheel", "unsafe console script name '/etc/skillbuild-hostile'"}},
+			[]string{"refused an unsafe wheel", "unsafe console script name '/etc/skillbuild-hostile'"}, unsafeHint},
 		{"entry point climbing out of bin", pyindex.Wheel{Name: "ep-up", Version: "1.0",
 			RawEntryPoints: "[console_scripts]\n../../../../usr/lib/skillbuild-hostile = ep_up:main\n"},
-			[]string{"refused an unsafe wheel", "unsafe console script name"}},
+			[]string{"refused an unsafe wheel", "unsafe console script name"}, unsafeHint},
 		{"script over the venv's python link", pyindex.Wheel{Name: "data-link", Version: "1.0",
 			Files: map[string]string{"data_link-1.0.data/scripts/python": "#!/bin/sh\necho pwned\n"}},
-			[]string{"refused an unsafe wheel", "refusing to write", "bin/python"}},
+			[]string{"refused an unsafe wheel: data-link 1.0", "writes /opt/skill/venv/bin/python (from 'data_link-1.0.data/scripts/python'), which belongs to the virtual environment"},
+			"remove data-link from the requirements"},
 		{"data through lib64", pyindex.Wheel{Name: "data-lib64", Version: "1.0",
 			Files: map[string]string{"data_lib64-1.0.data/data/lib64/skillbuild-hostile": "x\n"}},
-			[]string{"refused an unsafe wheel", "refusing to write through", "lib64"}},
+			[]string{"refused an unsafe wheel: data-lib64 1.0", "writes /opt/skill/venv/lib64/skillbuild-hostile", "which belongs to the virtual environment"},
+			"remove data-lib64 from the requirements"},
+		{"data over the venv's pyvenv.cfg", pyindex.Wheel{Name: "venv-cfg", Version: "1.0",
+			Files: map[string]string{"venv_cfg-1.0.data/data/pyvenv.cfg": "home = /usr/bin\ninclude-system-site-packages = true\n"}},
+			[]string{`refused an unsafe wheel: venv-cfg 1.0 (venv_cfg-1.0-py3-none-any.whl; requirement "venv-cfg==1.0")`,
+				"writes /opt/skill/venv/pyvenv.cfg (from 'venv_cfg-1.0.data/data/pyvenv.cfg'), which belongs to the virtual environment"},
+			"a distribution may only add files of its own"},
+		{"script over the venv's activate", pyindex.Wheel{Name: "venv-activate", Version: "1.0",
+			Files: map[string]string{"venv_activate-1.0.data/scripts/activate": "echo pwned\n"}},
+			[]string{"refused an unsafe wheel: venv-activate 1.0",
+				"writes /opt/skill/venv/bin/activate (from 'venv_activate-1.0.data/scripts/activate'), which belongs to the virtual environment"},
+			"remove venv-activate from the requirements"},
 		{"layer with another distribution's dist-info", pyindex.Wheel{Name: "two-faced", Version: "1.0",
 			Files: map[string]string{"two_faced-1.0.data/purelib/evil-6.6.dist-info/METADATA": "Metadata-Version: 2.1\nName: evil\nVersion: 6.6\n"}},
-			[]string{"does not hold the distribution its lock entry names", "the layer of two-faced==1.0 contains evil-6.6.dist-info"}},
+			[]string{"does not hold the distribution its lock entry names", "the layer of two-faced==1.0 contains evil-6.6.dist-info"}, ""},
 	}
 	var wheels []pyindex.Wheel
 	for _, tt := range tests {
@@ -144,11 +157,26 @@ func TestBuildHostileWheelsAreRefused(t *testing.T) {
 			id := "hostile-" + pyindex.Normalize(tt.wheel.Name)
 			out, r := install(t, srv, id, nil, tt.wheel.Name+"=="+tt.wheel.Version)
 			refused(t, out, r, "atom-skill:"+id+"-v1", tt.want...)
-			if !strings.Contains(tt.name, "dist-info") {
-				assert.Contains(t, out.Hint, "remove the distribution")
-			}
+			assert.Contains(t, out.Hint, tt.hint)
 		})
 	}
+}
+
+// A wheel's own scripts and data files (.data/scripts, .data/data) are
+// files of its own: they install beside the venv's, which stay as they
+// were.
+func TestBuildWheelDataFilesOfItsOwnInstall(t *testing.T) {
+	srv, _ := index(t, pyindex.Wheel{Name: "own-data", Version: "1.0", Files: map[string]string{
+		"own_data-1.0.data/scripts/mytool":                "#!python\nimport own_data\nprint('mytool', own_data.__version__)\n",
+		"own_data-1.0.data/data/share/own-data/notes.txt": "notes\n",
+	}})
+	out, r := install(t, srv, "own-data", nil, "own-data==1.0")
+	require.Equal(t, 0, r.code, "stderr: %s\nerror: %s", r.stderr, out.Error)
+	got, err := runIn(t, "docker.io/library/"+out.ImageTag, "sh", "-c",
+		"/opt/skill/venv/bin/mytool && cat /opt/skill/venv/share/own-data/notes.txt && "+
+			"grep include-system-site-packages /opt/skill/venv/pyvenv.cfg && { /opt/skill/venv/bin/python -c 'import pip' 2>&1 | tail -1; }")
+	require.NoError(t, err, got)
+	assert.Equal(t, "mytool 1.0\nnotes\ninclude-system-site-packages = false\nModuleNotFoundError: No module named 'pip'\n", got)
 }
 
 func TestBuildSdistCodeRunsUnprivileged(t *testing.T) {

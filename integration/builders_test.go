@@ -202,6 +202,31 @@ func TestBuilderWithoutContainerdNeedsAnOutput(t *testing.T) {
 	assert.Contains(t, res.Error, "--output oci-archive=FILE")
 }
 
+// TestBuilderWithoutContainerdPushIsBadInput: a push (or a load) that
+// cannot work on this builder is refused before anything is built, as
+// bad input (exit 2, which CI does not retry), naming what to add.
+func TestBuilderWithoutContainerdPushIsBadInput(t *testing.T) {
+	srv, _ := index(t)
+	oci := []string{"--root", newRoot(t), "--address", noContainerd, "--builder", "embedded-oci", "--base-archive", baseArchive(t)}
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"push without --load", []string{"--push", "127.0.0.1:5999/x/{id}:v{version}"}, "add --load"},
+		{"push with --load and no containerd", []string{"--push", "127.0.0.1:5999/x/{id}:v{version}", "--load"}, noContainerd},
+		{"load and no containerd", []string{"--load"}, noContainerd},
+		{"push reference that does not expand", []string{"--push", "127.0.0.1:5999/x/{nope}", "--load"}, "--push"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, r := installOn(t, oci, srv, "push-oci", append([]string{"--output", "oci-layout=" + t.TempDir()}, tc.extra...), "pip")
+			assert.Equal(t, 2, r.code, r.stderr)
+			assert.Contains(t, res.Error, tc.want)
+			assert.Empty(t, res.Steps, "nothing was built")
+		})
+	}
+}
+
 func TestBuilderUnreachableIsTemporary(t *testing.T) {
 	srv, _ := index(t)
 	for _, addr := range []string{"unix://" + filepath.Join(env.dir, "no-buildkitd.sock"), fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))} {

@@ -52,7 +52,7 @@ func TestCIRecipe(t *testing.T) {
 
 	// runJob runs the recipe as a runner with containerd at address,
 	// namespace ns and state root root would.
-	runJob := func(address, ns, root string) {
+	runJob := func(address, ns, root string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
@@ -69,8 +69,13 @@ func TestCIRecipe(t *testing.T) {
 		assert.Equal(t, 3, ee.ExitCode(), "a vulnerable skill fails the job with exit 3")
 		assert.Contains(t, string(out), "REFUSED: ci-bad")
 		assert.Contains(t, string(out), "ok: ci-good")
+		return string(out)
 	}
-	runJob(env.socket, namespace, env.root)
+	first := runJob(env.socket, namespace, env.root)
+	// The first job's --cache-from has nothing to read yet: a note, not an
+	// error that reads like the build's failure.
+	assert.NotRegexp(t, `ERROR.*buildcache`, first)
+	assert.Contains(t, first, "none there yet")
 
 	type resultDoc struct {
 		Success bool     `json:"success"`

@@ -17,7 +17,7 @@ import (
 
 // lsEntry is one element of `skillbuild ls --json`.
 type lsEntry struct {
-	ID       string    `json:"id"`
+	ID       string    `json:"skill_id"`
 	Version  string    `json:"version"`
 	Tag      string    `json:"tag"`
 	Name     string    `json:"name"`

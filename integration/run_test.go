@@ -876,6 +876,12 @@ func TestRunBadInput(t *testing.T) {
 	assert.Equal(t, "image atom-skill:nosuchskill-v1 not found, run `skillbuild install nosuchskill` first", d.Error.Message)
 	assert.Equal(t, "nosuchskill", d.SkillID)
 	assert.Equal(t, "atom-skill:nosuchskill-v1", d.ImageTag)
+	// No process ran: no exit status or user is made up for it.
+	var raw map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &raw))
+	for _, k := range []string{"exit_code", "uid", "gid"} {
+		assert.Equal(t, "null", string(raw[k]), k)
+	}
 }
 
 // TestRunAPI drives the Go API the platform embeds: live output writers,

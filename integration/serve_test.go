@@ -199,7 +199,7 @@ except sbc.Vulnerable as e:
     assert e.exit_code == 3 and e.status == 422, (e.exit_code, e.status)
     assert any(v["package"] == "pip" for v in e.document["vulnerabilities"]), e.document
     assert e.document["error"] == "vulnerabilities detected"
-ids = [s["id"] for s in c.list()]
+ids = [s["skill_id"] for s in c.list()]
 assert "served" in ids and "served-vuln" not in ids, ids
 r = c.run("served", "import servepkg\nprint('hi')\nresult = {'v': servepkg.__version__, 'x': inputs['x']}", {"x": 7}, timeout=20, memory="128m")
 assert r["error"] is None and r["result"] == {"v": "1.0", "x": 7} and r["stdout"] == "hi\n", r
@@ -209,12 +209,13 @@ try:
     c.run("nope", "pass")
     raise SystemExit("ran in a missing skill")
 except sbc.NotFound as e:
-    assert e.exit_code == 4 and "skillbuild install nope" in str(e), str(e)
+    # The advice is in the API's words, not the command line's.
+    assert e.exit_code == 4 and "POST /v1/install" in str(e) and "skillbuild install" not in str(e), str(e)
 try:
     c.run("served", "pass", memory="1k")
     raise SystemExit("a 1k memory limit was accepted")
 except sbc.BadInput as e:
-    assert e.exit_code == 2, e.exit_code
+    assert e.exit_code == 2 and "memory" in str(e) and "--memory" not in str(e), str(e)
 print(json.dumps(c.health()))
 `, env.base, srv.URL()))
 	var health map[string]any
@@ -252,6 +253,17 @@ print(json.dumps(c.health()))
 	assert.Contains(t, string(body), `unknown field \"cmd\"`)
 	status, _, _ = s.call(t, http.MethodPost, "/v1/run", map[string]any{"skill_id": "served", "code": strings.Repeat("#", 9<<20)})
 	assert.Equal(t, 413, status, "bodies are capped")
+	// Callers get the ceilings the operator set, never more.
+	for field, value := range map[string]string{"memory": "1000g", "pids": "1000000", "cpus": "64", "timeout": "100000h", "user": "0"} {
+		status, code, body = s.call(t, http.MethodPost, "/v1/run", map[string]any{"skill_id": "served", "code": "pass", field: value})
+		assert.Equal(t, 400, status, "%s %s: %s", field, value, body)
+		assert.Equal(t, "2", code, field)
+		if field == "user" {
+			assert.Contains(t, string(body), "uid 0", field)
+		} else {
+			assert.Contains(t, string(body), "ceiling", field)
+		}
+	}
 
 	// Warm containers served runs, and the metrics say so.
 	assert.NotEqual(t, "", s.metric(t, "skillbuild_pool_hits_total"))

@@ -460,11 +460,16 @@ type Installed struct {
 // LayerList is the path, in ListLayers' output, of layer i's file list.
 func LayerList(i int) string { return "/" + strconv.Itoa(i) + ".jsonl" }
 
+// VenvLayerList is the path, in ListLayers' output, of the list of the
+// venv's own files (VenvDir and below, in the same format).
+const VenvLayerList = "/venv.jsonl"
+
 //go:embed listlayers.py
 var listLayersScript []byte
 
 // ListLayers lists the real contents of every distribution layer of in,
-// one file per layer (LayerList): each entry's type ("f", "d", "l" or
+// one file per layer (LayerList), and the venv's own files
+// (VenvLayerList): each entry's type ("f", "d", "l" or
 // "o") and its path in the image, as a JSON array per line. The lists are
 // made from the layers themselves, in a step of their own that runs no
 // package code, so they hold whatever an install wrote, wherever it wrote
@@ -472,7 +477,7 @@ var listLayersScript []byte
 func ListLayers(venv llb.State, in Installed, s config.Skill) llb.State {
 	script := llb.Scratch().File(llb.Mkfile("/listlayers.py", 0o644, listLayersScript), llb.WithCustomName("skillbuild layer lister"))
 	const dir = "/run/skillbuild/layers"
-	argv := []string{"python3", "-I", "/run/skillbuild/lister/listlayers.py", dir, layerListDir, strconv.Itoa(len(in.Layers))}
+	argv := []string{"python3", "-I", "/run/skillbuild/lister/listlayers.py", dir, layerListDir, strconv.Itoa(len(in.Layers)), VenvDir}
 	extra := []llb.RunOption{llb.AddMount("/run/skillbuild/lister", script, llb.Readonly)}
 	for i, l := range in.Layers {
 		extra = append(extra, llb.AddMount(dir+"/"+strconv.Itoa(i), l, llb.Readonly))

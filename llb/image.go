@@ -10,6 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/labels"
+	"github.com/skillbuild/skillbuild/layers"
 	"github.com/skillbuild/skillbuild/lock"
 )
 
@@ -19,24 +20,7 @@ func ImageConfig(baseCfg []byte, s config.Skill, locked lock.Lock, baseRef strin
 	if err := json.Unmarshal(baseCfg, &img); err != nil {
 		return nil, fmt.Errorf("base image config: %w", err)
 	}
-	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	env := []string{}
-	for _, kv := range img.Config.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case "PATH":
-			path = v
-			continue
-		case "VIRTUAL_ENV", "PYTHONHOME":
-			continue
-		}
-		env = append(env, kv)
-	}
-	img.Config.Env = append([]string{
-		"PATH=" + VenvDir + "/bin:" + path,
-		"VIRTUAL_ENV=" + VenvDir,
-		"PYTHONDONTWRITEBYTECODE=1",
-	}, env...)
+	img.Config.Env = layers.Env(img.Config.Env)
 	img.Config.User = User
 	img.Config.WorkingDir = WorkDir
 	img.Config.Entrypoint = nil

@@ -30,7 +30,12 @@ func TestListLayersScript(t *testing.T) {
 	script := filepath.Join(dir, "listlayers.py")
 	require.NoError(t, os.WriteFile(script, listLayersScript, 0o644))
 
-	cmd := exec.Command(py, "-I", script, layers, out, "2")
+	venv := filepath.Join(dir, "venv")
+	require.NoError(t, os.MkdirAll(filepath.Join(venv, "bin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(venv, "pyvenv.cfg"), []byte("x"), 0o644))
+	require.NoError(t, os.Symlink("/usr/bin/python3", filepath.Join(venv, "bin", "python")))
+
+	cmd := exec.Command(py, "-I", script, layers, out, "2", venv)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", b)
@@ -46,4 +51,9 @@ func TestListLayersScript(t *testing.T) {
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{`["d", "/etc"]`, `["f", "/etc/x\nweird"]`}, strings.Split(strings.TrimSpace(string(l1)), "\n"),
 		"a name with a newline stays one line")
+	lv, err := os.ReadFile(filepath.Join(out, "venv.jsonl"))
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{
+		`["d", "` + venv + `"]`, `["d", "` + venv + `/bin"]`, `["f", "` + venv + `/pyvenv.cfg"]`, `["l", "` + venv + `/bin/python"]`,
+	}, strings.Split(strings.TrimSpace(string(lv)), "\n"), "the venv's own files, at their paths in the step's root")
 }

@@ -19,6 +19,16 @@ so it checks everything it acts on:
   one from the venv root without following a symbolic link (openat with
   O_NOFOLLOW), so the venv's own links (bin/python, lib64) are never
   written through;
+- a distribution only adds files of its own: every file (members of
+  every scheme, entry-point scripts, INSTALLER, RECORD, .pyc) is created
+  exclusively (O_CREAT|O_EXCL), so nothing that exists is replaced, and
+  the paths of the venv's own layout are refused even where the venv has
+  no file yet: pyvenv.cfg, lib64, bin/python*, bin/activate*, include/
+  (but include/site/, where headers go), lib/pythonX.Y/ outside
+  site-packages. The step installs on the venv alone, so anything that
+  exists and this process did not write is the venv's (bin/pip when the
+  venv has one); a file written twice (a duplicate member, an entry point
+  over a script) is refused too, naming who wrote it first;
 - files go to purelib or platlib (Root-Is-Purelib), and <name>.data/<key>/
   where pip puts them in a venv: scripts to bin/, headers to
   include/site/pythonX.Y/<name>/, purelib and platlib to site-packages,
@@ -27,8 +37,9 @@ so it checks everything it acts on:
 - console_scripts and gui_scripts from entry_points.txt get pip's wrapper;
   a script name must be a plain file name (no '/', '\\', NUL, '.' or
   '..') and the object reference a dotted name, as pip requires;
-- .py files are byte-compiled (compileall, as pip does; SOURCE_DATE_EPOCH
-  makes the .pyc reproducible);
+- .py files are byte-compiled as pip does, into checked-hash .pyc files
+  (what py_compile writes under SOURCE_DATE_EPOCH: reproducible), created
+  exclusively like every other file; a .pyc the wheel ships is kept;
 - INSTALLER is written and RECORD rewritten with every installed file;
 - everything it wrote, and every directory it wrote into (all of them in
   the step's layer), gets SOURCE_DATE_EPOCH as its modification time, so
@@ -39,10 +50,11 @@ so it checks everything it acts on:
 No network, no build code: wheels only. Errors go to stderr, exit 1.
 """
 import base64
-import compileall
 import csv
 import errno
 import hashlib
+import importlib._bootstrap_external
+import importlib.machinery
 import importlib.util
 import io
 import os
@@ -70,6 +82,10 @@ DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 class Refused(Exception):
     pass
+
+
+class VenvOwned(Refused):
+    """A write the venv's own files or layout forbid."""
 
 
 def b64hash(data):
@@ -132,12 +148,30 @@ class Venv:
     whether in the venv (bin/python, lib64) or made by an earlier write, is
     ever followed."""
 
-    def __init__(self, root):
+    def __init__(self, root, paths=None):
         self.root = os.path.realpath(root)
-        # What this process wrote: files, and the directories written
-        # into (each one on the way from the root to a file).
-        self.files = set()
+        # What this process wrote: files (each with the distribution that
+        # wrote it), and the directories written into (each one on the way
+        # from the root to a file).
+        self.files = {}
         self.dirs = {self.root}
+        self.writer = "?"  # the distribution being installed
+        paths = paths or sysconfig.get_paths()
+        self.sites = [self.rel(paths[k]) for k in ("purelib", "platlib")]
+
+    def owned(self, parts):
+        """Whether parts (below the root) is a path of the venv's own
+        layout, whether or not the venv has a file there."""
+        top, rest = parts[0], parts[1:]
+        if top in ("pyvenv.cfg", "lib64"):
+            return True
+        if top == "include":
+            return not (len(rest) > 1 and rest[0] == "site")
+        if top == "bin" and rest:
+            return rest[0].startswith("python") or rest[0].lower().startswith("activate")
+        if top == "lib" and rest and rest[0].startswith("python"):
+            return not any(len(parts) > len(site) and parts[: len(site)] == site for site in self.sites)
+        return False
 
     def rel(self, path):
         """path (absolute, inside the venv) as components below the root."""
@@ -169,14 +203,26 @@ class Venv:
             os.close(fd)
             raise
 
-    def write(self, parts, content, mode):
-        """Write content to root/parts[...] (a regular file, never through a link)."""
+    def write(self, parts, content, mode, what=None):
+        """Create root/parts[...] with content: a new regular file, never
+        through a link, never over anything that exists. what names the
+        source (an archive member) in a refusal."""
         if not parts:
             raise Refused("cannot write the virtual environment's root")
+        path = os.path.join(self.root, *parts)
+        source = " (from %r)" % what if what else ""
+        if self.owned(parts):
+            raise VenvOwned("it writes %s%s, which belongs to the virtual environment" % (path, source))
         dfd = self._open_dir(parts[:-1])
         try:
             try:
-                fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode, dir_fd=dfd)
+                fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dfd)
+            except FileExistsError:
+                if path in self.files:
+                    who = "it" if self.files[path] == self.writer else self.files[path]
+                    raise Refused("it writes %s%s, which %s already wrote: no file may be replaced"
+                                  % (path, source, who))
+                raise VenvOwned("it writes %s%s, which belongs to the virtual environment" % (path, source))
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
                     raise Refused("refusing to write %s: it is a symbolic link or not a regular file"
@@ -194,14 +240,8 @@ class Venv:
                 os.close(fd)
         finally:
             os.close(dfd)
-        path = os.path.join(self.root, *parts)
-        self.files.add(path)
+        self.files[path] = self.writer
         return path
-
-    def wrote(self, path):
-        """Records a file written beside write (a .pyc, by compileall)."""
-        self.files.add(path)
-        self.dirs.add(os.path.dirname(path))
 
     def settle_times(self, epoch):
         """Sets the modification time of everything written to epoch.
@@ -212,12 +252,24 @@ class Venv:
             os.utime(p, ns=times, follow_symlinks=False)
 
 
+def byte_compile(src, source):
+    """The checked-hash .pyc of source (the file src), as py_compile makes
+    it when SOURCE_DATE_EPOCH is set, or None when it does not compile
+    (pip skips those too)."""
+    try:
+        code = importlib.machinery.SourceFileLoader("<wheelinstall>", src).source_to_code(source, src)
+    except Exception:  # noqa: BLE001 - as py_compile: whatever stops compiling
+        return None
+    return bytes(importlib._bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(source), True))
+
+
 def install(venv, path, want_name, want_version, want):
     with open(path, "rb") as f:
         data = f.read()
     got = hashlib.sha256(data).hexdigest()
     if got != want:
         raise Refused("sha256 %s does not match the lock's %s" % (got, want))
+    venv.writer = "%s %s" % (want_name, want_version)
     paths = sysconfig.get_paths()
     python = os.path.join(paths["scripts"], "python")
     zf = zipfile.ZipFile(io.BytesIO(data))
@@ -264,8 +316,8 @@ def install(venv, path, want_name, want_version, want):
             split_member(name[:-1])
             continue
         parts = split_member(name)
-        if name == distinfo + "/RECORD" or name.endswith(".dist-info/RECORD.jws") or name.endswith(".dist-info/RECORD.p7s"):
-            continue
+        if name in (distinfo + "/RECORD", distinfo + "/INSTALLER") or name.endswith(".dist-info/RECORD.jws") or name.endswith(".dist-info/RECORD.p7s"):
+            continue  # written below (as pip does), or describing the RECORD replaced
         content = zf.read(info)
         base, rel, key = root, parts, None
         if name.startswith(dataprefix):
@@ -279,10 +331,10 @@ def install(venv, path, want_name, want_version, want):
         if is_script and content.startswith(b"#!python"):
             content = b"#!" + python.encode() + content[len(b"#!python"):]
         mode = 0o755 if is_script or (info.external_attr >> 16) & 0o111 else 0o644
-        dest = venv.write(base + rel, content, mode)
+        dest = venv.write(base + rel, content, mode, what=name)
         add(dest, content)
         if dest.endswith(".py") and base in (purelib, platlib):
-            compiled.append(dest)
+            compiled.append((dest, content))
     ep = distinfo + "/entry_points.txt"
     if ep in names:
         for script, ref in entry_points(zf.read(ep).decode("utf-8")):
@@ -294,16 +346,16 @@ def install(venv, path, want_name, want_version, want):
             if not DOTTED.match(module) or not DOTTED.match(attr):
                 raise Refused("entry point %s=%s is not a module:function reference" % (script, ref))
             text = SCRIPT.format(python=python, module=module, import_name=attr.split(".")[0], func=attr).encode()
-            add(venv.write(targets["scripts"] + [script], text, 0o755), text)
+            add(venv.write(targets["scripts"] + [script], text, 0o755, what="entry point " + script), text)
     installer = b"skillbuild\n"
     add(venv.write(root + [distinfo, "INSTALLER"], installer, 0o644), installer)
-    for src in compiled:
-        if compileall.compile_file(src, quiet=2, force=True):
-            pyc = importlib.util.cache_from_source(src)
-            if os.path.isfile(pyc) and not os.path.islink(pyc):
-                with open(pyc, "rb") as f:
-                    add(pyc, f.read())
-                venv.wrote(pyc)
+    for src, source in compiled:
+        pyc = importlib.util.cache_from_source(src)
+        if pyc in venv.files:
+            continue  # the wheel ships it: the distribution's own file
+        code = byte_compile(src, source)
+        if code is not None:
+            add(venv.write(venv.rel(pyc), code, 0o644), code)
     record.append((distinfo + "/RECORD", "", ""))
     out = io.StringIO(newline="")
     w = csv.writer(out, lineterminator="\n")

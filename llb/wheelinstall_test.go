@@ -172,11 +172,33 @@ func TestWheelInstallRefusesHostileWheels(t *testing.T) {
 		{"entry point that is not a reference", [2]string{"ep", "1.0"}, distFiles("ep", "1.0", map[string]string{
 			"ep-1.0.dist-info/entry_points.txt": "[console_scripts]\nx = os; import evil:main\n"}), "not a module:function reference"},
 		{"script over the venv's python link", [2]string{"sl", "1.0"}, distFiles("sl", "1.0", map[string]string{
-			"sl-1.0.data/scripts/python": "#!/bin/sh\n"}), "refusing to write"},
+			"sl-1.0.data/scripts/python": "#!/bin/sh\n"}), "bin/python (from 'sl-1.0.data/scripts/python'), which belongs to the virtual environment"},
 		{"data through lib64", [2]string{"sl", "1.0"}, distFiles("sl", "1.0", map[string]string{
-			"sl-1.0.data/data/lib64/x": "x\n"}), "refusing to write through"},
+			"sl-1.0.data/data/lib64/x": "x\n"}), "lib64/x (from 'sl-1.0.data/data/lib64/x'), which belongs to the virtual environment"},
 		{"data over bin/python3", [2]string{"sl", "1.0"}, distFiles("sl", "1.0", map[string]string{
-			"sl-1.0.data/data/bin/python3": "x\n"}), "refusing to write"},
+			"sl-1.0.data/data/bin/python3": "x\n"}), "bin/python3 (from 'sl-1.0.data/data/bin/python3'), which belongs to the virtual environment"},
+		{"data over pyvenv.cfg", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv-1.0.data/data/pyvenv.cfg": "include-system-site-packages = true\n"}), "/pyvenv.cfg (from 'pv-1.0.data/data/pyvenv.cfg'), which belongs to the virtual environment"},
+		{"script over bin/activate", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv-1.0.data/scripts/activate": "echo pwned\n"}), "bin/activate (from 'pv-1.0.data/scripts/activate'), which belongs to the virtual environment"},
+		{"an activate script the venv lacks", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv-1.0.data/scripts/activate.nu": "x\n"}), "bin/activate.nu (from 'pv-1.0.data/scripts/activate.nu'), which belongs to the virtual environment"},
+		{"an interpreter name the venv lacks", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv-1.0.data/scripts/python3.99": "x\n"}), "bin/python3.99 (from 'pv-1.0.data/scripts/python3.99'), which belongs to the virtual environment"},
+		{"the venv's include dir", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv-1.0.data/data/include/Python.h": "x\n"}), "include/Python.h (from 'pv-1.0.data/data/include/Python.h'), which belongs to the virtual environment"},
+		{"the venv's lib outside site-packages", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv-1.0.data/data/lib/PYVER/os.py": "x\n"}), "lib/PYVER/os.py (from 'pv-1.0.data/data/lib/PYVER/os.py'), which belongs to the virtual environment"},
+		{"over a file of the venv with no rule of its own", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv-1.0.data/scripts/pip": "x\n"}), "bin/pip (from 'pv-1.0.data/scripts/pip'), which belongs to the virtual environment"},
+		{"an entry point over its own script", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv-1.0.data/scripts/tool":          "x\n",
+			"pv-1.0.dist-info/entry_points.txt": "[console_scripts]\ntool = pv:main\n"}), "bin/tool (from 'entry point tool'), which it already wrote: no file may be replaced"},
+		{"a data file over its own module", [2]string{"pv", "1.0"}, distFiles("pv", "1.0", map[string]string{
+			"pv/__init__.py": "X = 1\n",
+			"pv-1.0.data/data/lib/PYVER/site-packages/pv/__init__.py": "X = 2\n"}), "which it already wrote: no file may be replaced"},
+		{"data through a link in the venv", [2]string{"sl", "1.0"}, distFiles("sl", "1.0", map[string]string{
+			"sl-1.0.data/data/share/x": "x\n"}), "refusing to write through"},
 		{"member with ..", [2]string{"dd", "1.0"}, distFiles("dd", "1.0", map[string]string{
 			"dd/../../../../escape.py": "x\n"}), "unsafe path"},
 		{"data member with ..", [2]string{"dd", "1.0"}, distFiles("dd", "1.0", map[string]string{
@@ -196,12 +218,20 @@ func TestWheelInstallRefusesHostileWheels(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			venv := hostVenv(t)
+			// Files and links the venv could have: a pip, a link out.
+			require.NoError(t, os.WriteFile(filepath.Join(venv, "bin", "pip"), []byte("pip\n"), 0o755))
+			require.NoError(t, os.Symlink(t.TempDir(), filepath.Join(venv, "share")))
+			pyver := filepath.Base(filepath.Dir(sitePackages(t, venv)))
+			files := map[string]string{}
+			for k, v := range tt.files {
+				files[strings.ReplaceAll(k, "PYVER", pyver)] = v
+			}
 			before := treeSnapshot(t, venv)
-			whl, sum := testWheel(t, t.TempDir(), tt.lock[0]+"-"+tt.lock[1]+"-py3-none-any.whl", tt.files)
+			whl, sum := testWheel(t, t.TempDir(), tt.lock[0]+"-"+tt.lock[1]+"-py3-none-any.whl", files)
 			out, err := runInstaller(t, venv, tt.lock[0], tt.lock[1], sum, whl)
 			require.Error(t, err, "a hostile wheel must be refused:\n%s", out)
 			assert.Contains(t, out, "refused: ")
-			assert.Contains(t, out, tt.wantErr)
+			assert.Contains(t, out, strings.ReplaceAll(tt.wantErr, "PYVER", pyver))
 			// Nothing the venv already had was changed (the refused write
 			// did not go through a link).
 			after := treeSnapshot(t, venv)
@@ -294,4 +324,65 @@ func TestWheelInstallFixesTheTimesOfWhatItWrote(t *testing.T) {
 			assert.EqualValues(t, old, m, "%s was not written: its time is untouched", p)
 		}
 	}
+}
+
+// TestWheelInstallLayerOfSeveralDistributions: distributions installed
+// into one layer by one run may not replace each other's files either;
+// the refusal names the one that wrote the file first.
+func TestWheelInstallLayerOfSeveralDistributions(t *testing.T) {
+	t.Parallel()
+	venv := hostVenv(t)
+	dir := t.TempDir()
+	a, sumA := testWheel(t, dir, "a-1.0-py3-none-any.whl", distFiles("a", "1.0", map[string]string{"shared/__init__.py": "WHO = 'a'\n"}))
+	b, sumB := testWheel(t, dir, "b-1.0-py3-none-any.whl", distFiles("b", "1.0", map[string]string{"shared/__init__.py": "WHO = 'b'\n"}))
+	out, err := runInstaller(t, venv, "a", "1.0", sumA, a, "b", "1.0", sumB, b)
+	require.Error(t, err, out)
+	assert.Contains(t, out, "wheelinstall: b 1.0 (b-1.0-py3-none-any.whl): refused: it writes ")
+	assert.Contains(t, out, "shared/__init__.py (from 'shared/__init__.py'), which a 1.0 already wrote: no file may be replaced")
+	got, err := os.ReadFile(filepath.Join(sitePackages(t, venv), "shared", "__init__.py"))
+	require.NoError(t, err)
+	assert.Equal(t, "WHO = 'a'\n", string(got), "the first distribution's file stays")
+}
+
+// TestWheelInstallCompilesAsPyCompile: the .pyc written for a module is
+// byte for byte what py_compile writes under SOURCE_DATE_EPOCH (a checked
+// hash .pyc), and a .pyc or INSTALLER the wheel ships does not make the
+// install fail: the wheel's .pyc is its own file, its INSTALLER is
+// replaced by the installer's, as pip does.
+func TestWheelInstallCompilesAsPyCompile(t *testing.T) {
+	t.Parallel()
+	venv := hostVenv(t)
+	site := sitePackages(t, venv)
+	tag := "cpython-" + strings.TrimPrefix(strings.ReplaceAll(filepath.Base(filepath.Dir(site)), ".", ""), "python")
+	whl, sum := testWheel(t, t.TempDir(), "good-1.0-py3-none-any.whl", distFiles("good", "1.0", map[string]string{
+		"good/__init__.py":                         "X = 1\n",
+		"good/shipped.py":                          "Y = 1\n",
+		"good/__pycache__/shipped." + tag + ".pyc": "not really bytecode",
+		"good-1.0.dist-info/INSTALLER":             "someone else\n",
+		"good/broken.py":                           "def (:\n",
+	}))
+	out, err := runInstaller(t, venv, "good", "1.0", sum, whl)
+	require.NoError(t, err, out)
+
+	got, err := os.ReadFile(filepath.Join(site, "good", "__pycache__", "__init__."+tag+".pyc"))
+	require.NoError(t, err)
+	ref := filepath.Join(t.TempDir(), "ref.pyc")
+	cmd := exec.Command(filepath.Join(venv, "bin", "python"), "-I", "-c",
+		"import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)",
+		filepath.Join(site, "good", "__init__.py"), ref)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "SOURCE_DATE_EPOCH=0", "LANG=C.UTF-8"}
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	want, err := os.ReadFile(ref)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	shipped, err := os.ReadFile(filepath.Join(site, "good", "__pycache__", "shipped."+tag+".pyc"))
+	require.NoError(t, err)
+	assert.Equal(t, "not really bytecode", string(shipped))
+	installer, err := os.ReadFile(filepath.Join(site, "good-1.0.dist-info", "INSTALLER"))
+	require.NoError(t, err)
+	assert.Equal(t, "skillbuild\n", string(installer))
+	_, err = os.Lstat(filepath.Join(site, "good", "__pycache__", "broken."+tag+".pyc"))
+	assert.True(t, os.IsNotExist(err), "a module that does not compile gets no .pyc")
 }

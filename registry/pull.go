@@ -16,6 +16,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/attest"
+	"github.com/skillbuild/skillbuild/signature"
 )
 
 // PullResult says what a pull stored.
@@ -32,17 +33,22 @@ type PullResult struct {
 	// BytesFetched counts what came over the network (content the store
 	// already had is not fetched again).
 	BytesFetched int64 `json:"bytes_fetched"`
+	// Signature says which trusted key signed the image, when the pull
+	// was asked to verify it (WithTrustedKeys).
+	Signature *signature.Verified `json:"signature,omitempty"`
 }
 
-// Namer decides, from the pulled image's config labels, the image names
-// to store besides the reference itself and the labels of the image
-// records (containerd's record labels, not the config's).
-type Namer func(configLabels map[string]string) (names []string, recordLabels map[string]string, err error)
+// Namer decides, from the pulled image (its target and config labels),
+// the image names to store besides the reference itself and the labels of
+// the image records (containerd's record labels, not the config's). An
+// error stops the pull before any name is set.
+type Namer func(target ocispec.Descriptor, configLabels map[string]string) (names []string, recordLabels map[string]string, err error)
 
 type pullOptions struct {
 	snapshotter string
 	platform    platforms.MatchComparer
 	namer       Namer
+	keys        *signature.KeySet
 }
 
 // PullOpt configures Pull.
@@ -76,6 +82,24 @@ func WithNamer(n Namer) PullOpt {
 	}
 }
 
+// WithTrustedKeys makes the pull verify, before it fetches the image,
+// that the digest ref points at is signed by one of keys (cosign's
+// classic signature artifact in the same repository; see
+// Client.Verify). An image that is not fails the pull with
+// errdefs.ErrFailedPrecondition: nothing is fetched or named. The
+// verified artifact is stored with the image and recorded on it, so that
+// signature.VerifyStored verifies it again later (a run) without the
+// registry.
+func WithTrustedKeys(keys signature.KeySet) PullOpt {
+	return func(o *pullOptions) error {
+		if keys.Len() == 0 {
+			return fmt.Errorf("no trusted keys to verify the pull with: %w", errdefs.ErrInvalidArgument)
+		}
+		o.keys = &keys
+		return nil
+	}
+}
+
 // Pull fetches ref into c's content store (the host platform's manifest
 // and, when the image has them, its attestation manifests), unpacks it
 // for the snapshotter and only then stores the image names: a failed pull
@@ -104,12 +128,26 @@ func (rc *Client) Pull(ctx context.Context, c *ctd.Client, ref string, opts ...P
 	if err != nil {
 		return PullResult{}, rc.classify(op, host, err)
 	}
+	cs := c.ContentStore()
+	// The signature first: an image that is not signed by a trusted key
+	// is not fetched at all.
+	var verified *signature.Verified
+	var sigBlobs *readBlobs
+	if o.keys != nil {
+		v, blobs, err := rc.verifyRemote(ctx, res, op, named, desc.Digest, *o.keys)
+		if err != nil {
+			return PullResult{}, err
+		}
+		if err := storeArtifact(ctx, cs, blobs, v.Artifact); err != nil {
+			return PullResult{}, fmt.Errorf("%s: %w", op, err)
+		}
+		verified, sigBlobs = &v, blobs
+	}
 	fetcher, err := res.Fetcher(ctx, name)
 	if err != nil {
 		return PullResult{}, rc.classify(op, host, err)
 	}
 	cf := &countingFetcher{Fetcher: fetcher}
-	cs := c.ContentStore()
 	children := images.SetChildrenMappedLabels(cs, platformOrAttestation(images.ChildrenHandler(cs), o.platform), nil)
 	source, err := docker.AppendDistributionSourceLabel(cs, name)
 	if err != nil {
@@ -127,11 +165,17 @@ func (rc *Client) Pull(ctx context.Context, c *ctd.Client, ref string, opts ...P
 	if err != nil {
 		return PullResult{}, fmt.Errorf("%s: %w", op, err)
 	}
-	out := PullResult{Ref: named.String(), Digest: desc.Digest, Labels: inspected.Labels, BytesFetched: cf.n.Load()}
+	out := PullResult{Ref: named.String(), Digest: desc.Digest, Labels: inspected.Labels, BytesFetched: cf.n.Load(), Signature: verified}
+	if verified != nil {
+		if err := signature.Record(ctx, cs, desc, named, ocispec.Descriptor{Digest: verified.Artifact}); err != nil {
+			return PullResult{}, fmt.Errorf("%s: %w", op, err)
+		}
+		out.BytesFetched += sigBlobs.size()
+	}
 	names := []string{named.String()}
 	var recLabels map[string]string
 	if o.namer != nil {
-		extra, l, err := o.namer(inspected.Labels)
+		extra, l, err := o.namer(desc, inspected.Labels)
 		if err != nil {
 			return PullResult{}, fmt.Errorf("%s: %w", op, err)
 		}

@@ -8,9 +8,10 @@ import (
 
 // VerdictPredicate is a verdict as an in-toto predicate attached to the
 // image it was reached for (see package attest). It is a function of the
-// lock, the database and the policy only (no scan time, no age), so an
-// unchanged rebuild yields the same attestation; the database's age at
-// any moment is that moment minus DB.CheckedAt.
+// lock, the database's content and the policy only (no scan time, no
+// time the host imported or last checked the database), so an unchanged
+// rebuild, on this host or on another with the same database, yields the
+// same attestation and the same image digest.
 type VerdictPredicate struct {
 	// Result is the LabelScan value: passed, passed-with-allowed (either
 	// with -stale-db), or disabled.
@@ -31,10 +32,10 @@ type VerdictPredicate struct {
 	BelowThreshold []Finding `json:"below_threshold"`
 }
 
-// VerdictDB identifies a database.
+// VerdictDB identifies a database by its content: its sha256, and the
+// newest modification time among its records (how current it is).
 type VerdictDB struct {
 	SHA256         string    `json:"sha256"`
-	CheckedAt      time.Time `json:"checked_at"`
 	NewestModified time.Time `json:"newest_modified"`
 	Records        int       `json:"records"`
 	// StaleAllowed: older than the policy's maximum age, accepted.
@@ -58,7 +59,7 @@ func Predicate(v Verdict, p config.Policy) VerdictPredicate {
 		Allowed:        v.Allowed,
 		BelowThreshold: nonNil(v.Below),
 		DB: &VerdictDB{
-			SHA256: v.DB.SHA256, CheckedAt: v.DB.CheckedAt.UTC(), NewestModified: v.DB.NewestModified.UTC(),
+			SHA256: v.DB.SHA256, NewestModified: v.DB.NewestModified.UTC(),
 			Records: v.DB.Records, StaleAllowed: v.DB.StaleAllowed,
 		},
 	}

@@ -5,18 +5,19 @@
 // group and mode 0660, or TCP on loopback with a bearer token), request
 // decoding with capped bodies, the error document and status of a failed
 // request, streamed build progress, metrics, and draining on shutdown. What
-// each endpoint does is an Ops, given by the caller (the CLI wires its own
-// commands in), so the server and the CLI cannot drift apart.
+// each endpoint does is the Backend's (package skill's Service, which the
+// CLI calls too), and every request and document is a type of package
+// skill/api, so the server and the CLI cannot drift apart.
 //
 // # Endpoints
 //
 //	GET  /v1/health              {"ok": true, ...}
 //	GET  /v1/skills              the document of `skillbuild ls --json`
-//	POST /v1/install             InstallRequest → `install --json`'s document;
+//	POST /v1/install             api.InstallRequest → `install --json`'s document;
 //	                             with "progress": true, NDJSON events then the result
-//	POST /v1/scan                ScanRequest → `scan --json`'s document
-//	POST /v1/remove              RemoveRequest → `rm --json`'s document
-//	POST /v1/run                 RunRequest → `run --json`'s document
+//	POST /v1/scan                api.ScanRequest → `scan --json`'s document
+//	POST /v1/remove              api.RemoveRequest → `rm --json`'s document
+//	POST /v1/run                 api.RunRequest → `run --json`'s document
 //	GET  /metrics                Prometheus text format
 //
 // Every response carries the CLI's exit code of the operation in the

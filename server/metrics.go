@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skillbuild/skillbuild/skill/api"
 )
 
-// Metric is one sample an Ops adds to /metrics. Samples of one name come
-// together, the first one carrying Help and Type.
+// Metric is one sample of /metrics besides the server's own counters.
+// Samples of one name come together, the first one carrying Help and Type.
 type Metric struct {
 	Name   string
 	Help   string
@@ -139,5 +141,27 @@ func labelString(l map[string]string) string {
 
 func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w, s.ops.Metrics())
+	s.metrics.write(w, poolMetrics(s.ops.PoolStats()))
+}
+
+// poolMetrics are the warm pool's counters as samples.
+func poolMetrics(st api.PoolStats) []Metric {
+	ms := []Metric{
+		{Name: "skillbuild_pool_warm", Help: "Warm run containers ready, all images.", Value: float64(st.Warm)},
+		{Name: "skillbuild_pool_starting", Help: "Warm run containers being started.", Value: float64(st.Starting)},
+		{Name: "skillbuild_pool_hits_total", Help: "Runs that got a warm container.", Type: "counter", Value: float64(st.Hits)},
+		{Name: "skillbuild_pool_misses_total", Help: "Runs that started their own container.", Type: "counter", Value: float64(st.Misses)},
+		{Name: "skillbuild_pool_discarded_total", Help: "Warm containers destroyed unused (idle, image changed or removed, died).", Type: "counter", Value: float64(st.Discarded)},
+		{Name: "skillbuild_pool_destroying", Help: "Used or discarded run containers being removed.", Value: float64(st.Destroying)},
+		{Name: "skillbuild_pool_waited_total", Help: "Runs that waited for a warm container being started.", Type: "counter", Value: float64(st.Waited)},
+		{Name: "skillbuild_pool_start_failures_total", Help: "Background starts of warm containers that failed.", Type: "counter", Value: float64(st.StartFailures)},
+	}
+	for i, img := range slices.Sorted(maps.Keys(st.WarmByImage)) {
+		m := Metric{Name: "skillbuild_pool_warm_by_image", Labels: map[string]string{"image": img}, Value: float64(st.WarmByImage[img])}
+		if i == 0 {
+			m.Help = "Warm run containers ready, per image."
+		}
+		ms = append(ms, m)
+	}
+	return ms
 }

@@ -9,119 +9,43 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/skill/api"
 )
 
-// Ops are what the endpoints do. Each returns the document the CLI prints
-// with --json for the same operation, and the operation's error (nil when
-// it worked), classified with errdefs; ExitCode maps such an error to the
-// CLI's exit code. A document may be nil when the operation failed before
-// it had one; the server then answers with an error document.
-type Ops interface {
-	Install(ctx context.Context, req InstallRequest, progress func(event any)) (any, error)
-	Scan(ctx context.Context, req ScanRequest) (any, error)
-	List(ctx context.Context) (any, error)
-	Remove(ctx context.Context, req RemoveRequest) (any, error)
-	Run(ctx context.Context, req RunRequest) (any, error)
-	// Health returns a document about the server's dependencies; an error
-	// makes the health check fail (503 when it is Unavailable).
-	Health(ctx context.Context) (any, error)
-	ExitCode(err error) int
-	// Metrics are gauges added to /metrics (pool sizes, ...).
-	Metrics() []Metric
-}
-
-// InstallRequest is the body of POST /v1/install: the skill and the flags
-// of `skillbuild install`, by the same names with underscores. Empty
-// fields take the CLI's defaults.
-type InstallRequest struct {
-	SkillID        string   `json:"skill_id"`
-	Version        string   `json:"version,omitempty"`
-	Requirements   []string `json:"requirements"`
-	Repo           string   `json:"repo,omitempty"`
-	Base           string   `json:"base,omitempty"`
-	IndexURL       string   `json:"index_url,omitempty"`
-	ExtraIndexURLs []string `json:"extra_index_urls,omitempty"`
-	AllowSdist     bool     `json:"allow_sdist,omitempty"`
-	BuildMemory    string   `json:"build_memory,omitempty"`
-	BuildCPUs      string   `json:"build_cpus,omitempty"`
-	BuildPids      string   `json:"build_pids,omitempty"`
-	BuildTimeout   string   `json:"build_timeout,omitempty"`
-	NoScan         bool     `json:"no_scan,omitempty"`
-	Allow          []string `json:"allow,omitempty"`
-	MinSeverity    string   `json:"min_severity,omitempty"`
-	AllowStaleDB   bool     `json:"allow_stale_db,omitempty"`
-	Refresh        bool     `json:"refresh,omitempty"`
-	// Progress asks for the build's progress as a stream of events.
-	Progress bool `json:"progress,omitempty"`
-}
-
-// ScanRequest is the body of POST /v1/scan: requirement lines, resolved
-// like install resolves them unless NoResolve.
-type ScanRequest struct {
-	Requirements   []string `json:"requirements"`
-	NoResolve      bool     `json:"no_resolve,omitempty"`
-	Base           string   `json:"base,omitempty"`
-	IndexURL       string   `json:"index_url,omitempty"`
-	ExtraIndexURLs []string `json:"extra_index_urls,omitempty"`
-	AllowSdist     bool     `json:"allow_sdist,omitempty"`
-	Allow          []string `json:"allow,omitempty"`
-	MinSeverity    string   `json:"min_severity,omitempty"`
-	AllowStaleDB   bool     `json:"allow_stale_db,omitempty"`
-}
-
-// RemoveRequest is the body of POST /v1/remove.
-type RemoveRequest struct {
-	SkillID string `json:"skill_id"`
-	Version string `json:"version,omitempty"`
-}
-
-// RunRequest is the body of POST /v1/run: the flags of `skillbuild run`.
-// Limits are strings as on the command line ("256m", "30s", "0.5").
-type RunRequest struct {
-	SkillID     string          `json:"skill_id"`
-	Version     string          `json:"version,omitempty"`
-	Repo        string          `json:"repo,omitempty"`
-	Image       string          `json:"image,omitempty"`
-	Code        string          `json:"code"`
-	Inputs      json.RawMessage `json:"inputs,omitempty"`
-	Memory      string          `json:"memory,omitempty"`
-	CPUs        string          `json:"cpus,omitempty"`
-	Pids        string          `json:"pids,omitempty"`
-	Timeout     string          `json:"timeout,omitempty"`
-	TmpfsSize   string          `json:"tmpfs_size,omitempty"`
-	OutputLimit string          `json:"output_limit,omitempty"`
-	User        string          `json:"user,omitempty"`
-	// Preload are modules imported before the run (by a warm container,
-	// ahead of it). Empty: the skill's own list (skill.yaml's preload,
-	// recorded in its image).
-	Preload []string `json:"preload,omitempty"`
-}
-
-// ErrorDocument is the answer to a request that failed before its
-// operation produced a document of its own.
-type ErrorDocument struct {
-	Error    string `json:"error"`
-	ExitCode int    `json:"exit_code"`
+// Backend does what the endpoints ask (package skill's Service). Each
+// method returns the document of the operation (the one the CLI prints
+// with --json), and the operation's error (nil when it worked), classified
+// with errdefs (api.ExitCode maps it to the CLI's exit code). A document
+// may be nil when the operation failed before it had one; the server then
+// answers with an api.ErrorDocument.
+type Backend interface {
+	// Install builds a skill's image; progress receives build progress
+	// events (nil: none wanted).
+	Install(ctx context.Context, req api.InstallRequest, progress func(event any)) (*api.InstallResult, error)
+	Scan(ctx context.Context, req api.ScanRequest, progress func(event any)) (*api.ScanResult, error)
+	List(ctx context.Context, req api.ListRequest) ([]api.SkillImage, error)
+	Remove(ctx context.Context, req api.RemoveRequest) (*api.RemoveResult, error)
+	Run(ctx context.Context, req api.RunRequest) (*api.RunResult, error)
+	// Health reports the backend's dependencies; an error makes the
+	// health check fail (503 when it is Unavailable).
+	Health(ctx context.Context) (*api.Health, error)
+	// PoolStats are the warm pool's counters, for /metrics.
+	PoolStats() api.PoolStats
 }
 
 // HeaderExitCode carries the CLI exit code of every answer.
 const HeaderExitCode = "X-Skillbuild-Exit-Code"
 
-// Exit codes the server itself uses (the CLI's).
-const (
-	exitBadInput = 2
-	exitTempFail = 75
-)
-
-// Server serves Ops over HTTP. Create it with New.
+// Server serves a Backend over HTTP. Create it with New.
 type Server struct {
-	ops     Ops
+	ops     Backend
 	opts    options
 	mux     *http.ServeMux
 	metrics *metrics
@@ -173,10 +97,10 @@ func WithDrainTimeout(d time.Duration) Opt {
 	}
 }
 
-// New returns a server for ops.
-func New(ops Ops, opts ...Opt) (*Server, error) {
+// New returns a server for the backend ops.
+func New(ops Backend, opts ...Opt) (*Server, error) {
 	if ops == nil {
-		return nil, fmt.Errorf("no operations given: %w", errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("no backend given: %w", errdefs.ErrInvalidArgument)
 	}
 	o := options{maxBody: 8 << 20, drainLimit: 10 * time.Minute}
 	for _, opt := range opts {
@@ -185,10 +109,18 @@ func New(ops Ops, opts ...Opt) (*Server, error) {
 		}
 	}
 	s := &Server{ops: ops, opts: o, mux: http.NewServeMux(), metrics: newMetrics()}
-	s.mux.HandleFunc("GET /v1/health", endpoint(s, "health", noBody(ops.Health)))
-	s.mux.HandleFunc("GET /v1/skills", endpoint(s, "list", noBody(ops.List)))
+	s.mux.HandleFunc("GET /v1/health", endpoint(s, "health", func(ctx context.Context, _ struct{}) (*api.Health, error) { return ops.Health(ctx) }))
+	s.mux.HandleFunc("GET /v1/skills", endpoint(s, "list", func(ctx context.Context, _ struct{}) ([]api.SkillImage, error) {
+		imgs, err := ops.List(ctx, api.ListRequest{})
+		if imgs == nil && err == nil {
+			imgs = []api.SkillImage{}
+		}
+		return imgs, err
+	}))
 	s.mux.HandleFunc("POST /v1/install", s.install)
-	s.mux.HandleFunc("POST /v1/scan", endpoint(s, "scan", ops.Scan))
+	s.mux.HandleFunc("POST /v1/scan", endpoint(s, "scan", func(ctx context.Context, req api.ScanRequest) (*api.ScanResult, error) {
+		return ops.Scan(ctx, req, nil)
+	}))
 	s.mux.HandleFunc("POST /v1/remove", endpoint(s, "remove", ops.Remove))
 	s.mux.HandleFunc("POST /v1/run", endpoint(s, "run", s.timedRun))
 	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
@@ -201,7 +133,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.opts.token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="skillbuild"`)
-			s.writeError(w, http.StatusUnauthorized, exitBadInput, "missing or wrong bearer token: send Authorization: Bearer <the token of --token-file>")
+			s.writeError(w, http.StatusUnauthorized, api.ExitBadInput, "missing or wrong bearer token: send Authorization: Bearer <the token of --token-file>")
 			return
 		}
 	}
@@ -270,10 +202,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			s.writeError(w, http.StatusRequestEntityTooLarge, exitBadInput, fmt.Sprintf("request body is larger than %d bytes", s.opts.maxBody))
+			s.writeError(w, http.StatusRequestEntityTooLarge, api.ExitBadInput, fmt.Sprintf("request body is larger than %d bytes", s.opts.maxBody))
 			return false
 		}
-		s.writeError(w, http.StatusBadRequest, exitBadInput, fmt.Sprintf("request body of %s %s: %v", r.Method, r.URL.Path, err))
+		s.writeError(w, http.StatusBadRequest, api.ExitBadInput, fmt.Sprintf("request body of %s %s: %v", r.Method, r.URL.Path, err))
 		return false
 	}
 	return true
@@ -302,16 +234,13 @@ func statusOf(code int) int {
 func (s *Server) answer(w http.ResponseWriter, doc any, err error) int {
 	code := 0
 	if err != nil {
-		code = s.ops.ExitCode(err)
-		if code == 0 {
-			code = 1
-		}
+		code = max(api.ExitCode(err), 1)
 	}
-	if doc == nil {
+	if isNil(doc) {
 		if err == nil {
 			doc = map[string]any{}
 		} else {
-			doc = ErrorDocument{Error: err.Error(), ExitCode: code}
+			doc = api.ErrorDocument{Error: err.Error(), ExitCode: code}
 		}
 	}
 	writeJSON(w, statusOf(code), code, doc)
@@ -319,14 +248,14 @@ func (s *Server) answer(w http.ResponseWriter, doc any, err error) int {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, status, code int, msg string) {
-	writeJSON(w, status, code, ErrorDocument{Error: msg, ExitCode: code})
+	writeJSON(w, status, code, api.ErrorDocument{Error: msg, ExitCode: code})
 }
 
 func writeJSON(w http.ResponseWriter, status, code int, doc any) {
 	b, err := json.Marshal(doc)
 	if err != nil {
 		status, code = http.StatusInternalServerError, 1
-		b, _ = json.Marshal(ErrorDocument{Error: "encode the answer: " + err.Error(), ExitCode: 1})
+		b, _ = json.Marshal(api.ErrorDocument{Error: "encode the answer: " + err.Error(), ExitCode: 1})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(HeaderExitCode, strconv.Itoa(code))
@@ -335,14 +264,14 @@ func writeJSON(w http.ResponseWriter, status, code int, doc any) {
 }
 
 // endpoint is the handler of an operation that takes a request body of
-// type T: it counts the request in flight, decodes the body, calls op and
-// answers with its document.
-func endpoint[T any](s *Server, name string, op func(context.Context, T) (any, error)) http.HandlerFunc {
+// type T and answers with a document of type D: it counts the request in
+// flight, decodes the body, calls op and answers with its document.
+func endpoint[T, D any](s *Server, name string, op func(context.Context, T) (D, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		defer s.metrics.begin(name)()
 		var req T
 		if r.Method != http.MethodGet && !s.decode(w, r, &req) {
-			s.metrics.request(name, exitBadInput)
+			s.metrics.request(name, api.ExitBadInput)
 			return
 		}
 		doc, err := op(r.Context(), req)
@@ -350,13 +279,8 @@ func endpoint[T any](s *Server, name string, op func(context.Context, T) (any, e
 	}
 }
 
-// noBody adapts an operation without a request body (a GET) to endpoint.
-func noBody(op func(context.Context) (any, error)) func(context.Context, struct{}) (any, error) {
-	return func(ctx context.Context, _ struct{}) (any, error) { return op(ctx) }
-}
-
-// timedRun is Ops.Run, observed by the run latency histogram.
-func (s *Server) timedRun(ctx context.Context, req RunRequest) (any, error) {
+// timedRun is Backend.Run, observed by the run latency histogram.
+func (s *Server) timedRun(ctx context.Context, req api.RunRequest) (*api.RunResult, error) {
 	start := time.Now()
 	defer func() { s.metrics.run(time.Since(start)) }()
 	return s.ops.Run(ctx, req)
@@ -372,9 +296,9 @@ type StreamEvent struct {
 
 func (s *Server) install(w http.ResponseWriter, r *http.Request) {
 	defer s.metrics.begin("install")()
-	var req InstallRequest
+	var req api.InstallRequest
 	if !s.decode(w, r, &req) {
-		s.metrics.request("install", exitBadInput)
+		s.metrics.request("install", api.ExitBadInput)
 		return
 	}
 	if !req.Progress {
@@ -399,15 +323,29 @@ func (s *Server) install(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 	}
-	doc, err := s.ops.Install(r.Context(), req, func(ev any) { emit(StreamEvent{Progress: ev}) })
+	res, err := s.ops.Install(r.Context(), req, func(ev any) { emit(StreamEvent{Progress: ev}) })
+	var doc any = res
 	code := 0
 	if err != nil {
-		code = max(s.ops.ExitCode(err), 1)
-		if doc == nil {
-			doc = ErrorDocument{Error: err.Error(), ExitCode: code}
+		code = max(api.ExitCode(err), 1)
+		if res == nil {
+			doc = api.ErrorDocument{Error: err.Error(), ExitCode: code}
 		}
 	}
 	emit(StreamEvent{Result: doc, ExitCode: &code})
 	s.metrics.request("install", code)
 	s.metrics.build(code)
+}
+
+// isNil reports whether doc is nil, or a nil pointer or slice in an
+// interface.
+func isNil(doc any) bool {
+	if doc == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(doc); v.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map:
+		return v.IsNil()
+	}
+	return false
 }

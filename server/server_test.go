@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,64 +17,53 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/skillbuild/skillbuild/scan"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// fakeOps answers like the CLI's operations would, from memory: these
-// tests are about the HTTP side (the integration suite drives the real
-// ones).
+// fakeOps answers like the service would, from memory: these tests are
+// about the HTTP side (the integration suite drives the real one).
 type fakeOps struct {
 	runStarted chan struct{}
 	runRelease chan struct{}
 }
 
-func (f *fakeOps) Install(_ context.Context, req InstallRequest, progress func(any)) (any, error) {
+func (f *fakeOps) Install(_ context.Context, req api.InstallRequest, progress func(any)) (*api.InstallResult, error) {
 	if progress != nil {
 		progress(map[string]string{"vertex": "resolve"})
 		progress(map[string]string{"vertex": "install"})
 	}
 	if req.SkillID == "vuln" {
-		return map[string]any{"success": false, "error": "vulnerabilities detected"}, fmt.Errorf("refused: %w", errVulnerable)
+		return &api.InstallResult{Success: false, Error: "vulnerabilities detected"}, fmt.Errorf("refused: %w", &scan.VulnerableError{})
 	}
-	return map[string]any{"success": true, "skill_id": req.SkillID}, nil
+	return &api.InstallResult{Success: true, SkillID: req.SkillID}, nil
 }
 
-var errVulnerable = errors.New("vulnerable")
-
-func (f *fakeOps) Scan(context.Context, ScanRequest) (any, error) {
-	return map[string]any{"safe": true}, nil
+func (f *fakeOps) Scan(context.Context, api.ScanRequest, func(any)) (*api.ScanResult, error) {
+	return &api.ScanResult{Safe: true}, nil
 }
-func (f *fakeOps) List(context.Context) (any, error) { return []any{}, nil }
-func (f *fakeOps) Remove(_ context.Context, req RemoveRequest) (any, error) {
+func (f *fakeOps) List(context.Context, api.ListRequest) ([]api.SkillImage, error) { return nil, nil }
+func (f *fakeOps) Remove(_ context.Context, req api.RemoveRequest) (*api.RemoveResult, error) {
 	return nil, fmt.Errorf("no skill %s: %w", req.SkillID, errdefs.ErrNotFound)
 }
 
-func (f *fakeOps) Run(_ context.Context, req RunRequest) (any, error) {
+func (f *fakeOps) Run(_ context.Context, req api.RunRequest) (*api.RunResult, error) {
 	if f.runStarted != nil {
 		close(f.runStarted)
 		<-f.runRelease
 	}
-	return map[string]any{"skill_id": req.SkillID, "result": req.Code}, nil
+	result, _ := json.Marshal(req.Code)
+	return &api.RunResult{SkillID: req.SkillID, Result: result}, nil
 }
-func (f *fakeOps) Health(context.Context) (any, error) { return map[string]bool{"ok": true}, nil }
-func (f *fakeOps) ExitCode(err error) int {
-	switch {
-	case errors.Is(err, errVulnerable):
-		return 3
-	case errdefs.IsNotFound(err):
-		return 4
-	case errdefs.IsInvalidArgument(err):
-		return 2
-	}
-	return 1
+func (f *fakeOps) Health(context.Context) (*api.Health, error) { return &api.Health{OK: true}, nil }
+
+func (f *fakeOps) PoolStats() api.PoolStats {
+	return api.PoolStats{Warm: 2, WarmByImage: map[string]int{"a": 2}}
 }
 
-func (f *fakeOps) Metrics() []Metric {
-	return []Metric{{Name: "skillbuild_pool_warm", Help: "Warm containers.", Labels: map[string]string{"image": "a"}, Value: 2}}
-}
-
-func newTestServer(t *testing.T, ops Ops, opts ...Opt) *httptest.Server {
+func newTestServer(t *testing.T, ops Backend, opts ...Opt) *httptest.Server {
 	t.Helper()
 	s, err := New(ops, opts...)
 	require.NoError(t, err)
@@ -212,7 +200,8 @@ func TestMetrics(t *testing.T) {
 		`skillbuild_run_duration_seconds_count 1`,
 		`skillbuild_requests_in_flight{endpoint="run"} 0`,
 		"# TYPE skillbuild_pool_warm gauge",
-		`skillbuild_pool_warm{image="a"} 2`,
+		`skillbuild_pool_warm 2`,
+		`skillbuild_pool_warm_by_image{image="a"} 2`,
 	} {
 		assert.Contains(t, text, want)
 	}

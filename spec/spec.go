@@ -14,7 +14,7 @@ import (
 // for a skill (package llb). Images built by a graph of another version
 // are not reused. Bump it with every change to what a build produces from
 // the same skill; llb's TestGraphVersionPinned fails until you do.
-const GraphVersion = "2"
+const GraphVersion = "3"
 
 // Layering is the part of the install options that shapes the graph
 // (llb.InstallOpts without the per-build trusted hosts).

@@ -29,6 +29,9 @@ import (
 type ImportedImage struct {
 	Name   string        `json:"name"`
 	Digest digest.Digest `json:"digest"`
+	// MissingAttestations are attestation manifests the archive lacked
+	// (ArchiveImage.MissingAttestations).
+	MissingAttestations []digest.Digest `json:"missing_attestations,omitempty"`
 }
 
 // pythonPaths are where a usable interpreter may live in a base image.
@@ -96,9 +99,12 @@ func ImportRootfs(ctx context.Context, c *ctd.Client, dir, ref, snapshotter stri
 	return ImportedImage{Name: name, Digest: mfDesc.Digest}, nil
 }
 
-// ImportOCIArchive imports an OCI (or docker save) tar archive. With a
-// non-empty ref, the archive's single image is tagged ref; otherwise the
-// names recorded in the archive are used.
+// ImportOCIArchive imports an OCI (or docker save) tar archive
+// (ReadOCIArchive) and names its images, last and all or none: with a
+// non-empty ref, the archive's single image is tagged ref; otherwise every
+// image under the name the archive records. A failed import leaves no name
+// set or moved. It moves names that exist; callers with rules of their
+// own about names use ReadOCIArchive and SetTags instead.
 func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snapshotter string) ([]ImportedImage, error) {
 	var name string
 	if ref != "" {
@@ -108,74 +114,41 @@ func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snap
 		}
 		name = n
 	}
-	ctx, done, err := c.WithLease(ctx)
+	a, err := ReadOCIArchive(ctx, c, r, snapshotter)
 	if err != nil {
 		return nil, err
 	}
-	defer done(context.WithoutCancel(ctx)) //nolint:errcheck
+	defer a.Release(ctx) //nolint:errcheck // the lease expires anyway
+	return nameArchive(ctx, c, a, name)
+}
 
-	opts := []ctd.ImportOpt{ctd.WithImportPlatform(withAttestations{platforms.Default()})}
-	if name != "" {
-		// Import under a digest name, tag below after unpacking.
-		opts = append(opts, ctd.WithDigestRef(func(d digest.Digest) string { return "import-tmp@" + d.String() }),
-			ctd.WithSkipDigestRef(func(string) bool { return false }),
-			ctd.WithImageRefTranslator(func(string) string { return "" }))
-	}
-	var before map[string]images.Image
-	if name != "" {
-		// containerd's import names images after the archive's own
-		// annotations too; with --name, those names must not appear or
-		// move, so remember what the store had.
-		before = map[string]images.Image{}
-		list, err := c.ImageService().List(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, img := range list {
-			before[img.Name] = img
-		}
-	}
-	imgs, err := c.Import(ctx, r, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("import archive: %w", err)
-	}
+// nameArchive tags the images of a as ImportOCIArchive says.
+func nameArchive(ctx context.Context, c *ctd.Client, a *Archive, name string) ([]ImportedImage, error) {
+	var recs []images.Image
+	var out []ImportedImage
 	if name != "" {
 		// The archive must hold exactly one image for --name to mean
-		// anything; every name the import made is undone.
-		// The name asked for is undone too unless it ends up tagged.
-		targets := map[digest.Digest]images.Image{}
-		tagged := false
-		for _, img := range imgs {
-			targets[img.Target.Digest] = img
-			defer func(made string) {
-				if made != name || !tagged {
-					restoreName(context.WithoutCancel(ctx), c, made, before)
-				}
-			}(img.Name)
+		// anything.
+		if n := a.Targets(); n != 1 {
+			return nil, fmt.Errorf("archive holds %d images; import it without --name to keep their own names: %w", n, errdefs.ErrInvalidArgument)
 		}
-		if len(targets) != 1 {
-			return nil, fmt.Errorf("archive holds %d images; import it without --name to keep their own names: %w", len(targets), errdefs.ErrInvalidArgument)
-		}
-		for _, img := range targets {
-			if err := unpackAndTag(ctx, c, name, img.Target, snapshotter); err != nil {
-				return nil, err
+		img := a.Images[0]
+		recs = append(recs, images.Image{Name: name, Target: img.Target})
+		out = append(out, ImportedImage{Name: name, Digest: img.Target.Digest, MissingAttestations: img.MissingAttestations})
+	} else {
+		for _, img := range a.Images {
+			if img.Name == "" {
+				continue
 			}
-			tagged = true
-			return []ImportedImage{{Name: name, Digest: img.Target.Digest}}, nil
+			recs = append(recs, images.Image{Name: img.Name, Target: img.Target})
+			out = append(out, ImportedImage{Name: img.Name, Digest: img.Target.Digest, MissingAttestations: img.MissingAttestations})
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("archive holds no named image; pass --name: %w", errdefs.ErrInvalidArgument)
 		}
 	}
-	var out []ImportedImage
-	for _, img := range imgs {
-		if img.Name == "" {
-			continue
-		}
-		if err := unpackAndTag(ctx, c, img.Name, img.Target, snapshotter); err != nil {
-			return out, err
-		}
-		out = append(out, ImportedImage{Name: img.Name, Digest: img.Target.Digest})
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("archive holds no named image; pass --name: %w", errdefs.ErrInvalidArgument)
+	if _, err := SetTags(ctx, c, recs); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -190,25 +163,23 @@ func (m withAttestations) Match(p ocispec.Platform) bool {
 	return m.MatchComparer.Match(p) || (p.OS == "unknown" && p.Architecture == "unknown")
 }
 
-// ImportOCILayout imports an OCI image layout directory.
+// ImportOCILayout imports an OCI image layout directory as
+// ImportOCIArchive does (ReadOCILayout).
 func ImportOCILayout(ctx context.Context, c *ctd.Client, dir, ref, snapshotter string) ([]ImportedImage, error) {
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
-		return nil, fmt.Errorf("%s is not an OCI layout (no index.json): %w", dir, errdefs.ErrInvalidArgument)
+	var name string
+	if ref != "" {
+		n, err := normalizeRef(ref)
+		if err != nil {
+			return nil, err
+		}
+		name = n
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarDir(pw, dir)) }()
-	defer pr.Close()
-	return ImportOCIArchive(ctx, c, pr, ref, snapshotter)
-}
-
-// restoreName puts an image name back as it was before an import: gone
-// if it did not exist, at its old target if the import moved it.
-func restoreName(ctx context.Context, c *ctd.Client, name string, before map[string]images.Image) {
-	if old, ok := before[name]; ok {
-		c.ImageService().Update(ctx, old) //nolint:errcheck
-		return
+	a, err := ReadOCILayout(ctx, c, dir, snapshotter)
+	if err != nil {
+		return nil, err
 	}
-	c.ImageService().Delete(ctx, name) //nolint:errcheck
+	defer a.Release(ctx) //nolint:errcheck // the lease expires anyway
+	return nameArchive(ctx, c, a, name)
 }
 
 // unpackAndTag unpacks the image for the snapshotter and only then points

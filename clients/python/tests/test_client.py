@@ -29,7 +29,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.server.seen.append((self.command, self.path, None, self.headers.get("Authorization")))
         if self.path == "/v1/skills":
-            self._answer(200, 0, [{"id": "a", "version": "1"}])
+            self._answer(200, 0, [{"skill_id": "a", "version": "1"}])
         elif self.path == "/v1/health":
             self._answer(503, 75, {"error": "containerd is not serving", "exit_code": 75})
         else:
@@ -122,7 +122,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(cm.exception.exit_code, 3)
 
     def test_list(self):
-        self.assertEqual(sbc.Client(self.sock).list(), [{"id": "a", "version": "1"}])
+        self.assertEqual(sbc.Client(self.sock).list(), [{"skill_id": "a", "version": "1"}])
 
     def test_unreachable_server_is_temporary(self):
         with self.assertRaises(sbc.Temporary):

@@ -1,4 +1,4 @@
-package engine
+package layers
 
 import (
 	"archive/tar"
@@ -17,84 +17,20 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/images"
 	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/skillbuild/skillbuild/lock"
-	"golang.org/x/sync/errgroup"
 )
 
-// The embedded builder checks the distribution layers from the image it
-// exported, in this process, instead of in a step of the build: the layer
-// blobs in containerd are exactly what the tag will point at, reading
-// their tar headers needs no container, and a blob's file list is cached
-// under its digest, so a build lists only the layers that are new. The
-// check runs after the export and before the tag: a layer that fails it
-// leaves no tag (the staging image is discarded, as for any failure).
+// ListDir is where the file lists of layer blobs are kept, one file per
+// blob named by its digest, under a state root.
+const ListDir = "layer-lists"
 
-// layerListDir is where the file lists of layer blobs are kept, one file
-// per blob named by its digest, in the state root.
-const layerListDir = "layer-lists"
+// ListMaxAge is how long a list nobody used stays (PruneLists).
+const ListMaxAge = 7 * 24 * time.Hour
 
-// layerListMaxAge is how long a list nobody used stays (dailyGC).
-const layerListMaxAge = 7 * 24 * time.Hour
-
-// checkExportedLayers checks the distribution layers of the exported image
-// manifest (in cs) against locks: the image's layers are the base's
-// (baseLayers of them), the venv's, one per entry of locks in order, and
-// the lock file's last.
-func checkExportedLayers(ctx context.Context, cs content.Store, manifest ocispec.Descriptor, baseLayers int, locks []lock.Lock, cacheDir string) error {
-	if len(locks) == 0 {
-		return nil
-	}
-	b, err := content.ReadBlob(ctx, cs, manifest)
-	if err != nil {
-		return fmt.Errorf("check layers: read the exported manifest %s: %w", manifest.Digest, err)
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("check layers: exported manifest %s: %w", manifest.Digest, err)
-	}
-	layers, err := distributionLayers(m, baseLayers, len(locks))
-	if err != nil {
-		return err
-	}
-	lists := make([][]byte, len(layers))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	for i, l := range layers {
-		g.Go(func() error {
-			var err error
-			lists[i], err = layerList(gctx, cs, l, cacheDir)
-			if err != nil {
-				return fmt.Errorf("check layers: list the layer of %s (%s): %w", layerLabel(locks[i]), l.Digest, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return checkLayerContents(locks, lists)
-}
-
-// distributionLayers picks the n distribution layers out of an exported
-// skill image's manifest: those between the venv's and the lock file's.
-// An image of another shape is refused rather than guessed at.
-func distributionLayers(m ocispec.Manifest, baseLayers, n int) ([]ocispec.Descriptor, error) {
-	if !images.IsManifestType(m.MediaType) && m.MediaType != "" {
-		return nil, fmt.Errorf("check layers: the exported image is a %s, not an image manifest", m.MediaType)
-	}
-	if want := baseLayers + 1 + n + 1; len(m.Layers) != want {
-		return nil, fmt.Errorf("check layers: the exported image has %d layers, not the %d of its base (%d), venv, %d distribution layers and lock file",
-			len(m.Layers), want, baseLayers, n)
-	}
-	return m.Layers[baseLayers+1 : baseLayers+1+n], nil
-}
-
-// layerList is the file list of one layer blob (parseLayerList's format),
+// List is the file list of one layer blob (ParseList's format),
 // from the cache when it holds the blob's, else read from the blob.
-func layerList(ctx context.Context, cs content.Provider, desc ocispec.Descriptor, cacheDir string) ([]byte, error) {
+func List(ctx context.Context, cs content.Provider, desc ocispec.Descriptor, cacheDir string) ([]byte, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, err
 	}
@@ -229,8 +165,8 @@ func decompress(br *bufio.Reader) (io.ReadCloser, error) {
 	return io.NopCloser(br), nil
 }
 
-// pruneLayerLists removes the lists nobody used for maxAge.
-func pruneLayerLists(dir string, maxAge time.Duration) error {
+// PruneLists removes the lists nobody used for maxAge.
+func PruneLists(dir string, maxAge time.Duration) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -249,13 +185,4 @@ func pruneLayerLists(dir string, maxAge time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// diffIDCount is how many layers the image config cfg describes.
-func diffIDCount(cfg []byte) (int, error) {
-	var img ocispec.Image
-	if err := json.Unmarshal(cfg, &img); err != nil {
-		return 0, fmt.Errorf("check layers: base image config: %w", err)
-	}
-	return len(img.RootFS.DiffIDs), nil
 }

@@ -1,4 +1,4 @@
-package engine
+package layers
 
 import (
 	"archive/tar"
@@ -16,7 +16,6 @@ import (
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -73,7 +72,7 @@ func TestListTarListsWhatTheLayerDoes(t *testing.T) {
 ["o","/` + sitePackages + `pkg"]
 `
 	assert.Equal(t, want, string(got))
-	entries, err := parseLayerList(got)
+	entries, err := ParseList(got)
 	require.NoError(t, err)
 	assert.Len(t, entries, 8)
 }
@@ -104,7 +103,9 @@ func image(t *testing.T, cs content.Store, dists ...[]byte) ocispec.Descriptor {
 	}
 	layers := []ocispec.Descriptor{
 		put(layerTar(t, file("usr/bin/python3")), ocispec.MediaTypeImageLayerGzip),
-		put(layerTar(t, dir("opt/skill/venv/")), ocispec.MediaTypeImageLayerGzip),
+		put(layerTar(t, dir("opt/"), dir("opt/skill/"), dir("opt/skill/venv/"), file("opt/skill/venv/pyvenv.cfg"), dir("opt/skill/venv/bin/"),
+			file("opt/skill/venv/bin/activate"), tar.Header{Name: "opt/skill/venv/bin/python", Typeflag: tar.TypeSymlink, Linkname: "/usr/bin/python3"},
+			dir(sitePackages)), ocispec.MediaTypeImageLayerGzip),
 	}
 	for _, d := range dists {
 		layers = append(layers, put(d, ocispec.MediaTypeImageLayerGzip))
@@ -126,9 +127,11 @@ func distLayer(t *testing.T, name string, files ...string) []byte {
 }
 
 // TestCheckExportedLayers checks an exported image's distribution layers:
-// the lock file's layer and the layers below the distributions' are not
-// theirs, two layers writing one file fail with the paths and names, and
-// a layer deleting another's file counts as writing it.
+// the lock file's layer and the base's are not theirs, two layers writing
+// one file fail with the paths and names, a layer deleting another's file
+// counts as writing it, and the venv's layer is compared too: a
+// distribution may share its directories, never replace or delete its
+// files.
 func TestCheckExportedLayers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -137,20 +140,37 @@ func TestCheckExportedLayers(t *testing.T) {
 	locks := []lock.Lock{{{Name: "a", Version: "1.0"}}, {{Name: "b", Version: "1.0"}}}
 
 	ok := image(t, cs, distLayer(t, "a", "a.py"), distLayer(t, "b", "b.py"))
-	require.NoError(t, checkExportedLayers(ctx, cs, ok, 1, locks, ""))
+	require.NoError(t, CheckImage(ctx, cs, ok, 1, locks, ""))
 
 	for name, b := range map[string][]byte{
 		"same file": distLayer(t, "b", "a.py"),
 		"deletes":   distLayer(t, "b", ".wh.a.py"),
 	} {
-		err = checkExportedLayers(ctx, cs, image(t, cs, distLayer(t, "a", "a.py"), b), 1, locks, "")
-		var se *StepError
+		err = CheckImage(ctx, cs, image(t, cs, distLayer(t, "a", "a.py"), b), 1, locks, "")
+		var se *Error
 		require.ErrorAs(t, err, &se, name)
-		assert.Equal(t, sbllb.StepCheckLayers, se.Step)
 		assert.Contains(t, se.Error(), "/"+sitePackages+"a.py is written by both a==1.0 and b==1.0", name)
 	}
 
-	err = checkExportedLayers(ctx, cs, image(t, cs, distLayer(t, "a", "a.py")), 1, locks, "")
+	for name, tt := range map[string]struct {
+		layer []byte
+		want  string
+	}{
+		"the venv's config": {layerTar(t, dir(sitePackages), dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/pyvenv.cfg")),
+			"b==1.0 replaces /opt/skill/venv/pyvenv.cfg"},
+		"the venv's interpreter": {layerTar(t, dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/bin/python")),
+			"b==1.0 replaces /opt/skill/venv/bin/python"},
+		"deletes the venv's activate": {layerTar(t, dir(sitePackages+"b-1.0.dist-info/"), file("opt/skill/venv/bin/.wh.activate")),
+			"b==1.0 replaces /opt/skill/venv/bin/activate"},
+	} {
+		err = CheckImage(ctx, cs, image(t, cs, distLayer(t, "a", "a.py"), tt.layer), 1, locks, "")
+		var se *Error
+		require.ErrorAs(t, err, &se, name)
+		assert.Contains(t, se.Error(), "replaces or deletes the virtual environment's own files", name)
+		assert.Contains(t, se.Error(), tt.want, name)
+	}
+
+	err = CheckImage(ctx, cs, image(t, cs, distLayer(t, "a", "a.py")), 1, locks, "")
 	assert.ErrorContains(t, err, "has 4 layers, not the 5 of its base (1), venv, 2 distribution layers and lock file")
 }
 
@@ -168,10 +188,10 @@ func TestLayerListCache(t *testing.T) {
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
 	require.NoError(t, content.WriteBlob(ctx, cs, "a", bytes.NewReader(blob), desc))
 
-	first, err := layerList(ctx, cs, desc, cache)
+	first, err := List(ctx, cs, desc, cache)
 	require.NoError(t, err)
 	require.NoError(t, cs.Delete(ctx, desc.Digest))
-	again, err := layerList(ctx, cs, desc, cache)
+	again, err := List(ctx, cs, desc, cache)
 	require.NoError(t, err, "answered from the cache")
 	assert.Equal(t, first, again)
 
@@ -179,13 +199,13 @@ func TestLayerListCache(t *testing.T) {
 	forged := ocispec.Descriptor{MediaType: desc.MediaType, Digest: digest.FromString("other"), Size: desc.Size}
 	fake := filepath.Join(root, "content", "blobs", "sha256", forged.Digest.Encoded())
 	require.NoError(t, os.WriteFile(fake, blob, 0o644))
-	_, err = layerList(ctx, cs, forged, cache)
+	_, err = List(ctx, cs, forged, cache)
 	assert.ErrorContains(t, err, "does not match its digest")
 	_, err = os.Stat(filepath.Join(cache, "sha256-"+forged.Digest.Encoded()))
 	assert.True(t, os.IsNotExist(err), "nothing cached for it")
 
 	// Lists nobody used for the age limit go.
-	require.NoError(t, pruneLayerLists(cache, 0))
+	require.NoError(t, PruneLists(cache, 0))
 	entries, err := os.ReadDir(cache)
 	require.NoError(t, err)
 	assert.Empty(t, entries)
@@ -238,20 +258,8 @@ func TestLayerListReadsInLargeChunks(t *testing.T) {
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
 	require.NoError(t, content.WriteBlob(ctx, cs, "big", bytes.NewReader(blob), desc))
 	cp := &countingProvider{Provider: cs}
-	list, err := layerList(ctx, cp, desc, "")
+	list, err := List(ctx, cp, desc, "")
 	require.NoError(t, err)
 	assert.Equal(t, 200, bytes.Count(list, []byte("\n")))
 	assert.LessOrEqual(t, cp.reads, 3, "reads of a %d-byte blob", len(blob))
-}
-
-// TestFirstCloseOnlyStartsTheGCClock: a new root's first close writes the
-// stamp without sizing the cache (the engine here has no worker: pruning
-// would panic); a stamp younger than a day leaves the cache alone.
-func TestFirstCloseOnlyStartsTheGCClock(t *testing.T) {
-	t.Parallel()
-	e := &Engine{opts: options{root: t.TempDir()}}
-	require.NoError(t, e.dailyGC())
-	_, err := os.Stat(filepath.Join(e.opts.root, "gc.stamp"))
-	require.NoError(t, err)
-	require.NoError(t, e.dailyGC())
 }

@@ -1,11 +1,13 @@
 package llb
 
-// Fixed paths inside every skill image.
+import "github.com/skillbuild/skillbuild/layers"
+
+// Fixed paths inside every skill image (package layers owns the image's
+// layout), and inside build steps.
 const (
-	VenvDir = "/opt/skill/venv"
-	WorkDir = "/opt/skill"
-	// LockFile is the hash-pinned lock inside every skill image.
-	LockFile     = "/opt/skill/requirements.lock"
+	VenvDir      = layers.VenvDir
+	WorkDir      = layers.WorkDir
+	LockFile     = layers.LockFile
 	FindLinksDir = "/run/skillbuild/find-links" // find-links directory N is mounted at FindLinksDir/N
 	inputDir     = "/run/skillbuild/in"
 	filesDir     = "/run/skillbuild/files"
@@ -21,7 +23,7 @@ const (
 	// lines (pip names them "-r RequirementsFile (line N)").
 	RequirementsFile = inputDir + "/requirements.txt"
 	// User is the non-root user skill code runs as.
-	User = "65532:65532"
+	User = layers.User
 	// BuildUser is the unprivileged user of the steps that run package
 	// code at build time: resolving with source distributions allowed
 	// (pip runs their setup.py for metadata) and building a source

@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/skillbuild/skillbuild/skill"
+	"github.com/urfave/cli/v2"
+)
+
+// newService is the service for the global flags (and the registry flags
+// of commands that have them). Extra options come after them.
+func newService(c *cli.Context, extra ...skill.Opt) (*skill.Service, error) {
+	opts := []skill.Opt{
+		skill.WithContainerd(c.String("address"), c.String("namespace")),
+		skill.WithRoot(c.String("root")),
+		skill.WithLog(c.App.ErrWriter),
+		skill.WithDebug(c.Bool("debug")),
+		skill.WithBuilder(builderOf(c)),
+		skill.WithRegistry(skill.Registry{DockerConfig: c.String("docker-config"), CAFiles: c.StringSlice("registry-ca"), Insecure: c.StringSlice("insecure-registry")}),
+	}
+	if m := modeOf(c); m.enabled {
+		opts = append(opts, skill.WithRootless(skill.Rootless{UID: m.uid, User: m.user, Paths: m.paths, Limits: m.limits}))
+	}
+	return skill.New(append(opts, extra...)...)
+}
+
+// withService runs op with a service for the command and closes it after.
+func withService(c *cli.Context, op func(*skill.Service) error, extra ...skill.Opt) error {
+	svc, err := newService(c, extra...)
+	if err != nil {
+		return err
+	}
+	defer closeService(svc)
+	return op(svc)
+}
+
+// closeService closes svc, waiting at most a minute for what it tears
+// down (a sweep, a pool's warm containers), however the command ended.
+func closeService(svc *skill.Service) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return svc.Close(ctx)
+}
