@@ -179,13 +179,15 @@ func (e *Engine) acceptBuiltin(ss *solveSession, r *resolved, res *resolver.Resu
 
 // pythonEnvironment is the base's python environment for the builtin
 // resolver: read from the state root when this base was looked at before
-// on this kernel (marker values include the kernel's release), otherwise
+// on this kernel (marker values include the kernel's release) by this
+// script, otherwise
 // asked of the base in a step (llb.PythonEnvironment) and kept.
 func (e *Engine) pythonEnvironment(ctx context.Context, c gateway.Client, base digest.Digest, step llb.State) (*resolver.Environment, error) {
 	dir := filepath.Join(e.opts.root, resolverDir, "environments")
 	var u unix.Utsname
 	_ = unix.Uname(&u)
-	key := digest.FromString(base.String() + "\x00" + unix.ByteSliceToString(u.Release[:]) + "\x00" + unix.ByteSliceToString(u.Version[:])).Encoded()
+	key := digest.FromString(base.String() + "\x00" + unix.ByteSliceToString(u.Release[:]) + "\x00" + unix.ByteSliceToString(u.Version[:]) +
+		"\x00" + resolver.EnvironmentScript).Encoded()
 	file := filepath.Join(dir, key+".json")
 	if b, err := os.ReadFile(file); err == nil {
 		if env, err := resolver.ParseEnvironment(b); err == nil || errors.Is(err, resolver.ErrUnsupported) {

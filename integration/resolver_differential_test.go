@@ -279,6 +279,14 @@ func TestResolverDifferential(t *testing.T) {
 	require.NoError(t, err)
 	pyEnv, err := resolver.ParseEnvironment(envOut)
 	require.NoError(t, err)
+	// The environment script reads the tags without most of pip: they
+	// must be the ones pip's own TargetPython gives.
+	tagsOut, err := root.command(context.Background(), "python3", "-I", "-c",
+		"import json\nfrom pip._internal.models.target_python import TargetPython\nprint(json.dumps([str(t) for t in TargetPython().get_tags()]))").Output()
+	require.NoError(t, err)
+	var pipTags []string
+	require.NoError(t, json.Unmarshal(tagsOut, &pipTags))
+	require.Equal(t, pipTags, pyEnv.Tags)
 
 	cases := corpus(t, 220, 1)
 	require.GreaterOrEqual(t, len(cases), 200)

@@ -36,18 +36,25 @@ type Environment struct {
 
 // EnvironmentScript writes the Environment of the python3 that runs it as
 // JSON, to the file named by its first argument or to stdout
-// (python3 -I -c EnvironmentScript [FILE]). It imports the base's pip,
-// which is what the pip resolver would run; it reads nothing else.
+// (python3 -I -c EnvironmentScript [FILE]). It reads what pip's
+// TargetPython().get_tags() returns with no --platform/--python-version
+// options (get_supported(): cpython_tags() or generic_tags(), then
+// compatible_tags(), from the packaging pip vendors) without importing
+// the rest of pip (a third of the time), and the marker values pip
+// evaluates with; it reads nothing else.
 const EnvironmentScript = `import json, sys
-out = {}
 try:
     import pip
-    from pip._internal.models.target_python import TargetPython
-    from pip._vendor.packaging import __about__
+    from pip._vendor.packaging import __about__, tags
     from pip._vendor.packaging.markers import default_environment
-    tp = TargetPython()
+    interp = tags.interpreter_name() + tags.interpreter_version()
+    if tags.interpreter_name() == "cp":
+        supported = list(tags.cpython_tags())
+    else:
+        supported = list(tags.generic_tags(interpreter=interp))
+    supported += list(tags.compatible_tags(interpreter=interp))
     out = {"pip": pip.__version__, "packaging": __about__.__version__,
-           "tags": [str(t) for t in tp.get_tags()], "py_version": tp.py_version,
+           "tags": [str(t) for t in supported], "py_version": "%d.%d" % sys.version_info[:2],
            "python_version": ".".join(str(c) for c in sys.version_info[:3]),
            "markers": default_environment()}
 except Exception as e:
