@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/skillbuild/skillbuild/pydist"
 )
@@ -28,14 +30,64 @@ const MaxWheel = 4 << 30
 // fetcher does the resolver's I/O: index pages, metadata files and
 // wheels over HTTP (through the caller's transport), find-links files
 // from the host directories.
+//
+// Every answer is kept, by URL, and a request in flight is shared: the
+// resolver's prefetching goroutines and its resolution ask for the same
+// pages and files, and each is fetched once.
 type fetcher struct {
 	client   *http.Client
 	wheelDir string
 	// localFiles maps the file:// URL of every find-links file (as the
 	// step sees it) to the host file.
 	localFiles map[string]string
-	wheels     map[string]*wheelFile // by URL without fragment
-	requests   int
+	requests   atomic.Int64
+
+	mu      sync.Mutex
+	pages   map[string]*flight[[]pydist.Link]
+	files   map[string]*flight[[]byte]
+	wheels  map[string]*flight[*wheelFile] // by URL without fragment
+	limiter chan struct{}                  // bounds the requests in flight
+}
+
+// flight is one fetch: done is closed when v and err are set.
+type flight[T any] struct {
+	done chan struct{}
+	v    T
+	err  error
+}
+
+// once runs fetch for key once, sharing its result with every caller; a
+// fetch cut by its context is forgotten (a later caller fetches again).
+func once[T any](f *fetcher, m map[string]*flight[T], key string, fetch func() (T, error)) (T, error) {
+	f.mu.Lock()
+	fl, ok := m[key]
+	if !ok {
+		fl = &flight[T]{done: make(chan struct{})}
+		m[key] = fl
+	}
+	f.mu.Unlock()
+	if ok {
+		<-fl.done
+		return fl.v, fl.err
+	}
+	f.limiter <- struct{}{}
+	fl.v, fl.err = fetch()
+	<-f.limiter
+	if fl.err != nil && (errors.Is(fl.err, context.Canceled) || errors.Is(fl.err, context.DeadlineExceeded)) {
+		f.mu.Lock()
+		delete(m, key)
+		f.mu.Unlock()
+	}
+	close(fl.done)
+	return fl.v, fl.err
+}
+
+// maxInFlight bounds the requests the resolver makes at once.
+const maxInFlight = 8
+
+func newFetcher(client *http.Client, wheelDir string) *fetcher {
+	return &fetcher{client: client, wheelDir: wheelDir, pages: map[string]*flight[[]pydist.Link]{},
+		files: map[string]*flight[[]byte]{}, wheels: map[string]*flight[*wheelFile]{}, limiter: make(chan struct{}, maxInFlight)}
 }
 
 // wheelFile is a wheel the resolver has read: where it is kept, its
@@ -70,13 +122,17 @@ func newHash(name string) (hash.Hash, bool) {
 // is an ErrUnsupported (pip would skip that index with a warning, a
 // reading this resolver leaves to pip).
 func (f *fetcher) page(ctx context.Context, url string) ([]pydist.Link, error) {
+	return once(f, f.pages, url, func() ([]pydist.Link, error) { return f.fetchPage(ctx, url) })
+}
+
+func (f *fetcher) fetchPage(ctx context.Context, url string) ([]pydist.Link, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("index page %s: %v: %w", url, err, ErrUnsupported)
 	}
 	req.Header.Set("Accept", acceptHeader)
 	req.Header.Set("Cache-Control", "max-age=0")
-	f.requests++
+	f.requests.Add(1)
 	resp, err := f.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -115,11 +171,15 @@ func (f *fetcher) page(ctx context.Context, url string) ([]pydist.Link, error) {
 // get fetches a small file (PEP 658 metadata): its content, at most max
 // bytes; anything but 200 is an ErrUnsupported (pip fails on it).
 func (f *fetcher) get(ctx context.Context, url string, max int64) ([]byte, error) {
+	return once(f, f.files, url, func() ([]byte, error) { return f.fetchFile(ctx, url, max) })
+}
+
+func (f *fetcher) fetchFile(ctx context.Context, url string, max int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", url, err, ErrUnsupported)
 	}
-	f.requests++
+	f.requests.Add(1)
 	resp, err := f.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -143,9 +203,10 @@ func (f *fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 // own hash, once per URL.
 func (f *fetcher) wheel(ctx context.Context, link pydist.Link) (*wheelFile, error) {
 	key := link.WithoutFragment()
-	if w, ok := f.wheels[key]; ok {
-		return w, nil
-	}
+	return once(f, f.wheels, key, func() (*wheelFile, error) { return f.fetchWheel(ctx, key, link) })
+}
+
+func (f *fetcher) fetchWheel(ctx context.Context, key string, link pydist.Link) (*wheelFile, error) {
 	algos := []string{"sha256"}
 	if h, ok := link.Hash(); ok && h.Name != "sha256" {
 		algos = append(algos, h.Name)
@@ -157,11 +218,7 @@ func (f *fetcher) wheel(ctx context.Context, link pydist.Link) (*wheelFile, erro
 	} else {
 		w, err = f.download(ctx, key, algos)
 	}
-	if err != nil {
-		return nil, err
-	}
-	f.wheels[key] = w
-	return w, nil
+	return w, err
 }
 
 func (f *fetcher) localWheel(url string, algos []string) (*wheelFile, error) {
@@ -186,7 +243,7 @@ func (f *fetcher) download(ctx context.Context, url string, algos []string) (*wh
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", url, err, ErrUnsupported)
 	}
-	f.requests++
+	f.requests.Add(1)
 	resp, err := f.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

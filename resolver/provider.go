@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/pep440"
@@ -253,6 +254,10 @@ func (c *candidate) formatForError() string {
 // provider is pip's PipProvider and Factory over the finder.
 type provider struct {
 	ctx           context.Context
+	bg            context.Context // prefetching's: cancelled by stop
+	stop          context.CancelFunc
+	wg            sync.WaitGroup
+	prefetched    map[string]bool
 	env           *Environment
 	finder        *finder
 	python        *candidate

@@ -168,6 +168,7 @@ func (r *resolution) updatedCriteria(c *candidate) (*omap[*criterion], error) {
 	if err != nil {
 		return nil, err
 	}
+	r.p.prefetch(deps)
 	for _, d := range deps {
 		if err := r.addToCriteria(criteria, d, c); err != nil {
 			return nil, err

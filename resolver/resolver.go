@@ -155,10 +155,11 @@ type Result struct {
 // distribution it holds that installed holds too means pip would replace
 // it.
 func (r *Resolver) Resolve(ctx context.Context, lines []string, installed lock.Lock) (*Result, error) {
-	f := &fetcher{client: &http.Client{Transport: r.o.transport}, wheelDir: r.o.wheelDir, wheels: map[string]*wheelFile{}}
-	if f.client.Transport == nil {
-		f.client.Transport = refuseTransport{}
+	client := &http.Client{Transport: r.o.transport}
+	if client.Transport == nil {
+		client.Transport = refuseTransport{}
 	}
+	f := newFetcher(client, r.o.wheelDir)
 	fd, err := newFinder(f, r.o.env, r.o.indexes, r.o.trusted, r.o.findLinks)
 	if err != nil {
 		return nil, err
@@ -171,6 +172,9 @@ func (r *Resolver) Resolve(ctx context.Context, lines []string, installed lock.L
 	for _, d := range installed {
 		p.installed[d.Name] = d
 	}
+	p.bg, p.stop = context.WithCancel(ctx)
+	p.prefetched = map[string]bool{}
+	defer p.wait()
 	var roots []*requirement
 	for i, line := range lines {
 		req, err := p.userRequirement(line, fmt.Sprintf("-r %s (line %d)", r.o.reqFile, i+1))
@@ -185,6 +189,7 @@ func (r *Resolver) Resolve(ctx context.Context, lines []string, installed lock.L
 		}
 		roots = append(roots, req)
 	}
+	p.prefetch(roots)
 	res := &resolution{p: p}
 	mapping, err := res.resolve(roots)
 	var imp *impossible
@@ -207,12 +212,13 @@ func (r *Resolver) Resolve(ctx context.Context, lines []string, installed lock.L
 		out.Lock = append(out.Lock, d)
 	}
 	sort.Slice(out.Lock, func(i, j int) bool { return out.Lock[i].Name < out.Lock[j].Name })
-	for u, w := range f.wheels {
-		if w.remote {
-			out.Wheels[u] = w.path
+	p.wait()
+	for u, fl := range f.wheels {
+		if fl.err == nil && fl.v.remote {
+			out.Wheels[u] = fl.v.path
 		}
 	}
-	out.Requests = f.requests
+	out.Requests = int(f.requests.Load())
 	return out, nil
 }
 
