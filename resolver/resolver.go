@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"path"
@@ -15,7 +14,6 @@ import (
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/pep440"
 	"github.com/skillbuild/skillbuild/pep508"
-	"github.com/skillbuild/skillbuild/pydist"
 )
 
 // Resolver resolves requirements against one set of sources (index URLs
@@ -390,6 +388,3 @@ func pyRepr(s string) string {
 	}
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
 }
-
-var _ = math.Inf
-var _ = pydist.ErrUnsupported

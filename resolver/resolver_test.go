@@ -117,8 +117,6 @@ func TestResolveRefusals(t *testing.T) {
 		{Name: "x", Version: "1.0", Requires: []string{"z<2"}}, {Name: "y", Version: "1.0", Requires: []string{"z>=2"}},
 		{Name: "z", Version: "1.0"}, {Name: "z", Version: "2.0"},
 		{Name: "new", Version: "1.0", RequiresPython: ">=3.12"},
-		{Name: "needs-new-python", Version: "1.0", Requires: []string{"pyonly"}},
-		{Name: "pyonly", Version: "1.0", MetadataName: "pyonly", RequiresPython: ""},
 	})
 	var conflict *ConflictError
 	_, err := f.resolver(t, WithRequirementsFile("/in/r.txt")).Resolve(context.Background(), []string{"x", "y"}, nil)
@@ -147,9 +145,8 @@ func TestResolveLeavesToPip(t *testing.T) {
 		assert.ErrorIs(t, err, ErrUnsupported, req)
 		assert.ErrorContains(t, err, why, req)
 	}
-	_, err := New(WithEnvironment(testEnv()), WithTransport(http.DefaultTransport), WithIndexURLs("http://10.1.2.3/simple"))
+	r, err := New(WithEnvironment(testEnv()), WithTransport(http.DefaultTransport), WithIndexURLs("http://10.1.2.3/simple"))
 	require.NoError(t, err)
-	r, _ := New(WithEnvironment(testEnv()), WithTransport(http.DefaultTransport), WithIndexURLs("http://10.1.2.3/simple"))
 	_, err = r.Resolve(context.Background(), []string{"x"}, nil)
 	assert.ErrorIs(t, err, ErrUnsupported, "pip ignores a plain-http index it does not trust")
 
