@@ -155,27 +155,20 @@ func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 	ss := &solveSession{skill: s, locals: map[string]fsutil.FS{}, col: newCollector()}
 	ss.skill.Build.InRlimits = e.opts.noCgroups
 	if sbllb.UsesIndex(s.Index) {
-		urls := indexURLs(s.Index)
-		ss.origIndex = urls
-		proxy, err := indexproxy.New(urls, proxyOpts(urls)...)
+		ia, err := newIndexAccess(s.Index)
 		if err != nil {
 			return nil, err
 		}
-		ss.closers = append(ss.closers, proxy.Close)
-		ss.proxy = proxy
+		ss.closers = append(ss.closers, ia.proxy.Close)
+		ss.proxy, ss.origIndex, ss.trusted = ia.proxy, ia.urls, ia.proxy.TrustedHosts()
 		if e.fetch != nil {
 			// A remote builder fetches with its own HTTP source (remote.go).
-			remove := e.fetch.add(proxy)
+			remove := e.fetch.add(ia.proxy)
 			ss.closers = append(ss.closers, func() error { remove(); return nil })
 		}
-		step := proxy.StepURLs()
-		ss.skill.Index.URL, ss.skill.Index.ExtraURLs = step[0], step[1:]
-		if ss.sources.Origins, err = origins(append(step, urls...), proxyOpts(urls) != nil); err != nil {
-			ss.close()
-			return nil, err
-		}
-		ss.trusted = proxy.TrustedHosts()
-		ss.attachables = append(ss.attachables, proxy.Attachable(sbllb.IndexSocketID))
+		ss.skill.Index.URL, ss.skill.Index.ExtraURLs = ia.step[0], ia.step[1:]
+		ss.sources.Origins = ia.origins
+		ss.attachables = append(ss.attachables, ia.proxy.Attachable(sbllb.IndexSocketID))
 	}
 	for i, dir := range s.Index.FindLinks {
 		fs, err := fsutil.NewFS(dir)
@@ -191,6 +184,29 @@ func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 		return nil, err
 	}
 	return ss, nil
+}
+
+// indexAccess is a build's way to its index: the proxy every request
+// goes through, the index URLs as configured and as a step sees them, and
+// the origins the lock's files may come from.
+type indexAccess struct {
+	proxy      *indexproxy.Proxy
+	urls, step []string
+	origins    []string
+}
+
+func newIndexAccess(ix config.Index) (*indexAccess, error) {
+	urls := indexURLs(ix)
+	proxy, err := indexproxy.New(urls, proxyOpts(urls)...)
+	if err != nil {
+		return nil, err
+	}
+	ia := &indexAccess{proxy: proxy, urls: urls, step: proxy.StepURLs()}
+	if ia.origins, err = origins(append(append([]string{}, ia.step...), urls...), proxyOpts(urls) != nil); err != nil {
+		proxy.Close()
+		return nil, err
+	}
+	return ia, nil
 }
 
 func (ss *solveSession) close() {

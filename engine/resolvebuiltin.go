@@ -15,6 +15,7 @@ import (
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/indexproxy"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/resolver"
@@ -83,15 +84,7 @@ func (e *Engine) resolveBuiltin(ctx context.Context, c gateway.Client, ss *solve
 		return false, fmt.Errorf("builtin resolver: %w", err)
 	}
 	ss.closers = append(ss.closers, func() error { return os.RemoveAll(wheels) })
-	opts := []resolver.Opt{resolver.WithEnvironment(env), resolver.WithWheelDir(wheels),
-		resolver.WithRequirementsFile(sbllb.RequirementsFile), resolver.WithTrustedHosts(ss.trusted...)}
-	if sbllb.UsesIndex(s.Index) {
-		opts = append(opts, resolver.WithTransport(ss.proxy), resolver.WithIndexURLs(append([]string{s.Index.URL}, s.Index.ExtraURLs...)...))
-	}
-	for i, dir := range s.Index.FindLinks {
-		opts = append(opts, resolver.WithFindLinks(dir, sbllb.FindLinksPath(i)))
-	}
-	rs, err := resolver.New(opts...)
+	rs, err := newBuiltinResolver(s, ss.proxy, ss.trusted, env, wheels)
 	if errors.Is(err, resolver.ErrUnsupported) {
 		return declined(err.Error())
 	}
@@ -120,6 +113,20 @@ func (e *Engine) resolveBuiltin(ctx context.Context, c gateway.Client, ss *solve
 	}
 	r.how = ResolveFull
 	return true, nil
+}
+
+// newBuiltinResolver is the builtin resolver for s, whose index URLs are
+// the ones a step would get (through proxy), for the interpreter env.
+func newBuiltinResolver(s config.Skill, proxy *indexproxy.Proxy, trusted []string, env *resolver.Environment, wheels string) (*resolver.Resolver, error) {
+	opts := []resolver.Opt{resolver.WithEnvironment(env), resolver.WithWheelDir(wheels),
+		resolver.WithRequirementsFile(sbllb.RequirementsFile), resolver.WithTrustedHosts(trusted...)}
+	if sbllb.UsesIndex(s.Index) {
+		opts = append(opts, resolver.WithTransport(proxy), resolver.WithIndexURLs(append([]string{s.Index.URL}, s.Index.ExtraURLs...)...))
+	}
+	for i, dir := range s.Index.FindLinks {
+		opts = append(opts, resolver.WithFindLinks(dir, sbllb.FindLinksPath(i)))
+	}
+	return resolver.New(opts...)
 }
 
 // resolveBuiltinAdded is resolveAdded with the builtin resolver: prev's
@@ -183,16 +190,9 @@ func (e *Engine) acceptBuiltin(ss *solveSession, r *resolved, res *resolver.Resu
 // script, otherwise
 // asked of the base in a step (llb.PythonEnvironment) and kept.
 func (e *Engine) pythonEnvironment(ctx context.Context, c gateway.Client, base digest.Digest, step llb.State) (*resolver.Environment, error) {
-	dir := filepath.Join(e.opts.root, resolverDir, "environments")
-	var u unix.Utsname
-	_ = unix.Uname(&u)
-	key := digest.FromString(base.String() + "\x00" + unix.ByteSliceToString(u.Release[:]) + "\x00" + unix.ByteSliceToString(u.Version[:]) +
-		"\x00" + resolver.EnvironmentScript).Encoded()
-	file := filepath.Join(dir, key+".json")
-	if b, err := os.ReadFile(file); err == nil {
-		if env, err := resolver.ParseEnvironment(b); err == nil || errors.Is(err, resolver.ErrUnsupported) {
-			return env, err
-		}
+	file := environmentFile(e.opts.root, base)
+	if env, err, ok := cachedEnvironment(file); ok {
+		return env, err
 	}
 	def, err := step.Marshal(ctx)
 	if err != nil {
@@ -212,11 +212,36 @@ func (e *Engine) pythonEnvironment(ctx context.Context, c gateway.Client, base d
 	}
 	env, perr := resolver.ParseEnvironment(b)
 	if perr == nil || errors.Is(perr, resolver.ErrUnsupported) {
-		if err := os.MkdirAll(dir, 0o700); err == nil {
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err == nil {
 			writeFileAtomic(file, b) //nolint:errcheck // a cache: the next build asks again
 		}
 	}
 	return env, perr
+}
+
+// environmentFile is where the state root keeps the python environment of
+// the base whose manifest digest is base, as seen on this kernel by this
+// skillbuild's EnvironmentScript.
+func environmentFile(root string, base digest.Digest) string {
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	key := digest.FromString(base.String() + "\x00" + unix.ByteSliceToString(u.Release[:]) + "\x00" + unix.ByteSliceToString(u.Version[:]) +
+		"\x00" + resolver.EnvironmentScript).Encoded()
+	return filepath.Join(root, resolverDir, "environments", key+".json")
+}
+
+// cachedEnvironment reads a kept environment; ok is false when there is
+// none (or it is unreadable).
+func cachedEnvironment(file string) (env *resolver.Environment, err error, ok bool) {
+	b, rerr := os.ReadFile(file)
+	if rerr != nil {
+		return nil, nil, false
+	}
+	env, err = resolver.ParseEnvironment(b)
+	if err == nil || errors.Is(err, resolver.ErrUnsupported) {
+		return env, err, true
+	}
+	return nil, nil, false
 }
 
 // writeFileAtomic writes b to a temporary file beside path and renames it
