@@ -588,8 +588,9 @@ func (rep *report) resolveScanTable(sb *strings.Builder) {
 	if len(rep.resolveScans) == 0 {
 		return
 	}
-	fmt.Fprintf(sb, "\n`skillbuild scan --json -r requirements.txt` of %d requirements (the core distributions by name): resolve against\n"+
-		"the index for the base image, then scan the lock; whole process, engine started, database in --root.\n\n", resolveScanCount)
+	fmt.Fprintf(sb, "\n`skillbuild scan --json -r requirements.txt` of %d requirements by name (29 core distributions and one more,\n"+
+		"another each run, so no build cache has the answer): resolve against the index for the base image, then scan the\n"+
+		"lock; whole process, database in --root.\n\n", resolveScanCount)
 	sb.WriteString("| binary | median (min–max) | packages | ratio |\n|---|---|---|---|\n")
 	ref := rep.resolveScans[0]
 	for i, r := range rep.resolveScans {
