@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // installFile runs `skillbuild install --json -f DIR/skill.yaml` with a
@@ -108,4 +110,24 @@ func TestResolverBothWaysSameImage(t *testing.T) {
 	auto, r := installFile(t, dir, srv, "rb-auto", "1", "auto", reqs)
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.False(t, ranResolveStep(auto.Steps), "%v", auto.Steps)
+
+	// scan resolves without starting BuildKit once the base's python is
+	// known: it answers while another process holds the root's lock.
+	lf, err := os.OpenFile(filepath.Join(env.root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	require.NoError(t, err)
+	defer lf.Close()
+	require.NoError(t, unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB))
+	r = sbRoot(t, env.root, 2*time.Minute, "scan", "--json", "--progress", "quiet", "--base", env.base, "--index-url", srv.URL(), "rb-a[more]>=1", "rb-d")
+	require.NoError(t, unix.Flock(int(lf.Fd()), unix.LOCK_UN))
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotContains(t, r.stderr, "waiting for another skillbuild process")
+	var scanned struct {
+		Packages []struct{ Name, Version string } `json:"packages"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &scanned), r.stdout)
+	var got []string
+	for _, p := range scanned.Packages {
+		got = append(got, p.Name+"=="+p.Version)
+	}
+	assert.ElementsMatch(t, []string{"rb-a==2.0", "rb-b==1.0", "rb-c==1.0", "rb-d==3.0"}, got)
 }
