@@ -175,4 +175,9 @@ func TestExplainBuiltinAsPipExplains(t *testing.T) {
 	python := &resolver.PythonError{Message: "Package 'a' requires a different Python: 3.11.2 not in '>=3.12'"}
 	require.ErrorAs(t, explainBuiltin(context.Background(), python, s, nil), &se)
 	assert.Contains(t, se.Error(), "requires a different Python: 3.11.2 not in '>=3.12'")
+	v.logs = []byte("ERROR: Ignored the following versions that require a different python version: 2.0 Requires-Python >=3.12\n" +
+		"ERROR: Package 'a' requires a different Python: 3.11.2 not in '>=3.12'\n")
+	require.ErrorAs(t, explain(context.Background(), errors.New("solve failed"), s, nil, col), &pse)
+	assert.Equal(t, pse.Reason, se.Reason)
+	assert.Equal(t, pse.Hint, se.Hint)
 }

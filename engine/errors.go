@@ -175,6 +175,8 @@ var (
 	reInputLine = regexp.MustCompile(`-r \S+ \(line (\d+)\)`)
 	reCaused    = regexp.MustCompile(`(?m)^\s+(\S+ \S+ depends on .+|The user requested .+)$`)
 	reExit      = regexp.MustCompile(`exit code: (\d+)`)
+	// rePython is pip's UnsupportedPythonVersion.
+	rePython = regexp.MustCompile(`(?m)^ERROR: (Package '.+' requires a different Python: .+|Packages require a different Python\. .+)$`)
 )
 
 // explain turns a failed solve into an actionable error.
@@ -254,6 +256,10 @@ func explainResolve(ctx context.Context, se *StepError, log string, s config.Ski
 		explainNoVersion(ctx, se, m[1], strings.TrimSpace(m[2]), s, index)
 		return
 	}
+	if m := rePython.FindStringSubmatch(log); m != nil {
+		explainPython(se, m[1])
+		return
+	}
 	if reason, hint := probeIndex(ctx, index, "", s.Index.AllowSdist); reason != "" {
 		se.Reason, se.Hint = reason, hint
 		return
@@ -277,6 +283,12 @@ func explainNoVersion(ctx context.Context, se *StepError, req, versions string, 
 	}
 	se.Reason = fmt.Sprintf("no version of %s matches %q%s; the index has: %s", name, req, where, versions)
 	se.Hint = "pick one of those versions"
+}
+
+// explainPython explains pip's UnsupportedPythonVersion (its first line).
+func explainPython(se *StepError, msg string) {
+	se.Reason = "the requirements need another Python: " + msg
+	se.Hint = "use a base image with a Python they support, or change the requirements"
 }
 
 // explainConflict says which of the user's requirements fight over which

@@ -277,8 +277,7 @@ func explainBuiltin(ctx context.Context, err error, s config.Skill, index []stri
 		}
 		explainNoVersion(ctx, se, noMatch.Requirement, versions, s, index)
 	case errors.As(err, &python):
-		se.Reason = "the requirements need another Python: " + firstLine(python.Message)
-		se.Hint = "use a base image with a Python they support, or change the requirements"
+		explainPython(se, firstLine(python.Message))
 	default:
 		return fmt.Errorf("builtin resolver: %w", err)
 	}

@@ -116,9 +116,14 @@ var secondIndex = []pyindex.Wheel{
 	{Name: "leaf-a", Version: "2.0"}, {Name: "leaf-b", Version: "0.4"}, {Name: "extra-only", Version: "1.0", Requires: []string{"leaf-c"}},
 }
 
-// findLinks is the find-links directory's wheels.
+// findLinks is the find-links directory's wheels. A find-links file has
+// no data-requires-python: only its metadata says py-new needs another
+// Python (py-new 0.9 does not; py-newer has nothing else).
 var findLinks = []pyindex.Wheel{
 	{Name: "leaf-a", Version: "2.0"}, {Name: "fl-only", Version: "1.0"}, {Name: "leaf-e", Version: "1.1+fl"},
+	{Name: "py-new", Version: "1.0", RequiresPython: ">=3.12"}, {Name: "py-new", Version: "0.9", RequiresPython: ">=3.8"},
+	{Name: "py-newer", Version: "2.0", RequiresPython: ">=3.12,!=3.13.*"},
+	{Name: "needs-py-newer", Version: "1.0", Requires: []string{"py-newer"}},
 }
 
 // buildUniverse writes the wheels into dir/{main,second,findlinks}.
@@ -217,6 +222,7 @@ var failAtoms = []string{
 // linkAtoms are lines the find-links directory alone can meet.
 var linkAtoms = map[string][]string{
 	"leaf-a": {"leaf-a", "leaf-a==2.*", "leaf-a<3"}, "leaf-e": {"leaf-e", "leaf-e>1.0"}, "fl-only": {"fl-only"},
+	"py-new": {"py-new", "py-new>=1"},
 }
 
 // lineMarkers are markers a generated line may carry.
@@ -261,6 +267,9 @@ var handCases = []diffCase{
 	{lines: []string{"extra-only"}, source: srcExtra},
 	{lines: []string{"leaf-a==2.0", "fl-only", "leaf-e"}, source: srcFindLinks},
 	{lines: []string{"leaf-e"}, source: srcOnlyLinks},
+	{lines: []string{"py-new"}, source: srcOnlyLinks},
+	{lines: []string{"py-newer"}, source: srcOnlyLinks},
+	{lines: []string{"needs-py-newer", "leaf-a"}, source: srcFindLinks},
 	{lines: []string{"leaf-a; sys_platform == 'win32'", "leaf-b"}},
 	{lines: []string{"selfy[x]"}},
 	{lines: []string{"cyc-a", "cyc-b"}},
