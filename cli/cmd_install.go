@@ -49,7 +49,7 @@ func installCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "cache-from", Usage: "import build cache from registry `REF` ({id} and {version} are filled in)"},
 			&cli.StringFlag{Name: "cache-to", Usage: "export the build cache (mode=max: every step, every distribution's layer) to registry `REF`"},
 			&cli.StringFlag{Name: "push", Usage: "after the build, push the image to `REF` (HOST[:PORT]/PATH:TAG; {id} and {version} are filled in)"},
-		), outputFlags()...),
+		), append(outputFlags(), signFlags()...)...),
 		Action: install,
 	}
 }
@@ -102,6 +102,7 @@ func install(c *cli.Context) error {
 		Input: &in, Outputs: c.StringSlice("output"), Load: c.Bool("load"),
 		CacheFrom: c.StringSlice("cache-from"), CacheTo: c.String("cache-to"), Push: c.String("push"),
 		MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer"),
+		SignKey: c.String("sign-key"), SignPassword: []byte(c.String("sign-password")),
 	}}
 	svc, err := newService(c)
 	if err != nil {

@@ -27,7 +27,7 @@ moved (unless --replace, or it was set by pulling the same REF before).`,
 			&cli.BoolFlag{Name: "base", Usage: "pull a base image to build skills on (install builds only on an image imported or pulled as a base)"},
 			&cli.BoolFlag{Name: "replace", Usage: "move a name that points at another image (never done otherwise)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
-		}, registryFlags()...),
+		}, append(registryFlags(), trustFlags()...)...),
 		Action: pullAction,
 	}
 }

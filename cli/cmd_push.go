@@ -34,7 +34,7 @@ Credentials come from the Docker config file (docker login HOST).`,
 			&cli.StringFlag{Name: config.FlagRepo, Value: config.DefaultRepo, Usage: "image repository `NAME`"},
 			&cli.StringFlag{Name: config.FlagFile, Aliases: []string{"f"}, Usage: "skill.yaml `FILE`"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
-		}, registryFlags()...),
+		}, append(registryFlags(), signFlags()...)...),
 		Action: pushAction,
 	}
 }
@@ -45,7 +45,7 @@ func pushAction(c *cli.Context) error {
 	}
 	in := skillInput(c)
 	in.ID = c.Args().First()
-	req := api.PushRequest{SkillID: in.ID, Ref: c.Args().Get(1), Local: api.PushLocal{Input: &in}}
+	req := api.PushRequest{SkillID: in.ID, Ref: c.Args().Get(1), Local: api.PushLocal{Input: &in, SignKey: c.String("sign-key"), SignPassword: []byte(c.String("sign-password"))}}
 	return withService(c, func(svc *skill.Service) error {
 		out, err := svc.Push(c.Context, req)
 		if err != nil {
@@ -55,6 +55,9 @@ func pushAction(c *cli.Context) error {
 			return writeJSON(c.App.Writer, out)
 		}
 		fmt.Fprintf(c.App.ErrWriter, "pushed %s: %s uploaded in %d blobs, %d already there\n", out.Ref, config.FormatSize(out.BytesPushed), out.Uploaded, out.Skipped)
+		if out.Signed != nil {
+			fmt.Fprintf(c.App.ErrWriter, "signed %s@%s: %s (key %.12s, %d signatures)\n", out.Ref, out.Digest, out.Signed.Artifact, out.Signed.KeyID, out.Signed.Signatures)
+		}
 		fmt.Fprintf(c.App.Writer, "%s@%s\n", out.Ref, out.Digest)
 		return nil
 	})

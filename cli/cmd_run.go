@@ -63,8 +63,11 @@ RLIMIT_NPROC). Such a run is refused unless --require-limits=false.`,
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
 			&cli.BoolFlag{Name: "require-limits", Value: true, Usage: "rootless without cgroup delegation: refuse to run rather than hold memory, CPU and process limits with per-process rlimits"},
 			&cli.StringFlag{Name: "pull", Usage: "pull the image first: `missing|always|never` (default: missing when its name names a registry, else never)"},
-			&cli.BoolFlag{Name: "allow-unscanned", Usage: "run a pulled or loaded image that carries no passing scan verdict (loud, and recorded in the result)"},
-		}, registryFlags()...),
+			&cli.BoolFlag{Name: "allow-unscanned", Usage: "run an image from elsewhere (pulled, loaded) that admission could not verify (loud, and recorded in the result)"},
+			&cli.StringSliceFlag{Name: config.FlagAllow, Usage: "admit an image from elsewhere despite a vulnerability: `ID[@PACKAGE]:YYYY-MM-DD:REASON`"},
+			&cli.StringFlag{Name: config.FlagMinSeverity, Usage: "only findings at or above `SEVERITY` (low|medium|high|critical) refuse an image from elsewhere"},
+			&cli.BoolFlag{Name: config.FlagAllowStaleDB, Usage: "admit images from elsewhere with a vulnerability database older than its maximum age"},
+		}, append(registryFlags(), trustFlags()...)...),
 		Action: runAction,
 	}
 }

@@ -36,7 +36,7 @@ warm containers to the next one, which removes them when it starts.
 Callers get the ceilings set here (--max-*; 0: none), never more: a run
 asking for more is refused (400, exit code 2) naming the ceiling, and so
 is uid 0 unless --allow-root-user (users are numeric uid[:gid]).`,
-		Flags: []cli.Flag{
+		Flags: append(trustFlags(),
 			&cli.StringFlag{Name: "listen", Value: server.DefaultListen, Usage: "`ADDRESS`: unix:///path/to.sock or tcp://127.0.0.1:PORT"},
 			&cli.StringFlag{Name: "group", Usage: "`GROUP` (name or gid) owning the unix socket"},
 			&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the bearer token clients must send (required for TCP)"},
@@ -52,14 +52,19 @@ is uid 0 unless --allow-root-user (users are numeric uid[:gid]).`,
 			&cli.StringFlag{Name: "max-tmpfs-size", Value: config.DefaultMaxRunTmpfsSize, Usage: "largest /tmp a run request may ask for"},
 			&cli.StringFlag{Name: "max-output-limit", Value: config.DefaultMaxRunOutputLimit, Usage: "largest output limit a run request may ask for"},
 			&cli.BoolFlag{Name: "allow-root-user", Usage: "let run requests ask for uid 0 (\"user\": \"0\")"},
-		},
+			&cli.BoolFlag{Name: "allow-base-images", Usage: "let run requests name a base image (\"image\"); otherwise only skill images run"},
+			&cli.StringSliceFlag{Name: config.FlagAllow, Usage: "admit images from elsewhere despite a vulnerability: `ID[@PACKAGE]:YYYY-MM-DD:REASON`"},
+			&cli.StringFlag{Name: config.FlagMinSeverity, Usage: "only findings at or above `SEVERITY` refuse an image from elsewhere"},
+			&cli.BoolFlag{Name: config.FlagAllowStaleDB, Usage: "admit images from elsewhere with a database older than --db-max-age"},
+			&cli.StringFlag{Name: config.FlagDBMaxAge, Value: config.DefaultDBMaxAge, Usage: "refuse images from elsewhere when the database is older than `AGE`"},
+		),
 		Action: serve,
 	}
 }
 
 // serveCeilings are the --max-* flags: what run requests may ask for.
 func serveCeilings(c *cli.Context) (skill.Ceilings, error) {
-	ceil := skill.Ceilings{AllowRoot: c.Bool("allow-root-user")}
+	ceil := skill.Ceilings{AllowRoot: c.Bool("allow-root-user"), AllowBaseImages: c.Bool("allow-base-images")}
 	var err error
 	for _, f := range []struct {
 		flag  string
@@ -126,7 +131,12 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := newService(c, skill.WithWarmPool(pool), skill.WithFace(api.FaceAPI), skill.WithCeilings(ceil))
+	policy, err := config.LoadPolicy(config.Input{Allow: c.StringSlice(config.FlagAllow), MinSeverity: c.String(config.FlagMinSeverity),
+		AllowStaleDB: c.Bool(config.FlagAllowStaleDB), DBMaxAge: c.String(config.FlagDBMaxAge), Set: map[string]bool{config.FlagAllow: c.IsSet(config.FlagAllow)}})
+	if err != nil {
+		return err
+	}
+	svc, err := newService(c, skill.WithWarmPool(pool), skill.WithFace(api.FaceAPI), skill.WithCeilings(ceil), skill.WithRunPolicy(policy))
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestGlobalBool(t *testing.T) {
@@ -49,4 +51,13 @@ func TestEnterNamespacesOnlyForCommandsThatNeedThem(t *testing.T) {
 	} {
 		assert.NoError(t, enterNamespaces(app, m, args), "%v", args)
 	}
+}
+
+func TestRootlessFlagIsRefusedToRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("checks what root is told; this process is not root")
+	}
+	_, err := detectRootless([]string{"sb", "--rootless", "ls"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--rootless is for ordinary users")
 }

@@ -18,6 +18,7 @@ func newService(c *cli.Context, extra ...skill.Opt) (*skill.Service, error) {
 		skill.WithDebug(c.Bool("debug")),
 		skill.WithBuilder(builderOf(c)),
 		skill.WithRegistry(skill.Registry{DockerConfig: c.String("docker-config"), CAFiles: c.StringSlice("registry-ca"), Insecure: c.StringSlice("insecure-registry")}),
+		skill.WithTrustedKeys(c.StringSlice("trusted-key")...),
 	}
 	if m := modeOf(c); m.enabled {
 		opts = append(opts, skill.WithRootless(skill.Rootless{UID: m.uid, User: m.user, Paths: m.paths, Limits: m.limits}))
@@ -41,4 +42,20 @@ func closeService(svc *skill.Service) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	return svc.Close(ctx)
+}
+
+// trustFlags are the flags of commands that take images from elsewhere.
+func trustFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "trusted-key", EnvVars: []string{"SKILLBUILD_TRUSTED_KEYS"},
+			Usage: "require of images from elsewhere a signature (cosign's format) by a public key in `FILE` or in DIR/*.pub"},
+	}
+}
+
+// signFlags are the flags of commands that sign what they push.
+func signFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "sign-key", Usage: "sign what is pushed with the private key `FILE` (cosign.key or PEM; password in $COSIGN_PASSWORD)"},
+		&cli.StringFlag{Name: "sign-password", Hidden: true, EnvVars: []string{"COSIGN_PASSWORD"}},
+	}
 }

@@ -478,6 +478,19 @@ func (l *loader) index() Index {
 	return idx
 }
 
+// LoadPolicy is the vulnerability policy of the flags in (a server's, which
+// admits images from elsewhere under it): Allow, MinSeverity,
+// AllowStaleDB, DBWarnAge and DBMaxAge, with the same checks and defaults
+// as a skill's.
+func LoadPolicy(in Input) (Policy, error) {
+	l := &loader{in: in, fs: &fileSkill{}}
+	p := l.policy()
+	if err := errors.Join(l.errs...); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
 // policy builds the vulnerability policy.
 func (l *loader) policy() Policy {
 	in, fp := l.in, l.fs.Policy

@@ -69,6 +69,10 @@ type Request struct {
 	// its own, the build resolves only what they add (resolveAdded);
 	// Refresh, or anything else, resolves everything.
 	Previous *lock.Document
+	// Marks, if set, gives record labels computed from the digest the
+	// image's name will point at (after the attestations are attached):
+	// the service's mark of an image built here.
+	Marks func(target digest.Digest) map[string]string
 }
 
 // Package is a name and version in a built image.
@@ -651,6 +655,7 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 	if err != nil {
 		return nil, err
 	}
+	img.marks = b.req.Marks
 	if b.checkExported {
 		// Before any output commits: a layer that fails leaves no tag.
 		baseLayers, err := layers.DiffIDCount(r.baseCfg)

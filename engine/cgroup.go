@@ -31,8 +31,10 @@ func newBuildCgroup(base, root string) (*buildCgroup, error) {
 		return nil, fmt.Errorf("create build cgroup %s (needed for the build process limit; skillbuild builds need root): %w", cg.pidsDir(), err)
 	}
 	if cg.v2 {
-		// Children of the parent need the pids controller delegated.
-		os.WriteFile(filepath.Join(cgroupRoot, "cgroup.subtree_control"), []byte("+pids"), 0o644) //nolint:errcheck
+		// The build cgroup needs the pids controller from its parent: the
+		// hierarchy's root, or a rootless user's delegated cgroup (which
+		// has it enabled already; the user may not write the root's).
+		os.WriteFile(filepath.Join(cgroupRoot, base, "cgroup.subtree_control"), []byte("+pids"), 0o644) //nolint:errcheck
 	}
 	return cg, nil
 }

@@ -131,7 +131,10 @@ func New(ctx context.Context, opts ...Opt) (_ *Engine, retErr error) {
 	// The OCI worker needs no containerd; one is dialled only to load a
 	// result into it.
 	var c *ctd.Client
-	if o.builder == BuilderEmbedded {
+	switch {
+	case o.builder == BuilderEmbedded && o.client != nil:
+		c = o.client
+	case o.builder == BuilderEmbedded:
 		if c, err = store.Dial(ctx, o.address, o.namespace); err != nil {
 			return nil, err
 		}
@@ -379,7 +382,10 @@ func (e *Engine) Close() error {
 		// down; finish that here, before the process can exit.
 		err := e.sweep(context.Background())
 		swept = err == nil
-		errs = append(errs, err, e.ctd.Close())
+		errs = append(errs, err)
+		if e.opts.client == nil {
+			errs = append(errs, e.ctd.Close())
+		}
 	}
 	if e.hadTmp {
 		os.Setenv("TMPDIR", e.oldTmp)

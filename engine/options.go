@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	ctd "github.com/containerd/containerd/v2/client"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 )
 
 type options struct {
+	client       *ctd.Client // given by WithContainerd; not closed by the engine
 	address      string
 	namespace    string
 	root         string
@@ -72,6 +74,18 @@ func WithAddress(addr string) Opt {
 			return fmt.Errorf("containerd address is empty: %w", errdefs.ErrInvalidArgument)
 		}
 		o.address = addr
+		return nil
+	}
+}
+
+// WithContainerd makes the engine use c (in the configured namespace)
+// instead of dialling containerd itself; the engine does not close it.
+func WithContainerd(c *ctd.Client) Opt {
+	return func(o *options) error {
+		if c == nil {
+			return fmt.Errorf("containerd client is nil: %w", errdefs.ErrInvalidArgument)
+		}
+		o.client = c
 		return nil
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 
@@ -50,6 +51,8 @@ type exported struct {
 	attach func(ctx context.Context, cs content.Store, target ocispec.Descriptor) (ocispec.Descriptor, error)
 	// tagged, if set, receives what a containerd output tagged.
 	tagged *ocispec.Descriptor
+	// marks, if set, adds record labels computed from the tagged digest.
+	marks func(target digest.Digest) map[string]string
 }
 
 // exportedImage reads the image descriptor from the exporters' response.
@@ -387,8 +390,13 @@ func (o *imageStoreOutput) commit(ctx context.Context, img exported) error {
 		}
 		ctx = lctx
 	}
+	labels := img.labels
+	if img.marks != nil {
+		labels = maps.Clone(labels)
+		maps.Copy(labels, img.marks(target.Digest))
+	}
 	// Tag last: only now does the skill's name point at the new image.
-	if err := store.SetTag(ctx, o.c, images.Image{Name: img.name, Target: target, Labels: img.labels}); err != nil {
+	if err := store.SetTag(ctx, o.c, images.Image{Name: img.name, Target: target, Labels: labels}); err != nil {
 		return err
 	}
 	if img.tagged != nil {

@@ -4,7 +4,7 @@
 # rootlesskit + uidmap (+ slirp4netns, fuse-overlayfs) for rootless mode,
 # Debian's pip/setuptools/wheel wheels (real wheels for the test index), and
 # the host's python3 with pip and venv plus curl (unit-test tools), and
-# docker-registry + skopeo (the registry tests).
+# docker-registry + skopeo (the registry tests), QEMU (the cgroup v2 lane).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -26,6 +26,10 @@ command -v curl >/dev/null || need+=(curl)
 # push/pull tests.
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
+# The cgroup v2 lane boots a Debian VM under QEMU (hack/vm): the emulator
+# and mkfs.ext4 for its disk.
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 ls /usr/share/python-wheels/pip-*.whl >/dev/null 2>&1 || need+=(python3-pip-whl)
 ls /usr/share/python-wheels/setuptools-*.whl >/dev/null 2>&1 || need+=(python3-setuptools-whl)
 ls /usr/share/python-wheels/wheel-*.whl >/dev/null 2>&1 || need+=(python3-wheel-whl)

@@ -65,6 +65,7 @@ func TestArchiveOutputAndLoad(t *testing.T) {
 			seen[n] = true
 		}
 
+		trustHost2(t, ns)
 		r = sbHost2(t, ns, "run", "--json", "-c", "import archived_dep; result = archived_dep.__version__", "archived")
 		require.Equal(t, 0, r.code, r.stderr)
 		d := decodeRun(t, r.stdout)

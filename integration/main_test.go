@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/distribution/reference"
 	"github.com/skillbuild/skillbuild/integration/ctdtest"
+	"github.com/skillbuild/skillbuild/integration/rltest"
 	"github.com/skillbuild/skillbuild/internal/mounts"
 	"github.com/skillbuild/skillbuild/internal/peakrss"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
@@ -34,6 +35,7 @@ var env struct {
 	base   string // base image reference (a Debian bookworm python3)
 	rootfs string // the base's root filesystem (SKILLBUILD_TEST_ROOTFS)
 	ctd    *ctdtest.Daemon
+	ctdBin string // the lane's containerd binaries (containerdEnv), "" for the host's
 }
 
 // Namespace is the containerd namespace the suite's skillbuild uses, one
@@ -92,9 +94,21 @@ func setup() (int, error) {
 	if testing.Short() {
 		return 0, fmt.Errorf("-short with %s=1: the suite was required but -short skips it", requireEnv)
 	}
+	if dir := os.Getenv(containerdEnv); dir != "" {
+		for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "ctr"} {
+			if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+				return 0, fmt.Errorf("%s=%s: %w (hack/containerd2.sh builds containerd 2.x there)", containerdEnv, dir, err)
+			}
+		}
+		env.ctdBin = dir
+		// The tests' own ctr calls find the lane's ctr first, and it
+		// does not warn on stderr about this host's cgroup v1.
+		os.Setenv("PATH", dir+string(filepath.ListSeparator)+os.Getenv("PATH"))
+		os.Setenv(suppressDeprecations, "1")
+	}
 	for _, bin := range []string{"containerd", "runc", "ctr"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return 0, fmt.Errorf("%s not found (apt-get install containerd runc; or run `make test`, which installs them)", bin)
+		if _, err := ctdtest.LookPath(bin, cleanEnv()); err != nil {
+			return 0, fmt.Errorf("%w (apt-get install containerd runc; or run `make test`, which installs them)", err)
 		}
 	}
 	rootfs := os.Getenv("SKILLBUILD_TEST_ROOTFS")
@@ -119,25 +133,12 @@ func setup() (int, error) {
 	}
 	env.ctd = ctd
 	env.socket = ctd.Socket
+	fmt.Fprintf(os.Stderr, "integration: containerd %s (%s)\n", ctd.Version, ctd.Binary)
 
 	env.bin = filepath.Join(dir, "skillbuild")
-	gobuild := exec.Command("go", "build", "-o", env.bin, "..")
-	gobuild.Stderr = os.Stderr
-	if err := gobuild.Run(); err != nil {
-		return 0, fmt.Errorf("go build: %w", err)
-	}
-	// The small init runs use when it lies next to the binary (as `make
-	// build` puts it).
-	initBuild := exec.Command("go", "build", "-o", env.bin+"-init", "../runtime/pid1/cmd/skillbuild-init")
-	initBuild.Env, initBuild.Stderr = append(os.Environ(), "CGO_ENABLED=0"), os.Stderr
-	if err := initBuild.Run(); err != nil {
-		return 0, fmt.Errorf("go build skillbuild-init: %w", err)
-	}
 	env.peak = filepath.Join(dir, "peakrss")
-	peakBuild := exec.Command("go", "build", "-o", env.peak, "../hack/peakrss")
-	peakBuild.Stderr = os.Stderr
-	if err := peakBuild.Run(); err != nil {
-		return 0, fmt.Errorf("go build peakrss: %w", err)
+	if err := buildBinaries(os.Getenv(binDirEnv)); err != nil {
+		return 0, err
 	}
 	if out, err := sbCmd("base", "import", "--rootfs", rootfs, "--name", baseRef).CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("base import: %v: %s", err, out)
@@ -147,6 +148,48 @@ func setup() (int, error) {
 		return 0, fmt.Errorf("db import: %v: %s", err, out)
 	}
 	return 0, nil
+}
+
+// The lanes' settings (Makefile: test-containerd2, test-cgroup2).
+const (
+	// containerdEnv names a directory holding containerd,
+	// containerd-shim-runc-v2 and ctr: the suite runs against them
+	// instead of the host's.
+	containerdEnv = "SKILLBUILD_TEST_CONTAINERD"
+	// binDirEnv names a directory of prebuilt skillbuild,
+	// skillbuild-init and peakrss: the suite copies them instead of
+	// building them (a test VM has no Go toolchain).
+	binDirEnv = "SKILLBUILD_TEST_BINDIR"
+	// suppressDeprecations silences containerd 2.x's ctr, which warns
+	// on stderr about a cgroup v1 host at every call.
+	suppressDeprecations = "CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS"
+)
+
+// buildBinaries puts skillbuild, the small init runs use (next to it, as
+// `make build` puts it) and peakrss where env says: built from this
+// tree, or copied from prebuilt.
+func buildBinaries(prebuilt string) error {
+	targets := []struct {
+		to, pkg string
+		static  bool
+	}{{env.bin, "..", false}, {env.bin + "-init", "../runtime/pid1/cmd/skillbuild-init", true}, {env.peak, "../hack/peakrss", false}}
+	for _, b := range targets {
+		if prebuilt != "" {
+			if err := rltest.CopyFile(filepath.Join(prebuilt, filepath.Base(b.to)), b.to, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", binDirEnv, err)
+			}
+			continue
+		}
+		cmd := exec.Command("go", "build", "-o", b.to, b.pkg)
+		cmd.Stderr = os.Stderr
+		if b.static {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s: %w", b.pkg, err)
+		}
+	}
+	return nil
 }
 
 func teardown() {
@@ -174,8 +217,22 @@ func dumpLog() {
 
 // cleanEnv is the whole environment of every process the suite starts:
 // the host's PIP_* and proxy variables never leak in.
+// In the containerd 2.x lane the lane's binaries come first in PATH.
 func cleanEnv() []string {
-	return []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + env.dir, "LANG=C.UTF-8"}
+	e := []string{"PATH=" + sysPath(), "HOME=" + env.dir, "LANG=C.UTF-8"}
+	if env.ctdBin != "" {
+		e = append(e, suppressDeprecations+"=1")
+	}
+	return e
+}
+
+// sysPath is the PATH of the processes the suite starts.
+func sysPath() string {
+	p := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if env.ctdBin != "" {
+		p = env.ctdBin + ":" + p
+	}
+	return p
 }
 
 func sbCmd(args ...string) *exec.Cmd {
@@ -323,3 +380,10 @@ const runInCode = `import subprocess
 r = subprocess.run(inputs["argv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 result = {"out": r.stdout.decode(), "err": r.stderr.decode(), "rc": r.returncode}
 `
+
+// cgroupV2 reports whether this host runs the unified cgroup hierarchy
+// only (the cgroup v2 lane's VM does; Debian's hybrid default does not).
+func cgroupV2() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +18,12 @@ import (
 	"testing"
 	"time"
 
+	ctd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/integration/ctdtest"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/skillbuild/skillbuild/integration/regtest"
@@ -82,6 +89,22 @@ func sbHost2(t *testing.T, namespace string, args ...string) result {
 	t.Helper()
 	full := append([]string{"--address", regs.host2.Socket, "--namespace", namespace, "--root", filepath.Join(env.dir, "host2-root")}, args...)
 	return sbArgs(t, full...)
+}
+
+// trustHost2 makes namespace ns of the second containerd a host that can
+// admit images from elsewhere: the base imported as a base (the same root
+// filesystem, so the same layers as the images built on the first) and
+// the vulnerability database in its root.
+func trustHost2(t *testing.T, ns string) {
+	t.Helper()
+	rootfs := os.Getenv("SKILLBUILD_TEST_ROOTFS")
+	if rootfs == "" {
+		rootfs = "/var/cache/skillbuild/rootfs-bookworm"
+	}
+	r := sbHost2(t, ns, "base", "import", "--rootfs", rootfs, "--name", env.base)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = sbHost2(t, ns, "db", "import", filepath.Join("..", "scan", "testdata", "PyPI-pypa-20241010.zip"))
+	require.Equal(t, 0, r.code, r.stderr)
 }
 
 // emptySkill builds a skill without requirements.
@@ -306,6 +329,9 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	assert.Equal(t, "passed", insp.Verdict.Result)
 	assert.Contains(t, string(insp.SBOM), "pkg:pypi/regshared-8@1.0")
 
+	// Run here once admitted: its layers hold its lock, on this host's
+	// base, and the lock passes this host's scan.
+	trustHost2(t, namespace)
 	r = sbHost2(t, namespace, "run", "--json", "-c", "import regshared_0, rega_only; result = {'ok': True}", "reg-a")
 	require.Equal(t, 0, r.code, r.stderr)
 	d := decodeRun(t, r.stdout)
@@ -315,6 +341,7 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	// run --pull (default: missing, because the name names a registry)
 	// pulls by itself, in yet another namespace.
 	refB := regs.tls.Host + "/skills/reg-b:v1"
+	trustHost2(t, "other")
 	r = sbHost2(t, "other", append(append([]string{"run", "--json"}, tlsFlags()...), "--image", refB, "-c", "import regb_only; result = 1", "reg-b")...)
 	require.Equal(t, 0, r.code, r.stderr)
 	requireClean(t, decodeRun(t, r.stdout))
@@ -444,32 +471,132 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// TestRegistryUnscannedImageIsRefused: an image built with --no-scan and
-// pulled on another host runs only with --allow-unscanned, and the result
-// says so.
-func TestRegistryUnscannedImageIsRefused(t *testing.T) {
+// TestRegistryImagesAreVerifiedHere: an image from a registry runs only
+// once this host has verified it, whatever it says of itself: a lock its
+// layers hold, on a base this host trusts, that passes this host's scan
+// under this host's policy. A verdict the builder reached with its own
+// allow-list, or a build with the scan off, count for nothing; without
+// the base it is refused unless --allow-unscanned, which the result
+// records.
+func TestRegistryImagesAreVerifiedHere(t *testing.T) {
 	registries(t)
-	srv, _ := index(t, pyindex.Wheel{Name: "unscanned-dep", Version: "1.0"})
-	ref := regs.tls.Host + "/skills/unscanned:v1"
-	args := append([]string{"install", "--json", "--progress", "plain", "--no-scan", "--base", env.base, "--index-url", srv.URL(), "--push", ref}, tlsFlags()...)
-	r := sb(t, append(args, "reg-unscanned", "unscanned-dep")...)
-	require.Equal(t, 0, r.code, r.stderr)
-
-	r = sbHost2(t, "unscanned", append(append([]string{"run", "--json"}, tlsFlags()...), "--image", ref, "-c", "result = 1", "reg-unscanned")...)
-	assert.Equal(t, 1, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "--allow-unscanned")
-	assert.Contains(t, r.stdout, "disabled")
-
-	r = sbHost2(t, "unscanned", append(append([]string{"run", "--json", "--allow-unscanned"}, tlsFlags()...), "--image", ref, "-c", "result = 1", "reg-unscanned")...)
-	require.Equal(t, 0, r.code, r.stderr)
-	var doc struct {
-		Unscanned string `json:"unscanned"`
-		Result    int    `json:"result"`
+	srv, _ := index(t, pyindex.Wheel{Name: "verified-dep", Version: "1.0"})
+	const allowPip = "PYSEC-2023-228@pip:2099-01-01:the builder's own reason"
+	build := func(id string, flags []string, reqs ...string) string {
+		ref := regs.tls.Host + "/skills/" + id + ":v1"
+		args := append(append([]string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "--push", ref}, flags...), tlsFlags()...)
+		r := sb(t, append(append(args, id), reqs...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		return ref
 	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
-	assert.Contains(t, doc.Unscanned, "no passing scan verdict")
-	assert.Equal(t, 1, doc.Result)
+	run := func(ns, ref string, extra ...string) (runDoc, result) {
+		t.Helper()
+		args := append(append(append([]string{"run", "--json"}, tlsFlags()...), extra...), "--image", ref, "-c", "result = 1", "verified")
+		r := sbHost2(t, ns, args...)
+		return decodeRun(t, r.stdout), r
+	}
+
+	clean := build("verified-clean", nil, "verified-dep")
+	allowed := build("verified-allowed", []string{"--allow", allowPip}, "pip==23.0.1")
+	noScan := build("verified-noscan", []string{"--no-scan"}, "pip==23.0.1")
+
+	// A host without the base: nothing to verify the layers against.
+	d, r := run("verify-nobase", clean)
+	assert.Equal(t, 1, r.code, r.stderr)
+	require.NotNil(t, d.Error)
+	assert.Contains(t, d.Error.Message, "not those of any base image of this host")
+	assert.Contains(t, d.Error.Message, "--allow-unscanned")
+	d, r = run("verify-nobase", clean, "--allow-unscanned")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, d.Unscanned, "was not verified")
 	assert.Contains(t, r.stderr, "WARNING")
+
+	trustHost2(t, "verify")
+	d, r = run("verify", clean)
+	require.Equal(t, 0, r.code, r.stderr)
+	requireClean(t, d)
+	require.NotNil(t, d.Admission)
+	assert.Equal(t, "a registry", d.Admission.Origin)
+	assert.Equal(t, "passed", d.Admission.Scan, "this host scanned the lock")
+	assert.Equal(t, "localhost/skillbuild/python:3.11-bookworm", d.Admission.Base)
+
+	// The same image with a lock that names fewer distributions than its
+	// layers hold is refused, whatever its labels say.
+	forged := forgeEmptyLock(t, "verify", clean)
+	d, r = run("verify", forged)
+	assert.Equal(t, 1, r.code, r.stderr)
+	require.NotNil(t, d.Error)
+	assert.Contains(t, d.Error.Message, "holds no distribution of its lock")
+
+	for _, ref := range []string{allowed, noScan} {
+		d, r = run("verify", ref)
+		assert.Equal(t, 3, r.code, "%s: refused for pip 23.0.1 by this host's scan: %s", ref, r.stderr)
+		require.NotNil(t, d.Error, ref)
+		assert.Contains(t, d.Error.Message, "PYSEC-2023-228", ref)
+		d, r = run("verify", ref, "--allow-unscanned")
+		assert.Equal(t, 3, r.code, "--allow-unscanned does not accept a known vulnerability: %s", r.stderr)
+	}
+	// This host's own allow-list admits it.
+	d, r = run("verify", allowed, "--allow", allowPip)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "passed-with-allowed", d.Admission.Scan)
+
+	// The API admits through the same function: the vulnerable image is
+	// refused, and so is the base unless the operator allows bases.
+	r = sb(t, append(append([]string{"pull", "--json"}, tlsFlags()...), noScan)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	s := startServe(t, "--allow-base-images=false")
+	status, code, body := s.call(t, http.MethodPost, "/v1/run", map[string]any{"skill_id": "verified", "image": noScan, "code": "result = 1"})
+	assert.Equal(t, 422, status, "%s", body)
+	assert.Equal(t, "3", code)
+	assert.Contains(t, string(body), "PYSEC-2023-228")
+	status, code, body = s.call(t, http.MethodPost, "/v1/run", map[string]any{"skill_id": "verified", "image": env.base, "code": "result = 1"})
+	assert.Equal(t, 400, status, "%s", body)
+	assert.Equal(t, "2", code)
+	assert.Contains(t, string(body), "--allow-base-images")
+	s.stop(t)
+}
+
+// forgeEmptyLock makes, in namespace ns of the second containerd, a copy of
+// the image ref names whose lock file is empty (its distribution layers
+// unchanged), and returns its name.
+func forgeEmptyLock(t *testing.T, ns, ref string) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := ctd.New(regs.host2.Socket, ctd.WithDefaultNamespace(ns), ctd.WithTimeout(10*time.Second))
+	require.NoError(t, err)
+	defer c.Close()
+	cs := c.ContentStore()
+	rec, err := c.ImageService().Get(ctx, fullName(t, ref))
+	require.NoError(t, err)
+	mdesc, err := images.Manifest(ctx, cs, rec.Target, platforms.Default())
+	require.NoError(t, err)
+	var cfg ocispec.Image
+	b, err := content.ReadBlob(ctx, cs, mdesc.Config)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &cfg))
+	put := func(b []byte, mt string) ocispec.Descriptor {
+		d := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(b), Size: int64(len(b))}
+		require.NoError(t, content.WriteBlob(ctx, cs, d.Digest.String(), bytes.NewReader(b), d, content.WithLabels(map[string]string{"containerd.io/gc.root": "forged"})))
+		return d
+	}
+	var lockTar bytes.Buffer
+	tw := tar.NewWriter(&lockTar)
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "opt/skill/requirements.lock", Typeflag: tar.TypeReg, Mode: 0o644, Size: 0}))
+	require.NoError(t, tw.Close())
+	layer := put(lockTar.Bytes(), ocispec.MediaTypeImageLayer)
+	mdesc.Layers[len(mdesc.Layers)-1] = layer
+	cfg.RootFS.DiffIDs[len(cfg.RootFS.DiffIDs)-1] = layer.Digest
+	cb, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	mdesc.Config = put(cb, ocispec.MediaTypeImageConfig)
+	mb, err := json.Marshal(mdesc)
+	require.NoError(t, err)
+	target := put(mb, ocispec.MediaTypeImageManifest)
+	name := "localhost/forged/" + strings.ReplaceAll(ns, "/", "-") + ":empty-lock"
+	_, err = c.ImageService().Create(ctx, images.Image{Name: name, Target: target, Labels: map[string]string{"org.skillbuild.origin": "registry"}})
+	require.NoError(t, err)
+	return name
 }
 
 // TestRegistryErrors: wrong or missing credentials name the registry and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ func newRootlessUser(t testing.TB) *rootlessUser {
 	t.Helper()
 	ru, err := rltest.New("sbrl", env.bin)
 	require.NoError(t, err)
+	ru.PATH = sysPath()
 	u := &rootlessUser{ru: ru, name: ru.Name, uid: ru.UID, gid: ru.GID, subStart: ru.SubStart, subLen: ru.SubLen,
 		dir: ru.Dir, home: ru.Home, runDir: ru.RunDir, bin: ru.Bin}
 	t.Cleanup(func() {
@@ -206,12 +208,14 @@ func TestRootless(t *testing.T) {
 		Socket   string `json:"socket"`
 		Root     string `json:"state_root"`
 		Manager  string `json:"manager"`
+		Version  string `json:"containerd_version"`
 	}
 	r = u.sb(t, "rootless", "start", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
 	require.True(t, st.Running)
 	assert.Equal(t, "process", st.Manager)
+	assert.Equal(t, env.ctd.Version, st.Version, "the user's containerd is the one the suite tests")
 	assert.Equal(t, filepath.Join(u.runDir, "skillbuild", "containerd.sock"), st.Socket, "the socket lives under XDG_RUNTIME_DIR")
 	assert.Equal(t, filepath.Join(u.home, ".local", "share", "skillbuild", "state"), st.Root, "state under XDG_DATA_HOME's default")
 	r = u.sb(t, "rootless", "start", "--json")
@@ -390,10 +394,26 @@ result = r`, rl...)
 		require.Equal(t, 0, (<-done).code)
 		require.NotEmpty(t, seen, "the run's process was seen")
 		for _, cg := range seen {
+			if cgroupV2() {
+				assert.Regexp(t, `(?m)^0::/skillbuild-u`+strconv.Itoa(u.uid)+`/`, cg, "the run's cgroup is under the delegated subtree")
+				continue
+			}
 			for _, h := range []string{"memory", "pids", "cpu"} {
 				// Controllers may share a hierarchy (cpu,cpuacct).
 				assert.Regexp(t, `(?m)^\d+:(?:[^:]*,)?`+h+`(?:,[^:]*)?:/skillbuild-u`+strconv.Itoa(u.uid)+`/`, cg, "%s cgroup under the delegated subtree", h)
 			}
+		}
+		if cgroupV2() {
+			// Without systemd root moved the running daemon into the
+			// subtree's leaf: only root may move a process into it.
+			var st struct {
+				Pid int `json:"pid"`
+			}
+			r := u.sb(t, "rootless", "status", "--json")
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &st), r.stdout)
+			cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", st.Pid))
+			require.NoError(t, err)
+			assert.Equal(t, "0::/skillbuild-u"+strconv.Itoa(u.uid)+"/supervisor", strings.TrimSpace(string(cg)), "RootlessKit lives in the delegated leaf")
 		}
 
 		d, _, _ = u.run(t, "skill-a", balloon, "--memory", "128m")
@@ -453,6 +473,7 @@ result = r`, rl...)
 		}
 		var cgroups []string
 		hs, _ := filepath.Glob("/sys/fs/cgroup/*")
+		hs = append(hs, "/sys/fs/cgroup") // cgroup v2: one hierarchy
 		for _, h := range hs {
 			filepath.WalkDir(filepath.Join(h, "skillbuild-u"+strconv.Itoa(u.uid)), func(p string, d os.DirEntry, err error) error { //nolint:errcheck
 				if err == nil && d.IsDir() {
@@ -471,6 +492,7 @@ result = r`, rl...)
 		r = u.asRoot(t, "rootless", "setup", "--user", u.name, "--undo")
 		require.Equal(t, 0, r.code, r.stderr)
 		left, _ := filepath.Glob("/sys/fs/cgroup/*/skillbuild-u" + strconv.Itoa(u.uid))
-		assert.Empty(t, left, "the delegated cgroups are gone")
+		left2, _ := filepath.Glob("/sys/fs/cgroup/skillbuild-u" + strconv.Itoa(u.uid))
+		assert.Empty(t, append(left, left2...), "the delegated cgroups are gone")
 	})
 }

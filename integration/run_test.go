@@ -24,6 +24,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -43,6 +44,8 @@ type runDoc struct {
 	DurationMS int64           `json:"duration_ms"`
 	UID        uint32          `json:"uid"`
 	GID        uint32          `json:"gid"`
+	Unscanned  string          `json:"unscanned"`
+	Admission  *api.Admission  `json:"admission"`
 }
 
 type runError struct {
@@ -61,7 +64,11 @@ func decodeRun(t *testing.T, out string) runDoc {
 	want := []string{"skill_id", "image_tag", "exit_code", "stdout", "stderr", "result", "error", "timed_out", "oom_killed", "truncated", "duration_ms", "uid", "gid", "limits_enforced"}
 	got := make([]string, 0, len(keys))
 	for k := range keys {
-		got = append(got, k)
+		// How the image was admitted, and why it ran unverified, appear
+		// only when there is something to say.
+		if k != "admission" && k != "unscanned" {
+			got = append(got, k)
+		}
 	}
 	require.ElementsMatch(t, want, got)
 	var d runDoc
@@ -746,13 +753,23 @@ func TestRunLimitsAndInterrupt(t *testing.T) {
 	require.Len(t, cs, 1)
 	id := cs[0].ID()
 	cg := func(ctrl, file string) string {
-		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctrl, namespace, id, file))
+		dir := filepath.Join("/sys/fs/cgroup", ctrl, namespace, id)
+		if cgroupV2() {
+			dir = filepath.Join("/sys/fs/cgroup", namespace, id)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, file))
 		require.NoError(t, err)
 		return strings.TrimSpace(string(b))
 	}
-	assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.limit_in_bytes"), "skill.yaml")
-	assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.memsw.limit_in_bytes"), "no swap")
-	assert.Equal(t, "25000", cg("cpu", "cpu.cfs_quota_us"), "skill.yaml")
+	if cgroupV2() {
+		assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.max"), "skill.yaml")
+		assert.Equal(t, "0", cg("memory", "memory.swap.max"), "no swap")
+		assert.Equal(t, "25000 100000", cg("cpu", "cpu.max"), "skill.yaml")
+	} else {
+		assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.limit_in_bytes"), "skill.yaml")
+		assert.Equal(t, strconv.Itoa(96<<20), cg("memory", "memory.memsw.limit_in_bytes"), "no swap")
+		assert.Equal(t, "25000", cg("cpu", "cpu.cfs_quota_us"), "skill.yaml")
+	}
 	assert.Equal(t, "16", cg("pids", "pids.max"), "the flag wins over skill.yaml")
 	labels, err := cs[0].Labels(context.Background())
 	require.NoError(t, err)

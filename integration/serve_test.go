@@ -38,12 +38,14 @@ func (s *served) Write(p []byte) (int, error) { return s.stderr.Write(p) }
 func (s *served) log() string { return s.stderr.String() }
 
 // startServe starts `skillbuild serve` on a socket of its own and waits
-// until it answers; the cleanup stops it with SIGTERM (or kills it).
+// until it answers; the cleanup stops it with SIGTERM (or kills it). Runs
+// may name the base image (--allow-base-images) unless flags say
+// --allow-base-images=false.
 func startServe(t testing.TB, flags ...string) *served {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	s := &served{sock: sock, exited: make(chan error, 1)}
-	args := append([]string{"serve", "--listen", "unix://" + sock}, flags...)
+	args := append([]string{"serve", "--listen", "unix://" + sock, "--allow-base-images"}, flags...)
 	s.cmd = sbCmd(args...)
 	s.cmd.Stdout, s.cmd.Stderr = s, s
 	require.NoError(t, s.cmd.Start())

@@ -31,6 +31,7 @@ import (
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/skillbuild/skillbuild/registry"
 	"github.com/skillbuild/skillbuild/signature"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -263,6 +264,7 @@ func TestSigningRoundTrip(t *testing.T) {
 	assert.Equal(t, *pulled.Signature, stored)
 	_, err = signature.VerifyStored(ctx, host2.ContentStore(), rec.Target, keySet(t, strangerPub))
 	assert.True(t, errdefs.IsFailedPrecondition(err), "%v", err)
+	trustHost2(t, "sign-ok")
 	r = sbHost2(t, "sign-ok", "run", "--json", "--pull", "never", "--image", ref, "-c", "import sigdep; result = sigdep.VALUE", "sig-a")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, "genuine", resultAs[string](t, decodeRun(t, r.stdout)))
@@ -486,4 +488,76 @@ func writeBytes(t *testing.T, ctx context.Context, cs content.Store, mediaType s
 	d := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
 	require.NoError(t, content.WriteBlob(ctx, cs, "alter-"+d.Digest.String(), bytes.NewReader(b), d))
 	return d
+}
+
+// TestSigningFromTheCommandLine: install --push --sign-key signs what it
+// pushed (cosign verify --key accepts it); pull and run with
+// --trusted-key take only images a trusted key signed: the signed one
+// pulls and runs, saying which key signed it; an unsigned one is refused
+// before anything is named, and so is a run of it pulled without keys.
+func TestSigningFromTheCommandLine(t *testing.T) {
+	registries(t)
+	srv, _ := index(t, pyindex.Wheel{Name: "clisig-dep", Version: "1.0"})
+	dir := t.TempDir()
+	priv, pub := writeKeyPair(t, dir, "ours")
+	signed := regs.plain.Host + "/clisig/signed:v1"
+	unsigned := regs.plain.Host + "/clisig/unsigned:v1"
+	plain := []string{"--insecure-registry", regs.plain.Host}
+
+	r := sb(t, append([]string{"install", "--json", "--base", env.base, "--index-url", srv.URL(), "--push", signed, "--sign-key", priv, "clisig-a", "clisig-dep"}, plain...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	var doc api.InstallResult
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc), r.stdout)
+	require.NotNil(t, doc.Push)
+	require.NotNil(t, doc.Push.Signed, "the push says it signed")
+	assert.Contains(t, doc.Push.Signed.Artifact, ".sig")
+	assert.Equal(t, 0, cosignVerify(t, pub, signed).code, "cosign verify --key accepts what skillbuild signed")
+
+	r = sb(t, append([]string{"install", "--json", "--base", env.base, "--index-url", srv.URL(), "--push", unsigned, "clisig-b", "clisig-dep"}, plain...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	trustHost2(t, "clisig")
+	r = sbHost2(t, "clisig", append([]string{"pull", "--json", "--trusted-key", pub, unsigned}, plain...)...)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "signature")
+	assert.False(t, host2Has(t, "clisig", unsigned), "a refused pull names nothing")
+
+	r = sbHost2(t, "clisig", append([]string{"pull", "--json", "--trusted-key", dir, signed}, plain...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	var pulled struct {
+		SignedBy string `json:"signed_by"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &pulled), r.stdout)
+	assert.Equal(t, pub, pulled.SignedBy)
+	d, r := runOnHost2(t, "clisig", signed, "--trusted-key", pub)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.NotNil(t, d.Admission)
+	assert.Equal(t, pub, d.Admission.SignedBy)
+
+	// Pulled without keys, then run with them: refused.
+	r = sbHost2(t, "clisig", append([]string{"pull", unsigned}, plain...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	_, r = runOnHost2(t, "clisig", unsigned, "--trusted-key", pub)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "no valid signature by a trusted key")
+}
+
+// runOnHost2 runs result = 1 in image ref on the second host's namespace
+// ns, with extra run flags.
+func runOnHost2(t *testing.T, ns, ref string, extra ...string) (runDoc, result) {
+	t.Helper()
+	args := append(append([]string{"run", "--json", "--pull", "never", "--insecure-registry", regs.plain.Host}, extra...), "--image", ref, "-c", "result = 1", "clisig")
+	r := sbHost2(t, ns, args...)
+	return decodeRun(t, r.stdout), r
+}
+
+// host2Has reports whether namespace ns of the second containerd has an
+// image named ref.
+func host2Has(t *testing.T, ns, ref string) bool {
+	t.Helper()
+	c, err := ctd.New(regs.host2.Socket, ctd.WithDefaultNamespace(ns), ctd.WithTimeout(10*time.Second))
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.ImageService().Get(context.Background(), fullName(t, ref))
+	return err == nil
 }

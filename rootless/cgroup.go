@@ -65,8 +65,9 @@ func hostV1Hierarchies() ([]string, error) {
 }
 
 // DetectLimits finds out how uid's limits can be enforced: in the
-// delegated cgroup v1 subtree when every hierarchy has one owned by uid,
-// with rlimits otherwise (Reason says why and what to do). Inside the
+// delegated cgroup v1 subtree when every hierarchy has one owned by uid;
+// on cgroup v2 in the cgroup of the user's systemd unit or the subtree
+// root delegated with the daemon inside (detectV2); with rlimits otherwise (Reason says why and what to do). Inside the
 // rootless namespaces, where the user is uid 0, uid is still the host's
 // (ParentUID).
 func DetectLimits(uid int) LimitMode {
@@ -101,15 +102,29 @@ func ownedBy(path string, uid int) error {
 	return nil
 }
 
-// DelegateCgroups, run as root on a cgroup v1 host, gives uid:gid a
-// subtree named DelegatedName(uid) in every hierarchy: the directory and
+// DelegateCgroups, run as root, gives uid:gid a cgroup subtree named
+// DelegatedName(uid); containers and build steps of the user's rootless
+// containerd then get cgroups, and limits, below it. It is idempotent.
+//
+// On cgroup v1 the subtree is made in every hierarchy: the directory and
 // its tasks and cgroup.procs files change owner (cgroup v1 delegates by
 // ownership), and the cpuset hierarchy's copy gets its parent's CPUs and
-// memory nodes. Containers of the user's rootless containerd then get
-// cgroups, and limits, below it. It is idempotent.
+// memory nodes.
+//
+// On cgroup v2 without systemd it is /sys/fs/cgroup/DelegatedName(uid)
+// with a leaf for the daemon (see cgroup2.go): cpu, memory and pids are
+// enabled in the root's and the subtree's cgroup.subtree_control; the two
+// directories and, in each, the files the kernel lists in
+// /sys/kernel/cgroup/delegate (cgroup.procs, cgroup.threads,
+// cgroup.subtree_control; memory.oom.group and memory.reclaim where the
+// kernel has them) change owner; then the user's running instance moves
+// into the leaf, as only root may. The limits hold once it is there
+// (LimitMode.Cgroups; Reason says what is missing otherwise). A cgroup v2
+// host run by systemd is refused: there the user's unit gets its subtree
+// from systemd (Delegate=yes).
 func DelegateCgroups(uid, gid int) (LimitMode, error) {
 	if cgroupV2() {
-		return LimitMode{}, fmt.Errorf("this host runs cgroup v2, delegated by systemd: as the user, `skillbuild rootless setup` installs a unit with Delegate=yes: %w", errdefs.ErrNotImplemented)
+		return delegateCgroupsV2(uid, gid)
 	}
 	hs, err := hostV1Hierarchies()
 	if err != nil {
@@ -144,9 +159,32 @@ func DelegateCgroups(uid, gid int) (LimitMode, error) {
 	return LimitMode{Cgroups: true, Version: 1, Parent: "/" + name}, nil
 }
 
-// UndelegateCgroups removes uid's delegated subtree from every hierarchy.
-// It fails while a process still lives in it.
+// delegateCgroupsV2 is DelegateCgroups on a cgroup v2 host.
+func delegateCgroupsV2(uid, gid int) (LimitMode, error) {
+	if systemdBooted() {
+		return LimitMode{}, fmt.Errorf("systemd manages this host's cgroups (cgroup v2), and a subtree made beside its own is not delegated by it: "+
+			"give uid %d a systemd user manager (as root: loginctl enable-linger USER), then as the user `skillbuild rootless setup` installs a unit with Delegate=yes: %w", uid, errdefs.ErrFailedPrecondition)
+	}
+	list, _ := os.ReadFile(kernelDelegateList)
+	if err := delegateV2(cgroupRoot, uid, gid, delegateFiles(list)); err != nil {
+		return LimitMode{}, err
+	}
+	if _, err := adoptV2(cgroupRoot, uid); err != nil {
+		return LimitMode{}, err
+	}
+	return detectV2(cgroupRoot, uid, uid), nil
+}
+
+// UndelegateCgroups removes uid's delegated subtree from every hierarchy
+// (cgroup v1) or from the unified one (cgroup v2). It fails while a
+// process still lives in it.
 func UndelegateCgroups(uid int) error {
+	if cgroupV2() {
+		if err := removeCgroupTree(filepath.Join(cgroupRoot, DelegatedName(uid))); err != nil {
+			return fmt.Errorf("remove delegated cgroup (stop the user's rootless containerd first): %w: %w", err, errdefs.ErrFailedPrecondition)
+		}
+		return nil
+	}
 	hs, err := hostV1Hierarchies()
 	if err != nil {
 		return fmt.Errorf("list cgroup hierarchies: %w", err)

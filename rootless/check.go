@@ -103,17 +103,38 @@ func Checks(u User, opts ...CheckOpt) []Check {
 	lm := DetectLimits(u.UID)
 	lc := Check{Name: "limits", OK: lm.Cgroups, Fix: "as root: skillbuild rootless setup --user " + u.Name}
 	if lm.Version == 2 {
-		lc.Fix = "cgroup v2: run `skillbuild rootless setup` where a systemd user manager runs (it installs a unit with Delegate=yes), then `skillbuild rootless start`"
+		lc.Fix = V2DelegationFix(u.Name)
 	}
 	switch {
 	case lm.Cgroups && lm.Version == 2:
-		lc.Detail = "run limits by cgroups under the unit's delegated cgroup " + lm.Parent + "; build steps by rlimits (cgroup v2)"
+		lc.Detail = "memory, CPU and process limits of runs and build steps by cgroups under the delegated cgroup " + lm.Parent + " (cgroup v2)"
 	case lm.Cgroups:
 		lc.Detail = "memory, CPU and process limits by cgroups under " + lm.Parent
 	default:
 		lc.Detail = "limits fall back to rlimits (per process, not per container: runs RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC; build steps RLIMIT_DATA, RLIMIT_CPU): " + lm.Reason
 	}
 	return append(cs, lc)
+}
+
+// LimitsFix says what gives user cgroup limits on this host, for a
+// message that refuses or weakens limits.
+func LimitsFix(lm LimitMode, user string) string {
+	if lm.Version == 2 {
+		return V2DelegationFix(user)
+	}
+	return "as root run `skillbuild rootless setup --user " + user + "` once (it delegates a cgroup subtree to the user)"
+}
+
+// V2DelegationFix says how user gets a delegated cgroup on this cgroup v2
+// host: through the user's systemd unit where systemd is the init system,
+// through root's `rootless setup --user` elsewhere.
+func V2DelegationFix(user string) string {
+	if systemdBooted() {
+		return "as " + user + ", where the user's systemd manager runs: `skillbuild rootless setup` (installs a unit with Delegate=yes; as root `loginctl enable-linger " + user +
+			"` gives the user a manager without a login), then `skillbuild rootless start`"
+	}
+	return "cgroup v2 without systemd: as " + user + " `skillbuild rootless start`, then as root `skillbuild rootless setup --user " + user +
+		"` (delegates a cgroup subtree and moves the running daemon into it; only root may)"
 }
 
 // subIDCount sums the subordinate ids u has in file (lines NAME|UID:START:COUNT).

@@ -41,12 +41,15 @@
 //
 // Run and build limits need cgroups. cgroup v1 delegates by ownership: root
 // may run DelegateCgroups once to give a user a subtree of every
-// hierarchy; DetectLimits finds it. cgroup v2 delegates by systemd's
-// Delegate=yes: Foreground moves RootlessKit into a leaf of the unit's
-// cgroup and enables the controllers for containers beside it, and
-// DetectLimits finds that (runs only: see cgroup2.go). Without either,
-// limits fall back to rlimits, and the callers report which mechanism
-// held each limit.
+// hierarchy; DetectLimits finds it. cgroup v2 delegates a subtree whose
+// directory and delegation files the user owns, and only root may move a
+// process into it (cgroup2.go): with systemd, Delegate=yes on the user unit
+// gives one, and Foreground moves RootlessKit into a leaf of it and enables
+// the controllers for containers beside it; without systemd, root's
+// DelegateCgroups makes one and moves the running instance into its leaf.
+// Runs and build steps (containerd tasks, started by the daemon's shims)
+// then get cgroups below it. Without any, limits fall back to rlimits,
+// and the callers report which mechanism held each limit.
 //
 // # Run uids
 //

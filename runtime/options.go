@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
 )
@@ -66,6 +68,7 @@ func withDefaults(l Limits) (Limits, error) {
 }
 
 type options struct {
+	admit          func(ctx context.Context, rec images.Image) error
 	stateDir       string
 	snapshotter    string
 	runtime        string
@@ -133,6 +136,21 @@ func WithRuntime(name string) Opt {
 			return fmt.Errorf("runtime name is empty: %w", errdefs.ErrInvalidArgument)
 		}
 		o.runtime = name
+		return nil
+	}
+}
+
+// WithAdmission makes every run, and every warm container a pool starts,
+// ask admit first, with the record of the image it is to run: an error
+// refuses it before any container exists. The hook decides what may run
+// (package skill's admission); the runtime only makes sure no path
+// around it starts a container.
+func WithAdmission(admit func(ctx context.Context, rec images.Image) error) Opt {
+	return func(o *options) error {
+		if admit == nil {
+			return fmt.Errorf("admission hook is nil: %w", errdefs.ErrInvalidArgument)
+		}
+		o.admit = admit
 		return nil
 	}
 }

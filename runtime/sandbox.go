@@ -85,6 +85,11 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 		}
 		return nil, fmt.Errorf("image %s: %w", req.Image, err)
 	}
+	if r.opts.admit != nil {
+		if err := r.opts.admit(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
 	img := client.NewImage(r.client, rec)
 	info, err := r.images.get(ctx, img)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-	ctd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/engine"
 	"github.com/skillbuild/skillbuild/registry"
@@ -69,36 +68,23 @@ func (s *Service) registryClient() (*registry.Client, error) {
 	return registry.New(opts...)
 }
 
-// newEngine starts a builder for the service's settings.
+// newEngine starts a builder for the service's settings. The embedded
+// builder shares the service's containerd connection (whose first use
+// sweeps what dead runs left behind).
 func (s *Service) newEngine(ctx context.Context, extra ...engine.Opt) (*engine.Engine, error) {
 	opts := []engine.Opt{engine.WithAddress(s.opts.address), engine.WithNamespace(s.opts.namespace),
 		engine.WithRoot(s.opts.root), engine.WithLockWait(10*time.Minute, func() {
 			fmt.Fprintf(s.opts.log, "waiting for another skillbuild process using %s (up to 10m)...\n", s.opts.root)
 		})}
+	if s.opts.builder.embedded() {
+		client, err := s.containerd(ctx, sweepFirst)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, engine.WithContainerd(client))
+	}
 	opts = append(append(opts, s.opts.builder.engineOpts()...), extra...)
-	eng, err := engine.New(ctx, append(opts, s.engineRootlessOpts()...)...)
-	if err != nil {
-		return nil, err
-	}
-	if client := eng.Containerd(); client != nil {
-		s.sweepOnce(ctx, client)
-	}
-	return eng, nil
-}
-
-// sweepOnce sweeps dead runs through client unless the service swept
-// already (a service sweeps once, through its first connection).
-func (s *Service) sweepOnce(ctx context.Context, client *ctd.Client) {
-	s.mu.Lock()
-	if s.swept != nil {
-		s.mu.Unlock()
-		return
-	}
-	swept := make(chan struct{})
-	s.swept = swept
-	s.mu.Unlock()
-	defer close(swept)
-	s.sweepRuns(ctx, client)
+	return engine.New(ctx, append(opts, s.engineRootlessOpts()...)...)
 }
 
 // Builder names (Builder.Name).

@@ -16,6 +16,9 @@ type Ceilings struct {
 	Limits config.RunLimits
 	// AllowRoot lets a caller run code as uid 0.
 	AllowRoot bool
+	// AllowBaseImages lets a caller run code in a base image (the
+	// request's image field); otherwise only skill images run.
+	AllowBaseImages bool
 }
 
 // WithCeilings bounds the runs callers ask for.

@@ -22,6 +22,7 @@ import (
 	"github.com/skillbuild/skillbuild/registry"
 	"github.com/skillbuild/skillbuild/reuse"
 	"github.com/skillbuild/skillbuild/scan"
+	"github.com/skillbuild/skillbuild/signature"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/skillbuild/skillbuild/spec"
 	"github.com/skillbuild/skillbuild/store"
@@ -48,11 +49,22 @@ func (s *Service) Install(ctx context.Context, req api.InstallRequest, progress 
 		// exports it from there, with its attestations.
 		outs = nil
 	}
+	var signer *signature.Signer
+	if req.Local.SignKey != "" {
+		// Read before anything is built: a wrong password fails now.
+		if signer, err = loadSigner(req.Local.SignKey, req.Local.SignPassword); err != nil {
+			return failInstall(&api.InstallResult{SkillID: in.ID, Version: in.Version}, err), err
+		}
+		if req.Local.Push == "" {
+			err = fmt.Errorf("--sign-key signs what --push pushes: give --push too: %w", errdefs.ErrInvalidArgument)
+			return failInstall(&api.InstallResult{SkillID: in.ID, Version: in.Version}, err), err
+		}
+	}
 	status, forwarded := forward(progress)
 	out, err := s.build(ctx, in, req, outs, status)
 	<-forwarded
 	if err == nil {
-		err = s.afterBuild(ctx, in, req, out)
+		err = s.afterBuild(ctx, in, req, out, signer)
 	}
 	if err == nil && s.pool() != nil {
 		// Warm containers of the image's previous build go now.
@@ -81,7 +93,7 @@ func forward(progress Progress) (chan *bkclient.SolveStatus, chan struct{}) {
 
 // afterBuild writes the outputs and pushes once the image is built; a
 // failure is recorded in out.
-func (s *Service) afterBuild(ctx context.Context, in config.Input, req api.InstallRequest, out *api.InstallResult) error {
+func (s *Service) afterBuild(ctx context.Context, in config.Input, req api.InstallRequest, out *api.InstallResult, signer *signature.Signer) error {
 	skill, err := s.load(in)
 	if err != nil {
 		return err
@@ -99,7 +111,7 @@ func (s *Service) afterBuild(ctx context.Context, in config.Input, req api.Insta
 		}
 	}
 	if ref := req.Local.Push; ref != "" {
-		p, err := s.pushSkill(ctx, skill, ref)
+		p, err := s.pushSkill(ctx, skill, ref, signer)
 		if err != nil {
 			failInstall(out, err)
 			return err
@@ -133,7 +145,7 @@ func (s *Service) build(ctx context.Context, in config.Input, req api.InstallReq
 
 	var dbOpener func() (*scan.DB, error)
 	layers := sbllb.InstallOpts{MaxLayers: req.Local.MaxLayers, SingleLayer: req.Local.SingleLayer}
-	ereq := engine.Request{Skill: skill, Refresh: req.Refresh, Layers: layers, Outputs: outs, Load: req.Local.Load}
+	ereq := engine.Request{Skill: skill, Refresh: req.Refresh, Layers: layers, Outputs: outs, Load: req.Local.Load, Marks: s.buildMarks}
 	if skill.Policy.NoScan {
 		out.Scan = api.ScanDisabled
 		out.Warnings = append(out.Warnings, "vulnerability scan disabled with --no-scan; the image is labelled "+scan.LabelScan+"=disabled")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
+	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/labels"
 	"github.com/skillbuild/skillbuild/runtime"
 	"github.com/skillbuild/skillbuild/skill/api"
@@ -51,7 +52,12 @@ func (s *Service) StartPool(ctx context.Context) error {
 	}
 	// Rootless without delegated cgroups, runs are refused: a server does
 	// not accept per-process rlimits for its callers.
-	ropts := append([]runtime.Opt{runtime.WithStateDir(s.runsDir()), runtime.WithoutSweep()}, s.runtimeModeOpts(true)...)
+	policy, err := s.serverPolicy()
+	if err != nil {
+		return err
+	}
+	admit := runtime.WithAdmission(s.admitter(client, admitOpts{policy: policy}))
+	ropts := append([]runtime.Opt{runtime.WithStateDir(s.runsDir()), runtime.WithoutSweep(), admit}, s.runtimeModeOpts(true)...)
 	runner, err := runtime.New(ctx, client, ropts...)
 	if err != nil {
 		return err
@@ -64,6 +70,15 @@ func (s *Service) StartPool(ctx context.Context) error {
 	s.runner, s.warm = runner, pool
 	s.mu.Unlock()
 	return nil
+}
+
+// serverPolicy is the policy a server admits images from elsewhere under:
+// WithRunPolicy's, or the defaults.
+func (s *Service) serverPolicy() (config.Policy, error) {
+	if s.opts.runPolicy != nil {
+		return *s.opts.runPolicy, nil
+	}
+	return config.LoadPolicy(config.Input{Set: map[string]bool{}})
 }
 
 // pool is the warm pool, or nil when runs start their own containers.

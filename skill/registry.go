@@ -10,6 +10,7 @@ import (
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/labels"
 	"github.com/skillbuild/skillbuild/registry"
+	"github.com/skillbuild/skillbuild/signature"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/skillbuild/skillbuild/store"
 )
@@ -76,11 +77,20 @@ func (s *Service) pullImage(ctx context.Context, client *ctd.Client, ref, repo, 
 		}
 		return names, rec, nil
 	}
-	res, err := rc.Pull(ctx, client, ref, registry.WithSnapshotter(snapshotter), registry.WithNamer(namer))
+	popts := []registry.PullOpt{registry.WithSnapshotter(snapshotter), registry.WithNamer(namer)}
+	if s.opts.trusted != nil {
+		// Verified before anything is fetched or named.
+		popts = append(popts, registry.WithTrustedKeys(*s.opts.trusted))
+	}
+	res, err := rc.Pull(ctx, client, ref, popts...)
 	if err != nil {
 		return nil, err
 	}
-	return &api.PullResult{Ref: res.Ref, Digest: res.Digest, Names: res.Names, Labels: res.Labels, BytesFetched: res.BytesFetched}, nil
+	out := &api.PullResult{Ref: res.Ref, Digest: res.Digest, Names: res.Names, Labels: res.Labels, BytesFetched: res.BytesFetched}
+	if res.Signature != nil {
+		out.SignedBy = res.Signature.Key
+	}
+	return out, nil
 }
 
 // skillNames names an image that came from elsewhere: its skill tag under
@@ -120,7 +130,13 @@ func (s *Service) Push(ctx context.Context, req api.PushRequest) (*api.PushResul
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.pushSkill(ctx, skill, req.Ref)
+	var signer *signature.Signer
+	if req.Local.SignKey != "" {
+		if signer, err = loadSigner(req.Local.SignKey, req.Local.SignPassword); err != nil {
+			return nil, err
+		}
+	}
+	out, err := s.pushSkill(ctx, skill, req.Ref, signer)
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +144,8 @@ func (s *Service) Push(ctx context.Context, req api.PushRequest) (*api.PushResul
 }
 
 // pushSkill pushes the skill's local image to ref (a template; empty: the
-// image's own name).
-func (s *Service) pushSkill(ctx context.Context, skill config.Skill, ref string) (api.PushResult, error) {
+// image's own name) and signs what it pushed when signer is set.
+func (s *Service) pushSkill(ctx context.Context, skill config.Skill, ref string, signer *signature.Signer) (api.PushResult, error) {
 	name, err := store.ImageName(skill.Tag())
 	if err != nil {
 		return api.PushResult{}, err
@@ -168,12 +184,19 @@ func (s *Service) pushSkill(ctx context.Context, skill config.Skill, ref string)
 	defer done(context.WithoutCancel(lctx)) //nolint:errcheck
 	res, err := rc.Push(lctx, client.ContentStore(), img.Target, target.String())
 	out.Pushed = api.Pushed{Ref: res.Ref, Digest: res.Digest, MediaType: res.MediaType, BytesPushed: res.BytesPushed, Uploaded: res.Uploaded, Skipped: res.Skipped}
+	if err != nil || signer == nil {
+		return out, err
+	}
+	out.Signed, err = s.sign(ctx, rc, out.Pushed, signer)
 	return out, err
 }
 
 // reportPush logs what a push moved.
 func reportPush(s *Service, r api.Pushed) {
 	fmt.Fprintf(s.opts.log, "pushed %s: %s uploaded in %d blobs, %d already there\n", r.Ref, config.FormatSize(r.BytesPushed), r.Uploaded, r.Skipped)
+	if r.Signed != nil {
+		fmt.Fprintf(s.opts.log, "signed %s@%s: %s (key %.12s, %d signatures)\n", r.Ref, r.Digest, r.Signed.Artifact, r.Signed.KeyID, r.Signed.Signatures)
+	}
 }
 
 // notFoundError is a not-found error that says only what to do.

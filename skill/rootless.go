@@ -24,9 +24,9 @@ type Rootless struct {
 }
 
 // engineRootlessOpts place the build's limits: rootless, in the user's
-// delegated cgroup v1 subtree, or as rlimits when there is none (and on
-// cgroup v2, where the build's runc, started from this process outside the
-// unit's cgroup, may not move steps into it). BuildKit's socket
+// delegated cgroup (a cgroup v1 subtree; on cgroup v2 the user unit's
+// cgroup or root's subtree, with the daemon, whose shims start the steps,
+// inside), or as rlimits when there is none. BuildKit's socket
 // directories go under the runtime directory: a home directory's data path
 // can be too long for a unix socket.
 func (s *Service) engineRootlessOpts() []engine.Opt {
@@ -36,7 +36,7 @@ func (s *Service) engineRootlessOpts() []engine.Opt {
 	}
 	tmp := filepath.Join(m.Paths.Run, "t-"+digest.FromString(s.opts.root).Encoded()[:8])
 	opts := []engine.Opt{engine.WithTempDir(tmp)}
-	if m.Limits.Cgroups && m.Limits.Version == 1 {
+	if m.Limits.Cgroups {
 		return append(opts, engine.WithCgroupBase(m.Limits.Parent))
 	}
 	return append(opts, engine.WithRlimitLimits())
@@ -71,14 +71,14 @@ func (s *Service) runtimeModeOpts(requireLimits bool) []runtime.Opt {
 // limitsRefused explains a run refused for want of cgroup limits and says
 // how to get them.
 func (s *Service) limitsRefused(err error) error {
-	user, reason := "", ""
+	user, limits := "", rootless.LimitMode{}
 	if m := s.opts.rootless; m != nil {
-		user, reason = m.User, m.Limits.Reason
+		user, limits = m.User, m.Limits
 	}
 	return fmt.Errorf("run refused: its memory, CPU and process limits cannot be held by cgroups for %s: %s. "+
-		"To enforce them, as root run `skillbuild rootless setup --user %s` once (it delegates a cgroup subtree to the user); "+
+		"To enforce them, %s; "+
 		"or pass --require-limits=false to accept per-process rlimits (RLIMIT_AS, RLIMIT_CPU, RLIMIT_NPROC; reported in limits_enforced): %w",
-		user, reason, user, err)
+		user, limits.Reason, rootless.LimitsFix(limits, user), err)
 }
 
 // limitsWarning says which build limits cgroups do not hold ("" when they
@@ -97,6 +97,6 @@ func limitsWarning(enforced map[string]string) string {
 	if len(weak) == 0 {
 		return ""
 	}
-	return "build limits without cgroups (rootless, no cgroup v1 delegation): " + strings.Join(weak, ", ") +
-		"; on cgroup v1, as root, `skillbuild rootless setup --user USER` delegates a cgroup subtree (on cgroup v2 only runs get cgroups)"
+	return "build limits without cgroups (rootless, no delegated cgroup): " + strings.Join(weak, ", ") +
+		"; a delegated cgroup holds them all: as root `skillbuild rootless setup --user USER` (cgroup v1, or v2 without systemd), or the user's systemd unit (cgroup v2 with systemd; `skillbuild rootless setup` says how)"
 }

@@ -40,13 +40,21 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, 
 	if err != nil {
 		return fillRun(out, runtime.Result{}, err), err
 	}
+	opts := admitOpts{policy: skill.Policy, allowUnscanned: req.Local.AllowUnscanned,
+		result: func(a *api.Admission) { out.Admission, out.Unscanned = a, a.Unscanned }}
+	if s.pool() != nil || s.opts.runPolicy != nil {
+		// A server's callers bring no policy: the operator's applies.
+		if opts.policy, err = s.serverPolicy(); err != nil {
+			return fillRun(out, runtime.Result{}, err), err
+		}
+	}
 	var res runtime.Result
 	if pool := s.pool(); pool != nil {
-		res, err = s.runWarm(ctx, pool, rreq)
+		res, err = s.runWarm(ctx, pool, rreq, opts)
 		err = s.runError(err, skill, req.Image, out.ImageTag)
 		return fillRun(out, res, err), err
 	}
-	res, out.Unscanned, err = s.runCold(ctx, req.Local, rreq)
+	res, err = s.runCold(ctx, req.Local, rreq, opts)
 	if cause := context.Cause(ctx); err != nil && errors.Is(cause, syscall.EPIPE) {
 		err = fmt.Errorf("%w: the run was stopped and cleaned up", cause)
 	}
@@ -57,41 +65,60 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, 
 	return fillRun(out, res, err), err
 }
 
-// runCold runs in a container of its own: pull the image if asked, read
-// its record once, admit it, run.
-func (s *Service) runCold(ctx context.Context, local api.RunLocal, req runtime.Request) (runtime.Result, string, error) {
+// runCold runs in a container of its own: pull the image if asked, then
+// run it once admitted (the runner asks admission with the record it
+// found).
+func (s *Service) runCold(ctx context.Context, local api.RunLocal, req runtime.Request, opts admitOpts) (runtime.Result, error) {
 	// The sweep of dead runs' leftovers goes on beside this run (it never
 	// touches a live one) and is waited for by Close.
 	client, err := s.containerd(ctx, sweepAside)
 	if err != nil {
-		return runtime.Result{}, "", err
+		return runtime.Result{}, err
 	}
 	if err := s.pullForRun(ctx, client, local.Pull, req.Image); err != nil {
-		return runtime.Result{}, "", err
+		return runtime.Result{}, err
 	}
-	ropts := append([]runtime.Opt{runtime.WithStateDir(s.runsDir()), runtime.WithoutSweep()}, s.runtimeModeOpts(!local.AcceptRlimits)...)
+	ropts := append([]runtime.Opt{runtime.WithStateDir(s.runsDir()), runtime.WithoutSweep(), runtime.WithAdmission(s.admitter(client, opts))},
+		s.runtimeModeOpts(!local.AcceptRlimits)...)
 	if local.Trace != nil {
 		ropts = append(ropts, runtime.WithTrace(local.Trace)) // how long each step took
 	}
 	runner, err := runtime.New(ctx, client, ropts...)
 	if err != nil {
-		return runtime.Result{}, "", err
+		return runtime.Result{}, err
 	}
-	res := runtime.Result{LimitsEnforced: runner.LimitsEnforced()}
 	p, err := runner.Prepare(ctx, req)
-	if err != nil {
-		return res, "", err
+	if errors.Is(err, runtime.ErrImageNotFound) || errors.Is(err, runtime.ErrLimitsNotEnforceable) {
+		return runtime.Result{LimitsEnforced: runner.LimitsEnforced()}, err
 	}
-	unscanned, err := s.admit(ctx, client, p.Image(), local.AllowUnscanned)
 	if err != nil {
-		return runtime.Result{}, "", err
+		return runtime.Result{}, err
 	}
-	res, err = runner.RunPrepared(ctx, p)
-	return res, unscanned, err
+	return runner.RunPrepared(ctx, p)
 }
 
-// runWarm runs in a warm container of the pool.
-func (s *Service) runWarm(ctx context.Context, pool *runtime.Pool, req runtime.Request) (runtime.Result, error) {
+// runWarm runs in a warm container of the pool, once the image is
+// admitted for this request (the pool's runner admits every container it
+// starts too, through the same decisions).
+func (s *Service) runWarm(ctx context.Context, pool *runtime.Pool, req runtime.Request, opts admitOpts) (runtime.Result, error) {
+	client, err := s.containerd(ctx, sweepNone)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	rec, err := client.ImageService().Get(ctx, req.Image)
+	if errdefs.IsNotFound(err) {
+		return runtime.Result{}, fmt.Errorf("image %s: %w", req.Image, runtime.ErrImageNotFound)
+	}
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	a, err := s.admit(ctx, client, rec, opts)
+	if a != nil && opts.result != nil {
+		opts.result(a)
+	}
+	if err != nil {
+		return runtime.Result{}, err
+	}
 	if len(req.Preload) == 0 {
 		// The skill's own list, from its skill.yaml.
 		req.Preload = s.preloadOf(ctx, req.Image)

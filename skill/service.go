@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/signature"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/skillbuild/skillbuild/store"
 )
@@ -35,6 +36,12 @@ type Service struct {
 	warm   *runtime.Pool
 
 	preloads preloadCache
+
+	// The state root's build key (buildKey) and the admission decisions.
+	keyOnce  sync.Once
+	key      []byte
+	keyErr   error
+	admitted admission
 }
 
 type options struct {
@@ -47,6 +54,8 @@ type options struct {
 	warm                     *WarmPool
 	face                     api.Face
 	ceilings                 *Ceilings
+	runPolicy                *config.Policy
+	trusted                  *signature.KeySet
 }
 
 // Opt configures a Service.
@@ -134,6 +143,16 @@ func WithWarmPool(p WarmPool) Opt {
 			return err
 		}
 		o.warm = &p
+		return nil
+	}
+}
+
+// WithRunPolicy is the vulnerability policy runs of images from elsewhere
+// are admitted under (a server's; the command line takes a run's from its
+// flags and skill.yaml).
+func WithRunPolicy(p config.Policy) Opt {
+	return func(o *options) error {
+		o.runPolicy = &p
 		return nil
 	}
 }

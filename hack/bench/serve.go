@@ -55,7 +55,7 @@ func (b *bench) startServe(ctx context.Context, root, name string, flags ...stri
 // startServeBin is startServe of another skillbuild binary (empty: -bin).
 func (b *bench) startServeBin(ctx context.Context, bin, root, name string, flags ...string) (*serveProc, error) {
 	sock := filepath.Join(b.dir, name+".sock")
-	argv := b.sbArgsBin(bin, root, append([]string{"serve", "--listen", "unix://" + sock}, flags...)...)
+	argv := b.sbArgsBin(bin, root, append([]string{"serve", "--listen", "unix://" + sock, "--allow-base-images"}, flags...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = b.cleanEnv()
 	cmd.Stdout, cmd.Stderr = b.logf, b.logf

@@ -1,6 +1,8 @@
 // Package ctdtest starts a private containerd for the integration suite
 // and the benchmark harness: its own root, state, config and socket under
-// one directory, never the host's daemon.
+// one directory, never the host's daemon. The binaries (containerd, its
+// runc shim, ctr) are the first in the PATH of the daemon's environment,
+// so a lane can test another containerd by putting its directory first.
 package ctdtest
 
 import (
@@ -8,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,25 +22,86 @@ type Daemon struct {
 	Socket string
 	// Log is the file the daemon writes its log to.
 	Log string
-	cmd *exec.Cmd
+	// Binary is the containerd binary that runs, and Version what its
+	// --version says (e.g. "1.6.20~ds1", "2.4.2").
+	Binary, Version string
+	cmd             *exec.Cmd
 }
 
-// Start runs containerd with everything under dir and waits (up to 20 s)
-// until it answers. env is the daemon's whole environment.
+// readyTimeout bounds the wait for a new daemon's first answer: generous,
+// as a loaded machine or an emulated one starts it slowly.
+const readyTimeout = 2 * time.Minute
+
+// LookPath finds bin in the PATH of env (a process environment), as the
+// process started with env would.
+func LookPath(bin string, env []string) (string, error) {
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, bin)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH=%s", bin, path)
+}
+
+// Major is the major version in a containerd version string (0 when it
+// has none).
+func Major(version string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(version, ".", 2)[0], "v"))
+	return n
+}
+
+// config is the daemon's config.toml: version 2 for containerd 1.x;
+// version 3 for 2.x, which converts it at start. (Version 4 moved the
+// grpc and ttrpc addresses into plugin sections and ignores the top-level
+// ones: a daemon given them there listens on the default socket.)
+func config(major int, dir, socket string) string {
+	version, disabled := 2, `"io.containerd.grpc.v1.cri"`
+	if major >= 2 {
+		version, disabled = 3, `"io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"`
+	}
+	return fmt.Sprintf(`version = %d
+root = %q
+state = %q
+disabled_plugins = [%s]
+[grpc]
+  address = %q
+[ttrpc]
+  address = %q
+`, version, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabled, socket, socket+".ttrpc")
+}
+
+// Start runs containerd with everything under dir and waits until it
+// answers. env is the daemon's whole environment; its PATH picks
+// containerd, the shim and ctr.
 func Start(dir string, env []string) (*Daemon, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	d := &Daemon{Socket: filepath.Join(dir, "containerd.sock"), Log: filepath.Join(dir, "containerd.log")}
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), d.Socket, d.Socket+".ttrpc")
+	var err error
+	if d.Binary, err = LookPath("containerd", env); err != nil {
+		return nil, err
+	}
+	ctrBin, err := LookPath("ctr", env)
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command(d.Binary, "--version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --version: %w", d.Binary, err)
+	}
+	// "containerd github.com/containerd/containerd[/v2] VERSION REVISION"
+	if f := strings.Fields(string(out)); len(f) >= 3 {
+		d.Version = strings.TrimPrefix(f[2], "v")
+	}
+	cfg := config(Major(d.Version), dir, d.Socket)
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -47,23 +111,23 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		return nil, err
 	}
 	defer logf.Close()
-	d.cmd = exec.Command("containerd", "--config", cfgPath)
+	d.cmd = exec.Command(d.Binary, "--config", cfgPath)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start containerd: %w", err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(readyTimeout)
 	for {
-		ctr := exec.Command("ctr", "--address", d.Socket, "version")
+		ctr := exec.Command(ctrBin, "--address", d.Socket, "version")
 		ctr.Env = env
 		if ctr.Run() == nil {
 			return d, nil
 		}
 		if time.Now().After(deadline) {
 			d.Stop()
-			return nil, fmt.Errorf("containerd did not answer on %s within 20s (log: %s)", d.Socket, d.Log)
+			return nil, fmt.Errorf("containerd %s (%s) did not answer on %s within %s (log: %s)", d.Version, d.Binary, d.Socket, readyTimeout, d.Log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -28,7 +28,13 @@ type User struct {
 	Dir              string // shared with the user: binary, archives
 	Home, RunDir     string
 	Bin              string // the copy of the binary under test
+	// PATH is the user's PATH (default: the system directories); a lane
+	// testing other containerd binaries puts their directory first.
+	PATH string
 }
+
+// defaultPATH is a User's PATH unless it says otherwise.
+const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // New creates an account named prefix+pid (useradd; subordinate ranges
 // from login.defs, or a free one added with usermod) and copies bin where
@@ -104,7 +110,11 @@ func (u *User) init(bin string) error {
 // default under HOME), in its home.
 func (u *User) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, u.Bin, args...)
-	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + u.Home, "LANG=C.UTF-8", "XDG_RUNTIME_DIR=" + u.RunDir}
+	path := u.PATH
+	if path == "" {
+		path = defaultPATH
+	}
+	cmd.Env = []string{"PATH=" + path, "HOME=" + u.Home, "LANG=C.UTF-8", "XDG_RUNTIME_DIR=" + u.RunDir}
 	cmd.Dir = u.Home
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}}
 	return cmd

@@ -114,6 +114,9 @@ type PullResult struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// BytesFetched counts what came over the network.
 	BytesFetched int64 `json:"bytes_fetched"`
+	// SignedBy names the trusted key that verified the image before
+	// anything was named (with trusted keys configured).
+	SignedBy string `json:"signed_by,omitempty"`
 }
 
 // PushRequest asks for a skill's local image to be pushed to Ref (a
@@ -131,6 +134,9 @@ type PushRequest struct {
 type PushLocal struct {
 	// Input, when set, is the skill as the command line gave it.
 	Input *config.Input
+	// SignKey signs what is pushed (cosign's format), with SignPassword.
+	SignKey      string
+	SignPassword []byte
 }
 
 // PushResult is the document of `skillbuild push --json`.

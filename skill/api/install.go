@@ -49,6 +49,9 @@ type InstallLocal struct {
 	CacheTo   string
 	// Push is the reference (template) to push the image to once built.
 	Push string
+	// SignKey signs what is pushed (cosign's format), with SignPassword.
+	SignKey      string
+	SignPassword []byte
 	// MaxLayers and SingleLayer tune the install layers (experiments and
 	// benchmarks).
 	MaxLayers   int
@@ -137,4 +140,16 @@ type Pushed struct {
 	// those the registry already had.
 	Uploaded int `json:"uploaded"`
 	Skipped  int `json:"skipped"`
+	// Signed says how the pushed image was signed (with a signing key).
+	Signed *Signed `json:"signed,omitempty"`
+}
+
+// Signed says what a signing did: the signature artifact beside the
+// image, the signing key's fingerprint, and how many signatures the
+// artifact holds now (others' are kept).
+type Signed struct {
+	Artifact      string `json:"artifact"`
+	KeyID         string `json:"key_id"`
+	Signatures    int    `json:"signatures"`
+	AlreadySigned bool   `json:"already_signed,omitempty"`
 }

@@ -92,10 +92,40 @@ type RunResult struct {
 	// LimitsEnforced says how the memory, cpus and pids limits were held:
 	// cgroup, or rlimit (rootless without cgroup delegation, per process).
 	LimitsEnforced map[string]string `json:"limits_enforced"`
-	// Unscanned says why an image without a passing scan verdict ran
+	// Unscanned says why an image that was not verified ran
 	// (--allow-unscanned); absent otherwise.
 	Unscanned string `json:"unscanned,omitempty"`
+	// Admission says how the image was admitted (absent when the run was
+	// refused before).
+	Admission *Admission `json:"admission,omitempty"`
 }
+
+// Admission says why an image was allowed to run.
+type Admission struct {
+	// Origin is OriginBuilt, OriginBase, or where an image from elsewhere
+	// came from ("a registry", "archive FILE", ...).
+	Origin string `json:"origin"`
+	// Base is the trusted base an image from elsewhere was found to be
+	// built on; Scan the verdict of this host's scan of its lock, with
+	// the database's sha256 (both absent for OriginBuilt and OriginBase).
+	Base string `json:"base,omitempty"`
+	Scan string `json:"scan,omitempty"`
+	DB   string `json:"db,omitempty"`
+	// SignedBy names the trusted key whose signature it carries (with
+	// trusted keys configured).
+	SignedBy string `json:"signed_by,omitempty"`
+	// Unscanned says why it ran unverified (--allow-unscanned).
+	Unscanned string `json:"unscanned,omitempty"`
+}
+
+// Origins of an admitted image that need no verification.
+const (
+	// OriginBuilt: built by this host's state root (its scan was the
+	// build's).
+	OriginBuilt = "built here"
+	// OriginBase: a base image, run only where bases are allowed.
+	OriginBase = "base"
+)
 
 // CodeError describes why the code failed, or why the run did not happen.
 type CodeError struct {
