@@ -62,6 +62,9 @@ func TestArchitectureBoundaries(t *testing.T) {
 		// skill/api holds the documents: values that both faces and the
 		// service share, light enough for the server.
 		"skill/api": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
+		// skill/client is the API's Go client (the CLI's --host): HTTP and
+		// the documents, nothing that builds, runs or stores.
+		"skill/client": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "layers", mod + "signature", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
 		// layers checks images from their blobs: the build before it tags
 		// and admission before a run share it, so it links no BuildKit.
 		"layers": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "skill", bk, ctdC},
@@ -109,8 +112,10 @@ func TestFacesAreThin(t *testing.T) {
 	t.Parallel()
 	const mod = "github.com/skillbuild/skillbuild/"
 	allowed := map[string][]string{
-		"cli":    {"config", "rootless", "server", "skill", "skill/api"},
+		"cli":    {"config", "rootless", "server", "skill", "skill/api", "skill/client"},
 		"server": {"skill/api"},
+		// The client speaks HTTP and the documents, nothing else of ours.
+		"skill/client": {"skill/api"},
 	}
 	for pkg, ok := range allowed {
 		out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./"+pkg).Output()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 
@@ -22,11 +23,15 @@ import (
 // For an ordinary user (or with --rootless) commands that need containerd
 // first re-execute the process inside the user's rootless containerd's
 // namespaces (see package rootless), and the global defaults point at that
-// instance.
+// instance. A command that goes to a server (--host) needs neither.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	mode, err := detectRootless(args)
-	if err != nil {
-		return report(stderr, err)
+	var mode rootlessMode
+	if !toServer(args, os.Getenv("SKILLBUILD_HOST")) {
+		m, err := detectRootless(args)
+		if err != nil {
+			return report(stderr, err)
+		}
+		mode = m
 	}
 	// A reader that goes away (`skillbuild run ... | head`) makes writes
 	// fail with EPIPE instead of killing the process with SIGPIPE, so the
@@ -41,6 +46,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if len(args) == 0 || args[len(args)-1] != "--generate-bash-completion" {
 		args = interspersed(app, args)
 	}
+	app.Metadata[metaArgs] = args
 	return report(stderr, app.RunContext(ctx, args))
 }
 
@@ -59,6 +65,9 @@ func newApp(d appDefaults) *cli.App {
 		Flags:                globalFlags(d),
 		Commands:             commands(),
 		Before: func(c *cli.Context) error {
+			if err := checkHost(c); err != nil {
+				return err
+			}
 			// BuildKit and containerd log through logrus; their chatter is
 			// only for --debug, errors reach the user through return values.
 			logrus.SetOutput(io.Discard)
@@ -81,7 +90,7 @@ func globalFlags(d appDefaults) []cli.Flag {
 		&cli.StringFlag{Name: "root", Value: d.root, EnvVars: []string{"SKILLBUILD_ROOT"}, Usage: "skillbuild state directory (rootless: $XDG_DATA_HOME/skillbuild/state)"},
 		&cli.BoolFlag{Name: "rootless", Usage: "use the user's rootless containerd (`skillbuild rootless start`); default: on for every user but root"},
 		&cli.BoolFlag{Name: "debug", Usage: "debug logging on stderr"},
-	}, builderFlags()...)
+	}, append(hostFlags(), builderFlags()...)...)
 }
 
 // report prints err once on stderr (unless it was already reported) and maps

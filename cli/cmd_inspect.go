@@ -7,7 +7,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/skill"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
@@ -38,8 +37,13 @@ func inspectAction(c *cli.Context) error {
 	} else {
 		req.SkillID = arg
 	}
-	return withService(c, func(svc *skill.Service) error {
-		out, err := svc.Inspect(c.Context, req)
+	if remote(c) {
+		if err := refuseStaying(c, registryStay...); err != nil {
+			return err
+		}
+	}
+	return withOps(c, func(ops operations) error {
+		out, err := ops.Inspect(c.Context, req)
 		if err != nil {
 			return err
 		}

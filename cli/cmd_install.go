@@ -104,14 +104,26 @@ func install(c *cli.Context) error {
 		MaxLayers: c.Int("max-layers"), SingleLayer: c.Bool("single-layer"),
 		SignKey: c.String("sign-key"), SignPassword: []byte(c.String("sign-password")),
 	}}
-	svc, err := newService(c)
+	if remote(c) {
+		wired, err := wireInstall(c, req)
+		if err != nil {
+			return emitInstall(c, skill.FailedInstall(req, err), err)
+		}
+		req = wired
+	}
+	ops, err := newOps(c)
 	if err != nil {
 		return emitInstall(c, skill.FailedInstall(req, err), err)
 	}
-	defer closeService(svc)
+	defer closeService(ops)
 	progress, done := renderProgress(c)
-	out, err := svc.Install(c.Context, req, progress)
+	out, err := ops.Install(c.Context, req, progress)
 	done()
+	if out == nil {
+		// A server that could not be reached, or refused the request
+		// before it had a document.
+		out = skill.FailedInstall(req, err)
+	}
 	return emitInstall(c, out, err)
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/skill"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
@@ -29,8 +28,8 @@ func ls(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("ls takes no arguments: %w", errdefs.ErrInvalidArgument)
 	}
-	return withService(c, func(svc *skill.Service) error {
-		imgs, err := svc.List(c.Context, api.ListRequest{Unpacked: c.Bool("unpacked")})
+	return withOps(c, func(ops operations) error {
+		imgs, err := ops.List(c.Context, api.ListRequest{Unpacked: c.Bool("unpacked")})
 		if err != nil {
 			return err
 		}

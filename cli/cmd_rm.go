@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/skill"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
@@ -34,8 +33,8 @@ func rm(c *cli.Context) error {
 		}
 		return fmt.Errorf("rm takes exactly one SKILL_ID: %w", errdefs.ErrInvalidArgument)
 	}
-	return withService(c, func(svc *skill.Service) error {
-		out, err := svc.Remove(c.Context, api.RemoveRequest{SkillID: c.Args().First(), Version: c.String("version")})
+	return withOps(c, func(ops operations) error {
+		out, err := ops.Remove(c.Context, api.RemoveRequest{SkillID: c.Args().First(), Version: c.String("version")})
 		if out == nil {
 			return err
 		}

@@ -135,12 +135,25 @@ func runAction(c *cli.Context) error {
 		req.Local.Stdout = pipeWatch{w: c.App.Writer, name: "stdout", cancel: cancel}
 		req.Local.Stderr = pipeWatch{w: c.App.ErrWriter, name: "stderr", cancel: cancel}
 	}
-	svc, err := newService(c)
+	if remote(c) {
+		// Without live streaming: the output is printed once the run is over.
+		wired, err := wireRun(c, req)
+		if err != nil {
+			return emitRun(c, skill.FailedRun(req, err), err)
+		}
+		req = wired
+	}
+	ops, err := newOps(c)
 	if err != nil {
 		return emitRun(c, skill.FailedRun(req, err), err)
 	}
-	defer closeService(svc)
-	out, err := svc.Run(ctx, req)
+	defer closeService(ops)
+	out, err := ops.Run(ctx, req)
+	if out == nil {
+		// A server that could not be reached, or refused the request
+		// before it had a document.
+		out = skill.FailedRun(req, err)
+	}
 	return emitRun(c, out, err)
 }
 

@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/skill"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/urfave/cli/v2"
 )
@@ -54,13 +53,19 @@ func runScan(c *cli.Context) error {
 	in.Requirements = c.Args().Slice()
 	req := api.ScanRequest{NoResolve: c.Bool("no-resolve"), Allow: c.StringSlice("allow"), MinSeverity: c.String("min-severity"),
 		AllowStaleDB: c.Bool("allow-stale-db"), Local: api.ScanLocal{Input: &in, DB: c.String("db")}}
-	return withService(c, func(svc *skill.Service) error {
+	if remote(c) {
+		var err error
+		if req, err = wireScan(c, req); err != nil {
+			return err
+		}
+	}
+	return withOps(c, func(ops operations) error {
 		var progress func(any)
 		done := func() {}
 		if !req.NoResolve {
 			progress, done = renderProgress(c)
 		}
-		verdict, err := svc.Scan(c.Context, req, progress)
+		verdict, err := ops.Scan(c.Context, req, progress)
 		done()
 		if verdict == nil {
 			return err

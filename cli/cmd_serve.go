@@ -22,8 +22,9 @@ func serveCommand() *cli.Command {
 TCP on a loopback address. The endpoints answer with the documents of the
 commands' --json output:
 
-  GET  /v1/health    POST /v1/install   POST /v1/scan   GET /v1/skills
-  POST /v1/remove    POST /v1/run       GET  /metrics (Prometheus text)
+  GET  /v1/health    POST /v1/install   POST /v1/scan      GET /v1/skills
+  POST /v1/remove    POST /v1/run       POST /v1/inspect   GET /metrics (Prometheus text)
+  GET  /v1/openapi.json (the API as an OpenAPI 3.1 document)
 
 Runs take a container that was started ahead of time (per skill image and
 limits, --warm-per-skill of them, at most --max-warm in all) and destroy it

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"sync"
 
@@ -21,8 +22,15 @@ func renderProgress(c *cli.Context) (progress func(any), done func()) {
 		draw(c.Context, c.App.ErrWriter, c.String("progress"), ch)
 	}()
 	progress = func(ev any) {
-		if st, ok := ev.(*bkclient.SolveStatus); ok {
-			ch <- st
+		switch ev := ev.(type) {
+		case *bkclient.SolveStatus:
+			ch <- ev
+		case json.RawMessage:
+			// A server's event (--host): the same status, as JSON.
+			var st bkclient.SolveStatus
+			if json.Unmarshal(ev, &st) == nil {
+				ch <- &st
+			}
 		}
 	}
 	return progress, func() {

@@ -101,21 +101,8 @@ func cutFlag(a string) (name, value string, hasValue bool) {
 // returns nil when nothing is to be done, and never returns otherwise
 // unless re-executing failed.
 func enterNamespaces(app *cli.App, m rootlessMode, args []string) error {
-	if !m.enabled || rootless.InNamespace() {
+	if !m.enabled || rootless.InNamespace() || !needsNamespaces(app.Flags, args) {
 		return nil
-	}
-	var skip []string
-	i := takeFlags(app.Flags, args, 1, &skip)
-	if i >= len(args) || !slices.Contains(namespaceCommands, args[i]) {
-		return nil
-	}
-	for _, a := range args[i:] {
-		if a == "-h" || a == "--help" || a == "--generate-bash-completion" {
-			return nil
-		}
-		if a == "--" {
-			break
-		}
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -123,6 +110,27 @@ func enterNamespaces(app *cli.App, m rootlessMode, args []string) error {
 	}
 	wd, _ := os.Getwd()
 	return rootless.Reexec(m.paths, exe, args[1:], os.Environ(), wd)
+}
+
+// needsNamespaces reports whether the command line args (args[0] the
+// program, then the global flags, of which flags are the app's) runs a
+// command that needs RootlessKit's namespaces (namespaceCommands), and
+// not only to print its help.
+func needsNamespaces(flags []cli.Flag, args []string) bool {
+	var skip []string
+	i := takeFlags(flags, args, 1, &skip)
+	if i >= len(args) || !slices.Contains(namespaceCommands, args[i]) {
+		return false
+	}
+	for _, a := range args[i:] {
+		if a == "-h" || a == "--help" || a == "--generate-bash-completion" {
+			return false
+		}
+		if a == "--" {
+			break
+		}
+	}
+	return true
 }
 
 // appDefaults are the global flags' defaults: the system's as root, the

@@ -35,22 +35,47 @@ func TestRootDefaultsAreTheSystems(t *testing.T) {
 	assert.Equal(t, "/var/lib/skillbuild", d.root)
 }
 
-func TestEnterNamespacesOnlyForCommandsThatNeedThem(t *testing.T) {
+func TestNeedsNamespacesOnlyForCommandsThatNeedThem(t *testing.T) {
+	t.Parallel()
+	flags := newApp(rootlessMode{}.defaults()).Flags
+	cases := []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"sb", "install", "x"}, true},
+		{[]string{"sb", "run", "-c", "print(1)", "x"}, true},
+		{[]string{"sb", "ls"}, true},
+		{[]string{"sb", "serve"}, true},
+		// Global flags before the command, with their values.
+		{[]string{"sb", "--root", "/x", "--debug", "prune"}, true},
+		{[]string{"sb", "--root=/x", "scan", "pip==23.3"}, true},
+		// A flag's value that names a command is not the command.
+		{[]string{"sb", "--root", "install", "db", "import", "f.zip"}, false},
+		// Commands that talk to no snapshot or task.
+		{[]string{"sb", "rootless", "start"}, false},
+		{[]string{"sb", "--root", "/x", "db", "import", "f.zip"}, false},
+		{[]string{"sb", "version"}, false},
+		{[]string{"sb"}, false},
+		{[]string{"sb", "--debug"}, false},
+		// Help, anywhere in the command's arguments, needs nothing...
+		{[]string{"sb", "install", "--help"}, false},
+		{[]string{"sb", "run", "x", "-h"}, false},
+		{[]string{"sb", "install", "--generate-bash-completion"}, false},
+		// ...unless it is an argument after "--".
+		{[]string{"sb", "run", "-c", "print(1)", "x", "--", "--help"}, true},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, needsNamespaces(flags, tc.args), "%v", tc.args)
+	}
+}
+
+func TestEnterNamespacesNotRootlessDoesNothing(t *testing.T) {
 	t.Parallel()
 	app := newApp(rootlessMode{}.defaults())
-	// Not rootless: nothing to do, whatever the command.
+	// Not rootless: nothing to do, even for a command that would need the
+	// namespaces (rootless, it would re-execute and not return).
+	require.True(t, needsNamespaces(app.Flags, []string{"sb", "install", "x"}))
 	assert.NoError(t, enterNamespaces(app, rootlessMode{}, []string{"sb", "install", "x"}))
-	// Rootless, but the command needs no namespaces (or asks for help):
-	// nothing to do either; a command that needs them would exec nsenter.
-	m := rootlessMode{enabled: true}
-	for _, args := range [][]string{
-		{"sb", "rootless", "start"},
-		{"sb", "--root", "/x", "db", "import", "f.zip"},
-		{"sb", "install", "--help"},
-		{"sb"},
-	} {
-		assert.NoError(t, enterNamespaces(app, m, args), "%v", args)
-	}
 }
 
 func TestRootlessFlagIsRefusedToRoot(t *testing.T) {

@@ -108,6 +108,11 @@ type Input struct {
 	// default).
 	Resolver string
 
+	// Preload are the modules a warm run container imports ahead of a
+	// run; nil takes skill.yaml's list. (No flag sets them: an API
+	// request does, and the command line sends skill.yaml's to a server.)
+	Preload []string
+
 	// Set names the flags (Flag* constants) the user set explicitly. An
 	// explicit flag overrides skill.yaml; a non-empty value not in Set (a
 	// CLI default) only fills what skill.yaml leaves out.
@@ -216,7 +221,14 @@ func Load(in Input) (Skill, error) {
 	if v := l.pick(FlagResolver, in.Resolver, fs.Resolver, "resolver", ""); v.s != "" && l.check(v, ValidateResolver(v.s)) {
 		s.Resolver = v.s
 	}
-	if fs.Preload != nil {
+	if in.Preload != nil {
+		for i, m := range in.Preload {
+			v := value{m, origin{source: "request", field: fmt.Sprintf("preload[%d]", i)}}
+			if l.check(v, ValidateModuleName(v.s)) {
+				s.Preload = append(s.Preload, v.s)
+			}
+		}
+	} else if fs.Preload != nil {
 		for i, sc := range *fs.Preload {
 			v := value{sc.Value, l.fileOrigin(sc, fmt.Sprintf("preload[%d]", i))}
 			if l.check(v, ValidateModuleName(v.s)) {

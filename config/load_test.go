@@ -155,6 +155,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad preload in file", yaml: "id: a\nversion: 1\npreload:\n  - numpy\n  - \"os; import x\"\n", want: []string{`skill.yaml:5: preload[1]: "os; import x" is not a Python module name`}},
 		{name: "bad resolver flag", in: Input{ID: "a", Version: "1", Resolver: "uv"}, want: []string{`flags: --resolver: resolver "uv" is not one of auto, pip, builtin`}},
 		{name: "bad resolver in file", yaml: "id: a\nversion: 1\nresolver: fast\n", want: []string{`skill.yaml:3: resolver: resolver "fast" is not one of auto, pip, builtin`}},
+		{name: "bad preload in request", in: Input{ID: "a", Version: "1", Preload: []string{"numpy", "os; import x"}}, want: []string{`preload[1]: "os; import x" is not a Python module name`}},
 		{name: "warn age over max age", in: Input{ID: "a", Version: "1", DBWarnAge: "40d"}, want: []string{"policy.db_warn_age: warn age 960h0m0s is longer than max age 720h0m0s"}},
 		{name: "all errors at once", yaml: "id: A\nversion: 0\nrun: {memory: x, cpus: 0}\n", want: []string{"skill.yaml:1: id:", "skill.yaml:2: version:", "skill.yaml:3: run.memory:", "skill.yaml:3: run.cpus:"}},
 	}
@@ -182,4 +183,18 @@ func TestLoadErrors(t *testing.T) {
 			assert.Equal(t, Skill{}, s)
 		})
 	}
+}
+
+// TestLoadPreloadOfRequest: a request's preload list replaces
+// skill.yaml's; without one, skill.yaml's stands.
+func TestLoadPreloadOfRequest(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "skill.yaml"), []byte("id: a\nversion: 1\npreload: [numpy]\n"), 0o644))
+	s, err := Load(Input{Dir: dir, File: "skill.yaml"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"numpy"}, s.Preload)
+	s, err = Load(Input{Dir: dir, File: "skill.yaml", Preload: []string{"pandas.core", "json"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pandas.core", "json"}, s.Preload)
 }

@@ -23,16 +23,11 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/skillbuild/skillbuild/internal/peakrss"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/skillbuild/skillbuild/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// loadedJSON is the --json document of `skillbuild load`.
-type loadedJSON []struct {
-	Names  []string `json:"names"`
-	Digest string   `json:"digest"`
-}
 
 // An image exported by `ctr images export` loads: with --all-platforms the
 // archive is whole and the image keeps its SBOM and verdict; without it
@@ -61,20 +56,19 @@ func TestLoadCtrExport(t *testing.T) {
 
 			r := sbHost2(t, tt.ns, "load", "--json", file)
 			require.Equal(t, 0, r.code, r.stderr)
-			var got loadedJSON
-			require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+			got := decodeJSON[api.LoadResult](t, r)
 			require.Len(t, got, 1)
 			assert.Equal(t, out.Digest, got[0].Digest, "the image's own digest")
 			assert.Contains(t, got[0].Names, name)
 
 			r = sbHost2(t, tt.ns, "inspect", "--json", "ctrexp")
 			require.Equal(t, 0, r.code, r.stderr)
-			insp := decodeJSON[inspectJSON](t, r)
+			insp := decodeJSON[api.InspectResult](t, r)
 			if tt.allPlatforms {
-				assert.Equal(t, "passed", insp.Verdict.Result)
+				assert.Equal(t, "passed", verdictOf(t, insp).Result)
 				assert.Contains(t, string(insp.SBOM), "pkg:pypi/ctr-exported@1.0")
 			} else {
-				assert.Empty(t, insp.Verdict.Result, "no verdict came with the image")
+				assert.Empty(t, verdictOf(t, insp).Result, "no verdict came with the image")
 				assert.Empty(t, insp.Attestations)
 			}
 		})

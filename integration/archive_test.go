@@ -10,6 +10,7 @@ import (
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/skillbuild/skillbuild/integration/regtest"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -51,11 +52,7 @@ func TestArchiveOutputAndLoad(t *testing.T) {
 	for ns, src := range map[string]string{"loaded-archive": file, "loaded-layout": layout} {
 		r = sbHost2(t, ns, "load", "--json", src)
 		require.Equal(t, 0, r.code, r.stderr)
-		var got []struct {
-			Names  []string `json:"names"`
-			Digest string   `json:"digest"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(r.stdout), &got), r.stdout)
+		got := decodeJSON[api.LoadResult](t, r)
 		require.Len(t, got, 1)
 		assert.Equal(t, out.Digest, got[0].Digest, ns)
 		assert.Contains(t, got[0].Names, "docker.io/library/atom-skill:archived-v1", ns)
@@ -74,8 +71,8 @@ func TestArchiveOutputAndLoad(t *testing.T) {
 
 		r = sbHost2(t, ns, "inspect", "--json", "archived")
 		require.Equal(t, 0, r.code, r.stderr)
-		insp := decodeJSON[inspectJSON](t, r)
-		assert.Equal(t, "passed", insp.Verdict.Result, "the verdict attestation survived the file")
+		insp := decodeJSON[api.InspectResult](t, r)
+		assert.Equal(t, "passed", verdictOf(t, insp).Result, "the verdict attestation survived the file")
 		assert.Contains(t, string(insp.SBOM), "pkg:pypi/archived-dep@1.0")
 	}
 	left, err := os.ReadDir(dir)

@@ -67,6 +67,7 @@ func newRoot(t testing.TB) string {
 	t.Helper()
 	root, err := os.MkdirTemp(env.dir, "root-")
 	require.NoError(t, err)
+	rememberRoot(root)
 	t.Cleanup(func() {
 		mounts.UnmountUnder(root) //nolint:errcheck // never remove through a mount
 		os.RemoveAll(root)
@@ -283,7 +284,8 @@ func TestBuilderRemoteCacheIsSharedByClients(t *testing.T) {
 
 func TestBuilderRemoteDyingMidBuildLeavesNoTag(t *testing.T) {
 	srv, dir := index(t)
-	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "slowremote", Version: "1.0", Prelude: "import time\ntime.sleep(120)\n"})
+	nap := newStepNap(t, 120)
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "slowremote", Version: "1.0", Prelude: nap.prelude("True")})
 	require.NoError(t, err)
 	d := startBuildkitd(t, false)
 	out := t.TempDir()
@@ -297,11 +299,8 @@ func TestBuilderRemoteDyingMidBuildLeavesNoTag(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	// Wait until the sdist's code runs in a step on the builder, then kill
 	// the builder.
-	deadline := time.Now().Add(2 * time.Minute)
-	for !strings.Contains(stderr.String(), "resolve requirements") && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(2 * time.Second)
+	waitFor(t, stderr, "resolve requirements", 2*time.Minute)
+	nap.waitRunning(t, stderr)
 	d.Kill(syscall.SIGKILL)
 	err = cmd.Wait()
 	var ee *exec.ExitError

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -77,17 +78,7 @@ func TestCIRecipe(t *testing.T) {
 	assert.NotRegexp(t, `ERROR.*buildcache`, first)
 	assert.Contains(t, first, "none there yet")
 
-	type resultDoc struct {
-		Success bool     `json:"success"`
-		Scan    string   `json:"scan"`
-		Steps   []string `json:"executed_steps"`
-		Image   string   `json:"manifest_digest"`
-		Push    *struct {
-			Ref    string `json:"ref"`
-			Digest string `json:"digest"`
-		} `json:"push"`
-	}
-	var good, bad resultDoc
+	var good, bad api.InstallResult
 	b, err := os.ReadFile(filepath.Join(repo, "skillbuild-results", "ci-good.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &good), string(b))
@@ -96,7 +87,7 @@ func TestCIRecipe(t *testing.T) {
 	assert.Equal(t, regs.tls.Host+"/ci/ci-good:v2", good.Push.Ref)
 	tag, err := regs.tls.TagDigest("ci/ci-good", "v2")
 	require.NoError(t, err)
-	assert.Equal(t, good.Push.Digest, tag, "the registry has what the result says")
+	assert.Equal(t, good.Push.Digest.String(), tag, "the registry has what the result says")
 
 	b, err = os.ReadFile(filepath.Join(repo, "skillbuild-results", "ci-bad.json"))
 	require.NoError(t, err)
@@ -116,12 +107,12 @@ func TestCIRecipe(t *testing.T) {
 	// and the image pushed is the same.
 	freshRunner(t, "ci")
 	runJob(regs.host2.Socket, "runner-ci", filepath.Join(env.dir, "runner-ci"))
-	var again resultDoc
+	var again api.InstallResult
 	b, err = os.ReadFile(filepath.Join(repo, "skillbuild-results", "ci-good.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &again), string(b))
 	assert.True(t, again.Success)
 	assert.Empty(t, again.Steps, "a fresh runner ran no step of the unchanged skill")
 	require.NotNil(t, again.Push)
-	assert.Equal(t, good.Image, again.Image, "the same image")
+	assert.Equal(t, good.ManifestDigest, again.ManifestDigest, "the same image")
 }

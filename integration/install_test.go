@@ -8,29 +8,13 @@ import (
 	"testing"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // installJSON is the --json document of `skillbuild install`.
-type installJSON struct {
-	Success         bool   `json:"success"`
-	SkillID         string `json:"skill_id"`
-	Version         string `json:"version"`
-	ImageTag        string `json:"image_tag"`
-	Digest          string `json:"digest"`
-	ManifestDigest  string `json:"manifest_digest"`
-	Packages        []struct{ Name, Version string }
-	Vulnerabilities []struct {
-		ID, Package, Version string
-	} `json:"vulnerabilities"`
-	Scan      string   `json:"scan"`
-	Cached    bool     `json:"cached"`
-	Steps     []string `json:"executed_steps"`
-	Error     string   `json:"error"`
-	Hint      string   `json:"hint"`
-	BuildLogs []string `json:"build_logs"`
-}
+type installJSON = api.InstallResult
 
 func parseInstall(t *testing.T, r result) installJSON {
 	t.Helper()

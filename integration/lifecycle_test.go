@@ -4,75 +4,46 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// lsEntry is one element of `skillbuild ls --json`.
-type lsEntry struct {
-	ID       string    `json:"skill_id"`
-	Version  string    `json:"version"`
-	Tag      string    `json:"tag"`
-	Name     string    `json:"name"`
-	Digest   string    `json:"digest"`
-	Packages int       `json:"packages"`
-	Size     int64     `json:"size"`
-	Unpacked int64     `json:"unpacked_size"`
-	Created  time.Time `json:"created"`
-}
-
-func lsJSON(t *testing.T, args ...string) map[string]lsEntry {
+// lsJSON lists the skill images of `skillbuild ls --json` by tag.
+func lsJSON(t *testing.T, args ...string) map[string]api.SkillImage {
 	t.Helper()
 	r := sb(t, append([]string{"ls", "--json"}, args...)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	var list []lsEntry
+	var list []api.SkillImage
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &list), r.stdout)
-	out := map[string]lsEntry{}
+	out := map[string]api.SkillImage{}
 	for _, e := range list {
 		out[e.Tag] = e
 	}
 	return out
 }
 
-// rmJSON is the --json document of `skillbuild rm`.
-type rmJSON struct {
-	Removed []lsEntry `json:"removed"`
-	Error   string    `json:"error"`
-}
-
-func rmSkill(t *testing.T, args ...string) (rmJSON, result) {
+// rmSkill runs `skillbuild rm --json`.
+func rmSkill(t *testing.T, args ...string) (api.RemoveResult, result) {
 	t.Helper()
 	r := sb(t, append([]string{"rm", "--json"}, args...)...)
-	var out rmJSON
+	var out api.RemoveResult
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
 	return out, r
 }
 
-// pruneJSON is the --json document of `skillbuild prune`.
-type pruneJSON struct {
-	CacheRecords int      `json:"cache_records"`
-	CacheBytes   int64    `json:"cache_bytes"`
-	History      int      `json:"history_records"`
-	Staging      []string `json:"staging_images"`
-	KeptImages   []string `json:"kept_images"`
-	Freed        struct {
-		Blobs        int   `json:"blobs"`
-		ContentBytes int64 `json:"content_bytes"`
-	} `json:"freed"`
-}
-
-func pruneSkills(t *testing.T, args ...string) pruneJSON {
+// pruneSkills runs `skillbuild prune --json`, which must succeed.
+func pruneSkills(t *testing.T, args ...string) api.PruneResult {
 	t.Helper()
 	r := sb(t, append([]string{"prune", "--json"}, args...)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	var out pruneJSON
+	var out api.PruneResult
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
 	return out
 }
@@ -114,10 +85,10 @@ func TestLsListsSkillImages(t *testing.T) {
 	got := lsJSON(t, "--unpacked")
 	e, ok := got["atom-skill:ls-skill-v2"]
 	require.True(t, ok, "ls lists the built skill: %v", got)
-	assert.Equal(t, "ls-skill", e.ID)
+	assert.Equal(t, "ls-skill", e.SkillID)
 	assert.Equal(t, "2", e.Version)
 	assert.Equal(t, "docker.io/library/atom-skill:ls-skill-v2", e.Name)
-	assert.Equal(t, inst.Digest, e.Digest)
+	assert.Equal(t, inst.Digest, e.Digest.String())
 	assert.Equal(t, 2, e.Packages, "lstop and its dependency")
 	assert.Positive(t, e.Size)
 	assert.Positive(t, e.Unpacked, "the image is unpacked for the snapshotter")
@@ -140,6 +111,7 @@ func TestLsListsSkillImages(t *testing.T) {
 }
 
 func TestRmMissingTagExitsNotFound(t *testing.T) {
+	t.Parallel()
 	out, r := rmSkill(t, "never-built")
 	assert.Equal(t, 4, r.code)
 	assert.Empty(t, out.Removed)
@@ -266,8 +238,8 @@ func TestPruneFreesUnsharedKeepsShared(t *testing.T) {
 	t.Run("all keeps images runnable", func(t *testing.T) {
 		rep := pruneSkills(t, "--all")
 		assert.Contains(t, rep.KeptImages, fullName(t, baseRef))
-		assert.Zero(t, rep.History, "builds keep no BuildKit history records")
-		assert.Zero(t, pruneSkills(t, "--all").History, "none left")
+		assert.Zero(t, rep.HistoryRecords, "builds keep no BuildKit history records")
+		assert.Zero(t, pruneSkills(t, "--all").HistoryRecords, "none left")
 		for _, d := range append(layersB, baseLayers...) {
 			assert.True(t, hasBlob(t, d), "layer %s survives prune --all", d)
 		}

@@ -59,7 +59,7 @@ func TestMain(m *testing.M) {
 		teardown()
 		os.Exit(1)
 	}
-	code = m.Run()
+	code = checkLeftovers(m.Run())
 	if code != 0 {
 		dumpLog()
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/skillbuild/skillbuild/integration/ctdtest"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
 	"github.com/skillbuild/skillbuild/integration/regtest"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -114,26 +115,7 @@ func emptySkill(t *testing.T, id string) {
 	require.Equal(t, 0, r.code, r.stderr)
 }
 
-// pushJSON is the --json document of `skillbuild push`, and the "push"
-// object of `install --push --json`.
-type pushJSON struct {
-	SkillID     string `json:"skill_id"`
-	Ref         string `json:"ref"`
-	Digest      string `json:"digest"`
-	MediaType   string `json:"media_type"`
-	BytesPushed int64  `json:"bytes_pushed"`
-	Uploaded    int    `json:"uploaded"`
-	Skipped     int    `json:"skipped"`
-}
-
-type pullJSON struct {
-	Ref          string            `json:"ref"`
-	Digest       string            `json:"digest"`
-	Names        []string          `json:"names"`
-	Labels       map[string]string `json:"labels"`
-	BytesFetched int64             `json:"bytes_fetched"`
-}
-
+// decodeJSON decodes a command's --json document.
 func decodeJSON[T any](t *testing.T, r result) T {
 	t.Helper()
 	var v T
@@ -227,11 +209,7 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	args := append([]string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "--push", tmpl}, tlsFlags()...)
 	r := sb(t, append(append(args, "reg-a"), append(common, "rega-only")...)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	var inst struct {
-		installJSON
-		Push *pushJSON `json:"push"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &inst), r.stdout)
+	inst := parseInstall(t, r)
 	require.NotNil(t, inst.Push)
 	refA := regs.tls.Host + "/skills/reg-a:v1"
 	assert.Equal(t, refA, inst.Push.Ref)
@@ -250,7 +228,7 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 		Labels map[string]string
 	}
 	require.NoError(t, json.Unmarshal(skopeoInspect(t, refA, false), &ins))
-	assert.Equal(t, inst.Push.Digest, ins.Digest)
+	assert.Equal(t, inst.Push.Digest.String(), ins.Digest)
 	assert.Equal(t, "passed", ins.Labels["org.skillbuild.scan"])
 	assert.Equal(t, "reg-a", ins.Labels["org.skillbuild.skill.id"])
 
@@ -261,16 +239,16 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	// inspect reads them from the registry without pulling.
 	r = sb(t, append(append([]string{"inspect", "--json"}, tlsFlags()...), refA)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	insp := decodeJSON[inspectJSON](t, r)
+	insp := decodeJSON[api.InspectResult](t, r)
 	assert.Equal(t, "registry", insp.Source)
-	assert.Equal(t, inst.Push.Digest, insp.Digest)
-	assert.Equal(t, "passed", insp.Verdict.Result)
+	assert.Equal(t, inst.Push.Digest.String(), insp.Digest)
+	assert.Equal(t, "passed", verdictOf(t, insp).Result)
 	assert.Contains(t, string(insp.SBOM), "pkg:pypi/rega-only@1.0")
 
 	// Pushing again moves nothing.
 	r = sb(t, append(append([]string{"push", "--json"}, tlsFlags()...), "reg-a", tmpl)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	again := decodeJSON[pushJSON](t, r)
+	again := decodeJSON[api.PushResult](t, r)
 	assert.Equal(t, int64(0), again.BytesPushed)
 	assert.Equal(t, inst.Push.Digest, again.Digest)
 
@@ -283,7 +261,7 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	r = sb(t, append(append([]string{"push", "--json"}, tlsFlags()...), "reg-b", tmpl)...)
 	pushB := time.Since(start)
 	require.Equal(t, 0, r.code, r.stderr)
-	b := decodeJSON[pushJSON](t, r)
+	b := decodeJSON[api.PushResult](t, r)
 	blobsB, err := regs.tls.Blobs()
 	require.NoError(t, err)
 	added := newBlobs(blobsA, blobsB)
@@ -313,7 +291,7 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	start = time.Now()
 	r = sbHost2(t, namespace, append(append([]string{"pull", "--json"}, tlsFlags()...), refA)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	pulled := decodeJSON[pullJSON](t, r)
+	pulled := decodeJSON[api.PullResult](t, r)
 	t.Logf("MEASURE pull into an empty content store: %d bytes in %s", pulled.BytesFetched, time.Since(start))
 	assert.Equal(t, inst.Push.Digest, pulled.Digest)
 	assert.GreaterOrEqual(t, pulled.BytesFetched, int64(10*size/2), "everything came over the network")
@@ -323,10 +301,10 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	// The pulled image carries its attestations in the local store.
 	r = sbHost2(t, namespace, "inspect", "--json", "reg-a")
 	require.Equal(t, 0, r.code, r.stderr)
-	insp = decodeJSON[inspectJSON](t, r)
+	insp = decodeJSON[api.InspectResult](t, r)
 	assert.Equal(t, "containerd", insp.Source)
-	assert.Equal(t, inst.Push.Digest, insp.Digest)
-	assert.Equal(t, "passed", insp.Verdict.Result)
+	assert.Equal(t, inst.Push.Digest.String(), insp.Digest)
+	assert.Equal(t, "passed", verdictOf(t, insp).Result)
 	assert.Contains(t, string(insp.SBOM), "pkg:pypi/regshared-8@1.0")
 
 	// Run here once admitted: its layers hold its lock, on this host's
@@ -352,18 +330,12 @@ func TestRegistryPushPullRunOnAnotherHost(t *testing.T) {
 	assert.Equal(t, 4, r.code, "not found locally: %s", r.stderr)
 }
 
-// inspectJSON is the --json document of `skillbuild inspect`.
-type inspectJSON struct {
-	Source  string          `json:"source"`
-	Digest  string          `json:"digest"`
-	SBOM    json.RawMessage `json:"sbom"`
-	Verdict struct {
-		Result string `json:"result"`
-		DB     struct {
-			SHA256 string `json:"sha256"`
-		} `json:"db"`
-	} `json:"verdict"`
-	Attestations []string `json:"attestations"`
+// verdictOf decodes the verdict attestation an inspect document carries.
+func verdictOf(t *testing.T, insp api.InspectResult) api.VerdictPredicate {
+	t.Helper()
+	var v api.VerdictPredicate
+	require.NoError(t, json.Unmarshal(insp.Verdict, &v), "verdict: %s", insp.Verdict)
+	return v
 }
 
 // checkAttestations reads ref with skopeo only: an index holding the
@@ -453,12 +425,10 @@ func checkAttestations(t *testing.T, ref string, purls []string) {
 		assert.Contains(t, got, p)
 	}
 	require.Contains(t, types, "https://github.com/skillbuild/skillbuild/attestation/scan-verdict/v1")
-	var verdict struct {
-		Result string                  `json:"result"`
-		DB     struct{ SHA256 string } `json:"db"`
-	}
+	var verdict api.VerdictPredicate
 	require.NoError(t, json.Unmarshal(types["https://github.com/skillbuild/skillbuild/attestation/scan-verdict/v1"], &verdict))
 	assert.Equal(t, "passed", verdict.Result)
+	require.NotNil(t, verdict.DB, "a passing verdict names its database")
 	assert.Len(t, verdict.DB.SHA256, 64)
 }
 
@@ -656,10 +626,10 @@ func TestRegistryInsecure(t *testing.T) {
 
 	r = sb(t, "push", "--json", "--insecure-registry", regs.plain.Host, "reg-insecure", ref)
 	require.Equal(t, 0, r.code, r.stderr)
-	p := decodeJSON[pushJSON](t, r)
+	p := decodeJSON[api.PushResult](t, r)
 	tag, err = regs.plain.TagDigest("skills/insecure", "v1")
 	require.NoError(t, err)
-	assert.Equal(t, p.Digest, tag)
+	assert.Equal(t, p.Digest.String(), tag)
 }
 
 // stallingProxy forwards to the plain registry but holds every blob
@@ -696,7 +666,7 @@ func TestRegistryInterruptedPushKeepsTag(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	r = sb(t, "push", "--json", "--insecure-registry", regs.plain.Host, "reg-interrupt", regs.plain.Host+"/skills/interrupt:stable")
 	require.Equal(t, 0, r.code, r.stderr)
-	first := decodeJSON[pushJSON](t, r)
+	first := decodeJSON[api.PushResult](t, r)
 
 	_, r = install(t, srv, "reg-interrupt", []string{"--version", "2"}, "interrupt-one", "interrupt-two")
 	require.Equal(t, 0, r.code, r.stderr)
@@ -716,15 +686,15 @@ func TestRegistryInterruptedPushKeepsTag(t *testing.T) {
 
 	tag, err := regs.plain.TagDigest("skills/interrupt", "stable")
 	require.NoError(t, err)
-	assert.Equal(t, first.Digest, tag, "the interrupted push left the tag where it was")
+	assert.Equal(t, first.Digest.String(), tag, "the interrupted push left the tag where it was")
 
 	r = sb(t, "push", "--json", "--version", "2", "--insecure-registry", regs.plain.Host, "reg-interrupt", regs.plain.Host+"/skills/interrupt:stable")
 	require.Equal(t, 0, r.code, r.stderr)
-	second := decodeJSON[pushJSON](t, r)
+	second := decodeJSON[api.PushResult](t, r)
 	assert.NotEqual(t, first.Digest, second.Digest)
 	tag, err = regs.plain.TagDigest("skills/interrupt", "stable")
 	require.NoError(t, err)
-	assert.Equal(t, second.Digest, tag)
+	assert.Equal(t, second.Digest.String(), tag)
 }
 
 func newLocalListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

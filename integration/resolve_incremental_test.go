@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,13 +19,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// resolveJSON is what the incremental-resolve tests read of install --json.
-type resolveJSON struct {
-	installJSON
-	Resolve         string `json:"resolve"`
-	ResolveFallback string `json:"resolve_fallback"`
-}
 
 // lockDocument reads the lock document attached to the image tagged tag
 // and the lock digest its record carries.
@@ -71,16 +63,14 @@ func TestResolveIncremental(t *testing.T) {
 	// builtin resolver's is TestResolverBothWaysSameImage's.
 	pipOnly := filepath.Join(t.TempDir(), "skill.yaml")
 	require.NoError(t, os.WriteFile(pipOnly, []byte("resolver: pip\n"), 0o644))
-	run := func(id string, extra []string, reqs ...string) resolveJSON {
+	run := func(id string, extra []string, reqs ...string) installJSON {
 		t.Helper()
-		_, r := install(t, srv, id, append([]string{"-f", pipOnly}, extra...), reqs...)
+		out, r := install(t, srv, id, append([]string{"-f", pipOnly}, extra...), reqs...)
 		require.Equal(t, 0, r.code, r.stderr)
-		var out resolveJSON
-		require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), r.stdout)
 		require.True(t, out.Success, r.stdout)
 		return out
 	}
-	names := func(out resolveJSON) []string {
+	names := func(out installJSON) []string {
 		var n []string
 		for _, p := range out.Packages {
 			n = append(n, p.Name+"=="+p.Version)

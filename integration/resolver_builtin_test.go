@@ -18,7 +18,7 @@ import (
 
 // installFile runs `skillbuild install --json -f DIR/skill.yaml` with a
 // skill.yaml of id, version, requirements and resolver.
-func installFile(t *testing.T, dir string, srv *pyindex.Server, id, version, resolver string, reqs []string, extra ...string) (resolveJSON, result) {
+func installFile(t *testing.T, dir string, srv *pyindex.Server, id, version, resolver string, reqs []string, extra ...string) (installJSON, result) {
 	t.Helper()
 	var y strings.Builder
 	fmt.Fprintf(&y, "id: %s\nversion: %s\nresolver: %s\nrequirements:\n", id, version, resolver)
@@ -29,7 +29,7 @@ func installFile(t *testing.T, dir string, srv *pyindex.Server, id, version, res
 	require.NoError(t, os.WriteFile(file, []byte(y.String()), 0o644))
 	args := append([]string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "-f", file}, extra...)
 	r := sb(t, args...)
-	var out resolveJSON
+	var out installJSON
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &out), "stdout: %s", r.stdout)
 	return out, r
 }

@@ -59,20 +59,10 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 
 	args := []string{"install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "reuse-skill", "reuse-pkg==1.0"}
-	type doc struct {
-		installJSON
-		Unchanged bool   `json:"unchanged"`
-		Resolve   string `json:"resolve"`
-	}
-	parse := func(r result) doc {
-		var d doc
-		require.NoError(t, json.Unmarshal([]byte(r.stdout), &d), "stdout: %s", r.stdout)
-		return d
-	}
 
 	r = sbRoot(t, root, 10*time.Minute, args...)
 	require.Equal(t, 0, r.code, r.stderr)
-	first := parse(r)
+	first := parseInstall(t, r)
 	assert.False(t, first.Unchanged)
 	assert.Equal(t, "full", first.Resolve)
 
@@ -85,7 +75,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.NoError(t, unix.Flock(int(lf.Fd()), unix.LOCK_UN))
 	lf.Close()
 	require.Equal(t, 0, r.code, r.stderr)
-	again := parse(r)
+	again := parseInstall(t, r)
 	assert.True(t, again.Success)
 	assert.True(t, again.Unchanged, "answered from the image store")
 	assert.True(t, again.Cached)
@@ -97,7 +87,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 
 	r = sbRoot(t, root, 10*time.Minute, append([]string{"install", "--refresh"}, args[1:]...)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	refreshed := parse(r)
+	refreshed := parseInstall(t, r)
 	assert.False(t, refreshed.Unchanged, "--refresh builds")
 	assert.Equal(t, "full", refreshed.Resolve, "--refresh resolves again")
 	assert.Equal(t, first.Digest, refreshed.Digest, "same inputs, same image")
@@ -107,7 +97,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	r = sbRoot(t, root, 10*time.Minute, args...)
 	assert.Equal(t, 3, r.code, "refused as vulnerable: %s", r.stderr)
-	refused := parse(r)
+	refused := parseInstall(t, r)
 	assert.False(t, refused.Success)
 	assert.False(t, refused.Unchanged)
 	assert.Equal(t, "refused", refused.Scan)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/core/images"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -58,10 +60,71 @@ func processesWithArgs(argv ...string) []string {
 // runs (a build step's), showing the command's output if none does.
 func waitForProcess(t *testing.T, output *syncBuffer, argv ...string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for len(processesWithArgs(argv...)) == 0 {
-		require.True(t, time.Now().Before(deadline), "the step's process %v never started: %s", argv, tailString(output.String(), 2000))
-		time.Sleep(200 * time.Millisecond)
+	eventually(t, time.Minute, func() bool { return len(processesWithArgs(argv...)) > 0 }, func() string {
+		return fmt.Sprintf("the step's process %v never started: %s", argv, tailString(output.String(), 2000))
+	})
+}
+
+// stepNap is a sleep that package code of a build step (an sdist's
+// setup.py) runs, recognisable on the host by its argument, unique to
+// this suite process: a test waits until the step is in it, instead of
+// guessing how long the build takes to get there, and may end it early.
+type stepNap string
+
+// newStepNap is a nap of about seconds (a bound: the test ends it or
+// kills the build sooner), ended at the latest when t ends.
+func newStepNap(t *testing.T, seconds int) stepNap {
+	n := stepNap(fmt.Sprintf("%d.%d", seconds, os.Getpid()))
+	t.Cleanup(func() { n.end(t) })
+	return n
+}
+
+// prelude is setup.py code that sleeps the nap when the Python expression
+// when holds (sys is imported).
+func (n stepNap) prelude(when string) string {
+	return "import subprocess, sys\nif " + when + ":\n    subprocess.run(['sleep', '" + string(n) + "'])\n"
+}
+
+func (n stepNap) argv() []string { return []string{"sleep", string(n)} }
+
+// waitRunning waits until the step sleeps.
+func (n stepNap) waitRunning(t *testing.T, output *syncBuffer) {
+	t.Helper()
+	waitForProcess(t, output, n.argv()...)
+}
+
+// release ends the sleep, and every later one until t ends (a sdist's
+// setup.py runs again to build its wheel): the build goes on.
+func (n stepNap) release(t *testing.T) {
+	t.Helper()
+	n.end(t)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	t.Cleanup(func() { close(done); <-stopped })
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(pollEvery):
+			}
+			for _, pid := range processesWithArgs(n.argv()...) {
+				if p, err := strconv.Atoi(pid); err == nil {
+					syscall.Kill(p, syscall.SIGKILL) //nolint:errcheck // gone already is fine
+				}
+			}
+		}
+	}()
+}
+
+// end ends the sleep: the step's code goes on.
+func (n stepNap) end(t *testing.T) {
+	t.Helper()
+	for _, pid := range processesWithArgs(n.argv()...) {
+		p, err := strconv.Atoi(pid)
+		require.NoError(t, err)
+		require.NoError(t, syscall.Kill(p, syscall.SIGKILL))
 	}
 }
 
@@ -88,9 +151,8 @@ func assertRootClean(t *testing.T, root string) {
 // install on its root then builds normally.
 func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	srv, dir := index(t, pyindex.Wheel{Name: "after-kill", Version: "1.0"})
-	const nap = "317" // the step's process, recognisable by its argv
-	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "killed-build", Version: "1.0",
-		Prelude: "import subprocess, sys\nif 'bdist_wheel' in sys.argv:\n    subprocess.run(['sleep', '" + nap + "'])\n"})
+	nap := newStepNap(t, 317)
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "killed-build", Version: "1.0", Prelude: nap.prelude("'bdist_wheel' in sys.argv")})
 	require.NoError(t, err)
 	root := newRoot(t)
 
@@ -100,7 +162,7 @@ func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck // no-op once it exited
 	waitFor(t, stderr, "build wheel killed-build==1.0 from source", 3*time.Minute)
-	waitForProcess(t, stderr, "sleep", nap)
+	nap.waitRunning(t, stderr)
 
 	// A staging image of the running build (as between its export and its
 	// tag) survives a prune of another root: the build would fail to tag.
@@ -112,7 +174,7 @@ func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	_, err = c.ImageService().Create(ctx, images.Image{Name: staging, Target: base.Target})
 	require.NoError(t, err)
 	other := newRoot(t)
-	var rep pruneJSON
+	var rep api.PruneResult
 	r := sbRoot(t, other, 5*time.Minute, "prune", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
@@ -122,7 +184,7 @@ func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	_ = cmd.Wait()
 	assert.False(t, imageExists(t, "atom-skill:killed-v1"), "no tag")
-	t.Logf("after the kill: %d step containers, %d step processes", len(rootContainers(t, root)), len(processesWithArgs("sleep", nap)))
+	t.Logf("after the kill: %d step containers, %d step processes", len(rootContainers(t, root)), len(processesWithArgs(nap.argv()...)))
 
 	// Once its build is dead, the next command on any root of the
 	// namespace clears what it left: the staging image, and the step
@@ -132,7 +194,7 @@ func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
 	assert.Contains(t, rep.Staging, staging)
 	assert.False(t, imageExists(t, staging))
-	assert.Empty(t, processesWithArgs("sleep", nap), "the killed build's step process survived")
+	assert.Empty(t, processesWithArgs(nap.argv()...), "the killed build's step process survived")
 	assertRootClean(t, root)
 
 	// The next command on the root finds the lock free and builds.
@@ -141,7 +203,7 @@ func TestInstallKilledMidBuildIsCleanedUpByTheNext(t *testing.T) {
 	assert.NotContains(t, r.stderr, "waiting for another skillbuild process", "the kernel dropped the dead client's lock")
 	assert.True(t, imageExists(t, "atom-skill:killed-v1"))
 
-	assert.Empty(t, processesWithArgs("sleep", nap), "the killed build's step process survived")
+	assert.Empty(t, processesWithArgs(nap.argv()...), "the killed build's step process survived")
 	assertRootClean(t, root)
 }
 

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -24,16 +25,12 @@ func temporaryLeases(t *testing.T) map[string]bool {
 	return ids
 }
 
-// waitFor polls s until it contains want, failing the test after limit.
+// waitFor waits until s contains want, failing the test after limit.
 func waitFor(t *testing.T, s *syncBuffer, want string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !strings.Contains(s.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within %s; output so far:\n%s", want, limit, tailString(s.String(), 3000))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually(t, limit, func() bool { return strings.Contains(s.String(), want) }, func() string {
+		return fmt.Sprintf("no %q; output so far:\n%s", want, tailString(s.String(), 3000))
+	})
 }
 
 // Two skillbuild processes with their own state roots on one containerd
@@ -41,9 +38,11 @@ func waitFor(t *testing.T, s *syncBuffer, want string, limit time.Duration) {
 // (leases, staging images, step containers) from the other's build.
 func TestInstallConcurrentRootsShareANamespace(t *testing.T) {
 	srv, dir := index(t, pyindex.Wheel{Name: "roots-b", Version: "1.0"})
-	// The first build sits in a step that runs package code (an sdist's
-	// setup.py) long enough for the second engine to start meanwhile.
-	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "roots-a", Version: "1.0", Prelude: "import time\ntime.sleep(20)\n"})
+	// The first build sits in a step that runs package code (the
+	// resolve, running an sdist's setup.py for its metadata; in a sleep
+	// the test ends) until the second engine has started and built.
+	nap := newStepNap(t, 600)
+	_, err := pyindex.BuildSdist(dir, pyindex.Sdist{Name: "roots-a", Version: "1.0", Prelude: nap.prelude("True")})
 	require.NoError(t, err)
 	rootA, rootB := newRoot(t), newRoot(t)
 
@@ -54,7 +53,7 @@ func TestInstallConcurrentRootsShareANamespace(t *testing.T) {
 	require.NoError(t, a.Start())
 	t.Cleanup(func() { a.Process.Kill() }) //nolint:errcheck // no-op once it exited
 	waitFor(t, stderrA, "resolve requirements", 3*time.Minute)
-	time.Sleep(2 * time.Second)
+	nap.waitRunning(t, stderrA)
 
 	// What the first build holds now, while its step runs.
 	held := map[string]bool{}
@@ -77,7 +76,9 @@ func TestInstallConcurrentRootsShareANamespace(t *testing.T) {
 		assert.True(t, now[id], "the second engine's start deleted lease %s of the first build", id)
 	}
 	require.NoError(t, b.Wait(), "second build: %s", tailString(stderrB.String(), 3000))
+	assert.NotEmpty(t, processesWithArgs(nap.argv()...), "the first build was in its step all along")
 
+	nap.release(t)
 	errA := a.Wait()
 	resA := parseInstall(t, result{stdout: stdoutA.String()})
 	require.NoError(t, errA, "first build: %s\n%s", resA.Error, tailString(stderrA.String(), 3000))

@@ -4,14 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +24,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/runtime/pid1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -288,7 +294,7 @@ func TestRunInputsThatAreNotFiles(t *testing.T) {
 	errb.Reset()
 	cmd.Stderr = &errb
 	require.NoError(t, cmd.Start())
-	time.Sleep(500 * time.Millisecond) // let it reach the read; a signal earlier is fine too
+	waitReadingStdin(t, cmd.Process.Pid)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -299,99 +305,6 @@ func TestRunInputsThatAreNotFiles(t *testing.T) {
 		t.Fatal("a read of stdin ignored SIGTERM")
 	}
 	assert.Equal(t, 130, exitOf(t, err), errb.String())
-	assertNoRunLeftovers(t)
-}
-
-// TestRunSandboxFiles: the host's nameserver (the base rootfs was made on
-// a host and carries its resolv.conf) does not reach a run, and nothing on
-// /tmp or /dev/shm can be executed.
-func TestRunSandboxFiles(t *testing.T) {
-	d := runCode(t, `import errno, os, stat, subprocess
-out = {"resolv": open("/etc/resolv.conf").read()}
-try:
-    open("/etc/resolv.conf", "w")
-    out["resolv_write"] = "written"
-except OSError as e:
-    out["resolv_write"] = errno.errorcode[e.errno]
-for d in ("/tmp", "/dev/shm"):
-    p = d + "/x.sh"
-    with open(p, "w") as f:
-        f.write("#!/bin/sh\necho ran\n")
-    os.chmod(p, 0o755)
-    try:
-        out[d] = subprocess.run([p], capture_output=True).stdout.decode()
-    except OSError as e:
-        out[d] = errno.errorcode[e.errno]
-result = out`)
-	requireClean(t, d)
-	r := resultAs[map[string]string](t, d)
-	assert.NotContains(t, r["resolv"], "nameserver", "no nameserver in a run")
-	assert.Equal(t, "# skillbuild: a run has no network and no DNS\n", r["resolv"])
-	assert.Contains(t, []string{"EROFS", "EACCES"}, r["resolv_write"])
-	assert.Equal(t, "EACCES", r["/tmp"], "/tmp is noexec")
-	assert.Equal(t, "EACCES", r["/dev/shm"], "/dev/shm is noexec")
-}
-
-// TestRunInit: PID 1 of a run is skillbuild's init, the runner its child;
-// the code can neither signal, stop nor trace it, orphans are reaped, and
-// the deadline still holds.
-func TestRunInit(t *testing.T) {
-	d := runCode(t, `import errno, json, os, signal, time
-out = {"ppid": os.getppid(), "init": open("/proc/1/cmdline", "rb").read().split(b"\0")}
-out["init"] = [a.decode() for a in out["init"]]
-sent = []
-for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGSTOP, signal.SIGKILL, signal.SIGSEGV, signal.SIGUSR1):
-    try:
-        os.kill(1, s)
-        sent.append(s.name)
-    except OSError as e:
-        sent.append(errno.errorcode[e.errno])
-out["sent"] = sent
-try:
-    open("/proc/1/mem", "rb").read(1)
-    out["mem"] = "read"
-except OSError as e:
-    out["mem"] = errno.errorcode[e.errno]
-# An orphan: the grandchild exits after its parent; the init reaps it.
-pid = os.fork()
-if pid == 0:
-    if os.fork() == 0:
-        time.sleep(0.2)
-        os._exit(0)
-    os._exit(0)
-os.waitpid(pid, 0)
-zombies = ["?"]
-for _ in range(100):
-    time.sleep(0.1)
-    zombies = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[0] == "Z":
-                    zombies.append(p)
-            except OSError:
-                pass
-    if not zombies:
-        break
-out["zombies"] = zombies
-print(json.dumps(out), flush=True)
-while True:
-    pass`, "--timeout", "5s")
-	requireTimedOut(t, d)
-	var r struct {
-		PPID    int      `json:"ppid"`
-		Init    []string `json:"init"`
-		Sent    []string `json:"sent"`
-		Mem     string   `json:"mem"`
-		Zombies []string `json:"zombies"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(d.Stdout), &r), "the code printed its findings before spinning: %q", d.Stdout)
-	assert.Equal(t, 1, r.PPID, "the runner is the init's child")
-	assert.Contains(t, r.Init, "/run/skillbuild-init/init")
-	assert.Contains(t, r.Init, "--timeout=5s")
-	assert.Len(t, r.Sent, 7)
-	assert.Contains(t, []string{"EACCES", "EPERM"}, r.Mem, "the init is not dumpable")
-	assert.Empty(t, r.Zombies, "orphans are reaped")
 	assertNoRunLeftovers(t)
 }
 
@@ -445,7 +358,8 @@ func TestRunOwnUID(t *testing.T) {
 	}](t, d)
 	assert.Empty(t, r.Err, "the second run has a quota of its own")
 	assert.GreaterOrEqual(t, r.FD, 0)
-	assert.Equal(t, d.UID, r.UID)
+	uid, _ := ranAs(t, d)
+	assert.Equal(t, uid, r.UID)
 
 	// The first run's uid, from its container's spec.
 	c := ctdClient(t)
@@ -489,14 +403,780 @@ func TestRunStages(t *testing.T) {
 	assertNoRunLeftovers(t)
 }
 
-// TestRunInitFitsSmallLimits: the init costs the run little of its memory:
-// code still runs under a 16 MiB limit, and the init's own resident memory
-// is reported.
-func TestRunInitFitsSmallLimits(t *testing.T) {
-	d := runCode(t, `import re
+// hostileEnv is what the hostile cases need of the host: listeners the
+// sandbox must not reach, and what they saw.
+type hostileEnv struct {
+	hostPort, allPort int
+	hostIPs           []string
+	conns             atomic.Int64
+}
+
+// newHostileEnv listens on the host's loopback and on every address of
+// the host, counting the connections that come.
+func newHostileEnv(t *testing.T) *hostileEnv {
+	t.Helper()
+	h := &hostileEnv{}
+	for _, addr := range []string{"127.0.0.1:0", ":0"} {
+		ln, err := net.Listen("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				h.conns.Add(1)
+				c.Close()
+			}
+		}()
+		if addr == ":0" {
+			h.allPort = ln.Addr().(*net.TCPAddr).Port
+		} else {
+			h.hostPort = ln.Addr().(*net.TCPAddr).Port
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			h.hostIPs = append(h.hostIPs, ipn.IP.String())
+		}
+	}
+	return h
+}
+
+// hostileCase is code that tries to break out or break the host, the
+// limits it runs with, and what must hold of the run's document whatever
+// path the run took.
+type hostileCase struct {
+	name   string
+	code   string
+	limits map[string]string // by API field name (see runSpec)
+	user   string
+	inputs map[string]any
+	check  func(t *testing.T, p runPath, d runDoc)
+}
+
+func (c hostileCase) spec() runSpec {
+	return runSpec{code: c.code, limits: c.limits, user: c.user, inputs: c.inputs}
+}
+
+// initRSSBoundKB bounds the init's resident memory in a run: the small
+// static skillbuild-init (a few MiB of Go runtime), not the skillbuild
+// binary.
+const initRSSBoundKB = 6 << 10
+
+// timedOut is requireTimedOut as a hostile case's check.
+func timedOut(t *testing.T, _ runPath, d runDoc) { requireTimedOut(t, d) }
+
+// bigInputs are inputs that are hard to pass on exactly.
+var bigInputs = map[string]any{
+	"quotes":    `'single' "double" \backslash\ `,
+	"triple":    `''' """ '''"""`,
+	"newlines":  "a\nb\r\nc\n",
+	"nul":       "a\x00b\x00",
+	"unicode":   "é ✓ 😀 \u2028",
+	"injection": "\"); import os; os._exit(9); (\"\n'''); raise SystemExit(9) #",
+	"nested":    map[string]any{"list": []any{1.5, nil, true, "x"}},
+	"big":       strings.Repeat("0123456789abcdef", 5<<20/16), // 5 MiB
+}
+
+// hostileCases are the cases, for a host h; daemonMark marks the daemon
+// processes the cases leave.
+func hostileCases(h *hostileEnv, daemonMark string) []hostileCase {
+	hostIPsJSON, _ := json.Marshal(h.hostIPs)
+	hostPort, allPort, hostIPs := h.hostPort, h.allPort, h.hostIPs
+	return []hostileCase{
+		{
+			name:   "memory balloon is OOM-killed",
+			limits: map[string]string{"memory": "64m"},
+			code:   "b = []\nwhile True:\n    b.append(bytearray(8 << 20))",
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				require.True(t, d.OOMKilled, "error: %+v", d.Error)
+				require.NotNil(t, d.Error)
+				assert.Equal(t, "OutOfMemory", d.Error.Type)
+				assert.False(t, d.TimedOut)
+				assert.NotEqual(t, 0, d.Exit())
+			},
+		},
+		{
+			name:   "forks stop at the pids limit",
+			limits: map[string]string{"pids": "32"},
+			code: `import os, time
+forked, err = 0, None
+try:
+    for i in range(200):
+        if os.fork() == 0:
+            time.sleep(3600)
+            os._exit(0)
+        forked += 1
+except OSError as e:
+    err = type(e).__name__
+result = {"forked": forked, "err": err}`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					Forked int    `json:"forked"`
+					Err    string `json:"err"`
+				}](t, d)
+				assert.Equal(t, "BlockingIOError", r.Err)
+				assert.Less(t, r.Forked, 32)
+				assert.Greater(t, r.Forked, 0)
+			},
+		},
+		{
+			name:   "fork bomb is contained and killed at the deadline",
+			limits: map[string]string{"timeout": "3s", "pids": "32"},
+			code: `import os, time
+while True:
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(0.01)`,
+			check: timedOut,
+		},
+		{
+			name:   "CPU spin is killed at the deadline",
+			limits: map[string]string{"timeout": "2s"},
+			code:   "while True:\n    pass",
+			check:  timedOut,
+		},
+		{
+			name:   "sleep is killed at the deadline",
+			limits: map[string]string{"timeout": "2s"},
+			code:   "import time\nprint('sleeping', flush=True)\ntime.sleep(3600)",
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireTimedOut(t, d)
+				assert.Equal(t, "sleeping\n", d.Stdout, "output before the kill is kept")
+			},
+		},
+		{
+			name:   "SIGTERM trap does not save it",
+			limits: map[string]string{"timeout": "2s"},
+			code: `import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+while True:
+    time.sleep(1)`,
+			check: timedOut,
+		},
+		{
+			name: "write to / and to the standard library is EROFS",
+			code: `import errno, json, os
+out = {}
+for p in ["/evil", "/usr/evil", os.path.join(os.path.dirname(json.__file__), "evil.py"), "/usr/lib/python3/dist-packages/evil.py", "/run/skillbuild/code.py"]:
+    try:
+        with open(p, "w") as f:
+            f.write("x")
+        out[p] = "written"
+    except OSError as e:
+        out[p] = errno.errorcode[e.errno]
+try:
+    os.chmod("/run/skillbuild/runner.py", 0o666)
+    out["chmod"] = "changed"
+except OSError as e:
+    out["chmod"] = errno.errorcode[e.errno]
+result = out`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				for p, e := range resultAs[map[string]string](t, d) {
+					assert.Equal(t, "EROFS", e, p)
+				}
+			},
+		},
+		{
+			name: "a forked child cannot forge the report",
+			code: `import os, socket
+forged = b'{"exit_code": 0, "error": null, "result_set": true, "result": 42}'
+pid = os.fork()
+if pid == 0:
+    for fd in range(1024):
+        try:
+            os.write(fd, forged)
+        except OSError:
+            pass
+    try:
+        fd = os.open("/run/skillbuild/report", os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, forged)
+    except OSError as e:
+        print("report path:", e.strerror, flush=True)
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect("\0skillbuild-report")
+        s.sendall(forged)
+        s.close()
+    except OSError:
+        pass
+    os._exit(0)
+os.waitpid(pid, 0)
+result = 1`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				assert.Equal(t, "1", string(d.Result), "the code's own result, not the child's forgery")
+				assert.Contains(t, d.Stdout, "report path: No such file or directory", "the report FIFO's path is gone before the code runs")
+			},
+		},
+		{
+			name:   "forked children that end the code at the pids limit do not report",
+			limits: map[string]string{"pids": "32"},
+			code: `import os
+r, w = os.pipe()
+forked, err, child = 0, None, False
+try:
+    for i in range(200):
+        if os.fork() == 0:
+            os.close(w)
+            os.read(r, 1)  # until the parent closed its end: after the loop
+            child = True
+            break
+        forked += 1
+except OSError as e:
+    err = type(e).__name__
+if not child:
+    os.close(w)
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+result = {"forked": forked, "err": err, "child": child}`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					Forked int    `json:"forked"`
+					Err    string `json:"err"`
+					Child  bool   `json:"child"`
+				}](t, d)
+				assert.Equal(t, "BlockingIOError", r.Err, "the code's own exception")
+				assert.False(t, r.Child, "the runner's report, not a child's")
+				assert.Less(t, r.Forked, 32)
+				assert.Greater(t, r.Forked, 0)
+			},
+		},
+		{
+			name:   "filling /tmp and /dev/shm is ENOSPC",
+			limits: map[string]string{"tmpfs_size": "16m"},
+			code: `import errno
+out = {}
+for d in ["/tmp", "/dev/shm"]:
+    n = 0
+    try:
+        with open(d + "/fill", "wb") as f:
+            while True:
+                f.write(b"x" * (1 << 20))
+                f.flush()
+                n += 1
+    except OSError as e:
+        out[d] = [errno.errorcode[e.errno], n]
+result = out`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[map[string][]any](t, d)
+				for _, dir := range []string{"/tmp", "/dev/shm"} {
+					require.Len(t, r[dir], 2, dir)
+					assert.Equal(t, "ENOSPC", r[dir][0], dir)
+					assert.LessOrEqual(t, r[dir][1], float64(16), dir)
+				}
+			},
+		},
+		{
+			name:   "invalid UTF-8 output still gives valid JSON",
+			limits: map[string]string{"output_limit": "1k"},
+			code:   "import os\nos.write(1, b'ok \\xff\\xfe \\xc3\\x28 end')\nos.write(2, b'\\x80err')\nresult = 'r'",
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				assert.Equal(t, "ok \uFFFD \uFFFD( end", d.Stdout)
+				assert.Equal(t, "\uFFFDerr", d.Stderr)
+				assert.False(t, d.Truncated)
+			},
+		},
+		{
+			name: "TCP connects to the outside and to the host fail",
+			code: fmt.Sprintf(`import errno, json, socket
+out = {}
+targets = [("1.1.1.1", 80), ("8.8.8.8", 53), ("127.0.0.1", %d)] + [(ip, %d) for ip in json.loads(%q)]
+for host, port in targets:
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect((host, port))
+        out[host + ":" + str(port)] = "connected"
+    except OSError as e:
+        out[host + ":" + str(port)] = errno.errorcode.get(e.errno, str(e))
+    finally:
+        s.close()
+result = out`, hostPort, allPort, string(hostIPsJSON)),
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[map[string]string](t, d)
+				assert.Len(t, r, 3+len(hostIPs))
+				for target, e := range r {
+					assert.Contains(t, []string{"ENETUNREACH", "ECONNREFUSED", "EHOSTUNREACH"}, e, target)
+				}
+				assert.Equal(t, "ENETUNREACH", r["1.1.1.1:80"])
+			},
+		},
+		{
+			name:   "DNS lookup fails fast",
+			limits: map[string]string{"timeout": "8s"}, // the resolver's own timeouts would exceed it
+			code: `import socket
+try:
+    socket.getaddrinfo("pypi.org", 443)
+    result = "resolved"
+except socket.gaierror as e:
+    result = "failed: " + str(e)`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				assert.Contains(t, resultAs[string](t, d), "failed")
+			},
+		},
+		{
+			name: "only loopback in the network namespace",
+			code: "import os\nresult = sorted(os.listdir('/sys/class/net'))",
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				assert.Equal(t, []string{"lo"}, resultAs[[]string](t, d))
+			},
+		},
+		{
+			name: "raw socket, mount and unshare are EPERM",
+			code: `import ctypes, errno, socket
+out = {}
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    out["raw"] = "opened"
+except OSError as e:
+    out["raw"] = errno.errorcode[e.errno]
+try:
+    socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    out["packet"] = "opened"
+except OSError as e:
+    out["packet"] = errno.errorcode[e.errno]
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, *args):
+    rc = getattr(libc, name)(*args)
+    return "ok" if rc == 0 else errno.errorcode[ctypes.get_errno()]
+out["mount"] = call("mount", b"tmpfs", b"/tmp", b"tmpfs", 0, None)
+out["unshare user"] = call("unshare", 0x10000000)
+out["unshare mount"] = call("unshare", 0x00020000)
+out["unshare net"] = call("unshare", 0x40000000)
+result = out`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				for what, e := range resultAs[map[string]string](t, d) {
+					assert.Equal(t, "EPERM", e, what)
+				}
+			},
+		},
+		{
+			name: "setuid binary gains nothing",
+			code: `import os, stat, subprocess, time
+assert os.stat("/usr/bin/su").st_mode & stat.S_ISUID, "su is setuid root in the image"
+p = subprocess.Popen(["/usr/bin/su", "root", "-c", "id -u"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+ids = None
+while ids is None and p.poll() is None:
+    try:
+        status = open("/proc/%d/status" % p.pid).read().splitlines()
+    except OSError:
+        break
+    if "Name:\tsu" in status:  # past exec: the setuid bits had their chance
+        ids = [l for l in status if l.startswith(("Uid:", "Gid:"))]
+    else:
+        time.sleep(0.001)
+p.kill()
+p.wait()
+result = {"ids": ids, "nnp": [l for l in open("/proc/self/status").read().splitlines() if l.startswith("NoNewPrivs")]}`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					IDs []string `json:"ids"`
+					NNP []string `json:"nnp"`
+				}](t, d)
+				assert.Equal(t, []string{"NoNewPrivs:\t1"}, r.NNP)
+				require.NotNil(t, r.IDs, "su was observed after exec")
+				uid, _ := ranAs(t, d)
+				u := strconv.Itoa(int(uid))
+				assert.Equal(t, []string{"Uid:\t" + u + "\t" + u + "\t" + u + "\t" + u, "Gid:\t" + u + "\t" + u + "\t" + u + "\t" + u}, r.IDs, "real, effective, saved, fs ids all unprivileged")
+			},
+		},
+		{
+			name: "kernel memory and sysrq are out of reach",
+			code: `out = {}
+try:
+    with open("/proc/kcore", "rb") as f:
+        out["kcore"] = len(f.read(4096))
+except OSError as e:
+    out["kcore"] = type(e).__name__
+try:
+    with open("/proc/sysrq-trigger", "w") as f:
+        f.write("h")
+    out["sysrq"] = "written"
+except OSError as e:
+    out["sysrq"] = type(e).__name__
+result = out`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[map[string]any](t, d)
+				// Masked (reads nothing), unreadable, or absent from this kernel.
+				assert.Contains(t, []any{float64(0), "PermissionError", "FileNotFoundError"}, r["kcore"])
+				assert.Contains(t, []any{"PermissionError", "OSError", "FileNotFoundError"}, r["sysrq"])
+			},
+		},
+		{
+			name: "unprivileged by default",
+			code: `import os
+status = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
+result = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "caps": [status[k] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")], "seccomp": status["Seccomp"], "env": sorted(os.environ), "cwd": os.getcwd()}`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					UID     int      `json:"uid"`
+					GID     int      `json:"gid"`
+					Groups  []int    `json:"groups"`
+					Caps    []string `json:"caps"`
+					Seccomp string   `json:"seccomp"`
+					Env     []string `json:"env"`
+					Cwd     string   `json:"cwd"`
+				}](t, d)
+				// An image without USER runs as an unprivileged uid of the
+				// run's own, reported in the document.
+				uid, gid := ranAs(t, d)
+				assert.Equal(t, int(uid), r.UID)
+				assert.GreaterOrEqual(t, r.UID, sbruntime.RunUIDBase)
+				assert.Less(t, r.UID, sbruntime.RunUIDBase+sbruntime.RunUIDCount)
+				assert.Equal(t, r.UID, r.GID)
+				assert.Equal(t, int(gid), r.GID)
+				assert.Equal(t, []int{r.UID}, r.Groups)
+				for _, c := range r.Caps {
+					assert.Equal(t, "0000000000000000", c)
+				}
+				assert.Equal(t, "2", r.Seccomp, "seccomp filter mode")
+				assert.ElementsMatch(t, []string{"PATH", "HOME", "LANG"}, r.Env, "no host environment")
+				assert.Equal(t, "/", r.Cwd)
+			},
+		},
+		{
+			name: "root only when the caller insists, and still without privileges",
+			user: "0:0",
+			code: `import errno, os
+status = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
+try:
+    open("/evil", "w")
+    w = "written"
+except OSError as e:
+    w = errno.errorcode[e.errno]
+result = {"uid": os.getuid(), "capeff": status["CapEff"], "write": w}`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[map[string]any](t, d)
+				assert.Equal(t, float64(0), r["uid"])
+				assert.Equal(t, "0000000000000000", r["capeff"])
+				assert.Equal(t, "EROFS", r["write"])
+			},
+		},
+		{
+			name: "code that raises",
+			code: "print('before')\ndef f(x):\n    raise ValueError('bad %r' % x)\nf('''\"q\"''')",
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				require.NotNil(t, d.Error)
+				assert.Equal(t, 1, d.Exit())
+				assert.Equal(t, "ValueError", d.Error.Type)
+				assert.Equal(t, `bad '"q"'`, d.Error.Message)
+				assert.Contains(t, d.Error.Traceback, `File "/run/skillbuild/code.py", line 3, in f`)
+				assert.NotContains(t, d.Error.Traceback, "runner.py", "the runner's frames are not the code's")
+				assert.Equal(t, "before\n", d.Stdout)
+				assert.Contains(t, d.Stderr, "ValueError: bad")
+				assert.Nil(t, d.Result)
+			},
+		},
+		{
+			name: "non-JSON-serializable result is a clear error",
+			code: "result = {'when': object()}",
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				require.NotNil(t, d.Error)
+				assert.Equal(t, "ResultNotSerializable", d.Error.Type)
+				assert.Contains(t, d.Error.Message, "result is not JSON-serializable: TypeError: Object of type object is not JSON serializable")
+				assert.Nil(t, d.Result)
+				assert.Equal(t, 1, d.Exit())
+			},
+		},
+		{
+			name: "what the code prints cannot break the result",
+			code: "import os, sys\nprint('{\"result\": 666, \"exit_code\": 3}')\nos.write(1, b'\\n}}}')\nsys.stderr.write('{')\nresult = [1, 'two']",
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				assert.JSONEq(t, `[1, "two"]`, string(d.Result))
+				assert.Contains(t, d.Stdout, `"result": 666`)
+			},
+		},
+		{
+			name: "resolv.conf names no nameserver, /tmp and /dev/shm are noexec",
+			code: `import errno, os, stat, subprocess
+out = {"resolv": open("/etc/resolv.conf").read()}
+try:
+    open("/etc/resolv.conf", "w")
+    out["resolv_write"] = "written"
+except OSError as e:
+    out["resolv_write"] = errno.errorcode[e.errno]
+for d in ("/tmp", "/dev/shm"):
+    p = d + "/x.sh"
+    with open(p, "w") as f:
+        f.write("#!/bin/sh\necho ran\n")
+    os.chmod(p, 0o755)
+    try:
+        out[d] = subprocess.run([p], capture_output=True).stdout.decode()
+    except OSError as e:
+        out[d] = errno.errorcode[e.errno]
+result = out`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[map[string]string](t, d)
+				assert.NotContains(t, r["resolv"], "nameserver", "no nameserver in a run (the base rootfs was made on a host and carries its resolv.conf)")
+				assert.Equal(t, "# skillbuild: a run has no network and no DNS\n", r["resolv"])
+				assert.Contains(t, []string{"EROFS", "EACCES"}, r["resolv_write"])
+				assert.Equal(t, "EACCES", r["/tmp"], "/tmp is noexec")
+				assert.Equal(t, "EACCES", r["/dev/shm"], "/dev/shm is noexec")
+			},
+		},
+		{
+			// PID 1 is skillbuild's init, the runner its child; the code
+			// can neither signal, stop nor trace it, orphans are reaped,
+			// and the deadline still holds.
+			name:   "the init cannot be signalled, stopped or traced, and reaps orphans",
+			limits: map[string]string{"timeout": "5s"},
+			code: `import errno, json, os, signal, time
+out = {"ppid": os.getppid(), "init": open("/proc/1/cmdline", "rb").read().split(b"\0")}
+out["init"] = [a.decode() for a in out["init"]]
+sent = []
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGSTOP, signal.SIGKILL, signal.SIGSEGV, signal.SIGUSR1):
+    try:
+        os.kill(1, s)
+        sent.append(s.name)
+    except OSError as e:
+        sent.append(errno.errorcode[e.errno])
+out["sent"] = sent
+try:
+    open("/proc/1/mem", "rb").read(1)
+    out["mem"] = "read"
+except OSError as e:
+    out["mem"] = errno.errorcode[e.errno]
+# An orphan: the grandchild exits after its parent; the init reaps it.
+pid = os.fork()
+if pid == 0:
+    if os.fork() == 0:
+        time.sleep(0.2)
+        os._exit(0)
+    os._exit(0)
+os.waitpid(pid, 0)
+zombies = ["?"]
+for _ in range(100):
+    time.sleep(0.1)
+    zombies = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()[0] == "Z":
+                    zombies.append(p)
+            except OSError:
+                pass
+    if not zombies:
+        break
+out["zombies"] = zombies
+print(json.dumps(out), flush=True)
+while True:
+    pass`,
+			check: func(t *testing.T, p runPath, d runDoc) {
+				requireTimedOut(t, d)
+				var r struct {
+					PPID    int      `json:"ppid"`
+					Init    []string `json:"init"`
+					Sent    []string `json:"sent"`
+					Mem     string   `json:"mem"`
+					Zombies []string `json:"zombies"`
+				}
+				require.NoError(t, json.Unmarshal([]byte(d.Stdout), &r), "the code printed its findings before spinning: %q", d.Stdout)
+				assert.Equal(t, 1, r.PPID, "the runner is the init's child")
+				assert.Contains(t, r.Init, pid1.Path)
+				assert.Contains(t, r.Init, "--report=/run/skillbuild/report")
+				if !p.warm {
+					assert.Contains(t, r.Init, "--timeout=5s")
+				}
+				assert.Len(t, r.Sent, 7)
+				assert.Contains(t, []string{"EACCES", "EPERM"}, r.Mem, "the init is not dumpable")
+				assert.Empty(t, r.Zombies, "orphans are reaped")
+			},
+		},
+		{
+			// The init costs the run little of its memory: code still
+			// runs under a 16 MiB limit, and the init's own resident
+			// memory stays small.
+			name:   "the init fits small limits",
+			limits: map[string]string{"memory": "16m"},
+			code: `import re
 rss = re.search(r"VmRSS:\s+(\d+) kB", open("/proc/1/status").read())
-result = {"init_rss_kb": int(rss.group(1)) if rss else None}`, "--memory", "16m")
+result = {"init_rss_kb": int(rss.group(1)) if rss else None}`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					InitRSSKB *int `json:"init_rss_kb"`
+				}](t, d)
+				require.NotNil(t, r.InitRSSKB, "the init's VmRSS is readable")
+				t.Logf("init resident memory: %d kB", *r.InitRSSKB)
+				assert.Less(t, *r.InitRSSKB, initRSSBoundKB, "the init's resident memory (kB) is a small part of a 16 MiB run")
+			},
+		},
+		{
+			name: "a daemonized child is killed with the run",
+			// The mark comes in the inputs: a command line holding the
+			// code (the CLI's) must not look like a daemon left behind.
+			inputs: map[string]any{"mark": daemonMark + "-with"},
+			code: `import os, subprocess, sys
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(3600)", inputs["mark"]])
+    os._exit(0)
+os.wait()
+result = "left a daemon behind"`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				assert.Equal(t, `"left a daemon behind"`, string(d.Result))
+				noProcessWith(t, daemonMark+"-with")
+			},
+		},
+		{
+			name:   "a daemonized child is killed at the deadline",
+			limits: map[string]string{"timeout": "2s"},
+			// The mark comes in the inputs: a command line holding the
+			// code (the CLI's) must not look like a daemon left behind.
+			inputs: map[string]any{"mark": daemonMark + "-at"},
+			code: `import os, subprocess, sys
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(3600)", inputs["mark"]])
+    os._exit(0)
+os.wait()
+while True:
+    pass`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireTimedOut(t, d)
+				noProcessWith(t, daemonMark+"-at")
+			},
+		},
+		{
+			name:   "output floods are capped",
+			limits: map[string]string{"output_limit": "64k"},
+			code: `import sys
+chunk = "x" * (1 << 20)
+for i in range(64):
+    sys.stdout.write(chunk)
+    sys.stderr.write(chunk)
+result = "done"`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				assert.True(t, d.Truncated)
+				assert.Len(t, d.Stdout, 64<<10)
+				assert.Len(t, d.Stderr, 64<<10)
+				assert.Equal(t, `"done"`, string(d.Result))
+			},
+		},
+		{
+			name:   "inputs round-trip byte-exact",
+			inputs: bigInputs,
+			code: `import hashlib
+result = {"echo": inputs, "big_sha256": hashlib.sha256(inputs["big"].encode()).hexdigest(), "nul_len": len(inputs["nul"])}`,
+			check: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					Echo      map[string]any `json:"echo"`
+					BigSHA256 string         `json:"big_sha256"`
+					NulLen    int            `json:"nul_len"`
+				}](t, d)
+				sum := sha256.Sum256([]byte(bigInputs["big"].(string)))
+				assert.Equal(t, hex.EncodeToString(sum[:]), r.BigSHA256, "the code saw the exact bytes")
+				assert.Equal(t, 4, r.NulLen)
+				assert.Equal(t, bigInputs, r.Echo, "and they came back exact")
+			},
+		},
+	}
+}
+
+// TestRunHostile runs code that tries to break out or break the host,
+// each case in a run of its own, through every path a run takes:
+// `skillbuild run` (the cases in parallel) and POST /v1/run of
+// `skillbuild serve` (each case twice, the second time in the warm
+// container started for it). Every case must end safe on every path;
+// afterwards a plain run still works, the host's listeners saw nothing,
+// and nothing of any run is left.
+func TestRunHostile(t *testing.T) {
+	h := newHostileEnv(t)
+	daemonMark := marker(t)
+	cases := hostileCases(h, daemonMark)
+	afterwards := func(t *testing.T, p runPath) {
+		t.Helper()
+		d := p.run(t, runSpec{code: "print(1)\nresult = 'still works'"})
+		requireClean(t, d)
+		assert.Equal(t, "1\n", d.Stdout)
+		assert.Equal(t, int64(0), h.conns.Load(), "the host's listeners saw no connection")
+	}
+
+	t.Run("cli", func(t *testing.T) {
+		p := cliPath()
+		t.Run("cases", func(t *testing.T) {
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					tc.check(t, p, p.run(t, tc.spec()))
+				})
+			}
+		})
+		afterwards(t, p)
+		assertNoRunLeftovers(t)
+	})
+
+	t.Run("serve", func(t *testing.T) {
+		// A warm container per case's limits: --max-warm holds them all.
+		// The root case is allowed by the operator, as the CLI's caller
+		// may: what it checks is that root still has no privileges.
+		s := startServe(t, "--warm-per-skill", "1", "--max-warm", "64", "--allow-root-user")
+		p := servePath(s)
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				for _, d := range s.runWarm(t, p, tc.spec()) {
+					tc.check(t, p, d)
+				}
+			})
+		}
+		afterwards(t, p)
+		s.stop(t)
+		assertNoRunLeftovers(t)
+	})
+}
+
+// TestRunOutputFloodHostMemory: 400 MiB of output are capped, and
+// skillbuild's own memory stays flat while it passes them by.
+func TestRunOutputFloodHostMemory(t *testing.T) {
+	code := `import sys
+chunk = "x" * (1 << 20)
+for i in range(200):
+    sys.stdout.write(chunk)
+    sys.stderr.write(chunk)
+result = "done"`
+	cmd := sbCmd("run", "--json", "--image", env.base, "--output-limit", "1m", "--cpus", "1", "-c", code, "hostile")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	peak, err := runPeakRSS(cmd)
+	require.NoError(t, err, errb.String())
+	d := decodeRun(t, out.String())
 	requireClean(t, d)
-	r := resultAs[map[string]any](t, d)
-	t.Logf("init resident memory: %v kB", r["init_rss_kb"])
+	assert.True(t, d.Truncated)
+	assert.Len(t, d.Stdout, 1<<20)
+	assert.Len(t, d.Stderr, 1<<20)
+	assert.Equal(t, `"done"`, string(d.Result))
+	assert.Less(t, peak, int64(150<<10), "skillbuild's peak RSS (KiB) after 400 MiB of output")
+	t.Logf("peak RSS %d KiB", peak)
+	assertNoRunLeftovers(t)
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +8,7 @@ import (
 	sbllb "github.com/skillbuild/skillbuild/llb"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -87,16 +87,11 @@ func TestScanResolvesLikeInstall(t *testing.T) {
 	srv, _ := index(t, pyindex.Wheel{Name: "uses-pip", Version: "1.0", Requires: []string{"pip==23.0.1"}})
 	r := sb(t, "scan", "--json", "--progress", "quiet", "--base", env.base, "--index-url", srv.URL(), "uses-pip")
 	assert.Equal(t, 3, r.code, r.stderr)
-	var v struct {
-		Safe            bool
-		Packages        []struct{ Name, Version string }
-		Vulnerabilities []struct{ ID, Package string }
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &v), r.stdout)
+	v := decodeJSON[api.ScanResult](t, r)
 	assert.False(t, v.Safe)
 	assert.Len(t, v.Packages, 2, "the transitive pip is scanned too")
-	require.NotEmpty(t, v.Vulnerabilities)
-	assert.Equal(t, "pip", v.Vulnerabilities[0].Package)
+	require.NotEmpty(t, v.Findings)
+	assert.Equal(t, "pip", v.Findings[0].Package)
 
 	r = sb(t, "scan", "--json", "--no-resolve", "pip==23.3")
 	assert.Equal(t, 0, r.code, r.stderr)
@@ -108,11 +103,7 @@ func TestScanAllowShorthandWhileResolving(t *testing.T) {
 	srv, _ := index(t, pyindex.Wheel{Name: "uses-pip", Version: "1.0", Requires: []string{"pip==23.0.1"}})
 	r := sb(t, "scan", "--allow", pipAdvisory, "--json", "--progress", "quiet", "--base", env.base, "--index-url", srv.URL(), "uses-pip")
 	require.Equal(t, 0, r.code, r.stderr)
-	var v struct {
-		Safe    bool
-		Allowed []struct{ ID string }
-	}
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &v), r.stdout)
+	v := decodeJSON[api.ScanResult](t, r)
 	assert.True(t, v.Safe)
 	require.NotEmpty(t, v.Allowed)
 	assert.Equal(t, pipAdvisory, v.Allowed[0].ID)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"io"
 	"net/http"
 	"os/exec"
@@ -51,11 +52,7 @@ func waitWarm(hc *http.Client, n int) {
 		if err != nil {
 			continue
 		}
-		var h struct {
-			Warm       int `json:"warm"`
-			Starting   int `json:"starting"`
-			Destroying int `json:"destroying"`
-		}
+		var h api.Health
 		json.NewDecoder(resp.Body).Decode(&h) //nolint:errcheck
 		resp.Body.Close()
 		if h.Warm >= n && h.Starting == 0 && h.Destroying == 0 {

@@ -169,7 +169,7 @@ func TestSigningRoundTrip(t *testing.T) {
 	unsignedRef := regs.plain.Host + "/skills/sig-unsigned:v1"
 	r = sb(t, "push", "--json", "--insecure-registry", regs.plain.Host, "sig-a", ref)
 	require.Equal(t, 0, r.code, r.stderr)
-	pushed := decodeJSON[pushJSON](t, r)
+	pushed := decodeJSON[api.PushResult](t, r)
 	r = sb(t, "push", "--json", "--insecure-registry", regs.plain.Host, "sig-unsigned", unsignedRef)
 	require.Equal(t, 0, r.code, r.stderr)
 
@@ -190,25 +190,25 @@ func TestSigningRoundTrip(t *testing.T) {
 	// Sign what was pushed, by digest, as `push --sign-key` will.
 	ours, err := signature.LoadPrivateKey(oursKey, nil)
 	require.NoError(t, err)
-	signed, err := rc.Sign(ctx, ref+"@"+pushed.Digest, ours)
+	signed, err := rc.Sign(ctx, ref+"@"+pushed.Digest.String(), ours)
 	require.NoError(t, err)
-	assert.Equal(t, pushed.Digest, signed.Digest.String())
-	assert.Equal(t, regs.plain.Host+"/skills/sig-a:sha256-"+strings.TrimPrefix(pushed.Digest, "sha256:")+".sig", signed.Artifact)
-	tag, err := regs.plain.TagDigest("skills/sig-a", signature.Tag(digest.Digest(pushed.Digest)))
+	assert.Equal(t, pushed.Digest, signed.Digest)
+	assert.Equal(t, regs.plain.Host+"/skills/sig-a:sha256-"+pushed.Digest.Encoded()+".sig", signed.Artifact)
+	tag, err := regs.plain.TagDigest("skills/sig-a", signature.Tag(pushed.Digest))
 	require.NoError(t, err)
 	assert.Equal(t, signed.ArtifactDigest.String(), tag, "the artifact is in the registry under cosign's tag")
 
 	// cosign accepts it.
 	r = cosignVerify(t, oursPub, ref)
 	require.Equal(t, 0, r.code, "cosign verify of skillbuild's signature: %s", r.stderr)
-	assert.Contains(t, r.stdout, pushed.Digest)
+	assert.Contains(t, r.stdout, pushed.Digest.String())
 	r = cosignVerify(t, strangerPub, ref)
 	assert.NotEqual(t, 0, r.code, "cosign refuses another key too")
 
 	// cosign signs beside it; skillbuild accepts cosign's signature and
 	// keeps its own.
 	r = runCosign(t, pw, "sign", "--key", cosignKey, "--tlog-upload=false", "--new-bundle-format=false", "--use-signing-config=false",
-		"--allow-insecure-registry", "-y", regs.plain.Host+"/skills/sig-a@"+pushed.Digest)
+		"--allow-insecure-registry", "-y", regs.plain.Host+"/skills/sig-a@"+pushed.Digest.String())
 	require.Equal(t, 0, r.code, "cosign sign: %s", r.stderr)
 	// Byte for byte the format: cosign's payload is skillbuild's (one
 	// blob, two signatures), and the config cosign wrote for both layers
@@ -222,7 +222,7 @@ func TestSigningRoundTrip(t *testing.T) {
 	require.Len(t, art.Layers, 2, "cosign appended to skillbuild's artifact")
 	named, err := registry.ParseRef(ref)
 	require.NoError(t, err)
-	payload, err := signature.Payload(named, digest.Digest(pushed.Digest))
+	payload, err := signature.Payload(named, pushed.Digest)
 	require.NoError(t, err)
 	for _, l := range art.Layers {
 		assert.Equal(t, signature.MediaTypePayload, l.MediaType)
@@ -255,7 +255,7 @@ func TestSigningRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, pulled.Signature)
 	assert.Equal(t, oursPub, pulled.Signature.Key)
-	assert.Equal(t, pushed.Digest, pulled.Digest.String())
+	assert.Equal(t, pushed.Digest, pulled.Digest)
 	rec, err := host2.ImageService().Get(ctx, ref)
 	require.NoError(t, err)
 	// Later (a run), from the content store alone.
@@ -344,10 +344,10 @@ func TestSigningRoundTrip(t *testing.T) {
 
 	// The old signature artifact copied to the altered digest's tag: a
 	// valid signature by a trusted key, over the old digest.
-	copyManifest(t, "skills/sig-a", signature.Tag(digest.Digest(pushed.Digest)), signature.Tag(altered.Digest))
+	copyManifest(t, "skills/sig-a", signature.Tag(pushed.Digest), signature.Tag(altered.Digest))
 	_, err = rc.Verify(ctx, ref, keySet(t, trustDir))
 	assert.True(t, errdefs.IsFailedPrecondition(err), "%v", err)
-	assert.ErrorContains(t, err, "but over another image ("+pushed.Digest+")")
+	assert.ErrorContains(t, err, "but over another image ("+pushed.Digest.String()+")")
 	t.Logf("refused (old signature copied to the altered image): %v", err)
 	assert.NotEqual(t, 0, cosignVerify(t, oursPub, ref).code, "cosign checks the digest claim too")
 	_, host2, err = pullHost2(t, "sign-altered", ref, registry.WithTrustedKeys(keySet(t, trustDir)))
@@ -355,7 +355,7 @@ func TestSigningRoundTrip(t *testing.T) {
 	requireNotNamed(t, host2, ref)
 
 	// The genuine image, by digest, still verifies.
-	_, err = rc.Verify(ctx, regs.plain.Host+"/skills/sig-a@"+pushed.Digest, keySet(t, trustDir))
+	_, err = rc.Verify(ctx, regs.plain.Host+"/skills/sig-a@"+pushed.Digest.String(), keySet(t, trustDir))
 	assert.NoError(t, err)
 }
 

@@ -13,6 +13,7 @@ import (
 // TestVersion: the binary reports its embedded BuildKit and containerd
 // client (from its build info) and the daemon it talks to.
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	r := sb(t, "version", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	var v struct {
@@ -37,6 +38,7 @@ func TestVersion(t *testing.T) {
 
 // TestShellCompletion sources the bash script and completes as bash would.
 func TestShellCompletion(t *testing.T) {
+	t.Parallel()
 	script := `source <("$BIN" completion bash)
 COMP_WORDS=("$BIN" insta); COMP_CWORD=1; _skillbuild_complete; echo "${COMPREPLY[@]}"
 COMP_WORDS=("$BIN" install --jso); COMP_CWORD=2; _skillbuild_complete; echo "${COMPREPLY[@]}"`

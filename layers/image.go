@@ -60,21 +60,6 @@ func CheckImage(ctx context.Context, cs content.Store, manifest ocispec.Descript
 	return Check(venvList, locks, lists)
 }
 
-// distributionLayers picks the venv's layer and the n distribution layers
-// out of an exported skill image's manifest: those between the venv's and
-// the lock file's. An image of another shape is refused rather than
-// guessed at.
-func distributionLayers(m ocispec.Manifest, baseLayers, n int) (ocispec.Descriptor, []ocispec.Descriptor, error) {
-	if !images.IsManifestType(m.MediaType) && m.MediaType != "" {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("check layers: the exported image is a %s, not an image manifest", m.MediaType)
-	}
-	if want := baseLayers + 1 + n + 1; len(m.Layers) != want {
-		return ocispec.Descriptor{}, nil, fmt.Errorf("check layers: the exported image has %d layers, not the %d of its base (%d), venv, %d distribution layers and lock file",
-			len(m.Layers), want, baseLayers, n)
-	}
-	return m.Layers[baseLayers], m.Layers[baseLayers+1 : baseLayers+1+n], nil
-}
-
 // Split picks the venv's layer and the n distribution layers
 // out of an exported skill image's manifest: those between the venv's and
 // the lock file's. An image of another shape is refused rather than

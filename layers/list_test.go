@@ -263,3 +263,30 @@ func TestLayerListReadsInLargeChunks(t *testing.T) {
 	assert.Equal(t, 200, bytes.Count(list, []byte("\n")))
 	assert.LessOrEqual(t, cp.reads, 3, "reads of a %d-byte blob", len(blob))
 }
+
+// TestListTarHostileNames: names that climb out of the root, are
+// absolute, or carry newlines and quotes are listed at the path they
+// would reach inside the image, one JSON line each; a whiteout of the
+// root's contents lists the root.
+func TestListTarHostileNames(t *testing.T) {
+	t.Parallel()
+	blob := layerTar(t,
+		file("../../etc/passwd"),
+		file("/opt/skill/venv/bin/python"),
+		file(sitePackages+"x\n[\"f\",\"/etc/shadow\"]"),
+		file("./.wh..wh..opq"),
+		file("opt/.wh."),
+	)
+	got, err := listTar(bytes.NewReader(blob))
+	require.NoError(t, err)
+	want := `["f","/etc/passwd"]
+["f","/opt/skill/venv/bin/python"]
+["f","/` + sitePackages + `x\n[\"f\",\"/etc/shadow\"]"]
+["o","/"]
+["o","/opt"]
+`
+	assert.Equal(t, want, string(got))
+	entries, err := ParseList(got)
+	require.NoError(t, err)
+	assert.Len(t, entries, 5, "the name with a newline is one entry")
+}

@@ -32,11 +32,26 @@
 // it. It reads the inputs (a JSON object, compact, on one line: the shim
 // never closes a task's stdin) from stdin, runs the code as __main__ with a
 // global `inputs` dict and stdin on /dev/null and, if the code sets a
-// global `result`, encodes it as JSON. Its report goes through a FIFO of
-// its own (bind-mounted with the runner; a FIFO on a read-only mount stays
-// writable), not stdout, so nothing the code prints can break it; stdout
-// and stderr are captured separately, each cut at the output limit, and
-// the host never buffers more than the limits.
+// global `result`, encodes it as JSON. Its report does not go to stdout,
+// so nothing the code prints can break it; stdout and stderr are
+// captured separately, each cut at the output limit, and the host never
+// buffers more than the limits.
+//
+// Only the runner reports. The report reaches the host through a FIFO
+// (bind-mounted with the runner; a FIFO on a read-only mount stays
+// writable) that the init alone holds: the init opens it before it starts
+// anything and says so (pid1.ReportHeld), the host then removes the
+// FIFO's path, and the init starts the runner only once the path is gone.
+// The runner sends its ready line and its report, each over a connection
+// of its own made when it is sent, to the init's abstract unix socket
+// (pid1.ReportSocket), and the init passes on what the runner process
+// itself sent and nothing else: the kernel gives it the credentials of
+// the process at the other end and of the sender of every write
+// (SO_PEERCRED, SCM_CREDENTIALS). So a process the code forks, which
+// inherits everything the runner has open and may run the runner's own
+// reporting code, can neither write, corrupt nor forge the report (the
+// code itself, in the runner's process, can of course lie about its own
+// result).
 //
 // The network namespace is new and empty; its loopback is brought up
 // (WithLoopbackDown leaves it down), so the code reaches its own 127.0.0.1
@@ -138,7 +153,13 @@
 // replacement starts at once. A run that finds none ready waits for the
 // next one started, and the image's target count grows by one (up to the
 // pool's maximum); it shrinks by one per janitor round without such runs. Warm sandboxes carry LabelPool with their pool's owner ID;
-// NewPool removes those whose owner's lock file is free (a killed server),
-// and a warm init ends its container by itself when no job comes within
-// its idle limit or its job pipe closes.
+// NewPool removes those whose owner's lock file is free (a killed server).
+// A warm init ends its container by itself when no job comes within its
+// idle limit, and within a second when its host dies before the job
+// came: it holds the write end of the run's report FIFO, whose read end
+// only the host process holds, and polls it for POLLERR (no reader
+// left). Its stdin cannot tell: the shim keeps that open. Once the job
+// came, the run keeps its own deadline, host or not. Sweep, in the next
+// command of any kind, removes the stopped containers and the dead
+// pool's owner file.
 package runtime

@@ -284,11 +284,12 @@ func (b initBinary) mounts() []specs.Mount {
 	return ms
 }
 
-// args is the process argv of a run: argv under the init, with timeout.
-func (b initBinary) args(timeout, warm time.Duration, argv []string) []string {
-	a := pid1.Args(timeout, argv...)
+// args is the process argv of a run: argv under the init, with timeout
+// and the report FIFO at report (a path inside the container).
+func (b initBinary) args(timeout, warm time.Duration, report string, argv []string) []string {
+	a := pid1.Args(timeout, report, argv...)
 	if warm > 0 {
-		a = pid1.WarmArgs(warm, argv...)
+		a = pid1.WarmArgs(warm, report, argv...)
 	}
 	if b.loader == "" {
 		return a
@@ -309,7 +310,7 @@ func withInit(b initBinary, timeout, warm time.Duration) oci.SpecOpts {
 		if b.exe == "" {
 			return fmt.Errorf("no init binary: %w", errdefs.ErrInvalidArgument)
 		}
-		s.Process.Args = b.args(timeout, warm, s.Process.Args)
+		s.Process.Args = b.args(timeout, warm, path.Join(SandboxDir, reportName), s.Process.Args)
 		s.Mounts = append(s.Mounts, b.mounts()...)
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/skillbuild/skillbuild/runtime/pid1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -51,7 +52,7 @@ func TestSpecOptsCgroupModesKeepResources(t *testing.T) {
 	require.NotNil(t, s.Linux.Resources)
 	assert.Equal(t, "/test/sbrun-test", s.Linux.CgroupsPath, "containerd's default place")
 	assert.Nil(t, rlimit(s, "RLIMIT_CPU"))
-	assert.Equal(t, "/run/skillbuild/report", s.Process.Args[len(s.Process.Args)-1], "no memory argument for the runner")
+	assert.Equal(t, pid1.ReportSocket, s.Process.Args[len(s.Process.Args)-1], "no memory argument for the runner")
 
 	p := testPlan()
 	p.cgroupParent = "/skillbuild-u1000"

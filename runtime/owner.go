@@ -50,7 +50,14 @@ func lockedFile(path string) (*os.File, error) {
 // another state directory, or by an older skillbuild) is not known to be
 // gone.
 func ownerGone(stateDir, id string) bool {
-	f, err := os.OpenFile(filepath.Join(stateDir, id, ownerName), os.O_RDWR, 0)
+	return lockFree(filepath.Join(stateDir, id, ownerName))
+}
+
+// lockFree reports whether the file at path exists and no process holds
+// its flock (see lockedFile): its owner died. A file that cannot be
+// opened or locked is not known to be free.
+func lockFree(path string) bool {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}

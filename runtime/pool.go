@@ -298,16 +298,22 @@ func (p *Pool) ownerAlive(owner string) bool {
 	if strings.ContainsAny(owner, "/.") {
 		return false
 	}
-	f, err := os.Open(p.ownerFile(owner))
-	if err != nil {
+	if _, err := os.Stat(p.ownerFile(owner)); err != nil {
 		return false
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return true
+	return !lockFree(p.ownerFile(owner))
+}
+
+// sweepPoolOwners removes the owner files of pools whose process died
+// (their lock is free). Their warm containers are runs like any other,
+// which Sweep removes by their own owner locks.
+func sweepPoolOwners(stateDir string) {
+	files, _ := filepath.Glob(filepath.Join(stateDir, "pool-*.lock"))
+	for _, f := range files {
+		if lockFree(f) {
+			os.Remove(f)
+		}
 	}
-	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return false
 }
 
 // Run runs req like Runner.Run, in a warm container when one is ready.
@@ -639,8 +645,9 @@ func (p *Pool) Close(ctx context.Context) error {
 }
 
 // warmSlack is how much longer than its maximum age a warm container
-// waits for its job before its init ends it: the pool replaces it before,
-// and when the pool is gone (its process killed) it ends by itself.
+// waits for its job before its init ends it: the pool replaces it before.
+// When the pool's process is gone (killed) its init ends it much sooner,
+// when it sees the report FIFO's read end close (pid1.WarmArgs).
 const warmSlack = time.Minute
 
 // prepared is set's image resolved and unpacked, once for all its starts

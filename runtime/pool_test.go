@@ -3,6 +3,8 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -83,4 +85,18 @@ func TestCheckPreload(t *testing.T) {
 	for _, bad := range []string{"", "os; import x", "-m", "a..b", "a.", "../x", "x,y"} {
 		assert.ErrorIs(t, checkPreload([]string{bad}), errdefs.ErrInvalidArgument, bad)
 	}
+}
+
+// TestSweepPoolOwners: the owner file of a pool whose process is gone
+// (its lock is free) is removed; a live pool's stays.
+func TestSweepPoolOwners(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	live, err := lockedFile(filepath.Join(dir, "pool-live.lock"))
+	require.NoError(t, err)
+	defer live.Close()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pool-dead.lock"), nil, 0o600))
+	sweepPoolOwners(dir)
+	assert.FileExists(t, filepath.Join(dir, "pool-live.lock"))
+	assert.NoFileExists(t, filepath.Join(dir, "pool-dead.lock"))
 }

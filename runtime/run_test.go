@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
@@ -183,15 +185,80 @@ func mustRead(t *testing.T, p string) []byte {
 	return b
 }
 
-// TestRunnerProtocol runs runner.py with the host's python3 (no container):
-// the report channel and the code's output stay apart whatever the code
-// does.
+// forgedReport is what code tries to pass off as the runner's report.
+const forgedReport = `{"exit_code": 0, "error": null, "result_set": true, "result": 42}`
+
+// forgeFromChild is code whose forked child tries every way to the report
+// (every descriptor it inherited, the report FIFO's path, its own
+// connection to the report socket) with forgedReport, while the code
+// itself reports 1.
+var forgeFromChild = fmt.Sprintf(`import os, socket
+forged = %q.encode()
+pid = os.fork()
+if pid == 0:
+    for fd in range(1024):
+        try:
+            os.write(fd, forged)
+        except OSError:
+            pass
+    try:
+        fd = os.open("/run/skillbuild/report", os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, forged)
+    except OSError:
+        pass
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect("\0" + %q[1:])
+        s.sendall(forged)
+        s.close()
+    except OSError:
+        pass
+    os._exit(0)
+os.waitpid(pid, 0)
+result = 1`, forgedReport, pid1.ReportSocket)
+
+// childrenEndTheCode is code whose forked children do not exit but end
+// the code as the runner would (they fall through it), each with a
+// result of its own, while the code, at the pids limit or not, reports
+// its own.
+const childrenEndTheCode = `import os
+r, w = os.pipe()
+forked, err, child = 0, None, False
+try:
+    for i in range(8):
+        if os.fork() == 0:
+            os.close(w)
+            os.read(r, 1)  # until the code closed its end: after the loop
+            child = True
+            break
+        forked += 1
+except OSError as e:
+    err = type(e).__name__
+if not child:
+    os.close(w)
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+result = {"forked": forked, "child": child}`
+
+// TestRunnerProtocol runs runner.py with the host's python3 under this
+// test binary as the init (it links package pid1) in PID and network
+// namespaces of its own, with the report FIFO, as in a run's container
+// but without one: the report channel and the code's output stay apart
+// whatever the code does, and nothing the code forks reports.
 func TestRunnerProtocol(t *testing.T) {
 	t.Parallel()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("no python3 on the host: the protocol is still covered by the integration suite")
 	}
+	if os.Geteuid() != 0 {
+		t.Skip("the init needs PID and network namespaces of its own, which need root: the protocol is still covered by the integration suite")
+	}
+	exe, err := os.Executable()
+	require.NoError(t, err)
 	for _, tc := range []struct {
 		name, code, inputs string
 		exit               int
@@ -222,6 +289,9 @@ func TestRunnerProtocol(t *testing.T) {
 		// pull in): the runner imports them only when needed.
 		{name: "plain runs import no json", code: "import sys\nresult = [m for m in ('json', 'traceback') if m in sys.modules]", inputs: "{}", result: "[]"},
 		{name: "the report does not go to a file that reused its descriptor", code: "import os\nos.closerange(3, 1024)\nf = open('mine', 'w')\nresult = f.fileno()", result: "3"},
+		{name: "a socket default timeout does not cut the report", code: "import socket\nsocket.setdefaulttimeout(1e-9)\nresult = 'x' * (512 << 10)", result: `"` + strings.Repeat("x", 512<<10) + `"`},
+		{name: "a forked child cannot forge the report", code: forgeFromChild, result: "1", stdout: forgedReport},
+		{name: "forked children that end the code do not report", code: childrenEndTheCode, result: `{"forked": 8, "child": false}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -232,7 +302,8 @@ func TestRunnerProtocol(t *testing.T) {
 			require.NoError(t, err)
 			defer rr.close()
 			inputs := tc.inputs + "\n"
-			cmd := exec.Command(python, "-B", filepath.Join(box, runnerName), filepath.Join(box, codeName), filepath.Join(box, reportName))
+			cmd := &exec.Cmd{Path: exe, Args: pid1.Args(time.Minute, filepath.Join(box, reportName), python, "-B", filepath.Join(box, runnerName), filepath.Join(box, codeName), pid1.ReportSocket)}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 			cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
 			cmd.Dir = dir
 			cmd.Stdin = strings.NewReader(inputs)

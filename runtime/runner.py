@@ -4,12 +4,12 @@ skillbuild ships this file inside its binary and bind-mounts it read-only
 into every run, next to the skill code; it works with any image that has a
 python3 on PATH and uses the standard library only.
 
-    python3 -B runner.py CODE_FILE REPORT_PATH [--rlimit-as=BYTES] [MODULE...]
+    python3 -B runner.py CODE_FILE REPORT_SOCKET [--rlimit-as=BYTES] [MODULE...]
 
 * The MODULEs (the skill's preload list) are imported first, before the
   inputs are read: a warm container has them imported when its job
   comes. One that fails to import is skipped (the code's own import then
-  reports it). Then the runner writes a newline to REPORT_PATH: it is
+  reports it). Then the runner sends a newline to REPORT_SOCKET: it is
   ready for its job.
 * With --rlimit-as (sandboxes without cgroups) the runner first sets
   RLIMIT_AS, soft and hard, to BYTES (the code runs without capabilities
@@ -22,9 +22,15 @@ python3 on PATH and uses the standard library only.
   as a dict). The code is never spliced into another source string.
 * If the code sets a global ``result``, it is encoded as JSON (no NaN or
   Infinity, ASCII only) and reported.
-* The report, one JSON object (after that newline), goes to REPORT_PATH (a FIFO the host reads),
+* The report, one JSON object (after that newline), goes to REPORT_SOCKET,
   never to stdout or stderr: whatever the code prints stays the code's
-  output and cannot break the report.
+  output and cannot break the report. REPORT_SOCKET is an abstract unix
+  socket ("@name") of the init, PID 1, which passes on to the host what
+  this process sends and nothing any other process does (the kernel says
+  who sent what): a process the code forks, which inherits everything
+  this one has open, can neither send a report nor add to one. Each
+  message goes over a connection of its own, made when it is sent, so
+  nothing the code forks holds one.
 
     {"exit_code": 0, "error": null | {"type", "message", "traceback"},
      "result_set": true | false, "result": <the result JSON>}
@@ -46,21 +52,20 @@ try:
     from _json import encode_basestring_ascii as _quote
 except ImportError:  # an interpreter without the C module
     _quote = None
+# The report channel's socket, from the C module: the socket module
+# imports enum, selectors and more.
+from _socket import AF_UNIX as _AF_UNIX, SOCK_STREAM as _SOCK_STREAM, socket as _socket
 
 
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _identity(fd):
+def _send(address, data):
+    """Sends data to the init over a new connection to address."""
+    s = _socket(_AF_UNIX, _SOCK_STREAM)
     try:
-        st = os.fstat(fd)
-        return (st.st_dev, st.st_ino)
-    except OSError:
-        return None
+        s.settimeout(None)  # whatever default the code set
+        s.connect(address)
+        s.sendall(data)
+    finally:
+        s.close()
 
 
 def _type_name(exc):
@@ -133,7 +138,9 @@ def _rlimit_mode(limit):
 
 
 def main():
-    code_path, report_path = sys.argv[1], sys.argv[2]
+    code_path, report_address = sys.argv[1], sys.argv[2]
+    if report_address.startswith("@"):
+        report_address = "\0" + report_address[1:]
     modules = sys.argv[3:]
     as_limit = 0
     if modules and modules[0].startswith("--rlimit-as="):
@@ -144,13 +151,10 @@ def main():
     if sys.path and os.path.abspath(sys.path[0] or ".") == here:
         del sys.path[0]
 
-    # Open the report channel before any skill code runs; keep private
-    # references to what reporting needs, so the code cannot break them by
-    # accident (it shares this interpreter and can of course lie about its
-    # own result on purpose).
-    report_fd = os.open(report_path, os.O_WRONLY)
-    report_id = _identity(report_fd)
-    report, write_all, exit_now = _report, _write_all, os._exit
+    # Keep private references to what reporting needs, so the code cannot
+    # break them by accident (it shares this interpreter and can of course
+    # lie about its own result on purpose).
+    report, send, exit_now = _report, _send, os._exit
 
     exit_code = 0
     error = None
@@ -173,7 +177,7 @@ def main():
     # the report channel says so (the report's JSON ignores it); a pool
     # hands a warm container its job only after it.
     try:
-        write_all(report_fd, b"\n")
+        send(report_address, b"\n")
     except BaseException:
         pass
 
@@ -252,13 +256,7 @@ def main():
     _flush()
     text = report(exit_code, error, result_json)
     try:
-        # Code that closed every descriptor (as daemonizing code does) may
-        # have closed this one, or reused its number for a file of its own:
-        # write only to the FIFO itself.
-        if _identity(report_fd) != report_id:
-            report_fd = os.open(report_path, os.O_WRONLY)
-        write_all(report_fd, text.encode("ascii"))
-        os.close(report_fd)
+        send(report_address, text.encode("ascii"))
     except BaseException:
         pass
     exit_now(exit_code)

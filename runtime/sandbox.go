@@ -1,14 +1,10 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/images"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/opencontainers/go-digest"
@@ -137,186 +132,6 @@ func (s *Sandbox) ID() string { return s.id }
 // the run's own.
 func (s *Sandbox) cleanupContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(s.ctx), cleanupTimeout)
-}
-
-// Create writes the sandbox files (runner, code, report FIFO), creates the
-// container on a read-only view of the image with the hardened spec, and
-// creates its task with the inputs on stdin, not started. Creating the
-// container and the task are not interrupted half-way (a cancelled request
-// can leave the daemon to finish it after our cleanup, leaking a view or
-// cgroups): each runs to its end, bounded, and a cancellation of ctx is
-// honoured between them. On error nothing is left behind.
-func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr error) {
-	ctx = r.namespaced(ctx)
-	s := &Sandbox{r: r, ctx: ctx, id: newID(), limits: p.limits, image: p.req.Image, warm: p.warm}
-	defer func() {
-		if retErr != nil {
-			retErr = errors.Join(retErr, s.Close(ctx))
-		}
-	}()
-	dir := filepath.Join(r.opts.stateDir, s.id)
-	done := r.step(s.id, "files")
-	// The sandbox files: runner and code read-only, the report FIFO.
-	box := filepath.Join(dir, "box")
-	s.cleanups = append(s.cleanups, func(context.Context) error { return os.RemoveAll(dir) })
-	if err := prepareBox(dir, box, p.req.Code); err != nil {
-		return nil, err
-	}
-	owner, err := holdOwner(dir)
-	if err != nil {
-		return nil, err
-	}
-	s.cleanups = append(s.cleanups, func(context.Context) error { return owner.Close() })
-	report, err := openReport(filepath.Join(box, reportName), r.opts.maxResultBytes)
-	if err != nil {
-		return nil, err
-	}
-	s.report = report
-	s.cleanups = append(s.cleanups, func(context.Context) error { report.close(); return nil })
-
-	// The deadline covers creating and starting too: Start moves it only
-	// when they took longer than startMargin, which saves a round-trip.
-	s.deadline = time.Now().Add(startMargin + p.limits.Timeout + p.warm)
-	labels := map[string]string{LabelRun: "1", LabelDeadline: deadlineLabel(s.deadline)}
-	maps.Copy(labels, p.labels)
-	init, err := selfInit(r.opts.stateDir)
-	if err != nil {
-		return nil, err
-	}
-	resolvConf := filepath.Join(dir, "resolv.conf")
-	if err := writeReadOnly(resolvConf, []byte(resolvConfText)); err != nil {
-		return nil, fmt.Errorf("sandbox resolv.conf: %w", err)
-	}
-	if !r.opts.sharedUID {
-		if s.uid, err = leaseUID(r.opts.stateDir, r.opts.runUIDs); err != nil {
-			return nil, err
-		}
-		s.cleanups = append(s.cleanups, func(context.Context) error { s.uid.release(); return nil })
-	}
-	done()
-	plan := specPlan{
-		init:       init,
-		resolvConf: resolvConf,
-		userOut:    &s.user,
-		cgroupOut:  &s.cgroupsPath,
-		limits:     p.limits,
-		env:        p.config.Env,
-		cwd:        p.config.WorkingDir,
-		imageUser:  p.config.User,
-		user:       p.req.User,
-		sandboxDir: box,
-		hostname:   "skill",
-		warm:       p.warm,
-		preload:    p.req.Preload,
-
-		limitMode:    r.opts.limitMode,
-		cgroupParent: r.opts.cgroupParent,
-	}
-	if s.uid != nil {
-		plan.runUID = s.uid.uid
-	}
-	stepCtx, stepCancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
-	defer stepCancel()
-	done = r.step(s.id, "create-container")
-	// The root filesystem: the view of the image the runs share (see
-	// sharedview.go), held until the container record is gone. It carries
-	// the garbage collector's root label from its creation on, so the run
-	// needs no lease of its own to keep it until the container holds it.
-	shared, mounts, err := r.acquireSharedView(stepCtx, p)
-	if err != nil {
-		return nil, err
-	}
-	s.viewKey = shared.name
-	s.cleanups = append(s.cleanups, func(cctx context.Context) error { return shared.release(cctx, r) })
-	if plan.resolvDest, err = imageFileTarget(stepCtx, mounts, resolvConfPath); err != nil {
-		return nil, fmt.Errorf("image %s: %s: %w", p.req.Image, resolvConfPath, err)
-	}
-	// The record is created through the container service directly:
-	// client.NewContainer would take a lease (two more writes of
-	// containerd's metadata) and look up the namespace's default runtime,
-	// which the run names itself.
-	rec := containers.Container{ID: s.id}
-	for _, o := range []client.NewContainerOpts{
-		client.WithImageName(p.image.Name()),
-		client.WithSnapshotter(r.opts.snapshotter),
-		withSnapshotKey(s.viewKey),
-		client.WithRuntime(r.opts.runtime, nil),
-		client.WithContainerLabels(labels),
-		client.WithNewSpec(specOpts(plan)...),
-	} {
-		if err := o(stepCtx, r.client, &rec); err != nil {
-			return nil, fmt.Errorf("create container: %w", err)
-		}
-	}
-	if _, err := r.client.ContainerService().Create(stepCtx, rec); err != nil {
-		// A cancelled create may still have created the container on the
-		// daemon's side: remove it if it exists.
-		cctx, cancel := s.cleanupContext()
-		defer cancel()
-		_ = s.removeContainer(cctx)
-		return nil, fmt.Errorf("create container: %w", err)
-	}
-	done()
-	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
-		if s.taskGone {
-			return s.removeRecordAndView(cctx)
-		}
-		return s.removeContainer(cctx)
-	})
-	if err := cancelled(ctx); err != nil {
-		return nil, err
-	}
-
-	s.stdout = newCappedBuffer(p.limits.OutputLimitBytes, p.req.Stdout)
-	s.stderr = newCappedBuffer(p.limits.OutputLimitBytes, p.req.Stderr)
-	ioDir := filepath.Join(dir, "io")
-	var stdin io.Reader = bytes.NewReader(p.inputs)
-	if p.warm > 0 {
-		// The job comes later, through a pipe (Sandbox.hand).
-		jr, jw, err := os.Pipe()
-		if err != nil {
-			return nil, err
-		}
-		s.job, stdin = jw, jr
-		s.cleanups = append(s.cleanups, func(context.Context) error { jw.Close(); jr.Close(); return nil })
-	}
-	done = r.step(s.id, "create-task")
-	task, err := newRunTask(stepCtx, r.client, s.id, mounts, cio.NewCreator(cio.WithStreams(stdin, s.stdout, s.stderr), cio.WithFIFODir(ioDir)))
-	if err != nil {
-		if strings.Contains(err.Error(), "executable file not found") {
-			return nil, fmt.Errorf("image %s has no python3 on PATH: %w", p.req.Image, errdefs.ErrFailedPrecondition)
-		}
-		return nil, fmt.Errorf("create task: %w", err)
-	}
-	done()
-	s.task = task
-	s.cleanups = append(s.cleanups, func(cctx context.Context) error {
-		if s.taskGone {
-			return nil
-		}
-		if s.outputEnded {
-			// Collect saw the task exit and its output end.
-			return s.deleteExited(cctx)
-		}
-		err := s.deleteTaskKilled(cctx)
-		task.IO().Close()
-		return err
-	})
-	// Wait outlives ctx: after a cancellation the exit is still collected.
-	s.exitC, err = task.Wait(context.WithoutCancel(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("wait task: %w", err)
-	}
-	if r.opts.loopbackUp {
-		defer r.step(s.id, "loopback")()
-		if err := loopbackUp(int(task.Pid())); err != nil {
-			return nil, fmt.Errorf("network namespace of run %s: %w", s.id, err)
-		}
-	}
-	if err := cancelled(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // cancelled is the error of a run whose ctx is done, or nil.

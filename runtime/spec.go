@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/skillbuild/skillbuild/runtime/pid1"
 )
 
 // Paths inside the sandbox.
@@ -71,7 +72,9 @@ type specPlan struct {
 // default spec (namespaces pid, ipc, uts, mount and network; default
 // mounts, masked and read-only paths; no devices).
 func specOpts(p specPlan) []oci.SpecOpts {
-	argv := []string{"python3", "-B", path.Join(SandboxDir, runnerName), path.Join(SandboxDir, codeName), path.Join(SandboxDir, reportName)}
+	// The runner reports to the init's socket; the init alone holds the
+	// report FIFO (see pid1.Args).
+	argv := []string{"python3", "-B", path.Join(SandboxDir, runnerName), path.Join(SandboxDir, codeName), pid1.ReportSocket}
 	if p.limitMode == rlimitLimits {
 		// The runner sets RLIMIT_AS itself: runc applies rlimits before
 		// it loads seccomp, and its Go init fails under one.

@@ -63,8 +63,8 @@ func TestSpecOptsHardenedSpec(t *testing.T) {
 
 	assert.Equal(t, []string{
 		"/run/skillbuild-init/lib/ld-linux-x86-64.so.2", "--library-path", "/run/skillbuild-init/lib",
-		"/run/skillbuild-init/init", "--timeout=30s", "--",
-		"python3", "-B", "/run/skillbuild/runner.py", "/run/skillbuild/code.py", "/run/skillbuild/report",
+		"/run/skillbuild-init/init", "--timeout=30s", "--report=/run/skillbuild/report", "--",
+		"python3", "-B", "/run/skillbuild/runner.py", "/run/skillbuild/code.py", "@skillbuild-report",
 	}, s.Process.Args, "the runner under the init, which holds the deadline; a dynamically linked init through its own loader")
 	assert.Equal(t, []string{"PATH=/opt/skill/venv/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"}, s.Process.Env, "the image's environment and HOME, nothing of the host's")
 	assert.Equal(t, "/opt/skill", s.Process.Cwd)
@@ -166,10 +166,10 @@ func TestWithOwnUID(t *testing.T) {
 func TestWithInitStatic(t *testing.T) {
 	t.Parallel()
 	s := spec(t, oci.WithProcessArgs("python3", "x"), withInit(initBinary{exe: "/sb"}, 5*time.Second, 0))
-	assert.Equal(t, []string{"/run/skillbuild-init/init", "--timeout=5s", "--", "python3", "x"}, s.Process.Args, "a static init needs no loader")
+	assert.Equal(t, []string{"/run/skillbuild-init/init", "--timeout=5s", "--report=/run/skillbuild/report", "--", "python3", "x"}, s.Process.Args, "a static init needs no loader")
 	assert.Nil(t, mountAt(s, "/run/skillbuild-init/lib/ld-linux-x86-64.so.2"))
 	s = spec(t, oci.WithProcessArgs("python3", "x"), withInit(initBinary{exe: "/sb"}, 5*time.Second, time.Minute))
-	assert.Equal(t, []string{"/run/skillbuild-init/init", "--wait-job=1m0s", "--", "python3", "x"}, s.Process.Args, "a warm init waits for its job's timeout")
+	assert.Equal(t, []string{"/run/skillbuild-init/init", "--wait-job=1m0s", "--report=/run/skillbuild/report", "--", "python3", "x"}, s.Process.Args, "a warm init waits for its job's timeout, and watches the report FIFO for its host's end")
 	_, err := genSpec(withInit(initBinary{}, time.Second, 0))
 	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
 }

@@ -24,7 +24,8 @@ const staleDirAge = 10 * time.Minute
 // owner process is gone (its lock in this state directory is free; see
 // holdOwner), or, when that cannot be told (a run of another state
 // directory), whose LabelDeadline plus the sweep grace has passed; their
-// state directories; and the shared views no run holds. It returns how
+// state directories; the owner files of dead pools; and the shared views
+// no run holds. It returns how
 // many containers it removed. Runs of live processes within their
 // deadline are left alone.
 func (r *Runner) Sweep(ctx context.Context) (int, error) {
@@ -99,6 +100,7 @@ func (r *Runner) Sweep(ctx context.Context) (int, error) {
 		deadDirs++
 	}
 	sweepUIDLeases(r.opts.stateDir)
+	sweepPoolOwners(r.opts.stateDir)
 
 	// Shared views no run holds any more. Walking the snapshots costs
 	// containerd a look at every snapshot of the namespace, so with

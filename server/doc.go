@@ -1,23 +1,28 @@
 // Package server is skillbuild's local HTTP/JSON API: the commands of the
-// CLI (install, scan, list, remove, run) as endpoints that answer with the
-// same JSON documents as their --json output, plus health and Prometheus
-// metrics. It owns the HTTP side only: listening (a unix socket with a
-// group and mode 0660, or TCP on loopback with a bearer token), request
-// decoding with capped bodies, the error document and status of a failed
-// request, streamed build progress, metrics, and draining on shutdown. What
+// CLI (install, scan, list, remove, run, inspect) as endpoints that answer
+// with the same JSON documents as their --json output, plus health,
+// Prometheus metrics and the OpenAPI document. It owns the HTTP side
+// only: listening (a unix socket with a group and mode 0660, or TCP on
+// loopback with a bearer token), request decoding with capped bodies, the
+// error document and status of a failed request, streamed build progress,
+// metrics, and draining on shutdown. What
 // each endpoint does is the Backend's (package skill's Service, which the
 // CLI calls too), and every request and document is a type of package
-// skill/api, so the server and the CLI cannot drift apart.
+// skill/api, so the server and the CLI cannot drift apart. The OpenAPI
+// document (openapi.json) is generated from the route table and those
+// types, and the tests check it against both.
 //
 // # Endpoints
 //
 //	GET  /v1/health              {"ok": true, ...}
-//	GET  /v1/skills              the document of `skillbuild ls --json`
+//	GET  /v1/skills              the document of `skillbuild ls --json` (?unpacked=true: `ls --unpacked`)
 //	POST /v1/install             api.InstallRequest → `install --json`'s document;
 //	                             with "progress": true, NDJSON events then the result
 //	POST /v1/scan                api.ScanRequest → `scan --json`'s document
 //	POST /v1/remove              api.RemoveRequest → `rm --json`'s document
 //	POST /v1/run                 api.RunRequest → `run --json`'s document
+//	POST /v1/inspect             api.InspectRequest → `inspect --json`'s document
+//	GET  /v1/openapi.json        this API as an OpenAPI 3.1 document
 //	GET  /metrics                Prometheus text format
 //
 // Every response carries the CLI's exit code of the operation in the

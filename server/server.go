@@ -33,6 +33,7 @@ type Backend interface {
 	List(ctx context.Context, req api.ListRequest) ([]api.SkillImage, error)
 	Remove(ctx context.Context, req api.RemoveRequest) (*api.RemoveResult, error)
 	Run(ctx context.Context, req api.RunRequest) (*api.RunResult, error)
+	Inspect(ctx context.Context, req api.InspectRequest) (*api.InspectResult, error)
 	// Health reports the backend's dependencies; an error makes the
 	// health check fail (503 when it is Unavailable).
 	Health(ctx context.Context) (*api.Health, error)
@@ -48,7 +49,16 @@ type Server struct {
 	ops     Backend
 	opts    options
 	mux     *http.ServeMux
+	routes  []route
 	metrics *metrics
+}
+
+// route is one endpoint: its pattern, what it does, and the Go types of
+// its request body and of its answer (nil: none, or not JSON). The OpenAPI
+// document (openapi.json) describes exactly these.
+type route struct {
+	pattern, summary  string
+	request, document reflect.Type
 }
 
 type options struct {
@@ -109,21 +119,21 @@ func New(ops Backend, opts ...Opt) (*Server, error) {
 		}
 	}
 	s := &Server{ops: ops, opts: o, mux: http.NewServeMux(), metrics: newMetrics()}
-	s.mux.HandleFunc("GET /v1/health", endpoint(s, "health", func(ctx context.Context, _ struct{}) (*api.Health, error) { return ops.Health(ctx) }))
-	s.mux.HandleFunc("GET /v1/skills", endpoint(s, "list", func(ctx context.Context, _ struct{}) ([]api.SkillImage, error) {
-		imgs, err := ops.List(ctx, api.ListRequest{})
-		if imgs == nil && err == nil {
-			imgs = []api.SkillImage{}
-		}
-		return imgs, err
-	}))
-	s.mux.HandleFunc("POST /v1/install", s.install)
-	s.mux.HandleFunc("POST /v1/scan", endpoint(s, "scan", func(ctx context.Context, req api.ScanRequest) (*api.ScanResult, error) {
-		return ops.Scan(ctx, req, nil)
-	}))
-	s.mux.HandleFunc("POST /v1/remove", endpoint(s, "remove", ops.Remove))
-	s.mux.HandleFunc("POST /v1/run", endpoint(s, "run", s.timedRun))
-	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
+	op(s, "GET /v1/health", "health", "whether the server can serve, and its warm pool",
+		func(ctx context.Context, _ struct{}) (*api.Health, error) { return ops.Health(ctx) })
+	s.handle("GET /v1/skills", "the skill images: `ls --json`'s document (?unpacked=true: with the unpacked size, as `ls --unpacked`)",
+		nil, reflect.TypeFor[[]api.SkillImage](), s.list)
+	s.handle("POST /v1/install", "build (or reuse) a skill's image: `install --json`'s document; with \"progress\": true, NDJSON progress events then the result",
+		reflect.TypeFor[api.InstallRequest](), reflect.TypeFor[*api.InstallResult](), s.install)
+	op(s, "POST /v1/scan", "scan", "check requirements against the vulnerability database: `scan --json`'s document",
+		func(ctx context.Context, req api.ScanRequest) (*api.ScanResult, error) {
+			return ops.Scan(ctx, req, nil)
+		})
+	op(s, "POST /v1/remove", "remove", "remove a skill's image tags: `rm --json`'s document", ops.Remove)
+	op(s, "POST /v1/run", "run", "run code in a skill's image: `run --json`'s document", s.timedRun)
+	op(s, "POST /v1/inspect", "inspect", "describe an image (lock, labels, SBOM, scan verdict): `inspect --json`'s document", ops.Inspect)
+	s.handle("GET /v1/openapi.json", "this API's OpenAPI 3.1 document", nil, nil, serveOpenAPI)
+	s.handle("GET /metrics", "Prometheus text format", nil, nil, s.serveMetrics)
 	return s, nil
 }
 
@@ -261,6 +271,44 @@ func writeJSON(w http.ResponseWriter, status, code int, doc any) {
 	w.Header().Set(HeaderExitCode, strconv.Itoa(code))
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// handle registers an endpoint: the mux routes only what the route table
+// (and so the OpenAPI document) holds.
+func (s *Server) handle(pattern, summary string, request, document reflect.Type, h http.HandlerFunc) {
+	s.routes = append(s.routes, route{pattern: pattern, summary: summary, request: request, document: document})
+	s.mux.HandleFunc(pattern, h)
+}
+
+// op registers the endpoint of an operation (see endpoint); a GET takes
+// no body.
+func op[T, D any](s *Server, pattern, name, summary string, fn func(context.Context, T) (D, error)) {
+	var request reflect.Type
+	if !strings.HasPrefix(pattern, http.MethodGet+" ") {
+		request = reflect.TypeFor[T]()
+	}
+	s.handle(pattern, summary, request, reflect.TypeFor[D](), endpoint(s, name, fn))
+}
+
+// list answers GET /v1/skills; the query's unpacked=true asks for the
+// unpacked sizes.
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	defer s.metrics.begin("list")()
+	var req api.ListRequest
+	if v := r.URL.Query().Get("unpacked"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.writeError(w, http.StatusBadRequest, api.ExitBadInput, fmt.Sprintf("query unpacked=%q: expected true or false", v))
+			s.metrics.request("list", api.ExitBadInput)
+			return
+		}
+		req.Unpacked = b
+	}
+	imgs, err := s.ops.List(r.Context(), req)
+	if imgs == nil && err == nil {
+		imgs = []api.SkillImage{}
+	}
+	s.metrics.request("list", s.answer(w, imgs, err))
 }
 
 // endpoint is the handler of an operation that takes a request body of

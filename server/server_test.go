@@ -44,7 +44,12 @@ func (f *fakeOps) Install(_ context.Context, req api.InstallRequest, progress fu
 func (f *fakeOps) Scan(context.Context, api.ScanRequest, func(any)) (*api.ScanResult, error) {
 	return &api.ScanResult{Safe: true}, nil
 }
-func (f *fakeOps) List(context.Context, api.ListRequest) ([]api.SkillImage, error) { return nil, nil }
+func (f *fakeOps) List(_ context.Context, req api.ListRequest) ([]api.SkillImage, error) {
+	if req.Unpacked {
+		return []api.SkillImage{{SkillID: "a", Unpacked: 4096}}, nil
+	}
+	return nil, nil
+}
 func (f *fakeOps) Remove(_ context.Context, req api.RemoveRequest) (*api.RemoveResult, error) {
 	return nil, fmt.Errorf("no skill %s: %w", req.SkillID, errdefs.ErrNotFound)
 }
@@ -57,6 +62,13 @@ func (f *fakeOps) Run(_ context.Context, req api.RunRequest) (*api.RunResult, er
 	result, _ := json.Marshal(req.Code)
 	return &api.RunResult{SkillID: req.SkillID, Result: result}, nil
 }
+func (f *fakeOps) Inspect(_ context.Context, req api.InspectRequest) (*api.InspectResult, error) {
+	if req.SkillID == "nope" {
+		return nil, fmt.Errorf("image atom-skill:nope-v1 not found: %w", errdefs.ErrNotFound)
+	}
+	return &api.InspectResult{Name: "docker.io/library/atom-skill:" + req.SkillID + "-v1", Source: "containerd"}, nil
+}
+
 func (f *fakeOps) Health(context.Context) (*api.Health, error) { return &api.Health{OK: true}, nil }
 
 func (f *fakeOps) PoolStats() api.PoolStats {
@@ -104,6 +116,8 @@ func TestStatusAndErrorDocuments(t *testing.T) {
 		{"body too large", "/v1/run", `{"code": "` + strings.Repeat("x", 2048) + `"}`, 413, "2", "larger than 1024 bytes"},
 		{"refused build keeps its document", "/v1/install", `{"skill_id": "vuln"}`, 422, "3", ""},
 		{"not found gets an error document", "/v1/remove", `{"skill_id": "nope"}`, 404, "4", "no skill nope"},
+		{"inspect", "/v1/inspect", `{"skill_id": "a"}`, 200, "0", ""},
+		{"inspect of a missing image", "/v1/inspect", `{"skill_id": "nope"}`, 404, "4", "atom-skill:nope-v1 not found"},
 	} {
 		resp, doc := post(t, ts, tc.path, tc.body)
 		assert.Equal(t, tc.status, resp.StatusCode, tc.name)
@@ -130,6 +144,27 @@ func TestStatusAndErrorDocuments(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
 		assert.Equal(t, "0", resp.Header.Get(HeaderExitCode), path)
 	}
+}
+
+// TestListUnpacked: GET /v1/skills takes ls's --unpacked as a query.
+func TestListUnpacked(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, &fakeOps{})
+	for query, want := range map[string]string{"": "[]\n", "?unpacked=true": `"unpacked_size":4096`, "?unpacked=0": "[]\n"} {
+		resp, err := ts.Client().Get(ts.URL + "/v1/skills" + query)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, query)
+		assert.Contains(t, string(b), want, query)
+	}
+	resp, err := ts.Client().Get(ts.URL + "/v1/skills?unpacked=maybe")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Equal(t, "2", resp.Header.Get(HeaderExitCode))
+	assert.Contains(t, string(b), "unpacked")
 }
 
 func mustAtoi(s string) int {

@@ -107,7 +107,8 @@ func (s *Service) Inspect(ctx context.Context, req api.InspectRequest) (*api.Ins
 			return nil, err
 		}
 	case errdefs.IsNotFound(err):
-		return nil, &notFoundError{msg: fmt.Sprintf("image %s not found in containerd; run `skillbuild install` or `skillbuild pull` first, or give a registry REF", store.Familiar(full))}
+		return nil, &notFoundError{msg: fmt.Sprintf("image %s not found in containerd; %s", store.Familiar(full),
+			s.advise("run `skillbuild install` or `skillbuild pull` first, or give a registry REF", "install or pull it on the server first, or give a registry ref"))}
 	default:
 		return nil, err
 	}

@@ -107,7 +107,15 @@ func (s *Service) runWarm(ctx context.Context, pool *runtime.Pool, req runtime.R
 	}
 	rec, err := client.ImageService().Get(ctx, req.Image)
 	if errdefs.IsNotFound(err) {
-		return runtime.Result{}, fmt.Errorf("image %s: %w", req.Image, runtime.ErrImageNotFound)
+		// How the limits would have been held, as a run of its own says.
+		s.mu.Lock()
+		runner := s.runner
+		s.mu.Unlock()
+		var res runtime.Result
+		if runner != nil {
+			res.LimitsEnforced = runner.LimitsEnforced()
+		}
+		return res, fmt.Errorf("image %s: %w", req.Image, runtime.ErrImageNotFound)
 	}
 	if err != nil {
 		return runtime.Result{}, err

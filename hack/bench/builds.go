@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,19 +95,6 @@ func (s *sbBuilder) key() string {
 
 func (s *sbBuilder) newState(ctx context.Context) (string, error) { return s.b.newRoot(ctx, s.bin) }
 
-// installJSON is the part of `skillbuild install --json` the bench reads.
-type installJSON struct {
-	Success   bool     `json:"success"`
-	Cached    bool     `json:"cached"`
-	Unchanged bool     `json:"unchanged"`
-	Steps     []string `json:"executed_steps"`
-	Packages  []struct {
-		Name string `json:"name"`
-	} `json:"packages"`
-	ImageTag string `json:"image_tag"`
-	Error    string `json:"error"`
-}
-
 func (s *sbBuilder) build(ctx context.Context, root, id string, reqs []string, _ bool) (sample, error) {
 	progress := s.progress
 	if progress == "" {
@@ -118,7 +106,7 @@ func (s *sbBuilder) build(ctx context.Context, root, id string, reqs []string, _
 	if err != nil {
 		return sample{}, err
 	}
-	var doc installJSON
+	var doc api.InstallResult
 	if err := json.Unmarshal(r.stdout, &doc); err != nil {
 		return sample{}, fmt.Errorf("install %s: --json output: %w", id, err)
 	}

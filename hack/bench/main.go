@@ -31,6 +31,23 @@ import (
 	"time"
 )
 
+// onlyRemote measures the run --host rows alone.
+var onlyRemote = flag.Bool("only-remote", false, "measure only print(1) by `skillbuild run --host` against a warm server beside `skillbuild run` and ctr run --rm (-latency-runs each, interleaved); prints the rows, writes nothing")
+
+// remoteOnly measures and prints the run --host rows.
+func (b *bench) remoteOnly(ctx context.Context, stdout io.Writer) error {
+	root, err := b.newRoot(ctx, "")
+	if err != nil {
+		return err
+	}
+	rep := &serveReport{}
+	if err := b.measureRemote(ctx, root, rep); err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep.remoteMarkdown())
+	return nil
+}
+
 // options are the command-line flags.
 type options struct {
 	bin         string
@@ -157,6 +174,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	defer b.close()
 	if *onlyBuildCPU {
 		return b.buildCPUOnly(ctx, stdout)
+	}
+	if *onlyRemote {
+		return b.remoteOnly(ctx, stdout)
 	}
 	rep, err := b.all(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skillbuild/skillbuild/integration/regtest"
+	"github.com/skillbuild/skillbuild/skill/api"
 )
 
 // The registry rows: pushing a 10-distribution skill to an empty local
@@ -186,7 +187,7 @@ func (b *bench) measureRegistryCache(ctx context.Context, rows *registryRows) er
 		if err != nil {
 			return sample{}, err
 		}
-		var doc installJSON
+		var doc api.InstallResult
 		if err := json.Unmarshal(r.stdout, &doc); err != nil || !doc.Success {
 			return sample{}, fmt.Errorf("install %s: %v %s", regCached, err, doc.Error)
 		}

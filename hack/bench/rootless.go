@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skillbuild/skillbuild/integration/rltest"
+	"github.com/skillbuild/skillbuild/skill/api"
 )
 
 // The rootless rows: the same skillbuild as root (the private containerd)
@@ -54,7 +55,7 @@ func (r *rootlessSide) build(ctx context.Context, root, id string) (time.Duratio
 	if err != nil {
 		return 0, err
 	}
-	var doc installJSON
+	var doc api.InstallResult
 	if err := json.Unmarshal(res.stdout, &doc); err != nil || !doc.Success {
 		return 0, fmt.Errorf("rootless install %s: %v %s", id, err, doc.Error)
 	}
@@ -67,9 +68,7 @@ func (r *rootlessSide) run(ctx context.Context, root, id string, flags ...string
 	if err != nil {
 		return 0, err
 	}
-	var doc struct {
-		Stdout string `json:"stdout"`
-	}
+	var doc api.RunResult
 	if err := json.Unmarshal(res.stdout, &doc); err != nil || strings.TrimSpace(doc.Stdout) != "1" {
 		return 0, fmt.Errorf("rootless run printed %q (%v)", doc.Stdout, err)
 	}

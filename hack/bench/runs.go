@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,8 @@ type sbRunner struct {
 	bin string
 	// peak starts it under hack/peakrss, for its own peak RSS.
 	peak bool
+	// host, if set, sends the run to that server (--host).
+	host string
 }
 
 func (s *sbRunner) key() string { return colSBRun }
@@ -51,6 +54,9 @@ func (s *sbRunner) run(ctx context.Context) (result, error) {
 	if s.debug {
 		args = append([]string{"--debug"}, args...)
 	}
+	if s.host != "" {
+		args = append([]string{"--host", s.host}, args...)
+	}
 	argv := append(append([]string{}, s.wrap...), s.b.sbArgsBin(s.bin, s.root, args...)...)
 	start := s.b.exec
 	if s.peak {
@@ -60,16 +66,12 @@ func (s *sbRunner) run(ctx context.Context) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	var doc struct {
-		ExitCode int             `json:"exit_code"`
-		Stdout   string          `json:"stdout"`
-		Error    json.RawMessage `json:"error"` // null, or {type, message, traceback}
-	}
+	var doc api.RunResult
 	if err := json.Unmarshal(r.stdout, &doc); err != nil {
 		return r, fmt.Errorf("run --json output: %w", err)
 	}
-	if doc.ExitCode != 0 || strings.TrimSpace(doc.Stdout) != "1" {
-		return r, fmt.Errorf("run printed %q, exit %d, error %s", doc.Stdout, doc.ExitCode, doc.Error)
+	if doc.ExitCode == nil || doc.Exit() != 0 || strings.TrimSpace(doc.Stdout) != "1" {
+		return r, fmt.Errorf("run printed %q, exit %d, error %+v", doc.Stdout, doc.Exit(), doc.Error)
 	}
 	return r, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"io"
 	"os"
 	"os/exec"
@@ -175,15 +176,13 @@ func (b *bench) timeScans(ctx context.Context, sets []scanSet, bins, roots []str
 					}
 					continue
 				}
-				var doc struct {
-					Vulnerabilities []json.RawMessage `json:"vulnerabilities"`
-				}
+				var doc api.ScanResult
 				if err := json.Unmarshal(r.stdout, &doc); err != nil {
 					row.err = fmt.Errorf("scan --json output: %w", err)
 					continue
 				}
-				row.findings = len(doc.Vulnerabilities)
-				vs, _ := json.Marshal(doc.Vulnerabilities)
+				row.findings = len(doc.Findings)
+				vs, _ := json.Marshal(doc.Findings)
 				docs[i][j] = string(vs)
 				if run > 0 {
 					row.walls = append(row.walls, r.wall)

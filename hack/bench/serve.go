@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/skill/api"
 )
 
 // serveReport is the serve section: print(1) through the API of a real
@@ -38,6 +39,10 @@ type serveReport struct {
 	soakWall              time.Duration
 	load                  string
 	ctrRetries            int // sequential ctr runs repeated after a failure
+	// print(1) through `skillbuild run --host` (the CLI as a client of a
+	// warm server), plain `skillbuild run` and ctr run --rm, interleaved.
+	remote, remoteLocal, remoteCtr []time.Duration
+	remoteLoad                     string
 }
 
 // serveProc is a running server and an HTTP client of its socket.
@@ -89,14 +94,8 @@ func (s *serveProc) stop() error {
 	}
 }
 
-type serveHealth struct {
-	Warm       int `json:"warm"`
-	Starting   int `json:"starting"`
-	Destroying int `json:"destroying"`
-}
-
-func (s *serveProc) health() (serveHealth, error) {
-	var h serveHealth
+func (s *serveProc) health() (api.Health, error) {
+	var h api.Health
 	resp, err := s.http.Get("http://skillbuild/v1/health")
 	if err != nil {
 		return h, err
@@ -128,12 +127,8 @@ func (s *serveProc) run(req map[string]any) (result json.RawMessage, stdout stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var d struct {
-		Stdout string          `json:"stdout"`
-		Result json.RawMessage `json:"result"`
-		Error  json.RawMessage `json:"error"`
-	}
-	if err := json.Unmarshal(b, &d); err != nil || resp.StatusCode != 200 || (len(d.Error) > 0 && string(d.Error) != "null") {
+	var d api.RunResult
+	if err := json.Unmarshal(b, &d); err != nil || resp.StatusCode != 200 || d.Error != nil {
 		return nil, "", fmt.Errorf("run answered %d: %s", resp.StatusCode, oneLine(string(b)))
 	}
 	return d.Result, d.Stdout, nil
@@ -196,6 +191,10 @@ func (b *bench) measureServe(ctx context.Context, rep *serveReport) error {
 	}
 	b.say("  warm p50 %s, ctr run --rm p50 %s", secs(median(rep.warm)), secs(median(rep.ctr)))
 
+	if err := b.measureRemote(ctx, root, rep); err != nil {
+		return fmt.Errorf("run --host: %w", err)
+	}
+
 	// 16 clients: batches of 4×16 runs, serve and ctr alternately.
 	n := b.o.concurrency
 	s, err = b.startServe(ctx, root, "serve-conc", "--warm-per-skill", strconv.Itoa(n), "--max-warm", strconv.Itoa(n))
@@ -230,6 +229,72 @@ func (b *bench) measureServe(ctx context.Context, rep *serveReport) error {
 		return fmt.Errorf("preload: %w", err)
 	}
 	return b.soak(ctx, root, rep)
+}
+
+// measureRemote times print(1) through `skillbuild run --host` against a
+// warm server (the CLI's process start, an HTTP round trip, a warm run),
+// plain `skillbuild run` (a container of its own) and ctr run --rm, one
+// of each in turn.
+func (b *bench) measureRemote(ctx context.Context, root string, rep *serveReport) error {
+	b.say("serve: print(1) by `skillbuild run --host` (warm server) vs `skillbuild run` vs ctr run --rm, %d each, interleaved", b.o.runLatency)
+	s, err := b.startServe(ctx, root, "serve-remote", "--warm-per-skill", "2", "--max-warm", "2")
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	remote := &sbRunner{b: b, root: root, id: "bench", image: baseRef, host: "unix://" + filepath.Join(b.dir, "serve-remote.sock")}
+	local := &sbRunner{b: b, root: root, id: "bench", image: baseRef}
+	ctr := &ctrRunner{b: b, ref: baseRef}
+	for _, r := range []runner{remote, local, ctr} { // warm-up
+		if _, err := r.run(ctx); err != nil {
+			return fmt.Errorf("%s: %w", r.key(), err)
+		}
+	}
+	for range b.o.runLatency {
+		s.quiet(2)
+		r, err := remote.run(ctx)
+		if err != nil {
+			return fmt.Errorf("run --host: %w", err)
+		}
+		rep.remote = append(rep.remote, r.wall)
+		if r, err = local.run(ctx); err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		rep.remoteLocal = append(rep.remoteLocal, r.wall)
+		if r, err = ctr.run(ctx); err != nil { // ctr run now and then loses a quick task's output: once more, counted
+			rep.ctrRetries++
+			r, err = ctr.run(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		rep.remoteCtr = append(rep.remoteCtr, r.wall)
+	}
+	rep.remoteLoad = loadAvg()
+	b.say("  run --host p50 %s, run p50 %s, ctr run --rm p50 %s (load %s)", secs(median(rep.remote)), secs(median(rep.remoteLocal)),
+		secs(median(rep.remoteCtr)), rep.remoteLoad)
+	return nil
+}
+
+// remoteMarkdown is the run --host rows, with their target.
+func (r *serveReport) remoteMarkdown() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\n`skillbuild run --host unix:///…` against a warm server (2 warm containers, quiet before each run), plain `skillbuild run` and "+
+		"`ctr run --rm`, print(1) in the Debian python base, one of each in turn, %d each; load average at the end: %s.\n\n", len(r.remote), r.remoteLoad)
+	sb.WriteString("| row | p50 | p95 | ratio to ctr run --rm (p50) |\n|---|---|---|---|\n")
+	for _, row := range []struct {
+		name string
+		d    []time.Duration
+	}{{"`skillbuild run --host` (CLI → warm server)", r.remote}, {"`skillbuild run` (a container of its own)", r.remoteLocal}, {"`ctr run --rm`", r.remoteCtr}} {
+		fmt.Fprintf(&sb, "| %s | %s | %s | %.2f× |\n", row.name, secs(median(row.d)), secs(pct(row.d, 95)), ratio(median(row.d), median(r.remoteCtr)))
+	}
+	got := ratio(median(r.remote), median(r.remoteCtr))
+	verdict := "met"
+	if got > 0.25 {
+		verdict = "**missed**"
+	}
+	fmt.Fprintf(&sb, "\n| target | goal | measured | |\n|---|---|---|---|\n| `run --host` print(1) p50 | ≤ 0.25× ctr run --rm | %.2f× | %s |\n", got, verdict)
+	return sb.String()
 }
 
 // measurePreload installs the same slow-importing wheel as two skills,
@@ -426,6 +491,10 @@ func (r *serveReport) markdown() string {
 	fmt.Fprintf(&sb, "\nSoak: %d runs from 16 clients in %s, each printing and returning a token of its own: "+
 		"%d results lost, %d mixed up; left after the drain (containers, tasks, snapshots, shims of runs): %s; "+
 		"server RSS %s at start, %s at the end.\n", r.soakRuns, secs(r.soakWall), r.soakLost, r.soakMixed, left, r.rssStart, r.rssEnd)
+
+	if len(r.remote) > 0 {
+		sb.WriteString(r.remoteMarkdown())
+	}
 
 	verdict := func(met bool) string {
 		if met {

@@ -30,7 +30,7 @@ lanes=("$@")
 # counter, delegation, build steps' cgroups, warm runs draining), and
 # TestRootless without its subtests that cgroups do not touch.
 declare -A RUN=(
-  [plain]='^(TestRunLimitsAndInterrupt|TestRunHostile|TestInstallStepOverMemoryLimitFails|TestServePreload|TestRootless|TestZZNoBuildLeftovers)$'
+  [plain]='^(TestRunLimitsAndInterrupt|TestRunHostile|TestInstallStepOverMemoryLimitFails|TestServePreload|TestRootless)$'
   [systemd]='^(TestRunLimitsAndInterrupt|TestRootlessSystemd)$'
 )
 declare -A SKIP=(

@@ -18,17 +18,30 @@
 // kernel kills every process of the namespace with it: the run ends early,
 // never late.
 //
+// It also carries the child's report to the host: the report FIFO (see
+// Args) is its alone before the child starts, and it passes on only what
+// the child process itself sends to ReportSocket.
+//
+// A warm init (WarmArgs) waits for its job, and for no longer than its
+// host lives: it holds the write end of the run's report FIFO, whose read
+// end only the host process holds, and ends its container once no reader
+// is left (HostGoneStatus). Its stdin cannot tell, as the shim keeps it
+// open.
+//
 // Any program that links this package (the runtime package imports it)
 // becomes the init when it is started as Path: its init function takes
 // over before main runs.
 package pid1
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -43,7 +56,7 @@ const Path = "/run/skillbuild-init/init"
 // Protocol names the version of the init's arguments, statuses and job
 // line: a separate init program (cmd/skillbuild-init) is used only when
 // it prints the same. Change it with any of them.
-const Protocol = "skillbuild-init/1"
+const Protocol = "skillbuild-init/3"
 
 // DeadlineStatus is the exit status of the init when it killed the run at
 // its deadline: 128+SIGKILL, as if the runner had been killed. A run that
@@ -58,6 +71,23 @@ const usageStatus = 125
 // not come within its idle limit.
 const IdleStatus = 124
 
+// ReportHeld is the byte the init writes first to the report FIFO (see
+// Args): it holds the write end, and the host removes the FIFO's path.
+const ReportHeld = '\x06'
+
+// ReportSocket is the abstract unix socket (in the container's own
+// network namespace) the child sends its report to, over one connection
+// per message: what the child process itself sends (the peer's
+// credentials say so) goes to the report FIFO, whatever any other process
+// sends is dropped. The init binds it before the child starts.
+const ReportSocket = "@skillbuild-report"
+
+// HostGoneStatus is the exit status of a warm init (WarmArgs) whose host
+// went away before its job came: the read end of its report FIFO (see
+// Args), which only the process that created the container holds, was
+// closed (that process exited, however it exited, kill -9 included).
+const HostGoneStatus = 123
+
 // StartFailedStatus is the exit status of the init when its child could
 // not be started (like a shell's "command not found"); its stderr then
 // holds one line that starts with StartFailedPrefix and says why.
@@ -68,8 +98,16 @@ const StartFailedStatus = 127
 const StartFailedPrefix = "skillbuild init: "
 
 // Args is the argv of the init for a run of argv with the given timeout.
-func Args(timeout time.Duration, argv ...string) []string {
-	return append([]string{Path, "--timeout=" + timeout.String(), "--"}, argv...)
+// report is the path, inside the container, of the run's report FIFO,
+// whose read end only the host process that runs the container holds
+// ("": none). The init opens its write end before it starts anything and
+// writes ReportHeld; the host then removes the path, and the init starts
+// the child only once the path is gone: from then on the FIFO is the
+// init's alone, and it writes to it only what the child itself sends to
+// ReportSocket. A warm init (WarmArgs) ends its container when the host's
+// end closes.
+func Args(timeout time.Duration, report string, argv ...string) []string {
+	return initArgs("--timeout="+timeout.String(), report, argv)
 }
 
 // WarmArgs is the argv of the init of a warm container: argv starts at
@@ -78,10 +116,30 @@ func Args(timeout time.Duration, argv ...string) []string {
 // duration, "30s"), then what argv reads. The deadline counts from the
 // moment that line is read: the init passes the rest of its stdin to argv
 // only then. Without a job within idle, the init kills everything and
-// exits with IdleStatus.
-func WarmArgs(idle time.Duration, argv ...string) []string {
-	return append([]string{Path, "--wait-job=" + idle.String(), "--"}, argv...)
+// exits with IdleStatus. When the host's end of the report FIFO closes
+// before the job came (the process that created the container died), the
+// init kills everything and exits with HostGoneStatus within
+// hostCheckEvery.
+func WarmArgs(idle time.Duration, report string, argv ...string) []string {
+	return initArgs("--wait-job="+idle.String(), report, argv)
 }
+
+// initArgs is the init's argv with its limit argument, the report FIFO
+// ("": none) and the child's argv.
+func initArgs(limit, report string, argv []string) []string {
+	a := []string{Path, limit}
+	if report != "" {
+		a = append(a, "--report="+report)
+	}
+	return append(append(a, "--"), argv...)
+}
+
+// hostCheckEvery is how often a warm init waiting for its job looks
+// whether its host is still there (a poll of the report FIFO's write end
+// for POLLERR: the kernel reports it once no reader is left). The check
+// is a syscall that never blocks: an init must not need a new OS thread
+// while the sandbox may fork up to its pids limit.
+const hostCheckEvery = 250 * time.Millisecond
 
 func init() {
 	if len(os.Args) > 0 && os.Args[0] == Path {
@@ -92,7 +150,7 @@ func init() {
 // Main runs the init with the arguments after argv[0] (see Args) and
 // returns its exit status. It must run as PID 1 of a PID namespace.
 func Main(args []string) int {
-	timeout, idle, argv, err := parse(args)
+	timeout, idle, reportPath, argv, err := parse(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "skillbuild init:", err)
 		return usageStatus
@@ -115,6 +173,38 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "%sno %s on PATH\n", StartFailedPrefix, argv[0])
 		return StartFailedStatus
 	}
+	// Few threads: a sandbox at its pids limit denies the Go runtime a new
+	// one (fatal: newosproc), so nothing here blocks in a system call once
+	// the child runs, and one P needs no spinning thread beside it.
+	goruntime.GOMAXPROCS(1)
+
+	// A warm init waits for its job first: the idle limit runs, the
+	// deadline not yet, and the host must stay.
+	limit := timeout
+	if idle > 0 {
+		limit = idle
+	}
+	deadline := time.After(limit)
+	until := time.Now().Add(limit)
+
+	// The report channel, before anything else runs: see Args.
+	var report *os.File
+	var rl *relay
+	if reportPath != "" {
+		report, err = os.OpenFile(reportPath, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "skillbuild init: report: %v\n", err)
+			return HostGoneStatus
+		}
+		defer report.Close()
+		if status, ok := holdReport(report, reportPath, until, idle > 0); !ok {
+			return status
+		}
+		if rl, err = newRelay(report); err != nil {
+			fmt.Fprintf(os.Stderr, "skillbuild init: report socket: %v\n", err)
+			return usageStatus
+		}
+	}
 	stdin := uintptr(0)
 	var jobs <-chan time.Duration
 	if idle > 0 {
@@ -125,40 +215,85 @@ func Main(args []string) int {
 		}
 		stdin = r.Fd()
 		defer r.Close()
-		jobs = waitJob(os.Stdin, w)
+		jobs = waitJob(jobInput(), w)
 	}
 	child, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{stdin, 1, 2}})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%scannot start %s: %v\n", StartFailedPrefix, path, err)
 		return StartFailedStatus
 	}
-	// A warm init waits for its job first: the idle limit runs, the
-	// deadline not yet.
-	var deadline <-chan time.Time
-	if idle > 0 {
-		deadline = time.After(idle)
-	} else {
-		deadline = time.After(timeout)
+	// end kills every other process, passes on what the child reported
+	// and returns status.
+	end := func(status int) int {
+		killAll()
+		rl.finish()
+		return status
+	}
+	if rl != nil {
+		rl.start(child)
+	}
+	var hostCheck <-chan time.Time
+	if idle > 0 && report != nil {
+		tick := time.NewTicker(hostCheckEvery)
+		defer tick.Stop()
+		hostCheck = tick.C
 	}
 	for {
 		if status, done := reap(child); done {
-			killAll()
-			return status
+			return end(status)
 		}
 		select {
 		case <-sigs:
+		case <-hostCheck:
+			if readerGone(report) {
+				return end(HostGoneStatus)
+			}
 		case d := <-jobs:
-			jobs = nil
+			// From here on the run's own deadline holds, host or not.
+			jobs, hostCheck = nil, nil
 			idle = 0
 			deadline = time.After(d)
 		case <-deadline:
-			killAll()
 			if idle > 0 {
-				return IdleStatus
+				return end(IdleStatus)
 			}
-			return DeadlineStatus
+			return end(DeadlineStatus)
 		}
 	}
+}
+
+// holdReport makes the report FIFO the init's alone: it writes
+// ReportHeld, upon which the host removes the FIFO's path, and waits until
+// the path is gone, so that no process started later can open the FIFO.
+// It gives up (ok false, with the status to exit with) when the host is
+// gone or at until; warm says which limit until is.
+func holdReport(report *os.File, path string, until time.Time, warm bool) (status int, ok bool) {
+	if _, err := report.Write([]byte{ReportHeld}); err != nil {
+		return HostGoneStatus, false
+	}
+	for wait := 20 * time.Microsecond; ; wait = min(2*wait, 5*time.Millisecond) {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return 0, true
+		}
+		switch {
+		case readerGone(report):
+			return HostGoneStatus, false
+		case time.Now().After(until) && warm:
+			return IdleStatus, false
+		case time.Now().After(until):
+			return DeadlineStatus, false
+		}
+		time.Sleep(wait)
+	}
+}
+
+// jobInput is the init's stdin, read without blocking a thread (it is
+// the init's alone in warm mode: the child reads a pipe of the init's).
+func jobInput() io.Reader {
+	if err := syscall.SetNonblock(0, true); err != nil {
+		return os.Stdin
+	}
+	return os.NewFile(0, "stdin")
 }
 
 // waitJob reads the job's timeout line from in, then copies the rest of
@@ -190,20 +325,53 @@ func waitJob(in io.Reader, out io.WriteCloser) <-chan time.Duration {
 	return c
 }
 
-// parse reads "--timeout=D -- ARGV..." or "--wait-job=IDLE -- ARGV...".
-func parse(args []string) (timeout, idle time.Duration, argv []string, err error) {
-	if len(args) < 3 || args[1] != "--" {
-		return 0, 0, nil, fmt.Errorf("usage: %s --timeout=DURATION|--wait-job=IDLE -- PROGRAM [ARG...]", Path)
+// readerGone reports whether the FIFO f (a write end) has no reader left:
+// poll(2) says POLLERR then. It never blocks.
+func readerGone(f *os.File) bool {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return false
 	}
-	name, value, _ := strings.Cut(args[0], "=")
-	d, err := time.ParseDuration(value)
-	if err != nil || d <= 0 || (name != "--timeout" && name != "--wait-job") {
-		return 0, 0, nil, fmt.Errorf("bad argument %q", args[0])
+	gone := false
+	_ = raw.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		if n, err := unix.Poll(p, 0); err == nil && n == 1 {
+			gone = p[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0
+		}
+	})
+	return gone
+}
+
+// parse reads "--timeout=D|--wait-job=IDLE [--report=PATH] -- ARGV...".
+func parse(args []string) (timeout, idle time.Duration, report string, argv []string, err error) {
+	usage := fmt.Errorf("usage: %s --timeout=DURATION|--wait-job=IDLE [--report=FIFO] -- PROGRAM [ARG...]", Path)
+	i := 0
+	for ; i < len(args) && args[i] != "--"; i++ {
+		name, value, _ := strings.Cut(args[i], "=")
+		switch name {
+		case "--timeout", "--wait-job":
+			d, err := time.ParseDuration(value)
+			if err != nil || d <= 0 || timeout > 0 || idle > 0 {
+				return 0, 0, "", nil, fmt.Errorf("bad argument %q", args[i])
+			}
+			if name == "--timeout" {
+				timeout = d
+			} else {
+				idle = d
+			}
+		case "--report":
+			if value == "" || report != "" {
+				return 0, 0, "", nil, fmt.Errorf("bad argument %q", args[i])
+			}
+			report = value
+		default:
+			return 0, 0, "", nil, fmt.Errorf("bad argument %q", args[i])
+		}
 	}
-	if name == "--wait-job" {
-		return 0, d, args[2:], nil
+	if i+1 >= len(args) || (timeout == 0 && idle == 0) {
+		return 0, 0, "", nil, usage
 	}
-	return d, 0, args[2:], nil
+	return timeout, idle, report, args[i+1:], nil
 }
 
 // reap collects every child that has ended, without blocking, and reports

@@ -1,9 +1,13 @@
 package pid1_test
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,10 +28,49 @@ func initCmd(t *testing.T, timeout time.Duration, argv ...string) *exec.Cmd {
 	}
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	cmd := &exec.Cmd{Path: exe, Args: pid1.Args(timeout, argv...)}
+	cmd := &exec.Cmd{Path: exe, Args: pid1.Args(timeout, "", argv...)}
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	// A network namespace of its own too: the report socket is an
+	// abstract one, which lives in it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	return cmd
+}
+
+// reportHost is the host's end of a run's report FIFO, held as the
+// runtime holds it: a read end, and a write end of its own until the init
+// holds the FIFO (ReportHeld), when it removes the FIFO's path. got
+// receives what came after ReportHeld once the init's end closed.
+type reportHost struct {
+	path string
+	r    *os.File
+	held chan struct{}
+	got  chan string
+}
+
+func newReportHost(t *testing.T) *reportHost {
+	t.Helper()
+	h := &reportHost{path: filepath.Join(t.TempDir(), "report"), held: make(chan struct{}), got: make(chan string, 1)}
+	require.NoError(t, syscall.Mkfifo(h.path, 0o600))
+	var err error
+	h.r, err = os.OpenFile(h.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { h.r.Close() })
+	keep, err := os.OpenFile(h.path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	go func() {
+		first := make([]byte, 1)
+		_, err := io.ReadFull(h.r, first)
+		keep.Close()
+		if err != nil || first[0] != pid1.ReportHeld {
+			h.got <- fmt.Sprintf("no ReportHeld: %q %v", first, err)
+			return
+		}
+		os.Remove(h.path)
+		close(h.held)
+		rest, _ := io.ReadAll(h.r)
+		h.got <- string(rest)
+	}()
+	return h
 }
 
 func exitStatus(t *testing.T, err error) int {
@@ -83,6 +126,10 @@ func TestInitRefusesBadArguments(t *testing.T) {
 		{pid1.Path, "--timeout=1s", "true"},
 		{pid1.Path, "--wait-job=x", "--", "true"},
 		{pid1.Path, "--idle=1s", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--wait-job=1s", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--report=", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--report=/a", "--report=/b", "--", "true"},
+		{pid1.Path, "--report=/a", "--", "true"},
 	} {
 		exe, err := os.Executable()
 		require.NoError(t, err)
@@ -92,7 +139,7 @@ func TestInitRefusesBadArguments(t *testing.T) {
 	// Not PID 1: refused.
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	out, err := (&exec.Cmd{Path: exe, Args: pid1.Args(time.Second, "true"), Env: []string{"PATH=/usr/bin:/bin"}}).CombinedOutput()
+	out, err := (&exec.Cmd{Path: exe, Args: pid1.Args(time.Second, "", "true"), Env: []string{"PATH=/usr/bin:/bin"}}).CombinedOutput()
 	assert.Equal(t, 125, exitStatus(t, err), "%s", out)
 	assert.Contains(t, string(out), "PID 1")
 }
@@ -104,7 +151,7 @@ func TestWarmInit(t *testing.T) {
 	t.Parallel()
 	warm := func(idle time.Duration, script string) *exec.Cmd {
 		cmd := initCmd(t, time.Minute, "sh", "-c", script)
-		cmd.Args = pid1.WarmArgs(idle, "sh", "-c", script)
+		cmd.Args = pid1.WarmArgs(idle, "", "sh", "-c", script)
 		return cmd
 	}
 	t.Run("job passes through", func(t *testing.T) {
@@ -133,4 +180,103 @@ func TestWarmInit(t *testing.T) {
 		assert.Equal(t, pid1.IdleStatus, exitStatus(t, err))
 		assert.Empty(t, string(out), "the child got no job")
 	})
+}
+
+// TestWarmInitEndsWithItsHost: a warm init whose host closes its end of
+// the report FIFO (the host process died) before the job came kills
+// everything and exits with HostGoneStatus, long before its idle limit;
+// once the job came, the run keeps its own deadline whatever the host
+// does.
+func TestWarmInitEndsWithItsHost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		job    string // written to the init's stdin before the host goes ("": none)
+		script string // prints a line once it runs (the init holds the FIFO by then)
+		status int
+	}{
+		{name: "no job yet: ends with its host", script: "echo up; read line; sleep 600", status: pid1.HostGoneStatus},
+		{name: "a job handed: keeps its deadline", job: "500ms\n{}\n", script: "read line; echo up; sleep 600", status: pid1.DeadlineStatus},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			host := newReportHost(t)
+			cmd := initCmd(t, time.Minute, "sh", "-c", tc.script)
+			cmd.Args = pid1.WarmArgs(time.Hour, host.path, "sh", "-c", tc.script)
+			stdin, err := cmd.StdinPipe()
+			require.NoError(t, err)
+			defer stdin.Close() // like the shim, never closed while the init runs
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			defer cmd.Process.Kill() //nolint:errcheck // after a failure
+			if tc.job != "" {
+				_, err := io.WriteString(stdin, tc.job)
+				require.NoError(t, err)
+			}
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			require.NoError(t, err)
+			require.Equal(t, "up\n", line)
+			require.NoError(t, host.r.Close())
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				assert.Equal(t, tc.status, exitStatus(t, err))
+			case <-time.After(time.Minute): // a hang detector; the idle limit is an hour
+				t.Fatal("the warm init outlived its host")
+			}
+		})
+	}
+}
+
+// TestInitReportChannel: the report FIFO is the init's alone before the
+// child starts (its path is gone), and what reaches it is what the child
+// process itself sent to ReportSocket: a grandchild's own connection is
+// refused, and what a grandchild writes into a connection of the child's
+// it inherited is dropped.
+func TestInitReportChannel(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("the child here is a python3 script (the runner's language): no python3 on this host")
+	}
+	host := newReportHost(t)
+	script := fmt.Sprintf(`import os, socket, sys
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("\0" + %[1]q[1:])
+    return s
+print("fifo path exists:", os.path.exists(%[2]q), flush=True)
+if os.fork() == 0:
+    try:
+        s = connect()
+        s.sendall(b"forged-own ")
+        s.close()
+    except OSError:
+        pass
+    os._exit(0)
+os.wait()
+s = connect()
+s.sendall(b"report-1 ")
+if os.fork() == 0:
+    s.sendall(b"forged-inherited ")
+    os._exit(0)
+os.wait()
+s.sendall(b"report-2")
+s.close()
+s = connect()
+s.sendall(b" report-3")
+s.close()
+`, pid1.ReportSocket, host.path)
+	cmd := initCmd(t, time.Minute, "python3", "-c", script)
+	cmd.Args = pid1.Args(time.Minute, host.path, "python3", "-c", script)
+	out, err := cmd.CombinedOutput()
+	require.Equal(t, 0, exitStatus(t, err), "%s", out)
+	assert.Equal(t, "fifo path exists: False\n", string(out))
+	select {
+	case got := <-host.got:
+		assert.Equal(t, "report-1 report-2 report-3", got, "the child's messages alone, in order")
+	case <-time.After(time.Minute):
+		t.Fatal("the report FIFO did not end with the init")
+	}
 }

@@ -71,6 +71,11 @@ type (
 	AllowedFinding = scan.AllowedFinding
 )
 
+// VulnerableError is the refusal for known vulnerabilities; a client of
+// a server makes one of the findings the server reported, so that the
+// refusal classifies as it does where it happened.
+type VulnerableError = scan.VulnerableError
+
 // Findings are the blocking findings of a refusal for known
 // vulnerabilities; ok is false for any other error.
 func Findings(err error) (fs []Finding, ok bool) {

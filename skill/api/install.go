@@ -26,6 +26,9 @@ type InstallRequest struct {
 	MinSeverity    string   `json:"min_severity,omitempty"`
 	AllowStaleDB   bool     `json:"allow_stale_db,omitempty"`
 	Refresh        bool     `json:"refresh,omitempty"`
+	// Preload are the modules the image records for warm run containers
+	// to import ahead of a run (skill.yaml's preload).
+	Preload []string `json:"preload,omitempty"`
 	// Progress asks the API for the build's progress as a stream of
 	// events before the result.
 	Progress bool `json:"progress,omitempty"`
@@ -71,7 +74,7 @@ func (r InstallRequest) Input() config.Input {
 		Dir: "/", ID: r.SkillID, Version: version, Repo: r.Repo, Base: r.Base,
 		Requirements: r.Requirements, IndexURL: r.IndexURL, ExtraIndexURL: r.ExtraIndexURLs, AllowSdist: r.AllowSdist,
 		BuildMemory: r.BuildMemory, BuildCPUs: r.BuildCPUs, BuildPids: r.BuildPids, BuildTimeout: r.BuildTimeout,
-		NoScan: r.NoScan, Allow: r.Allow, MinSeverity: r.MinSeverity, AllowStaleDB: r.AllowStaleDB,
+		NoScan: r.NoScan, Allow: r.Allow, MinSeverity: r.MinSeverity, AllowStaleDB: r.AllowStaleDB, Preload: r.Preload,
 		Set: map[string]bool{},
 	}
 }

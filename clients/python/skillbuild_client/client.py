@@ -1,12 +1,24 @@
 """The client: HTTP/1.1 over a unix socket or loopback TCP, JSON in and out."""
 
+from __future__ import annotations
+
 import http.client
 import json
 import socket
 import urllib.parse
+from typing import Any, Callable, Dict, Iterable, List, Optional, Type, Union
 
 DEFAULT_SOCKET = "/run/skillbuild/api.sock"
 EXIT_HEADER = "X-Skillbuild-Exit-Code"
+
+#: A decoded JSON document of the API (the command's --json output).
+Document = Dict[str, Any]
+#: Called with each build progress event (BuildKit's SolveStatus, decoded).
+Progress = Callable[[Any], None]
+#: Seconds, or a duration as the server reads it ("30s", "2m").
+Duration = Union[int, float, str]
+#: Bytes, or a size as the server reads it ("256m").
+Size = Union[int, str]
 
 
 class SkillbuildError(Exception):
@@ -17,14 +29,14 @@ class SkillbuildError(Exception):
     or {"error": ..., "exit_code": ...}).
     """
 
-    exit_code = 1
+    exit_code: int = 1
 
-    def __init__(self, message, exit_code=None, status=None, document=None):
+    def __init__(self, message: str, exit_code: Optional[int] = None, status: Optional[int] = None, document: Any = None) -> None:
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
-        self.status = status
-        self.document = document
+        self.status: Optional[int] = status
+        self.document: Any = document
 
 
 class Failed(SkillbuildError):
@@ -58,14 +70,14 @@ class Temporary(SkillbuildError):
     exit_code = 75
 
 
-_BY_CODE = {1: Failed, 2: BadInput, 3: Vulnerable, 4: NotFound, 75: Temporary}
+_BY_CODE: Dict[int, Type[SkillbuildError]] = {1: Failed, 2: BadInput, 3: Vulnerable, 4: NotFound, 75: Temporary}
 
 
-def error_for(exit_code, status, document):
+def error_for(exit_code: int, status: Optional[int], document: Any) -> SkillbuildError:
     """The exception for an answer with exit_code (from the header or the
     document), status and document."""
     cls = _BY_CODE.get(exit_code, Failed)
-    message = None
+    message: Any = None
     if isinstance(document, dict):
         message = document.get("error")
         if isinstance(message, dict):  # a run's error is {"type", "message"}
@@ -76,11 +88,11 @@ def error_for(exit_code, status, document):
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
+    def __init__(self, path: str, timeout: Optional[float]) -> None:
         super().__init__("skillbuild", timeout=timeout)
         self._path = path
 
-    def connect(self):
+    def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if self.timeout is not None:
             sock.settimeout(self.timeout)
@@ -92,7 +104,7 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def _duration(v):
+def _duration(v: Optional[Duration]) -> Optional[str]:
     """A timeout as the server reads it: seconds (int or float) or a
     string with a unit ("30s", "2m")."""
     if v is None or isinstance(v, str):
@@ -102,7 +114,7 @@ def _duration(v):
     return "%gs" % v if float(v) != int(v) else "%ds" % int(v)
 
 
-def _size(v):
+def _size(v: Optional[Size]) -> Optional[str]:
     """A size as the server reads it: bytes (int) or a string with a unit
     ("256m")."""
     if v is None or isinstance(v, str):
@@ -121,25 +133,29 @@ class Client:
     (None: no bound; a run is bounded by its own timeout anyway).
     """
 
-    def __init__(self, target=DEFAULT_SOCKET, token=None, timeout=None):
-        self._token = token.strip() if token else None
+    def __init__(self, target: str = DEFAULT_SOCKET, token: Optional[str] = None, timeout: Optional[float] = None) -> None:
+        self._token: Optional[str] = token.strip() if token else None
         self._timeout = timeout
+        self._unix: Optional[str] = None
+        self._host: Optional[str] = None
+        self._port: Optional[int] = None
         if target.startswith("unix://"):
             target = urllib.parse.urlparse(target).path
         if target.startswith("/"):
-            self._unix, self._host, self._port = target, None, None
+            self._unix = target
         else:
             u = urllib.parse.urlparse(target)
             if u.scheme != "http" or not u.hostname:
                 raise ValueError("target must be a socket path, unix:///path or http://127.0.0.1:PORT, got %r" % target)
-            self._unix, self._host, self._port = None, u.hostname, u.port or 80
+            self._host, self._port = u.hostname, u.port or 80
 
-    def _connect(self):
+    def _connect(self) -> http.client.HTTPConnection:
         if self._unix:
             return _UnixConnection(self._unix, self._timeout)
+        assert self._host is not None
         return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
 
-    def _request(self, method, path, body=None, stream=None):
+    def _request(self, method: str, path: str, body: Optional[Document] = None, stream: Optional[Progress] = None) -> Any:
         conn = self._connect()
         try:
             headers = {"Accept": "application/json"}
@@ -154,15 +170,16 @@ class Client:
                 resp = conn.getresponse()
             except (ConnectionError, FileNotFoundError, socket.timeout) as exc:
                 raise Temporary("cannot reach skillbuild serve at %s: %s" % (self._unix or "%s:%s" % (self._host, self._port), exc)) from exc
-            if resp.getheader("Content-Type", "").startswith("application/x-ndjson"):
+            if (resp.getheader("Content-Type") or "").startswith("application/x-ndjson"):
                 return self._read_stream(resp, stream)
             raw = resp.read()
+            doc: Any
             try:
                 doc = json.loads(raw.decode("utf-8")) if raw else None
             except ValueError:
                 doc = {"error": raw.decode("utf-8", "replace")}
-            code = resp.getheader(EXIT_HEADER)
-            code = int(code) if code and code.isdigit() else (0 if resp.status < 400 else 1)
+            header = resp.getheader(EXIT_HEADER)
+            code = int(header) if header and header.isdigit() else (0 if resp.status < 400 else 1)
             if code != 0 or resp.status >= 400:
                 raise error_for(code or 1, resp.status, doc)
             return doc
@@ -170,7 +187,7 @@ class Client:
             conn.close()
 
     @staticmethod
-    def _read_stream(resp, on_progress):
+    def _read_stream(resp: http.client.HTTPResponse, on_progress: Optional[Progress]) -> Any:
         while True:
             line = resp.readline()
             if not line:
@@ -184,27 +201,34 @@ class Client:
             if on_progress is not None:
                 on_progress(event.get("progress"))
 
-    def health(self):
+    def health(self) -> Document:
         """The server's health document; raises Temporary when containerd
         is down."""
-        return self._request("GET", "/v1/health")
+        doc: Document = self._request("GET", "/v1/health")
+        return doc
 
-    def install(self, skill_id, requirements, version="1", progress=None, **options):
+    def install(self, skill_id: str, requirements: Iterable[str], version: Union[str, int] = "1",
+                progress: Optional[Progress] = None, **options: Any) -> Document:
         """Build (or reuse) the skill's image; returns `install --json`'s
         document. options are install's other flags with underscores
-        (index_url, base, allow, no_scan, refresh, ...). progress, if given,
-        is called with each BuildKit status event while the build runs."""
+        (index_url, base, allow, no_scan, refresh, ...) and preload, the
+        modules warm containers of the skill import ahead of a run.
+        progress, if given, is called with each BuildKit status event while
+        the build runs."""
         body = dict(options, skill_id=skill_id, requirements=list(requirements), version=str(version))
         if progress is not None:
             body["progress"] = True
-        return self._request("POST", "/v1/install", body, stream=progress)
+        doc: Document = self._request("POST", "/v1/install", body, stream=progress)
+        return doc
 
-    def scan(self, requirements, **options):
+    def scan(self, requirements: Iterable[str], **options: Any) -> Document:
         """Resolve and scan requirements like install would; returns `scan
         --json`'s document; raises Vulnerable when they are not safe."""
-        return self._request("POST", "/v1/scan", dict(options, requirements=list(requirements)))
+        doc: Document = self._request("POST", "/v1/scan", dict(options, requirements=list(requirements)))
+        return doc
 
-    def run(self, skill_id, code, inputs=None, timeout=None, memory=None, version=None, **options):
+    def run(self, skill_id: str, code: str, inputs: Optional[Document] = None, timeout: Optional[Duration] = None,
+            memory: Optional[Size] = None, version: Optional[Union[str, int]] = None, **options: Any) -> Document:
         """Run code in the skill's image with inputs (a dict) as the global
         `inputs`; returns `run --json`'s document: exit_code, stdout,
         stderr, result, error, timed_out, oom_killed, truncated,
@@ -213,7 +237,7 @@ class Client:
         output_limit, image, user) and preload, a list of modules a warm
         container imports before the run (default: the skill's own
         `preload` list from its skill.yaml)."""
-        body = {"skill_id": skill_id, "code": code, "inputs": inputs if inputs is not None else {}}
+        body: Document = {"skill_id": skill_id, "code": code, "inputs": inputs if inputs is not None else {}}
         if version is not None:
             body["version"] = str(version)
         if timeout is not None:
@@ -222,24 +246,48 @@ class Client:
             body["memory"] = _size(memory)
         for k, v in options.items():
             body[k] = _size(v) if k in ("tmpfs_size", "output_limit") else (str(v) if k in ("cpus", "pids") else v)
-        return self._request("POST", "/v1/run", body)
+        doc: Document = self._request("POST", "/v1/run", body)
+        return doc
 
-    def list(self):
-        """The skill images: `ls --json`'s array."""
-        return self._request("GET", "/v1/skills")
+    def list(self, unpacked: bool = False) -> List[Document]:
+        """The skill images: `ls --json`'s array (unpacked: with each
+        image's unpacked size, as `ls --unpacked`)."""
+        docs: List[Document] = self._request("GET", "/v1/skills?unpacked=true" if unpacked else "/v1/skills")
+        return docs
 
-    def remove(self, skill_id, version=None):
+    def remove(self, skill_id: str, version: Optional[Union[str, int]] = None) -> Document:
         """Remove the skill's tags (one version, or all); returns `rm
         --json`'s document; raises NotFound when there was none."""
-        body = {"skill_id": skill_id}
+        body: Document = {"skill_id": skill_id}
         if version is not None:
             body["version"] = str(version)
-        return self._request("POST", "/v1/remove", body)
+        doc: Document = self._request("POST", "/v1/remove", body)
+        return doc
+
+    def inspect(self, skill_id: Optional[str] = None, version: Optional[Union[str, int]] = None,
+                repo: Optional[str] = None, ref: Optional[str] = None) -> Document:
+        """Describe a skill's image (or the image ref names): `inspect
+        --json`'s document with its lock, labels, SBOM and scan verdict;
+        raises NotFound when the server has no such image."""
+        if (skill_id is None) == (ref is None):
+            raise ValueError("give skill_id or ref, not both")
+        body: Document = {"ref": ref} if ref is not None else {"skill_id": skill_id}
+        if version is not None:
+            body["version"] = str(version)
+        if repo is not None:
+            body["repo"] = repo
+        doc: Document = self._request("POST", "/v1/inspect", body)
+        return doc
+
+    def openapi(self) -> Document:
+        """The API's OpenAPI 3.1 document."""
+        doc: Document = self._request("GET", "/v1/openapi.json")
+        return doc
 
     # The names of the platform's former in-process helpers, so that a
     # platform switches with a few lines.
-    def install_packages(self, skill_id, packages, version="1", **options):
+    def install_packages(self, skill_id: str, packages: Iterable[str], version: Union[str, int] = "1", **options: Any) -> Document:
         return self.install(skill_id, packages, version=version, **options)
 
-    def execute_with_packages(self, skill_id, code, inputs=None, **options):
+    def execute_with_packages(self, skill_id: str, code: str, inputs: Optional[Document] = None, **options: Any) -> Document:
         return self.run(skill_id, code, inputs, **options)

@@ -30,6 +30,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.seen.append((self.command, self.path, None, self.headers.get("Authorization")))
         if self.path == "/v1/skills":
             self._answer(200, 0, [{"skill_id": "a", "version": "1"}])
+        elif self.path == "/v1/skills?unpacked=true":
+            self._answer(200, 0, [{"skill_id": "a", "version": "1", "unpacked_size": 4096}])
         elif self.path == "/v1/health":
             self._answer(503, 75, {"error": "containerd is not serving", "exit_code": 75})
         else:
@@ -49,6 +51,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._answer(200, 3, b"".join(json.dumps(l).encode() + b"\n" for l in lines), "application/x-ndjson")
                 return
             self._answer(200, 0, {"success": True, "skill_id": body["skill_id"]})
+        elif self.path == "/v1/inspect":
+            if body.get("skill_id") == "nope":
+                self._answer(404, 4, {"error": "image atom-skill:nope-v1 not found in containerd", "exit_code": 4})
+                return
+            self._answer(200, 0, {"name": body.get("ref") or "docker.io/library/atom-skill:%s-v%s" % (body["skill_id"], body.get("version", "1"))})
         elif self.path == "/v1/remove":
             self._answer(404, 4, {"removed": [], "error": "no skill image nope"})
         else:
@@ -123,6 +130,21 @@ class ClientTest(unittest.TestCase):
 
     def test_list(self):
         self.assertEqual(sbc.Client(self.sock).list(), [{"skill_id": "a", "version": "1"}])
+        self.assertEqual(sbc.Client(self.sock).list(unpacked=True)[0]["unpacked_size"], 4096)
+
+    def test_inspect(self):
+        c = sbc.Client(self.sock)
+        self.assertEqual(c.inspect("a", version=2)["name"], "docker.io/library/atom-skill:a-v2")
+        self.assertEqual(self.srv.seen[-1][2], {"skill_id": "a", "version": "2"})
+        self.assertEqual(c.inspect(ref="localhost:5000/x:1")["name"], "localhost:5000/x:1")
+        with self.assertRaises(sbc.NotFound):
+            c.inspect("nope")
+        with self.assertRaises(ValueError):
+            c.inspect("a", ref="x")
+
+    def test_typed(self):
+        # PEP 561: the package says it carries its types.
+        self.assertTrue(os.path.exists(os.path.join(os.path.dirname(sbc.__file__), "py.typed")))
 
     def test_unreachable_server_is_temporary(self):
         with self.assertRaises(sbc.Temporary):
