@@ -67,6 +67,8 @@ func TestResolverBothWaysSameImage(t *testing.T) {
 	builtin, r := installFile(t, dir, srv, "rb-skill", "1", "builtin", reqs, "--refresh")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.False(t, ranResolveStep(builtin.Steps), "no resolve step: %v", builtin.Steps)
+	assert.Equal(t, "pip", viaPip.Resolver, "the document says which resolver made the lock")
+	assert.Equal(t, "builtin", builtin.Resolver)
 	assert.Equal(t, viaPip.ManifestDigest, builtin.ManifestDigest, "the same image")
 	assert.Equal(t, viaPip.Digest, builtin.Digest, "the same image, SBOM and attestations")
 	pipDoc, pipDigest := lockDocument(t, viaPip.ImageTag)
@@ -107,9 +109,13 @@ func TestResolverBothWaysSameImage(t *testing.T) {
 	sdist, r := installFile(t, dir, srv, "rb-sdist", "1", "auto", reqs, "--allow-sdist")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.True(t, ranResolveStep(sdist.Steps), "pip resolved with source distributions allowed: %v", sdist.Steps)
+	assert.Equal(t, "pip", sdist.Resolver)
+	assert.NotEmpty(t, sdist.ResolverFallback, "why pip resolved")
 	auto, r := installFile(t, dir, srv, "rb-auto", "1", "auto", reqs)
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.False(t, ranResolveStep(auto.Steps), "%v", auto.Steps)
+	assert.Equal(t, "builtin", auto.Resolver)
+	assert.Empty(t, auto.ResolverFallback)
 
 	// scan resolves without starting BuildKit once the base's python is
 	// known: it answers while another process holds the root's lock.
