@@ -70,6 +70,20 @@ func TestArchitectureBoundaries(t *testing.T) {
 		"layers": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "skill", bk, ctdC},
 		// the service is below both faces.
 		"skill": {mod + "cli", mod + "server"},
+		// pep440 is versions and specifiers: a leaf every other package may use.
+		"pep440": {mod, bk, ctd},
+		// pep508 is requirements and markers over pep440 only.
+		"pep508": {mod + "config", mod + "engine", mod + "llb", mod + "lock", mod + "runtime", mod + "scan", mod + "store",
+			mod + "indexproxy", mod + "resolver", mod + "pydist", bk, ctd},
+		// pydist reads what an index serves (pages, wheels, metadata): bytes in,
+		// values out, no network of its own.
+		"pydist": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy",
+			mod + "resolver", bk, ctd, "net/http"},
+		// the builtin resolver reaches the network only through the transport
+		// its caller gives it (the build's index proxy), and knows no engine,
+		// graph, image or configuration file.
+		"resolver": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy",
+			mod + "cli", mod + "server", mod + "skill", bk, ctd},
 		// engine owns BuildKit, not runs or verdicts.
 		"engine": {mod + "runtime", mod + "scan", mod + "cli"},
 	}

@@ -229,6 +229,7 @@ func (s *Service) build(ctx context.Context, in config.Input, req api.InstallReq
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
 	out.Resolve, out.ResolveFallback = res.Resolve, res.ResolveFallback
+	out.Resolver, out.ResolverFallback = res.Resolver, res.ResolverFallback
 	if out.Resolve == engine.ResolveFull && out.ResolveFallback == "" {
 		out.ResolveFallback = noPrevious
 	}

@@ -10,7 +10,8 @@
 //	GenerateSet(dir, prefix string, n int) ([]string, error)
 //	CopyDebianWheels(dst string) ([]string, error)
 //
-// BuildWheel writes a PEP 427 wheel (name-version-py3-none-any.whl) with a
+// BuildWheel writes a PEP 427 wheel (name-version[-build]-tag.whl, tag
+// py3-none-any unless Wheel.Tag says otherwise) with a
 // package, extra files, METADATA, WHEEL, entry_points.txt and a RECORD whose
 // hashes and sizes match. BuildSdist writes name-version.tar.gz with PKG-INFO
 // and a setup.py (ConnectProbe makes a setup.py prelude that records whether
@@ -23,7 +24,9 @@
 // Serving:
 //
 //	Serve(dir string, opts ...Opt) (*Server, error)
-//	WithCoreMetadata() Opt           // also serve wheels' METADATA (PEP 658/714), like PyPI
+//	WithCoreMetadata() Opt            // also serve wheels' METADATA (PEP 658/714), like PyPI
+//	WithJSON() Opt                    // PEP 691 JSON pages to clients that ask for them
+//	WithYanked(map[string]string) Opt // files yanked (PEP 592), with their reasons
 //	(*Server).URL() string           // http://127.0.0.1:PORT/simple
 //	(*Server).Addr() string          // 127.0.0.1:PORT
 //	(*Server).Requests() []string    // every request path, in order

@@ -601,3 +601,50 @@ func TestConnectProbe(t *testing.T) {
 		})
 	}
 }
+
+// TestServeYankedJSONAndTags: yanked files are announced in both page
+// formats, JSON goes only to clients that ask for it, and wheels carry
+// the tag and build tag they were built with.
+func TestServeYankedJSONAndTags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plat, err := BuildWheel(dir, Wheel{Name: "tagged", Version: "1.0", Tag: "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64", Build: "2"})
+	require.NoError(t, err)
+	assert.Equal(t, "tagged-1.0-2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", filepath.Base(plat))
+	_, files := readZip(t, plat)
+	assert.Equal(t, "Wheel-Version: 1.0\nGenerator: skillbuild-pyindex\nRoot-Is-Purelib: true\n"+
+		"Tag: cp311-cp311-manylinux_2_17_x86_64\nTag: cp311-cp311-manylinux2014_x86_64\nBuild: 2\n", string(files["tagged-1.0.dist-info/WHEEL"]))
+	_, err = BuildWheel(dir, Wheel{Name: "tagged", Version: "1.0", Tag: "py3-none"})
+	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
+	old, err := BuildWheel(dir, Wheel{Name: "tagged", Version: "0.9", MetadataName: "Tagged"})
+	require.NoError(t, err)
+	_, files = readZip(t, old)
+	assert.Contains(t, string(files["tagged-0.9.dist-info/METADATA"]), "\nName: Tagged\n")
+
+	s, err := Serve(dir, WithJSON(), WithYanked(map[string]string{filepath.Base(old): "broken"}))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	code, _, body := get(t, s.URL()+"/tagged/")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `tagged-0.9-py3-none-any.whl#sha256=`+sha256Hex(t, old)+`" data-yanked="broken">`)
+
+	req, err := http.NewRequest(http.MethodGet, s.URL()+"/tagged/", nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/vnd.pypi.simple.v1+json, text/html; q=0.01")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, "application/vnd.pypi.simple.v1+json", resp.Header.Get("Content-Type"))
+	var page struct {
+		Files []map[string]any `json:"files"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+	require.Len(t, page.Files, 2)
+	byName := map[string]map[string]any{}
+	for _, f := range page.Files {
+		byName[f["filename"].(string)] = f
+	}
+	assert.Equal(t, "broken", byName[filepath.Base(old)]["yanked"])
+	assert.Nil(t, byName[filepath.Base(plat)]["yanked"])
+	assert.Equal(t, map[string]any{"sha256": sha256Hex(t, plat)}, byName[filepath.Base(plat)]["hashes"])
+}

@@ -8,6 +8,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -34,6 +35,8 @@ type Server struct {
 	srv *http.Server
 
 	coreMetadata bool
+	json         bool
+	yanked       map[string]string
 
 	mu        sync.Mutex
 	requests  []string
@@ -59,6 +62,29 @@ type Opt func(*Server) error
 func WithCoreMetadata() Opt {
 	return func(s *Server) error {
 		s.coreMetadata = true
+		return nil
+	}
+}
+
+// WithYanked marks files as yanked (PEP 592): each file name maps to its
+// reason ("" for none). Pages announce them with data-yanked (HTML) or
+// "yanked" (JSON).
+func WithYanked(reasons map[string]string) Opt {
+	return func(s *Server) error {
+		s.yanked = map[string]string{}
+		for k, v := range reasons {
+			s.yanked[k] = v
+		}
+		return nil
+	}
+}
+
+// WithJSON serves project pages as PEP 691 JSON
+// (application/vnd.pypi.simple.v1+json) to clients whose Accept header
+// lists that type, as PyPI does; HTML to the others.
+func WithJSON() Opt {
+	return func(s *Server) error {
+		s.json = true
 		return nil
 	}
 }
@@ -210,6 +236,10 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request, rest strin
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if s.json && strings.Contains(r.Header.Get("Accept"), "application/vnd.pypi.simple.v1+json") {
+		s.serveProjectJSON(w, r, norm, files)
+		return
+	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, pageHead, "Links for "+html.EscapeString(norm))
 	fmt.Fprintf(&b, "<h1>Links for %s</h1>\n", html.EscapeString(norm))
@@ -222,6 +252,9 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request, rest strin
 		fmt.Fprintf(&b, "<a href=\"../../files/%s#sha256=%s\"", html.EscapeString(url.PathEscape(f.name)), f.sha256)
 		if f.requiresPython != "" {
 			fmt.Fprintf(&b, " data-requires-python=\"%s\"", html.EscapeString(f.requiresPython))
+		}
+		if reason, ok := s.yanked[f.name]; ok {
+			fmt.Fprintf(&b, " data-yanked=\"%s\"", html.EscapeString(reason))
 		}
 		if f.metadata != nil && s.coreMetadata {
 			sum := sha256.Sum256(f.metadata)
@@ -238,6 +271,57 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request, rest strin
 	}
 	b.WriteString("</body>\n</html>\n")
 	writePage(w, b.Bytes())
+}
+
+// serveProjectJSON writes a PEP 691 project page.
+func (s *Server) serveProjectJSON(w http.ResponseWriter, r *http.Request, norm string, files []*distFile) {
+	type file struct {
+		Filename       string            `json:"filename"`
+		URL            string            `json:"url"`
+		Hashes         map[string]string `json:"hashes"`
+		RequiresPython *string           `json:"requires-python,omitempty"`
+		Yanked         any               `json:"yanked,omitempty"`
+		Metadata       any               `json:"dist-info-metadata,omitempty"`
+	}
+	page := struct {
+		Meta  map[string]string `json:"meta"`
+		Name  string            `json:"name"`
+		Files []file            `json:"files"`
+	}{Meta: map[string]string{"api-version": "1.0"}, Name: norm, Files: []file{}}
+	for _, f := range files {
+		if f.project != norm {
+			continue
+		}
+		jf := file{Filename: f.name, URL: "../../files/" + url.PathEscape(f.name), Hashes: map[string]string{"sha256": f.sha256}}
+		if f.requiresPython != "" {
+			rp := f.requiresPython
+			jf.RequiresPython = &rp
+		}
+		if reason, ok := s.yanked[f.name]; ok {
+			jf.Yanked = true
+			if reason != "" {
+				jf.Yanked = reason
+			}
+		}
+		if f.metadata != nil && s.coreMetadata {
+			// pip 23.0 reads only a string here.
+			sum := sha256.Sum256(f.metadata)
+			jf.Metadata = "sha256=" + hex.EncodeToString(sum[:])
+		}
+		page.Files = append(page.Files, jf)
+	}
+	if len(page.Files) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	b, err := json.Marshal(page)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.pypi.simple.v1+json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(b)
 }
 
 func writePage(w http.ResponseWriter, page []byte) {

@@ -57,6 +57,20 @@ type Wheel struct {
 	// instead of one made from ConsoleScripts: for hostile wheels (script
 	// names with '/' or '..').
 	RawEntryPoints string
+	// Tag is the wheel's compatibility tag as in its file name, e.g.
+	// "cp311-cp311-manylinux_2_17_x86_64" or "py2.py3-none-any"; empty
+	// means "py3-none-any". The wheel's files are pure Python whatever it
+	// claims.
+	Tag string
+	// Build is the wheel's build tag ("1", "2b"), empty for none.
+	Build string
+	// MetadataName, if set, is the Name written in METADATA instead of
+	// Name (for wheels whose metadata spells the project differently).
+	MetadataName string
+	// MetadataVersion, if set, is the Version written in METADATA
+	// instead of Version (for wheels whose metadata disagrees with their
+	// file name).
+	MetadataVersion string
 }
 
 var (
@@ -93,6 +107,40 @@ func escapeVersion(v string) string {
 // version: "<escaped name>-<version>-py3-none-any.whl".
 func WheelFilename(name, version string) string {
 	return escapeName(name) + "-" + escapeVersion(version) + "-py3-none-any.whl"
+}
+
+// Filename returns the file name BuildWheel gives w: WheelFilename with
+// w's build tag and compatibility tag.
+func (w Wheel) Filename() string {
+	tag := w.Tag
+	if tag == "" {
+		tag = "py3-none-any"
+	}
+	build := ""
+	if w.Build != "" {
+		build = "-" + w.Build
+	}
+	return escapeName(w.Name) + "-" + escapeVersion(w.Version) + build + "-" + tag + ".whl"
+}
+
+var (
+	tagRE   = regexp.MustCompile(`^[a-z0-9_.]+-[a-z0-9_.]+-[a-z0-9_.]+$`)
+	buildRE = regexp.MustCompile(`^[0-9][A-Za-z0-9_.]*$`)
+)
+
+// wheelTags expands a compressed tag ("py2.py3-none-any") into the WHEEL
+// file's Tag lines.
+func wheelTags(tag string) []string {
+	p := strings.Split(tag, "-")
+	var out []string
+	for _, py := range strings.Split(p[0], ".") {
+		for _, abi := range strings.Split(p[1], ".") {
+			for _, plat := range strings.Split(p[2], ".") {
+				out = append(out, py+"-"+abi+"-"+plat)
+			}
+		}
+	}
+	return out
 }
 
 func checkNameVersion(name, version string) error {
@@ -187,7 +235,21 @@ func BuildWheel(dir string, w Wheel) (string, error) {
 		files[p] = content
 	}
 
-	meta, err := metadata(w.Name, w.Version, w.Summary, w.RequiresPython, w.Requires)
+	if w.Tag != "" && !tagRE.MatchString(w.Tag) {
+		return "", fmt.Errorf("wheel %s: tag %q is not python-abi-platform: %w", w.Name, w.Tag, errdefs.ErrInvalidArgument)
+	}
+	if w.Build != "" && !buildRE.MatchString(w.Build) {
+		return "", fmt.Errorf("wheel %s: build tag %q must start with a digit: %w", w.Name, w.Build, errdefs.ErrInvalidArgument)
+	}
+	metaName := w.Name
+	if w.MetadataName != "" {
+		metaName = w.MetadataName
+	}
+	metaVersion := w.Version
+	if w.MetadataVersion != "" {
+		metaVersion = w.MetadataVersion
+	}
+	meta, err := metadata(metaName, metaVersion, w.Summary, w.RequiresPython, w.Requires)
 	if err != nil {
 		return "", err
 	}
@@ -198,7 +260,18 @@ func BuildWheel(dir string, w Wheel) (string, error) {
 		meta += "Provides-Extra: " + e + "\n"
 	}
 	files[distInfo+"/METADATA"] = meta
-	files[distInfo+"/WHEEL"] = "Wheel-Version: 1.0\nGenerator: skillbuild-pyindex\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+	tag := w.Tag
+	if tag == "" {
+		tag = "py3-none-any"
+	}
+	wheelFile := "Wheel-Version: 1.0\nGenerator: skillbuild-pyindex\nRoot-Is-Purelib: true\n"
+	for _, t := range wheelTags(tag) {
+		wheelFile += "Tag: " + t + "\n"
+	}
+	if w.Build != "" {
+		wheelFile += "Build: " + w.Build + "\n"
+	}
+	files[distInfo+"/WHEEL"] = wheelFile
 	if len(w.ConsoleScripts) > 0 {
 		var b strings.Builder
 		b.WriteString("[console_scripts]\n")
@@ -247,7 +320,7 @@ func BuildWheel(dir string, w Wheel) (string, error) {
 	if err := zw.Close(); err != nil {
 		return "", fmt.Errorf("wheel %s: %w", w.Name, err)
 	}
-	out := filepath.Join(dir, WheelFilename(w.Name, w.Version))
+	out := filepath.Join(dir, w.Filename())
 	if err := writeFileAtomic(out, buf.Bytes()); err != nil {
 		return "", err
 	}
