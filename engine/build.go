@@ -22,7 +22,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/internal/indexproxy"
 	"github.com/skillbuild/skillbuild/labels"
 	"github.com/skillbuild/skillbuild/layers"
 	sbllb "github.com/skillbuild/skillbuild/llb"

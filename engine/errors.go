@@ -19,7 +19,7 @@ import (
 	bkclient "github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/internal/indexproxy"
 	"github.com/skillbuild/skillbuild/lock"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/containerd/errdefs"
 	httpsource "github.com/moby/buildkit/source/http"
 	"github.com/moby/buildkit/worker/base"
-	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/internal/indexproxy"
 )
 
 // fetchPolicy is the transport of the engine's HTTP source (llb.HTTP, which

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/internal/indexproxy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -12,7 +12,7 @@ import (
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/internal/indexproxy"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/resolver"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/regtest"
+	"github.com/skillbuild/skillbuild/internal/regtest"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

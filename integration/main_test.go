@@ -15,10 +15,10 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/distribution/reference"
-	"github.com/skillbuild/skillbuild/integration/ctdtest"
-	"github.com/skillbuild/skillbuild/integration/rltest"
+	"github.com/skillbuild/skillbuild/internal/ctdtest"
 	"github.com/skillbuild/skillbuild/internal/mounts"
 	"github.com/skillbuild/skillbuild/internal/peakrss"
+	"github.com/skillbuild/skillbuild/internal/rltest"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

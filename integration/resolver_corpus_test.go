@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/stretchr/testify/require"
 )
 

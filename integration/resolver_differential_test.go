@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/resolver"
 	"github.com/stretchr/testify/assert"

@@ -51,7 +51,7 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		b.say("%s", l)
 	}
 	rep.setup = append(rep.setup,
-		fmt.Sprintf("wheels: %d distinct generated pure-Python wheels (integration/pyindex), each with %d modules, %.0f KB of Python unpacked, served as a PEP 503 index on 127.0.0.1",
+		fmt.Sprintf("wheels: %d distinct generated pure-Python wheels (internal/pyindex), each with %d modules, %.0f KB of Python unpacked, served as a PEP 503 index on 127.0.0.1",
 			b.index.count, modules, float64(b.index.unpacked)/1e3),
 		"base: the Debian bookworm rootfs ("+b.o.rootfs+") imported into the private containerd with `skillbuild base import --rootfs` and into buildah/podman storage with `tar | podman import`",
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",

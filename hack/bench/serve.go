@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/skillbuild/skillbuild/skill/api"
 )
 
