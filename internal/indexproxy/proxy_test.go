@@ -34,7 +34,7 @@ import (
 )
 
 // bridgeScript is the in-step bridge, run here on the host.
-const bridgeScript = "../llb/indexbridge.py"
+const bridgeScript = "../../llb/indexbridge.py"
 
 const indexBody = "index ok\n"
 
