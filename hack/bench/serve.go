@@ -120,18 +120,25 @@ func (s *serveProc) quiet(n int) {
 
 // run sends one run and returns its result and stdout.
 func (s *serveProc) run(req map[string]any) (result json.RawMessage, stdout string, err error) {
+	d, err := s.runDoc(req)
+	return d.Result, d.Stdout, err
+}
+
+// runDoc sends one run and returns the whole document it answered (how
+// the image was admitted, too).
+func (s *serveProc) runDoc(req map[string]any) (api.RunResult, error) {
+	var d api.RunResult
 	body, _ := json.Marshal(req)
 	resp, err := s.http.Post("http://skillbuild/v1/run", "application/json", bytes.NewReader(body))
 	if err != nil {
-		return nil, "", err
+		return d, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var d api.RunResult
 	if err := json.Unmarshal(b, &d); err != nil || resp.StatusCode != 200 || d.Error != nil {
-		return nil, "", fmt.Errorf("run answered %d: %s", resp.StatusCode, oneLine(string(b)))
+		return api.RunResult{}, fmt.Errorf("run answered %d: %s", resp.StatusCode, oneLine(string(b)))
 	}
-	return d.Result, d.Stdout, nil
+	return d, nil
 }
 
 func (s *serveProc) print1() error {
