@@ -43,6 +43,10 @@ type serveReport struct {
 	// warm server), plain `skillbuild run` and ctr run --rm, interleaved.
 	remote, remoteLocal, remoteCtr []time.Duration
 	remoteLoad                     string
+	// warm print(1) in the base, a skill of the server's root and one of
+	// another root, interleaved (see admission.go).
+	admission     []*admissionRow
+	admissionLoad string
 }
 
 // serveProc is a running server and an HTTP client of its socket.
@@ -200,6 +204,9 @@ func (b *bench) measureServe(ctx context.Context, rep *serveReport) error {
 
 	if err := b.measureRemote(ctx, root, rep); err != nil {
 		return fmt.Errorf("run --host: %w", err)
+	}
+	if err := b.measureAdmission(ctx, root, rep); err != nil {
+		return fmt.Errorf("admission: %w", err)
 	}
 
 	// 16 clients: batches of 4×16 runs, serve and ctr alternately.
@@ -502,6 +509,7 @@ func (r *serveReport) markdown() string {
 	if len(r.remote) > 0 {
 		sb.WriteString(r.remoteMarkdown())
 	}
+	sb.WriteString(r.admissionMarkdown())
 
 	verdict := func(met bool) string {
 		if met {
