@@ -60,11 +60,11 @@ func admissionRows() []*admissionRow {
 		}
 	}
 	return []*admissionRow{
-		{name: "(a) the Debian python base (`image:`)", req: map[string]any{"skill_id": "bench", "image": baseRef},
+		{name: "(a) the Debian python base (`image:`)", req: map[string]any{"skill_id": "bench", "image": baseRef, "code": "print(1)"},
 			does: "origin label `base`, allowed by `--allow-base-images`", check: origin(api.OriginBase)},
-		{name: "(b) a skill built by the server's own root (`skill_id`)", req: map[string]any{"skill_id": admOwnID},
+		{name: "(b) a skill built by the server's own root (`skill_id`)", req: map[string]any{"skill_id": admOwnID, "code": "print(1)"},
 			does: "HMAC `org.skillbuild.built` of the image digest under the root's build key", check: origin(api.OriginBuilt)},
-		{name: "(c) the same skill built by another root (`skill_id`)", req: map[string]any{"skill_id": admForeignID},
+		{name: "(c) the same skill built by another root (`skill_id`)", req: map[string]any{"skill_id": admForeignID, "code": "print(1)"},
 			does: "no mark of this root: the decision cached by (image digest, DB sha, policy digest) since its first run verified it",
 			check: func(a *api.Admission) error {
 				if a == nil || a.Origin == api.OriginBuilt || a.Origin == api.OriginBase || a.Scan == "" || a.Unscanned != "" {
@@ -114,7 +114,7 @@ func (b *bench) measureAdmission(ctx context.Context, root string, rep *serveRep
 		d, err := s.runDoc(r.req)
 		took := time.Since(t0)
 		if err == nil && d.Stdout != "1\n" {
-			err = fmt.Errorf("print(1) printed %q", d.Stdout)
+			err = fmt.Errorf("print(1) printed %q (exit %v, stderr %q, %d ms inside)", d.Stdout, exitOf(d), d.Stderr, d.DurationMS)
 		}
 		if err == nil {
 			err = r.check(d.Admission)
@@ -175,4 +175,12 @@ func (r *serveReport) admissionMarkdown() string {
 	fmt.Fprintf(&sb, "| (c) first run of a foreign image (verification: layers vs lock by `layers.CheckForeign`, its lock scanned against this host's DB) | %s | %.2f× |\n",
 		secs(rows[2].first), ratio(rows[2].first, rows[1].first))
 	return sb.String()
+}
+
+// exitOf is a run's exit code, or "none" when no process ran.
+func exitOf(d api.RunResult) string {
+	if d.ExitCode == nil {
+		return "none"
+	}
+	return fmt.Sprint(*d.ExitCode)
 }

@@ -21,8 +21,9 @@ func TestAdmissionOrderRunsEachRowOnceAndRotates(t *testing.T) {
 	assert.Len(t, firsts, 3, "every row leads some round")
 }
 
-// TestAdmissionRowsCheckTheirOrigin: a row measured in an image admitted
-// some other way than its column says is an error, not a row.
+// TestAdmissionRowsCheckTheirOrigin: every row runs print(1), and a row
+// measured in an image admitted some other way than its column says is an
+// error, not a row.
 func TestAdmissionRowsCheckTheirOrigin(t *testing.T) {
 	t.Parallel()
 	rows := admissionRows()
@@ -38,6 +39,7 @@ func TestAdmissionRowsCheckTheirOrigin(t *testing.T) {
 		{built, []*api.Admission{nil, base, verified}},
 		{verified, []*api.Admission{nil, base, built, unscanned, {Origin: "a registry"}}},
 	} {
+		assert.Equal(t, "print(1)", rows[i].req["code"], rows[i].name)
 		assert.NoError(t, rows[i].check(tc.ok), rows[i].name)
 		for _, a := range tc.bad {
 			assert.Error(t, rows[i].check(a), "%s admitted as %+v", rows[i].name, a)
