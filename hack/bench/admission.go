@@ -162,15 +162,16 @@ func (r *serveReport) admissionMarkdown() string {
 	sb.WriteString("\n### Admission\n\n")
 	fmt.Fprintf(&sb, "Every run's image is admitted before its container is created, warm runs too. One `skillbuild serve` "+
 		"(2 warm containers per image, at most 6, quiet before each run), print(1) through `POST /v1/run` in three images, "+
-		"one of each in turn (the first rotating), %d each; the two skills hold the same one wheel from the bench's index. "+
-		"(b) and (c) differ only in how they are admitted; (a) also skips reading a skill's preload list. "+
+		"one of each in turn (the first rotating), %d each. (b) and (c) are the same kind of image, built the same way with "+
+		"the same one wheel from the bench's index, and differ in how they are admitted; (a) is another image (no skill "+
+		"venv) named by `image:`. "+
 		"Load average at the end: %s.\n\n", len(rows[0].warm), r.admissionLoad)
 	sb.WriteString("| image | what admission does on a warm run | p50 | p95 | p50 ratio to (a) | p50 ratio to (b) |\n|---|---|---|---|---|---|\n")
 	for _, row := range rows {
 		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %.2f× | %.2f× |\n", row.name, row.does, secs(median(row.warm)), secs(pct(row.warm, 95)),
 			ratio(median(row.warm), median(rows[0].warm)), ratio(median(row.warm), median(rows[1].warm)))
 	}
-	sb.WriteString("\n| first run on the server (no warm container of the image yet) | latency | ratio to (b)'s first run |\n|---|---|---|\n")
+	sb.WriteString("\n| first run on the server (no warm container of the image yet: a container of its own; one run each) | latency | ratio to (b)'s first run |\n|---|---|---|\n")
 	fmt.Fprintf(&sb, "| (b) own skill: admitted by its mark | %s | 1.00× |\n", secs(rows[1].first))
 	fmt.Fprintf(&sb, "| (c) first run of a foreign image (verification: layers vs lock by `layers.CheckForeign`, its lock scanned against this host's DB) | %s | %.2f× |\n",
 		secs(rows[2].first), ratio(rows[2].first, rows[1].first))
