@@ -22,23 +22,24 @@ import (
 )
 
 // SkillImage is one tagged skill image in containerd, described from its
-// image record (labels written by Build when it tagged the image).
+// image record (labels written by Build when it tagged the image). Its
+// document is skill/api's SkillImage.
 type SkillImage struct {
-	ID       string        `json:"id"`
-	Version  string        `json:"version"`
-	Tag      string        `json:"tag"`  // short form, e.g. atom-skill:weather-v3
-	Name     string        `json:"name"` // containerd name, fully qualified
-	Digest   digest.Digest `json:"digest"`
-	Packages int           `json:"packages"`
+	ID       string
+	Version  string
+	Tag      string // short form, e.g. atom-skill:weather-v3
+	Name     string // containerd name, fully qualified
+	Digest   digest.Digest
+	Packages int
 	// LockDigest identifies the hash-pinned package set.
-	LockDigest string `json:"lock_digest,omitempty"`
+	LockDigest string
 	// Size is the content size of the manifest, config and layers.
-	Size int64 `json:"size"`
+	Size int64
 	// Unpacked is the disk usage of the image's snapshots, measured only
 	// with WithUnpackedSize (zero otherwise, or when not unpacked).
-	Unpacked int64     `json:"unpacked_size,omitempty"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
+	Unpacked int64
+	Created  time.Time
+	Updated  time.Time
 }
 
 // skillImage describes a containerd image record if it is a skill image:
