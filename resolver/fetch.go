@@ -126,19 +126,9 @@ func (f *fetcher) page(ctx context.Context, url string) ([]pydist.Link, error) {
 }
 
 func (f *fetcher) fetchPage(ctx context.Context, url string) ([]pydist.Link, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := f.get(ctx, url, "index page", "Accept", acceptHeader, "Cache-Control", "max-age=0")
 	if err != nil {
-		return nil, fmt.Errorf("index page %s: %v: %w", url, err, ErrUnsupported)
-	}
-	req.Header.Set("Accept", acceptHeader)
-	req.Header.Set("Cache-Control", "max-age=0")
-	f.requests.Add(1)
-	resp, err := f.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("index page %s: %v: %w", redact(url), err, ErrUnsupported)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
@@ -168,28 +158,20 @@ func (f *fetcher) fetchPage(ctx context.Context, url string) ([]pydist.Link, err
 	return nil, fmt.Errorf("index page %s has content type %s: %w", redact(url), mt, ErrUnsupported)
 }
 
-// get fetches a small file (PEP 658 metadata): its content, at most max
+// small fetches a small file (PEP 658 metadata): its content, at most max
 // bytes; anything but 200 is an ErrUnsupported (pip fails on it).
-func (f *fetcher) get(ctx context.Context, url string, max int64) ([]byte, error) {
+func (f *fetcher) small(ctx context.Context, url string, max int64) ([]byte, error) {
 	return once(f, f.files, url, func() ([]byte, error) { return f.fetchFile(ctx, url, max) })
 }
 
 func (f *fetcher) fetchFile(ctx context.Context, url string, max int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := f.get(ctx, url, "metadata")
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", url, err, ErrUnsupported)
-	}
-	f.requests.Add(1)
-	resp, err := f.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%s: %v: %w", redact(url), err, ErrUnsupported)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: HTTP %d: %w", redact(url), resp.StatusCode, ErrUnsupported)
+		return nil, fmt.Errorf("metadata %s: HTTP %d: %w", redact(url), resp.StatusCode, ErrUnsupported)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil || int64(len(b)) > max {
@@ -239,17 +221,9 @@ func (f *fetcher) localWheel(url string, algos []string) (*wheelFile, error) {
 }
 
 func (f *fetcher) download(ctx context.Context, url string, algos []string) (*wheelFile, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := f.get(ctx, url, "download")
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", url, err, ErrUnsupported)
-	}
-	f.requests.Add(1)
-	resp, err := f.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("download %s: %v: %w", redact(url), err, ErrUnsupported)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -274,6 +248,29 @@ func (f *fetcher) download(ctx context.Context, url string, algos []string) (*wh
 		return nil, fmt.Errorf("download %s: %v: %w", redact(url), err, ErrUnsupported)
 	}
 	return &wheelFile{path: tmp.Name(), size: size, sums: sums, remote: true}, nil
+}
+
+// get sends a GET of url with the header pairs kv and counts it. A
+// failure to send is an ErrUnsupported naming what (with the URL's
+// credentials redacted), or the context's error once it is done; any
+// status is the caller's to judge.
+func (f *fetcher) get(ctx context.Context, url, what string, kv ...string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %v: %w", what, redact(url), err, ErrUnsupported)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		req.Header.Set(kv[i], kv[i+1])
+	}
+	f.requests.Add(1)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s %s: %v: %w", what, redact(url), err, ErrUnsupported)
+	}
+	return resp, nil
 }
 
 // digest reads r to its end (at most max bytes), returning the hex

@@ -66,7 +66,7 @@ func (p *provider) prefetchProject(ctx context.Context, name string, spec pep440
 		return
 	}
 	if u, _, ok := best.link.MetadataURL(); ok {
-		p.finder.f.get(ctx, u, pydist.MaxMetadata) //nolint:errcheck
+		p.finder.f.small(ctx, u, pydist.MaxMetadata) //nolint:errcheck
 		return
 	}
 	p.finder.f.wheel(ctx, best.link) //nolint:errcheck

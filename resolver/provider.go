@@ -519,7 +519,7 @@ func readMeta(b []byte) (*distMeta, error) {
 // candidate pip would discard (MetadataInconsistent) gives nil, nil.
 func (p *provider) metadataOf(l pydist.Link, template *installReq) (*distMeta, error) {
 	if u, h, ok := l.MetadataURL(); ok {
-		b, err := p.finder.f.get(p.ctx, u, pydist.MaxMetadata)
+		b, err := p.finder.f.small(p.ctx, u, pydist.MaxMetadata)
 		if err != nil {
 			return nil, err
 		}
