@@ -25,53 +25,82 @@ func TestArchitectureBoundaries(t *testing.T) {
 	)
 	rules := map[string][]string{
 		// config turns input into values; it knows no engine.
-		"config": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", bk, ctd},
+		"config": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "internal/indexproxy", bk, ctd},
 		// lock is a value: the resolved set, parsed and rendered.
 		"lock": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", bk, ctd},
 		// labels are names only.
 		"labels": {mod, bk, ctd},
 		// llb is pure: value in, llb.State out; no daemon, no containerd.
-		"llb": {mod + "engine", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", ctdC, solver, control},
+		"llb": {mod + "engine", mod + "runtime", mod + "scan", mod + "store", mod + "internal/indexproxy", ctdC, solver, control},
 		// scan knows OSV, versions and verdicts, never the engine or the runtime.
-		"scan": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "indexproxy", bk, ctd},
+		"scan": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "internal/indexproxy", bk, ctd},
 		// runtime knows containerd tasks and OCI specs, never the build pipeline.
-		"runtime": {mod + "engine", mod + "llb", mod + "scan", mod + "store", mod + "indexproxy", bk},
+		"runtime": {mod + "engine", mod + "llb", mod + "scan", mod + "store", mod + "internal/indexproxy", bk},
 		// store is containerd's image store: no BuildKit at all, so run, ls,
 		// rm and base never link the solver.
-		"store": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", bk},
+		"store": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "internal/indexproxy", bk},
 		// the index proxy is the allow-list; it knows no build or image.
-		"indexproxy": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", ctdC, solver, control, workerBK},
+		"internal/indexproxy": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", ctdC, solver, control, workerBK},
 		// spec digests a skill's build inputs: a value, no daemon.
 		"spec": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", bk, ctd},
 		// reuse answers an unchanged skill from containerd alone: no BuildKit,
 		// so it can run before (instead of) starting an engine.
-		"reuse": {mod + "engine", mod + "llb", mod + "runtime", mod + "indexproxy", bk},
+		"reuse": {mod + "engine", mod + "llb", mod + "runtime", mod + "internal/indexproxy", bk},
 		// registry moves images between containerd and registries: no
 		// BuildKit, so pull and run on a host that only runs skills never
 		// link the solver.
-		"registry": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "indexproxy", mod + "cli", bk},
+		"registry": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "internal/indexproxy", mod + "cli", bk},
 		// signature is the format, the keys and the checks: a content
 		// store, no registry client, no daemon client.
-		"signature": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", mod + "cli", mod + "server", bk, ctdC},
+		"signature": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "internal/indexproxy", mod + "registry", mod + "cli", mod + "server", bk, ctdC},
 		// attest writes and reads statements in a content store.
-		"attest": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "indexproxy", mod + "registry", bk, ctdC},
+		"internal/attest": {mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "internal/indexproxy", mod + "registry", bk, ctdC},
 		// server is the HTTP side of the API only: the operations are the
 		// service's, given by its caller, and the documents skill/api's, so
 		// it links neither engine, runtime nor containerd.
-		"server": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "skill$", mod + "cli", bk, ctd},
+		"server": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "internal/attest", mod + "internal/indexproxy", mod + "skill$", mod + "cli", bk, ctd},
 		// skill/api holds the documents: values that both faces and the
 		// service share, light enough for the server.
-		"skill/api": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
+		"skill/api": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "internal/attest", mod + "internal/indexproxy", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
 		// skill/client is the API's Go client (the CLI's --host): HTTP and
 		// the documents, nothing that builds, runs or stores.
-		"skill/client": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "attest", mod + "indexproxy", mod + "layers", mod + "signature", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
+		"skill/client": {mod + "engine", mod + "llb", mod + "runtime", mod + "store", mod + "registry", mod + "reuse", mod + "internal/attest", mod + "internal/indexproxy", mod + "layers", mod + "signature", mod + "skill$", mod + "cli", mod + "server", bk, ctd},
 		// layers checks images from their blobs: the build before it tags
 		// and admission before a run share it, so it links no BuildKit.
 		"layers": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "skill", bk, ctdC},
 		// the service is below both faces.
 		"skill": {mod + "cli", mod + "server"},
+		// pep440 is versions and specifiers: a leaf every other package may use.
+		"pep440": {mod, bk, ctd},
+		// pep508 is requirements and markers over pep440 only.
+		"pep508": {mod + "config", mod + "engine", mod + "llb", mod + "lock", mod + "runtime", mod + "scan", mod + "store",
+			mod + "internal/indexproxy", mod + "resolver", mod + "pydist", bk, ctd},
+		// pydist reads what an index serves (pages, wheels, metadata): bytes in,
+		// values out, no network of its own.
+		"pydist": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "internal/indexproxy",
+			mod + "resolver", bk, ctd, "net/http"},
+		// the builtin resolver reaches the network only through the transport
+		// its caller gives it (the build's index proxy), and knows no engine,
+		// graph, image or configuration file.
+		"resolver": {mod + "config", mod + "engine", mod + "llb", mod + "runtime", mod + "scan", mod + "store", mod + "internal/indexproxy",
+			mod + "cli", mod + "server", mod + "skill", bk, ctd},
 		// engine owns BuildKit, not runs or verdicts.
 		"engine": {mod + "runtime", mod + "scan", mod + "cli"},
+	}
+	// A rule naming a package of this module that does not exist (moved,
+	// renamed) would hold for nothing.
+	out, err := exec.Command("go", "list", "./...").Output()
+	require.NoError(t, err)
+	ours := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		ours[p] = true
+	}
+	for pkg, banned := range rules {
+		for _, b := range banned {
+			if p, isOurs := strings.CutPrefix(strings.TrimSuffix(b, "$"), mod); isOurs && p != "" {
+				assert.True(t, ours[mod+p], "rule %s bans %s, which is no package of this module", pkg, b)
+			}
+		}
 	}
 	for pkg, banned := range rules {
 		t.Run(pkg, func(t *testing.T) {

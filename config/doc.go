@@ -51,6 +51,7 @@
 //	build: {memory: 1g, cpus: 1, pids: 512, timeout: 10m}
 //	run: {memory: 256m, cpus: 0.5, pids: 64, timeout: 30s, tmpfs_size: 64m, output_limit: 1m}
 //	preload: [numpy]               # modules serve's warm containers import before a run comes
+//	resolver: auto                 # auto (builtin, pip when it cannot), pip or builtin; --resolver
 //	policy:
 //	  min_severity: high           # low, medium, high, critical; empty reports all
 //	  no_scan: false

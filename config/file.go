@@ -62,6 +62,7 @@ type fileSkill struct {
 	Run              fileRun    `yaml:"run"`
 	Policy           filePolicy `yaml:"policy"`
 	Preload          *[]scalar  `yaml:"preload"`
+	Resolver         scalar     `yaml:"resolver"`
 }
 
 type fileIndex struct {

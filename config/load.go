@@ -70,6 +70,7 @@ const (
 	FlagAllowStaleDB  = "allow-stale-db"
 	FlagDBWarnAge     = "db-warn-age"
 	FlagDBMaxAge      = "db-max-age"
+	FlagResolver      = "resolver"
 )
 
 // Input holds the raw values exactly as the CLI received them. Empty
@@ -106,6 +107,10 @@ type Input struct {
 	AllowStaleDB bool
 	DBWarnAge    string
 	DBMaxAge     string
+
+	// Resolver is --resolver: auto, pip or builtin (empty: the engine's
+	// default).
+	Resolver string
 
 	// Preload are the modules a warm run container imports ahead of a
 	// run; nil takes skill.yaml's list. (No flag sets them: an API
@@ -220,6 +225,9 @@ func Load(in Input) (Skill, error) {
 		s.Run.Runtime = v.s
 	}
 	s.Policy = l.policy()
+	if v := l.pick(FlagResolver, in.Resolver, fs.Resolver, "resolver", ""); v.s != "" && l.check(v, ValidateResolver(v.s)) {
+		s.Resolver = v.s
+	}
 	if in.Preload != nil {
 		for i, m := range in.Preload {
 			v := value{m, origin{source: "request", field: fmt.Sprintf("preload[%d]", i)}}

@@ -104,6 +104,23 @@ func TestLoadRuntime(t *testing.T) {
 	}
 }
 
+// TestLoadResolver: --resolver beats skill.yaml's resolver; neither
+// leaves it empty (the engine's default).
+func TestLoadResolver(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "skill.yaml"), []byte("id: a\nversion: 1\nresolver: pip\n"), 0o644))
+	s, err := Load(Input{Dir: dir, File: "skill.yaml"})
+	require.NoError(t, err)
+	assert.Equal(t, ResolverPip, s.Resolver)
+	s, err = Load(Input{Dir: dir, File: "skill.yaml", Resolver: ResolverBuiltin, Set: map[string]bool{FlagResolver: true}})
+	require.NoError(t, err)
+	assert.Equal(t, ResolverBuiltin, s.Resolver)
+	s, err = Load(Input{Dir: dir, ID: "a", Version: "1"})
+	require.NoError(t, err)
+	assert.Empty(t, s.Resolver)
+}
+
 func TestLoadErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -163,6 +180,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "find_links missing in file", yaml: "id: a\nversion: 1\nindex: {find_links: [nope]}\n", want: []string{`skill.yaml:3: index.find_links[0]: find-links directory "nope"`}},
 		{name: "bad extra url in file", yaml: "id: a\nversion: 1\nindex: {extra_urls: [\"https://u:s3cret@/x\"]}\n", want: []string{"skill.yaml:3: index.extra_urls[0]: index URL"}},
 		{name: "bad preload in file", yaml: "id: a\nversion: 1\npreload:\n  - numpy\n  - \"os; import x\"\n", want: []string{`skill.yaml:5: preload[1]: "os; import x" is not a Python module name`}},
+		{name: "bad resolver flag", in: Input{ID: "a", Version: "1", Resolver: "uv"}, want: []string{`flags: --resolver: resolver "uv" is not one of auto, pip, builtin`}},
+		{name: "bad resolver in file", yaml: "id: a\nversion: 1\nresolver: fast\n", want: []string{`skill.yaml:3: resolver: resolver "fast" is not one of auto, pip, builtin`}},
 		{name: "bad preload in request", in: Input{ID: "a", Version: "1", Preload: []string{"numpy", "os; import x"}}, want: []string{`preload[1]: "os; import x" is not a Python module name`}},
 		{name: "warn age over max age", in: Input{ID: "a", Version: "1", DBWarnAge: "40d"}, want: []string{"policy.db_warn_age: warn age 960h0m0s is longer than max age 720h0m0s"}},
 		{name: "all errors at once", yaml: "id: A\nversion: 0\nrun: {memory: x, cpus: 0}\n", want: []string{"skill.yaml:1: id:", "skill.yaml:2: version:", "skill.yaml:3: run.memory:", "skill.yaml:3: run.cpus:"}},

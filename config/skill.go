@@ -26,7 +26,25 @@ type Skill struct {
 	// Preload are Python modules a warm run container imports before its
 	// job comes ("numpy", "pandas.core"), so a run does not pay for them.
 	Preload []string `json:"preload,omitempty"`
+	// Resolver chooses how the requirements are resolved: ResolverAuto
+	// (the builtin resolver, pip when it cannot), ResolverPip or
+	// ResolverBuiltin; empty leaves it to the engine's default. Either
+	// gives the same lock: it is not part of the build spec.
+	Resolver string `json:"resolver,omitempty"`
 }
+
+// The resolver choices (Skill.Resolver).
+const (
+	// ResolverAuto resolves in process when the builtin resolver can, and
+	// with pip in the base image otherwise (source distributions allowed,
+	// a requirement or an index it does not handle), saying why.
+	ResolverAuto = "auto"
+	// ResolverPip always resolves with pip in the base image.
+	ResolverPip = "pip"
+	// ResolverBuiltin always resolves in process; what it cannot resolve
+	// is an error.
+	ResolverBuiltin = "builtin"
+)
 
 // Requirement is one PEP 508 requirement line.
 type Requirement struct {

@@ -243,6 +243,15 @@ func ValidateModuleName(s string) error {
 	return nil
 }
 
+// ValidateResolver accepts the resolver choices: auto, pip, builtin.
+func ValidateResolver(s string) error {
+	switch s {
+	case ResolverAuto, ResolverPip, ResolverBuiltin:
+		return nil
+	}
+	return invalidf("", 0, "", "resolver %s is not one of %s, %s, %s", quote(s), ResolverAuto, ResolverPip, ResolverBuiltin)
+}
+
 // ValidateIndexURL checks a package index URL: absolute http or https with a
 // host. Credentials in the URL are allowed and never echoed in errors.
 func ValidateIndexURL(s string) error {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/skillbuild/skillbuild/attest"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/internal/attest"
 	"github.com/skillbuild/skillbuild/lock"
 )
 

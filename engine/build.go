@@ -22,7 +22,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/internal/indexproxy"
 	"github.com/skillbuild/skillbuild/labels"
 	"github.com/skillbuild/skillbuild/layers"
 	sbllb "github.com/skillbuild/skillbuild/llb"
@@ -106,6 +106,12 @@ type Result struct {
 	// lock was not extended (empty when there was none, or it was).
 	Resolve         string `json:"resolve,omitempty"`
 	ResolveFallback string `json:"resolve_fallback,omitempty"`
+	// Resolver says which resolver made the lock: ResolverBuiltin (in
+	// process) or ResolverPip (pip in the base image); ResolverFallback
+	// why pip resolved when the builtin resolver was asked for first
+	// (auto). Both are empty without requirements.
+	Resolver         string `json:"resolver,omitempty"`
+	ResolverFallback string `json:"resolver_fallback,omitempty"`
 }
 
 // How a build resolved its lock (Result.Resolve).
@@ -146,32 +152,27 @@ type solveSession struct {
 	closers     []func() error
 	base        baseImage                // where the base image is resolved
 	ociStores   map[string]content.Store // session content stores (a base archive or layout)
+	proxy       *indexproxy.Proxy        // the index proxy (nil without an index)
 }
 
 func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 	ss := &solveSession{skill: s, locals: map[string]fsutil.FS{}, col: newCollector()}
 	ss.skill.Build.InRlimits = e.opts.noCgroups
 	if sbllb.UsesIndex(s.Index) {
-		urls := indexURLs(s.Index)
-		ss.origIndex = urls
-		proxy, err := indexproxy.New(urls, proxyOpts(urls)...)
+		ia, err := newIndexAccess(s.Index)
 		if err != nil {
 			return nil, err
 		}
-		ss.closers = append(ss.closers, proxy.Close)
+		ss.closers = append(ss.closers, ia.proxy.Close)
+		ss.proxy, ss.origIndex, ss.trusted = ia.proxy, ia.urls, ia.proxy.TrustedHosts()
 		if e.fetch != nil {
 			// A remote builder fetches with its own HTTP source (remote.go).
-			remove := e.fetch.add(proxy)
+			remove := e.fetch.add(ia.proxy)
 			ss.closers = append(ss.closers, func() error { remove(); return nil })
 		}
-		step := proxy.StepURLs()
-		ss.skill.Index.URL, ss.skill.Index.ExtraURLs = step[0], step[1:]
-		if ss.sources.Origins, err = origins(append(step, urls...), proxyOpts(urls) != nil); err != nil {
-			ss.close()
-			return nil, err
-		}
-		ss.trusted = proxy.TrustedHosts()
-		ss.attachables = append(ss.attachables, proxy.Attachable(sbllb.IndexSocketID))
+		ss.skill.Index.URL, ss.skill.Index.ExtraURLs = ia.step[0], ia.step[1:]
+		ss.sources.Origins = ia.origins
+		ss.attachables = append(ss.attachables, ia.proxy.Attachable(sbllb.IndexSocketID))
 	}
 	for i, dir := range s.Index.FindLinks {
 		fs, err := fsutil.NewFS(dir)
@@ -187,6 +188,29 @@ func (e *Engine) newSession(s config.Skill) (*solveSession, error) {
 		return nil, err
 	}
 	return ss, nil
+}
+
+// indexAccess is a build's way to its index: the proxy every request
+// goes through, the index URLs as configured and as a step sees them, and
+// the origins the lock's files may come from.
+type indexAccess struct {
+	proxy      *indexproxy.Proxy
+	urls, step []string
+	origins    []string
+}
+
+func newIndexAccess(ix config.Index) (*indexAccess, error) {
+	urls := indexURLs(ix)
+	proxy, err := indexproxy.New(urls, proxyOpts(urls)...)
+	if err != nil {
+		return nil, err
+	}
+	ia := &indexAccess{proxy: proxy, urls: urls, step: proxy.StepURLs()}
+	if ia.origins, err = origins(append(append([]string{}, ia.step...), urls...), proxyOpts(urls) != nil); err != nil {
+		proxy.Close()
+		return nil, err
+	}
+	return ia, nil
 }
 
 func (ss *solveSession) close() {
@@ -268,15 +292,21 @@ type resolved struct {
 	baseDgst digest.Digest
 	lock     lock.Lock
 	report   llb.State // the resolve step's output (ReportFile)
+	// env is the base's python environment step, when the builtin
+	// resolver resolved: kept in a registry cache like the report.
+	env llb.State
 	// how is ResolveFull or ResolveAdded; fallback why a previous lock
 	// was not extended.
 	how, fallback string
+	// resolver is ResolverBuiltin or ResolverPip; resolverFallback why
+	// pip resolved in auto mode.
+	resolver, resolverFallback string
 }
 
 // resolve runs the resolve step (in the base image: it needs no venv) and
 // reads the lock back. With prepareVenv the venv step is solved meanwhile,
 // so it is ready (cached) when the install steps need it.
-func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, prev *lock.Document, fail func(error) error) (*resolved, error) {
+func (e *Engine) resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, prepareVenv bool, prev *lock.Document, fail func(error) error) (*resolved, error) {
 	s := ss.skill
 	_, dgst, cfgBytes, err := c.ResolveImageConfig(ctx, s.Base, ss.base.resolveOpt())
 	if err != nil {
@@ -294,6 +324,12 @@ func resolve(ctx context.Context, c gateway.Client, ss *solveSession, refresh, p
 			go c.Solve(ctx, gateway.SolveRequest{Definition: vdef.ToPB(), Evaluate: true}) //nolint:errcheck
 		}
 	}
+	if done, err := e.resolveBuiltin(ctx, c, ss, r, base, prev, refresh); err != nil {
+		return nil, fail(err)
+	} else if done {
+		return r, nil
+	}
+	r.resolver = ResolverPip
 	if prev != nil && !refresh {
 		ok, err := resolveAdded(ctx, c, ss, r, base, prev)
 		if err != nil {
@@ -428,7 +464,7 @@ func (e *Engine) Resolve(ctx context.Context, s config.Skill, status chan *bkcli
 	defer ss.close()
 	var locked lock.Lock
 	_, err = e.run(ctx, ss, nil, status, func(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
-		r, err := resolve(ctx, c, ss, false, false, nil, fail)
+		r, err := e.resolve(ctx, c, ss, false, false, nil, fail)
 		if err != nil {
 			return nil, err
 		}
@@ -473,6 +509,7 @@ func (b *build) failed(e *Engine, err error) (*Result, error) {
 // build is one Build in progress: what prepare fixed, and what the solve
 // learnt (the resolution and the verdict's labels).
 type build struct {
+	e          *Engine
 	req        Request
 	finalName  string
 	specDigest digest.Digest
@@ -521,7 +558,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &build{req: req, finalName: finalName, specDigest: sd, indexDigest: ixd, outs: outs, exports: exports, ss: ss,
+	return &build{e: e, req: req, finalName: finalName, specDigest: sd, indexDigest: ixd, outs: outs, exports: exports, ss: ss,
 		checkExported: e.opts.builder == BuilderEmbedded && e.ctd != nil}, nil
 }
 
@@ -537,7 +574,7 @@ func (b *build) close(ctx context.Context) {
 // solve is the build function: resolve, gate, install, image config.
 func (b *build) solve(ctx context.Context, c gateway.Client, fail func(error) error) (*gateway.Result, error) {
 	var err error
-	b.r, err = resolve(ctx, c, b.ss, b.req.Refresh, true, b.req.Previous, fail)
+	b.r, err = b.e.resolve(ctx, c, b.ss, b.req.Refresh, true, b.req.Previous, fail)
 	if err != nil {
 		return nil, err
 	}
@@ -584,7 +621,7 @@ func (b *build) install(ctx context.Context, c gateway.Client, fail func(error) 
 	}
 	root := installed.Root
 	if b.req.Cache.To != "" {
-		anchors := []llb.State{b.r.report}
+		anchors := []llb.State{b.r.report, b.r.env}
 		if len(installed.Layers) > 0 && !b.checkExported {
 			anchors = append(anchors, sbllb.ListLayers(b.r.venv, installed, b.ss.skill))
 		}
@@ -658,9 +695,11 @@ func (e *Engine) tag(ctx context.Context, b *build, resp *bkclient.SolveResponse
 		Executed:       executed,
 		Logs:           b.ss.col.logLines(),
 
-		LimitsEnforced:  e.LimitsEnforced(b.req.Skill.Build),
-		Resolve:         r.how,
-		ResolveFallback: r.fallback,
+		LimitsEnforced:   e.LimitsEnforced(b.req.Skill.Build),
+		Resolve:          r.how,
+		ResolveFallback:  r.fallback,
+		Resolver:         r.resolver,
+		ResolverFallback: r.resolverFallback,
 	}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/skillbuild/skillbuild/layers"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
+	"github.com/skillbuild/skillbuild/resolver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -134,4 +135,49 @@ func TestSocketDirMustLeaveRoomForBuildKitSockets(t *testing.T) {
 	err := checkSocketDir("/tmp/skillbuild-rootless-2487137422/run/skillbuild/tmp-5bac3db9f302")
 	assert.True(t, errdefs.IsInvalidArgument(err), "%v", err)
 	assert.ErrorContains(t, err, "too long")
+}
+
+// TestExplainBuiltinAsPipExplains: the builtin resolver's refusals read
+// as the pip path's do for the same refusal: the user's lines and where
+// they came from, what each side needs, the versions the index has.
+func TestExplainBuiltinAsPipExplains(t *testing.T) {
+	t.Parallel()
+	s := config.Skill{Requirements: []config.Requirement{
+		{Name: "a", Raw: "a>=1", Source: "skill.yaml", Line: 7},
+		{Name: "b", Raw: "b", Source: "reqs/requirements.txt", Line: 2},
+	}}
+	conflict := &resolver.ConflictError{
+		Triggers: []string{"-r /run/skillbuild/in/requirements.txt (line 1)", "-r /run/skillbuild/in/requirements.txt (line 2)"},
+		Causes:   []string{"a 1.0 depends on c==1.0", "b 1.0 depends on c==2.0"},
+	}
+	var se *StepError
+	require.ErrorAs(t, explainBuiltin(context.Background(), conflict, s, nil), &se)
+	assert.Equal(t, sbllb.StepResolve, se.Step)
+	for _, w := range []string{`"a>=1" (skill.yaml:7)`, `"b" (reqs/requirements.txt:2)`, "different versions of c", "a 1.0 depends on c==1.0", "b 1.0 depends on c==2.0"} {
+		assert.Contains(t, se.Error(), w)
+	}
+	assert.NotContains(t, se.Error(), "/run/skillbuild")
+
+	// The same refusal through the pip path's log gives the same words.
+	col := newCollector()
+	v := col.get("sha256:1")
+	v.name, v.err = "resolve requirements", "exit code: 1"
+	v.logs = []byte("ERROR: Cannot install -r /run/skillbuild/in/requirements.txt (line 1) and -r /run/skillbuild/in/requirements.txt (line 2) because these package versions have conflicting dependencies.\n\nThe conflict is caused by:\n    a 1.0 depends on c==1.0\n    b 1.0 depends on c==2.0\n")
+	var pse *StepError
+	require.ErrorAs(t, explain(context.Background(), errors.New("solve failed"), s, nil, col), &pse)
+	assert.Equal(t, pse.Reason, se.Reason)
+	assert.Equal(t, pse.Hint, se.Hint)
+
+	noMatch := &resolver.NoMatchError{Name: "b", Requirement: "b>=9", Versions: []string{"1.0", "2.0"}}
+	require.ErrorAs(t, explainBuiltin(context.Background(), noMatch, s, nil), &se)
+	assert.Contains(t, se.Error(), `no version of b matches "b>=9" (reqs/requirements.txt:2); the index has: 1.0, 2.0`)
+
+	python := &resolver.PythonError{Message: "Package 'a' requires a different Python: 3.11.2 not in '>=3.12'"}
+	require.ErrorAs(t, explainBuiltin(context.Background(), python, s, nil), &se)
+	assert.Contains(t, se.Error(), "requires a different Python: 3.11.2 not in '>=3.12'")
+	v.logs = []byte("ERROR: Ignored the following versions that require a different python version: 2.0 Requires-Python >=3.12\n" +
+		"ERROR: Package 'a' requires a different Python: 3.11.2 not in '>=3.12'\n")
+	require.ErrorAs(t, explain(context.Background(), errors.New("solve failed"), s, nil, col), &pse)
+	assert.Equal(t, pse.Reason, se.Reason)
+	assert.Equal(t, pse.Hint, se.Hint)
 }

@@ -19,7 +19,7 @@ import (
 	bkclient "github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/skillbuild/skillbuild/config"
-	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/internal/indexproxy"
 	"github.com/skillbuild/skillbuild/lock"
 )
 
@@ -175,6 +175,8 @@ var (
 	reInputLine = regexp.MustCompile(`-r \S+ \(line (\d+)\)`)
 	reCaused    = regexp.MustCompile(`(?m)^\s+(\S+ \S+ depends on .+|The user requested .+)$`)
 	reExit      = regexp.MustCompile(`exit code: (\d+)`)
+	// rePython is pip's UnsupportedPythonVersion.
+	rePython = regexp.MustCompile(`(?m)^ERROR: (Package '.+' requires a different Python: .+|Packages require a different Python\. .+)$`)
 )
 
 // explain turns a failed solve into an actionable error.
@@ -251,20 +253,11 @@ func explainResolve(ctx context.Context, se *StepError, log string, s config.Ski
 		return
 	}
 	if m := reNoVersion.FindStringSubmatch(log); m != nil {
-		req, versions := m[1], strings.TrimSpace(m[2])
-		name := lock.NormalizeName(strings.FieldsFunc(req, func(r rune) bool { return strings.ContainsRune("<>=!~[; (", r) })[0])
-		where := requirementLine(s, name)
-		if versions == "none" {
-			if reason, hint := probeIndex(ctx, index, name, s.Index.AllowSdist); reason != "" {
-				se.Reason, se.Hint = reason, hint
-				return
-			}
-			se.Reason = fmt.Sprintf("no distribution of %s found for requirement %q%s", name, req, where)
-			se.Hint = "check the project name and that " + sources(s, index) + " has wheels for this Python and platform"
-			return
-		}
-		se.Reason = fmt.Sprintf("no version of %s matches %q%s; the index has: %s", name, req, where, versions)
-		se.Hint = "pick one of those versions"
+		explainNoVersion(ctx, se, m[1], strings.TrimSpace(m[2]), s, index)
+		return
+	}
+	if m := rePython.FindStringSubmatch(log); m != nil {
+		explainPython(se, m[1])
 		return
 	}
 	if reason, hint := probeIndex(ctx, index, "", s.Index.AllowSdist); reason != "" {
@@ -272,6 +265,30 @@ func explainResolve(ctx context.Context, se *StepError, log string, s config.Ski
 		return
 	}
 	se.Reason = "pip could not resolve the requirements: " + lastErrorLine(log)
+}
+
+// explainNoVersion explains pip's "Could not find a version that
+// satisfies the requirement REQ (from versions: VERSIONS)".
+func explainNoVersion(ctx context.Context, se *StepError, req, versions string, s config.Skill, index []string) {
+	name := lock.NormalizeName(strings.FieldsFunc(req, func(r rune) bool { return strings.ContainsRune("<>=!~[; (", r) })[0])
+	where := requirementLine(s, name)
+	if versions == "none" {
+		if reason, hint := probeIndex(ctx, index, name, s.Index.AllowSdist); reason != "" {
+			se.Reason, se.Hint = reason, hint
+			return
+		}
+		se.Reason = fmt.Sprintf("no distribution of %s found for requirement %q%s", name, req, where)
+		se.Hint = "check the project name and that " + sources(s, index) + " has wheels for this Python and platform"
+		return
+	}
+	se.Reason = fmt.Sprintf("no version of %s matches %q%s; the index has: %s", name, req, where, versions)
+	se.Hint = "pick one of those versions"
+}
+
+// explainPython explains pip's UnsupportedPythonVersion (its first line).
+func explainPython(se *StepError, msg string) {
+	se.Reason = "the requirements need another Python: " + msg
+	se.Hint = "use a base image with a Python they support, or change the requirements"
 }
 
 // explainConflict says which of the user's requirements fight over which
@@ -287,10 +304,24 @@ func explainConflict(who string, causes [][]string, s config.Skill) (reason, hin
 	} else {
 		parts = []string{who}
 	}
+	lines := make([]string, len(causes))
+	for i, c := range causes {
+		lines[i] = c[1]
+	}
+	return explainConflictParts(parts, lines, s)
+}
+
+// explainConflictParts is explainConflict of pip's requirements in
+// conflict, one each, and its "The conflict is caused by" lines.
+func explainConflictParts(parts, causes []string, s config.Skill) (reason, hint string) {
+	parts = append([]string{}, parts...)
 	for i, p := range parts {
 		parts[i] = userRequirement(p, s)
 	}
+	var who string
 	switch len(parts) {
+	case 0:
+		who = "the requested packages"
 	case 1:
 		who = parts[0]
 	default:
@@ -301,7 +332,7 @@ func explainConflict(who string, causes [][]string, s config.Skill) (reason, hin
 	count := map[string]int{}
 	contested := ""
 	for _, c := range causes {
-		line := strings.TrimSpace(c[1])
+		line := strings.TrimSpace(c)
 		cs = append(cs, line)
 		if n := dependencyName(line); n != "" {
 			count[n]++

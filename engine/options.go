@@ -33,6 +33,9 @@ type options struct {
 	// WithDockerConfigDir.
 	registries      map[string]resolverconfig.RegistryConfig
 	dockerConfigDir string
+	// resolver is the resolver of a skill that does not choose one
+	// (config.Skill.Resolver): see WithResolver.
+	resolver string
 }
 
 func defaultOptions() options {
@@ -43,6 +46,21 @@ func defaultOptions() options {
 		snapshotter: "overlayfs",
 		builder:     BuilderEmbedded,
 		lockTimeout: 10 * time.Minute,
+		resolver:    config.ResolverAuto,
+	}
+}
+
+// WithResolver sets how builds resolve requirements when the skill does
+// not say (config.Skill.Resolver): config.ResolverAuto (the default: the
+// builtin resolver, pip in the base image when it cannot),
+// config.ResolverPip or config.ResolverBuiltin.
+func WithResolver(mode string) Opt {
+	return func(o *options) error {
+		if err := config.ValidateResolver(mode); err != nil {
+			return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+		}
+		o.resolver = mode
+		return nil
 	}
 }
 

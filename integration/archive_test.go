@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
-	"github.com/skillbuild/skillbuild/integration/regtest"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
+	"github.com/skillbuild/skillbuild/internal/regtest"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

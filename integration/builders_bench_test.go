@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 )
 
 // BenchmarkBuilders measures the same builds on the three builders side by

@@ -8,7 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

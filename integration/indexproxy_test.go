@@ -15,7 +15,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/session"
 	"github.com/skillbuild/skillbuild/engine"
-	"github.com/skillbuild/skillbuild/indexproxy"
+	"github.com/skillbuild/skillbuild/internal/indexproxy"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

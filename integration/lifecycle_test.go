@@ -9,7 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -15,10 +15,10 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/distribution/reference"
-	"github.com/skillbuild/skillbuild/integration/ctdtest"
-	"github.com/skillbuild/skillbuild/integration/rltest"
+	"github.com/skillbuild/skillbuild/internal/ctdtest"
 	"github.com/skillbuild/skillbuild/internal/mounts"
 	"github.com/skillbuild/skillbuild/internal/peakrss"
+	"github.com/skillbuild/skillbuild/internal/rltest"
 	sbruntime "github.com/skillbuild/skillbuild/runtime"
 )
 
@@ -33,6 +33,7 @@ var env struct {
 	bin    string // the skillbuild binary under test
 	peak   string // hack/peakrss, for a child's own peak RSS (runPeakRSS)
 	base   string // base image reference (a Debian bookworm python3)
+	rootfs string // the base's root filesystem (SKILLBUILD_TEST_ROOTFS)
 	ctd    *ctdtest.Daemon
 	ctdBin string // the lane's containerd binaries (containerdEnv), "" for the host's
 }
@@ -122,6 +123,7 @@ func setup() (int, error) {
 		return 0, err
 	}
 	env.dir = dir
+	env.rootfs = rootfs
 	env.root = filepath.Join(dir, "sbroot")
 	env.base = baseRef
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	ctd "github.com/containerd/containerd/v2/client"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

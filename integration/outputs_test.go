@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

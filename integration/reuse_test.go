@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
-	sbllb "github.com/skillbuild/skillbuild/llb"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -65,7 +64,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	first := parseInstall(t, r)
 	assert.False(t, first.Unchanged)
-	assert.Contains(t, first.Steps, sbllb.StepResolve)
+	assert.Equal(t, "full", first.Resolve)
 
 	// Hold the engine's state lock: an engine would wait for it (and the
 	// command would not finish in time); the unchanged answer does not.
@@ -90,7 +89,7 @@ func TestInstallUnchangedSkillStartsNoEngine(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	refreshed := parseInstall(t, r)
 	assert.False(t, refreshed.Unchanged, "--refresh builds")
-	assert.Contains(t, refreshed.Steps, sbllb.StepResolve, "--refresh resolves again")
+	assert.Equal(t, "full", refreshed.Resolve, "--refresh resolves again")
 	assert.Equal(t, first.Digest, refreshed.Digest, "same inputs, same image")
 
 	// A newer database that flags the pinned version refuses the skill.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/images"
 	digest "github.com/opencontainers/go-digest"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

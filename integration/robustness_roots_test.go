@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -70,7 +70,7 @@ func TestInstallConcurrentRootsShareANamespace(t *testing.T) {
 	b := sbCmdRoot(rootB, "install", "--json", "--progress", "plain", "--base", env.base, "--index-url", srv.URL(), "roots-b", "roots-b==1.0")
 	b.Stderr = stderrB
 	require.NoError(t, b.Start())
-	waitFor(t, stderrB, "resolve requirements", 3*time.Minute)
+	waitFor(t, stderrB, "install roots-b", 3*time.Minute)
 	now := temporaryLeases(t)
 	for id := range held {
 		assert.True(t, now[id], "the second engine's start deleted lease %s of the first build", id)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/images/archive"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 )
 
 // BenchmarkRootlessVsRoot compares the same work as root (the suite's

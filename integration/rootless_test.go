@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
-	"github.com/skillbuild/skillbuild/integration/rltest"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
+	"github.com/skillbuild/skillbuild/internal/rltest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -7,7 +7,7 @@ import (
 
 	sbllb "github.com/skillbuild/skillbuild/llb"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

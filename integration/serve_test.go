@@ -19,8 +19,8 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
-	"github.com/skillbuild/skillbuild/integration/ctdtest"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/ctdtest"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/skillbuild/skillbuild/runtime/pid1"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"

@@ -28,7 +28,7 @@ import (
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/skillbuild/skillbuild/registry"
 	"github.com/skillbuild/skillbuild/signature"
 	"github.com/skillbuild/skillbuild/skill/api"
@@ -538,6 +538,11 @@ func TestSigningFromTheCommandLine(t *testing.T) {
 	r = sbHost2(t, "clisig", append([]string{"pull", unsigned}, plain...)...)
 	require.Equal(t, 0, r.code, r.stderr)
 	_, r = runOnHost2(t, "clisig", unsigned, "--trusted-key", pub)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "no valid signature by a trusted key")
+	// --allow-unscanned runs what could not be verified, never what a
+	// required signature check refused.
+	_, r = runOnHost2(t, "clisig", unsigned, "--trusted-key", pub, "--allow-unscanned")
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Contains(t, r.stderr, "no valid signature by a trusted key")
 }

@@ -183,6 +183,16 @@ func Resolve(base llb.State, s config.Skill, o ResolveOpts) llb.State {
 	return resolveStep(base, s, o, StepResolve, argv, in)
 }
 
+// PythonEnvironment runs script (resolver.EnvironmentScript) with the
+// base's python3, the network off and the build limits, and returns the
+// state of its output directory, which holds EnvironmentFile. It runs the
+// base's own pip code to describe the interpreter, nothing of the skill.
+func PythonEnvironment(base llb.State, s config.Skill, script string) llb.State {
+	argv := []string{"python3", "-I", "-c", script, reportDir + EnvironmentFile}
+	run := base.Run(step(StepInspect+" for the builtin resolver", argv, s.Build)...)
+	return run.AddMount(reportDir, buildOutput(reportSub))
+}
+
 //go:embed installedview.py
 var installedViewScript []byte
 
@@ -228,7 +238,7 @@ func requirementsText(s config.Skill) []byte {
 // runs it) with the report, index, trust and cache arguments added, the
 // requirements file from in at inputDir.
 func resolveStep(base llb.State, s config.Skill, o ResolveOpts, name string, argv []string, in llb.State, more ...llb.RunOption) llb.State {
-	argv = append(argv, "--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", inputDir+"/requirements.txt")
+	argv = append(argv, "--report", reportDir+ReportFile, "--retries", "1", "--timeout", "30", "-r", RequirementsFile)
 	if !s.Index.AllowSdist {
 		argv = append(argv, "--only-binary=:all:")
 	}

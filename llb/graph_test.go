@@ -318,3 +318,23 @@ func TestStepLimitsAsRlimitsWithoutCgroups(t *testing.T) {
 		assert.Equal(t, map[string]int64{"data": 512 << 20, "cpu": 900}, got, "%s: memory and cpus × timeout as rlimits", g.names[e])
 	}
 }
+
+// TestPythonEnvironmentGraph: the builtin resolver's look at the base is
+// one step in the base itself, with the network off, no index socket, no
+// input of the skill's, and the build limits.
+func TestPythonEnvironmentGraph(t *testing.T) {
+	t.Parallel()
+	s := testSkill(t)
+	g := marshal(t, PythonEnvironment(Base(s.Base), s, "print(1)"))
+	require.Len(t, g.execs, 1)
+	e := g.execs[0]
+	assert.Equal(t, pb.NetMode_NONE, e.Network)
+	assert.True(t, strings.HasPrefix(g.names[e], StepInspect), g.names[e])
+	assert.Equal(t, []string{"python3", "-I", "-c", "print(1)", reportDir + EnvironmentFile}, e.Meta.Args)
+	assert.Empty(t, e.Secretenv)
+	for _, m := range e.Mounts {
+		assert.NotEqual(t, pb.MountType_SSH, m.MountType, "no index access")
+		assert.NotEqual(t, inputDir, m.Dest, "no requirement of the skill")
+	}
+	assert.EqualValues(t, 512<<20, g.execMD[e].LinuxResources.Memory)
+}

@@ -16,6 +16,12 @@ const (
 	// ReportFile is the path of the resolution report inside the resolve
 	// graph's output state.
 	ReportFile = reportSub + "/report.json"
+	// EnvironmentFile is the path of the base's python environment inside
+	// PythonEnvironment's output state.
+	EnvironmentFile = reportSub + "/environment.json"
+	// RequirementsFile is where the resolve step reads the requirement
+	// lines (pip names them "-r RequirementsFile (line N)").
+	RequirementsFile = inputDir + "/requirements.txt"
 	// User is the non-root user skill code runs as.
 	User = layers.User
 	// BuildUser is the unprivileged user of the steps that run package
@@ -36,6 +42,9 @@ const (
 const (
 	// StepVenv creates the skill's virtual environment.
 	StepVenv = "create venv"
+	// StepInspect asks the base's python what the builtin resolver needs
+	// to know of it (tags, marker values), once per base.
+	StepInspect = "inspect python"
 	// StepResolve resolves the requirements to a lock (pip --dry-run --report).
 	StepResolve = "resolve requirements"
 	// StepInstall installs one distribution, or one bucket of them.
@@ -49,4 +58,4 @@ const (
 )
 
 // Steps lists the step-name prefixes in the order a build runs them.
-var Steps = []string{StepVenv, StepResolve, StepBuildWheel, StepInstall, StepCheckLayers}
+var Steps = []string{StepVenv, StepInspect, StepResolve, StepBuildWheel, StepInstall, StepCheckLayers}

@@ -15,7 +15,7 @@ import (
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/skillbuild/skillbuild/attest"
+	"github.com/skillbuild/skillbuild/internal/attest"
 	"github.com/skillbuild/skillbuild/signature"
 )
 

@@ -3,16 +3,16 @@ package scan
 import (
 	"slices"
 
-	"deps.dev/util/semver"
+	"github.com/skillbuild/skillbuild/pep440"
 )
 
 // version is a parsed PEP 440 version.
-type version = *semver.Version
+type version = *pep440.Version
 
-// parseVersion parses s as a PEP 440 version. deps.dev/util/semver is
-// strict: strings that are not PEP 440 (e.g. "0.2.0-n653") are errors, which
-// lets the matcher tell junk in the data apart from real versions.
-func parseVersion(s string) (version, error) { return semver.PyPI.Parse(s) }
+// parseVersion parses s as a PEP 440 version, as pip does (package
+// pep440): strings that are not PEP 440 (e.g. "0.2.0-n653") are errors,
+// which lets the matcher tell junk in the data apart from real versions.
+func parseVersion(s string) (version, error) { return pep440.Parse(s) }
 
 // eventKind orders the kinds of events that share a version.
 type eventKind int

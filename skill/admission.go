@@ -22,8 +22,8 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/skillbuild/skillbuild/attest"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/internal/attest"
 	"github.com/skillbuild/skillbuild/layers"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/skillbuild/skillbuild/skill/api"
@@ -172,6 +172,11 @@ func (s *Service) admit(ctx context.Context, client *ctd.Client, rec images.Imag
 	if done != nil {
 		return done, nil
 	}
+	// A signature the host requires is never waived: --allow-unscanned
+	// runs what could not be checked, not what failed a check.
+	if err := s.checkSignature(ctx, client, rec, a); err != nil {
+		return a, err
+	}
 	if err := s.verify(ctx, client, rec, opts, a); err != nil {
 		if api.IsVulnerable(err) {
 			return a, err
@@ -200,13 +205,11 @@ func describeOrigin(origin string) string {
 	return originPhrase(origin)
 }
 
-// verify checks an image from elsewhere: its layers hold what its lock
-// says, on a base this host trusts, and the lock passes this host's scan.
+// verify checks an image from elsewhere (its signature checked already):
+// its layers hold what its lock says, on a base this host trusts, and the
+// lock passes this host's scan.
 func (s *Service) verify(ctx context.Context, client *ctd.Client, rec images.Image, opts admitOpts, a *api.Admission) error {
 	name := api.Familiar(rec.Name)
-	if err := s.checkSignature(ctx, client, rec, a); err != nil {
-		return err
-	}
 	cs := client.ContentStore()
 	_, manifest, err := attest.Read(ctx, cs, rec.Target, platforms.Default())
 	if err != nil {

@@ -14,9 +14,9 @@ import (
 	"github.com/distribution/reference"
 	bkclient "github.com/moby/buildkit/client"
 	resolverconfig "github.com/moby/buildkit/util/resolver/config"
-	"github.com/skillbuild/skillbuild/attest"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/engine"
+	"github.com/skillbuild/skillbuild/internal/attest"
 	sbllb "github.com/skillbuild/skillbuild/llb"
 	"github.com/skillbuild/skillbuild/lock"
 	"github.com/skillbuild/skillbuild/registry"
@@ -229,6 +229,7 @@ func (s *Service) build(ctx context.Context, in config.Input, req api.InstallReq
 	out.Cached = len(res.Executed) == 0
 	out.Steps = res.Executed
 	out.Resolve, out.ResolveFallback = res.Resolve, res.ResolveFallback
+	out.Resolver, out.ResolverFallback = res.Resolver, res.ResolverFallback
 	if out.Resolve == engine.ResolveFull && out.ResolveFallback == "" {
 		out.ResolveFallback = noPrevious
 	}

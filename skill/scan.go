@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
+	"github.com/skillbuild/skillbuild/engine"
 	"github.com/skillbuild/skillbuild/scan"
 	"github.com/skillbuild/skillbuild/skill/api"
 )
@@ -84,6 +85,16 @@ func (s *Service) resolvePackages(ctx context.Context, in config.Input, progress
 	skill, err := s.load(in)
 	if err != nil {
 		return nil, err
+	}
+	// The builtin resolver answers without starting BuildKit when it can
+	// (the base and its python known from an earlier build).
+	quick := append([]engine.Opt{engine.WithAddress(s.opts.address), engine.WithNamespace(s.opts.namespace),
+		engine.WithRoot(s.opts.root)}, s.opts.builder.engineOpts()...)
+	if locked, ok, err := engine.ResolveWithoutBuilder(ctx, skill, quick...); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return scan.Packages(locked), nil
 	}
 	eng, err := s.newEngine(ctx)
 	if err != nil {

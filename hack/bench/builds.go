@@ -24,7 +24,7 @@ const (
 )
 
 // rowKeys name the build rows for -rows.
-var rowKeys = []string{"cold10", "cached10", "add20", "second10", "cold30", "second30", "add30"}
+var rowKeys = []string{"cold10", "cached10", "add20", "second10", "cold30", "second30", "add30", "scan30"}
 
 // checkRows refuses a -rows list naming a row that does not exist.
 func checkRows(list string) error {
@@ -310,7 +310,7 @@ type buildRow struct {
 func coldScenario(n int) scenario {
 	var tg *target
 	if n <= 10 {
-		tg = &target{peer: colHost, factor: 1.5}
+		tg = &target{peer: colHost, factor: 1.0}
 	}
 	return scenario{
 		target: tg,
@@ -345,7 +345,7 @@ func addOneScenario(n int) scenario {
 	return scenario{
 		name:   fmt.Sprintf("add one requirement to a %d-distribution skill", n),
 		key:    fmt.Sprintf("add%d", n),
-		target: &target{peer: colHost, factor: 2},
+		target: &target{peer: colHost, factor: 1.0},
 		prep: func(ctx context.Context, t builder, state string) error {
 			_, err := t.build(ctx, state, id, pins(core(n)), false)
 			return err

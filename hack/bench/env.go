@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/ctdtest"
+	"github.com/skillbuild/skillbuild/internal/ctdtest"
 	"github.com/skillbuild/skillbuild/internal/mounts"
 	"github.com/skillbuild/skillbuild/internal/peakrss"
 )

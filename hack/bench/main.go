@@ -166,6 +166,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if _, err := os.Stat(filepath.Join(o.rootfs, "usr/bin/python3")); err != nil {
 		return fmt.Errorf("no python rootfs at %s (run `make base-rootfs`): %w", o.rootfs, err)
 	}
+	if *onlyAdmission {
+		o.skipBuildah = true // runs only skillbuild: no buildah/podman storage to set up
+	}
 	start := time.Now()
 	b, err := newBench(ctx, o, stdout)
 	if err != nil {
@@ -177,6 +180,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	if *onlyRemote {
 		return b.remoteOnly(ctx, stdout)
+	}
+	if *onlyAdmission {
+		return b.admissionOnly(ctx, stdout)
 	}
 	rep, err := b.all(ctx)
 	if err != nil {

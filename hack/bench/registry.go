@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/regtest"
+	"github.com/skillbuild/skillbuild/internal/regtest"
 	"github.com/skillbuild/skillbuild/skill/api"
 )
 

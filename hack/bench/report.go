@@ -24,18 +24,20 @@ type report struct {
 	concurrency int
 	latencyRuns int
 	scans       []scanRow
-	goBench     string
-	profile     string
-	total       time.Duration
-	only30      bool
-	buildsOnly  bool   // -builds-only: no run table, no scans
-	singleHow   string // where the single-layer column comes from
-	serve       *serveReport
-	registry    *registryRows
-	rootless    string // the rootless section (rootless.go), if measured
-	onlyRL      bool
-	floors      *floorsReport // the floors section (floors.go), if measured
-	onlyRuns    bool          // -only-runs or -only-floors
+	// resolveScans are -bin's and -compare-bin's scan -r rows.
+	resolveScans []resolveScanRow
+	goBench      string
+	profile      string
+	total        time.Duration
+	only30       bool
+	buildsOnly   bool   // -builds-only: no run table, no scans
+	singleHow    string // where the single-layer column comes from
+	serve        *serveReport
+	registry     *registryRows
+	rootless     string // the rootless section (rootless.go), if measured
+	onlyRL       bool
+	floors       *floorsReport // the floors section (floors.go), if measured
+	onlyRuns     bool          // -only-runs or -only-floors
 }
 
 // warmupDists is the size of each tool's warm-up build.
@@ -49,7 +51,7 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 		b.say("%s", l)
 	}
 	rep.setup = append(rep.setup,
-		fmt.Sprintf("wheels: %d distinct generated pure-Python wheels (integration/pyindex), each with %d modules, %.0f KB of Python unpacked, served as a PEP 503 index on 127.0.0.1",
+		fmt.Sprintf("wheels: %d distinct generated pure-Python wheels (internal/pyindex), each with %d modules, %.0f KB of Python unpacked, served as a PEP 503 index on 127.0.0.1",
 			b.index.count, modules, float64(b.index.unpacked)/1e3),
 		"base: the Debian bookworm rootfs ("+b.o.rootfs+") imported into the private containerd with `skillbuild base import --rootfs` and into buildah/podman storage with `tar | podman import`",
 		"every process gets PATH, HOME and LANG only (no PIP_* or proxy variables from the host)",
@@ -163,6 +165,15 @@ func (b *bench) all(ctx context.Context) (*report, error) {
 			b.say("build: %s", sc.name)
 			rep.builds30 = append(rep.builds30, b.measureBuild(ctx, sc, tools, states, ex))
 		}
+	}
+
+	if !b.o.only30 && b.wantRow("scan30") {
+		b.say("scan: skillbuild scan -r, %d requirements resolved then scanned", resolveScanCount)
+		bins, roots := []string{""}, []string{states[colSB]}
+		if b.o.compareBin != "" {
+			bins, roots = append(bins, b.o.compareBin), append(roots, states[colCompare])
+		}
+		rep.resolveScans = b.resolveScanTable(ctx, bins, roots)
 	}
 
 	if !b.o.only30 && !b.o.buildsOnly {
@@ -378,6 +389,10 @@ func (rep *report) markdown() string {
 		}
 	}
 	if rep.only30 || rep.buildsOnly {
+		if len(rep.resolveScans) > 0 {
+			sb.WriteString("\n## Scan with resolution\n")
+			rep.resolveScanTable(&sb)
+		}
 		rep.targets(&sb)
 		if rep.profile != "" {
 			sb.WriteString("\n## Profiles of the rows that miss their target\n\n" + rep.profile)
@@ -410,6 +425,10 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&sb, "| %s | %s (%s–%s) | %d |\n", r.name, secs(median(r.walls)), secs(lo), secs(hi), r.findings)
 	}
 	sb.WriteString("\nIn-process (`go test -run '^$' -bench . -benchtime 10x ./scan/`):\n\n```\n" + rep.goBench + "\n```\n")
+	if len(rep.resolveScans) > 0 {
+		sb.WriteString("\n## Scan with resolution\n")
+		rep.resolveScanTable(&sb)
+	}
 
 	if rep.registry != nil {
 		sb.WriteString("\n## Registry\n\n" + rep.registry.markdown())
@@ -446,6 +465,9 @@ func (rep *report) targets(sb *strings.Builder) {
 			}
 			fmt.Fprintf(sb, "| %s | %s | %.2f× | %s |\n", r.sc.name, goal, ratio, verdict(met))
 		}
+	}
+	if ratio, ok := rep.resolveScanRatio(); ok {
+		fmt.Fprintf(sb, "| scan -r requirements.txt, %d requirements (resolve + scan) | ≤ 0.3× -compare-bin | %.2f× | %s |\n", resolveScanCount, ratio, verdict(ratio <= 0.3))
 	}
 	if rep.only30 {
 		return
@@ -559,4 +581,40 @@ func floatStats(f []float64) (med, lo, hi float64) {
 		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return med, s[0], s[len(s)-1]
+}
+
+// resolveScanTable writes the scan-with-resolution rows.
+func (rep *report) resolveScanTable(sb *strings.Builder) {
+	if len(rep.resolveScans) == 0 {
+		return
+	}
+	fmt.Fprintf(sb, "\n`skillbuild scan --json -r requirements.txt` of %d requirements by name (29 core distributions and one more,\n"+
+		"another each run, so no build cache has the answer): resolve against the index for the base image, then scan the\n"+
+		"lock; whole process, database in --root.\n\n", resolveScanCount)
+	sb.WriteString("| binary | median (min–max) | packages | ratio |\n|---|---|---|---|\n")
+	ref := rep.resolveScans[0]
+	for i, r := range rep.resolveScans {
+		if r.err != nil {
+			fmt.Fprintf(sb, "| %s | failed: %s | | |\n", r.bin, oneLine(r.err.Error()))
+			continue
+		}
+		lo, hi := minMax(r.walls)
+		ratio := ""
+		if i > 0 && ref.err == nil && len(ref.walls) > 0 {
+			ratio = fmt.Sprintf("**%.2f×**", median(r.walls).Seconds()/median(ref.walls).Seconds())
+		}
+		fmt.Fprintf(sb, "| %s | %s (%s–%s) | %d | %s |\n", r.bin, secs(median(r.walls)), secs(lo), secs(hi), r.packages, ratio)
+	}
+}
+
+// resolveScanRatio is -bin's scan -r median over -compare-bin's.
+func (rep *report) resolveScanRatio() (float64, bool) {
+	if len(rep.resolveScans) < 2 {
+		return 0, false
+	}
+	a, c := rep.resolveScans[0], rep.resolveScans[1]
+	if a.err != nil || c.err != nil || len(a.walls) == 0 || len(c.walls) == 0 {
+		return 0, false
+	}
+	return median(a.walls).Seconds() / median(c.walls).Seconds(), true
 }

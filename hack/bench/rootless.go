@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/rltest"
+	"github.com/skillbuild/skillbuild/internal/rltest"
 	"github.com/skillbuild/skillbuild/skill/api"
 )
 

@@ -312,3 +312,76 @@ func (b *bench) goBench(ctx context.Context) string {
 	}
 	return strings.Join(keep, "\n")
 }
+
+// resolveScanCount is how many requirements the scan-with-resolution row
+// resolves: the core distributions, by name.
+const resolveScanCount = 30
+
+// resolveScanRow is `skillbuild scan -r requirements.txt` of one binary:
+// resolve the requirements against the bench's index in the base image,
+// then scan the lock (the engine started, the database in its root).
+type resolveScanRow struct {
+	bin      string
+	walls    []time.Duration
+	packages int
+	err      error
+}
+
+// resolveScanTable times scan -r of resolveScanCount requirements with
+// -bin and, given one, -compare-bin (each with its own root: roots[i]),
+// interleaved run by run after a warm-up each. Every run resolves a set
+// its root never resolved (29 core distributions and one of the last
+// extra ones, another each run), so no build cache answers it: a user
+// scanning a new requirements file. With a -compare-bin from before the
+// builtin resolver, the ratio is the builtin resolver against pip's
+// resolve step.
+func (b *bench) resolveScanTable(ctx context.Context, bins, roots []string) []resolveScanRow {
+	rows := make([]resolveScanRow, len(bins))
+	for i := range bins {
+		rows[i].bin = orBin(bins[i], b.o.bin)
+	}
+	for run := range b.o.runs + 1 {
+		req := filepath.Join(b.dir, fmt.Sprintf("scan-resolve-%d.txt", run))
+		set := append(core(resolveScanCount-1), extraName(extraCount-1-run))
+		if err := os.WriteFile(req, []byte(strings.Join(set, "\n")+"\n"), 0o644); err != nil {
+			return []resolveScanRow{{err: err}}
+		}
+		for i, bin := range bins {
+			row := &rows[i]
+			if row.err != nil {
+				continue
+			}
+			args := []string{"scan", "--json", "--progress", "quiet", "--base", baseRef, "--index-url", b.index.srv.URL(), "-r", req}
+			r, err := b.exec(ctx, nil, b.sbArgsBin(bin, roots[i], args...), 3)
+			if err != nil {
+				row.err = err
+				continue
+			}
+			var doc struct {
+				Packages []json.RawMessage `json:"packages"`
+			}
+			if err := json.Unmarshal(r.stdout, &doc); err != nil {
+				row.err = fmt.Errorf("scan --json output: %w", err)
+				continue
+			}
+			row.packages = len(doc.Packages)
+			if row.packages < resolveScanCount {
+				row.err = fmt.Errorf("scan resolved %d packages, want %d", row.packages, resolveScanCount)
+				continue
+			}
+			if run > 0 {
+				row.walls = append(row.walls, r.wall)
+			}
+		}
+	}
+	for _, r := range rows {
+		if r.err == nil {
+			lo, hi := minMax(r.walls)
+			b.say("  scan -r %s: median %s (%s–%s), %d packages, load average %s", r.bin, median(r.walls).Round(time.Millisecond),
+				lo.Round(time.Millisecond), hi.Round(time.Millisecond), r.packages, loadAvg())
+		} else {
+			b.say("  scan -r %s failed: %v", r.bin, r.err)
+		}
+	}
+	return rows
+}

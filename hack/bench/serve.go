@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 	"github.com/skillbuild/skillbuild/skill/api"
 )
 
@@ -43,6 +43,10 @@ type serveReport struct {
 	// warm server), plain `skillbuild run` and ctr run --rm, interleaved.
 	remote, remoteLocal, remoteCtr []time.Duration
 	remoteLoad                     string
+	// warm print(1) in the base, a skill of the server's root and one of
+	// another root, interleaved (see admission.go).
+	admission     []*admissionRow
+	admissionLoad string
 }
 
 // serveProc is a running server and an HTTP client of its socket.
@@ -120,18 +124,25 @@ func (s *serveProc) quiet(n int) {
 
 // run sends one run and returns its result and stdout.
 func (s *serveProc) run(req map[string]any) (result json.RawMessage, stdout string, err error) {
+	d, err := s.runDoc(req)
+	return d.Result, d.Stdout, err
+}
+
+// runDoc sends one run and returns the whole document it answered (how
+// the image was admitted, too).
+func (s *serveProc) runDoc(req map[string]any) (api.RunResult, error) {
+	var d api.RunResult
 	body, _ := json.Marshal(req)
 	resp, err := s.http.Post("http://skillbuild/v1/run", "application/json", bytes.NewReader(body))
 	if err != nil {
-		return nil, "", err
+		return d, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var d api.RunResult
 	if err := json.Unmarshal(b, &d); err != nil || resp.StatusCode != 200 || d.Error != nil {
-		return nil, "", fmt.Errorf("run answered %d: %s", resp.StatusCode, oneLine(string(b)))
+		return api.RunResult{}, fmt.Errorf("run answered %d: %s", resp.StatusCode, oneLine(string(b)))
 	}
-	return d.Result, d.Stdout, nil
+	return d, nil
 }
 
 func (s *serveProc) print1() error {
@@ -193,6 +204,9 @@ func (b *bench) measureServe(ctx context.Context, rep *serveReport) error {
 
 	if err := b.measureRemote(ctx, root, rep); err != nil {
 		return fmt.Errorf("run --host: %w", err)
+	}
+	if err := b.measureAdmission(ctx, root, rep); err != nil {
+		return fmt.Errorf("admission: %w", err)
 	}
 
 	// 16 clients: batches of 4×16 runs, serve and ctr alternately.
@@ -495,6 +509,7 @@ func (r *serveReport) markdown() string {
 	if len(r.remote) > 0 {
 		sb.WriteString(r.remoteMarkdown())
 	}
+	sb.WriteString(r.admissionMarkdown())
 
 	verdict := func(met bool) string {
 		if met {

@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 )
 
 const (

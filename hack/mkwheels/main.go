@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/skillbuild/skillbuild/integration/pyindex"
+	"github.com/skillbuild/skillbuild/internal/pyindex"
 )
 
 func main() {

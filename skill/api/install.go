@@ -120,6 +120,12 @@ type InstallResult struct {
 	// ResolveFallback why an earlier image's lock was not extended.
 	Resolve         string `json:"resolve,omitempty"`
 	ResolveFallback string `json:"resolve_fallback,omitempty"`
+	// Resolver is which resolver made the lock: "builtin" (in process) or
+	// "pip" (pip in the base image); ResolverFallback why pip resolved
+	// when the builtin resolver was asked first. Both are absent without
+	// requirements or when nothing was built.
+	Resolver         string `json:"resolver,omitempty"`
+	ResolverFallback string `json:"resolver_fallback,omitempty"`
 }
 
 // Package is a distribution's name and version in an image.
