@@ -107,6 +107,17 @@ func TestRunGVisor(t *testing.T) {
 		assert.Equal(t, strings.TrimSpace(string(host)), k.Version, "the flag over skill.yaml")
 	})
 
+	// gVisor names a message's sender when the init reads it, not when
+	// the runner sends it: a runner that exited before the init read its
+	// report's end lost that end (runner.py's _send waits for the init).
+	t.Run("a large result comes whole", func(t *testing.T) {
+		for range 2 {
+			d := runCode(t, "result = 'x' * (10 << 20)", "--runtime", "gvisor")
+			requireClean(t, d)
+			assert.Len(t, resultAs[string](t, d), 10<<20, "the whole result")
+		}
+	})
+
 	t.Run("the memory limit holds", func(t *testing.T) {
 		d := runCode(t, "b = []\nwhile True:\n    b.append(bytearray(8 << 20))", "--runtime", "gvisor", "--memory", "96m")
 		require.True(t, d.OOMKilled, "error: %+v stderr: %s", d.Error, d.Stderr)

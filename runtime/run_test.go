@@ -350,6 +350,55 @@ func TestRunnerProtocol(t *testing.T) {
 	}
 }
 
+// TestRunnerSendWaitsForTheInit: the runner's send returns (and the
+// runner may exit) only once the init has read the whole message and
+// closed its end. gVisor names a message's sender when it is read, and
+// the init drops what a sender it already reaped sent.
+func TestRunnerSendWaitsForTheInit(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 on the host: the protocol is still covered by the integration suite")
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, runnerName), runnerSource, 0o600))
+	sock := filepath.Join(dir, "init")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	require.NoError(t, err)
+	defer ln.Close()
+	require.NoError(t, ln.SetDeadline(time.Now().Add(time.Minute)))
+	const size = 4 << 20 // more than a socket holds
+	cmd := exec.Command(python, "-B", "-c", fmt.Sprintf("import sys\nsys.path.insert(0, %q)\nimport runner\nrunner._send(%q, b'x' * %d)\nprint('returned', flush=True)", dir, sock, size))
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill() //nolint:errcheck // ended already, unless the test failed
+	c, err := ln.AcceptUnix()
+	require.NoError(t, err)
+	got, err := io.ReadAll(c) // to the runner's end of what it sent
+	require.NoError(t, err)
+	assert.Equal(t, size, len(got))
+	returned := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(out)
+		returned <- string(b)
+	}()
+	select {
+	case s := <-returned:
+		t.Fatalf("send returned before the init closed its end: %q", s)
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, c.Close())
+	select {
+	case s := <-returned:
+		assert.Equal(t, "returned\n", s)
+	case <-time.After(time.Minute):
+		t.Fatal("send did not return once the init closed its end")
+	}
+	require.NoError(t, cmd.Wait())
+}
+
 func TestReportTooLarge(t *testing.T) {
 	t.Parallel()
 	p := filepath.Join(t.TempDir(), "report")

@@ -19,7 +19,11 @@ import (
 // connection passes on from its first byte of the child's to its end),
 // so none is cut into another. The peer of a connection (SO_PEERCRED) is
 // not asked: gVisor answers the listener's creator for every accepted
-// one.
+// one. Nor does gVisor fix a message's pid when it is sent, as Linux
+// does: it names the sender's pid as the relay reads, and 0 once the
+// init has reaped the sender. So the child must not exit before its
+// messages are read: the relay closes a connection only at its end,
+// and the runner waits for that close (runner.py's _send).
 //
 // Every socket is non-blocking and waited for through the Go runtime's
 // poller: the relay never holds an OS thread in a system call.
