@@ -76,6 +76,7 @@ func skillInput(c *cli.Context) config.Input {
 		Timeout:          c.String(config.FlagTimeout),
 		TmpfsSize:        c.String(config.FlagTmpfsSize),
 		OutputLimit:      c.String(config.FlagOutputLimit),
+		Runtime:          c.String(config.FlagRuntime),
 		Allow:            c.StringSlice(config.FlagAllow),
 		MinSeverity:      c.String(config.FlagMinSeverity),
 		NoScan:           c.Bool(config.FlagNoScan),

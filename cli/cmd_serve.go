@@ -36,7 +36,8 @@ warm containers to the next one, which removes them when it starts.
 
 Callers get the ceilings set here (--max-*; 0: none), never more: a run
 asking for more is refused (400, exit code 2) naming the ceiling, and so
-is uid 0 unless --allow-root-user (users are numeric uid[:gid]).`,
+is uid 0 unless --allow-root-user (users are numeric uid[:gid]), and a
+runtime not in --runtimes.`,
 		Flags: append(trustFlags(),
 			&cli.StringFlag{Name: "listen", Value: server.DefaultListen, Usage: "`ADDRESS`: unix:///path/to.sock or tcp://127.0.0.1:PORT"},
 			&cli.StringFlag{Name: "group", Usage: "`GROUP` (name or gid) owning the unix socket"},
@@ -53,6 +54,7 @@ is uid 0 unless --allow-root-user (users are numeric uid[:gid]).`,
 			&cli.StringFlag{Name: "max-tmpfs-size", Value: config.DefaultMaxRunTmpfsSize, Usage: "largest /tmp a run request may ask for"},
 			&cli.StringFlag{Name: "max-output-limit", Value: config.DefaultMaxRunOutputLimit, Usage: "largest output limit a run request may ask for"},
 			&cli.BoolFlag{Name: "allow-root-user", Usage: "let run requests ask for uid 0 (\"user\": \"0\")"},
+			&cli.StringSliceFlag{Name: "runtimes", Value: cli.NewStringSlice(config.Runtimes...), Usage: "the `RUNTIME`s a run request may ask for (\"runtime\"): runc, gvisor"},
 			&cli.BoolFlag{Name: "allow-base-images", Usage: "let run requests name a base image (\"image\"); otherwise only skill images run"},
 			&cli.StringSliceFlag{Name: config.FlagAllow, Usage: "admit images from elsewhere despite a vulnerability: `ID[@PACKAGE]:YYYY-MM-DD:REASON`"},
 			&cli.StringFlag{Name: config.FlagMinSeverity, Usage: "only findings at or above `SEVERITY` refuse an image from elsewhere"},
@@ -65,7 +67,12 @@ is uid 0 unless --allow-root-user (users are numeric uid[:gid]).`,
 
 // serveCeilings are the --max-* flags: what run requests may ask for.
 func serveCeilings(c *cli.Context) (skill.Ceilings, error) {
-	ceil := skill.Ceilings{AllowRoot: c.Bool("allow-root-user"), AllowBaseImages: c.Bool("allow-base-images")}
+	ceil := skill.Ceilings{AllowRoot: c.Bool("allow-root-user"), AllowBaseImages: c.Bool("allow-base-images"), Runtimes: c.StringSlice("runtimes")}
+	for _, r := range ceil.Runtimes {
+		if err := config.ValidateRuntime(r); err != nil {
+			return ceil, fmt.Errorf("--runtimes: %w", err)
+		}
+	}
 	var err error
 	for _, f := range []struct {
 		flag  string

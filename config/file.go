@@ -86,6 +86,7 @@ type fileRun struct {
 	Timeout     scalar `yaml:"timeout"`
 	TmpfsSize   scalar `yaml:"tmpfs_size"`
 	OutputLimit scalar `yaml:"output_limit"`
+	Runtime     scalar `yaml:"runtime"`
 }
 
 type filePolicy struct {

@@ -25,6 +25,7 @@ const (
 	DefaultRunTimeout     = "30s"
 	DefaultRunTmpfsSize   = "64m"
 	DefaultRunOutputLimit = "1m"
+	DefaultRunRuntime     = RuntimeRunc
 	// The ceilings a server puts on its callers' run limits by default
 	// (serve --max-*): four times the run defaults.
 	DefaultMaxRunMemory      = "1g"
@@ -62,6 +63,7 @@ const (
 	FlagTimeout       = "timeout"
 	FlagTmpfsSize     = "tmpfs-size"
 	FlagOutputLimit   = "output-limit"
+	FlagRuntime       = "runtime"
 	FlagAllow         = "allow"
 	FlagMinSeverity   = "min-severity"
 	FlagNoScan        = "no-scan"
@@ -95,6 +97,8 @@ type Input struct {
 	BuildMemory, BuildCPUs, BuildPids, BuildTimeout string
 
 	Memory, CPUs, Pids, Timeout, TmpfsSize, OutputLimit string
+	// Runtime is --runtime (runc or gvisor).
+	Runtime string
 
 	// Allow entries in the form ID[@PACKAGE]:YYYY-MM-DD:REASON.
 	Allow        []string
@@ -216,6 +220,9 @@ func Load(in Input) (Skill, error) {
 		Timeout:          l.duration(l.pick(FlagTimeout, in.Timeout, fs.Run.Timeout, "run.timeout", DefaultRunTimeout)),
 		TmpfsBytes:       l.size(l.pick(FlagTmpfsSize, in.TmpfsSize, fs.Run.TmpfsSize, "run.tmpfs_size", DefaultRunTmpfsSize)),
 		OutputLimitBytes: l.size(l.pick(FlagOutputLimit, in.OutputLimit, fs.Run.OutputLimit, "run.output_limit", DefaultRunOutputLimit)),
+	}
+	if v := l.pick(FlagRuntime, in.Runtime, fs.Run.Runtime, "run.runtime", DefaultRunRuntime); l.check(v, ValidateRuntime(v.s)) {
+		s.Run.Runtime = v.s
 	}
 	s.Policy = l.policy()
 	if v := l.pick(FlagResolver, in.Resolver, fs.Resolver, "resolver", ""); v.s != "" && l.check(v, ValidateResolver(v.s)) {

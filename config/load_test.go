@@ -79,6 +79,31 @@ func TestLoadCLIDefaultFillsGaps(t *testing.T) {
 	assert.Empty(t, s.Requirements)
 }
 
+// TestLoadRuntime: run.runtime follows the precedence of every run
+// limit: an explicit --runtime, then skill.yaml, then a CLI default (a
+// server's own), then runc.
+func TestLoadRuntime(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "skill.yaml"), []byte("id: a\nversion: 1\nrun: {runtime: gvisor}\n"), 0o600))
+	for _, tc := range []struct {
+		name string
+		in   Input
+		want string
+	}{
+		{name: "default", in: Input{ID: "a", Version: "1"}, want: RuntimeRunc},
+		{name: "file", in: Input{File: "skill.yaml"}, want: RuntimeGVisor},
+		{name: "explicit flag over file", in: Input{File: "skill.yaml", Runtime: "runc", Set: map[string]bool{FlagRuntime: true}}, want: RuntimeRunc},
+		{name: "file over CLI default", in: Input{File: "skill.yaml", Runtime: "runc"}, want: RuntimeGVisor},
+		{name: "CLI default over package default", in: Input{ID: "a", Version: "1", Runtime: "gvisor"}, want: RuntimeGVisor},
+	} {
+		tc.in.Dir = dir
+		s, err := Load(tc.in)
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, tc.want, s.Run.Runtime, tc.name)
+	}
+}
+
 // TestLoadResolver: --resolver beats skill.yaml's resolver; neither
 // leaves it empty (the engine's default).
 func TestLoadResolver(t *testing.T) {
@@ -116,6 +141,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad timeout", in: Input{ID: "a", Version: "1", Timeout: "30"}, want: []string{`flags: --timeout: duration "30" is invalid`}},
 		{name: "bad pids", in: Input{ID: "a", Version: "1", BuildPids: "-1"}, want: []string{`flags: --build-pids: pids "-1"`}},
 		{name: "bad severity", in: Input{ID: "a", Version: "1", MinSeverity: "HIGH"}, want: []string{`flags: --min-severity: severity "HIGH" is invalid`}},
+		{name: "bad runtime flag", in: Input{ID: "a", Version: "1", Runtime: "runsc", Set: map[string]bool{FlagRuntime: true}}, want: []string{`flags: --runtime: runtime "runsc" is invalid: use one of runc, gvisor`}},
 		{name: "bad index", in: Input{ID: "a", Version: "1", IndexURL: "ftp://u:s3cret@x/simple"}, want: []string{"flags: --index-url: index URL", "must be http or https"}},
 		{name: "bad extra index", in: Input{ID: "a", Version: "1", ExtraIndexURL: []string{"x"}}, want: []string{"flags: --extra-index-url: index URL \"x\""}},
 		{name: "missing find-links", in: Input{ID: "a", Version: "1", FindLinks: []string{"nope"}}, want: []string{`flags: --find-links: find-links directory "nope": no such file or directory`}},
@@ -141,6 +167,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "float version in file", yaml: "id: a\nversion: 1.\n", want: []string{`skill.yaml:2: version: skill version "1." is invalid`}},
 		{name: "bad id in file", yaml: "id: a/b\nversion: 1\n", want: []string{`skill.yaml:1: id: skill id "a/b" is invalid`}},
 		{name: "bad size in file", yaml: "id: a\nversion: 1\nrun:\n  memory: 0\n", want: []string{`skill.yaml:4: run.memory: size "0" must be positive`}},
+		{name: "bad runtime in file", yaml: "id: a\nversion: 1\nrun:\n  runtime: kata\n", want: []string{`skill.yaml:4: run.runtime: runtime "kata" is invalid: use one of runc, gvisor`}},
 		{name: "bad build timeout in file", yaml: "id: a\nversion: 1\nbuild: {timeout: -5m}\n", want: []string{`skill.yaml:3: build.timeout: duration "-5m" must be positive`}},
 		{name: "bad bool in file", yaml: "id: a\nversion: 1\nindex: {allow_sdist: maybe}\n", want: []string{`skill.yaml:3: index.allow_sdist: expected true or false, found "maybe"`}},
 		{name: "bad requirement in file", yaml: "id: a\nversion: 1\nrequirements:\n  - ok\n  - ./local\n", want: []string{`skill.yaml:5: requirements[1]: "./local": local paths are not allowed`}},

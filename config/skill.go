@@ -107,7 +107,20 @@ type RunLimits struct {
 	Timeout          time.Duration `json:"timeout"`
 	TmpfsBytes       int64         `json:"tmpfs_bytes"`
 	OutputLimitBytes int64         `json:"output_limit_bytes"`
+	// Runtime is the sandbox the code runs in: RuntimeRunc (a container
+	// on the host's kernel, the default) or RuntimeGVisor (gVisor's
+	// runsc: a user-space kernel between the code and the host's).
+	Runtime string `json:"runtime"`
 }
+
+// Runtimes of a run (RunLimits.Runtime).
+const (
+	RuntimeRunc   = "runc"
+	RuntimeGVisor = "gvisor"
+)
+
+// Runtimes lists the valid values of RunLimits.Runtime.
+var Runtimes = []string{RuntimeRunc, RuntimeGVisor}
 
 // Policy is the vulnerability policy for a skill.
 type Policy struct {

@@ -221,6 +221,16 @@ func ValidateSeverity(s string) error {
 	return invalidf("", 0, "min_severity", "severity %s is invalid: use one of %s", quote(s), strings.Join(Severities, ", "))
 }
 
+// ValidateRuntime checks a run's runtime: one of Runtimes.
+func ValidateRuntime(s string) error {
+	for _, v := range Runtimes {
+		if s == v {
+			return nil
+		}
+	}
+	return invalidf("", 0, "runtime", "runtime %s is invalid: use one of %s", quote(s), strings.Join(Runtimes, ", "))
+}
+
 // moduleNameRE is a dotted Python module name.
 var moduleNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 

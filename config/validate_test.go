@@ -172,6 +172,18 @@ func TestParseLimits(t *testing.T) {
 	}
 }
 
+func TestValidateRuntime(t *testing.T) {
+	t.Parallel()
+	for _, r := range Runtimes {
+		assert.NoError(t, ValidateRuntime(r), r)
+	}
+	for _, r := range []string{"", "runsc", "gVisor", "kata", " runc"} {
+		err := ValidateRuntime(r)
+		require.Error(t, err, r)
+		assert.Contains(t, err.Error(), "use one of runc, gvisor", r)
+	}
+}
+
 func TestValidateSeverityAndIndexURL(t *testing.T) {
 	t.Parallel()
 	for _, s := range append([]string{""}, Severities...) {

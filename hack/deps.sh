@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Install what skillbuild's tests and demo need on Debian/Ubuntu, if missing:
-# containerd + runc (the engine), debootstrap (the offline python base),
-# rootlesskit + uidmap (+ slirp4netns, fuse-overlayfs) for rootless mode,
-# Debian's pip/setuptools/wheel wheels (real wheels for the test index), and
-# the host's python3 with pip and venv plus curl (unit-test tools), and
-# docker-registry + skopeo (the registry tests), QEMU (the cgroup v2 lane).
+# containerd + runc (the engine), runsc (gVisor, for --runtime gvisor),
+# debootstrap (the offline python base), rootlesskit + uidmap (+ slirp4netns,
+# fuse-overlayfs) for rootless mode, Debian's pip/setuptools/wheel wheels
+# (real wheels for the test index), and the host's python3 with pip and
+# venv plus curl (unit-test tools), and docker-registry + skopeo (the
+# registry tests), QEMU (the cgroup v2 lane).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
+# gVisor's runsc, for runs with --runtime gvisor (Debian's package).
+[ -x /usr/bin/runsc ] || need+=(runsc)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 # Rootless mode (and its tests, which run as an unprivileged user):
 # RootlessKit, newuidmap/newgidmap, and the network and overlay helpers

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -89,6 +90,21 @@ func BenchmarkRunCLI(b *testing.B) {
 		out, err := sbCmd("run", "--image", env.base, "-c", "print(1)", "bench").CombinedOutput()
 		if err != nil || string(out) != "1\n" {
 			b.Fatalf("skillbuild run: %v: %s", err, out)
+		}
+	}
+	measure(b, one)
+}
+
+// BenchmarkRunCLIGVisor: BenchmarkRunCLI under gVisor (--runtime
+// gvisor), to set beside it (docs/runtimes.md).
+func BenchmarkRunCLIGVisor(b *testing.B) {
+	if _, err := os.Stat(sbruntime.DefaultRunsc); err != nil {
+		b.Skipf("no runsc at %s (apt-get install runsc): %v", sbruntime.DefaultRunsc, err)
+	}
+	one := func() {
+		out, err := sbCmd("run", "--runtime", "gvisor", "--image", env.base, "-c", "print(1)", "bench").CombinedOutput()
+		if err != nil || string(out) != "1\n" {
+			b.Fatalf("skillbuild run --runtime gvisor: %v: %s", err, out)
 		}
 	}
 	measure(b, one)

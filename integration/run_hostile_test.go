@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -456,16 +457,100 @@ type hostileCase struct {
 	user   string
 	inputs map[string]any
 	check  func(t *testing.T, p runPath, d runDoc)
+	// gvisor says what runsc does differently, and gvisorCheck checks that
+	// instead of check (nil: gVisor does the same).
+	gvisor      string
+	gvisorCheck func(t *testing.T, p runPath, d runDoc)
+	// gvisorGap, when set, says why the case is not run under gVisor
+	// (on the paths gvisorGapPaths names; all when empty): a known gap of
+	// the gVisor runtime still to close, or a path the case cannot take
+	// under it.
+	gvisorGap      string
+	gvisorGapPaths []string
+}
+
+// skipGap skips the case on path p when it is a known gap of p's runtime.
+func (c hostileCase) skipGap(t *testing.T, p runPath) {
+	t.Helper()
+	if p.runtime == "gvisor" && c.gvisorGap != "" && (len(c.gvisorGapPaths) == 0 || slices.Contains(c.gvisorGapPaths, p.name)) {
+		t.Skipf("not run under gVisor on the %s path: %s", p.name, c.gvisorGap)
+	}
 }
 
 func (c hostileCase) spec() runSpec {
 	return runSpec{code: c.code, limits: c.limits, user: c.user, inputs: c.inputs}
 }
 
+// checkOn checks d, a run of the case through p: with the case's gVisor
+// check under gVisor, when it has one (what runsc does differently, said
+// in its gvisor note).
+func (c hostileCase) checkOn(t *testing.T, p runPath, d runDoc) {
+	t.Helper()
+	if p.runtime == "gvisor" && c.gvisorCheck != nil {
+		t.Logf("under gVisor: %s", c.gvisor)
+		c.gvisorCheck(t, p, d)
+		return
+	}
+	c.check(t, p, d)
+}
+
 // initRSSBoundKB bounds the init's resident memory in a run: the small
 // static skillbuild-init (a few MiB of Go runtime), not the skillbuild
 // binary.
 const initRSSBoundKB = 6 << 10
+
+// unprivileged checks the case "unprivileged by default": the run's own
+// uid and group, no capability in any set, seccomp on, none of the host's
+// environment. absent are the capability sets /proc/self/status may not
+// show.
+func unprivileged(absent []string) func(t *testing.T, _ runPath, d runDoc) {
+	return func(t *testing.T, _ runPath, d runDoc) {
+		requireClean(t, d)
+		r := resultAs[struct {
+			UID     int               `json:"uid"`
+			GID     int               `json:"gid"`
+			Groups  []int             `json:"groups"`
+			Caps    map[string]string `json:"caps"`
+			Seccomp string            `json:"seccomp"`
+			Env     []string          `json:"env"`
+			Cwd     string            `json:"cwd"`
+		}](t, d)
+		// An image without USER runs as an unprivileged uid of the
+		// run's own, reported in the document.
+		uid, gid := ranAs(t, d)
+		assert.Equal(t, int(uid), r.UID)
+		assert.GreaterOrEqual(t, r.UID, sbruntime.RunUIDBase)
+		assert.Less(t, r.UID, sbruntime.RunUIDBase+sbruntime.RunUIDCount)
+		assert.Equal(t, r.UID, r.GID)
+		assert.Equal(t, int(gid), r.GID)
+		assert.Equal(t, []int{r.UID}, r.Groups)
+		require.Len(t, r.Caps, 5)
+		for set, c := range r.Caps {
+			if slices.Contains(absent, set) {
+				assert.Equal(t, "absent", c, set)
+			} else {
+				assert.Equal(t, "0000000000000000", c, set)
+			}
+		}
+		assert.Equal(t, "2", r.Seccomp, "seccomp filter mode")
+		assert.ElementsMatch(t, []string{"PATH", "HOME", "LANG"}, r.Env, "no host environment")
+		assert.Equal(t, "/", r.Cwd)
+	}
+}
+
+// unreachable checks the case "TCP connects to the outside and to the
+// host fail": every target refused, the outside one with outside.
+func unreachable(hostIPs int, outside string) func(t *testing.T, _ runPath, d runDoc) {
+	return func(t *testing.T, _ runPath, d runDoc) {
+		requireClean(t, d)
+		r := resultAs[map[string]string](t, d)
+		assert.Len(t, r, 3+hostIPs)
+		for target, e := range r {
+			assert.Contains(t, []string{"ENETUNREACH", "ECONNREFUSED", "EHOSTUNREACH"}, e, target)
+		}
+		assert.Equal(t, outside, r["1.1.1.1:80"])
+	}
+}
 
 // timedOut is requireTimedOut as a hostile case's check.
 func timedOut(t *testing.T, _ runPath, d runDoc) { requireTimedOut(t, d) }
@@ -522,6 +607,17 @@ result = {"forked": forked, "err": err}`,
 				}](t, d)
 				assert.Equal(t, "BlockingIOError", r.Err)
 				assert.Less(t, r.Forked, 32)
+				assert.Greater(t, r.Forked, 0)
+			},
+			gvisor: "the limit is RLIMIT_NPROC on the code's user, which gVisor's sentry holds: it counts the code's processes alone (the init is another user) and lets the code have one more than the limit; the cgroup's pids limit is only the host's backstop",
+			gvisorCheck: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					Forked int    `json:"forked"`
+					Err    string `json:"err"`
+				}](t, d)
+				assert.Equal(t, "BlockingIOError", r.Err)
+				assert.LessOrEqual(t, r.Forked, 32)
 				assert.Greater(t, r.Forked, 0)
 			},
 		},
@@ -583,6 +679,17 @@ result = out`,
 				requireClean(t, d)
 				for p, e := range resultAs[map[string]string](t, d) {
 					assert.Equal(t, "EROFS", e, p)
+				}
+			},
+			gvisor: "gVisor checks the permission before the read-only mount: an unprivileged write is EACCES and a chmod EPERM, where Linux says EROFS (nothing is written either way; a root run gets EROFS, see the root case)",
+			gvisorCheck: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				for p, e := range resultAs[map[string]string](t, d) {
+					if p == "chmod" {
+						assert.Equal(t, "EPERM", e, p)
+					} else {
+						assert.Equal(t, "EACCES", e, p)
+					}
 				}
 			},
 		},
@@ -654,6 +761,19 @@ result = {"forked": forked, "err": err, "child": child}`,
 				assert.Less(t, r.Forked, 32)
 				assert.Greater(t, r.Forked, 0)
 			},
+			gvisor: "the limit is RLIMIT_NPROC on the code's user, which lets the code have one more than the limit (see the case \"forks stop at the pids limit\")",
+			gvisorCheck: func(t *testing.T, _ runPath, d runDoc) {
+				requireClean(t, d)
+				r := resultAs[struct {
+					Forked int    `json:"forked"`
+					Err    string `json:"err"`
+					Child  bool   `json:"child"`
+				}](t, d)
+				assert.Equal(t, "BlockingIOError", r.Err, "the code's own exception")
+				assert.False(t, r.Child, "the runner's report, not a child's")
+				assert.LessOrEqual(t, r.Forked, 32)
+				assert.Greater(t, r.Forked, 0)
+			},
 		},
 		{
 			name:   "filling /tmp and /dev/shm is ENOSPC",
@@ -708,15 +828,9 @@ for host, port in targets:
     finally:
         s.close()
 result = out`, hostPort, allPort, string(hostIPsJSON)),
-			check: func(t *testing.T, _ runPath, d runDoc) {
-				requireClean(t, d)
-				r := resultAs[map[string]string](t, d)
-				assert.Len(t, r, 3+len(hostIPs))
-				for target, e := range r {
-					assert.Contains(t, []string{"ENETUNREACH", "ECONNREFUSED", "EHOSTUNREACH"}, e, target)
-				}
-				assert.Equal(t, "ENETUNREACH", r["1.1.1.1:80"])
-			},
+			check:       unreachable(len(hostIPs), "ENETUNREACH"),
+			gvisor:      "gVisor's own network stack (--network=none) answers a connect to an outside address EHOSTUNREACH, where Linux says ENETUNREACH",
+			gvisorCheck: unreachable(len(hostIPs), "EHOSTUNREACH"),
 		},
 		{
 			name:   "DNS lookup fails fast",
@@ -787,14 +901,16 @@ while ids is None and p.poll() is None:
         time.sleep(0.001)
 p.kill()
 p.wait()
-result = {"ids": ids, "nnp": [l for l in open("/proc/self/status").read().splitlines() if l.startswith("NoNewPrivs")]}`,
+import ctypes
+nnp = ctypes.CDLL(None, use_errno=True).prctl(39, 0, 0, 0, 0)  # PR_GET_NO_NEW_PRIVS
+result = {"ids": ids, "nnp": nnp}`,
 			check: func(t *testing.T, _ runPath, d runDoc) {
 				requireClean(t, d)
 				r := resultAs[struct {
 					IDs []string `json:"ids"`
-					NNP []string `json:"nnp"`
+					NNP int      `json:"nnp"`
 				}](t, d)
-				assert.Equal(t, []string{"NoNewPrivs:\t1"}, r.NNP)
+				assert.Equal(t, 1, r.NNP, "no new privileges")
 				require.NotNil(t, r.IDs, "su was observed after exec")
 				uid, _ := ranAs(t, d)
 				u := strconv.Itoa(int(uid))
@@ -828,34 +944,10 @@ result = out`,
 			name: "unprivileged by default",
 			code: `import os
 status = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
-result = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "caps": [status[k] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")], "seccomp": status["Seccomp"], "env": sorted(os.environ), "cwd": os.getcwd()}`,
-			check: func(t *testing.T, _ runPath, d runDoc) {
-				requireClean(t, d)
-				r := resultAs[struct {
-					UID     int      `json:"uid"`
-					GID     int      `json:"gid"`
-					Groups  []int    `json:"groups"`
-					Caps    []string `json:"caps"`
-					Seccomp string   `json:"seccomp"`
-					Env     []string `json:"env"`
-					Cwd     string   `json:"cwd"`
-				}](t, d)
-				// An image without USER runs as an unprivileged uid of the
-				// run's own, reported in the document.
-				uid, gid := ranAs(t, d)
-				assert.Equal(t, int(uid), r.UID)
-				assert.GreaterOrEqual(t, r.UID, sbruntime.RunUIDBase)
-				assert.Less(t, r.UID, sbruntime.RunUIDBase+sbruntime.RunUIDCount)
-				assert.Equal(t, r.UID, r.GID)
-				assert.Equal(t, int(gid), r.GID)
-				assert.Equal(t, []int{r.UID}, r.Groups)
-				for _, c := range r.Caps {
-					assert.Equal(t, "0000000000000000", c)
-				}
-				assert.Equal(t, "2", r.Seccomp, "seccomp filter mode")
-				assert.ElementsMatch(t, []string{"PATH", "HOME", "LANG"}, r.Env, "no host environment")
-				assert.Equal(t, "/", r.Cwd)
-			},
+result = {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "caps": {k: status.get(k, "absent") for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}, "seccomp": status["Seccomp"], "env": sorted(os.environ), "cwd": os.getcwd()}`,
+			check:       unprivileged(nil),
+			gvisor:      "gVisor's /proc/self/status has no CapAmb line (the other capability sets are all empty, as under runc)",
+			gvisorCheck: unprivileged([]string{"CapAmb"}),
 		},
 		{
 			name: "root only when the caller insists, and still without privileges",
@@ -1026,6 +1118,15 @@ result = {"init_rss_kb": int(rss.group(1)) if rss else None}`,
 				t.Logf("init resident memory: %d kB", *r.InitRSSKB)
 				assert.Less(t, *r.InitRSSKB, initRSSBoundKB, "the init's resident memory (kB) is a small part of a 16 MiB run")
 			},
+			gvisor: "gVisor's sentry and gofer count against the run's memory limit: 16 MiB does not start Python (the run is OOM-killed at once; 32 MiB does, measured), see docs/runtimes.md",
+			// The runtime's behaviour, not a gap: checked cold.
+			gvisorGap:      "a 16 MiB gVisor container is OOM-killed before its runner is ready, so no warm container of it is ever handed out (the CLI path checks the OOM kill)",
+			gvisorGapPaths: []string{"serve"},
+			gvisorCheck: func(t *testing.T, _ runPath, d runDoc) {
+				assert.True(t, d.OOMKilled, "error: %+v", d.Error)
+				require.NotNil(t, d.Error)
+				assert.Equal(t, "OutOfMemory", d.Error.Type)
+			},
 		},
 		{
 			name: "a daemonized child is killed with the run",
@@ -1104,13 +1205,19 @@ result = {"echo": inputs, "big_sha256": hashlib.sha256(inputs["big"].encode()).h
 	}
 }
 
+// gvisorHostileEnv, set to 1, runs the hostile cases under gVisor too,
+// which the known gap of gVisor runs (a report lost now and then) makes
+// fail at random until it is closed.
+const gvisorHostileEnv = "SKILLBUILD_TEST_GVISOR_HOSTILE"
+
 // TestRunHostile runs code that tries to break out or break the host,
-// each case in a run of its own, through every path a run takes:
-// `skillbuild run` (the cases in parallel) and POST /v1/run of
-// `skillbuild serve` (each case twice, the second time in the warm
-// container started for it). Every case must end safe on every path;
-// afterwards a plain run still works, the host's listeners saw nothing,
-// and nothing of any run is left.
+// each case in a run of its own, under each runtime (runc, gVisor)
+// through every path a run takes: `skillbuild run` (the cases in
+// parallel) and POST /v1/run of `skillbuild serve` (each case twice, the
+// second time in the warm container started for it). Every case must end
+// safe on every path; what gVisor does differently is each case's
+// gvisor note and check. Afterwards a plain run still works, the host's
+// listeners saw nothing, and nothing of any run is left.
 func TestRunHostile(t *testing.T) {
 	h := newHostileEnv(t)
 	daemonMark := marker(t)
@@ -1122,38 +1229,49 @@ func TestRunHostile(t *testing.T) {
 		assert.Equal(t, "1\n", d.Stdout)
 		assert.Equal(t, int64(0), h.conns.Load(), "the host's listeners saw no connection")
 	}
-
-	t.Run("cli", func(t *testing.T) {
-		p := cliPath()
-		t.Run("cases", func(t *testing.T) {
-			for _, tc := range cases {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					tc.check(t, p, p.run(t, tc.spec()))
-				})
-			}
-		})
-		afterwards(t, p)
-		assertNoRunLeftovers(t)
-	})
-
-	t.Run("serve", func(t *testing.T) {
-		// A warm container per case's limits: --max-warm holds them all.
-		// The root case is allowed by the operator, as the CLI's caller
-		// may: what it checks is that root still has no privileges.
-		s := startServe(t, "--warm-per-skill", "1", "--max-warm", "64", "--allow-root-user")
-		p := servePath(s)
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				for _, d := range s.runWarm(t, p, tc.spec()) {
-					tc.check(t, p, d)
+	for _, runtime := range []string{"runc", "gvisor"} {
+		t.Run(runtime, func(t *testing.T) {
+			if runtime == "gvisor" {
+				requireRunsc(t)
+				if os.Getenv(gvisorHostileEnv) != "1" {
+					t.Skipf("known gap: under gVisor a run's report is sometimes lost (NoReport in about 1 run of 10, whatever the case; docs/runtimes.md), so these cases fail at random there; %s=1 runs them", gvisorHostileEnv)
 				}
+			}
+			t.Run("cli", func(t *testing.T) {
+				p := cliPath(t, runtime)
+				t.Run("cases", func(t *testing.T) {
+					for _, tc := range cases {
+						t.Run(tc.name, func(t *testing.T) {
+							t.Parallel()
+							tc.skipGap(t, p)
+							tc.checkOn(t, p, p.run(t, tc.spec()))
+						})
+					}
+				})
+				afterwards(t, p)
+				assertNoRunLeftovers(t)
 			})
-		}
-		afterwards(t, p)
-		s.stop(t)
-		assertNoRunLeftovers(t)
-	})
+
+			t.Run("serve", func(t *testing.T) {
+				// A warm container per case's limits: --max-warm holds them all.
+				// The root case is allowed by the operator, as the CLI's caller
+				// may: what it checks is that root still has no privileges.
+				s := startServe(t, "--warm-per-skill", "1", "--max-warm", "64", "--allow-root-user")
+				p := servePath(s, runtime)
+				for _, tc := range cases {
+					t.Run(tc.name, func(t *testing.T) {
+						tc.skipGap(t, p)
+						for _, d := range s.runWarm(t, p, tc.spec()) {
+							tc.checkOn(t, p, d)
+						}
+					})
+				}
+				afterwards(t, p)
+				s.stop(t)
+				assertNoRunLeftovers(t)
+			})
+		})
+	}
 }
 
 // TestRunOutputFloodHostMemory: 400 MiB of output are capped, and

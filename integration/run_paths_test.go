@@ -26,10 +26,11 @@ type runSpec struct {
 	inputs map[string]any
 }
 
-// runPath is a way a run reaches the runtime: `skillbuild run --json`, or
-// POST /v1/run of a `skillbuild serve`.
+// runPath is a way a run reaches the runtime, `skillbuild run --json` or
+// POST /v1/run of a `skillbuild serve`, under one of the runtimes.
 type runPath struct {
-	name string
+	name    string
+	runtime string // runc or gvisor
 	// run runs spec and returns its document; the command or request
 	// itself must succeed.
 	run func(t *testing.T, spec runSpec) runDoc
@@ -37,11 +38,18 @@ type runPath struct {
 	warm bool
 }
 
-// cliPath runs through `skillbuild run --json` in the base image.
-func cliPath() runPath {
-	return runPath{name: "cli", run: func(t *testing.T, spec runSpec) runDoc {
+// cliPath runs through `skillbuild run --json` in the base image under
+// runtime: runc by default, gVisor from a skill.yaml that says so (run.runtime).
+func cliPath(t *testing.T, runtime string) runPath {
+	var file []string
+	if runtime != "runc" {
+		f := filepath.Join(t.TempDir(), "skill.yaml")
+		require.NoError(t, os.WriteFile(f, []byte("id: hostile\nversion: 1\nrun: {runtime: "+runtime+"}\n"), 0o600))
+		file = []string{"-f", f}
+	}
+	return runPath{name: "cli", runtime: runtime, run: func(t *testing.T, spec runSpec) runDoc {
 		t.Helper()
-		var flags []string
+		flags := slices.Clone(file)
 		for _, k := range slices.Sorted(maps.Keys(spec.limits)) {
 			flags = append(flags, "--"+strings.ReplaceAll(k, "_", "-"), spec.limits[k])
 		}
@@ -59,9 +67,10 @@ func cliPath() runPath {
 	}}
 }
 
-// servePath runs through POST /v1/run of s in the base image.
-func servePath(s *served) runPath {
-	return runPath{name: "serve", warm: true, run: func(t *testing.T, spec runSpec) runDoc {
+// servePath runs through POST /v1/run of s in the base image under
+// runtime (its request field runtime, when not runc).
+func servePath(s *served, runtime string) runPath {
+	return runPath{name: "serve", runtime: runtime, warm: true, run: func(t *testing.T, spec runSpec) runDoc {
 		t.Helper()
 		req := map[string]any{"skill_id": "hostile", "image": env.base, "code": spec.code}
 		for k, v := range spec.limits {
@@ -72,6 +81,9 @@ func servePath(s *served) runPath {
 		}
 		if spec.inputs != nil {
 			req["inputs"] = spec.inputs
+		}
+		if runtime != "runc" {
+			req["runtime"] = runtime
 		}
 		return s.run(t, req)
 	}}

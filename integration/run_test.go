@@ -173,6 +173,14 @@ func assertNoRunLeftovers(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
+	// A gVisor run's root snapshot is leased until its container holds it.
+	ls, err := c.LeasesService().List(ctx)
+	require.NoError(t, err)
+	for _, l := range ls {
+		if l.Labels[sbruntime.LabelRun] != "" {
+			t.Errorf("lease %s of a run left behind", l.ID)
+		}
+	}
 	if ents, err := os.ReadDir(filepath.Join(env.root, "runs")); err == nil {
 		for _, e := range ents {
 			if e.Name() == "uids" { // the run uid leases: empty when no run holds one

@@ -49,7 +49,7 @@ type creation struct {
 	stdin      io.Reader     // the task's stdin
 }
 
-// Create writes the sandbox files (runner, code, report FIFO), creates the
+// Create writes the sandbox files (runner, code, report socket), creates the
 // container on a read-only view of the image with the hardened spec, and
 // creates its task with the inputs on stdin, not started. Creating the
 // container and the task are not interrupted half-way (a cancelled request
@@ -77,11 +77,11 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 	}{
 		{"files", makeBox},
 		{"files", holdOwnerLock},
-		{"files", openReportFIFO},
+		{"files", openReportSocket},
 		{"files", findSelfInit},
 		{"files", writeResolvConf},
 		{"files", leaseRunUID},
-		{"create-container", holdSharedView},
+		{"create-container", holdRootFS},
 		{"create-container", createContainer},
 		{"", checkCancelled},
 		{"", makeStdio},
@@ -116,7 +116,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 }
 
 // makeBox creates the run's state directory and the sandbox files in it:
-// runner and code read-only, the report FIFO.
+// runner and code, read-only.
 func makeBox(_ context.Context, c *creation) (undo, error) {
 	rm := func(context.Context) error { return os.RemoveAll(c.dir) }
 	return rm, prepareBox(c.dir, c.box, c.p.req.Code)
@@ -132,8 +132,8 @@ func holdOwnerLock(_ context.Context, c *creation) (undo, error) {
 	return func(context.Context) error { return owner.Close() }, nil
 }
 
-// openReportFIFO opens the report FIFO's read end (see openReport).
-func openReportFIFO(_ context.Context, c *creation) (undo, error) {
+// openReportSocket listens on the run's report socket (see openReport).
+func openReportSocket(_ context.Context, c *creation) (undo, error) {
 	report, err := openReport(filepath.Join(c.box, reportName), c.r.opts.maxResultBytes)
 	if err != nil {
 		return nil, err
@@ -170,6 +170,15 @@ func leaseRunUID(_ context.Context, c *creation) (undo, error) {
 	}
 	c.s.uid = uid
 	return func(context.Context) error { uid.release(); return nil }, nil
+}
+
+// holdRootFS holds the run's root filesystem: for runc, the view of the
+// image the runs share; for gVisor, a snapshot of the run's own.
+func holdRootFS(ctx context.Context, c *creation) (undo, error) {
+	if c.p.limits.Runtime == RuntimeGVisor {
+		return holdOwnRoot(ctx, c)
+	}
+	return holdSharedView(ctx, c)
 }
 
 // holdSharedView holds the root filesystem: the view of the image the
@@ -225,12 +234,16 @@ func createContainer(_ context.Context, c *creation) (undo, error) {
 	if s.uid != nil {
 		plan.runUID = s.uid.uid
 	}
+	shim, shimOpts, err := r.runtimeOf(p.limits.Runtime)
+	if err != nil {
+		return nil, err
+	}
 	rec := containers.Container{ID: s.id}
 	for _, o := range []client.NewContainerOpts{
 		client.WithImageName(p.image.Name()),
 		client.WithSnapshotter(r.opts.snapshotter),
 		withSnapshotKey(s.viewKey),
-		client.WithRuntime(r.opts.runtime, nil),
+		client.WithRuntime(shim, shimOpts),
 		client.WithContainerLabels(labels),
 		client.WithNewSpec(specOpts(plan)...),
 	} {
@@ -311,9 +324,10 @@ func waitTask(ctx context.Context, c *creation) (undo, error) {
 }
 
 // bringLoopbackUp brings up the loopback device of the task's network
-// namespace, unless WithLoopbackDown.
+// namespace, unless WithLoopbackDown. A gVisor sandbox's loopback is
+// gVisor's own, up from the start (see runscFlags).
 func bringLoopbackUp(_ context.Context, c *creation) (undo, error) {
-	if !c.r.opts.loopbackUp {
+	if !c.r.opts.loopbackUp || c.p.limits.Runtime == RuntimeGVisor {
 		return nil, nil
 	}
 	if err := loopbackUp(int(c.s.task.Pid())); err != nil {

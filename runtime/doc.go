@@ -37,17 +37,17 @@
 // captured separately, each cut at the output limit, and the host never
 // buffers more than the limits.
 //
-// Only the runner reports. The report reaches the host through a FIFO
-// (bind-mounted with the runner; a FIFO on a read-only mount stays
-// writable) that the init alone holds: the init opens it before it starts
-// anything and says so (pid1.ReportHeld), the host then removes the
-// FIFO's path, and the init starts the runner only once the path is gone.
+// Only the runner reports. The report reaches the host through a unix
+// socket the host listens on (in the sandbox directory, bind-mounted with
+// the runner) over a connection the init alone holds: the init connects
+// before it starts anything, the host accepts that one connection and
+// removes the socket's path, and the init starts the runner only once the
+// path is gone.
 // The runner sends its ready line and its report, each over a connection
 // of its own made when it is sent, to the init's abstract unix socket
 // (pid1.ReportSocket), and the init passes on what the runner process
 // itself sent and nothing else: the kernel gives it the credentials of
-// the process at the other end and of the sender of every write
-// (SO_PEERCRED, SCM_CREDENTIALS). So a process the code forks, which
+// the sender of every write (SCM_CREDENTIALS). So a process the code forks, which
 // inherits everything the runner has open and may run the runner's own
 // reporting code, can neither write, corrupt nor forge the report (the
 // code itself, in the runner's process, can of course lie about its own
@@ -156,9 +156,9 @@
 // NewPool removes those whose owner's lock file is free (a killed server).
 // A warm init ends its container by itself when no job comes within its
 // idle limit, and within a second when its host dies before the job
-// came: it holds the write end of the run's report FIFO, whose read end
-// only the host process holds, and polls it for POLLERR (no reader
-// left). Its stdin cannot tell: the shim keeps that open. Once the job
+// came: it holds a connection to the host's report socket, whose other
+// end only the host process holds, and polls it for POLLHUP (the host's
+// end closed). Its stdin cannot tell: the shim keeps that open. Once the job
 // came, the run keeps its own deadline, host or not. Sweep, in the next
 // command of any kind, removes the stopped containers and the dead
 // pool's owner file.

@@ -285,7 +285,7 @@ func (b initBinary) mounts() []specs.Mount {
 }
 
 // args is the process argv of a run: argv under the init, with timeout
-// and the report FIFO at report (a path inside the container).
+// and the host's report socket at report (a path inside the container).
 func (b initBinary) args(timeout, warm time.Duration, report string, argv []string) []string {
 	a := pid1.Args(timeout, report, argv...)
 	if warm > 0 {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path"
 	"syscall"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
@@ -173,7 +174,42 @@ func (o options) processKill() client.ProcessDeleteOpts {
 	if o.limitMode == rlimitLimits {
 		return killInit
 	}
-	return client.WithProcessKill
+	return killAllProcesses
+}
+
+// killAllProcesses is client.WithProcessKill, except that a kill that
+// fails because the task exited meanwhile is no failure: runsc then says
+// its sandbox is not running, which the shim passes on as an unknown
+// error (runc's is "not found").
+func killAllProcesses(ctx context.Context, p client.Process) error {
+	if p.Pid() == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exited, err := p.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := p.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil {
+		if errdefs.IsFailedPrecondition(err) {
+			return nil
+		}
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(killRaceWait):
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // killOpts are the options of a Runner's SIGKILL to a whole task.

@@ -17,7 +17,8 @@ import (
 type Limits = config.RunLimits
 
 // DefaultLimits are the limits of a run that sets none: --memory 256m
-// --cpus 0.5 --pids 64 --timeout 30s --tmpfs-size 64m --output-limit 1m.
+// --cpus 0.5 --pids 64 --timeout 30s --tmpfs-size 64m --output-limit 1m
+// --runtime runc.
 func DefaultLimits() Limits {
 	return Limits{
 		MemoryBytes:      256 << 20,
@@ -26,13 +27,20 @@ func DefaultLimits() Limits {
 		Timeout:          30 * time.Second,
 		TmpfsBytes:       64 << 20,
 		OutputLimitBytes: 1 << 20,
+		Runtime:          RuntimeRunc,
 	}
 }
 
 // withDefaults fills zero fields of l from DefaultLimits and rejects
-// negative ones.
+// negative ones and an unknown runtime.
 func withDefaults(l Limits) (Limits, error) {
 	d := DefaultLimits()
+	if l.Runtime == "" {
+		l.Runtime = d.Runtime
+	}
+	if err := config.ValidateRuntime(l.Runtime); err != nil {
+		return l, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
 	if l.MemoryBytes < 0 || l.CPUs < 0 || l.Pids < 0 || l.Timeout < 0 || l.TmpfsBytes < 0 || l.OutputLimitBytes < 0 {
 		return l, fmt.Errorf("limits must not be negative (%+v): %w", l, errdefs.ErrInvalidArgument)
 	}
@@ -72,6 +80,7 @@ type options struct {
 	stateDir       string
 	snapshotter    string
 	runtime        string
+	runsc          string // the runsc binary of gVisor runs
 	maxResultBytes int64
 	sweepGrace     time.Duration
 	sweepOnNew     bool
@@ -91,7 +100,8 @@ func defaultOptions() options {
 	return options{
 		stateDir:       "/var/lib/skillbuild/runs",
 		snapshotter:    "overlayfs",
-		runtime:        "io.containerd.runc.v2",
+		runtime:        runcShim,
+		runsc:          DefaultRunsc,
 		maxResultBytes: 16 << 20,
 		sweepGrace:     30 * time.Second,
 		sweepOnNew:     true,
@@ -104,7 +114,7 @@ func defaultOptions() options {
 type Opt func(*options) error
 
 // WithStateDir sets the host directory that holds each run's sandbox files
-// (runner, code, report FIFO, I/O FIFOs) while it runs. It is created with
+// (runner, code, report socket, I/O FIFOs) while it runs. It is created with
 // mode 0700. Default: /var/lib/skillbuild/runs.
 func WithStateDir(dir string) Opt {
 	return func(o *options) error {
@@ -128,8 +138,9 @@ func WithSnapshotter(name string) Opt {
 	}
 }
 
-// WithRuntime sets the containerd runtime (shim). Default:
-// io.containerd.runc.v2.
+// WithRuntime sets the containerd runtime (shim) of runc runs. Default:
+// io.containerd.runc.v2. gVisor runs always use that shim, with runsc as
+// its binary (see RuntimeGVisor).
 func WithRuntime(name string) Opt {
 	return func(o *options) error {
 		if name == "" {

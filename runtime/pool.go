@@ -350,6 +350,11 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 	if err := checkPreload(req.Preload); err != nil {
 		return Result{}, err
 	}
+	// A runtime this host lacks is refused here, as a run of its own is
+	// (Prepare), not left to the starts of warm containers.
+	if err := p.r.checkRuntime(limits.Runtime); err != nil {
+		return Result{}, err
+	}
 	key := keyOf(req, limits)
 
 	// A warm container that died while it waited (containerd restarted,
@@ -647,7 +652,8 @@ func (p *Pool) Close(ctx context.Context) error {
 // warmSlack is how much longer than its maximum age a warm container
 // waits for its job before its init ends it: the pool replaces it before.
 // When the pool's process is gone (killed) its init ends it much sooner,
-// when it sees the report FIFO's read end close (pid1.WarmArgs).
+// when it sees the host's end of its report connection close
+// (pid1.WarmArgs).
 const warmSlack = time.Minute
 
 // prepared is set's image resolved and unpacked, once for all its starts

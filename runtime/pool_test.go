@@ -77,6 +77,10 @@ func TestPoolKeyIgnoresPerRunLimits(t *testing.T) {
 	assert.NotEqual(t, keyOf(img, a), keyOf(pre, a), "preloaded modules are part of the warm container")
 	assert.Equal(t, pre.Preload, keyOf(pre, a).request().Preload, "the key gives back the modules")
 	assert.Nil(t, keyOf(img, a).request().Preload)
+	g := a
+	g.Runtime = RuntimeGVisor
+	assert.NotEqual(t, keyOf(img, a), keyOf(img, g), "a warm container runs under one runtime")
+	assert.Equal(t, RuntimeGVisor, keyOf(img, g).request().Limits.Runtime, "the key gives back the runtime")
 }
 
 func TestCheckPreload(t *testing.T) {

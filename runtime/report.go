@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 )
 
-// runnerReport is the document runner.py writes to the report FIFO.
+// runnerReport is the document runner.py reports.
 type runnerReport struct {
 	ExitCode  int             `json:"exit_code"`
 	Error     *CodeError      `json:"error"`
@@ -22,77 +22,85 @@ type runnerReport struct {
 
 var errResultTooLarge = errors.New("result too large")
 
-// reportReader reads the report FIFO while the run goes on, so a large
-// report never blocks the init on a full pipe. The FIFO's first byte is
-// the init's (pid1.ReportHeld: it holds the write end); the reader then
-// removes the FIFO's path, so that no process of the run can open it, and
-// what follows is the runner's, as the init relays it: its ready line,
-// then its report (see pid1.Args).
+// reportReader is the host's end of a run's report channel: a unix
+// socket in the sandbox directory that the run's init connects to before
+// it starts anything (see pid1.Args). The reader accepts that one
+// connection, then removes the socket's path and closes the listener, so
+// that no process of the run can reach the host after the init; the
+// init waits for the path to go before it starts the runner. What comes
+// on the connection is the runner's, as the init relays it: its ready
+// line, then its report. It is read while the run goes on, so a large
+// report never blocks the init.
 type reportReader struct {
-	r, keep *os.File
-	buf     *cappedBuffer
-	done    chan error
+	ln   *net.UnixListener
+	buf  *cappedBuffer
+	done chan error
 	// ready is closed when the runner's first byte came: the newline that
 	// says its modules are imported and it waits for its job.
 	ready chan struct{}
+
+	mu   sync.Mutex
+	conn *net.UnixConn // the init's, once accepted
 }
 
-// openReport opens the FIFO at path for reading, plus a write end of its
-// own, so that the reader sees end-of-file only after finish (not before
-// the init opened its end).
+// openReport listens on a unix socket at path for the run's init. The
+// socket is writable by everyone (connecting needs it): only the
+// container reaches it, through the sandbox directory.
 func openReport(path string, limit int64) (*reportReader, error) {
-	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("open report fifo: %w", err)
+		return nil, fmt.Errorf("report socket: %w", err)
 	}
-	keep, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("open report fifo: %w", err)
+	ln.SetUnlinkOnClose(false) // removed at the accept, or with the state directory
+	if err := os.Chmod(path, 0o622); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("report socket: %w", err)
 	}
-	rr := &reportReader{r: r, keep: keep, buf: newCappedBuffer(limit, nil), done: make(chan error, 1), ready: make(chan struct{})}
+	rr := &reportReader{ln: ln, buf: newCappedBuffer(limit, nil), done: make(chan error, 1), ready: make(chan struct{})}
 	go func() { rr.done <- rr.read(path) }()
 	return rr, nil
 }
 
-// read reads the FIFO to its end: the init's byte, upon which it removes
-// path, then the runner's.
+// read accepts the init's connection, removes path, and reads the
+// connection to its end.
 func (rr *reportReader) read(path string) error {
-	held := make([]byte, 1)
-	if _, err := io.ReadFull(rr.r, held); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil // the init never held it: nothing was reported
-		}
-		return err
+	c, err := rr.ln.AcceptUnix()
+	if err != nil {
+		return nil // closed by finish: the init never connected, nothing was reported
 	}
-	// The init holds the FIFO and waits for this before it starts the
-	// runner; a path left in place would let the run's processes open it.
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("remove the report fifo's path: %w", err)
+	// The init waits for this before it starts the runner; a path left
+	// in place would let the run's processes reach the host.
+	rmErr := os.Remove(path)
+	rr.ln.Close()
+	rr.mu.Lock()
+	rr.conn = c
+	rr.mu.Unlock()
+	if rmErr != nil {
+		return fmt.Errorf("remove the report socket's path: %w", rmErr)
 	}
-	_, err := io.Copy(&firstWrite{w: rr.buf, c: rr.ready}, rr.r)
+	_, err = io.Copy(&firstWrite{w: rr.buf, c: rr.ready}, c)
 	return err
 }
 
 // reportDrainTimeout bounds the wait for the report's end after the run's
-// processes are gone (their write ends are closed by then).
+// processes are gone (the init's end is closed by then).
 const reportDrainTimeout = 5 * time.Second
 
 // finish ends the reading, once every process of the run is gone, and
 // decodes the report. It returns (nil, nil) when the runner reported
 // nothing.
 func (rr *reportReader) finish() (*runnerReport, error) {
-	rr.keep.Close()
+	rr.ln.Close() // an init that never connected never will
 	select {
 	case err := <-rr.done:
 		if err != nil {
 			return nil, err
 		}
 	case <-time.After(reportDrainTimeout):
-		rr.r.Close()
+		rr.close()
 		return nil, errors.New("the report did not end")
 	}
-	rr.r.Close()
+	rr.close()
 	if rr.buf.Truncated() {
 		return nil, errResultTooLarge
 	}
@@ -121,8 +129,14 @@ func (f *firstWrite) Write(p []byte) (int, error) {
 	return f.w.Write(p)
 }
 
-// close releases the FIFO ends; safe after finish.
+// close closes the listener and the init's connection; safe after
+// finish. A warm sandbox's init sees its host's end close (see
+// pid1.WarmArgs).
 func (rr *reportReader) close() {
-	rr.keep.Close()
-	rr.r.Close()
+	rr.ln.Close()
+	rr.mu.Lock()
+	if rr.conn != nil {
+		rr.conn.Close()
+	}
+	rr.mu.Unlock()
 }

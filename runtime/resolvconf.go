@@ -80,9 +80,9 @@ func imageFileTarget(ctx context.Context, mounts []mount.Mount, p string) (strin
 	return out, err
 }
 
-// layerDirs lists the directories of a read-only view, uppermost first:
-// the lowerdirs of an overlay mount without upperdir, or a bind mount's
-// source.
+// layerDirs lists the directories of a view, uppermost first: an overlay
+// mount's upperdir, if any (a gVisor run's root of its own), then its
+// lowerdirs; or a bind mount's source.
 func layerDirs(mounts []mount.Mount) ([]string, bool) {
 	if len(mounts) != 1 {
 		return nil, false
@@ -92,16 +92,16 @@ func layerDirs(mounts []mount.Mount) ([]string, bool) {
 	case "bind":
 		return []string{m.Source}, true
 	case "overlay":
-		var lower []string
+		var upper, lower []string
 		for _, o := range m.Options {
-			if strings.HasPrefix(o, "upperdir=") {
-				return nil, false
+			if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+				upper = []string{v}
 			}
 			if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
 				lower = strings.Split(v, ":")
 			}
 		}
-		return lower, len(lower) > 0
+		return append(upper, lower...), len(lower) > 0
 	}
 	return nil, false
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -139,6 +138,7 @@ type Runner struct {
 	client *client.Client
 	opts   options
 	images *imageInfoCache
+	runscState
 }
 
 // New returns a Runner using c (whose default namespace, or the one in ctx,
@@ -332,7 +332,8 @@ func newID() string {
 }
 
 // prepareBox creates the run's state directory and the sandbox directory
-// mounted into the container: the runner, the code, and the report FIFO.
+// mounted into the container, with the runner and the code (the report
+// socket comes with openReport).
 func prepareBox(dir, box string, code []byte) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("run state directory: %w", err)
@@ -349,13 +350,7 @@ func prepareBox(dir, box string, code []byte) error {
 			return fmt.Errorf("sandbox file %s: %w", name, err)
 		}
 	}
-	// Write-only for the run's user, whoever it is; only the container
-	// reaches it (dir is 0700).
-	p := filepath.Join(box, reportName)
-	if err := syscall.Mkfifo(p, 0o622); err != nil {
-		return fmt.Errorf("report fifo: %w", err)
-	}
-	return os.Chmod(p, 0o622)
+	return nil
 }
 
 // writeReadOnly writes a new file readable by everyone and writable by

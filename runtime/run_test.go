@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,9 +38,9 @@ func TestDefaultLimitsMatchConfig(t *testing.T) {
 	require.NoError(t, err)
 	out, err := config.ParseSize(config.DefaultRunOutputLimit)
 	require.NoError(t, err)
-	assert.Equal(t, Limits{MemoryBytes: mem, CPUs: cpus, Pids: pids, Timeout: timeout, TmpfsBytes: tmpfs, OutputLimitBytes: out}, DefaultLimits())
+	assert.Equal(t, Limits{MemoryBytes: mem, CPUs: cpus, Pids: pids, Timeout: timeout, TmpfsBytes: tmpfs, OutputLimitBytes: out, Runtime: config.DefaultRunRuntime}, DefaultLimits())
 	// A skill's limits convert as they are.
-	assert.Equal(t, DefaultLimits(), Limits(config.RunLimits{MemoryBytes: mem, CPUs: cpus, Pids: pids, Timeout: timeout, TmpfsBytes: tmpfs, OutputLimitBytes: out}))
+	assert.Equal(t, DefaultLimits(), Limits(config.RunLimits{MemoryBytes: mem, CPUs: cpus, Pids: pids, Timeout: timeout, TmpfsBytes: tmpfs, OutputLimitBytes: out, Runtime: config.DefaultRunRuntime}))
 }
 
 func TestNormalizeInputs(t *testing.T) {
@@ -167,7 +168,10 @@ func TestPrepareBox(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sbrun-x")
 	box := filepath.Join(dir, "box")
 	require.NoError(t, prepareBox(dir, box, []byte("print(1)")))
-	for name, mode := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, box: 0o755 | os.ModeDir, filepath.Join(box, runnerName): 0o444, filepath.Join(box, codeName): 0o444, filepath.Join(box, reportName): 0o622 | os.ModeNamedPipe} {
+	rr, err := openReport(filepath.Join(box, reportName), 1)
+	require.NoError(t, err)
+	defer rr.close()
+	for name, mode := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, box: 0o755 | os.ModeDir, filepath.Join(box, runnerName): 0o444, filepath.Join(box, codeName): 0o444, filepath.Join(box, reportName): 0o622 | os.ModeSocket} {
 		fi, err := os.Stat(name)
 		require.NoError(t, err)
 		assert.Equal(t, mode, fi.Mode(), name)
@@ -346,32 +350,97 @@ func TestRunnerProtocol(t *testing.T) {
 	}
 }
 
+// TestRunnerSendWaitsForTheInit: the runner's send returns (and the
+// runner may exit) only once the init has read the whole message and
+// closed its end. gVisor names a message's sender when it is read, and
+// the init drops what a sender it already reaped sent.
+func TestRunnerSendWaitsForTheInit(t *testing.T) {
+	t.Parallel()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 on the host: the protocol is still covered by the integration suite")
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, runnerName), runnerSource, 0o600))
+	sock := filepath.Join(dir, "init")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	require.NoError(t, err)
+	defer ln.Close()
+	require.NoError(t, ln.SetDeadline(time.Now().Add(time.Minute)))
+	const size = 4 << 20 // more than a socket holds
+	cmd := exec.Command(python, "-B", "-c", fmt.Sprintf("import sys\nsys.path.insert(0, %q)\nimport runner\nrunner._send(%q, b'x' * %d)\nprint('returned', flush=True)", dir, sock, size))
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill() //nolint:errcheck // ended already, unless the test failed
+	c, err := ln.AcceptUnix()
+	require.NoError(t, err)
+	got, err := io.ReadAll(c) // to the runner's end of what it sent
+	require.NoError(t, err)
+	assert.Equal(t, size, len(got))
+	returned := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(out)
+		returned <- string(b)
+	}()
+	select {
+	case s := <-returned:
+		t.Fatalf("send returned before the init closed its end: %q", s)
+	case <-time.After(300 * time.Millisecond):
+	}
+	require.NoError(t, c.Close())
+	select {
+	case s := <-returned:
+		assert.Equal(t, "returned\n", s)
+	case <-time.After(time.Minute):
+		t.Fatal("send did not return once the init closed its end")
+	}
+	require.NoError(t, cmd.Wait())
+}
+
 func TestReportTooLarge(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	p := filepath.Join(dir, "fifo")
-	require.NoError(t, syscall.Mkfifo(p, 0o600))
+	p := filepath.Join(t.TempDir(), "report")
 	rr, err := openReport(p, 10)
 	require.NoError(t, err)
 	defer rr.close()
-	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	c, err := net.Dial("unix", p)
 	require.NoError(t, err)
-	// More than a pipe holds: the reader drains while the writer writes.
-	_, err = w.Write(bytes.Repeat([]byte("x"), 1<<20))
+	// More than a socket holds: the reader drains while the writer writes.
+	_, err = c.Write(bytes.Repeat([]byte("x"), 1<<20))
 	require.NoError(t, err)
-	require.NoError(t, w.Close())
+	require.NoError(t, c.Close())
 	_, err = rr.finish()
 	assert.ErrorIs(t, err, errResultTooLarge)
 }
 
-func TestReportNothingWritten(t *testing.T) {
+// TestReportOneConnection: the report socket takes the init's connection
+// and no other (its path is removed at the accept); an init that never
+// connects reported nothing.
+func TestReportOneConnection(t *testing.T) {
 	t.Parallel()
-	p := filepath.Join(t.TempDir(), "fifo")
-	require.NoError(t, syscall.Mkfifo(p, 0o600))
-	rr, err := openReport(p, 10)
+	p := filepath.Join(t.TempDir(), "report")
+	rr, err := openReport(p, 1<<20)
 	require.NoError(t, err)
 	defer rr.close()
+	c, err := net.Dial("unix", p)
+	require.NoError(t, err)
+	_, err = c.Write([]byte("\n{\"exit_code\": 0, \"error\": null, \"result_set\": true, \"result\": 1}"))
+	require.NoError(t, err)
+	<-rr.ready
+	_, err = net.Dial("unix", p)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the path is gone once the init is connected")
+	require.NoError(t, c.Close())
 	rep, err := rr.finish()
+	require.NoError(t, err)
+	require.NotNil(t, rep)
+	assert.JSONEq(t, "1", string(rep.Result))
+
+	nobody, err := openReport(filepath.Join(t.TempDir(), "report"), 10)
+	require.NoError(t, err)
+	defer nobody.close()
+	rep, err = nobody.finish()
 	assert.NoError(t, err)
 	assert.Nil(t, rep)
 }

@@ -54,16 +54,34 @@ except ImportError:  # an interpreter without the C module
     _quote = None
 # The report channel's socket, from the C module: the socket module
 # imports enum, selectors and more.
-from _socket import AF_UNIX as _AF_UNIX, SOCK_STREAM as _SOCK_STREAM, socket as _socket
+from _socket import AF_UNIX as _AF_UNIX, SCM_CREDENTIALS as _SCM_CREDENTIALS, SHUT_WR as _SHUT_WR, SOCK_STREAM as _SOCK_STREAM, SOL_SOCKET as _SOL_SOCKET, socket as _socket
 
 
 def _send(address, data):
-    """Sends data to the init over a new connection to address."""
+    """Sends data to the init over a new connection to address.
+
+    Every write carries this process's credentials, which the kernel
+    checks (a process cannot claim another's pid) and the init compares
+    with its child's: gVisor passes on only credentials the sender gave.
+
+    It returns once the init has read all of data: the init closes its
+    end only at the end of what was sent. This process must not exit
+    before: gVisor names the sender's pid when the init reads, not when
+    this process writes, and once the init has reaped this process what
+    is left unread carries pid 0 and is dropped as not the child's.
+    """
+    order = sys.byteorder
+    creds = [(_SOL_SOCKET, _SCM_CREDENTIALS, os.getpid().to_bytes(4, order) + os.getuid().to_bytes(4, order) + os.getgid().to_bytes(4, order))]
     s = _socket(_AF_UNIX, _SOCK_STREAM)
     try:
         s.settimeout(None)  # whatever default the code set
         s.connect(address)
-        s.sendall(data)
+        view = memoryview(data)
+        while view:
+            view = view[s.sendmsg([view], creds):]
+        s.shutdown(_SHUT_WR)
+        while s.recv(1):  # the init sends nothing: its end closes
+            pass
     finally:
         s.close()
 

@@ -65,6 +65,9 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	if r.opts.requireCgroups && r.opts.limitMode != cgroupLimits {
 		return nil, ErrLimitsNotEnforceable
 	}
+	if err := r.checkRuntime(limits.Runtime); err != nil {
+		return nil, err
+	}
 	if err := checkPreload(req.Preload); err != nil {
 		return nil, err
 	}
@@ -234,6 +237,14 @@ func (s *Sandbox) killAndWait() (client.ExitStatus, error) {
 	cctx, cancel := s.cleanupContext()
 	defer cancel()
 	if err := s.task.Kill(cctx, syscall.SIGKILL, s.r.opts.killOpts()...); err != nil && !errdefs.IsNotFound(err) {
+		// The task may have ended meanwhile (its init's deadline is the
+		// same as ours): runsc then says its sandbox is not running,
+		// which the shim does not tell from other failures.
+		select {
+		case st := <-s.exitC:
+			return st, nil
+		case <-time.After(killRaceWait):
+		}
 		return client.ExitStatus{}, fmt.Errorf("kill task: %w", err)
 	}
 	select {
@@ -243,6 +254,10 @@ func (s *Sandbox) killAndWait() (client.ExitStatus, error) {
 		return client.ExitStatus{}, fmt.Errorf("task did not exit after SIGKILL: %w", cctx.Err())
 	}
 }
+
+// killRaceWait is how long a failed kill of a task waits for the task's
+// exit before it counts as a failure.
+const killRaceWait = 2 * time.Second
 
 // Collect reads what the exited task left: the OOM-kill counter, its
 // output (complete once every process of the container is gone, see

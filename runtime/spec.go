@@ -130,6 +130,10 @@ func specOpts(p specPlan) []oci.SpecOpts {
 		// host's.
 		WithPrivateNetwork(),
 	}
+	// What runsc needs differently (see gvisorSpecOpts).
+	if p.limits.Runtime == RuntimeGVisor {
+		opts = append(opts, gvisorSpecOpts(p.limits)...)
+	}
 	// Where the limits live: a delegated cgroup subtree, or (rootless
 	// without delegation) no cgroup at all and rlimits in its place.
 	switch {

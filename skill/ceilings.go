@@ -3,7 +3,9 @@ package skill
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
@@ -19,6 +21,9 @@ type Ceilings struct {
 	// AllowBaseImages lets a caller run code in a base image (the
 	// request's image field); otherwise only skill images run.
 	AllowBaseImages bool
+	// Runtimes are the runtimes a caller may ask for (config.Runtimes);
+	// empty: all of them.
+	Runtimes []string
 }
 
 // WithCeilings bounds the runs callers ask for.
@@ -27,6 +32,11 @@ func WithCeilings(c Ceilings) Opt {
 		l := c.Limits
 		if l.MemoryBytes < 0 || l.CPUs < 0 || l.Pids < 0 || l.Timeout < 0 || l.TmpfsBytes < 0 || l.OutputLimitBytes < 0 {
 			return fmt.Errorf("run ceilings must not be negative: %w", errdefs.ErrInvalidArgument)
+		}
+		for _, r := range c.Runtimes {
+			if err := config.ValidateRuntime(r); err != nil {
+				return fmt.Errorf("run ceilings: %v: %w", err, errdefs.ErrInvalidArgument)
+			}
 		}
 		o.ceilings = &c
 		return nil
@@ -61,6 +71,9 @@ func (s *Service) checkCeilings(l config.RunLimits, user string) error {
 		return over("tmpfs_size", config.FormatSize(l.TmpfsBytes), config.FormatSize(m.TmpfsBytes), "--max-tmpfs-size")
 	case m.OutputLimitBytes > 0 && l.OutputLimitBytes > m.OutputLimitBytes:
 		return over("output_limit", config.FormatSize(l.OutputLimitBytes), config.FormatSize(m.OutputLimitBytes), "--max-output-limit")
+	case len(c.Runtimes) > 0 && !slices.Contains(c.Runtimes, l.Runtime):
+		return fmt.Errorf("runtime %s is not allowed on this server, which runs code under %s (its operator can allow it with serve --runtimes): %w",
+			l.Runtime, strings.Join(c.Runtimes, ", "), errdefs.ErrInvalidArgument)
 	}
 	if user == "" || c.AllowRoot {
 		return nil

@@ -48,3 +48,24 @@ func TestCeilingsRefuseWhatTheOperatorDidNotAllow(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoError(t, none.checkCeilings(config.RunLimits{MemoryBytes: 1000 << 30}, "0"), "the command line has no ceilings")
 }
+
+// TestCeilingsRuntimes: a server runs only the runtimes its operator
+// listed (serve --runtimes), all of them when the list is empty.
+func TestCeilingsRuntimes(t *testing.T) {
+	t.Parallel()
+	only, err := New(WithCeilings(Ceilings{Runtimes: []string{config.RuntimeGVisor}}))
+	require.NoError(t, err)
+	assert.NoError(t, only.checkCeilings(config.RunLimits{Runtime: config.RuntimeGVisor}, ""))
+	err = only.checkCeilings(config.RunLimits{Runtime: config.RuntimeRunc}, "")
+	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
+	assert.ErrorContains(t, err, "serve --runtimes")
+
+	all, err := New(WithCeilings(Ceilings{}))
+	require.NoError(t, err)
+	for _, r := range config.Runtimes {
+		assert.NoError(t, all.checkCeilings(config.RunLimits{Runtime: r}, ""), r)
+	}
+
+	_, err = New(WithCeilings(Ceilings{Runtimes: []string{"kata"}}))
+	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument, "an unknown runtime in the list")
+}

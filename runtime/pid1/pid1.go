@@ -18,15 +18,15 @@
 // kernel kills every process of the namespace with it: the run ends early,
 // never late.
 //
-// It also carries the child's report to the host: the report FIFO (see
-// Args) is its alone before the child starts, and it passes on only what
-// the child process itself sends to ReportSocket.
+// It also carries the child's report to the host: its connection to the
+// host's report socket (see Args) is its alone before the child starts,
+// and it passes on only what the child process itself sends to
+// ReportSocket.
 //
 // A warm init (WarmArgs) waits for its job, and for no longer than its
-// host lives: it holds the write end of the run's report FIFO, whose read
-// end only the host process holds, and ends its container once no reader
-// is left (HostGoneStatus). Its stdin cannot tell, as the shim keeps it
-// open.
+// host lives: the other end of its report connection is the host
+// process's alone, and it ends its container once that end is closed
+// (HostGoneStatus). Its stdin cannot tell, as the shim keeps it open.
 //
 // Any program that links this package (the runtime package imports it)
 // becomes the init when it is started as Path: its init function takes
@@ -42,6 +42,7 @@ import (
 	"os/exec"
 	"os/signal"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,7 +57,7 @@ const Path = "/run/skillbuild-init/init"
 // Protocol names the version of the init's arguments, statuses and job
 // line: a separate init program (cmd/skillbuild-init) is used only when
 // it prints the same. Change it with any of them.
-const Protocol = "skillbuild-init/3"
+const Protocol = "skillbuild-init/4"
 
 // DeadlineStatus is the exit status of the init when it killed the run at
 // its deadline: 128+SIGKILL, as if the runner had been killed. A run that
@@ -71,21 +72,17 @@ const usageStatus = 125
 // not come within its idle limit.
 const IdleStatus = 124
 
-// ReportHeld is the byte the init writes first to the report FIFO (see
-// Args): it holds the write end, and the host removes the FIFO's path.
-const ReportHeld = '\x06'
-
 // ReportSocket is the abstract unix socket (in the container's own
 // network namespace) the child sends its report to, over one connection
 // per message: what the child process itself sends (the peer's
-// credentials say so) goes to the report FIFO, whatever any other process
-// sends is dropped. The init binds it before the child starts.
+// credentials say so) goes to the host, whatever any other process sends
+// is dropped. The init binds it before the child starts.
 const ReportSocket = "@skillbuild-report"
 
 // HostGoneStatus is the exit status of a warm init (WarmArgs) whose host
-// went away before its job came: the read end of its report FIFO (see
-// Args), which only the process that created the container holds, was
-// closed (that process exited, however it exited, kill -9 included).
+// went away before its job came: the host's end of its report connection
+// (see Args), which only the process that created the container holds,
+// was closed (that process exited, however it exited, kill -9 included).
 const HostGoneStatus = 123
 
 // StartFailedStatus is the exit status of the init when its child could
@@ -98,14 +95,14 @@ const StartFailedStatus = 127
 const StartFailedPrefix = "skillbuild init: "
 
 // Args is the argv of the init for a run of argv with the given timeout.
-// report is the path, inside the container, of the run's report FIFO,
-// whose read end only the host process that runs the container holds
-// ("": none). The init opens its write end before it starts anything and
-// writes ReportHeld; the host then removes the path, and the init starts
-// the child only once the path is gone: from then on the FIFO is the
-// init's alone, and it writes to it only what the child itself sends to
-// ReportSocket. A warm init (WarmArgs) ends its container when the host's
-// end closes.
+// report is the path, inside the container, of the host's report socket
+// (a unix socket the host process that runs the container listens on;
+// "": none). The init connects to it before it starts anything; the host
+// accepts that one connection and removes the path, and the init starts
+// the child only once the path is gone: from then on nothing else in the
+// container can reach the host, and the init writes to its connection
+// only what the child itself sends to ReportSocket. A warm init
+// (WarmArgs) ends its container when the host's end closes.
 func Args(timeout time.Duration, report string, argv ...string) []string {
 	return initArgs("--timeout="+timeout.String(), report, argv)
 }
@@ -116,15 +113,25 @@ func Args(timeout time.Duration, report string, argv ...string) []string {
 // duration, "30s"), then what argv reads. The deadline counts from the
 // moment that line is read: the init passes the rest of its stdin to argv
 // only then. Without a job within idle, the init kills everything and
-// exits with IdleStatus. When the host's end of the report FIFO closes
-// before the job came (the process that created the container died), the
+// exits with IdleStatus. When the host's end of the report connection
+// closes before the job came (the process that created the container died), the
 // init kills everything and exits with HostGoneStatus within
 // hostCheckEvery.
 func WarmArgs(idle time.Duration, report string, argv ...string) []string {
 	return initArgs("--wait-job="+idle.String(), report, argv)
 }
 
-// initArgs is the init's argv with its limit argument, the report FIFO
+// UserArg is the init argument that starts its child as uid:gid (its
+// only group gid), for an init that starts as root with CAP_SETUID,
+// CAP_SETGID and CAP_SETPCAP (and CAP_KILL, to kill another user's
+// processes at the end): it empties its capability bounding set, and
+// the child switches user before it executes. The code, another
+// user, then cannot signal the init, where the kernel does not keep a
+// namespace's init from its namespace's signals (gVisor). It goes
+// before the "--" of Args or WarmArgs.
+func UserArg(uid, gid uint32) string { return fmt.Sprintf("--user=%d:%d", uid, gid) }
+
+// initArgs is the init's argv with its limit argument, the report socket
 // ("": none) and the child's argv.
 func initArgs(limit, report string, argv []string) []string {
 	a := []string{Path, limit}
@@ -135,10 +142,10 @@ func initArgs(limit, report string, argv []string) []string {
 }
 
 // hostCheckEvery is how often a warm init waiting for its job looks
-// whether its host is still there (a poll of the report FIFO's write end
-// for POLLERR: the kernel reports it once no reader is left). The check
-// is a syscall that never blocks: an init must not need a new OS thread
-// while the sandbox may fork up to its pids limit.
+// whether its host is still there (a poll of the report connection for
+// POLLHUP: the kernel reports it once the host's end is closed). The
+// check is a syscall that never blocks: an init must not need a new OS
+// thread while the sandbox may fork up to its pids limit.
 const hostCheckEvery = 250 * time.Millisecond
 
 func init() {
@@ -150,7 +157,8 @@ func init() {
 // Main runs the init with the arguments after argv[0] (see Args) and
 // returns its exit status. It must run as PID 1 of a PID namespace.
 func Main(args []string) int {
-	timeout, idle, reportPath, argv, err := parse(args)
+	in, err := parse(args)
+	timeout, idle, reportPath, argv := in.timeout, in.idle, in.report, in.argv
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "skillbuild init:", err)
 		return usageStatus
@@ -187,11 +195,11 @@ func Main(args []string) int {
 	deadline := time.After(limit)
 	until := time.Now().Add(limit)
 
-	// The report channel, before anything else runs: see Args.
+	// The report connection, before anything else runs: see Args.
 	var report *os.File
 	var rl *relay
 	if reportPath != "" {
-		report, err = os.OpenFile(reportPath, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		report, err = dialReport(reportPath, until)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "skillbuild init: report: %v\n", err)
 			return HostGoneStatus
@@ -217,7 +225,17 @@ func Main(args []string) int {
 		defer r.Close()
 		jobs = waitJob(jobInput(), w)
 	}
-	child, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{stdin, 1, 2}})
+	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{stdin, 1, 2}}
+	if in.user != nil {
+		// The child becomes the code's user; nothing it starts can gain a
+		// capability, and being another user, it cannot signal the init.
+		if err := dropBoundingSet(); err != nil {
+			fmt.Fprintf(os.Stderr, "skillbuild init: %v\n", err)
+			return usageStatus
+		}
+		attr.Sys = &syscall.SysProcAttr{Credential: in.user}
+	}
+	child, err := syscall.ForkExec(path, argv, attr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%scannot start %s: %v\n", StartFailedPrefix, path, err)
 		return StartFailedStatus
@@ -245,7 +263,7 @@ func Main(args []string) int {
 		select {
 		case <-sigs:
 		case <-hostCheck:
-			if readerGone(report) {
+			if peerGone(report) {
 				return end(HostGoneStatus)
 			}
 		case d := <-jobs:
@@ -262,21 +280,40 @@ func Main(args []string) int {
 	}
 }
 
-// holdReport makes the report FIFO the init's alone: it writes
-// ReportHeld, upon which the host removes the FIFO's path, and waits until
-// the path is gone, so that no process started later can open the FIFO.
-// It gives up (ok false, with the status to exit with) when the host is
-// gone or at until; warm says which limit until is.
-func holdReport(report *os.File, path string, until time.Time, warm bool) (status int, ok bool) {
-	if _, err := report.Write([]byte{ReportHeld}); err != nil {
-		return HostGoneStatus, false
+// dialReport connects to the host's report socket at path (a unix
+// socket the host listens on). The connection is non-blocking, so it is
+// waited on through the runtime's poller. A full backlog is waited out,
+// until.
+func dialReport(path string, until time.Time) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
 	}
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err != unix.EAGAIN || time.Now().After(until) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "connect", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// holdReport waits until the host accepted the init's report connection
+// and removed the socket's path, so that nothing started later can reach
+// the host. It gives up (ok false, with the status to exit with) when the
+// host is gone or at until; warm says which limit until is.
+func holdReport(report *os.File, path string, until time.Time, warm bool) (status int, ok bool) {
 	for wait := 20 * time.Microsecond; ; wait = min(2*wait, 5*time.Millisecond) {
 		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			return 0, true
 		}
 		switch {
-		case readerGone(report):
+		case peerGone(report):
 			return HostGoneStatus, false
 		case time.Now().After(until) && warm:
 			return IdleStatus, false
@@ -325,53 +362,86 @@ func waitJob(in io.Reader, out io.WriteCloser) <-chan time.Duration {
 	return c
 }
 
-// readerGone reports whether the FIFO f (a write end) has no reader left:
-// poll(2) says POLLERR then. It never blocks.
-func readerGone(f *os.File) bool {
+// peerGone reports whether the other end of the connection f is closed:
+// poll(2) says POLLHUP or POLLRDHUP (or POLLERR) then. It never blocks.
+func peerGone(f *os.File) bool {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		return false
 	}
 	gone := false
 	_ = raw.Control(func(fd uintptr) {
-		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
 		if n, err := unix.Poll(p, 0); err == nil && n == 1 {
-			gone = p[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0
+			gone = p[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR) != 0
 		}
 	})
 	return gone
 }
 
-// parse reads "--timeout=D|--wait-job=IDLE [--report=PATH] -- ARGV...".
-func parse(args []string) (timeout, idle time.Duration, report string, argv []string, err error) {
-	usage := fmt.Errorf("usage: %s --timeout=DURATION|--wait-job=IDLE [--report=FIFO] -- PROGRAM [ARG...]", Path)
+// invocation is what the init's arguments say.
+type invocation struct {
+	timeout, idle time.Duration
+	report        string
+	// user, when set, is who the child runs as (see UserArg).
+	user *syscall.Credential
+	argv []string
+}
+
+// parse reads "--timeout=D|--wait-job=IDLE [--report=PATH] [--user=UID:GID]
+// -- ARGV...".
+func parse(args []string) (invocation, error) {
+	var in invocation
+	usage := fmt.Errorf("usage: %s --timeout=DURATION|--wait-job=IDLE [--report=SOCKET] [--user=UID:GID] -- PROGRAM [ARG...]", Path)
+	bad := func(a string) (invocation, error) { return invocation{}, fmt.Errorf("bad argument %q", a) }
 	i := 0
 	for ; i < len(args) && args[i] != "--"; i++ {
 		name, value, _ := strings.Cut(args[i], "=")
 		switch name {
 		case "--timeout", "--wait-job":
 			d, err := time.ParseDuration(value)
-			if err != nil || d <= 0 || timeout > 0 || idle > 0 {
-				return 0, 0, "", nil, fmt.Errorf("bad argument %q", args[i])
+			if err != nil || d <= 0 || in.timeout > 0 || in.idle > 0 {
+				return bad(args[i])
 			}
 			if name == "--timeout" {
-				timeout = d
+				in.timeout = d
 			} else {
-				idle = d
+				in.idle = d
 			}
 		case "--report":
-			if value == "" || report != "" {
-				return 0, 0, "", nil, fmt.Errorf("bad argument %q", args[i])
+			if value == "" || in.report != "" {
+				return bad(args[i])
 			}
-			report = value
+			in.report = value
+		case "--user":
+			u, g, ok := strings.Cut(value, ":")
+			uid, uerr := strconv.ParseUint(u, 10, 32)
+			gid, gerr := strconv.ParseUint(g, 10, 32)
+			if !ok || uerr != nil || gerr != nil || in.user != nil {
+				return bad(args[i])
+			}
+			in.user = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{uint32(gid)}}
 		default:
-			return 0, 0, "", nil, fmt.Errorf("bad argument %q", args[i])
+			return bad(args[i])
 		}
 	}
-	if i+1 >= len(args) || (timeout == 0 && idle == 0) {
-		return 0, 0, "", nil, usage
+	if i+1 >= len(args) || (in.timeout == 0 && in.idle == 0) {
+		return invocation{}, usage
 	}
-	return timeout, idle, report, args[i+1:], nil
+	in.argv = args[i+1:]
+	return in, nil
+}
+
+// dropBoundingSet empties the init's capability bounding set, so that
+// its child can never gain a capability back; the init keeps its
+// effective ones to switch the child's user.
+func dropBoundingSet() error {
+	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+	}
+	return nil
 }
 
 // reap collects every child that has ended, without blocking, and reports

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,41 +37,48 @@ func initCmd(t *testing.T, timeout time.Duration, argv ...string) *exec.Cmd {
 	return cmd
 }
 
-// reportHost is the host's end of a run's report FIFO, held as the
-// runtime holds it: a read end, and a write end of its own until the init
-// holds the FIFO (ReportHeld), when it removes the FIFO's path. got
-// receives what came after ReportHeld once the init's end closed.
+// reportHost is the host's end of a run's report socket, held as the
+// runtime holds it: it accepts the init's one connection, removes the
+// socket's path and collects what comes. got receives it once the init's
+// end closed.
 type reportHost struct {
 	path string
-	r    *os.File
-	held chan struct{}
+	ln   *net.UnixListener
+	conn chan *net.UnixConn
 	got  chan string
 }
 
 func newReportHost(t *testing.T) *reportHost {
 	t.Helper()
-	h := &reportHost{path: filepath.Join(t.TempDir(), "report"), held: make(chan struct{}), got: make(chan string, 1)}
-	require.NoError(t, syscall.Mkfifo(h.path, 0o600))
+	h := &reportHost{path: filepath.Join(t.TempDir(), "report"), conn: make(chan *net.UnixConn, 1), got: make(chan string, 1)}
 	var err error
-	h.r, err = os.OpenFile(h.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	h.ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: h.path, Net: "unix"})
 	require.NoError(t, err)
-	t.Cleanup(func() { h.r.Close() })
-	keep, err := os.OpenFile(h.path, os.O_WRONLY, 0)
-	require.NoError(t, err)
+	h.ln.SetUnlinkOnClose(false)
+	t.Cleanup(func() { h.ln.Close() })
 	go func() {
-		first := make([]byte, 1)
-		_, err := io.ReadFull(h.r, first)
-		keep.Close()
-		if err != nil || first[0] != pid1.ReportHeld {
-			h.got <- fmt.Sprintf("no ReportHeld: %q %v", first, err)
+		c, err := h.ln.AcceptUnix()
+		if err != nil {
+			h.got <- err.Error()
 			return
 		}
 		os.Remove(h.path)
-		close(h.held)
-		rest, _ := io.ReadAll(h.r)
+		h.conn <- c
+		rest, _ := io.ReadAll(c)
 		h.got <- string(rest)
 	}()
 	return h
+}
+
+// hangUp closes the host's end, as the host process's death does.
+func (h *reportHost) hangUp(t *testing.T) {
+	t.Helper()
+	select {
+	case c := <-h.conn:
+		require.NoError(t, c.Close())
+	case <-time.After(time.Minute):
+		t.Fatal("the init never connected")
+	}
 }
 
 func exitStatus(t *testing.T, err error) int {
@@ -130,6 +138,9 @@ func TestInitRefusesBadArguments(t *testing.T) {
 		{pid1.Path, "--timeout=1s", "--report=", "--", "true"},
 		{pid1.Path, "--timeout=1s", "--report=/a", "--report=/b", "--", "true"},
 		{pid1.Path, "--report=/a", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--user=x:1", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--user=1", "--", "true"},
+		{pid1.Path, "--timeout=1s", "--user=1:1", "--user=2:2", "--", "true"},
 	} {
 		exe, err := os.Executable()
 		require.NoError(t, err)
@@ -142,6 +153,19 @@ func TestInitRefusesBadArguments(t *testing.T) {
 	out, err := (&exec.Cmd{Path: exe, Args: pid1.Args(time.Second, "", "true"), Env: []string{"PATH=/usr/bin:/bin"}}).CombinedOutput()
 	assert.Equal(t, 125, exitStatus(t, err), "%s", out)
 	assert.Contains(t, string(out), "PID 1")
+}
+
+// TestInitUser: an init started as root with --user runs its child as
+// that user, with no capability it could ever gain back, and the child
+// cannot signal the init, so the deadline holds.
+func TestInitUser(t *testing.T) {
+	t.Parallel()
+	script := `id -u; id -g; id -G; grep -E '^Cap(Bnd|Prm|Eff)' /proc/self/status; kill -STOP 1 2>/dev/null && echo stopped; sleep 600`
+	cmd := initCmd(t, time.Second, "sh", "-c", script)
+	cmd.Args = append([]string{pid1.Path, "--timeout=1s", pid1.UserArg(65532, 65533), "--"}, "sh", "-c", script)
+	out, err := cmd.Output()
+	assert.Equal(t, pid1.DeadlineStatus, exitStatus(t, err), "%s", out)
+	assert.Equal(t, "65532\n65533\n65533\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\n", string(out))
 }
 
 // TestWarmInit: a warm init starts its child at once, hands it the job
@@ -183,7 +207,7 @@ func TestWarmInit(t *testing.T) {
 }
 
 // TestWarmInitEndsWithItsHost: a warm init whose host closes its end of
-// the report FIFO (the host process died) before the job came kills
+// the report connection (the host process died) before the job came kills
 // everything and exits with HostGoneStatus, long before its idle limit;
 // once the job came, the run keeps its own deadline whatever the host
 // does.
@@ -192,7 +216,7 @@ func TestWarmInitEndsWithItsHost(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		job    string // written to the init's stdin before the host goes ("": none)
-		script string // prints a line once it runs (the init holds the FIFO by then)
+		script string // prints a line once it runs (the init is connected by then)
 		status int
 	}{
 		{name: "no job yet: ends with its host", script: "echo up; read line; sleep 600", status: pid1.HostGoneStatus},
@@ -217,7 +241,7 @@ func TestWarmInitEndsWithItsHost(t *testing.T) {
 			line, err := bufio.NewReader(stdout).ReadString('\n')
 			require.NoError(t, err)
 			require.Equal(t, "up\n", line)
-			require.NoError(t, host.r.Close())
+			host.hangUp(t)
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
 			select {
@@ -230,11 +254,11 @@ func TestWarmInitEndsWithItsHost(t *testing.T) {
 	}
 }
 
-// TestInitReportChannel: the report FIFO is the init's alone before the
-// child starts (its path is gone), and what reaches it is what the child
-// process itself sent to ReportSocket: a grandchild's own connection is
-// refused, and what a grandchild writes into a connection of the child's
-// it inherited is dropped.
+// TestInitReportChannel: the host's report socket is the init's alone
+// before the child starts (its path is gone), and what reaches the host
+// is what the child process itself sent to ReportSocket, each message
+// whole: what a grandchild sends on a connection of its own, or writes
+// into a connection of the child's it inherited, is dropped.
 func TestInitReportChannel(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("python3"); err != nil {
@@ -246,7 +270,7 @@ def connect():
     s = socket.socket(socket.AF_UNIX)
     s.connect("\0" + %[1]q[1:])
     return s
-print("fifo path exists:", os.path.exists(%[2]q), flush=True)
+print("report socket exists:", os.path.exists(%[2]q), flush=True)
 if os.fork() == 0:
     try:
         s = connect()
@@ -272,11 +296,13 @@ s.close()
 	cmd.Args = pid1.Args(time.Minute, host.path, "python3", "-c", script)
 	out, err := cmd.CombinedOutput()
 	require.Equal(t, 0, exitStatus(t, err), "%s", out)
-	assert.Equal(t, "fifo path exists: False\n", string(out))
+	assert.Equal(t, "report socket exists: False\n", string(out))
 	select {
 	case got := <-host.got:
-		assert.Equal(t, "report-1 report-2 report-3", got, "the child's messages alone, in order")
+		// Each connection is read on its own: the messages come whole,
+		// in either order.
+		assert.Contains(t, []string{"report-1 report-2 report-3", " report-3report-1 report-2"}, got, "the child's messages alone, each whole")
 	case <-time.After(time.Minute):
-		t.Fatal("the report FIFO did not end with the init")
+		t.Fatal("the report connection did not end with the init")
 	}
 }

@@ -24,6 +24,9 @@ type RunRequest struct {
 	TmpfsSize   string          `json:"tmpfs_size,omitempty"`
 	OutputLimit string          `json:"output_limit,omitempty"`
 	User        string          `json:"user,omitempty"`
+	// Runtime is what the code runs under: runc (the default) or gvisor
+	// (see docs/runtimes.md).
+	Runtime string `json:"runtime,omitempty"`
 	// Preload are modules imported before the run (by a warm container,
 	// ahead of it). Empty: the skill's own list (skill.yaml's preload,
 	// recorded in its image).
@@ -66,7 +69,7 @@ func (r RunRequest) Input() config.Input {
 	return config.Input{
 		Dir: "/", ID: r.SkillID, Version: version, Repo: r.Repo,
 		Memory: r.Memory, CPUs: r.CPUs, Pids: r.Pids, Timeout: r.Timeout, TmpfsSize: r.TmpfsSize, OutputLimit: r.OutputLimit,
-		Set: map[string]bool{},
+		Runtime: r.Runtime, Set: map[string]bool{},
 	}
 }
 

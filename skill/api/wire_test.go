@@ -22,7 +22,7 @@ index:
   extra_urls: [https://extra.example/simple]
   allow_sdist: true
 build: {memory: 1536m, cpus: 1.5, pids: 300, timeout: 90s}
-run: {memory: 3g, cpus: 0.25, pids: 17, timeout: 1m30s, tmpfs_size: 100000, output_limit: 2k}
+run: {memory: 3g, cpus: 0.25, pids: 17, timeout: 1m30s, tmpfs_size: 100000, output_limit: 2k, runtime: gvisor}
 policy:
   no_scan: false
   min_severity: high
@@ -74,6 +74,7 @@ func TestWireCarriesTheSkill(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, loadSkillYAML(t).Run, fromRun.Run)
 	assert.Equal(t, "3g", rreq.Memory)
+	assert.Equal(t, "gvisor", rreq.Runtime)
 	assert.Equal(t, "100000", rreq.TmpfsSize, "a size that is no whole unit stays bytes")
 
 	sreq := ScanRequest{NoResolve: false, MinSeverity: "low"}.Wire(loadSkillYAML(t))

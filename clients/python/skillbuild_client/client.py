@@ -234,7 +234,7 @@ class Client:
         stderr, result, error, timed_out, oom_killed, truncated,
         duration_ms. timeout is seconds or "30s", memory bytes or "256m";
         options are run's other flags (cpus, pids, tmpfs_size,
-        output_limit, image, user) and preload, a list of modules a warm
+        output_limit, runtime, image, user) and preload, a list of modules a warm
         container imports before the run (default: the skill's own
         `preload` list from its skill.yaml)."""
         body: Document = {"skill_id": skill_id, "code": code, "inputs": inputs if inputs is not None else {}}
