@@ -56,7 +56,7 @@ containerd2: ## build containerd, its shim and ctr at go.mod's client version on
 .PHONY: test-containerd2
 test-containerd2: base-rootfs ## the integration suite's core against containerd 2.x (go.mod's client version, built by hack/containerd2.sh)
 	dir=$$(hack/containerd2.sh) && SKILLBUILD_TEST_CONTAINERD=$$dir SKILLBUILD_INTEGRATION=1 SKILLBUILD_TEST_ROOTFS=$(ROOTFS) \
-	  $(GO) test $(TESTFLAGS) -run '$(CORE_TESTS)' ./integration
+	  $(GO) test $(TESTFLAGS) -run '$(CORE_TESTS)' -skip '^TestRunHostile$$/^gvisor$$' ./integration
 
 .PHONY: test-cgroup2
 test-cgroup2: base-rootfs ## boot a cgroup v2 VM (QEMU) and run the cgroup v2 tests in it, without systemd and with it
