@@ -181,12 +181,7 @@ func TestRootlessSystemd(t *testing.T) {
 		assert.JSONEq(t, `"1.0"`, string(d.Result))
 		assert.Equal(t, map[string]string{"memory": "cgroup", "cpus": "cgroup", "pids": "cgroup"}, lim)
 
-		done := make(chan result, 1)
-		go func() { done <- u.sb(t, "run", "--json", "-c", "import time; time.sleep(3)", "sd-a") }()
-		seen := u.watchRuns(func() bool { return len(done) == 1 })
-		require.Equal(t, 0, (<-done).code)
-		require.NotEmpty(t, seen, "the run's process was seen")
-		for _, cg := range seen {
+		for _, cg := range u.cgroupsOfARun(t, "sd-a") {
 			assert.Regexp(t, `(?m)^0::`+unitCg+`/`, cg, "the run's cgroup is below the unit's")
 		}
 

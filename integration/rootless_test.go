@@ -111,6 +111,18 @@ func (u *rootlessUser) watchRuns(done func() bool) map[int]string {
 	return seen
 }
 
+// cgroupsOfARun runs a 3-second sleep in skill as the user and returns
+// /proc/PID/cgroup of each of the run's processes seen while it ran.
+func (u *rootlessUser) cgroupsOfARun(t *testing.T, skill string) map[int]string {
+	t.Helper()
+	done := make(chan result, 1)
+	go func() { done <- u.sb(t, "run", "--json", "-c", "import time; time.sleep(3)", skill) }()
+	seen := u.watchRuns(func() bool { return len(done) == 1 })
+	require.Equal(t, 0, (<-done).code)
+	require.NotEmpty(t, seen, "the run's process was seen")
+	return seen
+}
+
 // runRootless is `run --json` as the user, decoded.
 func (u *rootlessUser) run(t *testing.T, skill, code string, flags ...string) (runDoc, result, map[string]string) {
 	t.Helper()
@@ -382,12 +394,7 @@ result = r`, rl...)
 
 		// The run's cgroups are below the user's delegated subtree, in
 		// every hierarchy a limit needs.
-		done := make(chan result, 1)
-		go func() { done <- u.sb(t, "run", "--json", "-c", "import time; time.sleep(3)", "skill-a") }()
-		seen := u.watchRuns(func() bool { return len(done) == 1 })
-		require.Equal(t, 0, (<-done).code)
-		require.NotEmpty(t, seen, "the run's process was seen")
-		for _, cg := range seen {
+		for _, cg := range u.cgroupsOfARun(t, "skill-a") {
 			if cgroupV2() {
 				assert.Regexp(t, `(?m)^0::/skillbuild-u`+strconv.Itoa(u.uid)+`/`, cg, "the run's cgroup is under the delegated subtree")
 				continue
