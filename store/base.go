@@ -106,6 +106,12 @@ func ImportRootfs(ctx context.Context, c *ctd.Client, dir, ref, snapshotter stri
 // set or moved. It moves names that exist; callers with rules of their
 // own about names use ReadOCIArchive and SetTags instead.
 func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snapshotter string) ([]ImportedImage, error) {
+	return importNamed(ctx, c, ref, func() (*Archive, error) { return ReadOCIArchive(ctx, c, r, snapshotter) })
+}
+
+// importNamed checks ref, reads an archive with read and names its images
+// as ImportOCIArchive says, releasing what read holds.
+func importNamed(ctx context.Context, c *ctd.Client, ref string, read func() (*Archive, error)) ([]ImportedImage, error) {
 	var name string
 	if ref != "" {
 		n, err := normalizeRef(ref)
@@ -114,7 +120,7 @@ func ImportOCIArchive(ctx context.Context, c *ctd.Client, r io.Reader, ref, snap
 		}
 		name = n
 	}
-	a, err := ReadOCIArchive(ctx, c, r, snapshotter)
+	a, err := read()
 	if err != nil {
 		return nil, err
 	}
@@ -166,20 +172,7 @@ func (m withAttestations) Match(p ocispec.Platform) bool {
 // ImportOCILayout imports an OCI image layout directory as
 // ImportOCIArchive does (ReadOCILayout).
 func ImportOCILayout(ctx context.Context, c *ctd.Client, dir, ref, snapshotter string) ([]ImportedImage, error) {
-	var name string
-	if ref != "" {
-		n, err := normalizeRef(ref)
-		if err != nil {
-			return nil, err
-		}
-		name = n
-	}
-	a, err := ReadOCILayout(ctx, c, dir, snapshotter)
-	if err != nil {
-		return nil, err
-	}
-	defer a.Release(ctx) //nolint:errcheck // the lease expires anyway
-	return nameArchive(ctx, c, a, name)
+	return importNamed(ctx, c, ref, func() (*Archive, error) { return ReadOCILayout(ctx, c, dir, snapshotter) })
 }
 
 // unpackAndTag unpacks the image for the snapshotter and only then points
