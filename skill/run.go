@@ -34,8 +34,12 @@ func (s *Service) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, 
 	if err := s.checkCeilings(skill.Run, req.User); err != nil {
 		return fillRun(out, runtime.Result{}, err), err
 	}
+	files, err := inFiles(req.Files)
+	if err != nil {
+		return fillRun(out, runtime.Result{}, err), err
+	}
 	rreq := runtime.Request{Code: []byte(req.Code), Inputs: req.Inputs, Limits: runtime.Limits(skill.Run), User: req.User, Preload: req.Preload,
-		Stdout: req.Local.Stdout, Stderr: req.Local.Stderr}
+		Files: files, Stdout: req.Local.Stdout, Stderr: req.Local.Stderr}
 	rreq.Image, out.ImageTag, err = runImage(skill, req.Image)
 	if err != nil {
 		return fillRun(out, runtime.Result{}, err), err
@@ -101,9 +105,21 @@ func (s *Service) runCold(ctx context.Context, local api.RunLocal, req runtime.R
 // admitted for this request (the pool's runner admits every container it
 // starts too, through the same decisions).
 func (s *Service) runWarm(ctx context.Context, pool *runtime.Pool, req runtime.Request, opts admitOpts) (runtime.Result, error) {
+	req, res, err := s.admitWarm(ctx, req, opts)
+	if err != nil {
+		return res, err
+	}
+	return pool.Run(ctx, req)
+}
+
+// admitWarm admits the image of req for a warm container of the pool (a
+// run or a session) and fills in the preload list of the image when req
+// has none. When the image is missing, the Result says how the limits
+// would have been held.
+func (s *Service) admitWarm(ctx context.Context, req runtime.Request, opts admitOpts) (runtime.Request, runtime.Result, error) {
 	client, err := s.containerd(ctx, sweepNone)
 	if err != nil {
-		return runtime.Result{}, err
+		return req, runtime.Result{}, err
 	}
 	rec, err := client.ImageService().Get(ctx, req.Image)
 	if errdefs.IsNotFound(err) {
@@ -115,23 +131,23 @@ func (s *Service) runWarm(ctx context.Context, pool *runtime.Pool, req runtime.R
 		if runner != nil {
 			res.LimitsEnforced = runner.LimitsEnforced()
 		}
-		return res, fmt.Errorf("image %s: %w", req.Image, runtime.ErrImageNotFound)
+		return req, res, fmt.Errorf("image %s: %w", req.Image, runtime.ErrImageNotFound)
 	}
 	if err != nil {
-		return runtime.Result{}, err
+		return req, runtime.Result{}, err
 	}
 	a, err := s.admit(ctx, client, rec, opts)
 	if a != nil && opts.result != nil {
 		opts.result(a)
 	}
 	if err != nil {
-		return runtime.Result{}, err
+		return req, runtime.Result{}, err
 	}
 	if len(req.Preload) == 0 {
 		// The skill's own list, from its skill.yaml.
 		req.Preload = s.preloadOf(ctx, req.Image)
 	}
-	return pool.Run(ctx, req)
+	return req, runtime.Result{}, nil
 }
 
 // pullForRun pulls the image of a run as mode says: always, when missing,
@@ -222,6 +238,7 @@ func fillRun(out *api.RunResult, res runtime.Result, err error) *api.RunResult {
 	out.TimedOut, out.OOMKilled, out.Truncated = res.TimedOut, res.OOMKilled, res.Truncated
 	out.DurationMS = res.Duration.Milliseconds()
 	out.LimitsEnforced = res.LimitsEnforced
+	out.Files, out.FilesOmitted = outFiles(res.Files), res.FilesOmitted
 	if err != nil && out.Error == nil {
 		out.Error = &api.CodeError{Type: runErrorType(err), Message: err.Error()}
 	}

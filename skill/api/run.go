@@ -31,6 +31,10 @@ type RunRequest struct {
 	// ahead of it). Empty: the skill's own list (skill.yaml's preload,
 	// recorded in its image).
 	Preload []string `json:"preload,omitempty"`
+	// Files are put under /data/in, read-only, before the code starts:
+	// name (a relative, slash-separated path) → content in standard
+	// base64.
+	Files map[string]string `json:"files,omitempty"`
 
 	Local RunLocal `json:"-"`
 }
@@ -101,6 +105,12 @@ type RunResult struct {
 	// Admission says how the image was admitted (absent when the run was
 	// refused before).
 	Admission *Admission `json:"admission,omitempty"`
+	// Files are what the code left under /data/out, in name order (at
+	// most 64; a file whose content would pass the cap of 16 MiB of
+	// content together is listed with omitted set).
+	Files []RunFile `json:"files,omitempty"`
+	// FilesOmitted counts the files beyond the 64 listed.
+	FilesOmitted int `json:"files_omitted,omitempty"`
 }
 
 // Admission says why an image was allowed to run.
@@ -147,4 +157,20 @@ func (r *RunResult) Exit() int {
 		return 0
 	}
 	return *r.ExitCode
+}
+
+// RunFile is a file the code left under /data/out, as a run or a session
+// call returns it.
+type RunFile struct {
+	// Name is slash-separated, relative to /data/out.
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// SHA256 is the hex digest of the whole file.
+	SHA256 string `json:"sha256"`
+	// Content is the file's bytes in standard base64; absent when
+	// Omitted.
+	Content string `json:"content,omitempty"`
+	// Omitted: the file is listed but its content was not returned (the
+	// run's returned files together would pass the cap).
+	Omitted bool `json:"omitted,omitempty"`
 }

@@ -34,7 +34,7 @@ func (r RunRequest) Wire(s config.Skill) RunRequest {
 		SkillID: s.ID, Version: s.Version, Repo: s.Repo, Image: r.Image, Code: r.Code, Inputs: r.Inputs,
 		Memory: sizeString(s.Run.MemoryBytes), CPUs: cpusString(s.Run.CPUs), Pids: strconv.FormatInt(s.Run.Pids, 10),
 		Timeout: durationString(s.Run.Timeout), TmpfsSize: sizeString(s.Run.TmpfsBytes), OutputLimit: sizeString(s.Run.OutputLimitBytes),
-		Runtime: s.Run.Runtime, User: r.User, Preload: r.Preload,
+		Runtime: s.Run.Runtime, User: r.User, Preload: r.Preload, Files: r.Files,
 	}
 }
 
