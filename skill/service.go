@@ -2,6 +2,7 @@ package skill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -42,6 +43,8 @@ type Service struct {
 	key      []byte
 	keyErr   error
 	admitted admission
+
+	sessions sessionTable
 }
 
 type options struct {
@@ -56,6 +59,7 @@ type options struct {
 	ceilings                 *Ceilings
 	runPolicy                *config.Policy
 	trusted                  *signature.KeySet
+	sessions                 *Sessions
 }
 
 // Opt configures a Service.
@@ -169,17 +173,17 @@ func New(opts ...Opt) (*Service, error) {
 	return &Service{opts: o}, nil
 }
 
-// Close waits for the sweep of dead runs to end, removes the warm
-// containers of a pool (bounded by ctx) and closes the containerd
-// connection.
+// Close ends the sessions, waits for the sweep of dead runs to end,
+// removes the warm containers of a pool (bounded by ctx) and closes the
+// containerd connection.
 func (s *Service) Close(ctx context.Context) error {
+	err := s.closeSessions(ctx)
 	s.mu.Lock()
 	pool, client, swept := s.warm, s.client, s.swept
 	s.warm, s.client = nil, nil
 	s.mu.Unlock()
-	var err error
 	if pool != nil {
-		err = pool.Close(ctx)
+		err = errors.Join(err, pool.Close(ctx))
 	}
 	if swept != nil {
 		<-swept

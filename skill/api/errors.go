@@ -18,7 +18,7 @@ const (
 	ExitBadInput    = 2   // invalid flags, skill.yaml, requirements or request
 	ExitVulnerable  = 3   // refused: known vulnerabilities
 	ExitNotFound    = 4   // image, skill or database not found
-	ExitTempFail    = 75  // temporary: containerd unreachable, lock busy; try again
+	ExitTempFail    = 75  // temporary: containerd unreachable, lock busy, too many sessions; try again
 	ExitInterrupted = 130 // Ctrl-C or SIGTERM (128+SIGINT); what was started is cleaned up
 	ExitBrokenPipe  = 141 // stdout or stderr closed by its reader (128+SIGPIPE)
 )
@@ -38,7 +38,7 @@ func ExitCode(err error) int {
 		return ExitBadInput
 	case errdefs.IsNotFound(err):
 		return ExitNotFound
-	case errdefs.IsUnavailable(err), errdefs.IsAborted(err):
+	case errdefs.IsUnavailable(err), errdefs.IsAborted(err), errdefs.IsResourceExhausted(err):
 		return ExitTempFail
 	default:
 		return ExitFailed
