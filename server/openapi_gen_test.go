@@ -2,6 +2,7 @@ package server
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,8 +14,18 @@ import (
 const apiDescription = "skillbuild's local HTTP/JSON API (`skillbuild serve`): the commands of the CLI as endpoints " +
 	"that answer with the documents of their --json output. Every answer carries the CLI's exit code of the " +
 	"operation in the X-Skillbuild-Exit-Code header; the status follows from it (0: 200, 2: 400, 3: 422, 4: 404, " +
-	"75: 503, others 500; 401 for a missing or wrong bearer token, 413 for a body over the server's limit). " +
-	"A unix socket needs no token; TCP (loopback only) needs `Authorization: Bearer TOKEN`."
+	"75: 503, others 500; 201 for a session opened, 429 (exit code 75) when the server has its maximum of sessions open; " +
+	"401 for a missing or wrong bearer token, 413 for a body over the server's limit). " +
+	"A unix socket needs no token; TCP (loopback only) needs `Authorization: Bearer TOKEN`. " +
+	"A session belongs to whoever opened it: the peer's uid over a unix socket, the bearer token over TCP."
+
+// okStatus is the status key of the answer of r that worked.
+func okStatus(r route) string {
+	if r.ok != 0 {
+		return strconv.Itoa(r.ok)
+	}
+	return "200"
+}
 
 // queryParams are the query parameters of the routes that take some.
 var queryParams = map[string][]map[string]any{
@@ -38,6 +49,10 @@ func generateOpenAPI(t *testing.T, s *Server) map[string]any {
 		if ps := queryParams[r.pattern]; ps != nil {
 			op["parameters"] = ps
 		}
+		if strings.Contains(path, "{id}") {
+			op["parameters"] = []map[string]any{{"name": "id", "in": "path", "required": true,
+				"description": "the session's id (session_id)", "schema": map[string]any{"type": "string"}}}
+		}
 		if r.request != nil {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": g.schema(r.request, false, false)}}}
@@ -49,7 +64,7 @@ func generateOpenAPI(t *testing.T, s *Server) map[string]any {
 			if r.pattern == "POST /v1/install" {
 				ok["application/x-ndjson"] = map[string]any{"schema": g.schema(reflect.TypeFor[StreamEvent](), true, false)}
 			}
-			responses["200"] = map[string]any{"description": "the operation worked", "headers": exitHeader, "content": ok}
+			responses[okStatus(r)] = map[string]any{"description": "the operation worked", "headers": exitHeader, "content": ok}
 			responses["default"] = map[string]any{
 				"description": "the operation failed: its document when it has one (a refused install, a run that did not happen), else an error document",
 				"headers":     exitHeader,

@@ -39,6 +39,7 @@ type Backend interface {
 	Health(ctx context.Context) (*api.Health, error)
 	// PoolStats are the warm pool's counters, for /metrics.
 	PoolStats() api.PoolStats
+	Sessions
 }
 
 // HeaderExitCode carries the CLI exit code of every answer.
@@ -59,6 +60,8 @@ type Server struct {
 type route struct {
 	pattern, summary  string
 	request, document reflect.Type
+	// ok is the status of an answer that worked (0: 200).
+	ok int
 }
 
 type options struct {
@@ -132,6 +135,7 @@ func New(ops Backend, opts ...Opt) (*Server, error) {
 	op(s, "POST /v1/remove", "remove", "remove a skill's image tags: `rm --json`'s document", ops.Remove)
 	op(s, "POST /v1/run", "run", "run code in a skill's image: `run --json`'s document", s.timedRun)
 	op(s, "POST /v1/inspect", "inspect", "describe an image (lock, labels, SBOM, scan verdict): `inspect --json`'s document", ops.Inspect)
+	s.sessionRoutes(ops)
 	s.handle("GET /v1/openapi.json", "this API's OpenAPI 3.1 document", nil, nil, serveOpenAPI)
 	s.handle("GET /metrics", "Prometheus text format", nil, nil, s.serveMetrics)
 	return s, nil
@@ -162,6 +166,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		// Requests outlive a cancelled ctx: draining lets them finish.
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		// Sessions belong to the identity of the peer that opened them.
+		ConnContext: connContext,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -242,6 +248,12 @@ func statusOf(code int) int {
 // answer writes an operation's document (or an error document when it has
 // none) with the status of its exit code, and returns the exit code.
 func (s *Server) answer(w http.ResponseWriter, doc any, err error) int {
+	return s.answerStatus(w, doc, err, http.StatusOK)
+}
+
+// answerStatus is answer with ok as the status of an answer that worked;
+// a refusal for want of resources (too many sessions) is 429.
+func (s *Server) answerStatus(w http.ResponseWriter, doc any, err error, ok int) int {
 	code := 0
 	if err != nil {
 		code = max(api.ExitCode(err), 1)
@@ -253,7 +265,14 @@ func (s *Server) answer(w http.ResponseWriter, doc any, err error) int {
 			doc = api.ErrorDocument{Error: err.Error(), ExitCode: code}
 		}
 	}
-	writeJSON(w, statusOf(code), code, doc)
+	status := statusOf(code)
+	switch {
+	case code == 0:
+		status = ok
+	case errdefs.IsResourceExhausted(err):
+		status = http.StatusTooManyRequests
+	}
+	writeJSON(w, status, code, doc)
 	return code
 }
 
@@ -276,8 +295,25 @@ func writeJSON(w http.ResponseWriter, status, code int, doc any) {
 // handle registers an endpoint: the mux routes only what the route table
 // (and so the OpenAPI document) holds.
 func (s *Server) handle(pattern, summary string, request, document reflect.Type, h http.HandlerFunc) {
-	s.routes = append(s.routes, route{pattern: pattern, summary: summary, request: request, document: document})
+	s.handleStatus(pattern, 0, summary, request, document, h)
+}
+
+// handleStatus is handle for an endpoint whose answers that worked have
+// status ok (0: 200).
+func (s *Server) handleStatus(pattern string, ok int, summary string, request, document reflect.Type, h http.HandlerFunc) {
+	s.routes = append(s.routes, route{pattern: pattern, summary: summary, request: request, document: document, ok: ok})
 	s.mux.HandleFunc(pattern, h)
+}
+
+// okStatus is the status of an answer to r that worked.
+func (s *Server) okStatus(r *http.Request) int {
+	_, pattern := s.mux.Handler(r)
+	for _, rt := range s.routes {
+		if rt.pattern == pattern && rt.ok != 0 {
+			return rt.ok
+		}
+	}
+	return http.StatusOK
 }
 
 // op registers the endpoint of an operation (see endpoint); a GET takes

@@ -28,6 +28,7 @@ import (
 type fakeOps struct {
 	runStarted chan struct{}
 	runRelease chan struct{}
+	fakeSessions
 }
 
 func (f *fakeOps) Install(_ context.Context, req api.InstallRequest, progress func(any)) (*api.InstallResult, error) {

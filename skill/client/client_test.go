@@ -21,6 +21,21 @@ import (
 // about what crosses the wire.
 type backend struct{ got []any }
 
+// The sessions of the API are not the Go client's (the command line has
+// none).
+func (b *backend) OpenSession(context.Context, string, api.SessionRequest) (*api.Session, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+func (b *backend) SessionRun(context.Context, string, string, api.SessionRunRequest) (*api.SessionRunResult, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+func (b *backend) CloseSession(context.Context, string, string) (*api.Session, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+func (b *backend) ListSessions(context.Context, string) (*api.SessionList, error) {
+	return nil, errdefs.ErrNotImplemented
+}
+
 func (b *backend) Install(_ context.Context, req api.InstallRequest, progress func(any)) (*api.InstallResult, error) {
 	b.got = append(b.got, req)
 	if progress != nil {
