@@ -46,6 +46,7 @@ type Pool struct {
 	bg         sync.WaitGroup // starts and destroys in the background
 	stop       chan struct{}
 	stats      PoolStats
+	sessions   map[*Session]struct{} // open sessions (session.go)
 }
 
 // poolKey is what a warm container was made for: the image and everything
@@ -633,6 +634,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		p.dropLocked(set)
 	}
 	p.mu.Unlock()
+	sessErr := p.closeSessions(ctx)
 
 	done := make(chan struct{})
 	go func() {
@@ -649,7 +651,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	if err == nil {
 		p.release()
 	}
-	return err
+	return errors.Join(err, sessErr)
 }
 
 // warmSlack is how much longer than its maximum age a warm container
