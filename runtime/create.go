@@ -47,6 +47,9 @@ type creation struct {
 	mounts     []mount.Mount // the root filesystem: the shared view's
 	resolvDest string        // where in the image resolv.conf is
 	stdin      io.Reader     // the task's stdin
+	// mountpoints is the layer that holds InDir's and OutDir's
+	// mountpoints, put on top of the root filesystem's lower layers.
+	mountpoints string
 }
 
 // Create writes the sandbox files (runner, code, report socket), creates the
@@ -76,6 +79,7 @@ func (r *Runner) Create(ctx context.Context, p *Prepared) (_ *Sandbox, retErr er
 		do    createStep
 	}{
 		{"files", makeBox},
+		{"files", makeFiles},
 		{"files", holdOwnerLock},
 		{"files", openReportSocket},
 		{"files", findSelfInit},
@@ -122,6 +126,17 @@ func makeBox(_ context.Context, c *creation) (undo, error) {
 	return rm, prepareBox(c.dir, c.box, c.p.req.Code)
 }
 
+// makeFiles makes the host side of InDir with the request's files (a
+// warm sandbox's come with its job) and finds the layer of the file
+// directories' mountpoints (see withDataMountpoints).
+func makeFiles(_ context.Context, c *creation) (undo, error) {
+	var err error
+	if c.mountpoints, err = dataMountpoints(c.r.opts.stateDir); err != nil {
+		return nil, err
+	}
+	return nil, makeInDir(c.dir, c.p.req.Files)
+}
+
 // holdOwnerLock locks the run's owner file for as long as the sandbox
 // lives (see holdOwner).
 func holdOwnerLock(_ context.Context, c *creation) (undo, error) {
@@ -134,7 +149,7 @@ func holdOwnerLock(_ context.Context, c *creation) (undo, error) {
 
 // openReportSocket listens on the run's report socket (see openReport).
 func openReportSocket(_ context.Context, c *creation) (undo, error) {
-	report, err := openReport(filepath.Join(c.box, reportName), c.r.opts.maxResultBytes)
+	report, err := openReport(filepath.Join(c.box, reportName), reportLineLimit(c.r.opts.maxResultBytes))
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +239,7 @@ func createContainer(_ context.Context, c *creation) (undo, error) {
 		imageUser:  p.config.User,
 		user:       p.req.User,
 		sandboxDir: c.box,
+		inDir:      filepath.Join(c.dir, inName),
 		hostname:   "skill",
 		warm:       p.warm,
 		preload:    p.req.Preload,
@@ -291,7 +307,11 @@ func makeStdio(_ context.Context, c *creation) (undo, error) {
 func createTask(_ context.Context, c *creation) (undo, error) {
 	s := c.s
 	ioc := cio.NewCreator(cio.WithStreams(c.stdin, s.stdout, s.stderr), cio.WithFIFODir(filepath.Join(c.dir, "io")))
-	task, err := newRunTask(c.stepCtx, c.r.client, s.id, c.mounts, ioc)
+	rootfs, err := withDataMountpoints(c.mounts, c.mountpoints)
+	if err != nil {
+		return nil, err
+	}
+	task, err := newRunTask(c.stepCtx, c.r.client, s.id, rootfs, ioc)
 	if err != nil {
 		if strings.Contains(err.Error(), "executable file not found") {
 			return nil, fmt.Errorf("image %s has no python3 on PATH: %w", c.p.req.Image, errdefs.ErrFailedPrecondition)

@@ -31,30 +31,39 @@ import (
 func oomKilled(ctx context.Context, task interface {
 	Metrics(context.Context) (*types.Metric, error)
 }, cgroupsPath string) (bool, error) {
-	if killed, ok := oomKilledFromFile(cgroupsPath); ok {
-		return killed, nil
+	n, err := oomKillCounter(ctx, task, cgroupsPath)
+	return n > 0, err
+}
+
+// oomKillCounter is the memory cgroup's OOM-kill counter that oomKilled
+// reads; a session compares it before and after each call.
+func oomKillCounter(ctx context.Context, task interface {
+	Metrics(context.Context) (*types.Metric, error)
+}, cgroupsPath string) (uint64, error) {
+	if n, ok := oomKillCountFromFile(cgroupsPath); ok {
+		return n, nil
 	}
 	m, err := task.Metrics(ctx)
 	if err != nil {
-		return false, fmt.Errorf("task metrics: %w", err)
+		return 0, fmt.Errorf("task metrics: %w", err)
 	}
 	data, err := typeurl.UnmarshalAny(m.Data)
 	if err != nil {
-		return false, fmt.Errorf("decode task metrics: %w", err)
+		return 0, fmt.Errorf("decode task metrics: %w", err)
 	}
 	switch v := data.(type) {
 	case *cg1.Metrics:
 		if v.MemoryOomControl != nil {
-			return v.MemoryOomControl.OomKill > 0, nil
+			return v.MemoryOomControl.OomKill, nil
 		}
-		return false, fmt.Errorf("the shim's cgroup v1 metrics have no memory.oom_control")
+		return 0, fmt.Errorf("the shim's cgroup v1 metrics have no memory.oom_control")
 	case *cg2.Metrics:
 		if v.MemoryEvents != nil {
-			return v.MemoryEvents.OomKill > 0, nil
+			return v.MemoryEvents.OomKill, nil
 		}
-		return false, fmt.Errorf("the shim's cgroup v2 metrics have no memory.events")
+		return 0, fmt.Errorf("the shim's cgroup v2 metrics have no memory.events")
 	default:
-		return false, fmt.Errorf("unknown task metrics type %T", data)
+		return 0, fmt.Errorf("unknown task metrics type %T", data)
 	}
 }
 
@@ -104,12 +113,18 @@ func parseMemoryCgroup(data []byte) memoryCgroup {
 // cgroupsPath; ok is false when it cannot (no absolute path, a systemd
 // slice path, no memory hierarchy here, or no such cgroup).
 func oomKilledFromFile(cgroupsPath string) (killed, ok bool) {
+	n, ok := oomKillCountFromFile(cgroupsPath)
+	return n > 0, ok
+}
+
+// oomKillCountFromFile is the counter oomKilledFromFile reads.
+func oomKillCountFromFile(cgroupsPath string) (uint64, bool) {
 	if !strings.HasPrefix(cgroupsPath, "/") || strings.Contains(cgroupsPath, ":") {
-		return false, false
+		return 0, false
 	}
 	mc := hostMemoryCgroup()
 	if mc.dir == "" {
-		return false, false
+		return 0, false
 	}
 	name := "memory.oom_control"
 	if mc.v2 {
@@ -117,10 +132,9 @@ func oomKilledFromFile(cgroupsPath string) (killed, ok bool) {
 	}
 	data, err := os.ReadFile(filepath.Join(mc.dir, filepath.Clean(cgroupsPath), name))
 	if err != nil {
-		return false, false
+		return 0, false
 	}
-	n, found := oomKillCount(data)
-	return n > 0, found
+	return oomKillCount(data)
 }
 
 // oomKillCount is the "oom_kill N" line of memory.oom_control or

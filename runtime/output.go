@@ -24,6 +24,10 @@ type cappedBuffer struct {
 	wake   chan struct{} // wakes the forwarder
 	done   chan struct{} // closed when the forwarder stopped
 	teeErr error
+
+	// divert, once set, takes every later write in place of the buffer
+	// (a session's output goes through a markSplitter).
+	divert io.Writer
 }
 
 func newCappedBuffer(limit int64, tee io.Writer) *cappedBuffer {
@@ -38,6 +42,11 @@ func newCappedBuffer(limit int64, tee io.Writer) *cappedBuffer {
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
+	if b.divert != nil {
+		w := b.divert
+		b.mu.Unlock()
+		return w.Write(p)
+	}
 	keep := p
 	if room := b.limit - int64(len(b.buf)); int64(len(keep)) > room {
 		if room < 0 {
@@ -108,6 +117,15 @@ func (b *cappedBuffer) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// divertTo writes the kept bytes to w and makes w take every later
+// write, in order.
+func (b *cappedBuffer) divertTo(w io.Writer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w.Write(b.buf) //nolint:errcheck // a markSplitter never fails
+	b.divert = w
 }
 
 // Bytes returns the kept bytes.

@@ -46,6 +46,7 @@ type Pool struct {
 	bg         sync.WaitGroup // starts and destroys in the background
 	stop       chan struct{}
 	stats      PoolStats
+	sessions   map[*Session]struct{} // open sessions (session.go)
 }
 
 // poolKey is what a warm container was made for: the image and everything
@@ -350,6 +351,9 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 	if err := checkPreload(req.Preload); err != nil {
 		return Result{}, err
 	}
+	if err := CheckFiles(req.Files); err != nil {
+		return Result{}, err
+	}
 	// A runtime this host lacks is refused here, as a run of its own is
 	// (Prepare), not left to the starts of warm containers.
 	if err := p.r.checkRuntime(limits.Runtime); err != nil {
@@ -630,6 +634,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		p.dropLocked(set)
 	}
 	p.mu.Unlock()
+	sessErr := p.closeSessions(ctx)
 
 	done := make(chan struct{})
 	go func() {
@@ -646,7 +651,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	if err == nil {
 		p.release()
 	}
-	return err
+	return errors.Join(err, sessErr)
 }
 
 // warmSlack is how much longer than its maximum age a warm container
@@ -752,7 +757,11 @@ func (p *Pool) runIn(ctx context.Context, w *warmContainer, req Request, limits 
 // holds the deadline from that moment.
 func (s *Sandbox) hand(ctx context.Context, req Request, limits Limits, inputs []byte) error {
 	// The runner reads its code only after the inputs line: the code file
-	// is complete (renamed into place) before the line is written.
+	// is complete (renamed into place) before the line is written, and the
+	// files before the code.
+	if err := writeInFiles(filepath.Join(s.r.opts.stateDir, s.id, inName), req.Files); err != nil {
+		return err
+	}
 	box := filepath.Join(s.r.opts.stateDir, s.id, "box")
 	tmp := filepath.Join(box, ".code")
 	if err := os.WriteFile(tmp, req.Code, 0o444); err != nil {

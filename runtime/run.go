@@ -88,6 +88,9 @@ type Request struct {
 	// Stdout and Stderr, if set, receive the code's output as it happens,
 	// cut at the output limit like Result.Stdout and Result.Stderr.
 	Stdout, Stderr io.Writer
+	// Files are put under InDir, read-only, by name (a slash-separated path
+	// relative to it, see CheckFiles), before the code starts.
+	Files map[string][]byte
 }
 
 // CodeError describes why the code failed.
@@ -130,6 +133,14 @@ type Result struct {
 	LimitsEnforced map[string]string `json:"limits_enforced"`
 	// Duration is from the start of the process to its exit.
 	Duration time.Duration `json:"-"`
+	// Files are the files the code left under OutDir, in name order, at
+	// most MaxOutFiles.
+	Files []File `json:"-"`
+	// FilesOmitted counts the files beyond MaxOutFiles, not listed.
+	FilesOmitted int `json:"-"`
+	// SessionEnded says why a session's call ended the session (one of
+	// the SessionEnded* values); "" when it goes on, and always for a run.
+	SessionEnded string `json:"-"`
 }
 
 // Runner runs skill code through a containerd client. It is safe for

@@ -71,6 +71,9 @@ func (r *Runner) Prepare(ctx context.Context, req Request) (*Prepared, error) {
 	if err := checkPreload(req.Preload); err != nil {
 		return nil, err
 	}
+	if err := CheckFiles(req.Files); err != nil {
+		return nil, err
+	}
 	if req.Image == "" {
 		return nil, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
 	}
@@ -292,6 +295,9 @@ func (s *Sandbox) Collect(ctx context.Context, exit Exit) (Result, error) {
 	res.Stderr = toValidUTF8(s.stderr.Bytes())
 	res.Truncated = s.stdout.Truncated() || s.stderr.Truncated()
 	res.Result, res.Error = interpret(res, s.limits, rep, repErr, s.r.opts.maxResultBytes)
+	if rep != nil {
+		res.Files, res.FilesOmitted = checkOutFiles(rep.Files, rep.FilesOmitted)
+	}
 	if s.r.opts.limitMode == rlimitLimits && rep == nil && res.ExitCode == 128+int(syscall.SIGXCPU) && !res.TimedOut {
 		res.Error = &CodeError{Type: ErrorCPUTimeLimit, Message: fmt.Sprintf("the run used its %d CPU seconds (RLIMIT_CPU: %g cpus × %s timeout) and was killed", cpuSeconds(s.limits), s.limits.CPUs, s.limits.Timeout)}
 	}

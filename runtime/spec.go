@@ -50,6 +50,7 @@ type specPlan struct {
 	imageUser  string   // the image's USER ("" when unset)
 	user       string   // the caller's explicit user ("" to use the image's)
 	sandboxDir string   // host directory mounted at SandboxDir
+	inDir      string   // host directory mounted at InDir
 	hostname   string
 	init       initBinary  // PID 1, holding the deadline
 	runUID     uint32      // the run's own uid (and gid) in place of DefaultUID; 0: none
@@ -105,6 +106,7 @@ func specOpts(p specPlan) []oci.SpecOpts {
 		oci.WithDevShmSize(p.limits.TmpfsBytes / 1024),
 		WithSandboxMount(p.sandboxDir),
 		withResolvConf(p.resolvConf, p.resolvDest),
+		WithDataMounts(p.inDir, outTmpfsSize(p.limits)),
 
 		// PID 1 is skillbuild's init, the runner its child: the deadline
 		// holds inside the container even if the skillbuild process dies.

@@ -39,6 +39,7 @@ func testPlan() specPlan {
 		cwd:        "/opt/skill",
 		imageUser:  "65532:65532",
 		sandboxDir: "/var/lib/skillbuild/runs/sbrun-test/box",
+		inDir:      "/var/lib/skillbuild/runs/sbrun-test/in",
 		hostname:   "skill",
 		init: initBinary{
 			exe:    "/usr/local/bin/skillbuild",

@@ -57,7 +57,7 @@ const Path = "/run/skillbuild-init/init"
 // Protocol names the version of the init's arguments, statuses and job
 // line: a separate init program (cmd/skillbuild-init) is used only when
 // it prints the same. Change it with any of them.
-const Protocol = "skillbuild-init/4"
+const Protocol = "skillbuild-init/5"
 
 // DeadlineStatus is the exit status of the init when it killed the run at
 // its deadline: 128+SIGKILL, as if the runner had been killed. A run that
@@ -120,6 +120,14 @@ func Args(timeout time.Duration, report string, argv ...string) []string {
 func WarmArgs(idle time.Duration, report string, argv ...string) []string {
 	return initArgs("--wait-job="+idle.String(), report, argv)
 }
+
+// SessionJob starts the job line of a warm init (WarmArgs) that hands it a
+// session: "session " and the session's lifetime (a Go duration) in place
+// of a run's timeout. A session's init goes on watching its host after
+// the job came: when the host's end of the report connection closes, it
+// ends the container (HostGoneStatus) within hostCheckEvery; at the
+// lifetime it ends it with DeadlineStatus.
+const SessionJob = "session "
 
 // UserArg is the init argument that starts its child as uid:gid (its
 // only group gid), for an init that starts as root with CAP_SETUID,
@@ -214,7 +222,7 @@ func Main(args []string) int {
 		}
 	}
 	stdin := uintptr(0)
-	var jobs <-chan time.Duration
+	var jobs <-chan job
 	if idle > 0 {
 		r, w, err := os.Pipe()
 		if err != nil {
@@ -266,11 +274,15 @@ func Main(args []string) int {
 			if peerGone(report) {
 				return end(HostGoneStatus)
 			}
-		case d := <-jobs:
-			// From here on the run's own deadline holds, host or not.
-			jobs, hostCheck = nil, nil
+		case j := <-jobs:
+			// From here on the run's own deadline holds, host or not; a
+			// session's ends with its host too.
+			jobs = nil
+			if !j.session {
+				hostCheck = nil
+			}
 			idle = 0
-			deadline = time.After(d)
+			deadline = time.After(j.limit)
 		case <-deadline:
 			if idle > 0 {
 				return end(IdleStatus)
@@ -333,11 +345,18 @@ func jobInput() io.Reader {
 	return os.NewFile(0, "stdin")
 }
 
-// waitJob reads the job's timeout line from in, then copies the rest of
-// in to out (closing out at in's end). The timeout is sent once it is
-// read; a malformed line is a timeout of zero: the run ends at once.
-func waitJob(in io.Reader, out io.WriteCloser) <-chan time.Duration {
-	c := make(chan time.Duration, 1)
+// job is what a warm init's job line says: the run's timeout, or a
+// session's lifetime.
+type job struct {
+	limit   time.Duration
+	session bool
+}
+
+// waitJob reads the job's line from in, then copies the rest of in to out
+// (closing out at in's end). The job is sent once its line is read; a
+// malformed line is a timeout of zero: the run ends at once.
+func waitJob(in io.Reader, out io.WriteCloser) <-chan job {
+	c := make(chan job, 1)
 	go func() {
 		defer out.Close()
 		var line []byte
@@ -352,14 +371,23 @@ func waitJob(in io.Reader, out io.WriteCloser) <-chan time.Duration {
 				break
 			}
 		}
-		d, err := time.ParseDuration(string(line))
-		if err != nil || d <= 0 {
-			d = time.Nanosecond
-		}
-		c <- d
+		c <- parseJob(string(line))
 		io.Copy(out, in) //nolint:errcheck // the child reads what it gets
 	}()
 	return c
+}
+
+// parseJob reads a job line: a timeout ("30s") or SessionJob and a
+// lifetime ("session 10m0s"). A malformed one is a run of no time.
+func parseJob(line string) job {
+	var j job
+	line, j.session = strings.CutPrefix(line, SessionJob)
+	d, err := time.ParseDuration(line)
+	if err != nil || d <= 0 {
+		return job{limit: time.Nanosecond}
+	}
+	j.limit = d
+	return j
 }
 
 // peerGone reports whether the other end of the connection f is closed:
