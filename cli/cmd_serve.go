@@ -25,6 +25,7 @@ commands' --json output:
   GET  /v1/health    POST /v1/install   POST /v1/scan      GET /v1/skills
   POST /v1/remove    POST /v1/run       POST /v1/inspect   GET /metrics (Prometheus text)
   GET  /v1/openapi.json (the API as an OpenAPI 3.1 document)
+  POST /v1/sessions  POST /v1/sessions/{id}/run  DELETE /v1/sessions/{id}  GET /v1/sessions
 
 Runs take a container that was started ahead of time (per skill image and
 limits, --warm-per-skill of them, at most --max-warm in all) and destroy it
@@ -37,7 +38,17 @@ warm containers to the next one, which removes them when it starts.
 Callers get the ceilings set here (--max-*; 0: none), never more: a run
 asking for more is refused (400, exit code 2) naming the ceiling, and so
 is uid 0 unless --allow-root-user (users are numeric uid[:gid]), and a
-runtime not in --runtimes.`,
+runtime not in --runtimes.
+
+A session (POST /v1/sessions) is one container whose interpreter serves a
+sequence of calls, keeping globals, imported modules and files between
+them (docs/sessions.md). It belongs to whoever opened it (the peer's uid on
+the unix socket, the token holder on TCP). At most --max-sessions are open
+at once (more: 429, exit code 75); one ends after --session-idle without a
+call and --session-lifetime after it opened, unless its request asks for
+other times within --max-session-idle and --max-session-lifetime; a call
+that times out, is OOM-killed or kills its interpreter ends it; draining
+ends them all.`,
 		Flags: append(trustFlags(),
 			&cli.StringFlag{Name: "listen", Value: server.DefaultListen, Usage: "`ADDRESS`: unix:///path/to.sock or tcp://127.0.0.1:PORT"},
 			&cli.StringFlag{Name: "group", Usage: "`GROUP` (name or gid) owning the unix socket"},
@@ -56,6 +67,11 @@ runtime not in --runtimes.`,
 			&cli.BoolFlag{Name: "allow-root-user", Usage: "let run requests ask for uid 0 (\"user\": \"0\")"},
 			&cli.StringSliceFlag{Name: "runtimes", Value: cli.NewStringSlice(config.Runtimes...), Usage: "the `RUNTIME`s a run request may ask for (\"runtime\"): runc, gvisor"},
 			&cli.BoolFlag{Name: "allow-base-images", Usage: "let run requests name a base image (\"image\"); otherwise only skill images run"},
+			&cli.IntFlag{Name: "max-sessions", Value: 32, Usage: "sessions open at once, all callers together (0: no sessions)"},
+			&cli.StringFlag{Name: "session-idle", Value: "5m", Usage: "end a session after this long without a call, unless its request asks otherwise"},
+			&cli.StringFlag{Name: "session-lifetime", Value: "1h", Usage: "end a session this long after it opened, unless its request asks otherwise"},
+			&cli.StringFlag{Name: "max-session-idle", Value: "1h", Usage: "longest idle timeout a session request may ask for"},
+			&cli.StringFlag{Name: "max-session-lifetime", Value: "8h", Usage: "longest lifetime a session request may ask for"},
 			&cli.StringSliceFlag{Name: config.FlagAllow, Usage: "admit images from elsewhere despite a vulnerability: `ID[@PACKAGE]:YYYY-MM-DD:REASON`"},
 			&cli.StringFlag{Name: config.FlagMinSeverity, Usage: "only findings at or above `SEVERITY` refuse an image from elsewhere"},
 			&cli.BoolFlag{Name: config.FlagAllowStaleDB, Usage: "admit images from elsewhere with a database older than --db-max-age"},
@@ -90,6 +106,22 @@ func serveCeilings(c *cli.Context) (skill.Ceilings, error) {
 		}
 	}
 	return ceil, nil
+}
+
+// serveSessions are the session flags.
+func serveSessions(c *cli.Context) (skill.Sessions, error) {
+	ss := skill.Sessions{Max: c.Int("max-sessions")}
+	for _, f := range []struct {
+		flag string
+		to   *time.Duration
+	}{{"session-idle", &ss.Idle}, {"session-lifetime", &ss.Lifetime}, {"max-session-idle", &ss.MaxIdle}, {"max-session-lifetime", &ss.MaxLifetime}} {
+		d, err := config.ParseDuration(c.String(f.flag))
+		if err != nil {
+			return ss, fmt.Errorf("--%s: %w", f.flag, err)
+		}
+		*f.to = d
+	}
+	return ss, nil
 }
 
 // serveOptions turns the flags into the warm pool's and the server's
@@ -139,12 +171,17 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	sessions, err := serveSessions(c)
+	if err != nil {
+		return err
+	}
 	policy, err := config.LoadPolicy(config.Input{Allow: c.StringSlice(config.FlagAllow), MinSeverity: c.String(config.FlagMinSeverity),
 		AllowStaleDB: c.Bool(config.FlagAllowStaleDB), DBMaxAge: c.String(config.FlagDBMaxAge), Set: map[string]bool{config.FlagAllow: c.IsSet(config.FlagAllow)}})
 	if err != nil {
 		return err
 	}
-	svc, err := newService(c, skill.WithWarmPool(pool), skill.WithFace(api.FaceAPI), skill.WithCeilings(ceil), skill.WithRunPolicy(policy))
+	svc, err := newService(c, skill.WithWarmPool(pool), skill.WithFace(api.FaceAPI), skill.WithCeilings(ceil), skill.WithRunPolicy(policy),
+		skill.WithSessions(sessions))
 	if err != nil {
 		return err
 	}
@@ -170,7 +207,7 @@ func serve(c *cli.Context) error {
 	fmt.Fprintf(c.App.ErrWriter, "skillbuild: serving on %s\n", c.String("listen"))
 	serveErr := srv.Serve(ctx, ln)
 	ln.Close()
-	fmt.Fprintln(c.App.ErrWriter, "skillbuild: draining: removing warm containers")
+	fmt.Fprintln(c.App.ErrWriter, "skillbuild: draining: ending sessions, removing warm containers")
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if err := svc.Close(cctx); err != nil {

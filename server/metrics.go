@@ -141,7 +141,7 @@ func labelString(l map[string]string) string {
 
 func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w, poolMetrics(s.ops.PoolStats()))
+	s.metrics.write(w, append(poolMetrics(s.ops.PoolStats()), sessionMetrics(s.ops)...))
 }
 
 // poolMetrics are the warm pool's counters as samples.

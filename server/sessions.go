@@ -19,6 +19,13 @@ type Sessions interface {
 	SessionRun(ctx context.Context, owner, id string, req api.SessionRunRequest) (*api.SessionRunResult, error)
 	CloseSession(ctx context.Context, owner, id string) (*api.Session, error)
 	ListSessions(ctx context.Context, owner string) (*api.SessionList, error)
+	// OpenSessions counts the open sessions, all owners.
+	OpenSessions() int
+}
+
+// sessionMetrics are the session gauges as samples.
+func sessionMetrics(ops Sessions) []Metric {
+	return []Metric{{Name: "skillbuild_sessions_open", Help: "Sessions open, all callers.", Value: float64(ops.OpenSessions())}}
 }
 
 // peerKey is the context key of the identity of a connection's peer.

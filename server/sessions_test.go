@@ -87,6 +87,12 @@ func (f *fakeSessions) CloseSession(_ context.Context, owner, id string) (*api.S
 	return &api.Session{SessionID: id, Ended: "closed"}, nil
 }
 
+func (f *fakeSessions) OpenSessions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.owners)
+}
+
 func (f *fakeSessions) ListSessions(_ context.Context, owner string) (*api.SessionList, error) {
 	f.saw(owner)
 	f.mu.Lock()
@@ -160,6 +166,9 @@ func TestSessionEndpoints(t *testing.T) {
 	status, _, body = do(t, hc, "DELETE", u+"/v1/sessions/s1", "")
 	assert.Equal(t, http.StatusNotFound, status)
 	assert.Contains(t, body, "session ended: closed")
+	status, _, body = do(t, hc, "GET", u+"/metrics", "")
+	require.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, "\nskillbuild_sessions_open 1\n")
 	// Over TCP, the one bearer token is the one identity.
 	assert.Subset(t, []string{"bearer"}, ops.seen)
 }

@@ -35,6 +35,7 @@ func (b *backend) CloseSession(context.Context, string, string) (*api.Session, e
 func (b *backend) ListSessions(context.Context, string) (*api.SessionList, error) {
 	return nil, errdefs.ErrNotImplemented
 }
+func (b *backend) OpenSessions() int { return 0 }
 
 func (b *backend) Install(_ context.Context, req api.InstallRequest, progress func(any)) (*api.InstallResult, error) {
 	b.got = append(b.got, req)
