@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
@@ -26,6 +27,11 @@ func runCommand() *cli.Command {
 		Description: `Runs the code in a container of atom-skill:<id>-v<version> (or --image) with
 a read-only image, no network, no capabilities and the given limits. The code
 sees a global dict "inputs"; a global "result" it sets is reported as JSON.
+
+--in NAME=PATH puts a file under /data/in (read-only) for the code; what the
+code writes under /data/out comes back (files, in the --json document) and
+--out-dir DIR saves it there (at most 64 files and 16 MiB of them: more are
+listed as not saved, on stderr).
 
 Without --json the code's stdout and stderr pass through, a result is printed
 as one JSON line on stdout after them, and the exit status is the code's
@@ -56,6 +62,8 @@ RLIMIT_NPROC). Such a run is refused unless --require-limits=false.`,
 			&cli.StringFlag{Name: config.FlagRuntime, Value: config.DefaultRunRuntime, Usage: "run the code under `RUNTIME`: runc, or gvisor (gVisor's runsc: a user-space kernel between the code and the host's; see docs/runtimes.md)"},
 			&cli.StringFlag{Name: "image", Usage: "run in image `REF` instead of the skill's"},
 			&cli.StringFlag{Name: "user", Usage: "run as `UID[:GID]` instead of the image's USER (only this can be root)"},
+			&cli.GenericFlag{Name: "in", Value: &repeated{}, Usage: "put file `NAME=PATH` (or PATH, named by its base name) under /data/in, read-only, for the code (repeatable)"},
+			&cli.StringFlag{Name: "out-dir", Usage: "save the files the code leaves under /data/out into `DIR` (created; symbolic links in it are not followed)"},
 			&cli.StringSliceFlag{Name: "preload", Usage: "import Python `MODULE` before the inputs are read (what serve's warm containers do ahead of a run)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON document on stdout"},
 			&cli.BoolFlag{Name: "require-limits", Value: true, Usage: "rootless without cgroup delegation: refuse to run rather than hold memory, CPU and process limits with per-process rlimits"},
@@ -80,6 +88,15 @@ func runRequest(c *cli.Context) (api.RunRequest, error) {
 	}
 	if c.Bool("debug") {
 		req.Local.Trace = c.App.ErrWriter // how long each step took
+	}
+	var err error
+	if req.Files, err = inFiles(*c.Generic("in").(*repeated)); err != nil {
+		return req, err
+	}
+	if dir := c.String("out-dir"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return req, fmt.Errorf("--out-dir: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
 	}
 
 	switch code, file := c.String("c"), c.String("code"); {
@@ -151,7 +168,17 @@ func runAction(c *cli.Context) error {
 		// before it had a document.
 		out = skill.FailedRun(req, err)
 	}
-	return emitRun(c, out, err)
+	saveErr := saveFiles(c.App.ErrWriter, c.String("out-dir"), out)
+	if err := emitRun(c, out, err); err != nil {
+		if saveErr != nil {
+			fmt.Fprintln(c.App.ErrWriter, "skillbuild:", saveErr)
+		}
+		return err
+	}
+	if saveErr != nil {
+		return cli.Exit(saveErr.Error(), api.ExitFailed)
+	}
+	return nil
 }
 
 // emitRun prints the outcome of a run and returns what decides the exit

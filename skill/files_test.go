@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -45,6 +46,12 @@ func TestInFiles(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+func TestMaxFilesBytes(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, runtime.MaxInBytes, api.MaxFilesBytes)
+	assert.Equal(t, runtime.MaxOutBytes, api.MaxFilesBytes)
 }
 
 func TestOutFiles(t *testing.T) {

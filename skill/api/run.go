@@ -159,6 +159,11 @@ func (r *RunResult) Exit() int {
 	return *r.ExitCode
 }
 
+// MaxFilesBytes is the most a run's files may hold together, the ones
+// it takes and the content of the ones it returns alike (runtime.MaxInBytes
+// and MaxOutBytes).
+const MaxFilesBytes = 16 << 20
+
 // RunFile is a file the code left under /data/out, as a run or a session
 // call returns it.
 type RunFile struct {
