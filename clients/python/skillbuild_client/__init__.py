@@ -5,7 +5,11 @@
     sb = Client("/run/skillbuild/api.sock")            # or Client("http://127.0.0.1:8700", token=...)
     sb.install("weather", ["requests>=2.31"], version="1")
     doc = sb.run("weather", "result = inputs['x'] * 2", {"x": 21}, timeout=10, memory="256m")
-    doc["result"]                                       # 42
+    doc["result"]                                       # 42 (or doc.result)
+    with sb.session("weather", version="1") as s:       # one interpreter, many calls
+        s.run("import json; x = 1")
+        s.run("result = x + 1").result                  # 2
+    sb.run("weather", "result = open('/data/in/a.csv').read()", files={"a.csv": b"x,y"})
 
 Every method returns the JSON document `skillbuild <command> --json` prints
 for the same request, decoded. A request that fails raises a
@@ -24,6 +28,9 @@ from .client import (
     Failed,
     NotFound,
     Progress,
+    Result,
+    Session,
+    SessionEnded,
     Size,
     SkillbuildError,
     Temporary,
@@ -38,6 +45,9 @@ __all__ = [
     "Failed",
     "NotFound",
     "Progress",
+    "Result",
+    "Session",
+    "SessionEnded",
     "Size",
     "SkillbuildError",
     "Temporary",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
 import socket
 import urllib.parse
-from typing import Any, Callable, Dict, Iterable, List, Optional, Type, Union
+from types import TracebackType
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Type, Union
 
 DEFAULT_SOCKET = "/run/skillbuild/api.sock"
 EXIT_HEADER = "X-Skillbuild-Exit-Code"
@@ -70,6 +73,29 @@ class Temporary(SkillbuildError):
     exit_code = 75
 
 
+class SessionEnded(NotFound):
+    """A call on a session that has ended (exit code 4); reason says why:
+    "timeout", "oom", "exited", "lifetime", "idle", "closed", "shutdown"."""
+
+    def __init__(self, message: str, exit_code: Optional[int] = None, status: Optional[int] = None, document: Any = None) -> None:
+        super().__init__(message, exit_code=exit_code, status=status, document=document)
+        self.reason: str = message[len(_ENDED):].strip() if message.startswith(_ENDED) else ""
+
+
+_ENDED = "session ended:"
+
+
+class Result(Dict[str, Any]):
+    """A decoded run document, its fields also attributes (r.result,
+    r.stdout, r.files, r.session_ended; a field the document does not
+    have is None)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.get(name)
+
+
 _BY_CODE: Dict[int, Type[SkillbuildError]] = {1: Failed, 2: BadInput, 3: Vulnerable, 4: NotFound, 75: Temporary}
 
 
@@ -84,7 +110,39 @@ def error_for(exit_code: int, status: Optional[int], document: Any) -> Skillbuil
             message = "%s: %s" % (message.get("type"), message.get("message"))
     if not message:
         message = "HTTP %s" % status
+    if exit_code == 4 and str(message).startswith(_ENDED):
+        cls = SessionEnded
     return cls(str(message), exit_code=exit_code, status=status, document=document)
+
+
+def _files_in(files: Optional[Mapping[str, Union[bytes, bytearray, str]]]) -> Optional[Dict[str, str]]:
+    """A run's files (name -> bytes; a str is UTF-8) as the API takes
+    them: name -> standard base64."""
+    if files is None:
+        return None
+    out: Dict[str, str] = {}
+    for name, content in files.items():
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        if not isinstance(content, (bytes, bytearray)):
+            raise TypeError("files[%r] must be bytes or str, got %r" % (name, type(content)))
+        out[name] = base64.b64encode(bytes(content)).decode("ascii")
+    return out
+
+
+def _result(doc: Any) -> Result:
+    """A run document with its files' content decoded to bytes (None
+    when omitted) and checked against their sha256."""
+    r = Result(doc if isinstance(doc, dict) else {})
+    for f in r.get("files") or []:
+        if f.get("omitted") or "content" not in f:
+            f["content"] = None
+            continue
+        content = base64.b64decode(f["content"])
+        if len(content) != f.get("size") or hashlib.sha256(content).hexdigest() != f.get("sha256"):
+            raise Failed("file %r of the answer does not match its size and sha256" % f.get("name"), document=doc)
+        f["content"] = content
+    return r
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -228,7 +286,8 @@ class Client:
         return doc
 
     def run(self, skill_id: str, code: str, inputs: Optional[Document] = None, timeout: Optional[Duration] = None,
-            memory: Optional[Size] = None, version: Optional[Union[str, int]] = None, **options: Any) -> Document:
+            memory: Optional[Size] = None, version: Optional[Union[str, int]] = None,
+            files: Optional[Mapping[str, Union[bytes, str]]] = None, **options: Any) -> Result:
         """Run code in the skill's image with inputs (a dict) as the global
         `inputs`; returns `run --json`'s document: exit_code, stdout,
         stderr, result, error, timed_out, oom_killed, truncated,
@@ -236,8 +295,15 @@ class Client:
         options are run's other flags (cpus, pids, tmpfs_size,
         output_limit, runtime, image, user) and preload, a list of modules a warm
         container imports before the run (default: the skill's own
-        `preload` list from its skill.yaml)."""
+        `preload` list from its skill.yaml). files (name -> bytes) are put
+        under /data/in, read-only; what the code writes under /data/out
+        comes back in the document's files: [{name, size, sha256,
+        content (bytes; None when omitted), omitted}], and files_omitted
+        counts those beyond the ones listed. The document's fields are
+        also attributes (doc.result)."""
         body: Document = {"skill_id": skill_id, "code": code, "inputs": inputs if inputs is not None else {}}
+        if files is not None:
+            body["files"] = _files_in(files)
         if version is not None:
             body["version"] = str(version)
         if timeout is not None:
@@ -246,8 +312,38 @@ class Client:
             body["memory"] = _size(memory)
         for k, v in options.items():
             body[k] = _size(v) if k in ("tmpfs_size", "output_limit") else (str(v) if k in ("cpus", "pids") else v)
-        doc: Document = self._request("POST", "/v1/run", body)
-        return doc
+        return _result(self._request("POST", "/v1/run", body))
+
+    def session(self, skill_id: str, version: Optional[Union[str, int]] = None, memory: Optional[Size] = None,
+                idle_timeout: Optional[Duration] = None, max_lifetime: Optional[Duration] = None, **options: Any) -> "Session":
+        """Open a session: a container of the skill's image whose
+        interpreter serves a sequence of calls, keeping its globals,
+        imported modules and files between them. Use it in a with-block
+        (it ends on exit) or call close(). options are the limits and
+        settings of run that hold for the whole session (cpus, pids,
+        tmpfs_size, user, runtime, image, repo, preload); idle_timeout and
+        max_lifetime (seconds or "5m") end it, within the server's
+        ceilings. Only this caller (the same uid on the unix socket, the
+        token on TCP) can use it."""
+        body: Document = {"skill_id": skill_id}
+        if version is not None:
+            body["version"] = str(version)
+        if memory is not None:
+            body["memory"] = _size(memory)
+        if idle_timeout is not None:
+            body["idle_timeout"] = _duration(idle_timeout)
+        if max_lifetime is not None:
+            body["max_lifetime"] = _duration(max_lifetime)
+        for k, v in options.items():
+            body[k] = _size(v) if k == "tmpfs_size" else (str(v) if k in ("cpus", "pids") else v)
+        doc: Document = self._request("POST", "/v1/sessions", body)
+        return Session(self, doc)
+
+    def sessions(self) -> List[Document]:
+        """This caller's open sessions."""
+        doc: Document = self._request("GET", "/v1/sessions")
+        sessions: List[Document] = doc.get("sessions") or []
+        return sessions
 
     def list(self, unpacked: bool = False) -> List[Document]:
         """The skill images: `ls --json`'s array (unpacked: with each
@@ -291,3 +387,54 @@ class Client:
 
     def execute_with_packages(self, skill_id: str, code: str, inputs: Optional[Document] = None, **options: Any) -> Document:
         return self.run(skill_id, code, inputs, **options)
+
+
+class Session:
+    """An open session (Client.session). id is its session_id, info the
+    server's document (limits, idle_timeout, max_lifetime, expires_at),
+    ended why it ended ("" while it goes on, as far as this object knows)."""
+
+    def __init__(self, client: Client, info: Document) -> None:
+        self._client = client
+        self.info: Document = info
+        self.id: str = info["session_id"]
+        self.ended: str = ""
+
+    def run(self, code: str, inputs: Optional[Document] = None, files: Optional[Mapping[str, Union[bytes, str]]] = None,
+            timeout: Optional[Duration] = None, output_limit: Optional[Size] = None) -> Result:
+        """Run code in the session's interpreter with inputs as the global
+        `inputs` and files added under /data/in (kept for later calls);
+        returns the run document (r.result, r.stdout, r.files, ...) with
+        r.session_ended set when this call ended the session (it timed
+        out, was OOM-killed, or its interpreter exited). Raises
+        SessionEnded, with its reason, on a session that has ended."""
+        body: Document = {"code": code, "inputs": inputs if inputs is not None else {}}
+        if files is not None:
+            body["files"] = _files_in(files)
+        if timeout is not None:
+            body["timeout"] = _duration(timeout)
+        if output_limit is not None:
+            body["output_limit"] = _size(output_limit)
+        try:
+            r = _result(self._client._request("POST", "/v1/sessions/%s/run" % urllib.parse.quote(self.id, safe=""), body))
+        except SessionEnded as e:
+            self.ended = e.reason or self.ended
+            raise
+        if r.get("session_ended"):
+            self.ended = r["session_ended"]
+        return r
+
+    def close(self) -> None:
+        """End the session and remove its container; a session that had
+        ended already is left as it is."""
+        try:
+            self._client._request("DELETE", "/v1/sessions/%s" % urllib.parse.quote(self.id, safe=""))
+            self.ended = self.ended or "closed"
+        except NotFound:
+            pass
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.close()

@@ -2,6 +2,8 @@
 answers like `skillbuild serve` (the Go integration suite drives the
 client against the real one)."""
 
+import base64
+import hashlib
 import http.server
 import json
 import os
@@ -40,7 +42,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.seen.append((self.command, self.path, body, self.headers.get("Authorization")))
+        if self.path == "/v1/sessions":
+            self._answer(201, 0, {"session_id": "s1", "skill_id": body["skill_id"], "idle_timeout": "5m0s"})
+            return
+        if self.path == "/v1/sessions/s1/run":
+            if self.server.ended:
+                self._answer(404, 4, {"error": "session ended: " + self.server.ended, "exit_code": 4})
+                return
+            doc = {"skill_id": "a", "exit_code": 0, "result": len(self.server.seen), "error": None}
+            if body.get("timeout") == "1s":
+                doc.update(timed_out=True, session_ended="timeout")
+                self.server.ended = "timeout"
+            self._answer(200, 0, doc)
+            return
         if self.path == "/v1/run":
+            if body.get("files"):
+                out = [{"name": "out/" + n, "size": len(base64.b64decode(c)), "sha256": hashlib.sha256(base64.b64decode(c)).hexdigest(), "content": c}
+                       for n, c in sorted(body["files"].items())]
+                out.append({"name": "big", "size": 1 << 30, "sha256": "00", "omitted": True})
+                if body["skill_id"] == "corrupt":
+                    out[0]["sha256"] = "00"
+                self._answer(200, 0, {"skill_id": "a", "exit_code": 0, "result": None, "error": None, "files": out, "files_omitted": 2})
+                return
             if body["skill_id"] == "missing":
                 self._answer(404, 4, {"skill_id": "missing", "error": {"type": "ImageNotFound", "message": "image not found, run `skillbuild install missing` first"}})
                 return
@@ -62,6 +85,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._answer(400, 2, {"error": "unknown field", "exit_code": 2})
 
 
+    def do_DELETE(self):
+        self.server.seen.append((self.command, self.path, None, self.headers.get("Authorization")))
+        if self.server.ended:
+            self._answer(404, 4, {"error": "session ended: " + self.server.ended, "exit_code": 4})
+            return
+        self.server.ended = "closed"
+        self._answer(200, 0, {"session_id": "s1", "ended": "closed"})
+
+
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
@@ -80,6 +112,7 @@ class ClientTest(unittest.TestCase):
         self.sock = os.path.join(self.dir.name, "api.sock")
         self.srv = _UnixServer(self.sock, _Handler)
         self.srv.seen = []
+        self.srv.ended = ""
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def tearDown(self):
@@ -142,6 +175,48 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             c.inspect("a", ref="x")
 
+    def test_run_with_files(self):
+        c = sbc.Client(self.sock)
+        r = c.run("a", "pass", files={"a.csv": b"x,y\n", "t.txt": "h\u00e9"})
+        self.assertEqual(self.srv.seen[-1][2]["files"], {"a.csv": base64.b64encode(b"x,y\n").decode(), "t.txt": base64.b64encode("h\u00e9".encode()).decode()})
+        self.assertEqual([(f["name"], f["content"]) for f in r.files], [("out/a.csv", b"x,y\n"), ("out/t.txt", "h\u00e9".encode()), ("big", None)])
+        self.assertEqual(r.files[0]["sha256"], hashlib.sha256(b"x,y\n").hexdigest())
+        self.assertTrue(r.files[2]["omitted"])
+        self.assertEqual(r.files_omitted, 2)
+        with self.assertRaises(sbc.Failed) as cm:
+            c.run("corrupt", "pass", files={"a": b"1"})
+        self.assertIn("does not match its size and sha256", str(cm.exception))
+        with self.assertRaises(TypeError):
+            c.run("a", "pass", files={"a": 1})
+
+    def test_session(self):
+        c = sbc.Client(self.sock)
+        with c.session("a", version=2, memory="128m", idle_timeout=30, cpus=0.5) as s:
+            self.assertEqual(self.srv.seen[-1][1:3], ("/v1/sessions", {"skill_id": "a", "version": "2", "memory": "128m", "idle_timeout": "30s", "cpus": "0.5"}))
+            self.assertEqual(s.id, "s1")
+            r = s.run("x = 1", files={"a": b"1"})
+            self.assertEqual(self.srv.seen[-1][2], {"code": "x = 1", "inputs": {}, "files": {"a": "MQ=="}})
+            self.assertIsNone(r.session_ended)
+            r = s.run("import time; time.sleep(5)", timeout=1)
+            self.assertEqual(r.session_ended, "timeout")
+            self.assertEqual(s.ended, "timeout")
+            with self.assertRaises(sbc.SessionEnded) as cm:
+                s.run("result = x")
+            self.assertEqual(cm.exception.reason, "timeout")
+            self.assertEqual(str(cm.exception), "session ended: timeout")
+            self.assertIsInstance(cm.exception, sbc.NotFound)
+        # The with-block's end asked for the end of a session that had ended.
+        self.assertEqual(self.srv.seen[-1][:2], ("DELETE", "/v1/sessions/s1"))
+
+    def test_session_ends_with_the_block(self):
+        with sbc.Client(self.sock).session("a") as s:
+            s.run("pass")
+        self.assertEqual(self.srv.seen[-1][:2], ("DELETE", "/v1/sessions/s1"))
+        self.assertEqual(s.ended, "closed")
+        with self.assertRaises(sbc.SessionEnded) as cm:
+            s.run("pass")
+        self.assertEqual(cm.exception.reason, "closed")
+
     def test_typed(self):
         # PEP 561: the package says it carries its types.
         self.assertTrue(os.path.exists(os.path.join(os.path.dirname(sbc.__file__), "py.typed")))
@@ -153,6 +228,7 @@ class ClientTest(unittest.TestCase):
     def test_tcp_with_token(self):
         srv = _TCPServer(("127.0.0.1", 0), _Handler)
         srv.seen = []
+        srv.ended = ""
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         try:
             c = sbc.Client("http://127.0.0.1:%d" % srv.server_address[1], token="secret-token\n")
