@@ -232,3 +232,34 @@ func TestSessionEnds(t *testing.T) {
 		ended(t, s, sbruntime.SessionEndedShutdown)
 	})
 }
+
+// TestSessionCallLatency measures a session call of print(1) beside a
+// warm Pool.Run of the same, in the same process (logged, for the
+// benchmarks; only the outputs are asserted).
+func TestSessionCallLatency(t *testing.T) {
+	ctx := context.Background()
+	p := sessionPool(t)
+	const n = 50
+	code := []byte("print(1)")
+	s, err := p.OpenSession(ctx, sbruntime.Request{Image: env.base}, 10*time.Minute)
+	require.NoError(t, err)
+	var calls, runs []time.Duration
+	for range n {
+		start := time.Now()
+		res, err := s.Call(ctx, sbruntime.Request{Code: code})
+		calls = append(calls, time.Since(start))
+		require.NoError(t, err)
+		require.Equal(t, "1\n", res.Stdout)
+	}
+	require.NoError(t, s.Close(ctx, ""))
+	for range n {
+		eventually(t, time.Minute, func() bool { return p.Stats().Warm >= 1 }, func() string { return "no warm container" })
+		start := time.Now()
+		res, err := p.Run(ctx, sbruntime.Request{Image: env.base, Code: code})
+		runs = append(runs, time.Since(start))
+		require.NoError(t, err)
+		require.Equal(t, "1\n", res.Stdout)
+	}
+	p50 := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+	t.Logf("p50 of %d calls of print(1): session call %s, warm Pool.Run %s", n, p50(calls), p50(runs))
+}
