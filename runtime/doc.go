@@ -43,7 +43,8 @@
 // before it starts anything, the host accepts that one connection and
 // removes the socket's path, and the init starts the runner only once the
 // path is gone.
-// The runner sends its ready line and its report, each over a connection
+// The runner sends its ready line and its report (a session's runner: a
+// report line per call), each over a connection
 // of its own made when it is sent, to the init's abstract unix socket
 // (pid1.ReportSocket), and the init passes on what the runner process
 // itself sent and nothing else: the kernel gives it the credentials of
@@ -52,6 +53,45 @@
 // reporting code, can neither write, corrupt nor forge the report (the
 // code itself, in the runner's process, can of course lie about its own
 // result).
+//
+// # Files
+//
+// Every container (warm ones too, under runc and gVisor) has InDir, a
+// read-only bind (nosuid, nodev, noexec) of a directory of the run's state
+// directory, and OutDir, a tmpfs of the spec (mode 1777, at most
+// MaxOutBytes and a little more, counted against the memory cgroup). Their
+// mountpoints come from one extra lower layer of the root filesystem's
+// overlay (withDataMountpoints): the image's root is a read-only view
+// where runc cannot create them. The host writes a request's files
+// (CheckFiles) into the in directory, mode 0444, through an os.Root that
+// follows nothing out of it, before the code can start: at Create for a
+// run of its own, before the code file for a warm container or a
+// session's call. The runner lists what the code left under OutDir
+// (regular files only, no link followed: name, size, SHA-256 and the
+// content in base64, within MaxOutFiles and MaxOutBytes) in its report.
+// The host trusts none of it: names go through the checks of CheckFiles,
+// content must decode to its size and hash and fit the cap, or it is
+// dropped and its file marked Omitted; nothing is allocated from a size
+// the report claims. The code can lie about its own files as it can about
+// its result.
+//
+// # Sessions
+//
+// Pool.OpenSession takes a warm container (or starts one the pool's way)
+// out of the pool and hands it a session job: its init gets
+// pid1.SessionJob with the lifetime in place of a timeout, and keeps
+// watching the host (a host that dies ends the container); the runner
+// gets a first line "session" and serves calls in one namespace. For each
+// call the host writes the call's files, renames the code into place, and
+// writes one line with the inputs and a random mark. The runner runs the
+// code, collects the files created or changed since the previous call,
+// writes a marker with the mark to stdout and stderr, and sends its report
+// as a line. The host splits each stream at the marker (markSplitter:
+// every byte scanned, also past the output limit), so a call's output is
+// its own. A call's timeout is the host's: it kills every process of the
+// container. A call during which the OOM-kill counter rose, an
+// interpreter that exits, the lifetime, a cancelled call and Close end
+// the session (Result.SessionEnded) and remove its container.
 //
 // The network namespace is new and empty; its loopback is brought up
 // (WithLoopbackDown leaves it down), so the code reaches its own 127.0.0.1

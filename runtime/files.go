@@ -221,8 +221,11 @@ func makeDataMountpoints(dir string) (string, error) {
 			return "", fmt.Errorf("file mountpoints: %w", err)
 		}
 	}
-	for _, d := range []string{"", "/data", InDir, OutDir} {
-		if err := os.Chmod(filepath.Join(dir, d), 0o755); err != nil { // despite the umask
+	// runc gives a tmpfs the mode of its mountpoint: OutDir's is the
+	// code's, whoever it runs as (mode 1777).
+	modes := map[string]os.FileMode{"": 0o755, "/data": 0o755, InDir: 0o755, OutDir: 0o777 | os.ModeSticky}
+	for d, mode := range modes {
+		if err := os.Chmod(filepath.Join(dir, d), mode); err != nil { // despite the umask
 			return "", fmt.Errorf("file mountpoints: %w", err)
 		}
 	}
