@@ -1,0 +1,182 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/skill/api"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// sessionLifetime is the max_lifetime the tests give their sessions: a
+// container whose deadline label is that far away is a session's (warm
+// containers' deadlines are close), which sessionContainers counts.
+const sessionLifetime = 7 * time.Hour
+
+// sessionContainers counts the containers of the suite's namespace whose
+// deadline is more than six hours away: the sessions' of these tests.
+func sessionContainers(t *testing.T) int {
+	t.Helper()
+	cs, err := suiteClient(t).ContainerService().List(context.Background())
+	require.NoError(t, err)
+	n := 0
+	for _, c := range cs {
+		d, err := time.Parse(time.RFC3339Nano, c.Labels[runtime.LabelDeadline])
+		if err == nil && time.Until(d) > 6*time.Hour {
+			n++
+		}
+	}
+	return n
+}
+
+// openSession opens a session of the base image over s's socket.
+func openSession(t *testing.T, s *served, extra map[string]any) (int, string, api.Session, []byte) {
+	t.Helper()
+	req := map[string]any{"skill_id": "sess", "image": env.base, "max_lifetime": sessionLifetime.String()}
+	for k, v := range extra {
+		req[k] = v
+	}
+	status, code, body := s.call(t, http.MethodPost, "/v1/sessions", req)
+	var doc api.Session
+	if status == http.StatusCreated {
+		require.NoError(t, json.Unmarshal(body, &doc), "%s", body)
+	}
+	return status, code, doc, body
+}
+
+// TestServeSessionsPython: through the Python client as installed, a
+// session keeps its globals, modules and files between calls; a call
+// that times out ends it, and the next call raises why; the with-block
+// ends it and leaves no container.
+func TestServeSessionsPython(t *testing.T) {
+	s := startServe(t, "--warm-per-skill", "1", "--max-warm", "2")
+	out := s.python(t, fmt.Sprintf(`
+import sys, skillbuild_client as sbc
+c = sbc.Client(sys.argv[1])
+with c.session("sess", image=%[1]q, memory="256m", max_lifetime=%[2]q) as s:
+    r = s.run("x = 41\nimport fractions")
+    assert r.error is None and r.session_ended is None, r
+    r = s.run("import sys\nresult = [x + 1, 'fractions' in sys.modules, fractions.Fraction(1, 2).denominator]")
+    assert r.result == [42, True, 2], r
+    r = s.run("result = open('/data/in/a.txt').read()", files={"a.txt": b"hello"})
+    assert r.result == "hello", r
+    r = s.run("result = open('/data/in/a.txt').read()\nopen('/data/out/o.txt', 'w').write('out')")
+    assert r.result == "hello", r
+    assert [(f["name"], f["content"]) for f in r.files] == [("o.txt", b"out")], r.files
+    assert len(c.sessions()) == 1
+    r = s.run("import time\nprint('sleeping', flush=True)\ntime.sleep(60)", timeout=1)
+    assert r.timed_out and r.session_ended == "timeout", r
+    try:
+        s.run("result = x")
+        raise AssertionError("a call on a session that timed out ran")
+    except sbc.SessionEnded as e:
+        assert e.reason == "timeout" and str(e) == "session ended: timeout", e
+        assert e.status == 404 and e.exit_code == 4
+    assert c.sessions() == []
+with c.session("sess", image=%[1]q, max_lifetime=%[2]q) as s:
+    s.run("y = 1")
+    print("open", len(c.sessions()))
+print("after", len(c.sessions()))
+`, env.base, sessionLifetime.String()))
+	assert.Equal(t, "open 1\nafter 0\n", out)
+	assert.Equal(t, 0, sessionContainers(t), "the sessions' containers are gone")
+	assert.Equal(t, "0", s.metric(t, "skillbuild_sessions_open"))
+}
+
+// TestServeSessionsCapsAndEnds: --max-sessions refuses the N+1th (429,
+// exit code 75); DELETE removes the container; another uid on the socket
+// cannot use or end a session and is told what an unknown id is told;
+// the idle timeout ends a session; shutdown ends the rest.
+func TestServeSessionsCapsAndEnds(t *testing.T) {
+	// A socket another uid can reach: a directory it may enter, and the
+	// group nogroup.
+	dir, err := os.MkdirTemp("", "sbsess")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	sock := filepath.Join(dir, "api.sock")
+	s := startServeOn(t, "unix://"+sock, sock, "", "--warm-per-skill", "1", "--max-warm", "1", "--max-sessions", "2", "--group", "65534")
+
+	status, code, first, body := openSession(t, s, nil)
+	require.Equal(t, http.StatusCreated, status, "exit %s: %s", code, body)
+	assert.Len(t, first.SessionID, 32)
+	assert.Equal(t, sessionLifetime.String(), first.MaxLifetime)
+	assert.Equal(t, "5m0s", first.IdleTimeout, "the server's default")
+	status, code, second, body := openSession(t, s, nil)
+	require.Equal(t, http.StatusCreated, status, "exit %s: %s", code, body)
+	status, code, _, body = openSession(t, s, nil)
+	assert.Equal(t, http.StatusTooManyRequests, status, "%s", body)
+	assert.Equal(t, "75", code)
+	assert.Contains(t, string(body), "too many sessions")
+	assert.Equal(t, 2, sessionContainers(t))
+	status, _, _, body = openSession(t, s, map[string]any{"max_lifetime": "100h"})
+	assert.Equal(t, http.StatusBadRequest, status, "above the ceiling: %s", body)
+
+	// Another uid: the same answer as an unknown id, and no effect.
+	other := func(method, path, body string) (string, string) {
+		t.Helper()
+		args := []string{"-sS", "--unix-socket", sock, "-X", method, "-w", "\n%{http_code}", "http://skillbuild" + path}
+		if body != "" {
+			args = append(args, "-H", "Content-Type: application/json", "-d", body)
+		}
+		cmd := exec.Command("curl", args...)
+		cmd.Env = cleanEnv()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		b, err := cmd.Output()
+		require.NoError(t, err, "curl as uid 65534")
+		out := strings.TrimSpace(string(b))
+		i := strings.LastIndex(out, "\n")
+		require.GreaterOrEqual(t, i, 0, "curl -w puts the status on a line of its own: %s", out)
+		return out[i+1:], strings.TrimSpace(out[:i])
+	}
+	st, strange := other("POST", "/v1/sessions/"+first.SessionID+"/run", `{"code": "result = 1"}`)
+	assert.Equal(t, "404", st, strange)
+	_, unknown := other("POST", "/v1/sessions/00000000000000000000000000000000/run", `{"code": "result = 1"}`)
+	assert.Equal(t, strings.ReplaceAll(unknown, "00000000000000000000000000000000", "ID"), strings.ReplaceAll(strange, first.SessionID, "ID"))
+	st, _ = other("DELETE", "/v1/sessions/"+first.SessionID, "")
+	assert.Equal(t, "404", st)
+	_, list := other("GET", "/v1/sessions", "")
+	assert.JSONEq(t, `{"sessions": []}`, list)
+	status, _, body = s.call(t, http.MethodPost, "/v1/sessions/"+first.SessionID+"/run", map[string]any{"code": "result = 1"})
+	require.Equal(t, 200, status, "the owner still uses it: %s", body)
+
+	// DELETE removes the container.
+	status, _, body = s.call(t, http.MethodDelete, "/v1/sessions/"+first.SessionID, nil)
+	require.Equal(t, 200, status, "%s", body)
+	assert.Contains(t, string(body), `"ended":"closed"`)
+	assert.Equal(t, 1, sessionContainers(t))
+	status, _, body = s.call(t, http.MethodPost, "/v1/sessions/"+first.SessionID+"/run", map[string]any{"code": "result = 1"})
+	assert.Equal(t, 404, status)
+	assert.Contains(t, string(body), "session ended: closed")
+
+	// The idle timeout: no call for 2s ends it (the list does not count
+	// as a call).
+	status, code, idle, body := openSession(t, s, map[string]any{"idle_timeout": "2s"})
+	require.Equal(t, http.StatusCreated, status, "exit %s: %s", code, body)
+	listed := func() string {
+		_, _, b := s.call(t, http.MethodGet, "/v1/sessions", nil)
+		return string(b)
+	}
+	require.Contains(t, listed(), idle.SessionID)
+	eventually(t, 2*time.Minute, func() bool { return !strings.Contains(listed(), idle.SessionID) }, listed)
+	status, _, body = s.call(t, http.MethodPost, "/v1/sessions/"+idle.SessionID+"/run", map[string]any{"code": "result = 1"})
+	assert.Equal(t, 404, status)
+	assert.Contains(t, string(body), "session ended: idle")
+	eventually(t, time.Minute, func() bool { return sessionContainers(t) == 1 }, func() string { return "the idle session's container is still there" })
+
+	// Shutdown ends the last one.
+	require.Contains(t, listed(), second.SessionID)
+	s.stop(t)
+	assert.Equal(t, 0, sessionContainers(t), "serve's drain removed the session's container")
+}
