@@ -88,8 +88,16 @@ with c.session("sess", image=%[1]q, max_lifetime=%[2]q) as s:
     s.run("y = 1")
     print("open", len(c.sessions()))
 print("after", len(c.sessions()))
+with c.session("sess", image=%[1]q, max_lifetime=%[2]q) as s:
+    r = s.run("import os\nos._exit(3)")
+    assert r.session_ended == "exited", r
+    try:
+        s.run("pass")
+        raise AssertionError("a call on a session whose interpreter exited ran")
+    except sbc.SessionEnded as e:
+        print("then", e.reason)
 `, env.base, sessionLifetime.String()))
-	assert.Equal(t, "open 1\nafter 0\n", out)
+	assert.Equal(t, "open 1\nafter 0\nthen exited\n", out)
 	assert.Equal(t, 0, sessionContainers(t), "the sessions' containers are gone")
 	assert.Equal(t, "0", s.metric(t, "skillbuild_sessions_open"))
 }
