@@ -22,12 +22,24 @@
 //	POST /v1/remove              api.RemoveRequest → `rm --json`'s document
 //	POST /v1/run                 api.RunRequest → `run --json`'s document
 //	POST /v1/inspect             api.InspectRequest → `inspect --json`'s document
+//	POST /v1/sessions            api.SessionRequest → 201 api.Session
+//	POST /v1/sessions/{id}/run   api.SessionRunRequest → api.SessionRunResult
+//	DELETE /v1/sessions/{id}     ends it → api.Session with "ended": "closed"
+//	GET  /v1/sessions            the caller's open sessions (api.SessionList)
 //	GET  /v1/openapi.json        this API as an OpenAPI 3.1 document
 //	GET  /metrics                Prometheus text format
 //
 // Every response carries the CLI's exit code of the operation in the
 // header X-Skillbuild-Exit-Code; the HTTP status follows from it (0: 200,
-// 2: 400, 3: 422, 4: 404, 75: 503, others 500). A request the server
-// cannot decode gets {"error": "...", "exit_code": 2} with status 400 (413
-// when the body is too large).
+// 2: 400, 3: 422, 4: 404, 75: 503, others 500; 201 for a session
+// opened, 429 for too many sessions). A request the server cannot decode
+// gets {"error": "...", "exit_code": 2} with status 400 (413 when the body
+// is too large).
+//
+// # Identity
+//
+// A session belongs to the identity that opened it, which the server
+// gives the Backend with each session request: the uid of the peer of a
+// unix socket connection (SO_PEERCRED, read when it connected), or the
+// bearer token's holder over TCP. The Backend holds the rule.
 package server

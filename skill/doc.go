@@ -8,6 +8,12 @@
 // call to a Service and print or send the document it returns, so the two
 // faces cannot drift apart.
 //
+// Sessions (OpenSession, SessionRun, CloseSession, ListSessions) are a
+// server's: one warm container whose interpreter serves a sequence of
+// calls, opened under the same resolution, ceilings and admission as a
+// run, bound to its opener's identity, capped in number and ended when
+// idle, at its lifetime, by a call that kills it, or at Close.
+//
 // A Service holds what the operations share: one containerd client
 // (dialled when first needed), the state root and its database, how
 // builders are started, the runner and, for a server, the warm pool, and
