@@ -367,6 +367,10 @@ func (s *Session) Call(ctx context.Context, req Request) (Result, error) {
 		reason := s.exitReason()
 		return res, errors.Join(&sessionEndedError{reason}, s.end(reason))
 	}
+	// A call given up before it began leaves the session as it was.
+	if err := cancelled(ctx); err != nil {
+		return res, err
+	}
 	return s.call1(ctx, req, limits, inputs, res)
 }
 
