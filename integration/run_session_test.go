@@ -224,8 +224,12 @@ func TestSessionEnds(t *testing.T) {
 		require.ErrorIs(t, err, errdefs.ErrInvalidArgument)
 		assert.Contains(t, err.Error(), `"../x"`)
 		assert.Empty(t, s.Ended(), "a refused call leaves the session as it was")
-		res := call(t, s, "result = 1", nil)
+		res := call(t, s, "result = 1", map[string][]byte{"x": []byte("x")})
 		assert.Equal(t, "1", string(res.Result))
+		_, err = s.Call(ctx, sbruntime.Request{Code: []byte("pass"), Files: map[string][]byte{"x/y": nil}})
+		require.ErrorIs(t, err, errdefs.ErrInvalidArgument, "an earlier call's file is no directory")
+		res = call(t, s, "result = open('/data/in/x').read()", nil)
+		assert.Equal(t, `"x"`, string(res.Result))
 		require.NoError(t, s.Close(ctx, ""))
 	})
 	t.Run("shutdown", func(t *testing.T) {
