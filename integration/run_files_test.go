@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ except OSError as e:
 open('/data/out/r.txt', 'w').write(data)
 os.symlink('/etc/passwd', '/data/out/link')
 os.mkfifo('/data/out/fifo')
-result = ro
+result = [ro, [l.split()[5].split(',')[0] for l in open('/proc/self/mountinfo') if l.split()[4] == '/data/in']]
 `
 
 // TestRunFiles: a single run, cold (Runner.Run) or warm (Pool.Run), gets
@@ -41,7 +42,11 @@ func TestRunFiles(t *testing.T) {
 	check := func(t *testing.T, res sbruntime.Result) {
 		t.Helper()
 		require.Nil(t, res.Error, "%+v\n%s", res.Error, res.Stderr)
-		assert.NotEqual(t, `"writable"`, string(res.Result), "the in files are read-only")
+		var ro []any
+		require.NoError(t, json.Unmarshal(res.Result, &ro))
+		require.Len(t, ro, 2)
+		assert.NotEqual(t, "writable", ro[0], "the in files are read-only")
+		assert.Equal(t, []any{"ro"}, ro[1], "the in directory is mounted read-only")
 		require.Len(t, res.Files, 1, "regular files only: %+v", res.Files)
 		assert.Equal(t, "r.txt", res.Files[0].Name)
 		assert.Equal(t, []byte("ab"), res.Files[0].Content)

@@ -94,12 +94,15 @@ os.makedirs('/data/out/sub', exist_ok=True)
 open('/data/out/r.txt', 'w').write(data)
 open('/data/out/sub/keep.txt', 'w').write('k')
 os.symlink('/etc/passwd', '/data/out/link')
-result = [ro, ro2]
+result = [ro, ro2, [l.split()[5].split(',')[0] for l in open('/proc/self/mountinfo') if l.split()[4] == '/data/in']]
 `, in)
 	require.Nil(t, files.Error, "%+v\n%s", files.Error, files.Stderr)
-	var ro []string
+	var ro []any
 	require.NoError(t, json.Unmarshal(files.Result, &ro))
-	assert.NotContains(t, ro, "writable", "the in files are read-only")
+	require.Len(t, ro, 3)
+	assert.NotEqual(t, "writable", ro[0], "the in files are read-only")
+	assert.NotEqual(t, "writable", ro[1], "the in files are read-only")
+	assert.Equal(t, []any{"ro"}, ro[2], "the in directory is mounted read-only")
 	names := func(fs []sbruntime.File) []string {
 		var n []string
 		for _, f := range fs {
@@ -221,8 +224,12 @@ func TestSessionEnds(t *testing.T) {
 		require.ErrorIs(t, err, errdefs.ErrInvalidArgument)
 		assert.Contains(t, err.Error(), `"../x"`)
 		assert.Empty(t, s.Ended(), "a refused call leaves the session as it was")
-		res := call(t, s, "result = 1", nil)
+		res := call(t, s, "result = 1", map[string][]byte{"x": []byte("x")})
 		assert.Equal(t, "1", string(res.Result))
+		_, err = s.Call(ctx, sbruntime.Request{Code: []byte("pass"), Files: map[string][]byte{"x/y": nil}})
+		require.ErrorIs(t, err, errdefs.ErrInvalidArgument, "an earlier call's file is no directory")
+		res = call(t, s, "result = open('/data/in/x').read()", nil)
+		assert.Equal(t, `"x"`, string(res.Result))
 		require.NoError(t, s.Close(ctx, ""))
 	})
 	t.Run("shutdown", func(t *testing.T) {

@@ -66,12 +66,26 @@ func CheckFiles(files map[string][]byte) error {
 		if err := checkFileName(name); err != nil {
 			return err
 		}
+		if dir := fileUnder(name, files); dir != "" {
+			return fmt.Errorf("file %q: %q is a file, not a directory: %w", name, dir, errdefs.ErrInvalidArgument)
+		}
 		total += len(data)
 	}
 	if total > MaxInBytes {
 		return fmt.Errorf("files of %d bytes together, more than the %d a request may carry: %w", total, MaxInBytes, errdefs.ErrInvalidArgument)
 	}
 	return nil
+}
+
+// fileUnder returns the directory of name (or of its parents) that is a
+// file of files, or "".
+func fileUnder[V any](name string, files map[string]V) string {
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		if _, ok := files[dir]; ok {
+			return dir
+		}
+	}
+	return ""
 }
 
 // checkFileName refuses a name that is not a clean relative path.

@@ -38,18 +38,19 @@ func TestCheckFiles(t *testing.T) {
 		files map[string][]byte
 		says  string
 	}{
-		"empty":      {map[string][]byte{"": nil}, `file ""`},
-		"dot":        {map[string][]byte{"a/./b": nil}, `"a/./b"`},
-		"dotdot":     {map[string][]byte{"../etc/passwd": nil}, `".."`},
-		"absolute":   {map[string][]byte{"/etc/passwd": nil}, "absolute"},
-		"empty part": {map[string][]byte{"a//b": nil}, `"a//b"`},
-		"trailing":   {map[string][]byte{"a/": nil}, `"a/"`},
-		"nul":        {map[string][]byte{"a\x00b": nil}, "NUL"},
-		"backslash":  {map[string][]byte{`a\b`: nil}, "backslash"},
-		"too long":   {map[string][]byte{strings.Repeat("n", maxNamePart+1): nil}, "longer than 255"},
-		"too deep":   {map[string][]byte{deep + "/g": nil}, "more than 8 levels"},
-		"too many":   {many, "more than the 64"},
-		"too big":    {map[string][]byte{"a": make([]byte, MaxInBytes/2+1), "b": make([]byte, MaxInBytes/2)}, "more than the"},
+		"empty":       {map[string][]byte{"": nil}, `file ""`},
+		"dot":         {map[string][]byte{"a/./b": nil}, `"a/./b"`},
+		"dotdot":      {map[string][]byte{"../etc/passwd": nil}, `".."`},
+		"absolute":    {map[string][]byte{"/etc/passwd": nil}, "absolute"},
+		"empty part":  {map[string][]byte{"a//b": nil}, `"a//b"`},
+		"trailing":    {map[string][]byte{"a/": nil}, `"a/"`},
+		"nul":         {map[string][]byte{"a\x00b": nil}, "NUL"},
+		"backslash":   {map[string][]byte{`a\b`: nil}, "backslash"},
+		"too long":    {map[string][]byte{strings.Repeat("n", maxNamePart+1): nil}, "longer than 255"},
+		"too deep":    {map[string][]byte{deep + "/g": nil}, "more than 8 levels"},
+		"too many":    {many, "more than the 64"},
+		"file as dir": {map[string][]byte{"a": nil, "a/b/c": nil}, `"a" is a file`},
+		"too big":     {map[string][]byte{"a": make([]byte, MaxInBytes/2+1), "b": make([]byte, MaxInBytes/2)}, "more than the"},
 	} {
 		err := CheckFiles(c.files)
 		require.Error(t, err, name)

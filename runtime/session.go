@@ -64,6 +64,45 @@ type Session struct {
 
 	exited chan struct{} // closed when the container's init exited
 	exit   client.ExitStatus
+
+	// inFiles are the sizes of the files under InDir, by name (guarded
+	// by call).
+	inFiles map[string]int64
+}
+
+// Bounds of what a session's InDir holds, over all its calls.
+const (
+	maxSessionInFiles = 4 * MaxInFiles
+	maxSessionInBytes = 4 * MaxInBytes
+)
+
+// addInFiles checks that files fit in the session's InDir beside those
+// of earlier calls (a name replaces the same name; none is the directory
+// of another) and counts them in. The caller holds s.call and writes them
+// after.
+func (s *Session) addInFiles(files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
+	}
+	next := maps.Clone(s.inFiles)
+	if next == nil {
+		next = map[string]int64{}
+	}
+	for name, data := range files {
+		next[name] = int64(len(data))
+	}
+	var total int64
+	for name, size := range next {
+		if dir := fileUnder(name, next); dir != "" {
+			return fmt.Errorf("file %q: %q is a file of the session, not a directory: %w", name, dir, errdefs.ErrInvalidArgument)
+		}
+		total += size
+	}
+	if len(next) > maxSessionInFiles || total > maxSessionInBytes {
+		return fmt.Errorf("the session's files would be %d files of %d bytes, more than the %d files of %d bytes a session may hold: %w", len(next), total, maxSessionInFiles, maxSessionInBytes, errdefs.ErrInvalidArgument)
+	}
+	s.inFiles = next
+	return nil
 }
 
 // OpenSession starts a session for req's image, limits (Limits.Timeout and
@@ -366,6 +405,13 @@ func (s *Session) Call(ctx context.Context, req Request) (Result, error) {
 	if s.isExited() {
 		reason := s.exitReason()
 		return res, errors.Join(&sessionEndedError{reason}, s.end(reason))
+	}
+	// A call given up before it began leaves the session as it was.
+	if err := cancelled(ctx); err != nil {
+		return res, err
+	}
+	if err := s.addInFiles(req.Files); err != nil {
+		return res, err
 	}
 	return s.call1(ctx, req, limits, inputs, res)
 }

@@ -291,6 +291,28 @@ func TestWithSandboxMount(t *testing.T) {
 	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
 }
 
+func TestWithDataMounts(t *testing.T) {
+	t.Parallel()
+	s := spec(t, WithDataMounts("/state/in", 5<<20))
+	in := mountAt(s, InDir)
+	require.NotNil(t, in)
+	assert.Equal(t, "/state/in", in.Source)
+	assert.Equal(t, []string{"rbind", "ro", "nosuid", "nodev", "noexec"}, in.Options)
+	out := mountAt(s, OutDir)
+	require.NotNil(t, out)
+	assert.Equal(t, "tmpfs", out.Type)
+	assert.Equal(t, []string{"nosuid", "nodev", "noexec", "mode=1777", "size=5242880"}, out.Options)
+	_, err := genSpec(WithDataMounts("", 1<<20))
+	assert.ErrorIs(t, err, errdefs.ErrInvalidArgument)
+
+	// The run's spec has them, OutDir no larger than what can come back.
+	l := DefaultLimits()
+	l.TmpfsBytes = 1 << 30
+	assert.Equal(t, int64(MaxOutBytes+outSlack), outTmpfsSize(l))
+	l.TmpfsBytes = 2 << 20
+	assert.Equal(t, int64(2<<20), outTmpfsSize(l))
+}
+
 func TestWithMemory(t *testing.T) {
 	t.Parallel()
 	s := spec(t, WithMemory(64<<20))

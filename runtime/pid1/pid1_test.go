@@ -210,7 +210,7 @@ func TestWarmInit(t *testing.T) {
 // the report connection (the host process died) before the job came kills
 // everything and exits with HostGoneStatus, long before its idle limit;
 // once the job came, the run keeps its own deadline whatever the host
-// does.
+// does, and a session (pid1.SessionJob) ends with its host still.
 func TestWarmInitEndsWithItsHost(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -221,6 +221,7 @@ func TestWarmInitEndsWithItsHost(t *testing.T) {
 	}{
 		{name: "no job yet: ends with its host", script: "echo up; read line; sleep 600", status: pid1.HostGoneStatus},
 		{name: "a job handed: keeps its deadline", job: "500ms\n{}\n", script: "read line; echo up; sleep 600", status: pid1.DeadlineStatus},
+		{name: "a session handed: ends with its host", job: pid1.SessionJob + "1h\nsession\n", script: "read line; echo up; sleep 600", status: pid1.HostGoneStatus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
