@@ -295,7 +295,7 @@ print(json.dumps(c.health()))
 	assert.Equal(t, 400, status)
 	assert.Equal(t, "2", code)
 	assert.Contains(t, string(body), `unknown field \"cmd\"`)
-	status, _, _ = s.call(t, http.MethodPost, "/v1/run", map[string]any{"skill_id": "served", "code": strings.Repeat("#", 9<<20)})
+	status, _, _ = s.call(t, http.MethodPost, "/v1/run", map[string]any{"skill_id": "served", "code": strings.Repeat("#", 25<<20)})
 	assert.Equal(t, 413, status, "bodies are capped")
 	// Callers get the ceilings the operator set, never more.
 	for field, value := range map[string]string{"memory": "1000g", "pids": "1000000", "cpus": "64", "timeout": "100000h", "user": "0"} {

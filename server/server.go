@@ -86,7 +86,8 @@ func WithToken(token string) Opt {
 	}
 }
 
-// WithMaxBody caps request bodies. Default: 8 MiB.
+// WithMaxBody caps request bodies. Default: 24 MiB, which holds a run's
+// files at their cap (16 MiB, in base64) and its code.
 func WithMaxBody(n int64) Opt {
 	return func(o *options) error {
 		if n <= 0 {
@@ -115,7 +116,7 @@ func New(ops Backend, opts ...Opt) (*Server, error) {
 	if ops == nil {
 		return nil, fmt.Errorf("no backend given: %w", errdefs.ErrInvalidArgument)
 	}
-	o := options{maxBody: 8 << 20, drainLimit: 10 * time.Minute}
+	o := options{maxBody: 24 << 20, drainLimit: 10 * time.Minute}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
