@@ -80,6 +80,9 @@ func (b *bench) measurePlatform(ctx context.Context, root string) (*platformRepo
 	}
 	defer s.stop() //nolint:errcheck // the soak stops it first; this is for the failures before
 	servePid := s.cmd.Process.Pid
+	// ready is how many warm containers the pool holds when quiet: two per
+	// runtime once each runtime's set exists.
+	ready := 0
 	warm := func(runtime string) func(context.Context) (time.Duration, error) {
 		return func(context.Context) (time.Duration, error) {
 			t0 := procCPU(servePid)
@@ -87,7 +90,7 @@ func (b *bench) measurePlatform(ctx context.Context, root string) (*platformRepo
 			if err == nil && d.Stdout != "1\n" {
 				err = fmt.Errorf("print(1) under %s printed %q (exit %v, stderr %q)", runtime, d.Stdout, exitOf(d), d.Stderr)
 			}
-			s.quiet(4) // the replacement, counted in this run's CPU
+			s.quiet(ready) // the replacement, counted in this run's CPU
 			return procCPU(servePid) - t0, err
 		}
 	}
@@ -134,13 +137,14 @@ func (b *bench) measurePlatform(ctx context.Context, root string) (*platformRepo
 			return nil, fmt.Errorf("%s: %w", r.name, err)
 		}
 	}
+	ready = 4
 	b.say("platform: %d rounds of %d rows, interleaved", b.o.runLatency, len(rep.rows))
 	for range b.o.runLatency {
 		for _, r := range rep.rows {
 			if r.err != nil {
 				continue
 			}
-			s.quiet(4)
+			s.quiet(ready)
 			s0 := meter.sample()
 			t0 := time.Now()
 			client, err := r.one(ctx)
