@@ -74,7 +74,7 @@ func (b *bench) measurePlatform(ctx context.Context, root string) (*platformRepo
 		return nil, err
 	}
 	defer undo()
-	s, err := b.startServe(ctx, root, "serve-platform", "--warm-per-skill", "2", "--max-warm", "4", "--max-sessions", "64")
+	s, err := b.startServe(ctx, root, "serve-platform", "--warm-per-skill", "2", "--max-warm", "4")
 	if err != nil {
 		return nil, err
 	}
