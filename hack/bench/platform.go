@@ -33,8 +33,9 @@ var (
 // after it, which the next run waits for with quiet).
 type platRow struct {
 	name, does string
-	one        func(ctx context.Context) (client time.Duration, err error)
-	settle     func() // before the row's run: the pool quiet
+	// one runs print(1) once; client is the CPU of a client process it
+	// started (the server's is measured around it).
+	one       func(ctx context.Context) (client time.Duration, err error)
 	wall, cpu  []time.Duration
 	err        error
 }
@@ -85,13 +86,11 @@ func (b *bench) measurePlatform(ctx context.Context, root string) (*platformRepo
 	ready := 0
 	warm := func(runtime string) func(context.Context) (time.Duration, error) {
 		return func(context.Context) (time.Duration, error) {
-			t0 := procCPU(servePid)
 			d, err := s.runDoc(map[string]any{"skill_id": "bench", "image": baseRef, "code": "print(1)", "runtime": runtime})
 			if err == nil && d.Stdout != "1\n" {
 				err = fmt.Errorf("print(1) under %s printed %q (exit %v, stderr %q)", runtime, d.Stdout, exitOf(d), d.Stderr)
 			}
-			s.quiet(ready) // the replacement, counted in this run's CPU
-			return procCPU(servePid) - t0, err
+			return 0, err
 		}
 	}
 	cold := func(runtime string) func(context.Context) (time.Duration, error) {
@@ -127,9 +126,7 @@ func (b *bench) measurePlatform(ctx context.Context, root string) (*platformRepo
 			if sessErr != nil {
 				return 0, fmt.Errorf("open a session: %w", sessErr)
 			}
-			t0 := procCPU(servePid)
-			err := sess.print1()
-			return procCPU(servePid) - t0, err
+			return 0, sess.print1()
 		}},
 	}}
 	for _, r := range rep.rows { // warm-up: images, views, the pools' sets
@@ -145,18 +142,19 @@ func (b *bench) measurePlatform(ctx context.Context, root string) (*platformRepo
 				continue
 			}
 			s.quiet(ready)
-			s0 := meter.sample()
+			s0, serve0 := meter.sample(), procCPU(servePid)
 			t0 := time.Now()
 			client, err := r.one(ctx)
 			wall := time.Since(t0)
-			s1 := meter.sample()
+			s.quiet(ready) // a warm run's replacement, counted in its CPU
+			s1, serve1 := meter.sample(), procCPU(servePid)
 			if err != nil {
 				r.err = err
 				b.say("  %s: %v", r.name, err)
 				continue
 			}
 			r.wall = append(r.wall, wall)
-			r.cpu = append(r.cpu, client+(s1.daemonCg-s0.daemonCg)+(s1.inside-s0.inside))
+			r.cpu = append(r.cpu, client+(serve1-serve0)+(s1.daemonCg-s0.daemonCg)+(s1.inside-s0.inside))
 		}
 	}
 	rep.load = loadAvg()
@@ -369,6 +367,9 @@ func (rep *platformReport) markdown() string {
 	k := rep.soak
 	if rep.soakErr != nil {
 		fmt.Fprintf(&sb, "\nSession soak: failed: %s\n", oneLine(rep.soakErr.Error()))
+		if k.sessions == 0 {
+			return sb.String()
+		}
 	}
 	left := "none"
 	if len(k.left) > 0 {
