@@ -36,8 +36,8 @@ type platRow struct {
 	// one runs print(1) once; client is the CPU of a client process it
 	// started (the server's is measured around it).
 	one       func(ctx context.Context) (client time.Duration, err error)
-	wall, cpu  []time.Duration
-	err        error
+	wall, cpu []time.Duration
+	err       error
 }
 
 type platformReport struct {
