@@ -166,7 +166,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if _, err := os.Stat(filepath.Join(o.rootfs, "usr/bin/python3")); err != nil {
 		return fmt.Errorf("no python rootfs at %s (run `make base-rootfs`): %w", o.rootfs, err)
 	}
-	if *onlyAdmission {
+	if *onlyAdmission || *onlyPlatform {
 		o.skipBuildah = true // runs only skillbuild: no buildah/podman storage to set up
 	}
 	start := time.Now()
@@ -183,6 +183,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	if *onlyAdmission {
 		return b.admissionOnly(ctx, stdout)
+	}
+	if *onlyPlatform {
+		return b.platformOnly(ctx, stdout)
 	}
 	rep, err := b.all(ctx)
 	if err != nil {
