@@ -38,9 +38,10 @@ type Pool struct {
 
 	mu         sync.Mutex
 	sets       map[poolKey]*warmSet
-	warm       int   // containers ready or starting, every set
-	memory     int64 // their memory limits, summed
-	destroying int   // containers being removed in the background
+	warm       int                    // containers ready or starting, every set
+	memory     int64                  // their memory limits, summed
+	destroying int                    // containers being removed in the background
+	images     map[string]*ImageStats // per image: Hits, Misses, Waited
 	closed     bool
 	inflight   sync.WaitGroup // runs
 	bg         sync.WaitGroup // starts and destroys in the background
@@ -82,11 +83,12 @@ type warmSet struct {
 	// waiters are runs that found none ready while some were starting:
 	// each started container goes to the first waiter, in order.
 	waiters []chan *warmContainer
-	// target is how many containers the set keeps ready or starting: the
-	// pool's per-image count, more while runs find none ready (up to
-	// the pool's maximum), back down when they stop.
+	// target is how many containers the set keeps ready or starting:
+	// what its demand asks for (demand.depth), never fewer than the
+	// pool's per-image count nor more than its maximum. A run raises it;
+	// the janitor lowers it when the runs stop coming.
 	target   int
-	missed   bool // a run found none ready since the janitor's last look
+	demand   demand
 	lastUsed time.Time
 
 	prepMu sync.Mutex
@@ -121,6 +123,22 @@ type PoolStats struct {
 	// Destroying is the number of used or discarded containers being
 	// removed in the background.
 	Destroying int
+	// Images is the state and the counters of each image reference run
+	// through the pool.
+	Images map[string]ImageStats
+}
+
+// ImageStats is a pool's state and counters for one image reference, its
+// sets of limits, users and preloads together.
+type ImageStats struct {
+	// Ready and Starting are its warm containers ready for a run and
+	// being started.
+	Ready, Starting int
+	// Target is the depth its sets keep, ready or starting, for their
+	// recent demand (0 once they went idle and were dropped).
+	Target int
+	// Hits, Misses and Waited count its runs as PoolStats does.
+	Hits, Misses, Waited int64
 }
 
 type poolOptions struct {
@@ -212,7 +230,7 @@ func NewPool(ctx context.Context, r *Runner, opts ...PoolOpt) (*Pool, error) {
 		}
 	}
 	o.maxAge = maxAgeFactor * o.idleTimeout
-	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, stop: make(chan struct{})}
+	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, images: map[string]*ImageStats{}, stop: make(chan struct{})}
 	p.owner = strings.TrimPrefix(newID(), idPrefix)
 	lock, err := lockedFile(p.ownerFile(p.owner))
 	if err != nil {
@@ -362,7 +380,7 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 	for {
 		w, wait := p.take(key, img.Target().Digest)
 		if wait != nil {
-			p.count(func(s *PoolStats) { s.Waited++ })
+			p.count(req.Image, func(s *PoolStats, i *ImageStats) { s.Waited++; i.Waited++ })
 			if w, err = p.await(ctx, key, wait); err != nil {
 				return Result{}, err
 			}
@@ -371,26 +389,33 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 			break
 		}
 		if w.alive() {
-			p.count(func(s *PoolStats) { s.Hits++ })
+			p.count(req.Image, func(s *PoolStats, i *ImageStats) { s.Hits++; i.Hits++ })
 			return p.runIn(ctx, w, req, limits, inputs)
 		}
 		p.destroyLater(w)
 	}
 	// No warm container (yet): a run of its own, while the set fills.
-	p.count(func(s *PoolStats) { s.Misses++ })
+	p.count(req.Image, func(s *PoolStats, i *ImageStats) { s.Misses++; i.Misses++ })
 	return p.r.Run(ctx, req)
 }
 
-func (p *Pool) count(f func(*PoolStats)) {
+// count applies f to the pool's counters and to image's.
+func (p *Pool) count(image string, f func(*PoolStats, *ImageStats)) {
 	p.mu.Lock()
-	f(&p.stats)
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	i := p.images[image]
+	if i == nil {
+		i = &ImageStats{}
+		p.images[image] = i
+	}
+	f(&p.stats, i)
 }
 
 // take removes a ready container of key from its set, if any, and asks for
-// replacements. When none is ready but one is starting, it returns a
-// channel instead that gets the next one started (or nil: run without).
-// A set made from another digest of the image is dropped.
+// replacements: the run counts in the set's demand, which may deepen it.
+// When none is ready but one is starting, it returns a channel instead
+// that gets the next one started (or nil: run without). A set made from
+// another digest of the image is dropped.
 func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmContainer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -399,12 +424,17 @@ func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmCo
 		p.dropLocked(set)
 		set = nil
 	}
-	isNew := set == nil
-	if isNew {
+	if set == nil {
 		set = &warmSet{key: key, digest: dg, target: min(p.opts.perKey, p.opts.maxWarm)}
 		p.sets[key] = set
 	}
-	set.lastUsed = time.Now()
+	now := time.Now()
+	set.lastUsed = now
+	set.demand.arrive(now)
+	// A run only deepens the set: a gap before it (the set was quiet)
+	// is the janitor's to act on, so a burst after a pause finds the
+	// depth the last one built.
+	set.target = max(set.target, set.demand.depth(p.opts.perKey, p.opts.maxWarm))
 	if n := len(set.ready); n > 0 {
 		w := set.ready[0]
 		set.ready = set.ready[1:]
@@ -412,11 +442,6 @@ func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmCo
 		p.memory -= w.memory
 		p.refillLocked(set)
 		return w, nil
-	}
-	// None ready: the demand is larger than the set.
-	if !isNew {
-		set.missed = true
-		set.target = min(set.target+1, p.opts.maxWarm)
 	}
 	p.refillLocked(set)
 	if set.starting == 0 {
@@ -469,9 +494,13 @@ func (p *Pool) fill(set *warmSet) {
 	defer p.bg.Done()
 	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), stepTimeout)
 	defer cancel()
+	t0 := time.Now()
 	w, err := p.start(ctx, set)
 	p.mu.Lock()
 	set.starting--
+	if err == nil {
+		set.demand.started(time.Since(t0))
+	}
 	if err != nil || p.sets[set.key] != set || p.closed {
 		p.warm--
 		p.memory -= set.key.limits.MemoryBytes
@@ -556,7 +585,10 @@ func (p *Pool) destroyLaterLocked(w *warmContainer) {
 	}()
 }
 
-// janitor evicts idle sets and old containers.
+// janitor evicts idle sets and old containers, and brings each set's
+// depth down to its demand: a set without runs since the last round gets
+// a lower rate (demand.idle), and its ready containers beyond the new
+// depth are destroyed.
 func (p *Pool) janitor() {
 	tick := time.NewTicker(max(p.opts.idleTimeout/4, 50*time.Millisecond))
 	defer tick.Stop()
@@ -573,11 +605,8 @@ func (p *Pool) janitor() {
 				p.dropLocked(set)
 				continue
 			}
-			// Demand went down: keep one fewer.
-			if !set.missed && set.target > min(p.opts.perKey, p.opts.maxWarm) {
-				set.target--
-			}
-			set.missed = false
+			set.demand.idle(now)
+			set.target = set.demand.depth(p.opts.perKey, p.opts.maxWarm)
 			var old []*warmContainer
 			set.ready = slices.DeleteFunc(set.ready, func(w *warmContainer) bool {
 				if now.Sub(w.created) > p.opts.maxAge {
@@ -586,6 +615,13 @@ func (p *Pool) janitor() {
 				}
 				return false
 			})
+			// The newest beyond the depth go (the oldest are served
+			// first: the newest would be the last to be used).
+			if extra := len(set.ready) + set.starting - set.target; extra > 0 {
+				n := len(set.ready) - min(extra, len(set.ready))
+				old = append(old, set.ready[n:]...)
+				set.ready = set.ready[:n]
+			}
 			for _, w := range old {
 				p.warm--
 				p.memory -= w.memory
@@ -607,10 +643,19 @@ func (p *Pool) Stats() PoolStats {
 	s := p.stats
 	s.Destroying = p.destroying
 	s.WarmByImage = map[string]int{}
+	s.Images = map[string]ImageStats{}
+	for image, i := range p.images {
+		s.Images[image] = *i
+	}
 	for _, set := range p.sets {
 		s.Warm += len(set.ready)
 		s.Starting += set.starting
 		s.WarmByImage[set.key.image] += len(set.ready)
+		i := s.Images[set.key.image]
+		i.Ready += len(set.ready)
+		i.Starting += set.starting
+		i.Target += set.target
+		s.Images[set.key.image] = i
 	}
 	return s
 }
