@@ -82,13 +82,14 @@ func (d *demand) depth(perKey, maxWarm int) int {
 
 // depthFor is the number of containers a set keeps ready or starting for
 // runs that come rate times a second when a replacement takes start to be
-// ready: the runs that come during one start, rounded up, plus one for the
-// run that comes next; never below perKey nor above maxWarm (maxWarm
+// ready: the runs that come during one start, rounded to the nearest, plus
+// one for the run that comes next (a set whose runs come much less often
+// than a start takes keeps one); never below perKey nor above maxWarm (maxWarm
 // wins).
 func depthFor(rate float64, start time.Duration, perKey, maxWarm int) int {
 	want := 1.0
 	if rate > 0 && start > 0 {
-		want += math.Ceil(rate * start.Seconds())
+		want += math.Round(rate * start.Seconds())
 	}
 	n := perKey
 	if want > float64(n) {

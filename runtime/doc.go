@@ -155,7 +155,7 @@
 //
 // A set's depth (how many it keeps ready or starting) follows its demand
 // (demand.go): the runs that come while one replacement starts, plus one,
-// that is ceil(rate × start) + 1, within [WithWarmPerImage, WithMaxWarm]
+// that is round(rate × start) + 1, within [WithWarmPerImage, WithMaxWarm]
 // and the memory budget. rate is a weighted mean of the runs per second
 // (each run's sample is one over the gap since the run before, the newest
 // weighing a quarter); start is a weighted mean of the measured time from

@@ -1,0 +1,97 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	sbruntime "github.com/skillbuild/skillbuild/runtime"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestPoolDepthFollowsDemand drives runtime.Pool against the suite's
+// containerd: a burst of back-to-back runs makes the image's depth rise
+// above the per-image count, with its replacements started in parallel;
+// once the runs stop, the janitor brings the depth (and the ready
+// containers) back to the per-image count, then drops the set at the idle
+// timeout; nothing is left.
+func TestPoolDepthFollowsDemand(t *testing.T) {
+	ctx := context.Background()
+	c := ctdClient(t)
+	r, err := sbruntime.New(ctx, c, sbruntime.WithStateDir(filepath.Join(env.root, "runs")))
+	require.NoError(t, err)
+	const perKey = 1
+	// The janitor looks every quarter of the idle timeout.
+	p, err := sbruntime.NewPool(ctx, r, sbruntime.WithWarmPerImage(perKey), sbruntime.WithMaxWarm(6), sbruntime.WithIdleTimeout(6*time.Second))
+	require.NoError(t, err)
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			p.Close(ctx)
+		}
+	})
+	image := func() sbruntime.ImageStats { return p.Stats().Images[env.base] }
+	run := func(i int) {
+		t.Helper()
+		res, err := p.Run(ctx, sbruntime.Request{Image: env.base, Code: []byte(fmt.Sprintf("print(%d)", i))})
+		require.NoError(t, err)
+		require.Nil(t, res.Error, "%+v", res.Error)
+		assert.Equal(t, fmt.Sprintf("%d\n", i), res.Stdout)
+	}
+
+	run(0)
+	eventually(t, time.Minute, func() bool { st := image(); return st.Ready == perKey && st.Starting == 0 },
+		func() string { return fmt.Sprintf("the set did not fill: %+v", image()) })
+	require.Equal(t, perKey, image().Target, "one run deepens nothing")
+
+	// Watch how many start at once while the burst runs.
+	var mu sync.Mutex
+	maxStarting := 0
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			n := image().Starting
+			mu.Lock()
+			maxStarting = max(maxStarting, n)
+			mu.Unlock()
+		}
+	}()
+	const burst = 16
+	for i := 1; i <= burst; i++ {
+		run(i)
+	}
+	close(stop)
+	<-watched
+	st := image()
+	assert.Greater(t, st.Target, perKey, "after %d back-to-back runs: %+v", burst, st)
+	assert.Greater(t, maxStarting, 1, "replacements started one at a time")
+	assert.Equal(t, int64(burst+1), st.Hits+st.Misses, "%+v", st)
+	all := p.Stats()
+	assert.Equal(t, all.Hits, st.Hits, "one image: its hits are the pool's")
+	assert.Equal(t, all.Waited, st.Waited)
+	t.Logf("after the burst: %+v, at most %d starting at once", st, maxStarting)
+
+	// Idle: the depth falls back to the per-image count while the set
+	// lives, the ready containers beyond it are destroyed, then the set
+	// goes at the idle timeout.
+	eventually(t, time.Minute, func() bool { st := image(); return st.Target == perKey && st.Ready+st.Starting == perKey },
+		func() string { return fmt.Sprintf("the depth did not fall back to %d: %+v", perKey, image()) })
+	eventually(t, time.Minute, func() bool { st := image(); return st.Target == 0 && st.Ready == 0 && st.Starting == 0 },
+		func() string { return fmt.Sprintf("the idle set was not dropped: %+v", image()) })
+	assert.Equal(t, 0, p.Stats().Warm)
+
+	require.NoError(t, p.Close(ctx))
+	closed = true
+	assertNoRunLeftovers(t)
+}
