@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,11 @@ type Pool struct {
 	bg         sync.WaitGroup // starts and destroys in the background
 	stop       chan struct{}
 	stats      PoolStats
+	// starts bounds the background starts that run at once (one slot
+	// each): a start is mostly CPU (runc, the shim, the interpreter), and
+	// more of them at once than cores only makes each one, and the runs
+	// beside them, slower.
+	starts chan struct{}
 }
 
 // poolKey is what a warm container was made for: the image and everything
@@ -230,7 +236,8 @@ func NewPool(ctx context.Context, r *Runner, opts ...PoolOpt) (*Pool, error) {
 		}
 	}
 	o.maxAge = maxAgeFactor * o.idleTimeout
-	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, images: map[string]*ImageStats{}, stop: make(chan struct{})}
+	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, images: map[string]*ImageStats{}, stop: make(chan struct{}),
+		starts: make(chan struct{}, max(2, goruntime.NumCPU()))}
 	p.owner = strings.TrimPrefix(newID(), idPrefix)
 	lock, err := lockedFile(p.ownerFile(p.owner))
 	if err != nil {
@@ -492,14 +499,19 @@ func (p *Pool) refillLocked(set *warmSet) {
 // dropped meanwhile.
 func (p *Pool) fill(set *warmSet) {
 	defer p.bg.Done()
+	// The start latency is measured from the moment it has its slot:
+	// the depth needs the time a start takes, not its wait for a slot.
+	p.starts <- struct{}{}
 	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), stepTimeout)
 	defer cancel()
 	t0 := time.Now()
 	w, err := p.start(ctx, set)
+	took := time.Since(t0)
+	<-p.starts
 	p.mu.Lock()
 	set.starting--
 	if err == nil {
-		set.demand.started(time.Since(t0))
+		set.demand.started(took)
 	}
 	if err != nil || p.sets[set.key] != set || p.closed {
 		p.warm--

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -209,6 +211,7 @@ func (r *burstReport) markdown() string {
 	}
 	fmt.Fprintf(&sb, "| `ctr run --rm` | %s | %s | 1.00× | | | | |\n", secs(median(r.ctr)), secs(pct(r.ctr, 90)))
 	if len(r.rows) > 0 {
+		sb.WriteString(r.bound(r.rows[0]))
 		got := ratio(median(r.rows[0].lat), median(r.ctr))
 		verdict := "met"
 		if got > 0.2 {
@@ -217,4 +220,26 @@ func (r *burstReport) markdown() string {
 		fmt.Fprintf(&sb, "\n| target | goal | measured | |\n|---|---|---|---|\n| burst print(1) p50 | ≤ 0.2× ctr run --rm | %.2f× | %s |\n", got, verdict)
 	}
 	return sb.String()
+}
+
+// bound says what a burst can reach on this machine: a run past the ones
+// that were ready waits for a replacement, and the cores make at most one
+// every CPU-per-run / cores, however deep the pool is by then. So the p50
+// of a burst is fast only when more than half of its runs found one ready.
+func (r *burstReport) bound(row *burstRow) string {
+	if len(row.cpu) == 0 || len(row.ready) == 0 {
+		return ""
+	}
+	cores := goruntime.NumCPU()
+	cpu := median(row.cpu)
+	if cpu == 0 {
+		return ""
+	}
+	readyMed := slices.Sorted(slices.Values(row.ready))[len(row.ready)/2]
+	every := cpu / time.Duration(cores)
+	return fmt.Sprintf("\nWhy: past the containers ready when it began, each run of a burst waits for a replacement, and %d cores "+
+		"make one at most every %s (CPU per run, replacement included, %s, over the cores), however deep the pool is by then; "+
+		"that is %.2f× ctr run --rm's p50 here. A p50 within 0.2× needs at least %d of the %d runs to find one ready: "+
+		"a pool that deep before the burst (median here: %d ready).\n",
+		cores, secs(every), secs(cpu), ratio(every, median(r.ctr)), burstRuns/2+1, burstRuns, readyMed)
 }
