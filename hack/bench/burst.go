@@ -45,10 +45,13 @@ type burstRow struct {
 	// depth, the image's depth after it (-1: the server does not report
 	// one).
 	ready, depth []int
-	// cpu is the CPU of each round's burst per run, the replacements
-	// included: the server process, containerd with its shims and runc,
-	// and the containers, from the first run until the pool was quiet.
-	cpu []time.Duration
+	// started is the containers each round started from the first run
+	// of its burst until its pool was quiet again (replacements, and the
+	// deepening); cpu is the CPU of that time per container started (its
+	// start, its run, its removal): the server process, containerd with
+	// its shims and runc, and the containers.
+	started []int
+	cpu     []time.Duration
 	// wall is each round's burst, first run to last result.
 	wall []time.Duration
 }
@@ -96,8 +99,12 @@ func (b *bench) measureBurst(ctx context.Context, root string) (*burstReport, er
 				return nil, fmt.Errorf("%s: %w", row.name, err)
 			}
 			n := len(row.ready) - 1
-			b.say("  %s round %d: %d ready at the start, depth %d after, wall %s, CPU per run %s", row.name, round+1, row.ready[n], row.depth[n],
-				secs(row.wall[n]), secs(row.cpu[n]))
+			var each []string
+			for _, d := range row.lat[len(row.lat)-burstRuns:] {
+				each = append(each, strconv.FormatInt(d.Milliseconds(), 10))
+			}
+			b.say("  %s round %d: %d ready at the start, depth %d after, wall %s, %d started, CPU per container started %s; each run (ms): %s", row.name, round+1,
+				row.ready[n], row.depth[n], secs(row.wall[n]), row.started[n], secs(row.cpu[n]), strings.Join(each, " "))
 		}
 		for range burstRuns {
 			r, err := ctr.run(ctx)
@@ -154,7 +161,13 @@ func (b *bench) burstRound(ctx context.Context, root, name string, row *burstRow
 	row.wall = append(row.wall, time.Since(t0))
 	row.depth = append(row.depth, s.depth(baseRef))
 	s.quiet(0)
-	row.cpu = append(row.cpu, (cpu()-c0)/burstRuns)
+	after, err := s.health()
+	if err != nil {
+		return err
+	}
+	started := burstRuns + after.Warm - h.Warm
+	row.started = append(row.started, started)
+	row.cpu = append(row.cpu, (cpu()-c0)/time.Duration(max(1, started)))
 	return nil
 }
 
@@ -186,7 +199,7 @@ func (r *burstReport) markdown() string {
 		"then, once its pool is quiet, %d print(1) runs back to back through the API, timed one by one; %d rounds; "+
 		"`ctr run --rm` print(1) %d times after each round. Load average at the end: %s.\n\n",
 		r.maxWarm, burstWarmups, burstRuns, len(r.ctr)/max(1, burstRuns), burstRuns, r.load)
-	sb.WriteString("| row | p50 | p90 | ratio to ctr run --rm (p50) | ready at the burst's start | depth after | burst wall | CPU per run, replacement included |\n|---|---|---|---|---|---|---|---|\n")
+	sb.WriteString("| row | p50 | p90 | ratio to ctr run --rm (p50) | ready at the burst's start | depth after | burst wall | containers started | CPU per container started (start, run, removal) |\n|---|---|---|---|---|---|---|---|---|\n")
 	ints := func(v []int) string {
 		var s []string
 		for _, x := range v {
@@ -206,10 +219,10 @@ func (r *burstReport) markdown() string {
 		return strings.Join(s, ", ")
 	}
 	for _, row := range r.rows {
-		fmt.Fprintf(&sb, "| %s | %s | %s | %.2f× | %s | %s | %s | %s |\n", row.name, secs(median(row.lat)), secs(pct(row.lat, 90)),
-			ratio(median(row.lat), median(r.ctr)), ints(row.ready), ints(row.depth), durs(row.wall), durs(row.cpu))
+		fmt.Fprintf(&sb, "| %s | %s | %s | %.2f× | %s | %s | %s | %s | %s |\n", row.name, secs(median(row.lat)), secs(pct(row.lat, 90)),
+			ratio(median(row.lat), median(r.ctr)), ints(row.ready), ints(row.depth), durs(row.wall), ints(row.started), durs(row.cpu))
 	}
-	fmt.Fprintf(&sb, "| `ctr run --rm` | %s | %s | 1.00× | | | | |\n", secs(median(r.ctr)), secs(pct(r.ctr, 90)))
+	fmt.Fprintf(&sb, "| `ctr run --rm` | %s | %s | 1.00× | | | | | |\n", secs(median(r.ctr)), secs(pct(r.ctr, 90)))
 	if len(r.rows) > 0 {
 		sb.WriteString(r.bound(r.rows[0]))
 		got := ratio(median(r.rows[0].lat), median(r.ctr))
@@ -238,7 +251,7 @@ func (r *burstReport) bound(row *burstRow) string {
 	readyMed := slices.Sorted(slices.Values(row.ready))[len(row.ready)/2]
 	every := cpu / time.Duration(cores)
 	return fmt.Sprintf("\nWhy: past the containers ready when it began, each run of a burst waits for a replacement, and %d cores "+
-		"make one at most every %s (CPU per run, replacement included, %s, over the cores), however deep the pool is by then; "+
+		"make one at most every %s (CPU per container started, %s, over the cores), however deep the pool is by then; "+
 		"that is %.2f× ctr run --rm's p50 here. A p50 within 0.2× needs at least %d of the %d runs to find one ready: "+
 		"a pool that deep before the burst (median here: %d ready).\n",
 		cores, secs(every), secs(cpu), ratio(every, median(r.ctr)), burstRuns/2+1, burstRuns, readyMed)
