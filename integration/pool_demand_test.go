@@ -50,7 +50,8 @@ func TestPoolDepthFollowsDemand(t *testing.T) {
 		func() string { return fmt.Sprintf("the set did not fill: %+v", image()) })
 	require.Equal(t, perKey, image().Target, "one run deepens nothing")
 
-	// Watch how many start at once while the burst runs.
+	// Watch how many are starting (or waiting for a start slot) at once
+	// while the burst runs.
 	var mu sync.Mutex
 	maxStarting := 0
 	stop := make(chan struct{})
@@ -77,7 +78,7 @@ func TestPoolDepthFollowsDemand(t *testing.T) {
 	<-watched
 	st := image()
 	assert.Greater(t, st.Target, perKey, "after %d back-to-back runs: %+v", burst, st)
-	assert.Greater(t, maxStarting, 1, "replacements started one at a time")
+	assert.Greater(t, maxStarting, 1, "replacements asked for one at a time")
 	assert.Equal(t, int64(burst+1), st.Hits+st.Misses, "%+v", st)
 	all := p.Stats()
 	assert.Equal(t, all.Hits, st.Hits, "one image: its hits are the pool's")

@@ -431,7 +431,8 @@ func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmCo
 		p.dropLocked(set)
 		set = nil
 	}
-	if set == nil {
+	isNew := set == nil
+	if isNew {
 		set = &warmSet{key: key, digest: dg, target: min(p.opts.perKey, p.opts.maxWarm)}
 		p.sets[key] = set
 	}
@@ -449,6 +450,12 @@ func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmCo
 		p.memory -= w.memory
 		p.refillLocked(set)
 		return w, nil
+	}
+	// None ready: the depth was short of this run, whatever the rate
+	// says (the runs before it may have waited, which slows the rate
+	// down): one more, up to the pool's maximum.
+	if !isNew {
+		set.target = min(set.target+1, p.opts.maxWarm)
 	}
 	p.refillLocked(set)
 	if set.starting == 0 {
