@@ -55,16 +55,18 @@ func (d *demand) started(took time.Duration) {
 	d.start += time.Duration(demandWeight * float64(took-d.start))
 }
 
-// idle is the janitor's look at now: a set that had no run since the last
-// look has a rate of at most one run per time since its last one, so its
-// depth falls as it stays idle.
-func (d *demand) idle(now time.Time) {
-	if !d.arrived && !d.last.IsZero() {
-		if since := now.Sub(d.last); since > 0 {
-			d.rate = min(d.rate, 1/since.Seconds())
-		}
+// idle is the janitor's look at now. It reports whether no run came since
+// the last look; such a set has a rate of at most one run per time since
+// its last one, so its depth falls as it stays idle.
+func (d *demand) idle(now time.Time) bool {
+	if d.arrived {
+		d.arrived = false
+		return false
 	}
-	d.arrived = false
+	if since := now.Sub(d.last); !d.last.IsZero() && since > 0 {
+		d.rate = min(d.rate, 1/since.Seconds())
+	}
+	return true
 }
 
 // startLatency is the measured start latency, or defaultStart.

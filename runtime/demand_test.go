@@ -67,10 +67,10 @@ func TestDemandFollowsRuns(t *testing.T) {
 
 	// A round with runs keeps the depth; the next one without any
 	// sees the time since the last and lowers it.
-	d.idle(now)
+	assert.False(t, d.idle(now), "runs came since the last round")
 	assert.Equal(t, 7, d.depth(2, 16), "a round with runs")
 	now = now.Add(time.Second)
-	d.idle(now)
+	assert.True(t, d.idle(now), "no run since the last round")
 	assert.Equal(t, 2, d.depth(2, 16), "a round a second after the last run")
 
 	// Coincident runs count as minGap apart: two of them do not make

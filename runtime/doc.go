@@ -164,7 +164,7 @@
 // the rate down). Replacements start in the background, in parallel up to
 // one per core (at least 2): more at once only slow each other and the
 // runs beside them down. The janitor (every quarter of the idle timeout)
-// lowers the depth: a set without runs since its last round takes one
+// lowers the depth of a set without runs since its last round: it takes one
 // over the time since its last run as its rate, so its depth falls back
 // to the per-image count, and its ready containers beyond the depth are
 // destroyed; a set without runs for the idle timeout is dropped.

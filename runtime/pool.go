@@ -624,8 +624,12 @@ func (p *Pool) janitor() {
 				p.dropLocked(set)
 				continue
 			}
-			set.demand.idle(now)
-			set.target = set.demand.depth(p.opts.perKey, p.opts.maxWarm)
+			// A set in use keeps its depth; an idle one falls to
+			// what its decayed rate asks for.
+			idle := set.demand.idle(now)
+			if idle {
+				set.target = set.demand.depth(p.opts.perKey, p.opts.maxWarm)
+			}
 			var old []*warmContainer
 			set.ready = slices.DeleteFunc(set.ready, func(w *warmContainer) bool {
 				if now.Sub(w.created) > p.opts.maxAge {
@@ -636,7 +640,7 @@ func (p *Pool) janitor() {
 			})
 			// The newest beyond the depth go (the oldest are served
 			// first: the newest would be the last to be used).
-			if extra := len(set.ready) + set.starting - set.target; extra > 0 {
+			if extra := len(set.ready) + set.starting - set.target; idle && extra > 0 {
 				n := len(set.ready) - min(extra, len(set.ready))
 				old = append(old, set.ready[n:]...)
 				set.ready = set.ready[:n]
