@@ -387,7 +387,8 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 	for {
 		w, wait := p.take(key, img.Target().Digest)
 		if wait != nil {
-			p.count(req.Image, func(s *PoolStats, i *ImageStats) { s.Waited++; i.Waited++ })
+			p.count(func(s *PoolStats) { s.Waited++ })
+			p.countImage(req.Image, func(i *ImageStats) { i.Waited++ })
 			if w, err = p.await(ctx, key, wait); err != nil {
 				return Result{}, err
 			}
@@ -396,18 +397,26 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 			break
 		}
 		if w.alive() {
-			p.count(req.Image, func(s *PoolStats, i *ImageStats) { s.Hits++; i.Hits++ })
+			p.count(func(s *PoolStats) { s.Hits++ })
+			p.countImage(req.Image, func(i *ImageStats) { i.Hits++ })
 			return p.runIn(ctx, w, req, limits, inputs)
 		}
 		p.destroyLater(w)
 	}
 	// No warm container (yet): a run of its own, while the set fills.
-	p.count(req.Image, func(s *PoolStats, i *ImageStats) { s.Misses++; i.Misses++ })
+	p.count(func(s *PoolStats) { s.Misses++ })
+	p.countImage(req.Image, func(i *ImageStats) { i.Misses++ })
 	return p.r.Run(ctx, req)
 }
 
-// count applies f to the pool's counters and to image's.
-func (p *Pool) count(image string, f func(*PoolStats, *ImageStats)) {
+func (p *Pool) count(f func(*PoolStats)) {
+	p.mu.Lock()
+	f(&p.stats)
+	p.mu.Unlock()
+}
+
+// countImage applies f to image's counters.
+func (p *Pool) countImage(image string, f func(*ImageStats)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i := p.images[image]
@@ -415,7 +424,7 @@ func (p *Pool) count(image string, f func(*PoolStats, *ImageStats)) {
 		i = &ImageStats{}
 		p.images[image] = i
 	}
-	f(&p.stats, i)
+	f(i)
 }
 
 // take removes a ready container of key from its set, if any, and asks for
