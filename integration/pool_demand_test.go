@@ -3,7 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,4 +100,49 @@ func TestPoolDepthFollowsDemand(t *testing.T) {
 	require.NoError(t, p.Close(ctx))
 	closed = true
 	assertNoRunLeftovers(t)
+}
+
+// TestServePoolDepthMetrics runs a burst through a real server: /metrics
+// shows the image's depth rise above --warm-per-skill with the burst and
+// fall back once the runs stop, and its per-image counters.
+func TestServePoolDepthMetrics(t *testing.T) {
+	s := startServe(t, "--warm-per-skill", "1", "--max-warm", "6", "--idle-timeout", "10s")
+	// image is the value of the one sample of family (one image runs
+	// here), or "" when there is none.
+	image := func(family string) string {
+		_, _, body := s.call(t, http.MethodGet, "/metrics", nil)
+		value := ""
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, family+"{image="); ok {
+				require.Empty(t, value, "one image, one sample of %s:\n%s", family, body)
+				_, value, _ = strings.Cut(v, "} ")
+				require.NotEmpty(t, value, line)
+			}
+		}
+		return value
+	}
+	run := func(i int) {
+		t.Helper()
+		d := s.run(t, map[string]any{"skill_id": "depth", "image": env.base, "code": fmt.Sprintf("print(%d)", i)})
+		require.Equal(t, fmt.Sprintf("%d\n", i), d.Stdout)
+	}
+	run(0)
+	eventually(t, time.Minute, func() bool { return image("skillbuild_pool_image_ready") == "1" },
+		func() string { return "the set did not fill: ready " + image("skillbuild_pool_image_ready") })
+	assert.Equal(t, "1", image("skillbuild_pool_image_target"))
+
+	const burst = 12
+	for i := 1; i <= burst; i++ {
+		run(i)
+	}
+	target, err := strconv.Atoi(image("skillbuild_pool_image_target"))
+	require.NoError(t, err)
+	assert.Greater(t, target, 1, "depth after %d back-to-back runs", burst)
+	hits, _ := strconv.Atoi(image("skillbuild_pool_image_hits_total"))
+	misses, _ := strconv.Atoi(image("skillbuild_pool_image_misses_total"))
+	assert.Equal(t, burst+1, hits+misses, "every run counted for its image")
+
+	eventually(t, time.Minute, func() bool { return image("skillbuild_pool_image_target") == "1" },
+		func() string { return "the depth did not fall back to 1: " + image("skillbuild_pool_image_target") })
+	s.stop(t)
 }
