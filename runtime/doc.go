@@ -191,8 +191,26 @@
 // place, and the deadline counts from it. Each sandbox serves one run and
 // is then removed in the background (the result does not wait for it); a
 // replacement starts at once. A run that finds none ready waits for the
-// next one started, and the image's target count grows by one (up to the
-// pool's maximum); it shrinks by one per janitor round without such runs. Warm sandboxes carry LabelPool with their pool's owner ID;
+// next one started.
+//
+// A set's depth (how many it keeps ready or starting) follows its demand
+// (demand.go): the runs that come while one replacement starts, plus one,
+// that is round(rate × start) + 1, within [WithWarmPerImage, WithMaxWarm]
+// and the memory budget. rate is a weighted mean of the runs per second
+// (each run's sample is one over the gap since the run before, the newest
+// weighing a quarter); start is a weighted mean of the measured time from
+// a container's start to ready. A run only deepens the set; a run that
+// finds none ready adds one more (the runs that waited before it slowed
+// the rate down). Replacements start in the background, in parallel up to
+// one per core (at least 2): more at once only slow each other and the
+// runs beside them down. The janitor (every quarter of the idle timeout)
+// lowers the depth of a set without runs since its last round: it takes one
+// over the time since its last run as its rate, so its depth falls back
+// to the per-image count, and its ready containers beyond the depth are
+// destroyed; a set without runs for the idle timeout is dropped.
+// PoolStats.Images reports each image's ready, starting and depth.
+//
+// Warm sandboxes carry LabelPool with their pool's owner ID;
 // NewPool removes those whose owner's lock file is free (a killed server).
 // A warm init ends its container by itself when no job comes within its
 // idle limit, and within a second when its host dies before the job

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -38,15 +39,21 @@ type Pool struct {
 
 	mu         sync.Mutex
 	sets       map[poolKey]*warmSet
-	warm       int   // containers ready or starting, every set
-	memory     int64 // their memory limits, summed
-	destroying int   // containers being removed in the background
+	warm       int                    // containers ready or starting, every set
+	memory     int64                  // their memory limits, summed
+	destroying int                    // containers being removed in the background
+	images     map[string]*ImageStats // per image: Hits, Misses, Waited
 	closed     bool
 	inflight   sync.WaitGroup // runs
 	bg         sync.WaitGroup // starts and destroys in the background
 	stop       chan struct{}
 	stats      PoolStats
 	sessions   map[*Session]struct{} // open sessions (session.go)
+	// starts bounds the background starts that run at once (one slot
+	// each): a start is mostly CPU (runc, the shim, the interpreter), and
+	// more of them at once than cores only makes each one, and the runs
+	// beside them, slower.
+	starts chan struct{}
 }
 
 // poolKey is what a warm container was made for: the image and everything
@@ -83,11 +90,12 @@ type warmSet struct {
 	// waiters are runs that found none ready while some were starting:
 	// each started container goes to the first waiter, in order.
 	waiters []chan *warmContainer
-	// target is how many containers the set keeps ready or starting: the
-	// pool's per-image count, more while runs find none ready (up to
-	// the pool's maximum), back down when they stop.
+	// target is how many containers the set keeps ready or starting:
+	// what its demand asks for (demand.depth), never fewer than the
+	// pool's per-image count nor more than its maximum. A run raises it;
+	// the janitor lowers it when the runs stop coming.
 	target   int
-	missed   bool // a run found none ready since the janitor's last look
+	demand   demand
 	lastUsed time.Time
 
 	prepMu sync.Mutex
@@ -122,6 +130,22 @@ type PoolStats struct {
 	// Destroying is the number of used or discarded containers being
 	// removed in the background.
 	Destroying int
+	// Images is the state and the counters of each image reference run
+	// through the pool.
+	Images map[string]ImageStats
+}
+
+// ImageStats is a pool's state and counters for one image reference, its
+// sets of limits, users and preloads together.
+type ImageStats struct {
+	// Ready and Starting are its warm containers ready for a run and
+	// being started.
+	Ready, Starting int
+	// Target is the depth its sets keep, ready or starting, for their
+	// recent demand (0 once they went idle and were dropped).
+	Target int
+	// Hits, Misses and Waited count its runs as PoolStats does.
+	Hits, Misses, Waited int64
 }
 
 type poolOptions struct {
@@ -213,7 +237,8 @@ func NewPool(ctx context.Context, r *Runner, opts ...PoolOpt) (*Pool, error) {
 		}
 	}
 	o.maxAge = maxAgeFactor * o.idleTimeout
-	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, stop: make(chan struct{})}
+	p := &Pool{r: r, opts: o, sets: map[poolKey]*warmSet{}, images: map[string]*ImageStats{}, stop: make(chan struct{}),
+		starts: make(chan struct{}, max(2, goruntime.NumCPU()))}
 	p.owner = strings.TrimPrefix(newID(), idPrefix)
 	lock, err := lockedFile(p.ownerFile(p.owner))
 	if err != nil {
@@ -367,6 +392,7 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 		w, wait := p.take(key, img.Target().Digest)
 		if wait != nil {
 			p.count(func(s *PoolStats) { s.Waited++ })
+			p.countImage(req.Image, func(i *ImageStats) { i.Waited++ })
 			if w, err = p.await(ctx, key, wait); err != nil {
 				return Result{}, err
 			}
@@ -376,12 +402,14 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 		}
 		if w.alive() {
 			p.count(func(s *PoolStats) { s.Hits++ })
+			p.countImage(req.Image, func(i *ImageStats) { i.Hits++ })
 			return p.runIn(ctx, w, req, limits, inputs)
 		}
 		p.destroyLater(w)
 	}
 	// No warm container (yet): a run of its own, while the set fills.
 	p.count(func(s *PoolStats) { s.Misses++ })
+	p.countImage(req.Image, func(i *ImageStats) { i.Misses++ })
 	return p.r.Run(ctx, req)
 }
 
@@ -391,10 +419,23 @@ func (p *Pool) count(f func(*PoolStats)) {
 	p.mu.Unlock()
 }
 
+// countImage applies f to image's counters.
+func (p *Pool) countImage(image string, f func(*ImageStats)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := p.images[image]
+	if i == nil {
+		i = &ImageStats{}
+		p.images[image] = i
+	}
+	f(i)
+}
+
 // take removes a ready container of key from its set, if any, and asks for
-// replacements. When none is ready but one is starting, it returns a
-// channel instead that gets the next one started (or nil: run without).
-// A set made from another digest of the image is dropped.
+// replacements: the run counts in the set's demand, which may deepen it.
+// When none is ready but one is starting, it returns a channel instead
+// that gets the next one started (or nil: run without). A set made from
+// another digest of the image is dropped.
 func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmContainer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -408,7 +449,13 @@ func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmCo
 		set = &warmSet{key: key, digest: dg, target: min(p.opts.perKey, p.opts.maxWarm)}
 		p.sets[key] = set
 	}
-	set.lastUsed = time.Now()
+	now := time.Now()
+	set.lastUsed = now
+	set.demand.arrive(now)
+	// A run only deepens the set: a gap before it (the set was quiet)
+	// is the janitor's to act on, so a burst after a pause finds the
+	// depth the last one built.
+	set.target = max(set.target, set.demand.depth(p.opts.perKey, p.opts.maxWarm))
 	if n := len(set.ready); n > 0 {
 		w := set.ready[0]
 		set.ready = set.ready[1:]
@@ -417,9 +464,10 @@ func (p *Pool) take(key poolKey, dg digest.Digest) (*warmContainer, chan *warmCo
 		p.refillLocked(set)
 		return w, nil
 	}
-	// None ready: the demand is larger than the set.
+	// None ready: the depth was short of this run, whatever the rate
+	// says (the runs before it may have waited, which slows the rate
+	// down): one more, up to the pool's maximum.
 	if !isNew {
-		set.missed = true
 		set.target = min(set.target+1, p.opts.maxWarm)
 	}
 	p.refillLocked(set)
@@ -471,11 +519,20 @@ func (p *Pool) refillLocked(set *warmSet) {
 // dropped meanwhile.
 func (p *Pool) fill(set *warmSet) {
 	defer p.bg.Done()
+	// The start latency is measured from the moment it has its slot:
+	// the depth needs the time a start takes, not its wait for a slot.
+	p.starts <- struct{}{}
 	ctx, cancel := context.WithTimeout(p.r.namespaced(context.Background()), stepTimeout)
 	defer cancel()
+	t0 := time.Now()
 	w, err := p.start(ctx, set)
+	took := time.Since(t0)
+	<-p.starts
 	p.mu.Lock()
 	set.starting--
+	if err == nil {
+		set.demand.started(took)
+	}
 	if err != nil || p.sets[set.key] != set || p.closed {
 		p.warm--
 		p.memory -= set.key.limits.MemoryBytes
@@ -560,7 +617,10 @@ func (p *Pool) destroyLaterLocked(w *warmContainer) {
 	}()
 }
 
-// janitor evicts idle sets and old containers.
+// janitor evicts idle sets and old containers, and brings each set's
+// depth down to its demand: a set without runs since the last round gets
+// a lower rate (demand.idle), and its ready containers beyond the new
+// depth are destroyed.
 func (p *Pool) janitor() {
 	tick := time.NewTicker(max(p.opts.idleTimeout/4, 50*time.Millisecond))
 	defer tick.Stop()
@@ -577,11 +637,12 @@ func (p *Pool) janitor() {
 				p.dropLocked(set)
 				continue
 			}
-			// Demand went down: keep one fewer.
-			if !set.missed && set.target > min(p.opts.perKey, p.opts.maxWarm) {
-				set.target--
+			// A set in use keeps its depth; an idle one falls to
+			// what its decayed rate asks for.
+			idle := set.demand.idle(now)
+			if idle {
+				set.target = set.demand.depth(p.opts.perKey, p.opts.maxWarm)
 			}
-			set.missed = false
 			var old []*warmContainer
 			set.ready = slices.DeleteFunc(set.ready, func(w *warmContainer) bool {
 				if now.Sub(w.created) > p.opts.maxAge {
@@ -590,6 +651,13 @@ func (p *Pool) janitor() {
 				}
 				return false
 			})
+			// The newest beyond the depth go (the oldest are served
+			// first: the newest would be the last to be used).
+			if extra := len(set.ready) + set.starting - set.target; idle && extra > 0 {
+				n := len(set.ready) - min(extra, len(set.ready))
+				old = append(old, set.ready[n:]...)
+				set.ready = set.ready[:n]
+			}
 			for _, w := range old {
 				p.warm--
 				p.memory -= w.memory
@@ -611,10 +679,19 @@ func (p *Pool) Stats() PoolStats {
 	s := p.stats
 	s.Destroying = p.destroying
 	s.WarmByImage = map[string]int{}
+	s.Images = map[string]ImageStats{}
+	for image, i := range p.images {
+		s.Images[image] = *i
+	}
 	for _, set := range p.sets {
 		s.Warm += len(set.ready)
 		s.Starting += set.starting
 		s.WarmByImage[set.key.image] += len(set.ready)
+		i := s.Images[set.key.image]
+		i.Ready += len(set.ready)
+		i.Starting += set.starting
+		i.Target += set.target
+		s.Images[set.key.image] = i
 	}
 	return s
 }

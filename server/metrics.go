@@ -134,10 +134,15 @@ func labelString(l map[string]string) string {
 	}
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(l)) {
-		parts = append(parts, fmt.Sprintf("%s=%q", k, l[k]))
+		parts = append(parts, k+`="`+labelEscaper.Replace(l[k])+`"`)
 	}
 	return "{" + strings.Join(parts, ",") + "}"
 }
+
+// labelEscaper escapes a label value as the text format wants it: a
+// backslash, a double quote and a line feed are the only escapes (Go's %q
+// would also escape other bytes the format takes as they are).
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -162,6 +167,27 @@ func poolMetrics(st api.PoolStats) []Metric {
 			m.Help = "Warm run containers ready, per image."
 		}
 		ms = append(ms, m)
+	}
+	// Per image (a skill's image), one family after the other.
+	images := slices.Sorted(maps.Keys(st.Images))
+	for _, f := range []struct {
+		name, help, typ string
+		value           func(api.PoolImageStats) float64
+	}{
+		{"skillbuild_pool_image_ready", "Warm run containers ready, per image.", "gauge", func(i api.PoolImageStats) float64 { return float64(i.Ready) }},
+		{"skillbuild_pool_image_starting", "Warm run containers being started, per image.", "gauge", func(i api.PoolImageStats) float64 { return float64(i.Starting) }},
+		{"skillbuild_pool_image_target", "Warm run containers an image's recent runs ask for, ready or starting (its depth).", "gauge", func(i api.PoolImageStats) float64 { return float64(i.Target) }},
+		{"skillbuild_pool_image_hits_total", "Runs that got a warm container, per image.", "counter", func(i api.PoolImageStats) float64 { return float64(i.Hits) }},
+		{"skillbuild_pool_image_misses_total", "Runs that started their own container, per image.", "counter", func(i api.PoolImageStats) float64 { return float64(i.Misses) }},
+		{"skillbuild_pool_image_waited_total", "Runs that waited for a warm container being started, per image.", "counter", func(i api.PoolImageStats) float64 { return float64(i.Waited) }},
+	} {
+		for i, img := range images {
+			m := Metric{Name: f.name, Type: f.typ, Labels: map[string]string{"image": img}, Value: f.value(st.Images[img])}
+			if i == 0 {
+				m.Help = f.help
+			}
+			ms = append(ms, m)
+		}
 	}
 	return ms
 }

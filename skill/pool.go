@@ -109,8 +109,12 @@ func (s *Service) PoolStats() api.PoolStats {
 		return api.PoolStats{}
 	}
 	st := pool.Stats()
+	images := make(map[string]api.PoolImageStats, len(st.Images))
+	for ref, i := range st.Images {
+		images[ref] = api.PoolImageStats{Ready: i.Ready, Starting: i.Starting, Target: i.Target, Hits: i.Hits, Misses: i.Misses, Waited: i.Waited}
+	}
 	return api.PoolStats{Warm: st.Warm, Starting: st.Starting, Destroying: st.Destroying, WarmByImage: st.WarmByImage,
-		Hits: st.Hits, Misses: st.Misses, Discarded: st.Discarded, StartFailures: st.StartFailures, Waited: st.Waited}
+		Hits: st.Hits, Misses: st.Misses, Discarded: st.Discarded, StartFailures: st.StartFailures, Waited: st.Waited, Images: images}
 }
 
 // preloadCache is the preload list of each image, by its target digest.

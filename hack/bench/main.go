@@ -112,7 +112,7 @@ func main() {
 	flag.BoolVar(&o.buildsOnly, "builds-only", false, "measure only the build tables (no run table, no scans)")
 	flag.BoolVar(&o.profileAll, "profile-all", false, "profile every build row that has a target, met or not")
 	flag.BoolVar(&o.noSeedHost, "no-seed-host", false, "leave out the seed-style host column (venv with ensurepip)")
-	flag.StringVar(&o.compareBin, "compare-bin", "", "also measure this skillbuild binary in every build row (e.g. one built from main, for before/after in one run)")
+	flag.StringVar(&o.compareBin, "compare-bin", "", "also measure this skillbuild binary in every build row and the serve burst rows (e.g. one built from main, for before/after in one run)")
 	flag.BoolVar(&o.noRegistry, "no-registry", false, "skip the registry rows (push, buildah push, --cache-from)")
 	flag.BoolVar(&o.onlyReg, "only-registry", false, "measure only the registry rows (use with -append)")
 	flag.BoolVar(&o.rootless, "rootless", true, "measure root against rootless (a user made for the bench; see rootless.go)")
@@ -166,7 +166,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if _, err := os.Stat(filepath.Join(o.rootfs, "usr/bin/python3")); err != nil {
 		return fmt.Errorf("no python rootfs at %s (run `make base-rootfs`): %w", o.rootfs, err)
 	}
-	if *onlyAdmission || *onlyPlatform {
+	if *onlyAdmission || *onlyPlatform || *onlyBurst {
 		o.skipBuildah = true // runs only skillbuild: no buildah/podman storage to set up
 	}
 	start := time.Now()
@@ -186,6 +186,9 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	if *onlyPlatform {
 		return b.platformOnly(ctx, stdout)
+	}
+	if *onlyBurst {
+		return b.burstOnly(ctx, stdout)
 	}
 	rep, err := b.all(ctx)
 	if err != nil {

@@ -47,6 +47,8 @@ type serveReport struct {
 	// another root, interleaved (see admission.go).
 	admission     []*admissionRow
 	admissionLoad string
+	// back-to-back print(1) after warm-ups (see burst.go).
+	burst *burstReport
 }
 
 // serveProc is a running server and an HTTP client of its socket.
@@ -207,6 +209,9 @@ func (b *bench) measureServe(ctx context.Context, rep *serveReport) error {
 	}
 	if err := b.measureAdmission(ctx, root, rep); err != nil {
 		return fmt.Errorf("admission: %w", err)
+	}
+	if rep.burst, err = b.measureBurst(ctx, root); err != nil {
+		return fmt.Errorf("burst: %w", err)
 	}
 
 	// 16 clients: batches of 4×16 runs, serve and ctr alternately.
@@ -510,6 +515,9 @@ func (r *serveReport) markdown() string {
 		sb.WriteString(r.remoteMarkdown())
 	}
 	sb.WriteString(r.admissionMarkdown())
+	if r.burst != nil {
+		sb.WriteString(r.burst.markdown())
+	}
 
 	verdict := func(met bool) string {
 		if met {

@@ -252,6 +252,16 @@ type PoolStats struct {
 	Warm, Starting, Destroying                     int
 	WarmByImage                                    map[string]int
 	Hits, Misses, Discarded, StartFailures, Waited int64
+	// Images is the pool per image reference (a skill's image).
+	Images map[string]PoolImageStats
+}
+
+// PoolImageStats is the warm pool of one image: its containers ready and
+// being started, the depth its demand asks for (Target), and its runs
+// that got a warm container, started their own, or waited for one.
+type PoolImageStats struct {
+	Ready, Starting, Target int
+	Hits, Misses, Waited    int64
 }
 
 // IsRef reports whether a command's argument names an image (it has a
