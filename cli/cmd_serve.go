@@ -28,8 +28,9 @@ commands' --json output:
   POST /v1/sessions  POST /v1/sessions/{id}/run  DELETE /v1/sessions/{id}  GET /v1/sessions
 
 Runs take a container that was started ahead of time (per skill image and
-limits, --warm-per-skill of them, at most --max-warm in all) and destroy it
-afterwards; a replacement starts in the background. Builds take the same
+limits at least --warm-per-skill of them, more while runs come faster than
+replacements start, at most --max-warm in all) and destroy it afterwards; a
+replacement starts in the background. Builds take the same
 state lock as the CLI, which keeps working beside the server. SIGTERM
 drains: requests in flight finish (runs at the latest at their deadline),
 then the warm containers are removed. A server killed outright leaves its
@@ -54,7 +55,7 @@ ends them all.`,
 			&cli.StringFlag{Name: "group", Usage: "`GROUP` (name or gid) owning the unix socket"},
 			&cli.StringFlag{Name: "token-file", Usage: "`FILE` holding the bearer token clients must send (required for TCP)"},
 			&cli.IntFlag{Name: "max-warm", Value: 8, Usage: "warm containers at most, all skills together (0: none)"},
-			&cli.IntFlag{Name: "warm-per-skill", Value: 2, Usage: "warm containers per skill image and limits"},
+			&cli.IntFlag{Name: "warm-per-skill", Value: 2, Usage: "warm containers kept per skill image and limits at the least (the depth grows with the rate of runs, up to --max-warm)"},
 			&cli.StringFlag{Name: "warm-memory", Usage: "bound the sum of the warm containers' memory limits (e.g. 4g)"},
 			&cli.StringFlag{Name: "idle-timeout", Value: "5m", Usage: "destroy a skill's warm containers after this long without a run"},
 			&cli.StringFlag{Name: "max-body", Value: "24m", Usage: "largest request body (a run's files at their cap of 16 MiB take about 21 MiB in base64)"},
