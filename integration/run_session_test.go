@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,6 +219,21 @@ func TestSessionEnds(t *testing.T) {
 		assert.Equal(t, sbruntime.SessionEndedClosed, res.SessionEnded)
 		ended(t, s, sbruntime.SessionEndedClosed)
 	})
+	t.Run("closed during a call", func(t *testing.T) {
+		s := open(sbruntime.Limits{}, 10*time.Minute)
+		started := make(chan struct{})
+		closed := make(chan error, 1)
+		go func() {
+			<-started
+			closed <- s.Close(ctx, sbruntime.SessionEndedIdle)
+		}()
+		res, err := s.Call(ctx, sbruntime.Request{Code: []byte("import time\nprint('up', flush=True)\ntime.sleep(3600)"), Stdout: &firstWriteSignal{c: started}})
+		require.NoError(t, err)
+		assert.Equal(t, sbruntime.SessionEndedIdle, res.SessionEnded, "the call ends with Close's reason")
+		assert.Equal(t, "up\n", res.Stdout)
+		require.NoError(t, <-closed)
+		ended(t, s, sbruntime.SessionEndedIdle)
+	})
 	t.Run("bad files", func(t *testing.T) {
 		s := open(sbruntime.Limits{}, 10*time.Minute)
 		_, err := s.Call(ctx, sbruntime.Request{Code: []byte("pass"), Files: map[string][]byte{"../x": nil}})
@@ -269,4 +285,15 @@ func TestSessionCallLatency(t *testing.T) {
 	}
 	p50 := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
 	t.Logf("p50 of %d calls of print(1): session call %s, warm Pool.Run %s", n, p50(calls), p50(runs))
+}
+
+// firstWriteSignal closes c at its first write.
+type firstWriteSignal struct {
+	c    chan struct{}
+	once sync.Once
+}
+
+func (w *firstWriteSignal) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.c) })
+	return len(p), nil
 }
