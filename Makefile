@@ -39,7 +39,7 @@ lint: ## go vet and gofmt
 
 # The integration suite's core: what the containerd 2.x lane runs again
 # (TestMain checks for leftovers after any selection).
-CORE_TESTS ?= ^(TestVersion|TestInstallConflictingVersionsEachGetTheirs|TestInstallImageShape|TestInstallStepOverMemoryLimitFails|TestRunSkillImage|TestRunAPI|TestRunLimitsAndInterrupt|TestRunHostile|TestServeAPI|TestServeHostile|TestRegistryPushPullRunOnAnotherHost|TestRootless|TestLsListsSkillImages|TestPruneFreesUnsharedKeepsShared)$$
+CORE_TESTS ?= ^(TestVersion|TestInstallConflictingVersionsEachGetTheirs|TestInstallImageShape|TestInstallStepOverMemoryLimitFails|TestRunSkillImage|TestRunAPI|TestRunLimitsAndInterrupt|TestRunHostile|TestServeAPI|TestServeHostile|TestSessionCallsKeepState|TestSessionEnds|TestRegistryPushPullRunOnAnotherHost|TestRootless|TestLsListsSkillImages|TestPruneFreesUnsharedKeepsShared)$$
 
 .PHONY: test
 test: base-rootfs cosign lint ## run every test: unit and integration (host containerd), the core again on containerd 2.x, and the cgroup v2 VM lanes; then the ten slowest
