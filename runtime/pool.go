@@ -345,51 +345,24 @@ func sweepPoolOwners(stateDir string) {
 // Run runs req like Runner.Run, in a warm container when one is ready.
 func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 	ctx = p.r.namespaced(ctx)
-	limits, err := withDefaults(req.Limits)
-	if err != nil {
-		return Result{}, err
-	}
 	inputs, err := normalizeInputs(req.Inputs)
 	if err != nil {
-		return Result{}, err
-	}
-	if req.Image == "" {
-		return Result{}, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return Result{}, fmt.Errorf("run pool is shut down: %w", errdefs.ErrUnavailable)
-	}
-	p.inflight.Add(1)
-	p.mu.Unlock()
-	defer p.inflight.Done()
-
-	img, err := p.r.client.GetImage(ctx, req.Image)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			p.Drop(req.Image)
-			return Result{}, fmt.Errorf("image %s: %w", req.Image, ErrImageNotFound)
-		}
-		return Result{}, fmt.Errorf("image %s: %w", req.Image, err)
-	}
-	if err := checkPreload(req.Preload); err != nil {
 		return Result{}, err
 	}
 	if err := CheckFiles(req.Files); err != nil {
 		return Result{}, err
 	}
-	// A runtime this host lacks is refused here, as a run of its own is
-	// (Prepare), not left to the starts of warm containers.
-	if err := p.r.checkRuntime(limits.Runtime); err != nil {
+	limits, dg, done, err := p.begin(ctx, req)
+	if err != nil {
 		return Result{}, err
 	}
+	defer done()
 	key := keyOf(req, limits)
 
 	// A warm container that died while it waited (containerd restarted,
 	// the kernel killed it) is discarded and the next one tried.
 	for {
-		w, wait := p.take(key, img.Target().Digest)
+		w, wait := p.take(key, dg)
 		if wait != nil {
 			p.count(func(s *PoolStats) { s.Waited++ })
 			p.countImage(req.Image, func(i *ImageStats) { i.Waited++ })
@@ -411,6 +384,44 @@ func (p *Pool) Run(ctx context.Context, req Request) (Result, error) {
 	p.count(func(s *PoolStats) { s.Misses++ })
 	p.countImage(req.Image, func(i *ImageStats) { i.Misses++ })
 	return p.r.Run(ctx, req)
+}
+
+// begin checks what a run and a session ask of the pool alike (limits,
+// image, preload list, runtime), resolves the image and counts the caller
+// in flight until done: Close waits for it.
+func (p *Pool) begin(ctx context.Context, req Request) (_ Limits, _ digest.Digest, done func(), _ error) {
+	limits, err := withDefaults(req.Limits)
+	if err != nil {
+		return limits, "", nil, err
+	}
+	if req.Image == "" {
+		return limits, "", nil, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
+	}
+	if err := checkPreload(req.Preload); err != nil {
+		return limits, "", nil, err
+	}
+	// A runtime this host lacks is refused here, as a run of its own is
+	// (Prepare), not left to the starts of warm containers.
+	if err := p.r.checkRuntime(limits.Runtime); err != nil {
+		return limits, "", nil, err
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return limits, "", nil, fmt.Errorf("run pool is shut down: %w", errdefs.ErrUnavailable)
+	}
+	p.inflight.Add(1)
+	p.mu.Unlock()
+	img, err := p.r.client.GetImage(ctx, req.Image)
+	if err != nil {
+		p.inflight.Done()
+		if errdefs.IsNotFound(err) {
+			p.Drop(req.Image)
+			return limits, "", nil, fmt.Errorf("image %s: %w", req.Image, ErrImageNotFound)
+		}
+		return limits, "", nil, fmt.Errorf("image %s: %w", req.Image, err)
+	}
+	return limits, img.Target().Digest, p.inflight.Done, nil
 }
 
 func (p *Pool) count(f func(*PoolStats)) {

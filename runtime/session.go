@@ -117,38 +117,13 @@ func (p *Pool) OpenSession(ctx context.Context, req Request, lifetime time.Durat
 	if lifetime <= 0 {
 		return nil, fmt.Errorf("session lifetime must be positive, got %s: %w", lifetime, errdefs.ErrInvalidArgument)
 	}
-	limits, err := withDefaults(req.Limits)
+	limits, dg, done, err := p.begin(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	if req.Image == "" {
-		return nil, fmt.Errorf("no image given: %w", errdefs.ErrInvalidArgument)
-	}
-	if err := checkPreload(req.Preload); err != nil {
-		return nil, err
-	}
-	if err := p.r.checkRuntime(limits.Runtime); err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, fmt.Errorf("run pool is shut down: %w", errdefs.ErrUnavailable)
-	}
-	p.inflight.Add(1)
-	p.mu.Unlock()
-	defer p.inflight.Done()
-
-	img, err := p.r.client.GetImage(ctx, req.Image)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			p.Drop(req.Image)
-			return nil, fmt.Errorf("image %s: %w", req.Image, ErrImageNotFound)
-		}
-		return nil, fmt.Errorf("image %s: %w", req.Image, err)
-	}
+	defer done()
 	key := keyOf(req, limits)
-	w, err := p.takeForSession(ctx, key, img.Target().Digest)
+	w, err := p.takeForSession(ctx, key, dg)
 	if err != nil {
 		return nil, err
 	}
