@@ -47,9 +47,6 @@ type creation struct {
 	mounts     []mount.Mount // the root filesystem: the shared view's
 	resolvDest string        // where in the image resolv.conf is
 	stdin      io.Reader     // the task's stdin
-	// mountpoints is the layer that holds InDir's and OutDir's
-	// mountpoints, put on top of the root filesystem's lower layers.
-	mountpoints string
 }
 
 // Create writes the sandbox files (runner, code, report socket), creates the
@@ -127,13 +124,8 @@ func makeBox(_ context.Context, c *creation) (undo, error) {
 }
 
 // makeFiles makes the host side of InDir with the request's files (a
-// warm sandbox's come with its job) and finds the layer of the file
-// directories' mountpoints (see withDataMountpoints).
+// warm sandbox's come with its job).
 func makeFiles(_ context.Context, c *creation) (undo, error) {
-	var err error
-	if c.mountpoints, err = dataMountpoints(c.r.opts.stateDir); err != nil {
-		return nil, err
-	}
 	return nil, makeInDir(c.dir, c.p.req.Files)
 }
 
@@ -307,11 +299,7 @@ func makeStdio(_ context.Context, c *creation) (undo, error) {
 func createTask(_ context.Context, c *creation) (undo, error) {
 	s := c.s
 	ioc := cio.NewCreator(cio.WithStreams(c.stdin, s.stdout, s.stderr), cio.WithFIFODir(filepath.Join(c.dir, "io")))
-	rootfs, err := withDataMountpoints(c.mounts, c.mountpoints)
-	if err != nil {
-		return nil, err
-	}
-	task, err := newRunTask(c.stepCtx, c.r.client, s.id, rootfs, ioc)
+	task, err := newRunTask(c.stepCtx, c.r.client, s.id, c.mounts, ioc)
 	if err != nil {
 		if strings.Contains(err.Error(), "executable file not found") {
 			return nil, fmt.Errorf("image %s has no python3 on PATH: %w", c.p.req.Image, errdefs.ErrFailedPrecondition)

@@ -60,9 +60,9 @@
 // read-only bind (nosuid, nodev, noexec) of a directory of the run's state
 // directory, and OutDir, a tmpfs of the spec (mode 1777, at most
 // MaxOutBytes and a little more, counted against the memory cgroup). Their
-// mountpoints come from one extra lower layer of the root filesystem's
-// overlay (withDataMountpoints): the image's root is a read-only view
-// where runc cannot create them. The host writes a request's files
+// mountpoints come from one more layer, a snapshot on the image's root
+// filesystem (rootParent): the image's root is a read-only view where
+// runc cannot create them. The host writes a request's files
 // (CheckFiles) into the in directory, mode 0444, through an os.Root that
 // follows nothing out of it, before the code can start: at Create for a
 // run of its own, before the code file for a warm container or a

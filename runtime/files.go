@@ -14,14 +14,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
-	"github.com/moby/sys/userns"
 )
 
 // Where a run's files are inside the container.
@@ -191,7 +188,7 @@ func writeInFiles(dir string, files map[string][]byte) error {
 // tmpfs of outSize bytes at OutDir (mode 1777: the code's, whoever it runs
 // as; its pages count against the container's memory cgroup), both
 // nosuid, nodev and noexec. Their mountpoints are not the image's: see
-// withDataMountpoints.
+// rootParent.
 func WithDataMounts(in string, outSize int64) oci.SpecOpts {
 	return func(ctx context.Context, c oci.Client, ctr *containers.Container, s *oci.Spec) error {
 		if in == "" {
@@ -199,90 +196,6 @@ func WithDataMounts(in string, outSize int64) oci.SpecOpts {
 		}
 		replaceMount(s, readOnlyBind(in, InDir))
 		return WithTmpfs(OutDir, outSize)(ctx, c, ctr, s)
-	}
-}
-
-// mountpointsName is the directory, in the state directory's images/,
-// that holds the empty directories InDir and OutDir: the top lower layer
-// of every run's root filesystem (withDataMountpoints).
-const mountpointsName = "mountpoints"
-
-var mountpointsOnce sync.Map // state directory → *mountpointsResult
-
-type mountpointsResult struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-// dataMountpoints makes (once per state directory and process) the layer
-// that holds the mountpoints of InDir and OutDir.
-func dataMountpoints(stateDir string) (string, error) {
-	v, _ := mountpointsOnce.LoadOrStore(stateDir, &mountpointsResult{})
-	m := v.(*mountpointsResult)
-	m.once.Do(func() {
-		m.dir, m.err = makeDataMountpoints(filepath.Join(stateDir, "images", mountpointsName))
-	})
-	return m.dir, m.err
-}
-
-func makeDataMountpoints(dir string) (string, error) {
-	if strings.ContainsAny(dir, ":,") {
-		return "", fmt.Errorf("state directory %s: a ':' or ',' in its path cannot go into an overlay mount's options: %w", dir, errdefs.ErrInvalidArgument)
-	}
-	for _, d := range []string{InDir, OutDir} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return "", fmt.Errorf("file mountpoints: %w", err)
-		}
-	}
-	// runc gives a tmpfs the mode of its mountpoint: OutDir's is the
-	// code's, whoever it runs as (mode 1777).
-	modes := map[string]os.FileMode{"": 0o755, "/data": 0o755, InDir: 0o755, OutDir: 0o777 | os.ModeSticky}
-	for d, mode := range modes {
-		if err := os.Chmod(filepath.Join(dir, d), mode); err != nil { // despite the umask
-			return "", fmt.Errorf("file mountpoints: %w", err)
-		}
-	}
-	return dir, nil
-}
-
-// withDataMountpoints puts the layer that holds the mountpoints of InDir
-// and OutDir on top of the lower layers of a run's root filesystem: the
-// shared view of the image is read-only (no upper directory), so runc
-// cannot create a mountpoint the image lacks. The layer is one more lower
-// directory of the overlay; a single layer's bind mount becomes an
-// overlay of the two.
-func withDataMountpoints(mounts []mount.Mount, layer string) ([]mount.Mount, error) {
-	if len(mounts) != 1 {
-		return nil, fmt.Errorf("root filesystem of %d mounts: the file directories need one overlay or bind mount: %w", len(mounts), errdefs.ErrNotImplemented)
-	}
-	m := mounts[0]
-	m.Options = slices.Clone(m.Options)
-	switch m.Type {
-	case "overlay":
-		for i, o := range m.Options {
-			if lower, ok := strings.CutPrefix(o, "lowerdir="); ok {
-				m.Options[i] = "lowerdir=" + layer + ":" + lower
-				return []mount.Mount{m}, nil
-			}
-		}
-		return nil, fmt.Errorf("root filesystem overlay without lowerdir: %w", errdefs.ErrNotImplemented)
-	case "bind":
-		if !slices.Contains(m.Options, "ro") {
-			return mounts, nil // writable: the runtime makes its mountpoints
-		}
-		if strings.ContainsAny(m.Source, ":,") {
-			return nil, fmt.Errorf("root filesystem %s: a ':' or ',' in its path cannot go into an overlay mount's options: %w", m.Source, errdefs.ErrNotImplemented)
-		}
-		opts := []string{"lowerdir=" + layer + ":" + m.Source}
-		if userns.RunningInUserNS() {
-			// Overlay in a user namespace reads user.overlay.* attributes
-			// only, as the snapshotter's own mounts there do.
-			opts = append(opts, "userxattr")
-		}
-		return []mount.Mount{{Type: "overlay", Source: "overlay", Options: opts}}, nil
-	default:
-		return nil, fmt.Errorf("root filesystem of type %s: the file directories need an overlay or bind mount: %w", m.Type, errdefs.ErrNotImplemented)
 	}
 }
 

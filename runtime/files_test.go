@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,25 +85,6 @@ func TestWriteInFilesReadOnlyAndNoFollow(t *testing.T) {
 	require.Error(t, writeInFiles(in, map[string][]byte{"link/x": []byte("escape")}))
 	_, err = os.Stat(filepath.Join(outside, "x"))
 	assert.True(t, os.IsNotExist(err), "nothing written through the link")
-}
-
-func TestWithDataMountpoints(t *testing.T) {
-	t.Parallel()
-	got, err := withDataMountpoints([]mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{"index=off", "lowerdir=/l2:/l1"}}}, "/mp")
-	require.NoError(t, err)
-	assert.Equal(t, []string{"index=off", "lowerdir=/mp:/l2:/l1"}, got[0].Options)
-	got, err = withDataMountpoints([]mount.Mount{{Type: "bind", Source: "/l1", Options: []string{"ro", "rbind"}}}, "/mp")
-	require.NoError(t, err)
-	assert.Equal(t, "overlay", got[0].Type)
-	assert.Contains(t, got[0].Options, "lowerdir=/mp:/l1")
-	_, err = withDataMountpoints([]mount.Mount{{Type: "bind"}, {Type: "bind"}}, "/mp")
-	assert.Error(t, err)
-
-	dir, err := makeDataMountpoints(filepath.Join(t.TempDir(), "mp"))
-	require.NoError(t, err)
-	st, err := os.Stat(filepath.Join(dir, OutDir))
-	require.NoError(t, err)
-	assert.Equal(t, os.ModeDir|os.ModeSticky|0o777, st.Mode(), "runc gives OutDir's tmpfs this mode")
 }
 
 func reported(name string, content []byte) reportFile {

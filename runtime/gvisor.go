@@ -146,8 +146,10 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// ownRootLease bounds how long the lease of a gVisor run's root snapshot
-// keeps it when the run's process dies before its container holds it.
+// ownRootLease bounds how long the lease that holds a run's root
+// filesystem while it is made (a gVisor run's own snapshot, a shared view
+// and their mountpoints layer) keeps it when the process dies before a
+// container or the view's gc.root label holds it.
 const ownRootLease = time.Hour
 
 // holdOwnRoot prepares the root filesystem of a gVisor run: a snapshot of
@@ -178,13 +180,11 @@ func holdOwnRoot(_ context.Context, c *creation) (undo, error) {
 	}
 	lctx := leases.WithLease(c.stepCtx, l.ID)
 	labels := snapshots.WithLabels(map[string]string{LabelRun: "1"})
-	mounts, err := sn.Prepare(lctx, s.id, p.chainID.String(), labels)
-	if errdefs.IsNotFound(err) {
-		if err := p.image.Unpack(lctx, r.opts.snapshotter); err != nil {
-			return drop, fmt.Errorf("unpack image %s: %w", p.req.Image, err)
-		}
-		mounts, err = sn.Prepare(lctx, s.id, p.chainID.String(), labels)
+	parent, err := r.rootParent(lctx, p)
+	if err != nil {
+		return drop, err
 	}
+	mounts, err := sn.Prepare(lctx, s.id, parent, labels)
 	if err != nil {
 		return drop, fmt.Errorf("root filesystem of image %s: %w", p.req.Image, err)
 	}

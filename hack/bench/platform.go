@@ -255,7 +255,7 @@ func (se *session) check() error {
 }
 
 func (se *session) end() error {
-	return se.s.call("DELETE", "/v1/sessions/"+se.id, nil, 204, nil)
+	return se.s.call("DELETE", "/v1/sessions/"+se.id, nil, 200, nil)
 }
 
 // sessionSoak opens sessions from many clients at once, each making calls

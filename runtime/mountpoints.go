@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// LabelMountpoints marks the layer that holds the mountpoints of InDir
+// and OutDir on top of an image's root filesystem (its value is "1").
+const LabelMountpoints = "org.skillbuild.run.mountpoints"
+
+// mountpointsPrefix starts the name of every mountpoints layer.
+const mountpointsPrefix = "sbmounts-"
+
+// A run's root filesystem is a read-only view of the image (see
+// sharedView), where runc cannot create the mountpoints of InDir and
+// OutDir when the image lacks them. So the root of every run is one layer
+// above the image's: a committed snapshot, made like an image layer (a
+// tar of the empty directories applied by containerd's diff service),
+// whose parent is the image's root filesystem. Being a snapshot of the
+// same snapshotter keeps every layer of the root in the snapshotter's
+// directory, where containerd's overlay mount can shorten the options of
+// an image of many layers (an overlay's options fit in a page).
+//
+// The layer carries no gc.root label: the snapshots on top of it (the
+// shared views, which have one, and the root filesystems of gVisor runs,
+// under a lease) keep it, and containerd's garbage collector takes it
+// with the last of them. It is made under the caller's lease, and an
+// existing one is added to that lease, so it cannot go between its lookup
+// and the creation of the snapshot on top of it.
+
+// mountpointsName is the name of the mountpoints layer on chainID. It
+// depends on nothing else: every state directory of a namespace shares it.
+func mountpointsName(chainID digest.Digest) string {
+	h := sha256.Sum256([]byte(chainID.String()))
+	return mountpointsPrefix + hex.EncodeToString(h[:16])
+}
+
+// mountpointsTar is the layer's content: InDir and OutDir, mode 0755
+// with /data, except OutDir, 1777 (runc gives a tmpfs the mode of its
+// mountpoint, and OutDir is the code's, whoever it runs as).
+var mountpointsTar = func() []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, d := range []struct {
+		name string
+		mode int64
+	}{{"data/", 0o755}, {"data/in/", 0o755}, {"data/out/", 0o1777}} {
+		// The content is fixed: a failure here is a bug of this file.
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d.name, Mode: d.mode, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}); err != nil {
+			panic(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}()
+
+// rootParent returns the snapshot a run's root filesystem is made on: the
+// mountpoints layer on p's image, which it makes (unpacking the image
+// first when its layers are not there) when it does not exist. ctx must
+// carry a lease: it holds the layer until a snapshot on top holds it.
+func (r *Runner) rootParent(ctx context.Context, p *Prepared) (string, error) {
+	lease, ok := leases.FromContext(ctx)
+	if !ok {
+		return "", fmt.Errorf("mountpoints layer of image %s: no lease: %w", p.req.Image, errdefs.ErrFailedPrecondition)
+	}
+	sn := r.client.SnapshotService(r.opts.snapshotter)
+	name := mountpointsName(p.chainID)
+	hold := func() error {
+		err := r.client.LeasesService().AddResource(ctx, leases.Lease{ID: lease}, leases.Resource{ID: name, Type: "snapshots/" + r.opts.snapshotter})
+		if err != nil {
+			return fmt.Errorf("hold the mountpoints layer of image %s: %w", p.req.Image, err)
+		}
+		return nil
+	}
+	_, err := sn.Stat(ctx, name)
+	if err == nil {
+		if err := hold(); err != nil {
+			return "", err
+		}
+		// Held now; gone meanwhile (the garbage collector took it between
+		// the lookup and the hold), it is made again below.
+		if _, err = sn.Stat(ctx, name); err == nil {
+			return name, nil
+		}
+	}
+	if !errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("mountpoints layer of image %s: %w", p.req.Image, err)
+	}
+	if err := r.makeMountpoints(ctx, p, name); err != nil {
+		if !errdefs.IsAlreadyExists(err) {
+			return "", fmt.Errorf("mountpoints layer of image %s: %w", p.req.Image, err)
+		}
+		if err := hold(); err != nil { // another run made it meanwhile
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+// makeMountpoints makes the mountpoints layer name on p's image; an
+// AlreadyExists error says another run made it first.
+func (r *Runner) makeMountpoints(ctx context.Context, p *Prepared, name string) (err error) {
+	sn := r.client.SnapshotService(r.opts.snapshotter)
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	key := name + "-prepare-" + hex.EncodeToString(rnd[:])
+	mounts, err := sn.Prepare(ctx, key, p.chainID.String())
+	if errdefs.IsNotFound(err) {
+		if err := p.image.Unpack(ctx, r.opts.snapshotter); err != nil {
+			return fmt.Errorf("unpack image %s: %w", p.req.Image, err)
+		}
+		mounts, err = sn.Prepare(ctx, key, p.chainID.String())
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if rerr := sn.Remove(context.WithoutCancel(ctx), key); rerr != nil && !errdefs.IsNotFound(rerr) {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}()
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(mountpointsTar), Size: int64(len(mountpointsTar))}
+	if err := content.WriteBlob(ctx, r.client.ContentStore(), "skillbuild-"+key, bytes.NewReader(mountpointsTar), desc); err != nil {
+		return fmt.Errorf("write its content: %w", err)
+	}
+	if _, err := r.client.DiffService().Apply(ctx, desc, mounts); err != nil {
+		return fmt.Errorf("apply its content: %w", err)
+	}
+	return sn.Commit(ctx, name, key, snapshots.WithLabels(map[string]string{LabelMountpoints: "1"}))
+}
