@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,4 +135,24 @@ func TestCheckOutFiles(t *testing.T) {
 	files, n = checkOutFiles(many, 0)
 	assert.Len(t, files, MaxOutFiles)
 	assert.Equal(t, 3, n)
+}
+
+func TestMountpointsTar(t *testing.T) {
+	t.Parallel()
+	tr := tar.NewReader(bytes.NewReader(mountpointsTar))
+	modes := map[string]os.FileMode{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		require.Equal(t, byte(tar.TypeDir), h.Typeflag, h.Name)
+		modes["/"+strings.TrimSuffix(h.Name, "/")] = h.FileInfo().Mode()
+	}
+	assert.Equal(t, map[string]os.FileMode{
+		"/data": os.ModeDir | 0o755,
+		InDir:   os.ModeDir | 0o755,
+		OutDir:  os.ModeDir | os.ModeSticky | 0o777, // runc gives OutDir's tmpfs this mode
+	}, modes)
 }

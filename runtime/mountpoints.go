@@ -38,10 +38,15 @@ const mountpointsPrefix = "sbmounts-"
 //
 // The layer carries no gc.root label: the snapshots on top of it (the
 // shared views, which have one, and the root filesystems of gVisor runs,
-// under a lease) keep it, and containerd's garbage collector takes it
-// with the last of them. It is made under the caller's lease, and an
+// under a lease) keep it, and so does a lease that expires mountpointsKeep
+// after its creation; containerd's garbage collector takes it after the
+// last of them (and with it the image's layers, when the image is gone). It is made under the caller's lease, and an
 // existing one is added to that lease, so it cannot go between its lookup
 // and the creation of the snapshot on top of it.
+
+// mountpointsKeep is how long a mountpoints layer is kept after its
+// creation when no run's root is on it.
+const mountpointsKeep = 10 * time.Minute
 
 // mountpointsName is the name of the mountpoints layer on chainID. It
 // depends on nothing else: every state directory of a namespace shares it.
@@ -145,5 +150,24 @@ func (r *Runner) makeMountpoints(ctx context.Context, p *Prepared, name string) 
 	if _, err := r.client.DiffService().Apply(ctx, desc, mounts); err != nil {
 		return fmt.Errorf("apply its content: %w", err)
 	}
-	return sn.Commit(ctx, name, key, snapshots.WithLabels(map[string]string{LabelMountpoints: "1"}))
+	if err := sn.Commit(ctx, name, key, snapshots.WithLabels(map[string]string{LabelMountpoints: "1"})); err != nil {
+		return err
+	}
+	return r.keepMountpoints(ctx, name)
+}
+
+// keepMountpoints holds the layer name for mountpointsKeep after its
+// creation with a lease of its own, which containerd's garbage collector
+// deletes once expired: runs that follow one another without overlapping
+// (each removes its shared view at its end) do not make it again each.
+func (r *Runner) keepMountpoints(ctx context.Context, name string) error {
+	ls := r.client.LeasesService()
+	l, err := ls.Create(context.WithoutCancel(ctx), leases.WithRandomID(), leases.WithExpiration(mountpointsKeep), leases.WithLabels(map[string]string{LabelMountpoints: name}))
+	if err != nil {
+		return fmt.Errorf("lease to keep it: %w", err)
+	}
+	if err := ls.AddResource(ctx, l, leases.Resource{ID: name, Type: "snapshots/" + r.opts.snapshotter}); err != nil {
+		return errors.Join(fmt.Errorf("lease to keep it: %w", err), ls.Delete(context.WithoutCancel(ctx), l))
+	}
+	return nil
 }
