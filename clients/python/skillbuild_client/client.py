@@ -182,6 +182,17 @@ def _size(v: Optional[Size]) -> Optional[str]:
     return str(v)
 
 
+def _set_options(body: Document, version: Optional[Union[str, int]], memory: Optional[Size], options: Mapping[str, Any]) -> None:
+    """Put a run's or a session's version, memory and other options
+    (run's flags, by their API names) into a request body."""
+    if version is not None:
+        body["version"] = str(version)
+    if memory is not None:
+        body["memory"] = _size(memory)
+    for k, v in options.items():
+        body[k] = _size(v) if k in ("tmpfs_size", "output_limit") else (str(v) if k in ("cpus", "pids") else v)
+
+
 class Client:
     """A connection to `skillbuild serve`.
 
@@ -304,14 +315,9 @@ class Client:
         body: Document = {"skill_id": skill_id, "code": code, "inputs": inputs if inputs is not None else {}}
         if files is not None:
             body["files"] = _files_in(files)
-        if version is not None:
-            body["version"] = str(version)
         if timeout is not None:
             body["timeout"] = _duration(timeout)
-        if memory is not None:
-            body["memory"] = _size(memory)
-        for k, v in options.items():
-            body[k] = _size(v) if k in ("tmpfs_size", "output_limit") else (str(v) if k in ("cpus", "pids") else v)
+        _set_options(body, version, memory, options)
         return _result(self._request("POST", "/v1/run", body))
 
     def session(self, skill_id: str, version: Optional[Union[str, int]] = None, memory: Optional[Size] = None,
@@ -326,16 +332,11 @@ class Client:
         ceilings. Only this caller (the same uid on the unix socket, the
         token on TCP) can use it."""
         body: Document = {"skill_id": skill_id}
-        if version is not None:
-            body["version"] = str(version)
-        if memory is not None:
-            body["memory"] = _size(memory)
         if idle_timeout is not None:
             body["idle_timeout"] = _duration(idle_timeout)
         if max_lifetime is not None:
             body["max_lifetime"] = _duration(max_lifetime)
-        for k, v in options.items():
-            body[k] = _size(v) if k == "tmpfs_size" else (str(v) if k in ("cpus", "pids") else v)
+        _set_options(body, version, memory, options)
         doc: Document = self._request("POST", "/v1/sessions", body)
         return Session(self, doc)
 
