@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/runtime"
+	"github.com/skillbuild/skillbuild/runtime/pid1"
 	"github.com/skillbuild/skillbuild/skill/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -187,4 +190,54 @@ func TestServeSessionsCapsAndEnds(t *testing.T) {
 	require.Contains(t, listed(), second.SessionID)
 	s.stop(t)
 	assert.Equal(t, 0, sessionContainers(t), "serve's drain removed the session's container")
+}
+
+// TestServeKilledServerSessionsEnd: after kill -9 of serve, an open
+// session's container ends by itself, with its interpreter's state, and
+// the next command of any kind removes what is left of it.
+func TestServeKilledServerSessionsEnd(t *testing.T) {
+	s := startServe(t, "--warm-per-skill", "1", "--max-warm", "1")
+	status, code, doc, body := openSession(t, s, nil)
+	require.Equal(t, http.StatusCreated, status, "exit %s: %s", code, body)
+	status, _, body = s.call(t, http.MethodPost, "/v1/sessions/"+doc.SessionID+"/run", map[string]any{"code": "x = 41\nresult = x"})
+	require.Equal(t, http.StatusOK, status, "%s", body)
+	require.Equal(t, 1, sessionContainers(t))
+	var session string
+	cs, err := suiteClient(t).ContainerService().List(context.Background())
+	require.NoError(t, err)
+	for _, c := range cs {
+		if d, err := time.Parse(time.RFC3339Nano, c.Labels[runtime.LabelDeadline]); err == nil && time.Until(d) > 6*time.Hour {
+			session = c.ID
+		}
+	}
+	ctx := context.Background()
+	ct, err := ctdClient(t).LoadContainer(ctx, session)
+	require.NoError(t, err)
+	task, err := ct.Task(ctx, nil)
+	require.NoError(t, err)
+	st, err := task.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, containerd.Running, st.Status, "the session's container runs")
+
+	require.NoError(t, s.cmd.Process.Kill())
+	<-s.exited
+	killed := time.Now()
+	// 10s is the bound a session may outlive its server by, not a speed.
+	for time.Since(killed) < 10*time.Second {
+		if st, err = task.Status(ctx); err != nil || st.Status == containerd.Stopped {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !errdefs.IsNotFound(err) {
+		require.NoError(t, err)
+		require.Equal(t, containerd.Stopped, st.Status, "the session outlived its server by 10s")
+		assert.Equal(t, uint32(pid1.HostGoneStatus), st.ExitStatus, "its init saw its host go")
+	}
+	assert.Empty(t, cgroupProcs(session), "no process left in its cgroups")
+	t.Logf("the session stopped %s after the kill (measured, not asserted)", time.Since(killed).Round(time.Millisecond))
+
+	r := sb(t, "ls")
+	require.Equal(t, 0, r.code, r.stderr)
+	assertNoRunLeftovers(t)
 }
