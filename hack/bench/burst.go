@@ -39,7 +39,8 @@ type burstReport struct {
 // burstRow is one skillbuild binary's burst runs over every round.
 type burstRow struct {
 	name string
-	bin  string // empty: -bin
+	bin  string   // empty: -bin
+	args []string // serve's flags besides --max-warm
 	lat  []time.Duration
 	// ready is the warm containers ready when each round's burst began;
 	// depth, the image's depth after it (-1: the server does not report
@@ -81,7 +82,9 @@ func (b *bench) burstOnly(ctx context.Context, stdout io.Writer) error {
 // back to back, then burstRuns ctr run --rm.
 func (b *bench) measureBurst(ctx context.Context, root string) (*burstReport, error) {
 	rep := &burstReport{maxWarm: *burstMaxWarm}
-	rep.rows = append(rep.rows, &burstRow{name: "`skillbuild serve` (depth from demand)"})
+	rep.rows = append(rep.rows, &burstRow{name: "`skillbuild serve` (depth from demand)"},
+		&burstRow{name: fmt.Sprintf("`skillbuild serve --warm-per-skill %d` (a fixed depth: half the burst, and one)", burstRuns/2+1),
+			args: []string{"--warm-per-skill", strconv.Itoa(burstRuns/2 + 1)}})
 	if b.o.compareBin != "" {
 		rep.rows = append(rep.rows, &burstRow{name: "`skillbuild serve` of -compare-bin", bin: b.o.compareBin})
 	}
@@ -131,7 +134,7 @@ func (b *bench) measureBurst(ctx context.Context, root string) (*burstReport, er
 
 // burstRound is one round of row: a fresh server, the warm-ups, the burst.
 func (b *bench) burstRound(ctx context.Context, root, name string, row *burstRow, maxWarm int, meter *cpuMeter) error {
-	s, err := b.startServeBin(ctx, row.bin, root, name, "--max-warm", strconv.Itoa(maxWarm))
+	s, err := b.startServeBin(ctx, row.bin, root, name, append([]string{"--max-warm", strconv.Itoa(maxWarm)}, row.args...)...)
 	if err != nil {
 		return err
 	}
@@ -209,7 +212,7 @@ func (s *serveProc) depth(image string) int {
 // markdown is the burst rows, with their target.
 func (r *burstReport) markdown() string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\nBurst: a fresh `skillbuild serve --max-warm %d` (2 warm per skill), %d print(1) runs back to back as warm-ups, "+
+	fmt.Fprintf(&sb, "\nBurst: a fresh `skillbuild serve --max-warm %d` (2 warm per skill unless the row says otherwise), %d print(1) runs back to back as warm-ups, "+
 		"then, once its pool is quiet, %d print(1) runs back to back through the API, timed one by one, and as many again once "+
 		"the pool is quiet after them (the second burst finds the depth the first one built); %d rounds; "+
 		"`ctr run --rm` print(1) %d times after each round. Load average at the end: %s.\n\n",
