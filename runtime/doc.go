@@ -61,7 +61,7 @@
 // directory, and OutDir, a tmpfs of the spec (mode 1777, at most
 // MaxOutBytes and a little more, counted against the memory cgroup). Their
 // mountpoints come from one more layer, a snapshot on the image's root
-// filesystem (rootParent): the image's root is a read-only view where
+// filesystem (onRootParent): the image's root is a read-only view where
 // runc cannot create them. The host writes a request's files
 // (CheckFiles) into the in directory, mode 0444, through an os.Root that
 // follows nothing out of it, before the code can start: at Create for a

@@ -188,7 +188,7 @@ func writeInFiles(dir string, files map[string][]byte) error {
 // tmpfs of outSize bytes at OutDir (mode 1777: the code's, whoever it runs
 // as; its pages count against the container's memory cgroup), both
 // nosuid, nodev and noexec. Their mountpoints are not the image's: see
-// rootParent.
+// onRootParent.
 func WithDataMounts(in string, outSize int64) oci.SpecOpts {
 	return func(ctx context.Context, c oci.Client, ctr *containers.Container, s *oci.Spec) error {
 		if in == "" {

@@ -15,6 +15,7 @@ import (
 	runc "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -180,11 +181,9 @@ func holdOwnRoot(_ context.Context, c *creation) (undo, error) {
 	}
 	lctx := leases.WithLease(c.stepCtx, l.ID)
 	labels := snapshots.WithLabels(map[string]string{LabelRun: "1"})
-	parent, err := r.rootParent(lctx, p)
-	if err != nil {
-		return drop, err
-	}
-	mounts, err := sn.Prepare(lctx, s.id, parent, labels)
+	mounts, err := r.onRootParent(lctx, p, func(ctx context.Context, parent string) ([]mount.Mount, error) {
+		return sn.Prepare(ctx, s.id, parent, labels)
+	})
 	if err != nil {
 		return drop, fmt.Errorf("root filesystem of image %s: %w", p.req.Image, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
@@ -76,47 +77,37 @@ var mountpointsTar = func() []byte {
 	return b.Bytes()
 }()
 
-// rootParent returns the snapshot a run's root filesystem is made on: the
-// mountpoints layer on p's image, which it makes (unpacking the image
-// first when its layers are not there) when it does not exist. ctx must
-// carry a lease: it holds the layer until a snapshot on top holds it.
-func (r *Runner) rootParent(ctx context.Context, p *Prepared) (string, error) {
-	lease, ok := leases.FromContext(ctx)
-	if !ok {
-		return "", fmt.Errorf("mountpoints layer of image %s: no lease: %w", p.req.Image, errdefs.ErrFailedPrecondition)
-	}
-	sn := r.client.SnapshotService(r.opts.snapshotter)
-	name := mountpointsName(p.chainID)
-	hold := func() error {
-		err := r.client.LeasesService().AddResource(ctx, leases.Lease{ID: lease}, leases.Resource{ID: name, Type: "snapshots/" + r.opts.snapshotter})
-		if err != nil {
-			return fmt.Errorf("hold the mountpoints layer of image %s: %w", p.req.Image, err)
-		}
-		return nil
-	}
-	_, err := sn.Stat(ctx, name)
-	if err == nil {
-		if err := hold(); err != nil {
-			return "", err
-		}
-		// Held now; gone meanwhile (the garbage collector took it between
-		// the lookup and the hold), it is made again below.
-		if _, err = sn.Stat(ctx, name); err == nil {
-			return name, nil
-		}
-	}
+// onRootParent makes a run's root filesystem with mk on the mountpoints
+// layer of p's image, making the layer first (and unpacking the image
+// when its layers are not there) when mk finds it missing. A layer that
+// exists costs nothing more than mk: the snapshot made on it holds it from
+// then on. Its making needs a lease: ctx's, or one of its own for the
+// time it takes.
+func (r *Runner) onRootParent(ctx context.Context, p *Prepared, mk func(ctx context.Context, parent string) ([]mount.Mount, error)) (_ []mount.Mount, err error) {
+	parent := mountpointsName(p.chainID)
+	mounts, err := mk(ctx, parent)
 	if !errdefs.IsNotFound(err) {
-		return "", fmt.Errorf("mountpoints layer of image %s: %w", p.req.Image, err)
+		return mounts, err
 	}
-	if err := r.makeMountpoints(ctx, p, name); err != nil {
-		if !errdefs.IsAlreadyExists(err) {
-			return "", fmt.Errorf("mountpoints layer of image %s: %w", p.req.Image, err)
+	if _, ok := leases.FromContext(ctx); !ok {
+		ls := r.client.LeasesService()
+		l, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(ownRootLease))
+		if err != nil {
+			return nil, fmt.Errorf("lease for the mountpoints layer of image %s: %w", p.req.Image, err)
 		}
-		if err := hold(); err != nil { // another run made it meanwhile
-			return "", err
-		}
+		defer func() {
+			if derr := ls.Delete(context.WithoutCancel(ctx), l); derr != nil && !errdefs.IsNotFound(derr) {
+				err = errors.Join(err, fmt.Errorf("delete the lease of the mountpoints layer of image %s: %w", p.req.Image, derr))
+			}
+		}()
+		ctx = leases.WithLease(ctx, l.ID)
 	}
-	return name, nil
+	// Made by another run meanwhile (AlreadyExists), its keeping lease
+	// holds it.
+	if err := r.makeMountpoints(ctx, p, parent); err != nil && !errdefs.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("mountpoints layer of image %s: %w", p.req.Image, err)
+	}
+	return mk(ctx, parent)
 }
 
 // makeMountpoints makes the mountpoints layer name on p's image; an

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/errdefs"
@@ -109,32 +108,18 @@ func (r *Runner) acquireSharedView(ctx context.Context, p *Prepared) (*sharedVie
 }
 
 // createSharedView creates the view name of p's image, on the image's
-// mountpoints layer (see rootParent); a view another run created
-// meanwhile is used as it is. A lease holds the layer until the view,
-// which carries the gc.root label, holds it.
-func (r *Runner) createSharedView(ctx context.Context, p *Prepared, name, lockPath string) (_ []mount.Mount, err error) {
-	ls := r.client.LeasesService()
-	l, err := ls.Create(ctx, leases.WithRandomID(), leases.WithExpiration(ownRootLease))
-	if err != nil {
-		return nil, fmt.Errorf("lease for the root filesystem view of image %s: %w", p.req.Image, err)
-	}
-	defer func() {
-		if derr := ls.Delete(context.WithoutCancel(ctx), l); derr != nil && !errdefs.IsNotFound(derr) {
-			err = errors.Join(err, fmt.Errorf("delete the lease of the root filesystem view of image %s: %w", p.req.Image, derr))
-		}
-	}()
-	ctx = leases.WithLease(ctx, l.ID)
-	parent, err := r.rootParent(ctx, p)
-	if err != nil {
-		return nil, err
-	}
+// mountpoints layer (see onRootParent); a view another run created
+// meanwhile is used as it is.
+func (r *Runner) createSharedView(ctx context.Context, p *Prepared, name, lockPath string) ([]mount.Mount, error) {
 	sn := r.client.SnapshotService(r.opts.snapshotter)
 	labels := snapshots.WithLabels(map[string]string{
 		LabelSharedView:     "1",
 		LabelSharedViewLock: lockPath,
 		gcRootLabel:         time.Now().UTC().Format(time.RFC3339),
 	})
-	mounts, err := sn.View(ctx, name, parent, labels)
+	mounts, err := r.onRootParent(ctx, p, func(ctx context.Context, parent string) ([]mount.Mount, error) {
+		return sn.View(ctx, name, parent, labels)
+	})
 	if errdefs.IsAlreadyExists(err) {
 		mounts, err = sn.Mounts(ctx, name)
 	}
