@@ -202,6 +202,16 @@ func TestServeKilledServerSessionsEnd(t *testing.T) {
 	status, _, body = s.call(t, http.MethodPost, "/v1/sessions/"+doc.SessionID+"/run", map[string]any{"code": "x = 41\nresult = x"})
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	require.Equal(t, 1, sessionContainers(t))
+	// The pool's replacement of the container the session took is ready
+	// (killing the server while containerd creates a task can leave the
+	// task where containerd no longer sees it: not this test's problem).
+	quiet := func() bool {
+		var h api.Health
+		_, _, b := s.call(t, http.MethodGet, "/v1/health", nil)
+		require.NoError(t, json.Unmarshal(b, &h), "%s", b)
+		return h.Warm == 1 && h.Starting == 0 && h.Destroying == 0
+	}
+	require.Eventually(t, quiet, time.Minute, 50*time.Millisecond, "the pool's replacement is ready")
 	var session string
 	cs, err := suiteClient(t).ContainerService().List(context.Background())
 	require.NoError(t, err)
