@@ -83,8 +83,8 @@ func (u *rootlessUser) processes() []string { return u.ru.Processes() }
 const runUIDLow, runUIDHigh = 32768, 65532
 
 // watchRuns polls the host's processes until done, and returns the host
-// uid of each process running as one of the user's run uids, with its
-// /proc/PID/cgroup.
+// uid of each live process running as one of the user's run uids, with
+// its /proc/PID/cgroup.
 func (u *rootlessUser) watchRuns(done func() bool) map[int]string {
 	seen := map[int]string{}
 	lo, hi := u.subStart+runUIDLow-1, u.subStart+runUIDHigh-1
@@ -95,15 +95,21 @@ func (u *rootlessUser) watchRuns(done func() bool) map[int]string {
 			if err != nil {
 				continue
 			}
+			// A zombie (an earlier run's process that PID 1, not an init
+			// here, has not reaped yet) is in no cgroup of its run any more.
+			uid, live := -1, true
 			for _, l := range strings.Split(string(status), "\n") {
 				f := strings.Fields(l)
-				if len(f) < 2 || f[0] != "Uid:" {
-					continue
+				switch {
+				case len(f) >= 2 && f[0] == "State:":
+					live = f[1] != "Z" && f[1] != "X"
+				case len(f) >= 2 && f[0] == "Uid:":
+					uid, _ = strconv.Atoi(f[1])
 				}
-				if uid, _ := strconv.Atoi(f[1]); uid >= lo && uid < hi {
-					cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
-					seen[uid] = string(cg)
-				}
+			}
+			if live && uid >= lo && uid < hi {
+				cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+				seen[uid] = string(cg)
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
