@@ -147,10 +147,10 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// ownRootLease bounds how long the lease that holds a run's root
-// filesystem while it is made (a gVisor run's own snapshot, a shared view
-// and their mountpoints layer) keeps it when the process dies before a
-// container or the view's gc.root label holds it.
+// ownRootLease bounds how long the lease that holds what a run's root
+// filesystem is made of while it is made (a gVisor run's own snapshot, a
+// mountpoints layer) keeps it when the process dies before a container
+// or a snapshot on top holds it.
 const ownRootLease = time.Hour
 
 // holdOwnRoot prepares the root filesystem of a gVisor run: a snapshot of

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -41,9 +40,9 @@ const mountpointsPrefix = "sbmounts-"
 // shared views, which have one, and the root filesystems of gVisor runs,
 // under a lease) keep it, and so does a lease that expires mountpointsKeep
 // after its creation; containerd's garbage collector takes it after the
-// last of them (and with it the image's layers, when the image is gone). It is made under the caller's lease, and an
-// existing one is added to that lease, so it cannot go between its lookup
-// and the creation of the snapshot on top of it.
+// last of them (and with it the image's layers, when the image is gone).
+// A snapshot is made on it by name, in one step the collector cannot come
+// between; only when that step finds it missing is it made (onRootParent).
 
 // mountpointsKeep is how long a mountpoints layer is kept after its
 // creation when no run's root is on it.
@@ -114,9 +113,7 @@ func (r *Runner) onRootParent(ctx context.Context, p *Prepared, mk func(ctx cont
 // AlreadyExists error says another run made it first.
 func (r *Runner) makeMountpoints(ctx context.Context, p *Prepared, name string) (err error) {
 	sn := r.client.SnapshotService(r.opts.snapshotter)
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	key := name + "-prepare-" + hex.EncodeToString(rnd[:])
+	key := name + "-prepare-" + newID()
 	mounts, err := sn.Prepare(ctx, key, p.chainID.String())
 	if errdefs.IsNotFound(err) {
 		if err := p.image.Unpack(ctx, r.opts.snapshotter); err != nil {
