@@ -43,10 +43,11 @@ func servePrint1(hc *http.Client) error {
 	return nil
 }
 
-// waitWarm waits until the server has n warm containers ready and none
-// being started or removed: a run then measures itself, not the
-// background work of the one before.
-func waitWarm(hc *http.Client, n int) {
+// waitWarm waits (a minute at most) until the server has n warm
+// containers ready and none being started or removed: a run then measures
+// itself, not the background work of the one before. It reports whether
+// it saw that.
+func waitWarm(hc *http.Client, n int) bool {
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		resp, err := hc.Get("http://skillbuild/v1/health")
 		if err != nil {
@@ -56,9 +57,10 @@ func waitWarm(hc *http.Client, n int) {
 		json.NewDecoder(resp.Body).Decode(&h) //nolint:errcheck
 		resp.Body.Close()
 		if h.Warm >= n && h.Starting == 0 && h.Destroying == 0 {
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // BenchmarkServeRun: one client, print(1) through the API; each run waits

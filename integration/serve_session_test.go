@@ -27,21 +27,24 @@ import (
 // containers' deadlines are close), which sessionContainers counts.
 const sessionLifetime = 7 * time.Hour
 
-// sessionContainers counts the containers of the suite's namespace whose
+// sessionContainerIDs lists the containers of the suite's namespace whose
 // deadline is more than six hours away: the sessions' of these tests.
-func sessionContainers(t *testing.T) int {
+func sessionContainerIDs(t *testing.T) []string {
 	t.Helper()
 	cs, err := suiteClient(t).ContainerService().List(context.Background())
 	require.NoError(t, err)
-	n := 0
+	var ids []string
 	for _, c := range cs {
 		d, err := time.Parse(time.RFC3339Nano, c.Labels[runtime.LabelDeadline])
 		if err == nil && time.Until(d) > 6*time.Hour {
-			n++
+			ids = append(ids, c.ID)
 		}
 	}
-	return n
+	return ids
 }
+
+// sessionContainers counts the sessions' containers (sessionContainerIDs).
+func sessionContainers(t *testing.T) int { return len(sessionContainerIDs(t)) }
 
 // openSession opens a session of the base image over s's socket.
 func openSession(t *testing.T, s *served, extra map[string]any) (int, string, api.Session, []byte) {
@@ -201,25 +204,13 @@ func TestServeKilledServerSessionsEnd(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, "exit %s: %s", code, body)
 	status, _, body = s.call(t, http.MethodPost, "/v1/sessions/"+doc.SessionID+"/run", map[string]any{"code": "x = 41\nresult = x"})
 	require.Equal(t, http.StatusOK, status, "%s", body)
-	require.Equal(t, 1, sessionContainers(t))
+	ids := sessionContainerIDs(t)
+	require.Len(t, ids, 1)
+	session := ids[0]
 	// The pool's replacement of the container the session took is ready
 	// (killing the server while containerd creates a task can leave the
 	// task where containerd no longer sees it: not this test's problem).
-	quiet := func() bool {
-		var h api.Health
-		_, _, b := s.call(t, http.MethodGet, "/v1/health", nil)
-		require.NoError(t, json.Unmarshal(b, &h), "%s", b)
-		return h.Warm == 1 && h.Starting == 0 && h.Destroying == 0
-	}
-	require.Eventually(t, quiet, time.Minute, 50*time.Millisecond, "the pool's replacement is ready")
-	var session string
-	cs, err := suiteClient(t).ContainerService().List(context.Background())
-	require.NoError(t, err)
-	for _, c := range cs {
-		if d, err := time.Parse(time.RFC3339Nano, c.Labels[runtime.LabelDeadline]); err == nil && time.Until(d) > 6*time.Hour {
-			session = c.ID
-		}
-	}
+	require.True(t, waitWarm(s.http, 1), "the pool's replacement is ready")
 	ctx := context.Background()
 	ct, err := ctdClient(t).LoadContainer(ctx, session)
 	require.NoError(t, err)
