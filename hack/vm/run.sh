@@ -9,8 +9,12 @@
 # The guest gets the binaries built from this tree and the compiled test
 # binary over a read-only virtio-9p share and writes go test's output to a
 # second one. A watchdog stops a guest that prints nothing (console,
-# heartbeat or test output) for $STALL seconds, or whose kernel reports a
-# lockup or panic, and fails with its console log.
+# heartbeat or test output) for $STALL seconds, or whose kernel panics or
+# oopses, and fails with its console log. The kernel's lockup and stall
+# detectors (soft lockup, RCU stall, hung task) measure how much host time
+# the emulated CPUs got: they are reported with the host's load at the
+# time, and fail the lane only through what they cause (a test's deadline,
+# the stall watchdog).
 # Usage: hack/vm/run.sh [LANE...]   (default: plain systemd)
 # Env: ROOTFS (the python base rootfs), STALL (default 600), DEADLINE per
 # lane (default 3600), KEEP=1 keeps the work directory, VM_RUN and
@@ -73,6 +77,8 @@ cp scan/testdata/PyPI-pypa-20241010.zip "$payload/src/scan/testdata/"
 cp -a clients/python "$payload/src/clients/"
 echo "payload built ($((SECONDS - t1)) s)" >&2
 
+# What the guest kernel prints when its CPUs did not run for a while.
+starved='soft lockup|workqueue lockup|rcu_preempt detected stalls|rcu_sched detected stalls|blocked for more than'
 fail=0
 for lane in "${lanes[@]}"; do
   [ -n "${RUN[$lane]:-}" ] || { echo "unknown lane $lane (plain, systemd)" >&2; exit 2; }
@@ -96,11 +102,16 @@ for lane in "${lanes[@]}"; do
     -virtfs "local,path=$results,mount_tag=results,security_model=none" \
     -device virtio-rng-pci -serial "file:$console" &
   qpid=$!
-  verdict= last=$SECONDS seen=-1
+  verdict= last=$SECONDS seen=-1 warned=0 hostload=
   while kill -0 "$qpid" 2>/dev/null; do
     size=$(( $(stat -c %s "$console") + $(stat -c %s "$results/$lane/test.log" 2>/dev/null || echo 0) ))
     if [ "$size" != "$seen" ]; then seen=$size last=$SECONDS; fi
-    if grep -qE 'soft lockup|hung_task|Kernel panic|BUG: ' "$console"; then verdict="the guest kernel reported a fault"; fi
+    if grep -E 'Kernel panic|Oops: |BUG: |general protection fault' "$console" | grep -qvE "$starved"; then verdict="the guest kernel reported a fault"; fi
+    n=$(grep -cE "$starved" "$console" || true)
+    if (( n > warned )); then
+      warned=$n
+      hostload+="  at $((SECONDS - start))s: host load $(cut -d' ' -f1-3 /proc/loadavg), busiest: $(ps -eo pcpu=,args= --sort=-pcpu | head -n 3 | cut -c1-80 | tr -s ' \n' ' ')"$'\n'
+    fi
     if (( SECONDS - last > STALL )); then verdict="the guest printed nothing for ${STALL}s: hung"; fi
     if (( SECONDS - start > DEADLINE )); then verdict="the lane ran over its ${DEADLINE}s deadline"; fi
     if [ -n "$verdict" ]; then kill "$qpid" 2>/dev/null || true; break; fi
@@ -110,6 +121,11 @@ for lane in "${lanes[@]}"; do
   qpid=
   rc=$(cat "$results/$lane/rc" 2>/dev/null || echo none)
   took=$((SECONDS - start))
+  if (( warned > 0 )); then
+    echo "--- the guest kernel's lockup and stall detectors fired ($lane): its CPUs did not run for a while"
+    grep -E "$starved" "$console" | head -n 10
+    printf '%s' "$hostload"
+  fi
   if [ -z "$verdict" ] && [ "$rc" = 0 ]; then
     grep -E '^(--- |=== (RUN|NAME)|ok|PASS|FAIL|integration: )' "$results/$lane/test.log" | grep -v '^=== RUN' || true
     echo "cgroup v2 lane $lane: ok (${took}s)"
