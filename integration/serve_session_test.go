@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/skillbuild/skillbuild/runtime"
 	"github.com/skillbuild/skillbuild/runtime/pid1"
 	"github.com/skillbuild/skillbuild/skill/api"
+	skillclient "github.com/skillbuild/skillbuild/skill/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -241,4 +243,69 @@ func TestServeKilledServerSessionsEnd(t *testing.T) {
 	r := sb(t, "ls")
 	require.Equal(t, 0, r.code, r.stderr)
 	assertNoRunLeftovers(t)
+}
+
+// TestServeSessionsGoClient: the Go client (the one --host uses) opens,
+// uses, lists and closes sessions on a real server; a call after a
+// timeout and after a close fails with the reason, an unknown id with
+// not-found and no reason; nothing is left.
+func TestServeSessionsGoClient(t *testing.T) {
+	s := startServe(t, "--warm-per-skill", "1", "--max-warm", "2")
+	c, err := skillclient.New("unix://" + s.sock)
+	require.NoError(t, err)
+	ctx := context.Background()
+	open := func() string {
+		t.Helper()
+		sess, err := c.OpenSession(ctx, api.SessionRequest{SkillID: "sess", Image: env.base, Memory: "256m", MaxLifetime: sessionLifetime.String()})
+		require.NoError(t, err)
+		require.Len(t, sess.SessionID, 32)
+		assert.Equal(t, int64(256<<20), sess.Limits.MemoryBytes)
+		return sess.SessionID
+	}
+	id := open()
+	r, err := c.SessionRun(ctx, id, api.SessionRunRequest{Code: "x = 41"})
+	require.NoError(t, err)
+	assert.Empty(t, r.SessionEnded)
+	r, err = c.SessionRun(ctx, id, api.SessionRunRequest{
+		Code:  "result = x + 1\nopen('/data/out/o.txt', 'w').write(open('/data/in/a.txt').read() + '!')",
+		Files: map[string]string{"a.txt": base64.StdEncoding.EncodeToString([]byte("hi"))},
+	})
+	require.NoError(t, err)
+	assert.JSONEq(t, "42", string(r.Result))
+	require.Len(t, r.Files, 1)
+	assert.Equal(t, "o.txt", r.Files[0].Name)
+	assert.Equal(t, base64.StdEncoding.EncodeToString([]byte("hi!")), r.Files[0].Content)
+	list, err := c.ListSessions(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, id, list[0].SessionID)
+
+	// A call that times out ends the session and says so; the next one
+	// fails with why.
+	r, err = c.SessionRun(ctx, id, api.SessionRunRequest{Code: "import time\ntime.sleep(60)", Timeout: "1s"})
+	require.NotNil(t, r, "the call's document: %v", err)
+	assert.True(t, r.TimedOut)
+	assert.Equal(t, "timeout", r.SessionEnded)
+	_, err = c.SessionRun(ctx, id, api.SessionRunRequest{Code: "result = x"})
+	require.Error(t, err)
+	assert.Equal(t, "timeout", skillclient.EndedReason(err), "%v", err)
+	assert.True(t, errdefs.IsNotFound(err), "%v", err)
+	assert.Equal(t, api.ExitNotFound, api.ExitCode(err))
+
+	// An unknown id is not found, with no reason.
+	_, err = c.SessionRun(ctx, strings.Repeat("0", 32), api.SessionRunRequest{Code: "pass"})
+	assert.True(t, errdefs.IsNotFound(err), "%v", err)
+	assert.Empty(t, skillclient.EndedReason(err))
+
+	// Close: the container goes, and the next call says "closed".
+	id = open()
+	closed, err := c.CloseSession(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, "closed", closed.Ended)
+	_, err = c.SessionRun(ctx, id, api.SessionRunRequest{Code: "pass"})
+	assert.Equal(t, "closed", skillclient.EndedReason(err), "%v", err)
+	list, err = c.ListSessions(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, list)
+	assert.Equal(t, 0, sessionContainers(t), "the sessions' containers are gone")
 }

@@ -199,6 +199,64 @@ func (c *Client) Run(ctx context.Context, req api.RunRequest) (*api.RunResult, e
 	return &out, err
 }
 
+// OpenSession opens a session on the server: a container of a skill's
+// image whose interpreter keeps its globals, modules and files between
+// the calls of SessionRun. Only this client's identity (its unix uid, or
+// its token) can use it; CloseSession ends it.
+func (c *Client) OpenSession(ctx context.Context, req api.SessionRequest) (*api.Session, error) {
+	var out api.Session
+	ok, err := c.call(ctx, http.MethodPost, "/v1/sessions", req, &out, nil)
+	return docOf(&out, ok), err
+}
+
+// SessionRun runs code in session id's interpreter. The document is a
+// run's, with SessionEnded set when the call ended the session (a timeout,
+// the memory limit, the interpreter's exit). A call on a session that has
+// ended is an *Error of exit code 4 whose message says why (EndedReason).
+func (c *Client) SessionRun(ctx context.Context, id string, req api.SessionRunRequest) (*api.SessionRunResult, error) {
+	if len(req.Inputs) > 0 && !json.Valid(req.Inputs) {
+		return nil, fmt.Errorf("inputs must be one JSON object: %w", errdefs.ErrInvalidArgument)
+	}
+	var out api.SessionRunResult
+	ok, err := c.call(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/run", req, &out, nil)
+	if ok {
+		out.Result = orNil(out.Result)
+	}
+	return docOf(&out, ok), err
+}
+
+// CloseSession ends session id and removes its container; the document's
+// Ended is "closed".
+func (c *Client) CloseSession(ctx context.Context, id string) (*api.Session, error) {
+	var out api.Session
+	ok, err := c.call(ctx, http.MethodDelete, "/v1/sessions/"+url.PathEscape(id), nil, &out, nil)
+	return docOf(&out, ok), err
+}
+
+// ListSessions lists this client's open sessions.
+func (c *Client) ListSessions(ctx context.Context) ([]api.Session, error) {
+	var out api.SessionList
+	if _, err := c.call(ctx, http.MethodGet, "/v1/sessions", nil, &out, nil); err != nil {
+		return nil, err
+	}
+	return out.Sessions, nil
+}
+
+// endedPrefix starts the message of a call on a session that has ended.
+const endedPrefix = "session ended: "
+
+// EndedReason is why the session ended when err is the server's answer to
+// a call on a session that has ended ("timeout", "oom", "exited",
+// "lifetime", "idle", "closed", "shutdown"), and "" for any other error.
+// An unknown id, or another caller's, is not one (it is ErrNotFound).
+func EndedReason(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code == api.ExitNotFound && strings.HasPrefix(e.Message, endedPrefix) {
+		return strings.TrimPrefix(e.Message, endedPrefix)
+	}
+	return ""
+}
+
 // Inspect describes an image the server has (or its registry).
 func (c *Client) Inspect(ctx context.Context, req api.InspectRequest) (*api.InspectResult, error) {
 	var out api.InspectResult

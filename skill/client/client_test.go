@@ -21,8 +21,8 @@ import (
 // about what crosses the wire.
 type backend struct{ got []any }
 
-// The sessions of the API are not the Go client's (the command line has
-// none).
+// Sessions need a live interpreter: the client's session calls are tested
+// against a real server (integration's TestServeSessionsGoClient).
 func (b *backend) OpenSession(context.Context, string, api.SessionRequest) (*api.Session, error) {
 	return nil, errdefs.ErrNotImplemented
 }
