@@ -98,41 +98,8 @@ func runRequest(c *cli.Context) (api.RunRequest, error) {
 			return req, fmt.Errorf("--out-dir: %w: %w", err, errdefs.ErrInvalidArgument)
 		}
 	}
-
-	switch code, file := c.String("c"), c.String("code"); {
-	case c.IsSet("c") && c.IsSet("code"):
-		return req, fmt.Errorf("give --code FILE or -c CODE, not both: %w", errdefs.ErrInvalidArgument)
-	case c.IsSet("c"):
-		req.Code = code
-	case file != "":
-		b, err := config.ReadInput(file, config.MaxCodeSize)
-		if err != nil {
-			return req, fmt.Errorf("--code: %w", err)
-		}
-		req.Code = string(b)
-	default:
-		return req, fmt.Errorf("no code: give --code FILE or -c CODE: %w", errdefs.ErrInvalidArgument)
-	}
-
-	switch {
-	case c.IsSet("inputs") && c.IsSet("inputs-file"):
-		return req, fmt.Errorf("give --inputs or --inputs-file, not both: %w", errdefs.ErrInvalidArgument)
-	case c.IsSet("inputs"):
-		req.Inputs = json.RawMessage(c.String("inputs"))
-	case c.IsSet("inputs-file"):
-		var b []byte
-		var err error
-		if f := c.String("inputs-file"); f == "-" {
-			b, err = readStdin(c.Context, c.App.Reader, config.MaxInputsSize)
-		} else {
-			b, err = config.ReadInput(f, config.MaxInputsSize)
-		}
-		if err != nil {
-			return req, fmt.Errorf("--inputs-file: %w", err)
-		}
-		req.Inputs = b
-	}
-	return req, nil
+	req.Code, req.Inputs, err = codeAndInputs(c)
+	return req, err
 }
 
 func runAction(c *cli.Context) error {
@@ -169,11 +136,18 @@ func runAction(c *cli.Context) error {
 		out = skill.FailedRun(req, err)
 	}
 	saveErr := saveFiles(c.App.ErrWriter, c.String("out-dir"), out)
-	if err := emitRun(c, out, err); err != nil {
+	return afterRun(c, emitRun(c, out, err), saveErr)
+}
+
+// afterRun is the outcome of a run whose document was printed (emitErr,
+// the run's exit status) and whose files were saved (saveErr): a failure
+// to save is reported beside the run's own failure, or is exit code 1.
+func afterRun(c *cli.Context, emitErr, saveErr error) error {
+	if emitErr != nil {
 		if saveErr != nil {
 			fmt.Fprintln(c.App.ErrWriter, "skillbuild:", saveErr)
 		}
-		return err
+		return emitErr
 	}
 	if saveErr != nil {
 		return cli.Exit(saveErr.Error(), api.ExitFailed)
@@ -216,4 +190,44 @@ func emitRun(c *cli.Context, out *api.RunResult, err error) error {
 		return cli.Exit("", code)
 	}
 	return nil
+}
+
+// codeAndInputs are the code (-c or --code) and the inputs (--inputs or
+// --inputs-file) the flags give, for a run or a session's call.
+func codeAndInputs(c *cli.Context) (string, json.RawMessage, error) {
+	var code string
+	switch file := c.String("code"); {
+	case c.IsSet("c") && c.IsSet("code"):
+		return "", nil, fmt.Errorf("give --code FILE or -c CODE, not both: %w", errdefs.ErrInvalidArgument)
+	case c.IsSet("c"):
+		code = c.String("c")
+	case file != "":
+		b, err := config.ReadInput(file, config.MaxCodeSize)
+		if err != nil {
+			return "", nil, fmt.Errorf("--code: %w", err)
+		}
+		code = string(b)
+	default:
+		return "", nil, fmt.Errorf("no code: give --code FILE or -c CODE: %w", errdefs.ErrInvalidArgument)
+	}
+
+	switch {
+	case c.IsSet("inputs") && c.IsSet("inputs-file"):
+		return "", nil, fmt.Errorf("give --inputs or --inputs-file, not both: %w", errdefs.ErrInvalidArgument)
+	case c.IsSet("inputs"):
+		return code, json.RawMessage(c.String("inputs")), nil
+	case c.IsSet("inputs-file"):
+		var b []byte
+		var err error
+		if f := c.String("inputs-file"); f == "-" {
+			b, err = readStdin(c.Context, c.App.Reader, config.MaxInputsSize)
+		} else {
+			b, err = config.ReadInput(f, config.MaxInputsSize)
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("--inputs-file: %w", err)
+		}
+		return code, b, nil
+	}
+	return code, nil, nil
 }

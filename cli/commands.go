@@ -13,6 +13,7 @@ func commands() []*cli.Command {
 	cmds := []*cli.Command{
 		installCommand(),
 		runCommand(),
+		sessionCommand(),
 		scanCommand(),
 		dbCommand(),
 		baseCommand(),

@@ -15,7 +15,7 @@ import (
 // remoteCommands go to the server --host names; hostFree commands ask
 // nothing of a service and ignore it. Every other command refuses it.
 var (
-	remoteCommands = []string{"install", "run", "scan", "ls", "rm", "inspect"}
+	remoteCommands = []string{"install", "run", "scan", "ls", "rm", "inspect", "session"}
 	hostFree       = []string{"version", "completion", "help", "h"}
 )
 
@@ -27,7 +27,7 @@ const metaArgs = "args"
 func hostFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "host", EnvVars: []string{"SKILLBUILD_HOST"},
-			Usage: "send install, run, scan, ls, rm and inspect to the skillbuild serve at `ADDRESS` (unix:///PATH or tcp://HOST:PORT) instead of running them here"},
+			Usage: "send install, run, scan, ls, rm, inspect and session to the skillbuild serve at `ADDRESS` (unix:///PATH or tcp://HOST:PORT) instead of running them here"},
 		&cli.StringFlag{Name: "token-file", EnvVars: []string{"SKILLBUILD_TOKEN_FILE"},
 			Usage: "`FILE` holding the bearer token of a --host on TCP (or give the token in $SKILLBUILD_TOKEN)"},
 		&cli.StringFlag{Name: "token", Hidden: true, EnvVars: []string{"SKILLBUILD_TOKEN"}},

@@ -39,6 +39,8 @@ func TestToServer(t *testing.T) {
 		{"skillbuild --host unix:///s.sock pull x", "", false},
 		{"skillbuild serve", "unix:///s.sock", false},
 		{"skillbuild --root /r --host unix:///s.sock inspect x", "", true},
+		{"skillbuild session ls", "unix:///s.sock", true},
+		{"skillbuild session open x", "", false},
 	} {
 		assert.Equal(t, tc.want, toServer(strings.Fields(tc.args), tc.env), "%s (env %q)", tc.args, tc.env)
 	}
@@ -82,6 +84,10 @@ func TestRemoteRefusals(t *testing.T) {
 		{[]string{"pull", "r.example/x:1"}, "skillbuild pull does not go over the API"},
 		{[]string{"db", "status"}, "skillbuild db does not go over the API"},
 		{[]string{"serve"}, "serve is the server"},
+		{[]string{"session", "run", "abc"}, "no code: give --code FILE or -c CODE"},
+		{[]string{"session", "run", "-c", "pass", "abc", "def"}, "session run takes exactly one SESSION_ID"},
+		{[]string{"session", "open"}, "session open takes exactly one SKILL_ID"},
+		{[]string{"session", "ls", "x"}, "session ls takes no arguments"},
 		// Bad input is found here, as the local command finds it.
 		{[]string{"run", "-c", "pass", "a", "--memory", "lots"}, `--memory: size "lots" is invalid`},
 	} {
@@ -107,6 +113,10 @@ func TestRemoteRefusals(t *testing.T) {
 	var doc api.RunResult
 	require.NoError(t, json.Unmarshal([]byte(stdout), &doc), stdout)
 	assert.Equal(t, "Unavailable", doc.Error.Type)
+	// Sessions live in a server: without one, exit code 2 says so.
+	code, _, stderr = sbMain(t, "session", "ls")
+	assert.Equal(t, api.ExitBadInput, code, stderr)
+	assert.Contains(t, stderr, "sessions live in a server (skillbuild serve): give --host")
 	// Version needs no server.
 	code, _, _ = sbMain(t, "--host", host, "--version")
 	assert.Equal(t, api.ExitOK, code)

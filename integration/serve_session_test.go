@@ -309,3 +309,68 @@ func TestServeSessionsGoClient(t *testing.T) {
 	assert.Empty(t, list)
 	assert.Equal(t, 0, sessionContainers(t), "the sessions' containers are gone")
 }
+
+// TestServeSessionsCLI: `skillbuild --host … session` opens, uses, lists
+// and closes sessions of a real server, with run's output and exit codes;
+// a call that times out says it ended the session, and the next call
+// exits 4 saying why.
+func TestServeSessionsCLI(t *testing.T) {
+	s := startServe(t, "--warm-per-skill", "1", "--max-warm", "2")
+	host := "unix://" + s.sock
+	session := func(args ...string) result {
+		t.Helper()
+		return sb(t, append([]string{"--host", host, "session"}, args...)...)
+	}
+	open := func() string {
+		t.Helper()
+		r := session("open", "--image", env.base, "--memory", "256m", "--max-lifetime", sessionLifetime.String(), "sess")
+		require.Equal(t, 0, r.code, r.stderr)
+		id := strings.TrimSpace(r.stdout)
+		require.Len(t, id, 32, r.stdout)
+		return id
+	}
+	id := open()
+	r := session("run", "-c", "x = 41\nprint('hi')", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "hi\n", r.stdout)
+	in := filepath.Join(t.TempDir(), "a.txt")
+	require.NoError(t, os.WriteFile(in, []byte("data"), 0o644))
+	outDir := filepath.Join(t.TempDir(), "out")
+	r = session("run", "--in", "a.txt="+in, "--out-dir", outDir, "-c", "result = x + 1\nopen('/data/out/o.txt', 'w').write(open('/data/in/a.txt').read())", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "42\n", r.stdout)
+	got, err := os.ReadFile(filepath.Join(outDir, "o.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, "data", string(got))
+	r = session("ls", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var list api.SessionList
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &list), r.stdout)
+	require.Len(t, list.Sessions, 1)
+	assert.Equal(t, id, list.Sessions[0].SessionID)
+
+	r = session("run", "--timeout", "1s", "-c", "import time\ntime.sleep(60)", id)
+	assert.Equal(t, 124, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "this call ended the session: timeout")
+	r = session("run", "-c", "result = x", id)
+	assert.Equal(t, api.ExitNotFound, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "session ended: timeout")
+
+	id = open()
+	r = session("run", "--json", "-c", "result = 7", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	var doc api.SessionRunResult
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc), r.stdout)
+	assert.JSONEq(t, "7", string(doc.Result))
+	assert.Empty(t, doc.SessionEnded)
+	r = session("close", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "closed "+id+"\n", r.stdout)
+	r = session("run", "-c", "pass", id)
+	assert.Equal(t, api.ExitNotFound, r.code)
+	assert.Contains(t, r.stderr, "session ended: closed")
+	r = session("ls")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, 1, strings.Count(r.stdout, "\n"), "the header only: %s", r.stdout)
+	assert.Equal(t, 0, sessionContainers(t), "the sessions' containers are gone")
+}
