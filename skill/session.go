@@ -381,7 +381,7 @@ func (t *sessionTable) lookupLocked(owner, id string) (*session, error) {
 // found).
 type sessionEndedError struct{ reason string }
 
-func (e *sessionEndedError) Error() string { return "session ended: " + e.reason }
+func (e *sessionEndedError) Error() string { return api.SessionEndedPrefix + e.reason }
 func (e *sessionEndedError) Unwrap() error { return runtime.ErrSessionEnded }
 
 // use marks a call of owner's session id in progress (done ends it).

@@ -84,6 +84,11 @@ type SessionRunRequest struct {
 	OutputLimit string            `json:"output_limit,omitempty"`
 }
 
+// SessionEndedPrefix starts the message of a call on a session that has
+// ended, the reason after it ("session ended: timeout"): the server says
+// it with exit code 4 (404), and clients read the reason from it.
+const SessionEndedPrefix = "session ended: "
+
 // SessionRunResult is what a session's call did: a run's document, and
 // whether the call ended the session.
 type SessionRunResult struct {

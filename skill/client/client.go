@@ -242,17 +242,16 @@ func (c *Client) ListSessions(ctx context.Context) ([]api.Session, error) {
 	return out.Sessions, nil
 }
 
-// endedPrefix starts the message of a call on a session that has ended.
-const endedPrefix = "session ended: "
-
 // EndedReason is why the session ended when err is the server's answer to
 // a call on a session that has ended ("timeout", "oom", "exited",
 // "lifetime", "idle", "closed", "shutdown"), and "" for any other error.
 // An unknown id, or another caller's, is not one (it is ErrNotFound).
 func EndedReason(err error) string {
 	var e *Error
-	if errors.As(err, &e) && e.Code == api.ExitNotFound && strings.HasPrefix(e.Message, endedPrefix) {
-		return strings.TrimPrefix(e.Message, endedPrefix)
+	if errors.As(err, &e) && e.Code == api.ExitNotFound {
+		if reason, ok := strings.CutPrefix(e.Message, api.SessionEndedPrefix); ok {
+			return reason
+		}
 	}
 	return ""
 }
