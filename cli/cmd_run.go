@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
@@ -90,13 +89,8 @@ func runRequest(c *cli.Context) (api.RunRequest, error) {
 		req.Local.Trace = c.App.ErrWriter // how long each step took
 	}
 	var err error
-	if req.Files, err = inFiles(*c.Generic("in").(*repeated)); err != nil {
+	if req.Files, err = fileFlags(c); err != nil {
 		return req, err
-	}
-	if dir := c.String("out-dir"); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return req, fmt.Errorf("--out-dir: %w: %w", err, errdefs.ErrInvalidArgument)
-		}
 	}
 	req.Code, req.Inputs, err = codeAndInputs(c)
 	return req, err

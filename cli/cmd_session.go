@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -140,14 +139,9 @@ func sessionRun(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		files, err := inFiles(*c.Generic("in").(*repeated))
+		files, err := fileFlags(c)
 		if err != nil {
 			return err
-		}
-		if dir := c.String("out-dir"); dir != "" {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("--out-dir: %w: %w", err, errdefs.ErrInvalidArgument)
-			}
 		}
 		out, err := cl.SessionRun(c.Context, id, api.SessionRunRequest{Code: code, Inputs: inputs, Files: files,
 			Timeout: c.String(config.FlagTimeout), OutputLimit: c.String(config.FlagOutputLimit)})

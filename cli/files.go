@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/skillbuild/skillbuild/config"
 	"github.com/skillbuild/skillbuild/skill/api"
+	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,6 +26,22 @@ type repeated []string
 
 func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 func (r *repeated) String() string     { return strings.Join(*r, " ") }
+
+// fileFlags are the files of --in for the request, and --out-dir created
+// ahead of the run, so that a directory that cannot be made fails before
+// any code runs.
+func fileFlags(c *cli.Context) (map[string]string, error) {
+	files, err := inFiles(*c.Generic("in").(*repeated))
+	if err != nil {
+		return nil, err
+	}
+	if dir := c.String("out-dir"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("--out-dir: %w: %w", err, errdefs.ErrInvalidArgument)
+		}
+	}
+	return files, nil
+}
 
 // inFiles reads the --in files (NAME=PATH, or PATH named by its base
 // name) into a run request's files, in standard base64.
